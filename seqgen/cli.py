@@ -1,0 +1,337 @@
+"""The `seqgen` command: a thin typer layer over the library. stdout carries data only;
+everything for humans goes to stderr through one rich Console (which honours NO_COLOR)."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from . import __version__
+from .errors import SeqgenError, UsageError
+
+console = Console(stderr=True)
+app = typer.Typer(
+    add_completion=True, no_args_is_help=True, pretty_exceptions_show_locals=False,
+    help="Train a recurrent network (LSTM, GRU, Elman) on a sequence and generate from it.",
+)
+
+
+def say(message: str, style: str | None = None) -> None:
+    """One message for humans, on stderr; never wrapped, never parsed as markup."""
+    console.print(message, style=style, markup=False, highlight=False, soft_wrap=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"seqgen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show a full traceback on errors (or set SEQGEN_DEBUG=1)."),
+) -> None:
+    if debug:
+        os.environ["SEQGEN_DEBUG"] = "1"
+
+
+DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '5m', '1h30m', '1.5h' or a plain number of seconds -> seconds."""
+    match = DURATION.match(text)
+    if not text.strip() or not match or not any(match.groups()):
+        raise UsageError(f"--max-time {text!r} is not a duration; write it like 90s, 5m, 1h30m or 300")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise UsageError("--max-time must be longer than zero")
+    return total
+
+
+# --------------------------------------------------------------------------------------------
+# train
+# --------------------------------------------------------------------------------------------
+@app.command()
+def train(
+    data: Optional[str] = typer.Argument(None, help="Text file, numeric series (.npy, .csv, one number per line), '-' for stdin, or nothing for built-in sine waves."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Checkpoint to write. [default: checkpoints/<data name>.safetensors]"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run saved in this checkpoint (options not given are taken from it)."),
+    kind: str = typer.Option("auto", help="How to read DATA: auto, text or series."),
+    encoding: str = typer.Option("utf-8", help="Text encoding of DATA (for example latin-1)."),
+    val_fraction: float = typer.Option(0.1, help="Fraction at the end of each source kept for validation."),
+    cell: Optional[str] = typer.Option(None, help="Recurrent cell: lstm, gru or rnn. [default: lstm]"),
+    layers: Optional[int] = typer.Option(None, help="Stacked recurrent layers. [default: 2]"),
+    hidden: Optional[int] = typer.Option(None, help="Units per layer. [default: text 256, series 64]"),
+    embed: Optional[int] = typer.Option(None, help="Character embedding size (text). [default: 64]"),
+    dropout: Optional[float] = typer.Option(None, help="Dropout between layers and before the head. [default: 0]"),
+    batch_size: Optional[int] = typer.Option(None, help="Tracks trained side by side. [default: text 64, series 32]"),
+    window: Optional[int] = typer.Option(None, help="Steps per backpropagation window. [default: text 128, series 100]"),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate (Adam). [default: 3e-3]"),
+    clip: Optional[float] = typer.Option(None, help="Gradient-norm clipping. [default: 1.0]"),
+    warmup: Optional[int] = typer.Option(None, help="Learning-rate warm-up steps. [default: 50]"),
+    input_noise: Optional[float] = typer.Option(None, help="Std of noise added to series inputs while training. [default: 0.02]"),
+    steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps."),
+    epochs: Optional[float] = typer.Option(None, help="Stop after this many passes over the data."),
+    max_time: Optional[str] = typer.Option(None, help="Stop after this long, e.g. 90s, 5m, 1h. [default: text 5m]"),
+    eval_every: Optional[int] = typer.Option(None, help="Validate and save every N steps. [default: text 200, series 100]"),
+    seed: Optional[int] = typer.Option(None, help="Random seed; the same seed gives the same weights on CPU. [default: 0]"),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps. [default: auto]"),
+    sine_waves: int = typer.Option(256, help="Sine data: number of waves."),
+    sine_length: int = typer.Option(1000, help="Sine data: steps per wave."),
+    period_min: float = typer.Option(20.0, help="Sine data: shortest period in steps."),
+    period_max: float = typer.Option(100.0, help="Sine data: longest period in steps."),
+    amp_min: float = typer.Option(0.5, help="Sine data: smallest amplitude."),
+    amp_max: float = typer.Option(1.0, help="Sine data: largest amplitude."),
+    sine_noise: float = typer.Option(0.0, help="Sine data: std of noise added to the waves."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress; only the final summary."),
+) -> None:
+    """Train a model on DATA and save it as a checkpoint."""
+    from .config import ModelConfig, TrainConfig, defaults_for, from_dict
+    from .data import SineConfig, load_data
+
+    model_opts = dict(cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout)
+    train_opts = dict(batch_size=batch_size, window=window, lr=lr, clip=clip, warmup=warmup, input_noise=input_noise,
+                      steps=steps, epochs=epochs, max_time=parse_duration(max_time) if max_time else None,
+                      eval_every=eval_every, seed=seed, device=device)
+    model_opts = {k: v for k, v in model_opts.items() if v is not None}
+    train_opts = {k: v for k, v in train_opts.items() if v is not None}
+    replace(ModelConfig(), **model_opts).check()  # fail on a bad option before reading any data
+    replace(TrainConfig(), **train_opts).check()
+    sine = SineConfig(sine_waves, sine_length, period_min, period_max, amp_min, amp_max, sine_noise)
+    sine.check()
+    checkpoint = _load_for_resume(resume) if resume else None
+    data_seed = seed if seed is not None else (checkpoint.meta["train"]["seed"] if checkpoint else 0)
+    if checkpoint and checkpoint.data.get("source", {}).get("type") == "sine" and data is None:
+        sine = from_dict(SineConfig, {k: v for k, v in checkpoint.data["source"].items() if k != "type"})
+    dataset = load_data(data, kind=kind, encoding=encoding, val_fraction=val_fraction, sine=sine, seed=data_seed)
+    if checkpoint:
+        base_model, base_train = checkpoint.model_config, from_dict(TrainConfig, checkpoint.meta["train"])
+    else:
+        base_model, base_train = defaults_for(dataset.kind)
+    model_config = replace(base_model, **model_opts)
+    train_config = replace(base_train, **train_opts)
+    if not any((train_config.steps, train_config.epochs, train_config.max_time)):
+        train_config.max_time = 300.0
+    out = out or (resume if resume else Path("checkpoints") / f"{dataset.name}.safetensors")
+    _run_training(dataset, model_config, train_config, out, checkpoint, quiet)
+
+
+def _load_for_resume(path: Path):
+    from .checkpoint import load_checkpoint
+
+    return load_checkpoint(path)
+
+
+def _run_training(dataset, model_config, train_config, out: Path, checkpoint, quiet: bool) -> None:
+    from .train import Trainer, stop_on_signals
+
+    trainer = Trainer(dataset, model_config, train_config, out, resume=checkpoint)
+    if not quiet:
+        say(f"data: {dataset.description}")
+    display = TrainDisplay(quiet, dataset.kind, train_config)
+    with stop_on_signals() as received, display:
+        result = trainer.run(on_event=display.handle, should_stop=lambda: received() is not None)
+    signum = received()
+    display.summary(result, dataset.kind)
+    if signum is not None:
+        say(f"stopped by signal at step {result.steps}; continue with: seqgen train ... --resume {result.path}")
+        raise typer.Exit(128 + signum)
+
+
+class TrainDisplay:
+    """Live progress on stderr (a bar on a terminal, a line per evaluation otherwise)."""
+
+    def __init__(self, quiet: bool, kind: str, config):
+        self.quiet, self.kind, self.config = quiet, kind, config
+        self.progress = None
+        self.task = None
+        self.val = "-"
+        self.unit = "chars" if kind == "text" else "values"
+
+    def __enter__(self):
+        if not self.quiet and console.is_terminal:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("step {task.fields[step]}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[rate]}"),
+                TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("train", total=1.0, step=0, loss="-", val="-", rate="")
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress:
+            self.progress.stop()
+        return False
+
+    def handle(self, event: dict) -> None:
+        kind = event["type"]
+        if kind == "start" and not self.quiet:
+            say(f"model: {event['parameters']:,} parameters on {event['device']}, batch {event['batch']}, "
+                f"{event['steps_per_epoch']} steps per epoch")
+        elif kind == "step" and self.progress:
+            self.progress.update(self.task, completed=event["fraction"], step=event["step"], loss=f"{event['loss']:.4f}",
+                                 val=self.val, rate=f"{event['items_per_sec']:,.0f} {self.unit}/s")
+        elif kind == "eval":
+            self.val = f"{event['val_loss']:.4f}"
+            if not self.quiet and not self.progress:
+                extra = f" ({event['val_bpc']:.3f} bits/char)" if "val_bpc" in event else ""
+                say(f"step {event['step']}  epoch {event['epoch']:.2f}  {event['elapsed']:.0f}s  "
+                    f"val {event['val_loss']:.4f}{extra}{'  *' if event['improved'] else ''}")
+
+    def summary(self, result, kind: str) -> None:
+        from rich.table import Table
+
+        table = Table(show_header=False, box=None, padding=(0, 2))
+        if result.best_val is not None:
+            label = "best val loss (nats/char)" if kind == "text" else "best val MSE (scaled)"
+            table.add_row(label, f"{result.best_val:.4f} at step {result.best_step}")
+            if kind == "text":
+                table.add_row("best val bits/char", f"{result.best_val / 0.6931471805599453:.4f}")
+        table.add_row("steps", str(result.steps))
+        table.add_row("training time", f"{result.elapsed:.1f}s")
+        table.add_row(f"{self.unit}/s", f"{result.items_per_sec:,.0f}")
+        table.add_row("checkpoint", result.path)
+        console.print(table)
+
+
+# --------------------------------------------------------------------------------------------
+# sample
+# --------------------------------------------------------------------------------------------
+@app.command()
+def sample(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint written by 'seqgen train'."),
+    length: int = typer.Option(500, "--length", "-n", help="Characters or values to generate."),
+    prime: Optional[str] = typer.Option(None, help="Start from this text (text models) or these numbers, e.g. \"0.1 0.3 0.5\"."),
+    prime_file: Optional[Path] = typer.Option(None, help="Start from the contents of this file (text, or numbers one per line)."),
+    temperature: float = typer.Option(1.0, help="Text: divide the logits by this (lower is more conservative)."),
+    top_k: Optional[int] = typer.Option(None, help="Text: sample only from the k most likely characters."),
+    top_p: Optional[float] = typer.Option(None, help="Text: sample from the smallest set with this total probability."),
+    greedy: bool = typer.Option(False, "--greedy", help="Text: always take the most likely character."),
+    noise: float = typer.Option(0.0, help="Series: std of noise added to each fed-back value (0 = deterministic)."),
+    num_samples: int = typer.Option(1, help="Independent streams generated together in one batched state."),
+    include_prime: bool = typer.Option(False, "--include-prime", help="Also print the prime before the generated part."),
+    seed: Optional[int] = typer.Option(None, help="Random seed; the same seed gives the same output."),
+    backend: str = typer.Option("auto", help="auto (NumPy on CPU), numpy or torch."),
+    device: str = typer.Option("cpu", help="Device for the torch backend: cpu, cuda or mps."),
+) -> None:
+    """Generate from a trained checkpoint; the output goes to stdout."""
+    from .checkpoint import load_checkpoint
+    from .generate import Generator, SampleConfig, as_prime, default_prime
+
+    if length < 0:
+        raise UsageError(f"--length must be >= 0, got {length}")
+    if num_samples < 1:
+        raise UsageError(f"--num-samples must be >= 1, got {num_samples}")
+    sampling = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, noise=noise)
+    sampling.check()
+    ckpt = load_checkpoint(checkpoint)
+    gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, sampling=sampling, seed=seed)
+    user_prime = _read_prime(ckpt, prime, prime_file)
+    start = user_prime if user_prime is not None else default_prime(ckpt, seed)
+    gen.reset(num_samples)
+    gen.feed(start)
+    writer = StreamWriter(sys.stdout)
+    with writer:
+        if gen.is_text:
+            _write_text(gen, start, length, include_prime, writer)
+        else:
+            _write_values(gen, start, length, include_prime, writer)
+
+
+def _read_prime(ckpt, prime: Optional[str], prime_file: Optional[Path]):
+    from .data import decode_text
+    from .generate import as_prime, parse_numbers
+
+    if prime is not None and prime_file is not None:
+        raise UsageError("give either --prime or --prime-file, not both")
+    if prime_file is None:
+        result = as_prime(ckpt, prime)
+    else:
+        if not prime_file.is_file():
+            raise UsageError(f"--prime-file {prime_file}: no such file")
+        text = decode_text(prime_file.read_bytes(), str(prime_file))
+        result = text if ckpt.kind == "text" else parse_numbers(text, f"--prime-file {prime_file}")
+    if result is not None and len(result) == 0:
+        raise UsageError("the prime is empty: give at least one character or value")
+    return result
+
+
+class StreamWriter:
+    """Writes data to stdout, flushing at most every 50 ms so output is live but cheap;
+    a closed pipe (`| head`) ends the command quietly."""
+
+    def __init__(self, stream):
+        self.stream, self.last_flush = stream, time.monotonic()
+
+    def write(self, text: str) -> None:
+        self.stream.write(text)
+        now = time.monotonic()
+        if now - self.last_flush > 0.05:
+            self.stream.flush()
+            self.last_flush = now
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                exc_type = BrokenPipeError
+        if exc_type is BrokenPipeError:
+            # Python would complain again when flushing at exit: point stdout at /dev/null first.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(0)
+        return False
+
+
+def _write_text(gen, start, length: int, include_prime: bool, writer: StreamWriter) -> None:
+    prefix = start if include_prime else ""
+    if gen.batch_size == 1:
+        writer.write(prefix)
+        for tokens in gen.generate(length):
+            writer.write(gen.vocab[tokens[0]])
+        writer.write("\n")
+        return
+    columns = list(zip(*gen.generate(length))) if length else [()] * gen.batch_size
+    texts = [prefix + "".join(gen.vocab[t] for t in col) for col in columns]
+    writer.write("\n\n".join(texts) + "\n")
+
+
+def _write_values(gen, start, length: int, include_prime: bool, writer: StreamWriter) -> None:
+    if include_prime:
+        for value in start:
+            writer.write(" ".join([f"{value:.6g}"] * gen.batch_size) + "\n")
+    for values in gen.generate(length):
+        writer.write(" ".join(f"{v:.6g}" for v in values) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+def main() -> None:
+    """Entry point: run the app, turning seqgen's errors into one line on stderr."""
+    try:
+        app()
+    except SeqgenError as e:
+        if os.environ.get("SEQGEN_DEBUG"):
+            raise
+        say(f"seqgen: error: {e}", style="red")
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        say("seqgen: interrupted")
+        sys.exit(130)

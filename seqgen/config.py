@@ -1,0 +1,85 @@
+"""The configuration dataclasses that the CLI fills and the checkpoint stores.
+
+They live apart from the torch code so that sampling can read a checkpoint without importing torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from .errors import UsageError
+
+CELL_NAMES = ("lstm", "gru", "rnn")
+
+
+@dataclass
+class ModelConfig:
+    """Shape of the network. `vocab_size` > 0 makes a text model, 0 a continuous one."""
+
+    cell: str = "lstm"
+    layers: int = 2
+    hidden: int = 256
+    embed: int = 64
+    dropout: float = 0.0
+    vocab_size: int = 0
+
+    @property
+    def is_text(self) -> bool:
+        return self.vocab_size > 0
+
+    def check(self) -> None:
+        if self.cell not in CELL_NAMES:
+            raise UsageError(f"--cell must be one of {', '.join(CELL_NAMES)}, got {self.cell!r}")
+        for name in ("layers", "hidden", "embed"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise UsageError(f"--dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class TrainConfig:
+    """How to train. A limit of None means no limit of that kind; with none at all, `max_time` applies."""
+
+    batch_size: int = 64
+    window: int = 128
+    lr: float = 3e-3
+    lr_min_ratio: float = 0.1
+    warmup: int = 50
+    clip: float = 1.0
+    steps: int | None = None
+    epochs: float | None = None
+    max_time: float | None = None
+    eval_every: int = 200
+    input_noise: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+
+    def check(self) -> None:
+        for name in ("batch_size", "window", "eval_every"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        for name in ("steps", "epochs", "max_time"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise UsageError(f"--{name.replace('_', '-')} must be > 0, got {value}")
+        if self.lr <= 0 or self.clip <= 0:
+            raise UsageError("--lr and --clip must be > 0")
+        if self.input_noise < 0 or self.warmup < 0:
+            raise UsageError("--input-noise and --warmup must be >= 0")
+
+
+def defaults_for(kind: str) -> tuple[ModelConfig, TrainConfig]:
+    """The default model and training settings for "text" or "series" data (chosen by measurement; see README)."""
+    if kind == "text":
+        return ModelConfig(cell="lstm", layers=2, hidden=256, embed=64, dropout=0.0), TrainConfig(max_time=300.0)
+    return (
+        ModelConfig(cell="lstm", layers=2, hidden=64),
+        TrainConfig(batch_size=32, window=100, lr=3e-3, steps=1500, eval_every=100, input_noise=0.02),
+    )
+
+
+def from_dict(cls, values: dict):
+    """Build a config dataclass from a dict, ignoring keys this version does not know."""
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in known})

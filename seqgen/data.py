@@ -1,0 +1,258 @@
+"""Training data: built-in sine waves, numeric series files and character-level text.
+
+Everything becomes a `Dataset`: one or more streams of numbers (token ids for text, scaled
+values for series), each split into a training part and a validation tail.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError, UsageError
+
+SERIES_SUFFIXES = {".npy", ".csv"}
+# How many leading lines decide whether a file without a telling suffix is a numeric series.
+SNIFF_LINES = 20
+
+
+@dataclass
+class SineConfig:
+    """The built-in family of sine waves: random phase, period and amplitude in the given ranges."""
+
+    waves: int = 256
+    length: int = 1000
+    period_min: float = 20.0
+    period_max: float = 100.0
+    amp_min: float = 0.5
+    amp_max: float = 1.0
+    noise: float = 0.0
+
+    def check(self) -> None:
+        if self.waves < 1 or self.length < 2:
+            raise UsageError("--sine-waves must be >= 1 and --sine-length >= 2")
+        if not 0 < self.period_min <= self.period_max:
+            raise UsageError("sine periods must satisfy 0 < --period-min <= --period-max")
+        if not 0 < self.amp_min <= self.amp_max:
+            raise UsageError("sine amplitudes must satisfy 0 < --amp-min <= --amp-max")
+        if self.noise < 0:
+            raise UsageError("--sine-noise must be >= 0")
+
+
+def sine_waves(count: int, length: int, config: SineConfig, rng: np.random.Generator) -> np.ndarray:
+    """Return `count` sine waves of `length` steps as a (count, length) float32 array."""
+    period = rng.uniform(config.period_min, config.period_max, size=(count, 1))
+    amplitude = rng.uniform(config.amp_min, config.amp_max, size=(count, 1))
+    phase = rng.uniform(0.0, 2 * math.pi, size=(count, 1))
+    t = np.arange(length)[None, :]
+    waves = amplitude * np.sin(2 * math.pi * t / period + phase)
+    if config.noise > 0:
+        waves = waves + rng.normal(0.0, config.noise, size=waves.shape)
+    return waves.astype(np.float32)
+
+
+@dataclass
+class Dataset:
+    """Streams of token ids (text) or scaled values (series), each with a validation tail.
+
+    `splits[i]` is where the validation part of `streams[i]` begins. Series values are stored
+    scaled as (value - mean) / std; `unscale` turns model outputs back into user values.
+    """
+
+    kind: str  # "text" or "series"
+    name: str
+    description: str
+    streams: list[np.ndarray]
+    splits: list[int]
+    vocab: list[str] | None = None
+    mean: float = 0.0
+    std: float = 1.0
+    source: dict = field(default_factory=dict)
+
+    @property
+    def train_streams(self) -> list[np.ndarray]:
+        return [s[:k] for s, k in zip(self.streams, self.splits)]
+
+    @property
+    def val_streams(self) -> list[np.ndarray]:
+        return [s[k:] for s, k in zip(self.streams, self.splits)]
+
+    @property
+    def train_size(self) -> int:
+        return sum(self.splits)
+
+    def unscale(self, values: np.ndarray) -> np.ndarray:
+        return values * self.std + self.mean
+
+
+def load_data(
+    path: str | None = None,
+    *,
+    kind: str = "auto",
+    encoding: str = "utf-8",
+    val_fraction: float = 0.1,
+    sine: SineConfig | None = None,
+    seed: int = 0,
+) -> Dataset:
+    """Load training data: `None` or "sine" for the built-in waves, "-" for stdin, else a file.
+
+    `kind` is "auto", "text" or "series"; auto treats `.npy`/`.csv` and files whose first lines
+    are all numbers as series, anything else as text.
+    """
+    if not 0 < val_fraction < 1:
+        raise UsageError(f"--val-fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+    if kind not in ("auto", "text", "series"):
+        raise UsageError(f"--kind must be auto, text or series, got {kind!r}")
+    if path is None or path == "sine":
+        return sine_dataset(sine or SineConfig(), val_fraction, seed)
+    if path == "-":
+        raw, name, suffix = sys.stdin.buffer.read(), "stdin", ""
+    else:
+        raw, name, suffix = _read_file(path), Path(path).stem or "data", Path(path).suffix.lower()
+    label = "standard input" if path == "-" else path
+    if not raw:
+        raise DataError(f"{label} is empty: give a file with some text or numbers in it")
+    if suffix == ".npy":
+        return series_dataset(_load_npy(raw, label), name, label, val_fraction)
+    text = decode_text(raw, label, encoding)
+    if kind == "series" or (kind == "auto" and (suffix == ".csv" or looks_numeric(text))):
+        return series_dataset(parse_series(text, label), name, label, val_fraction)
+    return text_dataset(text, name, label, val_fraction)
+
+
+def _read_file(path: str) -> bytes:
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{path}: no such file (give a text file, a numeric series, '-' for stdin, or nothing for sine waves)")
+    if p.is_dir():
+        raise DataError(f"{path} is a directory: give a file")
+    try:
+        return p.read_bytes()
+    except PermissionError:
+        raise DataError(f"{path}: permission denied (check the file's read permission)") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def decode_text(raw: bytes, label: str, encoding: str = "utf-8") -> str:
+    """Decode bytes, saying where the first undecodable byte is."""
+    try:
+        return raw.decode(encoding)
+    except LookupError:
+        raise UsageError(f"--encoding {encoding!r} is not an encoding Python knows (try utf-8 or latin-1)") from None
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        if b"\x00" in raw[:8192]:
+            raise DataError(f"{label} looks like a binary file (NUL bytes, not {encoding} text); give a text file or a numeric series") from None
+        raise DataError(
+            f"{label} is not valid {encoding}: byte {e.start} (line {line}) is 0x{raw[e.start]:02x}; "
+            "if the file uses another encoding, pass it with --encoding (for example --encoding latin-1)"
+        ) from None
+
+
+def looks_numeric(text: str) -> bool:
+    """True when the first non-blank lines all parse as numbers (one column)."""
+    lines = [ln for ln in text.splitlines()[: SNIFF_LINES * 4] if ln.strip()][:SNIFF_LINES]
+    if not lines:
+        return False
+    return all(_parse_number(ln) is not None for ln in lines)
+
+
+def _parse_number(line: str) -> float | None:
+    try:
+        return float(line.strip().rstrip(","))
+    except ValueError:
+        return None
+
+
+def parse_series(text: str, label: str) -> np.ndarray:
+    """Parse one number per line (or a one-column CSV, with an optional header line)."""
+    lines = text.splitlines()
+    values = []
+    for number, line in enumerate(lines, start=1):
+        cell = line.strip()
+        if not cell:
+            continue
+        if "," in cell.rstrip(","):
+            raise DataError(f"{label}, line {number}: more than one column ({cell[:40]!r}); give one number per line")
+        value = _parse_number(cell)
+        if value is None:
+            if not values and number == _first_nonblank(lines):
+                continue  # a CSV header
+            raise DataError(f"{label}, line {number}: {cell[:40]!r} is not a number")
+        if not math.isfinite(value):
+            raise DataError(f"{label}, line {number}: {cell!r} is not a finite number (remove NaN/inf values)")
+        values.append(value)
+    return np.asarray(values, dtype=np.float64)
+
+
+def _first_nonblank(lines: list[str]) -> int:
+    return next(i for i, ln in enumerate(lines, start=1) if ln.strip())
+
+
+def _load_npy(raw: bytes, label: str) -> np.ndarray:
+    import io
+
+    try:
+        array = np.load(io.BytesIO(raw), allow_pickle=False)
+    except ValueError as e:
+        raise DataError(f"{label} is not a readable .npy array ({e})") from None
+    if array.ndim != 1 and not (array.ndim == 2 and 1 in array.shape):
+        raise DataError(f"{label} holds an array of shape {array.shape}; give a 1-D series")
+    if not np.issubdtype(array.dtype, np.number):
+        raise DataError(f"{label} holds {array.dtype} values; give numbers")
+    array = array.reshape(-1).astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
+        raise DataError(f"{label}: value {bad[0]} is not finite (remove NaN/inf values)")
+    return array
+
+
+def series_dataset(values: np.ndarray, name: str, label: str, val_fraction: float) -> Dataset:
+    """A numeric series, scaled to zero mean and unit variance over its training part."""
+    split = _split_point(len(values), val_fraction, label)
+    mean, std = float(values[:split].mean()), float(values[:split].std())
+    if std == 0 or np.ptp(values) == 0:
+        raise DataError(f"{label}: the series has the same value everywhere; there is nothing to learn")
+    scaled = ((values - mean) / std).astype(np.float32)
+    return Dataset(
+        kind="series", name=name, description=f"numeric series from {label} ({len(values)} values)",
+        streams=[scaled], splits=[split], mean=mean, std=std, source={"type": "file", "path": label},
+    )
+
+
+def text_dataset(text: str, name: str, label: str, val_fraction: float) -> Dataset:
+    """Character-level text: every Unicode code point is one token."""
+    codes = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+    alphabet, ids = np.unique(codes, return_inverse=True)
+    vocab = [chr(c) for c in alphabet]
+    split = _split_point(len(ids), val_fraction, label)
+    return Dataset(
+        kind="text", name=name, description=f"text from {label} ({len(ids)} characters, {len(vocab)} distinct)",
+        streams=[ids.astype(np.int32)], splits=[split], vocab=vocab, source={"type": "file", "path": label},
+    )
+
+
+def sine_dataset(config: SineConfig, val_fraction: float, seed: int) -> Dataset:
+    config.check()
+    waves = sine_waves(config.waves, config.length, config, np.random.default_rng(seed))
+    split = _split_point(config.length, val_fraction, "the sine waves")
+    desc = (
+        f"{config.waves} sine waves of {config.length} steps, period {config.period_min:g}-{config.period_max:g}, "
+        f"amplitude {config.amp_min:g}-{config.amp_max:g}" + (f", noise {config.noise:g}" if config.noise else "")
+    )
+    return Dataset(
+        kind="series", name="sine", description=desc, streams=list(waves), splits=[split] * config.waves,
+        source={"type": "sine", **asdict(config)},
+    )
+
+
+def _split_point(n: int, val_fraction: float, label: str) -> int:
+    split = n - max(1, int(round(n * val_fraction)))
+    if split < 2:
+        raise DataError(f"{label} is too short ({n} items) to split into training and validation data")
+    return split

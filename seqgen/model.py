@@ -1,0 +1,73 @@
+"""The network: an input layer, a stack of recurrent cells (LSTM, GRU or Elman) and an output head.
+
+One `forward(x, state) -> (y, state)` serves both training (whole windows) and generation
+(windows of length one): the state is a plain value that the caller keeps and passes back.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+# The recurrent state: (h, c) for an LSTM, h for a GRU or Elman cell; each (layers, batch, hidden).
+State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+class SeqModel(nn.Module):
+    """Text: embedding -> RNN -> logits. Continuous: value -> RNN -> next value.
+
+    A continuous input is a single number, so the RNN's own input weights are its linear
+    projection; a separate Linear in front would add parameters but no expressive power.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        config.check()
+        self.config = config
+        if config.is_text:
+            self.embed = nn.Embedding(config.vocab_size, config.embed)
+            input_size, output_size = config.embed, config.vocab_size
+        else:
+            input_size, output_size = 1, 1
+        self.rnn = CELLS[config.cell](
+            input_size, config.hidden, num_layers=config.layers, batch_first=True,
+            dropout=config.dropout if config.layers > 1 else 0.0,
+        )
+        self.drop = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.hidden, output_size)
+
+    def init_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
+        """The zero state for `batch_size` streams."""
+        c = self.config
+        zeros = torch.zeros(c.layers, batch_size, c.hidden, device=device)
+        return (zeros, zeros.clone()) if c.cell == "lstm" else zeros
+
+    def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """x: (batch, time) token ids or values. Returns logits (batch, time, vocab) or values (batch, time)."""
+        inputs = self.embed(x) if self.config.is_text else x.unsqueeze(-1)
+        out, state = self.rnn(inputs, state)
+        y = self.head(self.drop(out))
+        return (y if self.config.is_text else y.squeeze(-1)), state
+
+
+def detach_state(state: State) -> State:
+    """Cut the graph between windows (truncated backpropagation through time)."""
+    if isinstance(state, tuple):
+        return tuple(s.detach() for s in state)
+    return state.detach()
+
+
+def state_tensors(state: State) -> list[torch.Tensor]:
+    return list(state) if isinstance(state, tuple) else [state]
+
+
+def state_from_tensors(tensors: list[torch.Tensor], cell: str) -> State:
+    return (tensors[0], tensors[1]) if cell == "lstm" else tensors[0]
+
+
+def parameter_count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

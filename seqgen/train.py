@@ -1,0 +1,424 @@
+"""Training: truncated backpropagation through time over contiguous tracks, with checkpoints.
+
+Each stream is cut into `batch_size` contiguous tracks (or, for many short streams such as the
+sine waves, each stream is a track). Consecutive windows of a track are consecutive steps, so
+the recurrent state is carried from one window to the next and only detached between them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import Checkpoint, save_checkpoint
+from .config import ModelConfig, TrainConfig
+from .data import Dataset
+from .errors import CheckpointError, DataError, TrainingError, UsageError
+from .model import SeqModel, State, detach_state, parameter_count, state_from_tensors, state_tensors
+
+# How many values of a series the checkpoint keeps as the default prime for `seqgen sample`.
+PRIME_KEEP = 200
+# Text validation during training runs the held-out tail as this many warmed-up pieces side by
+# side (see evaluate_loss); `seqgen eval` runs it as one unbroken stream.
+VAL_PIECES = 16
+
+
+@dataclass
+class TrainResult:
+    path: str
+    steps: int
+    elapsed: float
+    best_val: float | None
+    best_step: int
+    items_per_sec: float
+    stopped_by: str  # "limit", "interrupt"
+
+
+Event = dict
+EventHandler = Callable[[Event], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    """Map --device auto|cpu|cuda|mps to a torch device, failing clearly when it is absent."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available here (use --device cpu or auto)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UsageError("--device mps: Apple's MPS is not available here (use --device cpu or auto)")
+    if name != "cpu" and not name.startswith(("cuda", "mps")):
+        raise UsageError(f"--device must be auto, cpu, cuda or mps, got {name!r}")
+    return torch.device(name)
+
+
+def make_tracks(streams: list[np.ndarray], batch_size: int, window: int) -> np.ndarray:
+    """Arrange the training streams as a (tracks, length) array of contiguous tracks.
+
+    One stream is cut into `batch_size` tracks (fewer if it is too short to give each track one
+    window); several streams become one track each, cropped to the shortest.
+    """
+    if len(streams) == 1:
+        stream = streams[0]
+        count = min(batch_size, (len(stream) - 1) // window)
+        if count < 1:
+            raise DataError(
+                f"the training data has {len(stream)} items, fewer than one window of {window} plus one; "
+                "give more data or a smaller --window"
+            )
+        length = len(stream) // count
+        return stream[: count * length].reshape(count, length)
+    length = min(len(s) for s in streams)
+    if length < window + 1:
+        raise DataError(f"the training streams are {length} items long, shorter than --window {window} plus one")
+    return np.stack([s[:length] for s in streams])
+
+
+class Schedule:
+    """Linear warm-up, then cosine decay to lr * lr_min_ratio over the run's length (steps or time)."""
+
+    def __init__(self, config: TrainConfig, total_steps: int | None):
+        self.config, self.total_steps = config, total_steps
+
+    def fraction(self, step: int, elapsed: float) -> float:
+        parts = []
+        if self.total_steps:
+            parts.append(step / self.total_steps)
+        if self.config.max_time:
+            parts.append(elapsed / self.config.max_time)
+        return min(1.0, max(parts)) if parts else 0.0
+
+    def lr(self, step: int, elapsed: float) -> float:
+        c = self.config
+        if step < c.warmup:
+            return c.lr * (step + 1) / c.warmup
+        cosine = 0.5 * (1 + math.cos(math.pi * self.fraction(step, elapsed)))
+        return c.lr * (c.lr_min_ratio + (1 - c.lr_min_ratio) * cosine)
+
+
+class Trainer:
+    """Holds the model, optimizer and counters of one run; `run()` trains until a limit or a stop."""
+
+    def __init__(self, data: Dataset, model_config: ModelConfig, config: TrainConfig, out: str | Path,
+                 resume: Checkpoint | None = None):
+        config.check()
+        if data.kind == "text":
+            model_config.vocab_size = len(data.vocab)
+        self.data, self.model_config, self.config, self.out = data, model_config, config, Path(out)
+        self.device = resolve_device(config.device)
+        torch.manual_seed(config.seed)
+        self.model = SeqModel(model_config).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        tracks = make_tracks(data.train_streams, config.batch_size, config.window)
+        dtype = torch.long if data.kind == "text" else torch.float32
+        self.tracks = torch.as_tensor(tracks, dtype=dtype, device=self.device)
+        self.batch = min(config.batch_size, len(tracks))
+        self.groups = len(tracks) // self.batch
+        self.windows = (tracks.shape[1] - 1) // config.window
+        self.steps_per_epoch = self.groups * self.windows
+        self.step, self.elapsed, self.items_seen = 0, 0.0, 0
+        self.best_val: float | None = None
+        self.best_step = 0
+        self.best_weights: dict[str, np.ndarray] | None = None
+        self.state: State | None = None
+        self.schedule = Schedule(config, self._total_steps())
+        if resume is not None:
+            self._restore(resume)
+
+    # --- limits -------------------------------------------------------------------------
+    def _total_steps(self) -> int | None:
+        limits = []
+        if self.config.steps:
+            limits.append(self.config.steps)
+        if self.config.epochs:
+            limits.append(max(1, round(self.config.epochs * self.steps_per_epoch)))
+        return min(limits) if limits else None
+
+    def _done(self) -> bool:
+        total = self.schedule.total_steps
+        if total is not None and self.step >= total:
+            return True
+        return bool(self.config.max_time and self.elapsed >= self.config.max_time)
+
+    # --- one step -----------------------------------------------------------------------
+    def _window(self) -> tuple[torch.Tensor, torch.Tensor]:
+        position = self.step % self.steps_per_epoch
+        group, window = divmod(position, self.windows)
+        if window == 0 or self.state is None:
+            self.state = self.model.init_state(self.batch, self.device)
+        rows = slice(group * self.batch, (group + 1) * self.batch)
+        start = window * self.config.window
+        chunk = self.tracks[rows, start : start + self.config.window + 1]
+        return chunk[:, :-1], chunk[:, 1:]
+
+    def train_step(self) -> float:
+        """One optimizer step on the next window; returns the training loss."""
+        x, y = self._window()
+        if self.config.input_noise and not self.model_config.is_text:
+            x = x + self.config.input_noise * torch.randn_like(x)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.schedule.lr(self.step, self.elapsed)
+        self.model.train()
+        out, state = self.model(x, self.state)
+        loss = self._loss(out, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
+        self.optimizer.step()
+        self.state = detach_state(state)
+        self.step += 1
+        self.items_seen += y.numel()
+        return loss.item()
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.model_config.is_text:
+            return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
+        return F.mse_loss(out, y)
+
+    # --- validation ---------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self) -> float:
+        """Mean validation loss per item (see evaluate_loss)."""
+        pieces = VAL_PIECES if self.data.kind == "text" else 1
+        return evaluate_loss(self.model, self.data, self.config.window, self.device, pieces)
+
+    # --- the run --------------------------------------------------------------------------
+    def run(self, on_event: EventHandler | None = None, should_stop: Callable[[], bool] = lambda: False) -> TrainResult:
+        """Train until a limit is reached or `should_stop()` turns true; save the checkpoint on the way."""
+        emit = on_event or (lambda event: None)
+        check_writable(self.out)
+        metrics_path = metrics_log_path(self.out)
+        if self.step == 0:
+            metrics_path.unlink(missing_ok=True)
+        emit({"type": "start", "parameters": parameter_count(self.model), "device": str(self.device),
+              "steps_per_epoch": self.steps_per_epoch, "total_steps": self.schedule.total_steps,
+              "batch": self.batch, "step": self.step})
+        stopped_by, session_items, session_start = "limit", 0, time.perf_counter()
+        last = time.perf_counter()
+        while not self._done():
+            if should_stop():
+                stopped_by = "interrupt"
+                break
+            loss = self.train_step()
+            now = time.perf_counter()
+            self.elapsed += now - last
+            last = now
+            session_items += self.batch * self.config.window
+            if not math.isfinite(loss):
+                raise TrainingError(
+                    f"the training loss became {loss} at step {self.step}; the last good checkpoint is kept "
+                    f"at {self.out}; try a lower --lr (now {self.config.lr:g})"
+                )
+            rate = session_items / max(now - session_start, 1e-9)
+            emit({"type": "step", "step": self.step, "loss": loss, "elapsed": self.elapsed, "items_per_sec": rate,
+                  "epoch": self.step / self.steps_per_epoch, "fraction": self.schedule.fraction(self.step, self.elapsed)})
+            if self.step % self.config.eval_every == 0:
+                self._evaluate_and_save(emit, metrics_path)
+                last = time.perf_counter()  # evaluation time is not training time
+        if stopped_by == "interrupt":
+            # No evaluation here: the checkpoint must be what an uninterrupted run would hold at this step.
+            self.save()
+        elif self.step > 0 and self.step % self.config.eval_every != 0:
+            self._evaluate_and_save(emit, metrics_path)
+        rate = session_items / max(time.perf_counter() - session_start, 1e-9)
+        return TrainResult(str(self.out), self.step, self.elapsed, self.best_val, self.best_step, rate, stopped_by)
+
+    def _evaluate_and_save(self, emit: EventHandler, metrics_path: Path) -> None:
+        val = self.validate()
+        improved = self.best_val is None or val < self.best_val
+        if improved:
+            self.best_val, self.best_step = val, self.step
+            self.best_weights = self.weights()
+        record = {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4),
+                  "elapsed": round(self.elapsed, 3), "val_loss": val, "best_val_loss": self.best_val,
+                  "lr": self.optimizer.param_groups[0]["lr"]}
+        if self.model_config.is_text:
+            record["val_bpc"] = val / math.log(2)
+        self.save()
+        with open(metrics_path, "a", encoding="utf-8") as log:
+            log.write(json.dumps(record) + "\n")
+        emit({"type": "eval", **record, "improved": improved})
+
+    # --- checkpoint -----------------------------------------------------------------------
+    def weights(self) -> dict[str, np.ndarray]:
+        return {k: v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
+
+    def save(self) -> None:
+        """Write best weights for generation plus everything `--resume` needs."""
+        latest = self.weights()
+        training = {f"optim.{k}": v for k, v in _optimizer_tensors(self.optimizer).items()}
+        if self.best_step != self.step:
+            training.update({f"weights.{k}": v for k, v in latest.items()})
+        if self.state is not None:
+            training.update({f"state.{i}": t.cpu().numpy() for i, t in enumerate(state_tensors(self.state))})
+        training["rng"] = torch.get_rng_state().numpy()
+        save_checkpoint(self.out, self.meta(), self.best_weights or latest, training)
+
+    def meta(self) -> dict:
+        return {
+            "model": asdict(self.model_config),
+            "train": asdict(self.config),
+            "data": data_meta(self.data),
+            "progress": {"step": self.step, "elapsed": self.elapsed, "items_seen": self.items_seen,
+                         "epoch": self.step / self.steps_per_epoch, "best_val_loss": self.best_val,
+                         "best_step": self.best_step, "parameters": parameter_count(self.model)},
+            "optimizer": {"param_groups": self.optimizer.state_dict()["param_groups"]},
+            "torch_version": torch.__version__,
+        }
+
+    def _restore(self, ckpt: Checkpoint) -> None:
+        check_resume_compatible(ckpt, self.data, self.model_config, self.config)
+        progress, training = ckpt.meta["progress"], ckpt.training
+        latest = {k[8:]: v for k, v in training.items() if k.startswith("weights.")} or ckpt.weights
+        self.model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in latest.items()})
+        self.best_weights = dict(ckpt.weights)
+        _load_optimizer(self.optimizer, training, ckpt.meta["optimizer"]["param_groups"], self.device)
+        self.step, self.elapsed = progress["step"], progress["elapsed"]
+        self.items_seen, self.best_val, self.best_step = progress["items_seen"], progress["best_val_loss"], progress["best_step"]
+        states = [torch.from_numpy(training[f"state.{i}"].copy()).to(self.device) for i in range(2) if f"state.{i}" in training]
+        self.state = state_from_tensors(states, self.model_config.cell) if states else None
+        if "rng" in training:
+            torch.set_rng_state(torch.from_numpy(training["rng"].copy()))
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, np.ndarray]:
+    out = {}
+    for index, values in optimizer.state_dict()["state"].items():
+        for key, value in values.items():
+            out[f"{index}.{key}"] = torch.as_tensor(value).detach().cpu().numpy()
+    return out
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, training: dict[str, np.ndarray], groups: list, device) -> None:
+    state: dict[int, dict] = {}
+    for name, value in training.items():
+        if name.startswith("optim."):
+            index, key = name[6:].split(".", 1)
+            tensor = torch.from_numpy(value.copy())
+            state.setdefault(int(index), {})[key] = tensor if key == "step" else tensor.to(device)
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def data_meta(data: Dataset) -> dict:
+    """What generation needs to know about the data: vocabulary or scaling, and a default prime."""
+    meta = {"kind": data.kind, "name": data.name, "description": data.description, "source": data.source}
+    if data.kind == "text":
+        meta["vocab"] = data.vocab
+    else:
+        meta.update(mean=data.mean, std=data.std)
+        if data.source.get("type") != "sine":
+            tail = data.train_streams[0][-PRIME_KEEP:]
+            meta["prime"] = [float(v) for v in data.unscale(tail.astype(np.float64))]
+    return meta
+
+
+def check_resume_compatible(ckpt: Checkpoint, data: Dataset, model_config: ModelConfig, config: TrainConfig) -> None:
+    """--resume must continue the same run: same kind of data, same vocabulary, same model shape."""
+    if ckpt.kind != data.kind:
+        raise UsageError(f"--resume {ckpt.path}: that checkpoint was trained on {ckpt.kind} data, not {data.kind}")
+    if data.kind == "text" and ckpt.vocab != data.vocab:
+        raise UsageError(f"--resume {ckpt.path}: the data's characters differ from the checkpoint's vocabulary")
+    if ckpt.model_config != model_config:
+        theirs, ours = asdict(ckpt.model_config), asdict(model_config)
+        diff = ", ".join(f"{k} {theirs[k]} vs {ours[k]}" for k in theirs if theirs[k] != ours.get(k))
+        raise UsageError(f"--resume {ckpt.path}: the model shape differs from the checkpoint's ({diff})")
+    if "optimizer" not in ckpt.meta or not any(k.startswith("optim.") for k in ckpt.training):
+        raise CheckpointError(f"{ckpt.path} holds no training state to resume from")
+
+
+@torch.no_grad()
+def evaluate_loss(model: SeqModel, data: Dataset, warmup: int, device: torch.device | str = "cpu",
+                  pieces: int = 1, chunk: int = 4096) -> float:
+    """Mean loss over every validation item, each counted once.
+
+    With `pieces` = 1 the state runs through each validation tail in order from its start. With
+    more, a tail is cut into that many contiguous pieces run side by side, each with its state
+    warmed up on the `warmup` items before it: nearly the same figure, many times faster.
+    """
+    model.eval()
+    total, count = 0.0, 0
+    for inputs, targets, skip in _val_batches(data, warmup, pieces):
+        x = torch.as_tensor(inputs, device=device)
+        y = torch.as_tensor(targets, device=device)
+        if data.kind == "text":
+            x, y = x.long(), y.long()
+        state = None
+        for start in range(0, x.shape[1], chunk):
+            out, state = model(x[:, start : start + chunk], state)
+            lo = max(skip - start, 0)
+            if lo >= out.shape[1]:
+                continue
+            part_out, part_y = out[:, lo:], y[:, start + lo : start + chunk]
+            if data.kind == "text":
+                total += F.cross_entropy(part_out.reshape(-1, part_out.shape[-1]), part_y.reshape(-1), reduction="sum").item()
+            else:
+                total += F.mse_loss(part_out, part_y, reduction="sum").item()
+            count += part_y.numel()
+    return total / max(count, 1)
+
+
+def _val_batches(data: Dataset, warmup: int, pieces: int) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+    """Yield (inputs, targets, skip) batches; the loss of the first `skip` targets (warm-up) is not counted."""
+    rows: dict[tuple[int, int], list[np.ndarray]] = {}
+    for stream, split in zip(data.streams, data.splits):
+        size = -(-(len(stream) - split) // pieces)
+        for first in range(split, len(stream), size):
+            last = min(first + size, len(stream))  # targets are stream[first:last]
+            begin = max(first - 1 - warmup, 0)
+            rows.setdefault((last - begin, first - 1 - begin), []).append(stream[begin:last])
+    for (_, skip), group in rows.items():
+        batch = np.stack(group)
+        yield batch[:, :-1], batch[:, 1:], skip
+
+
+def metrics_log_path(out: Path) -> Path:
+    return out.with_name(out.stem + ".metrics.jsonl")
+
+
+def check_writable(out: Path) -> None:
+    """Fail before training, not after it, when the checkpoint cannot be written."""
+    folder = out.parent if str(out.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".seqgen-write-test-"):
+            pass
+    except OSError as e:
+        raise TrainingError(f"cannot write the checkpoint to {folder}/ ({e.strerror}); choose another --out") from None
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a directory; give a file name such as {out}/model.safetensors")
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[Callable[[], int | None]]:
+    """Turn the first SIGINT/SIGTERM into a polite stop request; a second SIGINT exits at once.
+
+    Yields a function that returns the signal number received, or None.
+    """
+    received: list[int] = []
+
+    def handler(signum, frame):
+        if received:
+            os._exit(128 + signum)  # the user insists: leave without touching the checkpoint
+        received.append(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield lambda: received[0] if received else None
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

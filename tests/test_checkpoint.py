@@ -1,0 +1,58 @@
+"""Checkpoints: atomic, verified, and never a way to run code."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from seqgen import CheckpointError, load_checkpoint, save_checkpoint
+
+
+def test_round_trip_keeps_weights_and_metadata(tmp_path):
+    path = tmp_path / "c.safetensors"
+    save_checkpoint(path, {"model": {"cell": "lstm"}, "data": {"kind": "text"}}, {"w": np.arange(6, dtype=np.float32).reshape(2, 3)})
+    ckpt = load_checkpoint(path)
+    np.testing.assert_array_equal(ckpt.weights["w"], np.arange(6).reshape(2, 3))
+    assert ckpt.meta["model"] == {"cell": "lstm"} and ckpt.meta["format_version"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["c.safetensors"]  # no temporary file left behind
+
+
+def test_truncated_and_flipped_files_are_reported(text_checkpoint, tmp_path):
+    raw = text_checkpoint.read_bytes()
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(CheckpointError, match="truncated or corrupted"):
+        load_checkpoint(cut)
+    flipped = tmp_path / "flip.safetensors"
+    damaged = bytearray(raw)
+    damaged[-100] ^= 0x40
+    flipped.write_bytes(bytes(damaged))
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_checkpoint(flipped)
+
+
+def test_a_pickle_is_rejected_without_running_it(tmp_path):
+    marker = tmp_path / "ran"
+
+    class Exploit:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    evil = tmp_path / "evil.safetensors"
+    evil.write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(CheckpointError, match="not a seqgen checkpoint"):
+        load_checkpoint(evil)
+    assert not marker.exists()
+
+
+def test_future_format_version_is_refused(tmp_path):
+    import json
+
+    from safetensors.numpy import save_file
+
+    path = tmp_path / "future.safetensors"
+    save_file({"model.w": np.zeros(2, np.float32)}, path, metadata={"seqgen": json.dumps({"format": "seqgen-checkpoint", "format_version": 99})})
+    with pytest.raises(CheckpointError, match="version 99"):
+        load_checkpoint(path)

@@ -1,0 +1,93 @@
+"""The command line, as a user runs it: through typer's CliRunner and a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from seqgen.cli import app
+
+SEQGEN = [sys.executable, "-m", "seqgen"]
+
+
+def run(*args: str, input: str | None = None, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NO_COLOR": "1"}
+    return subprocess.run([*SEQGEN, *args], input=input, capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
+
+
+def test_train_then_sample_sine_from_the_command_line(tmp_path):
+    result = run("train", "--steps", "20", "--sine-waves", "16", "--sine-length", "200", "--hidden", "16", "--eval-every", "10", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""  # training writes nothing but the checkpoint
+    assert (tmp_path / "checkpoints" / "sine.safetensors").exists()
+    assert (tmp_path / "checkpoints" / "sine.metrics.jsonl").exists()
+    sample = run("sample", "checkpoints/sine.safetensors", "--length", "50", cwd=tmp_path)
+    assert sample.returncode == 0, sample.stderr
+    values = [float(line) for line in sample.stdout.splitlines()]
+    assert len(values) == 50 and all(abs(v) < 5 for v in values)
+
+
+def test_text_from_stdin_and_sampling_with_a_prime(tmp_path, text_file):
+    result = run("train", "-", "--out", "notes.safetensors", "--steps", "10", "--hidden", "16", "--batch-size", "4", "--window", "16",
+                 input=text_file.read_text(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    sample = run("sample", "notes.safetensors", "--prime", "To be", "--length", "60", "--seed", "1", "--include-prime", cwd=tmp_path)
+    assert sample.returncode == 0, sample.stderr
+    assert sample.stdout.startswith("To be") and len(sample.stdout) == len("To be") + 60 + 1
+    again = run("sample", "notes.safetensors", "--prime", "To be", "--length", "60", "--seed", "1", "--include-prime", cwd=tmp_path)
+    assert again.stdout == sample.stdout
+
+
+def test_sample_into_a_closed_pipe_exits_quietly(text_checkpoint):
+    command = f"{sys.executable} -m seqgen sample {text_checkpoint} --length 100000 | head -c 10"
+    result = subprocess.run(["bash", "-c", f"set -o pipefail; {command}"], capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == b""
+    assert len(result.stdout) == 10  # bytes
+
+
+def test_stdout_holds_only_data_and_stderr_has_no_colour(text_checkpoint):
+    result = run("sample", str(text_checkpoint), "--length", "30", "--seed", "2")
+    assert "\x1b[" not in result.stdout and "\x1b[" not in result.stderr
+    assert len(result.stdout) == 31
+
+
+@pytest.mark.parametrize(
+    "args,code,message",
+    [
+        (["train", "missing.txt"], 1, "missing.txt: no such file"),
+        (["train", "--cell", "transformer", "--steps", "1"], 2, "--cell"),
+        (["train", "--max-time", "soon"], 2, "--max-time"),
+        (["train", "--val-fraction", "0"], 2, "--val-fraction"),
+        (["train", "--hidden", "0", "--steps", "1"], 2, "--hidden"),
+        (["sample", "nothing.safetensors"], 1, "no such checkpoint"),
+    ],
+)
+def test_mistakes_get_one_line_and_the_right_exit_status(tmp_path, args, code, message):
+    result = run(*args, cwd=tmp_path)
+    assert result.returncode == code, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_sample_rejects_bad_options(text_checkpoint):
+    runner = CliRunner()
+    for args, message in ((["--temperature", "0"], "--temperature"), (["--top-k", "0"], "--top-k"),
+                          (["--top-p", "1.5"], "--top-p"), (["--length", "-1"], "--length"),
+                          (["--prime", "xyz§"], "'§'")):
+        result = run("sample", str(text_checkpoint), *args)
+        assert result.returncode in (1, 2) and message in result.stderr, (args, result.stderr)
+    assert runner.invoke(app, ["sample", str(text_checkpoint), "--length", "5", "--seed", "1"]).exit_code == 0
+
+
+def test_version_and_help():
+    runner = CliRunner()
+    assert runner.invoke(app, ["--version"]).stdout.startswith("seqgen ")
+    for command in ("train", "sample"):
+        assert runner.invoke(app, [command, "--help"]).exit_code == 0

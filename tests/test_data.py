@@ -1,0 +1,89 @@
+"""Loading data: sine waves, numeric series and character-level text."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import numpy as np
+import pytest
+
+from seqgen import DataError, SineConfig, UsageError, load_data
+
+
+def test_sine_waves_stay_in_the_requested_ranges():
+    data = load_data(None, sine=SineConfig(waves=50, length=300, amp_min=0.5, amp_max=1.0), seed=3)
+    waves = np.stack(data.streams)
+    assert waves.shape == (50, 300)
+    peaks = np.abs(waves).max(axis=1)
+    assert peaks.min() > 0.45 and peaks.max() <= 1.0
+    assert data.splits == [270] * 50
+    assert data.kind == "series" and data.name == "sine"
+
+
+def test_same_seed_same_waves():
+    a, b = load_data(None, seed=5), load_data(None, seed=5)
+    np.testing.assert_array_equal(a.streams[0], b.streams[0])
+
+
+def test_text_vocabulary_keeps_whole_characters(tmp_path):
+    path = tmp_path / "u.txt"
+    path.write_text("café ☕ 漢字 🙂 e\u0301", encoding="utf-8")
+    data = load_data(str(path))
+    assert data.kind == "text"
+    for ch in "é☕漢字🙂\u0301":
+        assert ch in data.vocab
+    decoded = "".join(data.vocab[i] for i in data.streams[0])
+    assert decoded == path.read_text(encoding="utf-8")
+
+
+def test_validation_is_the_last_fraction(text_file):
+    data = load_data(str(text_file), val_fraction=0.25)
+    n = len(data.streams[0])
+    assert data.splits[0] == n - round(n * 0.25)
+
+
+def test_numbers_one_per_line_are_a_scaled_series(series_file):
+    data = load_data(str(series_file))
+    assert data.kind == "series"
+    train = data.train_streams[0]
+    assert abs(train.mean()) < 1e-5 and abs(train.std() - 1) < 1e-4
+    np.testing.assert_allclose(data.unscale(data.streams[0][:3]), [3.0, 3.0 + 2 * np.sin(2 * np.pi / 25), 3.0 + 2 * np.sin(4 * np.pi / 25)], atol=1e-5)
+
+
+def test_csv_with_header_and_npy(tmp_path):
+    csv = tmp_path / "s.csv"
+    csv.write_text("value\n" + "\n".join(str(i % 7) for i in range(50)))
+    assert load_data(str(csv)).kind == "series"
+    npy = tmp_path / "s.npy"
+    np.save(npy, np.sin(np.arange(100) / 3))
+    data = load_data(str(npy))
+    assert data.kind == "series" and len(data.streams[0]) == 100
+
+
+def test_bad_number_names_its_line(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_text("1\n2\n3\nfour\n5\n")
+    with pytest.raises(DataError, match="line 4"):
+        load_data(str(path))
+
+
+def test_stdin_text(monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(("abc\n" * 50).encode())))
+    data = load_data("-")
+    assert data.kind == "text" and data.name == "stdin" and set(data.vocab) == {"a", "b", "c", "\n"}
+
+
+@pytest.mark.parametrize("content,message", [(b"", "empty"), (b"\xff\xfeabc\xff", "byte 0"), (b"\x00\x01\x02\xff" * 10, "binary")])
+def test_unusable_files_get_clear_errors(tmp_path, content, message):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        load_data(str(path))
+
+
+def test_missing_file_and_bad_fraction(tmp_path):
+    with pytest.raises(DataError, match="no such file"):
+        load_data(str(tmp_path / "nope.txt"))
+    with pytest.raises(UsageError, match="val-fraction"):
+        load_data(None, val_fraction=1.5)
