@@ -56,11 +56,18 @@ class TorchRunner:
         return self.model.init_state(batch_size, self.device)
 
     def forward(self, x: np.ndarray, state):
-        torch = self.torch
-        with torch.no_grad():
-            dtype = torch.long if self.config.is_text else torch.float32
-            y, state = self.model(torch.as_tensor(np.array(x), dtype=dtype, device=self.device), state)
+        with self.torch.no_grad():
+            y, state = self.model(self._tensor(x), state)
         return y.float().cpu().numpy(), state
+
+    def step(self, x: np.ndarray, state):
+        with self.torch.no_grad():
+            y, state = self.model.step(self._tensor(x), state)
+        return y.float().cpu().numpy(), state
+
+    def _tensor(self, x: np.ndarray):
+        dtype = self.torch.long if self.config.is_text else self.torch.float32
+        return self.torch.as_tensor(np.array(x), dtype=dtype, device=self.device)
 
 
 def choose_tokens(logits: np.ndarray, config: SampleConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -147,14 +154,13 @@ class Generator:
             raise UsageError("feed a prime before stepping: the generator has no output to continue from")
         if self.is_text:
             items, self.last_probability = choose_tokens(self.last_output, self.sampling, self.rng)
-            x = items[:, None]
+            x = items
         else:
-            x = self.last_output[:, None].astype(np.float64)
+            x = self.last_output.astype(np.float64)  # a copy: the backend reuses its output buffer
             if self.sampling.noise > 0:
-                x = x + self.rng.normal(0.0, self.sampling.noise / self.std, size=x.shape)
-            items = x[:, 0] * self.std + self.mean
-        outputs, self.state = self.model.forward(x, self.state)
-        self.last_output = outputs[:, -1]
+                x += self.rng.normal(0.0, self.sampling.noise / self.std, size=x.shape)
+            items = x * self.std + self.mean
+        self.last_output, self.state = self.model.step(x, self.state)
         return items
 
     def generate(self, n: int) -> Iterator[np.ndarray]:

@@ -7,6 +7,7 @@ One `forward(x, state) -> (y, state)` serves both training (whole windows) and g
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
@@ -52,6 +53,35 @@ class SeqModel(nn.Module):
         out, state = self.rnn(inputs, state)
         y = self.head(self.drop(out))
         return (y if self.config.is_text else y.squeeze(-1)), state
+
+
+    def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """One time step, x: (batch,) -> (batch, vocab) logits or (batch,) values.
+
+        Same result as `forward` on a window of length one, but through the per-layer cell
+        functions, which cost a fraction of a full `nn.LSTM` call: this is what makes
+        free-running (feeding the model its own output) affordable in training.
+        """
+        c = self.config
+        inputs = self.embed(x) if c.is_text else x.unsqueeze(-1)
+        is_lstm = c.cell == "lstm"
+        h_all, c_all = (state[0], state[1]) if is_lstm else (state, None)
+        new_h, new_c = [], []
+        for layer in range(c.layers):
+            weights = [getattr(self.rnn, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            if is_lstm:
+                h, cell = torch.lstm_cell(inputs, (h_all[layer], c_all[layer]), *weights)
+                new_c.append(cell)
+            else:
+                h = CELL_STEPS[c.cell](inputs, h_all[layer], *weights)
+            new_h.append(h)
+            inputs = F.dropout(h, self.rnn.dropout, self.training) if layer < c.layers - 1 else h
+        y = self.head(self.drop(inputs))
+        state = (torch.stack(new_h), torch.stack(new_c)) if is_lstm else torch.stack(new_h)
+        return (y if c.is_text else y.squeeze(-1)), state
+
+
+CELL_STEPS = {"gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell}
 
 
 def detach_state(state: State) -> State:

@@ -1,9 +1,12 @@
 """The network in plain NumPy, reading PyTorch's weight layout: the fast inference backend and a
 reference implementation of the LSTM, GRU and Elman cells that tests hold PyTorch to.
 
-Weights are rearranged once at load time so that each step is a few matrix products and
-elementwise operations: the input-to-hidden product of a text model's first layer is folded
-into the embedding table (a lookup replaces a matrix product), and the biases are pre-summed.
+Weights are rearranged once at load time so that a step is a few matrix products and in-place
+elementwise operations on preallocated buffers:
+- a text model's embedding and first input product are folded into one table (a row lookup
+  replaces a matrix product), biases are pre-summed where the cell allows;
+- sigmoid(z) = (tanh(z/2) + 1) / 2, so the sigmoid gates' weights are pre-halved and all gates go
+  through one tanh call; LSTM gates are reordered (i, f, o, g) to make the sigmoid gates one slice.
 """
 
 from __future__ import annotations
@@ -16,86 +19,154 @@ from .config import ModelConfig
 NumpyState = list
 
 
-def sigmoid(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    # tanh form: no overflow warnings for large negative inputs, one transcendental call.
-    out = np.multiply(x, 0.5, out=out)
-    np.tanh(out, out=out)
-    out *= 0.5
-    out += 0.5
-    return out
-
-
 class NumpyModel:
     """Inference-only twin of `SeqModel`: same weights, same outputs (to float tolerance)."""
 
     def __init__(self, weights: dict[str, np.ndarray], config: ModelConfig, dtype=np.float32):
         self.config = config
         self.dtype = dtype
+        H = config.hidden
         f = lambda name: np.asarray(weights[name], dtype=np.float64)  # rearrange in float64, then cast
+        order, halve = _gate_layout(config.cell, H)
         self.w_ih, self.b_x, self.w_hh, self.b_h = [], [], [], []
         for layer in range(config.layers):
-            w_ih, w_hh = f(f"rnn.weight_ih_l{layer}").T, f(f"rnn.weight_hh_l{layer}").T
-            b_ih, b_hh = f(f"rnn.bias_ih_l{layer}"), f(f"rnn.bias_hh_l{layer}")
+            w_ih = f(f"rnn.weight_ih_l{layer}")[order].T * halve
+            w_hh = f(f"rnn.weight_hh_l{layer}")[order].T * halve
+            b_ih, b_hh = f(f"rnn.bias_ih_l{layer}")[order] * halve, f(f"rnn.bias_hh_l{layer}")[order] * halve
             if config.cell == "gru":
-                b_x, b_h = b_ih, b_hh  # the n gate needs b_hh inside r * (W_hn h + b_hn)
+                b_x, b_h = b_ih, b_hh  # the n gate needs b_hn inside r * (W_hn h + b_hn)
             else:
-                b_x, b_h = b_ih + b_hh, np.zeros_like(b_hh)
+                b_x, b_h = b_ih + b_hh, None
             if layer == 0 and config.is_text:
-                w_ih = f("embed.weight") @ w_ih  # (vocab, gates): embedding lookup and input product in one
-            self.w_ih.append(w_ih.astype(dtype))
+                w_ih = f("embed.weight") @ w_ih + b_x  # (vocab, gates): lookup, input product and bias in one
+            self.w_ih.append(np.ascontiguousarray(w_ih, dtype=dtype))
             self.b_x.append(b_x.astype(dtype))
             self.w_hh.append(np.ascontiguousarray(w_hh, dtype=dtype))
-            self.b_h.append(b_h.astype(dtype))
+            self.b_h.append(None if b_h is None else b_h.astype(dtype))
         self.w_out = np.ascontiguousarray(f("head.weight").T, dtype=dtype)
         self.b_out = f("head.bias").astype(dtype)
+        self.gates = len(order)
         self._cell = {"lstm": self._lstm, "gru": self._gru, "rnn": self._rnn}[config.cell]
+        self._buffers: dict[int, dict[str, np.ndarray]] = {}
 
     def init_state(self, batch_size: int) -> NumpyState:
         c = self.config
         count = 2 if c.cell == "lstm" else 1
         return [np.zeros((c.layers, batch_size, c.hidden), dtype=self.dtype) for _ in range(count)]
 
+    # --- whole sequences ------------------------------------------------------------------
     def forward(self, x: np.ndarray, state: NumpyState | None = None) -> tuple[np.ndarray, NumpyState]:
         """x: (batch, time) token ids or values -> (outputs, new state); the input state is not changed."""
         x = np.asarray(x)
         batch, steps = x.shape
         state = [s.copy() for s in (state if state is not None else self.init_state(batch))]
-        inputs = None
+        buffers = self._buffers_for(batch)
+        inputs = x
         for layer in range(self.config.layers):
-            proj = self._input_projection(layer, x if layer == 0 else inputs)  # (batch, time, gates)
+            proj = self._projection(layer, inputs)  # (batch, time, gates): all input products at once
             inputs = np.empty((batch, steps, self.config.hidden), dtype=self.dtype)
             for t in range(steps):
-                inputs[:, t] = self._cell(layer, proj[:, t], state)
+                inputs[:, t] = self._cell(layer, proj[:, t], state, buffers)
         y = inputs @ self.w_out + self.b_out
         return (y if self.config.is_text else y[..., 0]), state
 
-    def _input_projection(self, layer: int, inputs: np.ndarray) -> np.ndarray:
+    def _projection(self, layer: int, inputs: np.ndarray) -> np.ndarray:
         if layer > 0:
             return inputs @ self.w_ih[layer] + self.b_x[layer]
         if self.config.is_text:
-            return self.w_ih[0][inputs] + self.b_x[0]
+            return self.w_ih[0][inputs]
         return inputs[..., None].astype(self.dtype) * self.w_ih[0][0] + self.b_x[0]
 
-    def _lstm(self, layer: int, gx: np.ndarray, state: NumpyState) -> np.ndarray:
+    # --- one step, in place -----------------------------------------------------------------
+    def step(self, x: np.ndarray, state: NumpyState) -> tuple[np.ndarray, NumpyState]:
+        """Advance `state` in place by one input per stream (x: (batch,)); returns (outputs, state).
+
+        The outputs are a buffer that the next call reuses: copy them to keep them.
+        """
+        buffers = self._buffers_for(len(x))
+        gx = buffers["gx"]
+        if self.config.is_text:
+            np.take(self.w_ih[0], x, axis=0, out=gx)
+        else:
+            np.multiply(np.asarray(x, dtype=self.dtype)[:, None], self.w_ih[0][0], out=gx)
+            gx += self.b_x[0]
+        h = self._cell(0, gx, state, buffers)
+        for layer in range(1, self.config.layers):
+            np.matmul(h, self.w_ih[layer], out=gx)
+            gx += self.b_x[layer]
+            h = self._cell(layer, gx, state, buffers)
+        out = buffers["out"]
+        np.matmul(h, self.w_out, out=out)
+        out += self.b_out
+        return (out if self.config.is_text else out[:, 0]), state
+
+    def _buffers_for(self, batch: int) -> dict[str, np.ndarray]:
+        buffers = self._buffers.get(batch)
+        if buffers is None:
+            H, G = self.config.hidden, self.gates
+            empty = lambda *shape: np.empty(shape, dtype=self.dtype)
+            buffers = {"gx": empty(batch, G), "gates": empty(batch, G), "tmp": empty(batch, H),
+                       "out": empty(batch, len(self.b_out))}
+            self._buffers[batch] = buffers
+        return buffers
+
+    # --- the cells: gx is the input product plus bias; state is updated in place ------------
+    def _lstm(self, layer: int, gx: np.ndarray, state: NumpyState, buffers: dict) -> np.ndarray:
+        H = self.config.hidden
         h, c = state[0][layer], state[1][layer]
-        gates = gx + h @ self.w_hh[layer]
-        n = self.config.hidden
-        i, f, g, o = sigmoid(gates[:, :n]), sigmoid(gates[:, n : 2 * n]), np.tanh(gates[:, 2 * n : 3 * n]), sigmoid(gates[:, 3 * n :])
-        c[...] = f * c + i * g
-        h[...] = o * np.tanh(c)
+        gates, tmp = buffers["gates"], buffers["tmp"]
+        np.matmul(h, self.w_hh[layer], out=gates)
+        gates += gx
+        np.tanh(gates, out=gates)
+        sig = gates[:, : 3 * H]  # i, f, o: tanh of the halved input, mapped to a sigmoid
+        sig *= 0.5
+        sig += 0.5
+        c *= gates[:, H : 2 * H]
+        np.multiply(gates[:, :H], gates[:, 3 * H :], out=tmp)
+        c += tmp
+        np.tanh(c, out=tmp)
+        np.multiply(gates[:, 2 * H : 3 * H], tmp, out=h)
         return h
 
-    def _gru(self, layer: int, gx: np.ndarray, state: NumpyState) -> np.ndarray:
+    def _gru(self, layer: int, gx: np.ndarray, state: NumpyState, buffers: dict) -> np.ndarray:
+        H = self.config.hidden
         h = state[0][layer]
-        gh = h @ self.w_hh[layer] + self.b_h[layer]
-        n = self.config.hidden
-        r = sigmoid(gx[:, :n] + gh[:, :n])
-        z = sigmoid(gx[:, n : 2 * n] + gh[:, n : 2 * n])
-        candidate = np.tanh(gx[:, 2 * n :] + r * gh[:, 2 * n :])
-        h[...] = (1 - z) * candidate + z * h
+        gh, tmp = buffers["gates"], buffers["tmp"]
+        np.matmul(h, self.w_hh[layer], out=gh)
+        gh += self.b_h[layer]
+        rz = gh[:, : 2 * H]
+        rz += gx[:, : 2 * H]
+        np.tanh(rz, out=rz)
+        rz *= 0.5
+        rz += 0.5
+        candidate = gh[:, 2 * H :]
+        candidate *= gh[:, :H]  # r * (W_hn h + b_hn)
+        candidate += gx[:, 2 * H :]
+        np.tanh(candidate, out=candidate)
+        np.subtract(h, candidate, out=tmp)  # h' = n + z * (h - n)
+        tmp *= gh[:, H : 2 * H]
+        np.add(candidate, tmp, out=h)
         return h
 
-    def _rnn(self, layer: int, gx: np.ndarray, state: NumpyState) -> np.ndarray:
+    def _rnn(self, layer: int, gx: np.ndarray, state: NumpyState, buffers: dict) -> np.ndarray:
         h = state[0][layer]
-        h[...] = np.tanh(gx + h @ self.w_hh[layer])
+        gates = buffers["gates"]
+        np.matmul(h, self.w_hh[layer], out=gates)
+        gates += gx
+        np.tanh(gates, out=h)
         return h
+
+
+def _gate_layout(cell: str, hidden: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row order of PyTorch's stacked gate weights for our layout, and the factor for each row."""
+    H = hidden
+    block = lambda k: np.arange(k * H, (k + 1) * H)
+    if cell == "lstm":  # PyTorch: i, f, g, o -> ours: i, f, o, g
+        order = np.concatenate([block(0), block(1), block(3), block(2)])
+        halve = np.concatenate([np.full(3 * H, 0.5), np.ones(H)])
+    elif cell == "gru":  # r, z, n: r and z are sigmoids
+        order = np.arange(3 * H)
+        halve = np.concatenate([np.full(2 * H, 0.5), np.ones(H)])
+    else:
+        order, halve = np.arange(H), np.ones(H)
+    return order, halve
