@@ -3,6 +3,7 @@ everything for humans goes to stderr through one rich Console (which honours NO_
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -320,6 +321,49 @@ def _write_values(gen, start, length: int, include_prime: bool, writer: StreamWr
             writer.write(" ".join([f"{value:.6g}"] * gen.batch_size) + "\n")
     for values in gen.generate(length):
         writer.write(" ".join(f"{v:.6g}" for v in values) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# eval
+# --------------------------------------------------------------------------------------------
+@app.command("eval")
+def eval_command(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint written by 'seqgen train'."),
+    data: Optional[str] = typer.Argument(None, help="Data to evaluate on. [default: the checkpoint's training file; fresh waves for sine]"),
+    val_fraction: Optional[float] = typer.Option(None, help="Evaluate on this last fraction of DATA. [default: the checkpoint's]"),
+    long: bool = typer.Option(False, "--long", help="Continuous: also free-run 10,000 steps."),
+    waves: int = typer.Option(32, help="Sine: number of fresh waves, run as one batch."),
+    seed: Optional[int] = typer.Option(None, help="Sine: seed for the fresh waves. [default: a new one each run, printed]"),
+    encoding: str = typer.Option("utf-8", help="Text encoding of DATA."),
+    backend: str = typer.Option("auto", help="Continuous: auto (NumPy on CPU), numpy or torch."),
+    device: str = typer.Option("cpu", help="Device for torch: cpu, cuda or mps."),
+    json_out: bool = typer.Option(False, "--json", help="Print the figures as one JSON object on stdout."),
+) -> None:
+    """Measure a checkpoint: text validation loss, or continuous free-running error."""
+    from .checkpoint import load_checkpoint
+    from .evaluate import HORIZONS, LONG_HORIZONS, evaluate_series, evaluate_text
+
+    if val_fraction is not None and not 0 < val_fraction < 1:
+        raise UsageError(f"--val-fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+    ckpt = load_checkpoint(checkpoint)
+    if ckpt.kind == "text":
+        result = evaluate_text(ckpt, data, val_fraction=val_fraction, encoding=encoding, device=device)
+        say(f"{result.data}: last {result.val_fraction:g} ({result.characters:,} characters, one stream)")
+        say(f"validation loss {result.loss:.4f} nats/char, {result.bits_per_char:.4f} bits/char  ({result.seconds:.1f}s)")
+    else:
+        horizons = LONG_HORIZONS if long else HORIZONS
+        result = evaluate_series(ckpt, data, horizons=horizons, waves=waves, seed=seed, val_fraction=val_fraction,
+                                 backend=backend)
+        src = result.source
+        where = (f"{src['waves']} fresh sine waves (--seed {src['seed']})" if src["type"] == "sine"
+                 else f"the last {src['val_fraction']:g} of {src['path']}")
+        say(f"free run on {where}, after a {result.prime}-step prime:")
+        for steps, rmse in result.rmse.items():
+            say(f"  RMSE over {steps:>6,} steps  {rmse:.4f}")
+        say(f"  generated / true amplitude  {result.amplitude_ratio:.3f} "
+            f"(range {result.amplitude_ratio_min:.3f}-{result.amplitude_ratio_max:.3f})")
+    if json_out:
+        print(json.dumps(result.to_dict()))
 
 
 # --------------------------------------------------------------------------------------------
