@@ -367,6 +367,42 @@ def eval_command(
 
 
 # --------------------------------------------------------------------------------------------
+# info
+# --------------------------------------------------------------------------------------------
+@app.command()
+def info(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint written by 'seqgen train'."),
+    json_out: bool = typer.Option(False, "--json", help="Print the details as one JSON object on stdout."),
+) -> None:
+    """Show what a checkpoint holds: data, vocabulary, model, training progress, format."""
+    from rich.table import Table
+
+    from .info import checkpoint_info
+
+    details = checkpoint_info(checkpoint)
+    if json_out:
+        print(json.dumps(details, ensure_ascii=False))
+        return
+    data, model, progress = details["data"], details["model"], details["training"]
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_row("data", f"{data['kind']}: {data['description']}")
+    if "vocab_size" in data:
+        table.add_row("vocabulary", f"{data['vocab_size']} characters: {data['vocab_preview']!r}")
+    else:
+        table.add_row("scaling", f"mean {data['mean']:.6g}, std {data['std']:.6g}")
+    shape = f"{model['cell'].upper()}, {model['layers']} x {model['hidden']}"
+    shape += f", embedding {model['embed']}" if "embed" in model else ""
+    table.add_row("model", f"{shape}; {model['parameters']:,} parameters")
+    table.add_row("training", f"{progress['steps']} steps, {progress['seconds'] or 0:.1f}s, {progress['epochs'] or 0:.2f} epochs"
+                  + ("" if progress["resumable"] else " (weights only)"))
+    if progress["best_val_loss"] is not None:
+        unit = "nats/char" if data["kind"] == "text" else "MSE, scaled"
+        table.add_row("best validation", f"{progress['best_val_loss']:.4f} {unit} at step {progress['best_step']}")
+    table.add_row("format", f"seqgen-checkpoint version {details['format_version']}")
+    console.print(table)
+
+
+# --------------------------------------------------------------------------------------------
 def main() -> None:
     """Entry point: run the app, turning seqgen's errors into one line on stderr."""
     try:
