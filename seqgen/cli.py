@@ -218,39 +218,91 @@ def sample(
     length: int = typer.Option(500, "--length", "-n", help="Characters or values to generate."),
     prime: Optional[str] = typer.Option(None, help="Start from this text (text models) or these numbers, e.g. \"0.1 0.3 0.5\"."),
     prime_file: Optional[Path] = typer.Option(None, help="Start from the contents of this file (text, or numbers one per line)."),
-    temperature: float = typer.Option(1.0, help="Text: divide the logits by this (lower is more conservative)."),
+    temperature: Optional[float] = typer.Option(None, help="Text: divide the logits by this (lower is more conservative). Continuous: the same as --noise. [default: text 1.0, continuous 0]"),
     top_k: Optional[int] = typer.Option(None, help="Text: sample only from the k most likely characters."),
     top_p: Optional[float] = typer.Option(None, help="Text: sample from the smallest set with this total probability."),
     greedy: bool = typer.Option(False, "--greedy", help="Text: always take the most likely character."),
-    noise: float = typer.Option(0.0, help="Series: std of noise added to each fed-back value (0 = deterministic)."),
-    num_samples: int = typer.Option(1, help="Independent streams generated together in one batched state."),
-    include_prime: bool = typer.Option(False, "--include-prime", help="Also print the prime before the generated part."),
+    stop: Optional[str] = typer.Option(None, help="Text: a sample ends once it has produced this string (\\n for a newline)."),
+    noise: Optional[float] = typer.Option(None, help="Continuous: std of noise added to each fed-back value (0 = deterministic). [default: 0]"),
+    num_samples: Optional[int] = typer.Option(None, help="Independent streams generated together in one batched state. [default: 1]"),
+    include_prime: bool = typer.Option(False, "--include-prime", help="Also write the prime before the generated part."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="text, values, csv or jsonl. [default: text for text, values for continuous]"),
+    per_step: bool = typer.Option(False, "--per-step", help="jsonl: one object per step and sample (with the chosen character's probability)."),
+    separator: str = typer.Option("\\n\\n", help="text: written between samples (\\n for a newline)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout."),
+    save_state: Optional[Path] = typer.Option(None, help="After generating, save the generator's state here for --load-state."),
+    load_state: Optional[Path] = typer.Option(None, help="Continue from a state saved with --save-state (a --prime is fed after it)."),
     seed: Optional[int] = typer.Option(None, help="Random seed; the same seed gives the same output."),
     backend: str = typer.Option("auto", help="auto (NumPy on CPU), numpy or torch."),
     device: str = typer.Option("cpu", help="Device for the torch backend: cpu, cuda or mps."),
 ) -> None:
-    """Generate from a trained checkpoint; the output goes to stdout."""
+    """Generate from a trained checkpoint; the output goes to stdout (or --output)."""
     from .checkpoint import load_checkpoint
-    from .generate import Generator, SampleConfig, as_prime, default_prime
+    from .generate import Generator, generate_steps, sampling_config, start
+    from .output import check_format, unescape
 
     if length < 0:
         raise UsageError(f"--length must be >= 0, got {length}")
-    if num_samples < 1:
-        raise UsageError(f"--num-samples must be >= 1, got {num_samples}")
-    sampling = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, noise=noise)
-    sampling.check()
     ckpt = load_checkpoint(checkpoint)
+    sampling = sampling_config(ckpt.kind, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, noise=noise)
+    fmt = check_format(fmt, ckpt.kind == "text", per_step)
+    if load_state is not None and prime is None and prime_file is None and include_prime:
+        raise UsageError("--include-prime: with --load-state there is no prime to include (give --prime)")
+    if load_state is not None and num_samples is not None:
+        raise UsageError("--num-samples: a state loaded with --load-state brings its own number of samples")
     gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, sampling=sampling, seed=seed)
     user_prime = _read_prime(ckpt, prime, prime_file)
-    start = user_prime if user_prime is not None else default_prime(ckpt, seed)
-    gen.reset(num_samples)
-    gen.feed(start)
-    writer = StreamWriter(sys.stdout)
-    with writer:
-        if gen.is_text:
-            _write_text(gen, start, length, include_prime, writer)
-        else:
-            _write_values(gen, start, length, include_prime, writer)
+    fed = start(gen, ckpt, user_prime, num_samples=num_samples or 1, seed=seed,
+                load_state=str(load_state) if load_state else None)
+    steps = generate_steps(gen, length, unescape(stop))
+    with _open_output(output, line_flush=per_step) as out:
+        _write(fmt, out, gen, steps, fed if include_prime else None, unescape(separator), per_step)
+    if save_state is not None:
+        from .state import save_state as write_state
+
+        write_state(save_state, gen)
+
+
+def _write(fmt: str, out, gen, steps, prime, separator: str, per_step: bool) -> None:
+    from .output import write_csv, write_jsonl, write_text, write_values
+
+    if fmt == "text":
+        write_text(out, gen, steps, prime or "", separator)
+    elif fmt == "values":
+        write_values(out, gen, steps, prime)
+    elif fmt == "csv":
+        write_csv(out, gen, steps, prime)
+    else:
+        write_jsonl(out, gen, steps, prime, per_step)
+
+
+class FileOutput:
+    """--output: collect the output, then write it atomically (a failed run leaves no partial file)."""
+
+    def __init__(self, path: Path):
+        import io
+
+        self.path, self.buffer = path, io.StringIO()
+
+    def write(self, text: str) -> None:
+        self.buffer.write(text)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            from .checkpoint import write_atomic
+
+            try:
+                write_atomic(self.path, self.buffer.getvalue().encode("utf-8"))
+            except OSError as e:
+                raise UsageError(f"--output {self.path}: cannot write ({e.strerror})") from None
+        return False
+
+
+def _open_output(path: Optional[Path], line_flush: bool = False):
+    return FileOutput(path) if path is not None else StreamWriter(sys.stdout, line_flush)
 
 
 def _read_prime(ckpt, prime: Optional[str], prime_file: Optional[Path]):
@@ -275,13 +327,15 @@ class StreamWriter:
     """Writes data to stdout, flushing at most every 50 ms so output is live but cheap;
     a closed pipe (`| head`) ends the command quietly."""
 
-    def __init__(self, stream):
+    def __init__(self, stream, line_flush: bool = False):
         self.stream, self.last_flush = stream, time.monotonic()
+        # Lines for another program (jsonl --per-step, follow) go out at once: it may be waiting.
+        self.interval = 0.0 if line_flush else 0.05
 
     def write(self, text: str) -> None:
         self.stream.write(text)
         now = time.monotonic()
-        if now - self.last_flush > 0.05:
+        if now - self.last_flush >= self.interval:
             self.stream.flush()
             self.last_flush = now
 
@@ -300,27 +354,6 @@ class StreamWriter:
             os.dup2(devnull, sys.stdout.fileno())
             raise typer.Exit(0)
         return False
-
-
-def _write_text(gen, start, length: int, include_prime: bool, writer: StreamWriter) -> None:
-    prefix = start if include_prime else ""
-    if gen.batch_size == 1:
-        writer.write(prefix)
-        for tokens in gen.generate(length):
-            writer.write(gen.vocab[tokens[0]])
-        writer.write("\n")
-        return
-    columns = list(zip(*gen.generate(length))) if length else [()] * gen.batch_size
-    texts = [prefix + "".join(gen.vocab[t] for t in col) for col in columns]
-    writer.write("\n\n".join(texts) + "\n")
-
-
-def _write_values(gen, start, length: int, include_prime: bool, writer: StreamWriter) -> None:
-    if include_prime:
-        for value in start:
-            writer.write(" ".join([f"{value:.6g}"] * gen.batch_size) + "\n")
-    for values in gen.generate(length):
-        writer.write(" ".join(f"{v:.6g}" for v in values) + "\n")
 
 
 # --------------------------------------------------------------------------------------------
