@@ -357,6 +357,44 @@ class StreamWriter:
 
 
 # --------------------------------------------------------------------------------------------
+# follow
+# --------------------------------------------------------------------------------------------
+@app.command()
+def follow(
+    checkpoint: Path = typer.Argument(..., help="A continuous-model checkpoint written by 'seqgen train'."),
+    horizon: int = typer.Option(1, help="Values forecast after each input (free-running, on a copy of the state)."),
+    backend: str = typer.Option("auto", help="auto (NumPy on CPU), numpy or torch."),
+    device: str = typer.Option("cpu", help="Device for the torch backend: cpu, cuda or mps."),
+) -> None:
+    """Read values from stdin, one per line; after each, write the forecast of the next value(s)."""
+    from .checkpoint import load_checkpoint
+    from .generate import Generator, follow as follow_values
+
+    ckpt = load_checkpoint(checkpoint)
+    gen = Generator.from_checkpoint(ckpt, backend=backend, device=device)
+    with StreamWriter(sys.stdout, line_flush=True) as out:
+        for forecast in follow_values(gen, _stdin_values(), horizon):
+            out.write(" ".join(f"{v:.6g}" for v in forecast) + "\n")
+
+
+def _stdin_values():
+    """Numbers from stdin as they arrive (readline, not a read-ahead), skipping blank lines."""
+    from .errors import DataError
+
+    for number, line in enumerate(iter(sys.stdin.readline, ""), start=1):
+        text = line.strip()
+        if not text:
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            raise DataError(f"standard input, line {number}: {text[:40]!r} is not a number") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise DataError(f"standard input, line {number}: {text!r} is not a finite number")
+        yield value
+
+
+# --------------------------------------------------------------------------------------------
 # eval
 # --------------------------------------------------------------------------------------------
 @app.command("eval")

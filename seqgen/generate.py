@@ -9,7 +9,7 @@ same seed gives the same output on either backend for the same weights.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -414,3 +414,28 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
 
         write_state(save_state, gen)
     return result
+
+
+def follow(gen: Generator, values: Iterable[float], horizon: int = 1) -> Iterator[np.ndarray]:
+    """Feed true values one at a time; after each, yield the forecast of the next `horizon` values.
+
+    The forecast beyond one step free-runs on a copy of the state, so the real state only ever
+    sees true values. `gen` is a continuous-model Generator with one stream.
+    """
+    if gen.is_text:
+        raise UsageError("follow works with continuous models; this one generates text")
+    if horizon < 1:
+        raise UsageError(f"--horizon must be >= 1, got {horizon}")
+    if gen.batch_size != 1:
+        gen.reset(1)
+    for value in values:
+        gen.feed([value])
+        if horizon == 1:
+            yield gen.last_output * gen.std + gen.mean
+            continue
+        saved = gen.snapshot()
+        forecast = np.empty(horizon)
+        for t in range(horizon):
+            forecast[t] = gen.step()[0]
+        gen.restore(saved)
+        yield forecast
