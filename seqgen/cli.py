@@ -230,6 +230,8 @@ def sample(
     per_step: bool = typer.Option(False, "--per-step", help="jsonl: one object per step and sample (with the chosen character's probability)."),
     separator: str = typer.Option("\\n\\n", help="text: written between samples (\\n for a newline)."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout."),
+    plot: bool = typer.Option(False, "--plot", help="Continuous: draw the prime and the continuation on stderr."),
+    plot_file: Optional[Path] = typer.Option(None, help="Continuous: save that picture as an image (needs the 'plot' extra: matplotlib)."),
     save_state: Optional[Path] = typer.Option(None, help="After generating, save the generator's state here for --load-state."),
     load_state: Optional[Path] = typer.Option(None, help="Continue from a state saved with --save-state (a --prime is fed after it)."),
     seed: Optional[int] = typer.Option(None, help="Random seed; the same seed gives the same output."),
@@ -255,12 +257,36 @@ def sample(
     fed = start(gen, ckpt, user_prime, num_samples=num_samples or 1, seed=seed,
                 load_state=str(load_state) if load_state else None)
     steps = generate_steps(gen, length, unescape(stop))
+    drawn: list[float] = []
+    if plot or plot_file:
+        if gen.is_text:
+            raise UsageError("--plot and --plot-file draw continuous output; this model generates text")
+        if plot_file:
+            from .plot import require_matplotlib
+
+            require_matplotlib()  # before generating, not after
+        steps = _recording(steps, drawn)
     with _open_output(output, line_flush=per_step) as out:
         _write(fmt, out, gen, steps, fed if include_prime else None, unescape(separator), per_step)
+    if plot:
+        from .plot import terminal_chart
+
+        console.print(terminal_chart(fed, drawn, width=console.width))
+    if plot_file is not None:
+        from .plot import save_plot
+
+        save_plot(plot_file, fed, drawn)
     if save_state is not None:
         from .state import save_state as write_state
 
         write_state(save_state, gen)
+
+
+def _recording(steps, drawn: list):
+    """Pass the steps on, keeping the first sample's values for the plot."""
+    for items, live in steps:
+        drawn.append(float(items[0]))
+        yield items, live
 
 
 def _write(fmt: str, out, gen, steps, prime, separator: str, per_step: bool) -> None:

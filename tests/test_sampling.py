@@ -139,3 +139,25 @@ def test_a_state_belongs_to_its_checkpoint(text_checkpoint, sine_checkpoint, tmp
     (tmp_path / "junk").write_bytes(b"not a state")
     with pytest.raises(CheckpointError, match="not a seqgen state file"):
         sample(text_checkpoint, length=5, load_state=tmp_path / "junk")
+
+
+# --- pictures ---------------------------------------------------------------------------------
+def test_plot_draws_prime_and_continuation_without_a_terminal(sine_checkpoint):
+    result = invoke("sample", sine_checkpoint, "-n", "120", "--plot", "--prime", " ".join(str(np.sin(i / 5)) for i in range(60)))
+    assert len(result.stdout.splitlines()) == 120  # the data is untouched
+    assert "░ prime (60)" in result.stderr and "█ generated (120)" in result.stderr
+    chart_rows = [line for line in result.stderr.splitlines() if "┤" in line]
+    assert len(chart_rows) == 12 and "\x1b[" not in result.stderr
+    assert "░" in "".join(row[:40] for row in chart_rows) and "█" in "".join(row[-20:] for row in chart_rows)
+
+
+def test_plot_file_says_how_to_get_matplotlib_when_missing(sine_checkpoint, tmp_path):
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        result = runner.invoke(app, ["sample", str(sine_checkpoint), "-n", "5", "--plot-file", str(tmp_path / "a.png")])
+        assert isinstance(result.exception, UsageError) and "seqgen[plot]" in str(result.exception)
+        assert result.stdout == ""  # checked before generating anything
+    else:
+        invoke("sample", sine_checkpoint, "-n", "50", "--plot-file", tmp_path / "a.png")
+        assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
