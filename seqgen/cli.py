@@ -96,6 +96,7 @@ def train(
     amp_max: float = typer.Option(1.0, help="Sine data: largest amplitude."),
     sine_noise: float = typer.Option(0.0, help="Sine data: std of noise added to the waves."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress; only the final summary."),
+    log_every: Optional[int] = typer.Option(None, help="Print a progress line every N steps instead of the live bar (for logs)."),
 ) -> None:
     """Train a model on DATA and save it as a checkpoint."""
     from .config import ModelConfig, TrainConfig, defaults_for, from_dict
@@ -125,7 +126,9 @@ def train(
     if not any((train_config.steps, train_config.epochs, train_config.max_time)):
         train_config.max_time = 300.0
     out = out or (resume if resume else Path("checkpoints") / f"{dataset.name}.safetensors")
-    _run_training(dataset, model_config, train_config, out, checkpoint, quiet)
+    if log_every is not None and log_every < 1:
+        raise UsageError(f"--log-every must be >= 1, got {log_every}")
+    _run_training(dataset, model_config, train_config, out, checkpoint, quiet, log_every)
 
 
 def _load_for_resume(path: Path):
@@ -134,13 +137,14 @@ def _load_for_resume(path: Path):
     return load_checkpoint(path)
 
 
-def _run_training(dataset, model_config, train_config, out: Path, checkpoint, quiet: bool) -> None:
+def _run_training(dataset, model_config, train_config, out: Path, checkpoint, quiet: bool,
+                  log_every: Optional[int] = None) -> None:
     from .train import Trainer, stop_on_signals
 
     trainer = Trainer(dataset, model_config, train_config, out, resume=checkpoint)
     if not quiet:
         say(f"data: {dataset.description}")
-    display = TrainDisplay(quiet, dataset.kind, train_config)
+    display = TrainDisplay(quiet, dataset.kind, train_config, log_every)
     with stop_on_signals() as received, display:
         result = trainer.run(on_event=display.handle, should_stop=lambda: received() is not None)
     signum = received()
@@ -153,15 +157,15 @@ def _run_training(dataset, model_config, train_config, out: Path, checkpoint, qu
 class TrainDisplay:
     """Live progress on stderr (a bar on a terminal, a line per evaluation otherwise)."""
 
-    def __init__(self, quiet: bool, kind: str, config):
-        self.quiet, self.kind, self.config = quiet, kind, config
+    def __init__(self, quiet: bool, kind: str, config, log_every: Optional[int] = None):
+        self.quiet, self.kind, self.config, self.log_every = quiet, kind, config, log_every
         self.progress = None
         self.task = None
         self.val = "-"
         self.unit = "chars" if kind == "text" else "values"
 
     def __enter__(self):
-        if not self.quiet and console.is_terminal:
+        if not self.quiet and console.is_terminal and not self.log_every:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
             self.progress = Progress(
@@ -186,6 +190,9 @@ class TrainDisplay:
         elif kind == "step" and self.progress:
             self.progress.update(self.task, completed=event["fraction"], step=event["step"], loss=f"{event['loss']:.4f}",
                                  val=self.val, rate=f"{event['items_per_sec']:,.0f} {self.unit}/s")
+        elif kind == "step" and self.log_every and not self.quiet and event["step"] % self.log_every == 0:
+            say(f"step {event['step']}  loss {event['loss']:.4f}  val {self.val}  "
+                f"{event['items_per_sec']:,.0f} {self.unit}/s  {event['elapsed']:.0f}s")
         elif kind == "eval":
             self.val = f"{event['val_loss']:.4f}"
             if not self.quiet and not self.progress:
