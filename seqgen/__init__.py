@@ -13,7 +13,9 @@ from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .config import ModelConfig, TrainConfig, defaults_for
 from .data import Dataset, SineConfig, load_data
 from .errors import CheckpointError, DataError, SeqgenError, TrainingError, UsageError
-from .generate import Generator, SampleConfig
+from .evaluate import evaluate_series, evaluate_text, free_run_rmse
+from .generate import Generator, SampleConfig, follow, sample
+from .info import checkpoint_info
 
 _TORCH_NAMES = {"Trainer": "train", "SeqModel": "model", "evaluate_loss": "train"}
 
@@ -30,5 +32,6 @@ def __getattr__(name):
 __all__ = [
     "Checkpoint", "CheckpointError", "DataError", "Dataset", "Generator", "ModelConfig", "SampleConfig",
     "SeqModel", "SeqgenError", "SineConfig", "TrainConfig", "Trainer", "TrainingError", "UsageError",
-    "defaults_for", "evaluate_loss", "load_checkpoint", "load_data", "save_checkpoint",
+    "checkpoint_info", "defaults_for", "evaluate_loss", "evaluate_series", "evaluate_text", "follow", "free_run_rmse",
+    "load_checkpoint", "load_data", "sample", "save_checkpoint",
 ]

@@ -3,6 +3,7 @@ everything for humans goes to stderr through one rich Console (which honours NO_
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -65,28 +66,28 @@ def parse_duration(text: str) -> float:
 @app.command()
 def train(
     data: Optional[str] = typer.Argument(None, help="Text file, numeric series (.npy, .csv, one number per line), '-' for stdin, or nothing for built-in sine waves."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Checkpoint to write. [default: checkpoints/<data name>.safetensors]"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Checkpoint to write. \\[default: checkpoints/<data name>.safetensors]"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run saved in this checkpoint (options not given are taken from it)."),
     kind: str = typer.Option("auto", help="How to read DATA: auto, text or series."),
     encoding: str = typer.Option("utf-8", help="Text encoding of DATA (for example latin-1)."),
     val_fraction: float = typer.Option(0.1, help="Fraction at the end of each source kept for validation."),
-    cell: Optional[str] = typer.Option(None, help="Recurrent cell: lstm, gru or rnn. [default: lstm]"),
-    layers: Optional[int] = typer.Option(None, help="Stacked recurrent layers. [default: 2]"),
-    hidden: Optional[int] = typer.Option(None, help="Units per layer. [default: text 256, series 64]"),
-    embed: Optional[int] = typer.Option(None, help="Character embedding size (text). [default: 64]"),
-    dropout: Optional[float] = typer.Option(None, help="Dropout between layers and before the head. [default: 0]"),
-    batch_size: Optional[int] = typer.Option(None, help="Tracks trained side by side. [default: text 64, series 32]"),
-    window: Optional[int] = typer.Option(None, help="Steps per backpropagation window. [default: text 128, series 100]"),
-    lr: Optional[float] = typer.Option(None, help="Peak learning rate (Adam). [default: 3e-3]"),
-    clip: Optional[float] = typer.Option(None, help="Gradient-norm clipping. [default: 1.0]"),
-    warmup: Optional[int] = typer.Option(None, help="Learning-rate warm-up steps. [default: 50]"),
-    input_noise: Optional[float] = typer.Option(None, help="Std of noise added to series inputs while training. [default: 0.02]"),
+    cell: Optional[str] = typer.Option(None, help="Recurrent cell: lstm, gru or rnn. \\[default: lstm]"),
+    layers: Optional[int] = typer.Option(None, help="Stacked recurrent layers. \\[default: 2]"),
+    hidden: Optional[int] = typer.Option(None, help="Units per layer. \\[default: text 256, series 64]"),
+    embed: Optional[int] = typer.Option(None, help="Character embedding size (text). \\[default: 64]"),
+    dropout: Optional[float] = typer.Option(None, help="Dropout between layers and before the head. \\[default: 0]"),
+    batch_size: Optional[int] = typer.Option(None, help="Tracks trained side by side. \\[default: text 64, series 32]"),
+    window: Optional[int] = typer.Option(None, help="Steps per backpropagation window. \\[default: text 128, series 100]"),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate (Adam). \\[default: 3e-3]"),
+    clip: Optional[float] = typer.Option(None, help="Gradient-norm clipping. \\[default: 1.0]"),
+    warmup: Optional[int] = typer.Option(None, help="Learning-rate warm-up steps. \\[default: 50]"),
+    input_noise: Optional[float] = typer.Option(None, help="Std of noise added to series inputs while training. \\[default: 0.02]"),
     steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps."),
     epochs: Optional[float] = typer.Option(None, help="Stop after this many passes over the data."),
-    max_time: Optional[str] = typer.Option(None, help="Stop after this long, e.g. 90s, 5m, 1h. [default: text 5m]"),
-    eval_every: Optional[int] = typer.Option(None, help="Validate and save every N steps. [default: text 200, series 100]"),
-    seed: Optional[int] = typer.Option(None, help="Random seed; the same seed gives the same weights on CPU. [default: 0]"),
-    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps. [default: auto]"),
+    max_time: Optional[str] = typer.Option(None, help="Stop after this long, e.g. 90s, 5m, 1h. \\[default: text 5m]"),
+    eval_every: Optional[int] = typer.Option(None, help="Validate and save every N steps. \\[default: text 200, series 100]"),
+    seed: Optional[int] = typer.Option(None, help="Random seed; the same seed gives the same weights on CPU. \\[default: 0]"),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps. \\[default: auto]"),
     sine_waves: int = typer.Option(256, help="Sine data: number of waves."),
     sine_length: int = typer.Option(1000, help="Sine data: steps per wave."),
     period_min: float = typer.Option(20.0, help="Sine data: shortest period in steps."),
@@ -95,6 +96,7 @@ def train(
     amp_max: float = typer.Option(1.0, help="Sine data: largest amplitude."),
     sine_noise: float = typer.Option(0.0, help="Sine data: std of noise added to the waves."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress; only the final summary."),
+    log_every: Optional[int] = typer.Option(None, help="Print a progress line every N steps instead of the live bar (for logs)."),
 ) -> None:
     """Train a model on DATA and save it as a checkpoint."""
     from .config import ModelConfig, TrainConfig, defaults_for, from_dict
@@ -124,7 +126,9 @@ def train(
     if not any((train_config.steps, train_config.epochs, train_config.max_time)):
         train_config.max_time = 300.0
     out = out or (resume if resume else Path("checkpoints") / f"{dataset.name}.safetensors")
-    _run_training(dataset, model_config, train_config, out, checkpoint, quiet)
+    if log_every is not None and log_every < 1:
+        raise UsageError(f"--log-every must be >= 1, got {log_every}")
+    _run_training(dataset, model_config, train_config, out, checkpoint, quiet, log_every)
 
 
 def _load_for_resume(path: Path):
@@ -133,13 +137,14 @@ def _load_for_resume(path: Path):
     return load_checkpoint(path)
 
 
-def _run_training(dataset, model_config, train_config, out: Path, checkpoint, quiet: bool) -> None:
+def _run_training(dataset, model_config, train_config, out: Path, checkpoint, quiet: bool,
+                  log_every: Optional[int] = None) -> None:
     from .train import Trainer, stop_on_signals
 
     trainer = Trainer(dataset, model_config, train_config, out, resume=checkpoint)
     if not quiet:
         say(f"data: {dataset.description}")
-    display = TrainDisplay(quiet, dataset.kind, train_config)
+    display = TrainDisplay(quiet, dataset.kind, train_config, log_every)
     with stop_on_signals() as received, display:
         result = trainer.run(on_event=display.handle, should_stop=lambda: received() is not None)
     signum = received()
@@ -152,15 +157,15 @@ def _run_training(dataset, model_config, train_config, out: Path, checkpoint, qu
 class TrainDisplay:
     """Live progress on stderr (a bar on a terminal, a line per evaluation otherwise)."""
 
-    def __init__(self, quiet: bool, kind: str, config):
-        self.quiet, self.kind, self.config = quiet, kind, config
+    def __init__(self, quiet: bool, kind: str, config, log_every: Optional[int] = None):
+        self.quiet, self.kind, self.config, self.log_every = quiet, kind, config, log_every
         self.progress = None
         self.task = None
         self.val = "-"
         self.unit = "chars" if kind == "text" else "values"
 
     def __enter__(self):
-        if not self.quiet and console.is_terminal:
+        if not self.quiet and console.is_terminal and not self.log_every:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
             self.progress = Progress(
@@ -185,6 +190,9 @@ class TrainDisplay:
         elif kind == "step" and self.progress:
             self.progress.update(self.task, completed=event["fraction"], step=event["step"], loss=f"{event['loss']:.4f}",
                                  val=self.val, rate=f"{event['items_per_sec']:,.0f} {self.unit}/s")
+        elif kind == "step" and self.log_every and not self.quiet and event["step"] % self.log_every == 0:
+            say(f"step {event['step']}  loss {event['loss']:.4f}  val {self.val}  "
+                f"{event['items_per_sec']:,.0f} {self.unit}/s  {event['elapsed']:.0f}s")
         elif kind == "eval":
             self.val = f"{event['val_loss']:.4f}"
             if not self.quiet and not self.progress:
@@ -217,39 +225,117 @@ def sample(
     length: int = typer.Option(500, "--length", "-n", help="Characters or values to generate."),
     prime: Optional[str] = typer.Option(None, help="Start from this text (text models) or these numbers, e.g. \"0.1 0.3 0.5\"."),
     prime_file: Optional[Path] = typer.Option(None, help="Start from the contents of this file (text, or numbers one per line)."),
-    temperature: float = typer.Option(1.0, help="Text: divide the logits by this (lower is more conservative)."),
+    temperature: Optional[float] = typer.Option(None, help="Text: divide the logits by this (lower is more conservative). Continuous: the same as --noise. \\[default: text 1.0, continuous 0]"),
     top_k: Optional[int] = typer.Option(None, help="Text: sample only from the k most likely characters."),
     top_p: Optional[float] = typer.Option(None, help="Text: sample from the smallest set with this total probability."),
     greedy: bool = typer.Option(False, "--greedy", help="Text: always take the most likely character."),
-    noise: float = typer.Option(0.0, help="Series: std of noise added to each fed-back value (0 = deterministic)."),
-    num_samples: int = typer.Option(1, help="Independent streams generated together in one batched state."),
-    include_prime: bool = typer.Option(False, "--include-prime", help="Also print the prime before the generated part."),
+    stop: Optional[str] = typer.Option(None, help="Text: a sample ends once it has produced this string (\\n for a newline)."),
+    noise: Optional[float] = typer.Option(None, help="Continuous: std of noise added to each fed-back value (0 = deterministic). \\[default: 0]"),
+    num_samples: Optional[int] = typer.Option(None, help="Independent streams generated together in one batched state. \\[default: 1]"),
+    include_prime: bool = typer.Option(False, "--include-prime", help="Also write the prime before the generated part."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="text, values, csv or jsonl. \\[default: text for text, values for continuous]"),
+    per_step: bool = typer.Option(False, "--per-step", help="jsonl: one object per step and sample (with the chosen character's probability)."),
+    separator: str = typer.Option("\\n\\n", help="text: written between samples (\\n for a newline)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout."),
+    plot: bool = typer.Option(False, "--plot", help="Continuous: draw the prime and the continuation on stderr."),
+    plot_file: Optional[Path] = typer.Option(None, help="Continuous: save that picture as an image (needs the 'plot' extra: matplotlib)."),
+    save_state: Optional[Path] = typer.Option(None, help="After generating, save the generator's state here for --load-state."),
+    load_state: Optional[Path] = typer.Option(None, help="Continue from a state saved with --save-state (a --prime is fed after it)."),
     seed: Optional[int] = typer.Option(None, help="Random seed; the same seed gives the same output."),
     backend: str = typer.Option("auto", help="auto (NumPy on CPU), numpy or torch."),
     device: str = typer.Option("cpu", help="Device for the torch backend: cpu, cuda or mps."),
 ) -> None:
-    """Generate from a trained checkpoint; the output goes to stdout."""
+    """Generate from a trained checkpoint; the output goes to stdout (or --output)."""
     from .checkpoint import load_checkpoint
-    from .generate import Generator, SampleConfig, as_prime, default_prime
+    from .generate import Generator, generate_steps, sampling_config, start
+    from .output import check_format, unescape
 
     if length < 0:
         raise UsageError(f"--length must be >= 0, got {length}")
-    if num_samples < 1:
-        raise UsageError(f"--num-samples must be >= 1, got {num_samples}")
-    sampling = SampleConfig(temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, noise=noise)
-    sampling.check()
     ckpt = load_checkpoint(checkpoint)
+    sampling = sampling_config(ckpt.kind, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, noise=noise)
+    fmt = check_format(fmt, ckpt.kind == "text", per_step)
+    if load_state is not None and prime is None and prime_file is None and include_prime:
+        raise UsageError("--include-prime: with --load-state there is no prime to include (give --prime)")
+    if load_state is not None and num_samples is not None:
+        raise UsageError("--num-samples: a state loaded with --load-state brings its own number of samples")
     gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, sampling=sampling, seed=seed)
     user_prime = _read_prime(ckpt, prime, prime_file)
-    start = user_prime if user_prime is not None else default_prime(ckpt, seed)
-    gen.reset(num_samples)
-    gen.feed(start)
-    writer = StreamWriter(sys.stdout)
-    with writer:
+    fed = start(gen, ckpt, user_prime, num_samples=num_samples or 1, seed=seed,
+                load_state=str(load_state) if load_state else None)
+    steps = generate_steps(gen, length, unescape(stop))
+    drawn: list[float] = []
+    if plot or plot_file:
         if gen.is_text:
-            _write_text(gen, start, length, include_prime, writer)
-        else:
-            _write_values(gen, start, length, include_prime, writer)
+            raise UsageError("--plot and --plot-file draw continuous output; this model generates text")
+        if plot_file:
+            from .plot import require_matplotlib
+
+            require_matplotlib()  # before generating, not after
+        steps = _recording(steps, drawn)
+    with _open_output(output, line_flush=per_step) as out:
+        _write(fmt, out, gen, steps, fed if include_prime else None, unescape(separator), per_step)
+    if plot:
+        from .plot import terminal_chart
+
+        console.print(terminal_chart(fed, drawn, width=console.width))
+    if plot_file is not None:
+        from .plot import save_plot
+
+        save_plot(plot_file, fed, drawn)
+    if save_state is not None:
+        from .state import save_state as write_state
+
+        write_state(save_state, gen)
+
+
+def _recording(steps, drawn: list):
+    """Pass the steps on, keeping the first sample's values for the plot."""
+    for items, live in steps:
+        drawn.append(float(items[0]))
+        yield items, live
+
+
+def _write(fmt: str, out, gen, steps, prime, separator: str, per_step: bool) -> None:
+    from .output import write_csv, write_jsonl, write_text, write_values
+
+    if fmt == "text":
+        write_text(out, gen, steps, prime or "", separator)
+    elif fmt == "values":
+        write_values(out, gen, steps, prime)
+    elif fmt == "csv":
+        write_csv(out, gen, steps, prime)
+    else:
+        write_jsonl(out, gen, steps, prime, per_step)
+
+
+class FileOutput:
+    """--output: collect the output, then write it atomically (a failed run leaves no partial file)."""
+
+    def __init__(self, path: Path):
+        import io
+
+        self.path, self.buffer = path, io.StringIO()
+
+    def write(self, text: str) -> None:
+        self.buffer.write(text)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            from .checkpoint import write_atomic
+
+            try:
+                write_atomic(self.path, self.buffer.getvalue().encode("utf-8"))
+            except OSError as e:
+                raise UsageError(f"--output {self.path}: cannot write ({e.strerror})") from None
+        return False
+
+
+def _open_output(path: Optional[Path], line_flush: bool = False):
+    return FileOutput(path) if path is not None else StreamWriter(sys.stdout, line_flush)
 
 
 def _read_prime(ckpt, prime: Optional[str], prime_file: Optional[Path]):
@@ -274,13 +360,15 @@ class StreamWriter:
     """Writes data to stdout, flushing at most every 50 ms so output is live but cheap;
     a closed pipe (`| head`) ends the command quietly."""
 
-    def __init__(self, stream):
+    def __init__(self, stream, line_flush: bool = False):
         self.stream, self.last_flush = stream, time.monotonic()
+        # Lines for another program (jsonl --per-step, follow) go out at once: it may be waiting.
+        self.interval = 0.0 if line_flush else 0.05
 
     def write(self, text: str) -> None:
         self.stream.write(text)
         now = time.monotonic()
-        if now - self.last_flush > 0.05:
+        if now - self.last_flush >= self.interval:
             self.stream.flush()
             self.last_flush = now
 
@@ -301,25 +389,121 @@ class StreamWriter:
         return False
 
 
-def _write_text(gen, start, length: int, include_prime: bool, writer: StreamWriter) -> None:
-    prefix = start if include_prime else ""
-    if gen.batch_size == 1:
-        writer.write(prefix)
-        for tokens in gen.generate(length):
-            writer.write(gen.vocab[tokens[0]])
-        writer.write("\n")
+# --------------------------------------------------------------------------------------------
+# follow
+# --------------------------------------------------------------------------------------------
+@app.command()
+def follow(
+    checkpoint: Path = typer.Argument(..., help="A continuous-model checkpoint written by 'seqgen train'."),
+    horizon: int = typer.Option(1, help="Values forecast after each input (free-running, on a copy of the state)."),
+    backend: str = typer.Option("auto", help="auto (NumPy on CPU), numpy or torch."),
+    device: str = typer.Option("cpu", help="Device for the torch backend: cpu, cuda or mps."),
+) -> None:
+    """Read values from stdin, one per line; after each, write the forecast of the next value(s)."""
+    from .checkpoint import load_checkpoint
+    from .generate import Generator, follow as follow_values
+
+    ckpt = load_checkpoint(checkpoint)
+    gen = Generator.from_checkpoint(ckpt, backend=backend, device=device)
+    with StreamWriter(sys.stdout, line_flush=True) as out:
+        for forecast in follow_values(gen, _stdin_values(), horizon):
+            out.write(" ".join(f"{v:.6g}" for v in forecast) + "\n")
+
+
+def _stdin_values():
+    """Numbers from stdin as they arrive (readline, not a read-ahead), skipping blank lines."""
+    from .errors import DataError
+
+    for number, line in enumerate(iter(sys.stdin.readline, ""), start=1):
+        text = line.strip()
+        if not text:
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            raise DataError(f"standard input, line {number}: {text[:40]!r} is not a number") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise DataError(f"standard input, line {number}: {text!r} is not a finite number")
+        yield value
+
+
+# --------------------------------------------------------------------------------------------
+# eval
+# --------------------------------------------------------------------------------------------
+@app.command("eval")
+def eval_command(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint written by 'seqgen train'."),
+    data: Optional[str] = typer.Argument(None, help="Data to evaluate on. \\[default: the checkpoint's training file; fresh waves for sine]"),
+    val_fraction: Optional[float] = typer.Option(None, help="Evaluate on this last fraction of DATA. \\[default: the checkpoint's]"),
+    long: bool = typer.Option(False, "--long", help="Continuous: also free-run 10,000 steps."),
+    waves: int = typer.Option(32, help="Sine: number of fresh waves, run as one batch."),
+    seed: Optional[int] = typer.Option(None, help="Sine: seed for the fresh waves. \\[default: a new one each run, printed]"),
+    encoding: str = typer.Option("utf-8", help="Text encoding of DATA."),
+    backend: str = typer.Option("auto", help="Continuous: auto (NumPy on CPU), numpy or torch."),
+    device: str = typer.Option("cpu", help="Device for torch: cpu, cuda or mps."),
+    json_out: bool = typer.Option(False, "--json", help="Print the figures as one JSON object on stdout."),
+) -> None:
+    """Measure a checkpoint: text validation loss, or continuous free-running error."""
+    from .checkpoint import load_checkpoint
+    from .evaluate import HORIZONS, LONG_HORIZONS, evaluate_series, evaluate_text
+
+    if val_fraction is not None and not 0 < val_fraction < 1:
+        raise UsageError(f"--val-fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+    ckpt = load_checkpoint(checkpoint)
+    if ckpt.kind == "text":
+        result = evaluate_text(ckpt, data, val_fraction=val_fraction, encoding=encoding, device=device)
+        say(f"{result.data}: last {result.val_fraction:g} ({result.characters:,} characters, one stream)")
+        say(f"validation loss {result.loss:.4f} nats/char, {result.bits_per_char:.4f} bits/char  ({result.seconds:.1f}s)")
+    else:
+        horizons = LONG_HORIZONS if long else HORIZONS
+        result = evaluate_series(ckpt, data, horizons=horizons, waves=waves, seed=seed, val_fraction=val_fraction,
+                                 backend=backend)
+        src = result.source
+        where = (f"{src['waves']} fresh sine waves (--seed {src['seed']})" if src["type"] == "sine"
+                 else f"the last {src['val_fraction']:g} of {src['path']}")
+        say(f"free run on {where}, after a {result.prime}-step prime:")
+        for steps, rmse in result.rmse.items():
+            say(f"  RMSE over {steps:>6,} steps  {rmse:.4f}")
+        say(f"  generated / true amplitude  {result.amplitude_ratio:.3f} "
+            f"(range {result.amplitude_ratio_min:.3f}-{result.amplitude_ratio_max:.3f})")
+    if json_out:
+        print(json.dumps(result.to_dict()))
+
+
+# --------------------------------------------------------------------------------------------
+# info
+# --------------------------------------------------------------------------------------------
+@app.command()
+def info(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint written by 'seqgen train'."),
+    json_out: bool = typer.Option(False, "--json", help="Print the details as one JSON object on stdout."),
+) -> None:
+    """Show what a checkpoint holds: data, vocabulary, model, training progress, format."""
+    from rich.table import Table
+
+    from .info import checkpoint_info
+
+    details = checkpoint_info(checkpoint)
+    if json_out:
+        print(json.dumps(details, ensure_ascii=False))
         return
-    columns = list(zip(*gen.generate(length))) if length else [()] * gen.batch_size
-    texts = [prefix + "".join(gen.vocab[t] for t in col) for col in columns]
-    writer.write("\n\n".join(texts) + "\n")
-
-
-def _write_values(gen, start, length: int, include_prime: bool, writer: StreamWriter) -> None:
-    if include_prime:
-        for value in start:
-            writer.write(" ".join([f"{value:.6g}"] * gen.batch_size) + "\n")
-    for values in gen.generate(length):
-        writer.write(" ".join(f"{v:.6g}" for v in values) + "\n")
+    data, model, progress = details["data"], details["model"], details["training"]
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_row("data", f"{data['kind']}: {data['description']}")
+    if "vocab_size" in data:
+        table.add_row("vocabulary", f"{data['vocab_size']} characters: {data['vocab_preview']!r}")
+    else:
+        table.add_row("scaling", f"mean {data['mean']:.6g}, std {data['std']:.6g}")
+    shape = f"{model['cell'].upper()}, {model['layers']} x {model['hidden']}"
+    shape += f", embedding {model['embed']}" if "embed" in model else ""
+    table.add_row("model", f"{shape}; {model['parameters']:,} parameters")
+    table.add_row("training", f"{progress['steps']} steps, {progress['seconds'] or 0:.1f}s, {progress['epochs'] or 0:.2f} epochs"
+                  + ("" if progress["resumable"] else " (weights only)"))
+    if progress["best_val_loss"] is not None:
+        unit = "nats/char" if data["kind"] == "text" else "MSE, scaled"
+        table.add_row("best validation", f"{progress['best_val_loss']:.4f} {unit} at step {progress['best_step']}")
+    table.add_row("format", f"seqgen-checkpoint version {details['format_version']}")
+    console.print(table)
 
 
 # --------------------------------------------------------------------------------------------

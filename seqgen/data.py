@@ -72,6 +72,7 @@ class Dataset:
     mean: float = 0.0
     std: float = 1.0
     source: dict = field(default_factory=dict)
+    val_fraction: float = 0.1
 
     @property
     def train_streams(self) -> list[np.ndarray]:
@@ -221,7 +222,7 @@ def series_dataset(values: np.ndarray, name: str, label: str, val_fraction: floa
     scaled = ((values - mean) / std).astype(np.float32)
     return Dataset(
         kind="series", name=name, description=f"numeric series from {label} ({len(values)} values)",
-        streams=[scaled], splits=[split], mean=mean, std=std, source={"type": "file", "path": label},
+        streams=[scaled], splits=[split], mean=mean, std=std, source={"type": "file", "path": label}, val_fraction=val_fraction,
     )
 
 
@@ -234,6 +235,7 @@ def text_dataset(text: str, name: str, label: str, val_fraction: float) -> Datas
     return Dataset(
         kind="text", name=name, description=f"text from {label} ({len(ids)} characters, {len(vocab)} distinct)",
         streams=[ids.astype(np.int32)], splits=[split], vocab=vocab, source={"type": "file", "path": label},
+        val_fraction=val_fraction,
     )
 
 
@@ -247,7 +249,7 @@ def sine_dataset(config: SineConfig, val_fraction: float, seed: int) -> Dataset:
     )
     return Dataset(
         kind="series", name="sine", description=desc, streams=list(waves), splits=[split] * config.waves,
-        source={"type": "sine", **asdict(config)},
+        source={"type": "sine", **asdict(config)}, val_fraction=val_fraction,
     )
 
 

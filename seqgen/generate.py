@@ -9,7 +9,7 @@ same seed gives the same output on either backend for the same weights.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -54,6 +54,10 @@ class TorchRunner:
 
     def init_state(self, batch_size: int):
         return self.model.init_state(batch_size, self.device)
+
+    def state_from_arrays(self, arrays: list[np.ndarray]):
+        tensors = [self.torch.as_tensor(a, dtype=self.torch.float32, device=self.device) for a in arrays]
+        return (tensors[0], tensors[1]) if self.config.cell == "lstm" else tensors[0]
 
     def forward(self, x: np.ndarray, state):
         with self.torch.no_grad():
@@ -123,6 +127,7 @@ class Generator:
         self.sampling.check()
         self.rng = np.random.default_rng(seed)
         self.last_probability: np.ndarray | None = None
+        self.checkpoint_checksum: str | None = None  # set by from_checkpoint; ties saved states to their model
         self.reset()
 
     @property
@@ -168,6 +173,27 @@ class Generator:
         for _ in range(n):
             yield self.step()
 
+    def snapshot(self) -> dict:
+        """A copy of everything the next step depends on: recurrent state, last output, random state."""
+        if self.last_output is None:
+            raise UsageError("nothing to save yet: feed a prime first")
+        parts = self.state if isinstance(self.state, (list, tuple)) else [self.state]
+        arrays = [np.array(p.detach().cpu().numpy() if hasattr(p, "detach") else p, dtype=np.float32) for p in parts]
+        return {"state": arrays, "last_output": np.array(self.last_output, dtype=np.float32),
+                "rng": self.rng.bit_generator.state}
+
+    def restore(self, snapshot: dict) -> None:
+        """Continue exactly where `snapshot()` was taken (the batch size comes with it)."""
+        arrays = [np.array(a) for a in snapshot["state"]]
+        if hasattr(self.model, "state_from_arrays"):
+            self.state = self.model.state_from_arrays(arrays)
+        else:
+            dtype = getattr(self.model, "dtype", np.float32)
+            self.state = [a.astype(dtype) for a in arrays]
+        self.batch_size = len(snapshot["last_output"])
+        self.last_output = np.array(snapshot["last_output"])
+        self.rng.bit_generator.state = snapshot["rng"]
+
     # --- text helpers -------------------------------------------------------------------
     def encode(self, text: str) -> np.ndarray:
         if not self.is_text:
@@ -207,8 +233,10 @@ class Generator:
                 raise UsageError("--backend numpy runs on the CPU; use --backend torch for another --device")
             model = NumpyModel(ckpt.weights, ckpt.model_config)
         data = ckpt.data
-        return cls(model, vocab=data.get("vocab"), mean=data.get("mean", 0.0), std=data.get("std", 1.0),
-                   sampling=sampling, seed=seed)
+        gen = cls(model, vocab=data.get("vocab"), mean=data.get("mean", 0.0), std=data.get("std", 1.0),
+                  sampling=sampling, seed=seed)
+        gen.checkpoint_checksum = ckpt.meta.get("checksum")
+        return gen
 
 
 def torch_model_from_checkpoint(ckpt: Checkpoint, device: str = "cpu") -> TorchRunner:
@@ -265,3 +293,155 @@ def as_prime(ckpt: Checkpoint, prime: str | None, prime_values: Sequence[float] 
     if ckpt.kind == "text":
         return prime
     return parse_numbers(prime)
+
+
+# --- sampling from a checkpoint: the library twin of `seqgen sample` ---------------------------
+def sampling_config(kind: str, *, temperature: float | None = None, top_k: int | None = None,
+                    top_p: float | None = None, greedy: bool = False, noise: float | None = None) -> SampleConfig:
+    """The sampling settings for a "text" or "series" model, with each option's meaning there.
+
+    For a continuous model `temperature` is another name for `noise` (the std of the noise added
+    to each fed-back value, in the data's units; default 0); top_k, top_p and greedy are text-only.
+    """
+    if kind == "text":
+        if noise is not None:
+            raise UsageError("--noise applies to continuous models; for text use --temperature")
+        config = SampleConfig(temperature=1.0 if temperature is None else temperature, top_k=top_k, top_p=top_p,
+                              greedy=greedy)
+    else:
+        if top_k is not None or top_p is not None or greedy:
+            raise UsageError("--top-k, --top-p and --greedy choose characters; this model generates numbers")
+        if temperature is not None and noise is not None and temperature != noise:
+            raise UsageError("for a continuous model --temperature is another name for --noise: give one of them")
+        if temperature is not None and temperature < 0:
+            raise UsageError(f"--temperature must be >= 0, got {temperature}")
+        config = SampleConfig(noise=next((v for v in (noise, temperature) if v is not None), 0.0))
+    config.check()
+    return config
+
+
+class StopMatcher:
+    """Spots a stop string in each stream as it is generated: a string-matching automaton over
+    token ids, so each step costs one table lookup for the whole batch."""
+
+    def __init__(self, stop: np.ndarray, vocab_size: int, batch_size: int):
+        m = len(stop)
+        # table[j, t]: how much of `stop` is matched after token t, given j matched before (KMP).
+        table = np.zeros((m + 1, vocab_size), dtype=np.int64)
+        table[0, stop[0]] = 1
+        fallback = 0
+        for j in range(1, m + 1):
+            table[j] = table[fallback]
+            if j < m:
+                table[j, stop[j]] = j + 1
+                fallback = table[fallback, stop[j]]
+        self.table, self.length = table, m
+        self.matched = np.zeros(batch_size, dtype=np.int64)
+
+    def update(self, tokens: np.ndarray) -> np.ndarray:
+        """Advance with one token per stream; True where the stop string has just been completed."""
+        self.matched = self.table[self.matched, tokens]
+        return self.matched == self.length
+
+
+def generate_steps(gen: Generator, length: int, stop: str | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Like `gen.generate(length)`, yielding (items, live): `live` marks the streams whose item
+    counts. A stream ends once it has produced `stop` (that step is still live); when every
+    stream has ended, so does the iteration."""
+    live = np.ones(gen.batch_size, dtype=bool)
+    matcher = None
+    if stop is not None:
+        if not gen.is_text:
+            raise UsageError("--stop applies to text models")
+        if stop == "":
+            raise UsageError("--stop needs at least one character")
+        unknown = sorted({ch for ch in stop if ch not in gen.index})
+        if unknown:
+            raise UsageError(f"--stop {stop!r}: the model never produces {', '.join(map(repr, unknown))}")
+        matcher = StopMatcher(gen.encode(stop), len(gen.vocab), gen.batch_size)
+    for _ in range(length):
+        items = gen.step()
+        yield items, live
+        if matcher is not None:
+            live = live & ~matcher.update(items)
+            if not live.any():
+                return
+
+
+def start(gen: Generator, ckpt: Checkpoint, prime: str | np.ndarray | None = None, *, num_samples: int = 1,
+          seed: int | None = None, load_state: str | None = None) -> str | np.ndarray:
+    """Get `gen` ready to step: from a saved state (then the prime, if any, is fed after it) or from
+    the prime (default: see `default_prime`) for `num_samples` streams. Returns what was fed."""
+    if load_state is not None:
+        from .state import load_state as read_state
+
+        gen.restore(read_state(load_state, gen))
+        if prime is None:
+            return "" if gen.is_text else np.zeros(0)
+        gen.feed(prime)
+        return prime
+    if num_samples < 1:
+        raise UsageError(f"--num-samples must be >= 1, got {num_samples}")
+    prime = prime if prime is not None else default_prime(ckpt, seed)
+    gen.reset(num_samples)
+    gen.feed(prime)
+    return prime
+
+
+def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequence[float] | None = None,
+           temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
+           greedy: bool = False, noise: float | None = None, stop: str | None = None, num_samples: int = 1,
+           seed: int | None = None, backend: str = "auto", device: str = "cpu",
+           load_state: str | None = None, save_state: str | None = None) -> list[str] | np.ndarray:
+    """Generate from a checkpoint, with the options of `seqgen sample`: a list of texts (one per
+    sample, each ending with `stop` when it was produced) or a (num_samples, length) array of values."""
+    if length < 0:
+        raise UsageError(f"--length must be >= 0, got {length}")
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    config = sampling_config(ckpt.kind, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, noise=noise)
+    gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, sampling=config, seed=seed)
+    user_prime = prime if isinstance(prime, str) or prime is None else np.asarray(prime, dtype=np.float64)
+    if isinstance(user_prime, str) and not gen.is_text:
+        user_prime = parse_numbers(user_prime)
+    start(gen, ckpt, user_prime, num_samples=num_samples, seed=seed, load_state=load_state)
+    if gen.is_text:
+        streams: list[list[str]] = [[] for _ in range(gen.batch_size)]
+        for items, live in generate_steps(gen, length, stop):
+            for k in np.flatnonzero(live):
+                streams[k].append(gen.vocab[items[k]])
+        result: list[str] | np.ndarray = ["".join(s) for s in streams]
+    else:
+        result = np.empty((length, gen.batch_size))
+        for t, (items, _) in enumerate(generate_steps(gen, length)):
+            result[t] = items
+        result = result.T
+    if save_state is not None:
+        from .state import save_state as write_state
+
+        write_state(save_state, gen)
+    return result
+
+
+def follow(gen: Generator, values: Iterable[float], horizon: int = 1) -> Iterator[np.ndarray]:
+    """Feed true values one at a time; after each, yield the forecast of the next `horizon` values.
+
+    The forecast beyond one step free-runs on a copy of the state, so the real state only ever
+    sees true values. `gen` is a continuous-model Generator with one stream.
+    """
+    if gen.is_text:
+        raise UsageError("follow works with continuous models; this one generates text")
+    if horizon < 1:
+        raise UsageError(f"--horizon must be >= 1, got {horizon}")
+    if gen.batch_size != 1:
+        gen.reset(1)
+    for value in values:
+        gen.feed([value])
+        if horizon == 1:
+            yield gen.last_output * gen.std + gen.mean
+            continue
+        saved = gen.snapshot()
+        forecast = np.empty(horizon)
+        for t in range(horizon):
+            forecast[t] = gen.step()[0]
+        gen.restore(saved)
+        yield forecast

@@ -316,7 +316,8 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, training: dict[str, np.nda
 
 def data_meta(data: Dataset) -> dict:
     """What generation needs to know about the data: vocabulary or scaling, and a default prime."""
-    meta = {"kind": data.kind, "name": data.name, "description": data.description, "source": data.source}
+    meta = {"kind": data.kind, "name": data.name, "description": data.description, "source": data.source,
+            "val_fraction": data.val_fraction}
     if data.kind == "text":
         meta["vocab"] = data.vocab
     else:

@@ -89,5 +89,21 @@ def test_sample_rejects_bad_options(text_checkpoint):
 def test_version_and_help():
     runner = CliRunner()
     assert runner.invoke(app, ["--version"]).stdout.startswith("seqgen ")
-    for command in ("train", "sample"):
+    for command in ("train", "sample", "eval", "info", "follow"):
         assert runner.invoke(app, [command, "--help"]).exit_code == 0
+
+
+def test_log_every_prints_progress_lines(tmp_path):
+    result = run("train", "--steps", "6", "--sine-waves", "8", "--sine-length", "120", "--hidden", "8", "--layers", "1",
+                 "--eval-every", "6", "--log-every", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("step ") and " loss " in line]
+    assert [line.split()[1] for line in lines] == ["2", "4", "6"]
+
+
+def test_help_shows_the_data_dependent_defaults():
+    """Defaults written as '[default: ...]' in help texts must not be eaten as rich markup."""
+    result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    assert "[default: lstm]" in result.stdout
+    result = CliRunner().invoke(app, ["sample", "--help"], env={"COLUMNS": "200"})
+    assert "[default: text 1.0, continuous 0]" in result.stdout

@@ -1,0 +1,188 @@
+"""How good is a checkpoint: validation loss for text, free-running error for continuous data.
+
+Text: the mean loss over the validation tail of the data, every character counted once, with the
+state carried through the whole tail in one stream (as generation would run it). Continuous: prime
+with 100 true values, let the model eat its own output, and compare with the true continuation.
+These are the figures `seqgen eval` prints and the quality benchmark reads.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .checkpoint import Checkpoint, load_checkpoint
+from .config import from_dict
+from .data import Dataset, SineConfig, load_data, sine_waves
+from .errors import DataError, UsageError
+
+PRIME_STEPS = 100
+HORIZONS = (100, 1000)
+LONG_HORIZONS = (100, 1000, 10_000)
+# The amplitude ratio compares the spread of the last stretch of the free run with the truth's.
+AMPLITUDE_WINDOW = 1000
+# Checkpoints written before seqgen stored the validation fraction used the default.
+DEFAULT_VAL_FRACTION = 0.1
+
+
+@dataclass
+class TextEval:
+    """Validation loss of a text model over the tail of `data`."""
+
+    checkpoint: str
+    data: str
+    val_fraction: float
+    characters: int
+    loss: float  # nats per character
+    seconds: float
+    kind: str = "text"
+
+    @property
+    def bits_per_char(self) -> float:
+        return self.loss / math.log(2)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "bits_per_char": self.bits_per_char}
+
+
+@dataclass
+class FreeRunEval:
+    """Free-running error after a prime: RMSE (in the data's units) over the first `steps` generated
+    values, and the generated amplitude over the truth's (1.0 = neither decay nor growth)."""
+
+    rmse: dict[int, float]
+    amplitude_ratio: float
+    amplitude_ratio_min: float
+    amplitude_ratio_max: float
+    streams: int
+    prime: int
+    seconds: float = 0.0
+    checkpoint: str = ""
+    source: dict = field(default_factory=dict)
+    kind: str = "series"
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["rmse"] = {str(k): v for k, v in self.rmse.items()}
+        return out
+
+
+def resolve_data(ckpt: Checkpoint, data: str | Path | None) -> str:
+    """DATA as given, else the file the checkpoint was trained on (when it is still there)."""
+    if data is not None:
+        return str(data)
+    path = ckpt.data.get("source", {}).get("path")
+    if path and Path(path).is_file():
+        return path
+    where = f" ({path} is not a file here)" if path else ""
+    raise UsageError(f"give the DATA to evaluate on: {ckpt.path} does not point to its training file{where}")
+
+
+def checkpoint_val_fraction(ckpt: Checkpoint) -> float:
+    return float(ckpt.data.get("val_fraction", DEFAULT_VAL_FRACTION))
+
+
+def evaluate_text(checkpoint: str | Path | Checkpoint, data: str | Path | None = None, *,
+                  val_fraction: float | None = None, encoding: str = "utf-8", device: str = "cpu") -> TextEval:
+    """Mean validation loss (nats/char) over the last `val_fraction` of `data`, in one unbroken stream."""
+    from .generate import torch_model_from_checkpoint
+    from .train import evaluate_loss
+
+    ckpt = _load(checkpoint)
+    if ckpt.kind != "text":
+        raise UsageError(f"{ckpt.path} is a {ckpt.kind} model; text evaluation needs a text model")
+    path = resolve_data(ckpt, data)
+    fraction = val_fraction if val_fraction is not None else checkpoint_val_fraction(ckpt)
+    dataset = load_data(path, kind="text", encoding=encoding, val_fraction=fraction)
+    tail = _in_checkpoint_vocab(dataset, ckpt, path)
+    runner = torch_model_from_checkpoint(ckpt, device)
+    started = time.perf_counter()
+    loss = evaluate_loss(runner.model, tail, warmup=0, device=runner.device, pieces=1)
+    return TextEval(str(ckpt.path), path, fraction, len(tail.streams[0]) - tail.splits[0], loss,
+                    time.perf_counter() - started)
+
+
+def _in_checkpoint_vocab(dataset: Dataset, ckpt: Checkpoint, label: str) -> Dataset:
+    """The validation tail (and the character before it) as the checkpoint's token ids."""
+    index = {ch: i for i, ch in enumerate(ckpt.vocab)}
+    mapping = np.array([index.get(ch, -1) for ch in dataset.vocab], dtype=np.int64)
+    split = dataset.splits[0]
+    tail = dataset.streams[0][split - 1 :]
+    ids = mapping[tail]
+    if (ids < 0).any():
+        unseen = [dataset.vocab[t] for t in np.unique(tail) if mapping[t] < 0]
+        shown = ", ".join(repr(ch) for ch in unseen[:20])
+        raise DataError(f"{label}: the validation text has characters the model's vocabulary lacks: {shown}")
+    return Dataset(kind="text", name=dataset.name, description=dataset.description, streams=[ids], splits=[1],
+                   vocab=ckpt.vocab)
+
+
+def free_run_rmse(gen, prime: np.ndarray, truth: np.ndarray, horizons: Sequence[int] = HORIZONS) -> FreeRunEval:
+    """Prime every stream with its row of `prime` (batch, P), free-run for truth's length, compare.
+
+    `gen` is a continuous-model Generator; all rows run as one batch. Horizons longer than the
+    truth are left out; the whole run is always reported.
+    """
+    prime, truth = np.atleast_2d(prime), np.atleast_2d(truth)
+    started = time.perf_counter()
+    batch, length = truth.shape
+    gen.reset(batch)
+    gen.feed((prime - gen.mean) / gen.std)
+    generated = np.empty((length, batch))
+    for t in range(length):
+        generated[t] = gen.step()
+    generated = generated.T
+    steps = sorted({h for h in horizons if h <= length} | {length})
+    rmse = {h: float(np.sqrt(np.mean((generated[:, :h] - truth[:, :h]) ** 2))) for h in steps}
+    last = slice(max(0, length - AMPLITUDE_WINDOW), length)
+    ratio = generated[:, last].std(axis=1) / np.maximum(truth[:, last].std(axis=1), 1e-12)
+    return FreeRunEval(rmse, float(ratio.mean()), float(ratio.min()), float(ratio.max()), batch, prime.shape[1],
+                       time.perf_counter() - started)
+
+
+def evaluate_series(checkpoint: str | Path | Checkpoint, data: str | Path | None = None, *,
+                    horizons: Sequence[int] = HORIZONS, waves: int = 32, seed: int | None = None,
+                    val_fraction: float | None = None, backend: str = "auto") -> FreeRunEval:
+    """Free-run error of a continuous model: on fresh sine waves from its training range, or on
+    the validation tail of a numeric series (primed with the values just before the tail)."""
+    from .generate import Generator
+
+    ckpt = _load(checkpoint)
+    if ckpt.kind == "text":
+        raise UsageError(f"{ckpt.path} is a text model; free-running evaluation needs a continuous model")
+    gen = Generator.from_checkpoint(ckpt, backend=backend)
+    source = ckpt.data.get("source", {})
+    if data is None and source.get("type") == "sine":
+        if waves < 1:
+            raise UsageError(f"--waves must be >= 1, got {waves}")
+        seed = seed if seed is not None else int(np.random.SeedSequence().entropy % 2**31)
+        # Clean waves: the truth to compare with is the wave itself, whatever noise training used.
+        config = from_dict(SineConfig, {**source, "noise": 0.0})
+        series = sine_waves(waves, PRIME_STEPS + max(horizons), config, np.random.default_rng(seed)).astype(np.float64)
+        result = free_run_rmse(gen, series[:, :PRIME_STEPS], series[:, PRIME_STEPS:], horizons)
+        result.source = {"type": "sine", "waves": waves, "seed": seed}
+    else:
+        path = resolve_data(ckpt, data)
+        fraction = val_fraction if val_fraction is not None else checkpoint_val_fraction(ckpt)
+        dataset = load_data(path, kind="series", val_fraction=fraction)
+        values = dataset.unscale(dataset.streams[0].astype(np.float64))
+        split = dataset.splits[0]
+        if len(values) - split < 1:
+            raise DataError(f"{path}: the validation tail is empty")
+        prime = values[max(0, split - PRIME_STEPS) : split]
+        result = free_run_rmse(gen, prime, values[split:], horizons)
+        result.source = {"type": "file", "path": path, "val_fraction": fraction}
+    result.checkpoint = str(ckpt.path)
+    return result
+
+
+def _load(checkpoint: str | Path | Checkpoint) -> Checkpoint:
+    return checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+
+
+__all__ = ["FreeRunEval", "TextEval", "evaluate_series", "evaluate_text", "free_run_rmse"]

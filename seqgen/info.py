@@ -1,0 +1,36 @@
+"""What is inside a checkpoint, as a plain dict: `seqgen info` prints it, scripts read its JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .checkpoint import Checkpoint, load_checkpoint
+
+VOCAB_PREVIEW = 60
+
+
+def checkpoint_info(checkpoint: str | Path | Checkpoint) -> dict:
+    """Data, model, training progress and format of a checkpoint."""
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    meta, data, model = ckpt.meta, ckpt.data, ckpt.model_config
+    progress = meta.get("progress", {})
+    info = {
+        "path": ckpt.path,
+        "format_version": meta.get("format_version"),
+        "data": {"kind": data["kind"], "name": data.get("name"), "description": data.get("description"),
+                 "val_fraction": data.get("val_fraction")},
+        "model": {"cell": model.cell, "layers": model.layers, "hidden": model.hidden,
+                  "parameters": int(sum(w.size for w in ckpt.weights.values()))},
+        "training": {"steps": progress.get("step"), "seconds": progress.get("elapsed"),
+                     "epochs": progress.get("epoch"), "best_val_loss": progress.get("best_val_loss"),
+                     "best_step": progress.get("best_step"), "resumable": bool(ckpt.training)},
+        "checksum": meta.get("checksum"),
+    }
+    if model.is_text:
+        info["model"]["embed"] = model.embed
+        vocab = ckpt.vocab
+        info["data"]["vocab_size"] = len(vocab)
+        info["data"]["vocab_preview"] = "".join(vocab[:VOCAB_PREVIEW])
+    else:
+        info["data"].update(mean=data.get("mean"), std=data.get("std"))
+    return info

@@ -1,0 +1,121 @@
+"""The shapes `seqgen sample` writes its output in: text, values, csv and jsonl.
+
+Each writer consumes the (items, live) steps of `generate_steps` and writes as it goes, so text,
+values and per-step JSON lines appear while they are generated.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from typing import Iterable, Iterator, Protocol
+
+import numpy as np
+
+from .errors import UsageError
+
+FORMATS = ("text", "values", "csv", "jsonl")
+Steps = Iterable[tuple[np.ndarray, np.ndarray]]
+
+
+class Sink(Protocol):
+    def write(self, text: str) -> object: ...
+
+
+def check_format(fmt: str | None, is_text: bool, per_step: bool = False) -> str:
+    """The format to use (default: text for text models, values for continuous ones)."""
+    fmt = fmt or ("text" if is_text else "values")
+    if fmt not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "text" and not is_text:
+        raise UsageError("--format text is for text models; this model generates numbers (use values, csv or jsonl)")
+    if fmt == "values" and is_text:
+        raise UsageError("--format values is for continuous models; this model generates text (use text, csv or jsonl)")
+    if per_step and fmt != "jsonl":
+        raise UsageError("--per-step goes with --format jsonl")
+    return fmt
+
+
+def unescape(text: str | None) -> str | None:
+    r"""Read \n, \t and \\ in an option the way a user typing them means them."""
+    if text is None:
+        return None
+    return re.sub(r"\\(n|t|\\)", lambda m: {"n": "\n", "t": "\t", "\\": "\\"}[m.group(1)], text)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def write_text(out: Sink, gen, steps: Steps, prefix: str = "", separator: str = "\n\n") -> None:
+    """Characters; one stream is written as generated, several are separated by `separator`."""
+    vocab = gen.vocab
+    if gen.batch_size == 1:
+        out.write(prefix)
+        for items, _ in steps:
+            out.write(vocab[items[0]])
+        out.write("\n")
+        return
+    streams = _collect_text(gen, steps)
+    out.write(separator.join(prefix + "".join(s) for s in streams) + "\n")
+
+
+def _collect_text(gen, steps: Steps) -> list[list[str]]:
+    streams: list[list[str]] = [[] for _ in range(gen.batch_size)]
+    for items, live in steps:
+        for k in np.flatnonzero(live):
+            streams[k].append(gen.vocab[items[k]])
+    return streams
+
+
+def write_values(out: Sink, gen, steps: Steps, prime: np.ndarray | None = None) -> None:
+    """One line per step, one column per sample."""
+    if prime is not None:
+        for value in prime:
+            out.write(" ".join([_fmt(value)] * gen.batch_size) + "\n")
+    for items, _ in steps:
+        out.write(" ".join(map(_fmt, items)) + "\n")
+
+
+def write_csv(out: Sink, gen, steps: Steps, prime=None) -> None:
+    """Header `step,sample_1,...`; the prime (if given) has steps up to 0, generated ones start at 1.
+    A text sample that has stopped leaves its cells empty."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["step", *(f"sample_{k + 1}" for k in range(gen.batch_size))])
+    show = (lambda t: gen.vocab[t]) if gen.is_text else _fmt
+    if prime is not None and len(prime):
+        for step, item in zip(range(1 - len(prime), 1), prime):
+            writer.writerow([step, *([item if gen.is_text else _fmt(item)] * gen.batch_size)])
+    for step, (items, live) in enumerate(steps, start=1):
+        writer.writerow([step, *(show(v) if on else "" for v, on in zip(items, live))])
+
+
+def write_jsonl(out: Sink, gen, steps: Steps, prime=None, per_step: bool = False) -> None:
+    """One JSON object per sample, or with `per_step` one per step and sample as it is generated."""
+    if per_step:
+        for record in _step_records(gen, steps):
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return
+    if gen.is_text:
+        samples = ["".join(s) for s in _collect_text(gen, steps)]
+        key = "text"
+    else:
+        samples = np.array([items for items, _ in steps]).reshape(-1, gen.batch_size).T.tolist()
+        key = "values"
+    for k, generated in enumerate(samples):
+        record = {"sample": k + 1}
+        if prime is not None:
+            record["prime"] = prime if isinstance(prime, str) else [float(v) for v in prime]
+        record[key] = generated
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _step_records(gen, steps: Steps) -> Iterator[dict]:
+    for step, (items, live) in enumerate(steps, start=1):
+        for k in np.flatnonzero(live):
+            if gen.is_text:
+                yield {"step": step, "sample": int(k) + 1, "token": gen.vocab[items[k]],
+                       "probability": float(gen.last_probability[k])}
+            else:
+                yield {"step": step, "sample": int(k) + 1, "value": float(items[k])}

@@ -1,0 +1,81 @@
+"""Pictures of continuous output: a chart in the terminal (rich, on stderr) or an image file.
+
+The prime and the generated continuation are drawn with different characters (and colours, when
+colour is allowed), so the chart reads the same with NO_COLOR or in a log file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UsageError
+
+PRIME_MARK, GENERATED_MARK = "░", "█"
+
+
+def terminal_chart(prime: np.ndarray, generated: np.ndarray, width: int = 80, height: int = 12):
+    """A rich Text chart: each column spans the min..max of the values it covers."""
+    from rich.text import Text
+
+    values = np.concatenate([np.asarray(prime, dtype=np.float64), np.asarray(generated, dtype=np.float64)])
+    if len(values) == 0:
+        return Text("(nothing to plot)")
+    top, bottom = float(values.max()), float(values.min())
+    labels = [f"{top:.3g}", f"{bottom:.3g}"]
+    pad = max(map(len, labels))
+    columns = max(1, min(width - pad - 3, len(values)))
+    edges = np.linspace(0, len(values), columns + 1).astype(int)
+    span = (top - bottom) or 1.0
+    grid = [[" "] * columns for _ in range(height)]
+    styles = [[None] * columns for _ in range(height)]
+    for c in range(columns):
+        chunk = values[edges[c] : max(edges[c + 1], edges[c] + 1)]
+        hi = int(round((top - chunk.max()) / span * (height - 1)))
+        lo = int(round((top - chunk.min()) / span * (height - 1)))
+        is_prime = edges[c] < len(prime)
+        for row in range(hi, lo + 1):
+            grid[row][c] = PRIME_MARK if is_prime else GENERATED_MARK
+            styles[row][c] = "blue" if is_prime else "green"
+    chart = Text()
+    for r, row in enumerate(grid):
+        label = labels[0] if r == 0 else labels[1] if r == height - 1 else ""
+        chart.append(f"{label:>{pad}} ┤ ")
+        for ch, style in zip(row, styles[r]):
+            chart.append(ch, style=style)
+        chart.append("\n")
+    chart.append(f"{'':>{pad}}   {PRIME_MARK} prime ({len(prime)})", style="blue")
+    chart.append(f"   {GENERATED_MARK} generated ({len(generated)})", style="green")
+    return chart
+
+
+def require_matplotlib():
+    """matplotlib's pyplot (drawing to files only), or a UsageError that says how to install it."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise UsageError("--plot-file needs matplotlib: pip install 'seqgen[plot]' (or pip install matplotlib)") from None
+    return plt
+
+
+def save_plot(path: str | Path, prime: np.ndarray, generated: np.ndarray) -> None:
+    """Write the same picture as an image (needs matplotlib, the optional `plot` extra)."""
+    plt = require_matplotlib()
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    p = len(prime)
+    ax.plot(np.arange(p), prime, color="tab:blue", label="prime")
+    ax.plot(np.arange(p, p + len(generated)), generated, color="tab:green", label="generated")
+    ax.axvline(p - 0.5, color="grey", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("step")
+    ax.legend(loc="upper right")
+    fig.tight_layout()
+    try:
+        fig.savefig(path)
+    except OSError as e:
+        raise UsageError(f"--plot-file {path}: cannot write ({e.strerror})") from None
+    finally:
+        plt.close(fig)

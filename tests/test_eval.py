@@ -1,0 +1,109 @@
+"""`seqgen eval` and the library functions behind it: text loss over one unbroken stream,
+free-running error for continuous models."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from seqgen import DataError, Generator, UsageError, load_checkpoint, load_data
+from seqgen.cli import app
+from seqgen.evaluate import evaluate_series, evaluate_text, free_run_rmse
+
+runner = CliRunner()
+
+
+def test_text_eval_counts_every_validation_character_once(text_checkpoint):
+    result = evaluate_text(text_checkpoint)  # DATA defaults to the file the model was trained on
+    source = load_data(load_checkpoint(text_checkpoint).data["source"]["path"])
+    assert result.characters == len(source.streams[0]) - source.splits[0]
+    assert result.val_fraction == 0.1
+    assert 0 < result.loss < math.log(len(source.vocab)) + 1
+    assert result.bits_per_char == pytest.approx(result.loss / math.log(2))
+
+
+def test_text_eval_equals_the_loss_of_stepping_the_generator(text_checkpoint, tmp_path):
+    """One stream, state carried through: the same figure as feeding the text to a Generator."""
+    text = "To be, or not to be, that is the question:\n" * 3
+    path = tmp_path / "val.txt"
+    path.write_text(text)
+    result = evaluate_text(text_checkpoint, path, val_fraction=0.5)
+    split = len(text) - round(len(text) * 0.5)
+    gen = Generator.from_checkpoint(text_checkpoint)
+    logits = gen.feed(text[split - 1 : -1])[0].astype(np.float64)
+    logp = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True)) - logits.max(1, keepdims=True)
+    expected = -logp[np.arange(len(logits)), gen.encode(text[split:])].mean()
+    assert result.loss == pytest.approx(expected, rel=1e-4)
+
+
+def test_text_eval_names_characters_the_model_never_saw(text_checkpoint, tmp_path):
+    path = tmp_path / "other.txt"
+    path.write_text("To be or not to be\n" * 5 + "#@#@")
+    with pytest.raises(DataError, match="'#', '@'"):
+        evaluate_text(text_checkpoint, path, val_fraction=0.1)
+
+
+def test_sine_free_run_on_fresh_waves(sine_checkpoint):
+    result = evaluate_series(sine_checkpoint, waves=4, seed=5)
+    assert set(result.rmse) == {100, 1000}
+    assert result.streams == 4 and result.prime == 100 and result.source["seed"] == 5
+    assert evaluate_series(sine_checkpoint, waves=4, seed=5).rmse == result.rmse  # same seed, same waves
+
+
+def test_free_run_rmse_is_zero_for_a_perfect_continuation():
+    """A model that repeats its input forever continues a constant exactly: RMSE 0, amplitude kept."""
+
+    class Echo:
+        from seqgen import ModelConfig
+
+        config = ModelConfig(vocab_size=0)
+
+        def init_state(self, batch):
+            return None
+
+        def forward(self, x, state):
+            return np.asarray(x, dtype=np.float64), state
+
+    gen = Generator(Echo())
+    level = np.array([[0.5], [-2.0]])
+    truth = np.repeat(level, 300, axis=1) + np.array([[0.0], [0.0]])
+    result = free_run_rmse(gen, np.repeat(level, 100, axis=1), truth, horizons=(100, 1000))
+    assert result.rmse == {100: 0.0, 300: 0.0}  # the whole run is reported when shorter than a horizon
+
+
+def test_series_eval_runs_on_the_validation_tail(tmp_path, series_file):
+    from seqgen import ModelConfig, TrainConfig, Trainer
+
+    out = tmp_path / "wave.safetensors"
+    Trainer(load_data(str(series_file)), ModelConfig(hidden=8, layers=1),
+            TrainConfig(batch_size=4, window=20, steps=5, eval_every=5), out).run()
+    result = evaluate_series(out)
+    assert result.source == {"type": "file", "path": str(series_file), "val_fraction": 0.1}
+    assert list(result.rmse) == [60]  # the 600-value series holds out its last 60 values
+
+
+def test_eval_command_prints_a_summary_and_json(text_checkpoint, sine_checkpoint):
+    text = runner.invoke(app, ["eval", str(text_checkpoint), "--json"])
+    assert text.exit_code == 0, text.output
+    figures = json.loads(text.stdout)
+    assert figures["kind"] == "text" and figures["bits_per_char"] > 0
+    assert "bits/char" in text.stderr
+    sine = runner.invoke(app, ["eval", str(sine_checkpoint), "--json", "--waves", "3", "--seed", "1", "--long"])
+    assert sine.exit_code == 0, sine.output
+    assert set(json.loads(sine.stdout)["rmse"]) == {"100", "1000", "10000"}
+    assert "RMSE over 10,000 steps" in sine.stderr
+
+
+def test_eval_without_data_asks_for_it(sine_checkpoint, tmp_path, series_file):
+    from seqgen import ModelConfig, TrainConfig, Trainer
+
+    out = tmp_path / "gone.safetensors"
+    Trainer(load_data(str(series_file)), ModelConfig(hidden=8, layers=1),
+            TrainConfig(batch_size=4, window=20, steps=2, eval_every=2), out).run()
+    series_file.unlink()
+    with pytest.raises(UsageError, match="give the DATA"):
+        evaluate_series(out)

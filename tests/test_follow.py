@@ -1,0 +1,63 @@
+"""`seqgen follow`: one-step-ahead forecasts of a live stream of values."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from seqgen import Generator, ModelConfig, TrainConfig, Trainer, UsageError, load_data
+from seqgen.generate import follow
+
+
+@pytest.fixture(scope="module")
+def wave_checkpoint(tmp_path_factory):
+    """A small model that has learned one sine (period 25, around 3 +- 2)."""
+    folder = tmp_path_factory.mktemp("follow")
+    source = folder / "wave.txt"
+    t = np.arange(600)
+    source.write_text("\n".join(f"{v:.6f}" for v in 3 + 2 * np.sin(2 * math.pi * t / 25)))
+    out = folder / "wave.safetensors"
+    Trainer(load_data(str(source)), ModelConfig(hidden=16, layers=1),
+            TrainConfig(batch_size=8, window=50, steps=100, eval_every=100, lr=1e-2, warmup=5), out).run()
+    return out
+
+
+def true_wave(start: int, count: int) -> np.ndarray:
+    return 3 + 2 * np.sin(2 * math.pi * np.arange(start, start + count) / 25)
+
+
+def test_one_step_predictions_track_a_sine(wave_checkpoint):
+    values = true_wave(1000, 100)
+    predictions = np.array([p[0] for p in follow(Generator.from_checkpoint(wave_checkpoint), values)])
+    error = np.sqrt(np.mean((predictions[10:-1] - values[11:]) ** 2))
+    repeat_last = np.sqrt(np.mean((values[10:-1] - values[11:]) ** 2))
+    assert error < repeat_last / 4
+
+
+def test_forecasts_do_not_disturb_the_real_state(wave_checkpoint):
+    values = true_wave(0, 40)
+    one = [p[0] for p in follow(Generator.from_checkpoint(wave_checkpoint), values)]
+    five = list(follow(Generator.from_checkpoint(wave_checkpoint), values, horizon=5))
+    np.testing.assert_allclose([f[0] for f in five], one, atol=1e-6)  # the first forecast step is the prediction
+    gen = Generator.from_checkpoint(wave_checkpoint)
+    gen.feed(values[:20])
+    np.testing.assert_allclose(five[19], [v[0] for v in gen.generate(5)], atol=1e-5)  # the rest is a free run
+    with pytest.raises(UsageError, match="--horizon"):
+        next(follow(gen, values, horizon=0))
+
+
+def test_follow_in_a_pipe_writes_a_line_per_input(wave_checkpoint):
+    values = true_wave(0, 30)
+    stdin = "\n".join(f"{v:.6f}" for v in values[:15]) + "\n\n" + "\n".join(f"{v:.6f}" for v in values[15:]) + "\n"
+    result = subprocess.run([sys.executable, "-m", "seqgen", "follow", str(wave_checkpoint), "--horizon", "3"],
+                            input=stdin, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = [[float(v) for v in line.split()] for line in result.stdout.splitlines()]
+    assert len(lines) == 30 and all(len(line) == 3 for line in lines)
+    bad = subprocess.run([sys.executable, "-m", "seqgen", "follow", str(wave_checkpoint)], input="1\nabc\n",
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and "line 2: 'abc' is not a number" in bad.stderr

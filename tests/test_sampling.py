@@ -1,0 +1,163 @@
+"""`seqgen sample`'s controls and output shapes, through the library and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from seqgen import CheckpointError, UsageError
+from seqgen.cli import app
+from seqgen.generate import StopMatcher, sample
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+# --- controls ---------------------------------------------------------------------------------
+def test_stop_ends_each_sample_right_after_the_stop_string(text_checkpoint):
+    texts = sample(text_checkpoint, length=300, stop="e ", num_samples=4, seed=1)
+    assert len(texts) == 4
+    for text in texts:
+        assert "e " not in text[:-1]  # the first occurrence ends the sample
+        assert text.endswith("e ") or len(text) == 300
+
+
+def test_stop_matcher_finds_overlapping_patterns_like_a_string_search():
+    rng = np.random.default_rng(0)
+    stop = np.array([0, 0, 1, 0, 0, 2])
+    tokens = rng.integers(0, 3, size=(5, 400))
+    matcher = StopMatcher(stop, vocab_size=3, batch_size=5)
+    found = np.full(5, -1)
+    for t in range(400):
+        done = matcher.update(tokens[:, t])
+        found[(found < 0) & done] = t + 1
+    pattern = "".join(map(str, stop))
+    for row, end in zip(tokens, found):
+        first = "".join(map(str, row)).find(pattern)
+        assert end == (first + len(pattern) if first >= 0 else -1)
+
+
+def test_temperature_is_another_name_for_noise_in_continuous_models(sine_checkpoint):
+    noisy = sample(sine_checkpoint, length=50, noise=0.1, seed=3)
+    np.testing.assert_array_equal(sample(sine_checkpoint, length=50, temperature=0.1, seed=3), noisy)
+    assert not np.array_equal(sample(sine_checkpoint, length=50, seed=3), noisy)
+    with pytest.raises(UsageError, match="another name"):
+        sample(sine_checkpoint, temperature=0.1, noise=0.2)
+    with pytest.raises(UsageError, match="--top-k"):
+        sample(sine_checkpoint, top_k=3)
+
+
+def test_top_p_and_greedy_through_the_library(text_checkpoint):
+    greedy = sample(text_checkpoint, prime="To be", length=40, greedy=True, seed=1)
+    assert sample(text_checkpoint, prime="To be", length=40, top_p=1e-9, seed=2) == greedy  # the nucleus is one character
+
+
+# --- output shapes ----------------------------------------------------------------------------
+def test_csv_output_parses_with_the_csv_module(text_checkpoint, sine_checkpoint):
+    rows = list(csv.reader(io.StringIO(invoke("sample", sine_checkpoint, "-n", "20", "--num-samples", "3",
+                                              "--format", "csv", "--prime", "0.1 0.2", "--include-prime").stdout)))
+    assert rows[0] == ["step", "sample_1", "sample_2", "sample_3"]
+    assert [int(r[0]) for r in rows[1:]] == list(range(-1, 21))
+    assert rows[1][1:] == ["0.1"] * 3
+    text_rows = list(csv.DictReader(io.StringIO(invoke("sample", text_checkpoint, "-n", "60", "--format", "csv",
+                                                       "--seed", "4").stdout)))
+    assert len(text_rows) == 60 and all(len(r["sample_1"]) == 1 for r in text_rows)  # newlines and commas survive quoting
+
+
+def test_jsonl_one_object_per_sample_or_per_step(text_checkpoint, sine_checkpoint):
+    lines = invoke("sample", text_checkpoint, "-n", "30", "--num-samples", "2", "--format", "jsonl", "--seed", "5",
+                   "--prime", "To", "--include-prime").stdout.splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["sample"] for r in records] == [1, 2]
+    assert all(r["prime"] == "To" and len(r["text"]) == 30 for r in records)
+    assert records[0]["text"] == sample(text_checkpoint, prime="To", length=30, num_samples=2, seed=5)[0]
+
+    steps = [json.loads(line) for line in invoke("sample", text_checkpoint, "-n", "25", "--format", "jsonl",
+                                                 "--per-step", "--seed", "5", "--prime", "To").stdout.splitlines()]
+    assert [s["step"] for s in steps] == list(range(1, 26))
+    assert all(0 < s["probability"] <= 1 for s in steps)
+    assert "".join(s["token"] for s in steps) == sample(text_checkpoint, prime="To", length=25, seed=5)[0]
+    values = [json.loads(line) for line in invoke("sample", sine_checkpoint, "-n", "5", "--format", "jsonl").stdout.splitlines()]
+    assert len(values) == 1 and len(values[0]["values"]) == 5
+
+
+def test_separator_and_output_file(text_checkpoint, tmp_path):
+    out = tmp_path / "samples.txt"
+    result = invoke("sample", text_checkpoint, "-n", "20", "--num-samples", "3", "--separator", "\\n---\\n",
+                    "--seed", "6", "--output", out)
+    assert result.stdout == ""
+    parts = out.read_text().rstrip("\n").split("\n---\n")
+    assert [len(p) for p in parts] == [20, 20, 20]
+
+
+def test_format_must_fit_the_model(text_checkpoint, sine_checkpoint):
+    for ckpt, args in ((sine_checkpoint, ["--format", "text"]), (text_checkpoint, ["--format", "values"]),
+                       (text_checkpoint, ["--per-step"]), (sine_checkpoint, ["--stop", "x"])):
+        result = runner.invoke(app, ["sample", str(ckpt), *args])
+        assert isinstance(result.exception, UsageError), args
+
+
+# --- state hand-off ---------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_two_calls_with_a_state_hand_off_equal_one_long_call(text_checkpoint, sine_checkpoint, tmp_path, backend):
+    state = tmp_path / "state.safetensors"
+    whole = sample(text_checkpoint, prime="To be", length=200, num_samples=2, seed=9, backend=backend)
+    first = sample(text_checkpoint, prime="To be", length=100, num_samples=2, seed=9, backend=backend, save_state=state)
+    second = sample(text_checkpoint, length=100, load_state=state, seed=123, backend=backend)  # the saved RNG wins
+    assert [a + b for a, b in zip(first, second)] == whole
+
+    whole = sample(sine_checkpoint, length=200, noise=0.05, seed=9, backend=backend)
+    first = sample(sine_checkpoint, length=100, noise=0.05, seed=9, backend=backend, save_state=state)
+    second = sample(sine_checkpoint, length=100, noise=0.05, load_state=state, backend=backend)
+    np.testing.assert_allclose(np.concatenate([first, second], axis=1), whole, atol=1e-6)
+
+
+def test_state_hand_off_through_the_cli(text_checkpoint, tmp_path):
+    state = tmp_path / "s.safetensors"
+    whole = invoke("sample", text_checkpoint, "-n", "80", "--seed", "2").stdout
+    first = invoke("sample", text_checkpoint, "-n", "40", "--seed", "2", "--save-state", state).stdout
+    second = invoke("sample", text_checkpoint, "-n", "40", "--load-state", state).stdout
+    assert first.rstrip("\n") + second == whole
+    assert state.stat().st_size < 20_000
+
+
+def test_a_state_belongs_to_its_checkpoint(text_checkpoint, sine_checkpoint, tmp_path):
+    state = tmp_path / "s.safetensors"
+    sample(text_checkpoint, length=5, save_state=state)
+    with pytest.raises(CheckpointError, match="another checkpoint"):
+        sample(sine_checkpoint, length=5, load_state=state)
+    (tmp_path / "junk").write_bytes(b"not a state")
+    with pytest.raises(CheckpointError, match="not a seqgen state file"):
+        sample(text_checkpoint, length=5, load_state=tmp_path / "junk")
+
+
+# --- pictures ---------------------------------------------------------------------------------
+def test_plot_draws_prime_and_continuation_without_a_terminal(sine_checkpoint):
+    result = invoke("sample", sine_checkpoint, "-n", "120", "--plot", "--prime", " ".join(str(np.sin(i / 5)) for i in range(60)))
+    assert len(result.stdout.splitlines()) == 120  # the data is untouched
+    assert "░ prime (60)" in result.stderr and "█ generated (120)" in result.stderr
+    chart_rows = [line for line in result.stderr.splitlines() if "┤" in line]
+    assert len(chart_rows) == 12 and "\x1b[" not in result.stderr
+    assert "░" in "".join(row[:40] for row in chart_rows) and "█" in "".join(row[-20:] for row in chart_rows)
+
+
+def test_plot_file_says_how_to_get_matplotlib_when_missing(sine_checkpoint, tmp_path):
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        result = runner.invoke(app, ["sample", str(sine_checkpoint), "-n", "5", "--plot-file", str(tmp_path / "a.png")])
+        assert isinstance(result.exception, UsageError) and "seqgen[plot]" in str(result.exception)
+        assert result.stdout == ""  # checked before generating anything
+    else:
+        invoke("sample", sine_checkpoint, "-n", "50", "--plot-file", tmp_path / "a.png")
+        assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
