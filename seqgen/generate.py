@@ -114,6 +114,8 @@ class Generator:
     """Stateful generation from a trained model; each `step()` costs one step of the network.
 
     For text, items are token ids (use `decode`/`encode`); for series, values in the data's units.
+    `model` is a backend with `config`, `init_state(batch)`, `forward(x, state)` for whole
+    (batch, time) inputs and `step(x, state)` for one (batch,) input: `NumpyModel` or `TorchRunner`.
     """
 
     def __init__(self, model, *, vocab: list[str] | None = None, mean: float = 0.0, std: float = 1.0,

@@ -68,6 +68,9 @@ def test_free_run_rmse_is_zero_for_a_perfect_continuation():
         def forward(self, x, state):
             return np.asarray(x, dtype=np.float64), state
 
+        def step(self, x, state):
+            return np.asarray(x, dtype=np.float64), state
+
     gen = Generator(Echo())
     level = np.array([[0.5], [-2.0]])
     truth = np.repeat(level, 300, axis=1) + np.array([[0.0], [0.0]])

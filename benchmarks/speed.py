@@ -1,0 +1,233 @@
+"""Speed benchmark for issue 4: every figure is a ratio against a baseline measured in the same run.
+
+    python benchmarks/speed.py [--quick]
+
+Measures, on one 2x256 character LSTM (vocabulary 65, embedding 64) and the default sine model:
+1. one-stream sampling: seqgen's NumPy Generator vs a plain torch.nn.LSTM Python loop, and vs the
+   batch-1 bound (the step's matrix products alone, timed with NumPy's BLAS);
+2. the same with 64 streams in one batched state;
+3. characters/s for the first 1,000 and for characters 9,000-10,000 (no growth with k), and the
+   naive way (re-running the network over the whole history for each new character);
+4. training throughput of seqgen's Trainer vs a plain PyTorch loop (batch 64, window 128);
+5. sine generation, one stream, vs a plain torch.nn.LSTM loop.
+Each timing is the median of several repeats. Exits non-zero only if something crashes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from seqgen import Generator, ModelConfig, SampleConfig, SeqModel, TrainConfig, Trainer, save_checkpoint  # noqa: E402
+from seqgen.config import defaults_for  # noqa: E402
+from seqgen.data import text_dataset  # noqa: E402
+
+SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
+VOCAB = 65
+
+
+def median_rate(fn, items: int, repeats: int) -> float:
+    """Items per second, median over repeats (one untimed warm-up call first)."""
+    fn()
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        rates.append(items / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
+def char_model(seed: int = 0) -> SeqModel:
+    torch.manual_seed(seed)
+    return SeqModel(ModelConfig(cell="lstm", layers=2, hidden=256, embed=64, vocab_size=VOCAB)).eval()
+
+
+def checkpoint_of(model: SeqModel, folder: str, kind: str) -> str:
+    path = os.path.join(folder, f"{kind}.safetensors")
+    data = {"kind": "text", "vocab": [chr(32 + i) for i in range(VOCAB)]} if kind == "text" else {
+        "kind": "series", "mean": 0.0, "std": 1.0, "source": {"type": "sine"}}
+    save_checkpoint(path, {"model": asdict(model.config), "data": data},
+                    {k: v.numpy() for k, v in model.state_dict().items()})
+    return path
+
+
+def torch_loop(model: SeqModel, batch: int, steps: int):
+    """The plain way: nn.LSTM called on one step at a time, sampling with torch.multinomial."""
+    def run():
+        with torch.no_grad():
+            x, state = torch.zeros(batch, 1, dtype=torch.long), None
+            for _ in range(steps):
+                logits, state = model(x, state)
+                x = torch.multinomial(F.softmax(logits[:, -1], dim=-1), 1)
+    return run
+
+
+def seqgen_loop(ckpt: str, batch: int, steps: int):
+    gen = Generator.from_checkpoint(ckpt, seed=0)
+    def run():
+        gen.reset(batch)
+        gen.feed(" ")
+        for _ in gen.generate(steps):
+            pass
+    return run
+
+
+def matmul_bound(batch: int, steps: int, hidden: int = 256, embed: int = 64):
+    """Only the matrix products of one step (input and recurrent products of both layers, head)."""
+    rng = np.random.default_rng(0)
+    G = 4 * hidden
+    shapes = [(embed, G), (hidden, G), (hidden, G), (hidden, G), (hidden, VOCAB)]
+    weights = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    inputs = [rng.standard_normal((batch, s[0])).astype(np.float32) for s in shapes]
+    outs = [np.empty((batch, s[1]), np.float32) for s in shapes]
+    def run():
+        for _ in range(steps):
+            for x, w, o in zip(inputs, weights, outs):
+                np.matmul(x, w, out=o)
+    return run
+
+
+def naive_refeed(model: SeqModel, length: int):
+    """Re-run the network over the whole history for every new character."""
+    def run():
+        with torch.no_grad():
+            history = torch.zeros(1, 1, dtype=torch.long)
+            for _ in range(length):
+                logits, _ = model(history)
+                nxt = torch.multinomial(F.softmax(logits[:, -1], dim=-1), 1)
+                history = torch.cat([history, nxt], dim=1)
+    return run
+
+
+def step_cost_over_time(ckpt: str, total: int = 10_000) -> tuple[float, float]:
+    gen = Generator.from_checkpoint(ckpt, seed=0)
+    gen.feed(" ")
+    marks = [time.perf_counter()]
+    for k, _ in enumerate(gen.generate(total), start=1):
+        if k % 1000 == 0:
+            marks.append(time.perf_counter())
+    return 1000 / (marks[1] - marks[0]), 1000 / (marks[-1] - marks[-2])
+
+
+def training_text(chars: int) -> np.ndarray:
+    if SHAKESPEARE.exists():
+        return SHAKESPEARE.read_text(encoding="utf-8")[:chars]
+    rng = np.random.default_rng(0)
+    return "".join(chr(97 + c) for c in rng.integers(0, 26, chars))
+
+
+def plain_training(text: str, steps: int):
+    """A plain PyTorch TBPTT loop: same model, batch 64, window 128, Adam, clipping."""
+    data = text_dataset(text, "bench", "bench", 0.1)
+    ids = torch.as_tensor(data.train_streams[0], dtype=torch.long)
+    B, T = 64, 128
+    length = len(ids) // B
+    tracks = ids[: B * length].view(B, length)
+    def run():
+        torch.manual_seed(0)
+        model = SeqModel(ModelConfig(vocab_size=len(data.vocab)))
+        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+        state = None
+        for i in range(steps):
+            chunk = tracks[:, i * T : i * T + T + 1]
+            out, state = model(chunk[:, :-1], state)
+            loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), chunk[:, 1:].reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            state = tuple(s.detach() for s in state)
+    return run
+
+
+def seqgen_training(text: str, steps: int, folder: str):
+    data = text_dataset(text, "bench", "bench", 0.1)
+    model_config, _ = defaults_for("text")
+    def run():
+        config = TrainConfig(batch_size=64, window=128, steps=steps, eval_every=10**9, warmup=0)
+        Trainer(data, ModelConfig(**asdict(model_config)), config, os.path.join(folder, "t.safetensors")).run()
+    return run
+
+
+def sine_loops(folder: str, steps: int):
+    torch.manual_seed(0)
+    model = SeqModel(defaults_for("series")[0]).eval()
+    ckpt = checkpoint_of(model, folder, "sine")
+    def plain():
+        with torch.no_grad():
+            x, state = torch.zeros(1, 1), None
+            for _ in range(steps):
+                y, state = model(x, state)
+                x = y
+    gen = Generator.from_checkpoint(ckpt)
+    def ours():
+        gen.reset(1)
+        gen.feed([0.0])
+        for _ in gen.generate(steps):
+            pass
+    return plain, ours
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps and repeats (a smoke run)")
+    args = parser.parse_args()
+    n1, n64, reps, train_steps = (300, 50, 1, 3) if args.quick else (2000, 300, 5, 12)
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        model = char_model()
+        ckpt = checkpoint_of(model, folder, "text")
+
+        torch1 = median_rate(torch_loop(model, 1, n1), n1, reps)
+        ours1 = median_rate(seqgen_loop(ckpt, 1, n1), n1, reps)
+        bound1 = median_rate(matmul_bound(1, n1), n1, reps)
+        rows += [("1 stream: torch.nn.LSTM loop", torch1, ""), ("1 stream: seqgen (numpy)", ours1, ""),
+                 ("1 stream: matmul bound", bound1, ""),
+                 ("  seqgen / torch loop", ours1 / torch1, ">= 3x"), ("  seqgen / bound", ours1 / bound1, ">= 0.50")]
+
+        torch64 = median_rate(torch_loop(model, 64, n64), 64 * n64, reps)
+        ours64 = median_rate(seqgen_loop(ckpt, 64, n64), 64 * n64, reps)
+        bound64 = median_rate(matmul_bound(64, n64), 64 * n64, reps)
+        rows += [("64 streams: torch.nn.LSTM loop", torch64, ""), ("64 streams: seqgen (numpy)", ours64, ""),
+                 ("64 streams: matmul bound", bound64, ""),
+                 ("  seqgen / torch loop", ours64 / torch64, ">= 2x"), ("  seqgen / bound", ours64 / bound64, ">= 0.50")]
+
+        first, late = step_cost_over_time(ckpt, 2000 if args.quick else 10_000)
+        naive = median_rate(naive_refeed(model, 300), 300, 1)
+        rows += [("chars/s, chars 1-1000", first, ""), ("chars/s, last 1000", late, ""),
+                 ("  last / first", late / first, "within 0.90-1.10"), ("naive re-feed, 300 chars", naive, "")]
+
+        text = training_text(64 * 128 * (train_steps + 2) * 2)
+        plain = median_rate(plain_training(text, train_steps), 64 * 128 * train_steps, max(1, reps // 2))
+        ours = median_rate(seqgen_training(text, train_steps, folder), 64 * 128 * train_steps, max(1, reps // 2))
+        rows += [("training: plain PyTorch loop (chars/s)", plain, ""), ("training: seqgen Trainer (chars/s)", ours, ""),
+                 ("  seqgen / plain", ours / plain, ">= 1.0x")]
+
+        sine_plain, sine_ours = sine_loops(folder, n1)
+        sp, so = median_rate(sine_plain, n1, reps), median_rate(sine_ours, n1, reps)
+        rows += [("sine 1 stream: torch.nn.LSTM loop", sp, ""), ("sine 1 stream: seqgen (numpy)", so, ""),
+                 ("  seqgen / torch loop", so / sp, ">= 3x")]
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}; "
+          f"torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}")
+    print(f"{'measure':44s} {'value':>14s}  target")
+    for name, value, target in rows:
+        shown = f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+        print(f"{name:44s} {shown:>14s}  {target}")
+
+
+if __name__ == "__main__":
+    main()
