@@ -4,34 +4,36 @@ The library API, in the order data flows:
 
     from seqgen import load_data, ModelConfig, TrainConfig, Trainer, Generator
 
-Importing the package does not import torch; the training names load it when first used.
+Every name loads its module on first use: `import seqgen` imports neither torch nor numpy, so
+the command line can configure numpy's BLAS threads before numpy starts (see seqgen.cli), and
+generation on the NumPy backend never imports torch.
 """
+
+import importlib
 
 __version__ = "0.1.0"
 
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .config import ModelConfig, TrainConfig, defaults_for
-from .data import Dataset, SineConfig, load_data
-from .errors import CheckpointError, DataError, SeqgenError, TrainingError, UsageError
-from .evaluate import evaluate_series, evaluate_text, free_run_rmse
-from .generate import Generator, SampleConfig, follow, sample
-from .info import checkpoint_info
-
-_TORCH_NAMES = {"Trainer": "train", "SeqModel": "model", "evaluate_loss": "train"}
+_MODULES = {
+    "Checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
+    "ModelConfig": "config", "TrainConfig": "config", "defaults_for": "config",
+    "Dataset": "data", "SineConfig": "data", "load_data": "data",
+    "CheckpointError": "errors", "DataError": "errors", "SeqgenError": "errors", "TrainingError": "errors",
+    "UsageError": "errors",
+    "evaluate_series": "evaluate", "evaluate_text": "evaluate", "free_run_rmse": "evaluate",
+    "Generator": "generate", "SampleConfig": "generate", "follow": "generate", "sample": "generate",
+    "checkpoint_info": "info",
+    "Trainer": "train", "evaluate_loss": "train", "SeqModel": "model",
+}
 
 
 def __getattr__(name):
-    # Training needs torch; generation on the NumPy backend does not, so torch loads only on demand.
-    if name in _TORCH_NAMES:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_TORCH_NAMES[name]}", __name__), name)
+    if name in _MODULES:
+        return getattr(importlib.import_module(f".{_MODULES[name]}", __name__), name)
     raise AttributeError(f"module 'seqgen' has no attribute {name!r}")
 
 
-__all__ = [
-    "Checkpoint", "CheckpointError", "DataError", "Dataset", "Generator", "ModelConfig", "SampleConfig",
-    "SeqModel", "SeqgenError", "SineConfig", "TrainConfig", "Trainer", "TrainingError", "UsageError",
-    "checkpoint_info", "defaults_for", "evaluate_loss", "evaluate_series", "evaluate_text", "follow", "free_run_rmse",
-    "load_checkpoint", "load_data", "sample", "save_checkpoint",
-]
+def __dir__():
+    return sorted([*globals(), *_MODULES])
+
+
+__all__ = sorted(_MODULES)

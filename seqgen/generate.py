@@ -75,23 +75,35 @@ class TorchRunner:
 
 
 def choose_tokens(logits: np.ndarray, config: SampleConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Pick one token per row of (batch, vocab) logits; returns (tokens, their probabilities)."""
-    logits = logits.astype(np.float64)
+    """Pick one token per row of (batch, vocab) logits; returns (tokens, their probabilities).
+
+    Runs once per generated character, so it avoids normalising: it samples from the cumulative
+    sum of unnormalised weights, scaling the uniform draw instead.
+    """
+    rows = np.arange(len(logits))
+    weights = logits.astype(np.float64)
     if config.greedy:
-        tokens = logits.argmax(axis=1)
-        probs = _softmax(logits)
-        return tokens, probs[np.arange(len(tokens)), tokens]
-    logits = logits / config.temperature
-    if config.top_k is not None and config.top_k < logits.shape[1]:
-        kth = np.partition(logits, -config.top_k, axis=1)[:, -config.top_k][:, None]
-        logits = np.where(logits < kth, -np.inf, logits)
-    probs = _softmax(logits)
+        tokens = weights.argmax(axis=1)
+        probs = _softmax(weights)
+        return tokens, probs[rows, tokens]
+    if config.temperature != 1.0:
+        weights *= 1.0 / config.temperature
+    if config.top_k is not None and config.top_k < weights.shape[1]:
+        kth = np.partition(weights, -config.top_k, axis=1)[:, -config.top_k][:, None]
+        weights[weights < kth] = -np.inf
+    weights -= weights.max(axis=1, keepdims=True)
+    np.exp(weights, out=weights)
     if config.top_p is not None and config.top_p < 1:
-        probs = _nucleus(probs, config.top_p)
-    cdf = np.cumsum(probs, axis=1)
-    u = rng.random(len(probs))[:, None] * cdf[:, -1:]
-    tokens = np.minimum((cdf <= u).sum(axis=1), probs.shape[1] - 1)
-    return tokens, probs[np.arange(len(tokens)), tokens] / cdf[:, -1]
+        weights = _nucleus(weights / weights.sum(axis=1, keepdims=True), config.top_p)
+    cdf = np.cumsum(weights, axis=1)
+    total = cdf[:, -1]
+    u = rng.random(len(weights)) * total
+    if len(weights) == 1:  # the common case: one binary search instead of a full comparison
+        tokens = np.array([np.searchsorted(cdf[0], u[0], side="right")])
+    else:
+        tokens = (cdf <= u[:, None]).sum(axis=1)
+    np.minimum(tokens, weights.shape[1] - 1, out=tokens)
+    return tokens, weights[rows, tokens] / total
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
