@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
+
+# On a small shared machine torch's worker threads spin against each other and a one-second
+# test takes minutes; one thread per process (subprocesses inherit it) keeps the suite fast.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 from pathlib import Path
 
 import numpy as np
