@@ -82,15 +82,21 @@ def write_atomic(path: str | Path, payload: bytes) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over `path`."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise CheckpointError(f"cannot write {path} ({e.strerror}); choose another folder") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):  # a full disk, a lost network share: the old file is still whole
+            kept = "; the previous checkpoint is intact" if path.exists() else ""
+            raise CheckpointError(f"cannot write {path} ({e.strerror or e}){kept}") from None
         raise
     _fsync_dir(folder)
 

@@ -23,7 +23,7 @@ import typer
 from rich.console import Console
 
 from . import __version__
-from .errors import SeqgenError, UsageError
+from .errors import DataError, SeqgenError, UsageError
 
 console = Console(stderr=True)
 app = typer.Typer(
@@ -354,9 +354,15 @@ def _read_prime(ckpt, prime: Optional[str], prime_file: Optional[Path]):
     if prime_file is None:
         result = as_prime(ckpt, prime)
     else:
+        if prime_file.is_dir():
+            raise UsageError(f"--prime-file {prime_file} is a directory: give a file")
         if not prime_file.is_file():
             raise UsageError(f"--prime-file {prime_file}: no such file")
-        text = decode_text(prime_file.read_bytes(), str(prime_file))
+        try:
+            raw = prime_file.read_bytes()
+        except OSError as e:
+            raise DataError(f"--prime-file {prime_file}: cannot read ({e.strerror})") from None
+        text = decode_text(raw, str(prime_file))
         result = text if ckpt.kind == "text" else parse_numbers(text, f"--prime-file {prime_file}")
     if result is not None and len(result) == 0:
         raise UsageError("the prime is empty: give at least one character or value")

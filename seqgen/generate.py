@@ -214,8 +214,9 @@ class Generator:
             raise DataError("this model generates numbers, not text: give the prime as numbers")
         unknown = sorted({ch for ch in text if ch not in self.index})
         if unknown:
-            shown = ", ".join(repr(ch) for ch in unknown[:20])
-            raise DataError(f"the prime has characters the model has never seen: {shown}")
+            shown = ", ".join(repr(ch) for ch in unknown[:20]) + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "")
+            hint = "; this model continues text, not numbers" if _looks_like_numbers(text) else ""
+            raise DataError(f"the prime has characters the model has never seen: {shown}{hint}")
         return np.array([self.index[ch] for ch in text], dtype=np.int64)
 
     def decode(self, tokens) -> str:
@@ -288,6 +289,11 @@ def parse_numbers(text: str, label: str = "--prime") -> np.ndarray:
     if not np.all(np.isfinite(values)):
         raise DataError(f"{label}: NaN or infinite values cannot be fed to the model")
     return values
+
+
+def _looks_like_numbers(text: str) -> bool:
+    parts = text.replace(",", " ").split()
+    return bool(parts) and all(_is_float(p) for p in parts)
 
 
 def _is_float(text: str) -> bool:

@@ -67,7 +67,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def make_tracks(streams: list[np.ndarray], batch_size: int, window: int) -> np.ndarray:
+def make_tracks(streams: list[np.ndarray], batch_size: int, window: int, label: str = "the training data") -> np.ndarray:
     """Arrange the training streams as a (tracks, length) array of contiguous tracks.
 
     One stream is cut into `batch_size` tracks (fewer if it is too short to give each track one
@@ -75,10 +75,11 @@ def make_tracks(streams: list[np.ndarray], batch_size: int, window: int) -> np.n
     """
     if len(streams) == 1:
         stream = streams[0]
-        count = min(batch_size, (len(stream) - 1) // window)
+        # Each track needs window + 1 items (inputs and the targets shifted by one).
+        count = min(batch_size, len(stream) // (window + 1))
         if count < 1:
             raise DataError(
-                f"the training data has {len(stream)} items, fewer than one window of {window} plus one; "
+                f"{label}: the training part has {len(stream)} items, fewer than one window of {window} plus one; "
                 "give more data or a smaller --window"
             )
         length = len(stream) // count
@@ -124,7 +125,8 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.model = SeqModel(model_config).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
-        tracks = make_tracks(data.train_streams, config.batch_size, config.window)
+        label = data.source.get("path", "the training data")
+        tracks = make_tracks(data.train_streams, config.batch_size, config.window, label)
         dtype = torch.long if data.kind == "text" else torch.float32
         self.tracks = torch.as_tensor(tracks, dtype=dtype, device=self.device)
         self.batch = min(config.batch_size, len(tracks))
@@ -220,10 +222,7 @@ class Trainer:
             last = now
             session_items += self.batch * self.config.window
             if not math.isfinite(loss):
-                raise TrainingError(
-                    f"the training loss became {loss} at step {self.step}; the last good checkpoint is kept "
-                    f"at {self.out}; try a lower --lr (now {self.config.lr:g})"
-                )
+                raise self._diverged(loss)
             rate = session_items / max(now - session_start, 1e-9)
             emit({"type": "step", "step": self.step, "loss": loss, "elapsed": self.elapsed, "items_per_sec": rate,
                   "epoch": self.step / self.steps_per_epoch, "fraction": self.schedule.fraction(self.step, self.elapsed)})
@@ -238,6 +237,13 @@ class Trainer:
         rate = session_items / max(time.perf_counter() - session_start, 1e-9)
         return TrainResult(str(self.out), self.step, self.elapsed, self.best_val, self.best_step, rate, stopped_by)
 
+    def _diverged(self, loss: float) -> TrainingError:
+        # The weights are already spoiled, so nothing is saved: the file on disk is the last good one.
+        kept = f"the last good checkpoint, {self.out}, is kept" if self.out.exists() else "no checkpoint was written yet"
+        return TrainingError(
+            f"the training loss became {loss} at step {self.step}; {kept}; try a lower --lr (now {self.config.lr:g})"
+        )
+
     def _evaluate_and_save(self, emit: EventHandler, metrics_path: Path) -> None:
         val = self.validate()
         improved = self.best_val is None or val < self.best_val
@@ -250,8 +256,11 @@ class Trainer:
         if self.model_config.is_text:
             record["val_bpc"] = val / math.log(2)
         self.save()
-        with open(metrics_path, "a", encoding="utf-8") as log:
-            log.write(json.dumps(record) + "\n")
+        try:
+            with open(metrics_path, "a", encoding="utf-8") as log:
+                log.write(json.dumps(record) + "\n")
+        except OSError as e:
+            raise TrainingError(f"cannot write {metrics_path} ({e.strerror}); the checkpoint {self.out} is saved") from None
         emit({"type": "eval", **record, "improved": improved})
 
     # --- checkpoint -----------------------------------------------------------------------
@@ -394,6 +403,9 @@ def metrics_log_path(out: Path) -> Path:
 def check_writable(out: Path) -> None:
     """Fail before training, not after it, when the checkpoint cannot be written."""
     folder = out.parent if str(out.parent) else Path(".")
+    blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise TrainingError(f"cannot write the checkpoint to {out}: {blocker} is a file, not a folder; choose another --out")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".seqgen-write-test-"):
