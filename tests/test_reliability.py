@@ -482,3 +482,65 @@ def test_generator_from_a_damaged_checkpoint_is_a_seqgen_error(runs, tmp_path):
     path.write_bytes((runs / "text.safetensors").read_bytes()[:-7])
     with pytest.raises(SeqgenError):
         Generator.from_checkpoint(path)
+
+
+# --------------------------------------------------------------------------------------------
+# Fuzz: whatever text arrives, seqgen trains and samples, or says clearly why not
+# --------------------------------------------------------------------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+# Combining marks, emoji, NUL, a lone surrogate (written with surrogatepass: undecodable UTF-8) and plain letters.
+AWKWARD = st.sampled_from(["\u0301", "\u20dd", "\U0001f642", "\U0001f468\u200d\U0001f469", "\x00", "\ud800", "\n", "a", "b", " "])
+FUZZ_TEXT = st.lists(st.one_of(AWKWARD, st.characters()), min_size=0, max_size=120).map("".join)
+
+
+def train_and_sample_or_clean_error(path: Path, folder: Path) -> None:
+    try:
+        data = load_data(str(path))
+        out = folder / "fuzz.safetensors"
+        Trainer(data, ModelConfig(hidden=4, embed=2, layers=1), TrainConfig(batch_size=2, window=4, steps=2, eval_every=2), out).run()
+    except SeqgenError as e:
+        assert str(e) and "\n" not in str(e)
+        return
+    if data.kind == "text":
+        assert "".join(data.vocab[i] for i in data.streams[0]) == path.read_bytes().decode("utf-8")
+    gen = Generator.from_checkpoint(out, seed=0)
+    gen.feed(data.vocab[int(data.streams[0][0])] if data.kind == "text" else [float(data.unscale(data.streams[0][:1])[0])])
+    items = [item[0] for item in gen.generate(5)]
+    if data.kind == "text":
+        assert set(gen.decode(items)) <= set(data.vocab)
+    else:
+        assert np.isfinite(items).all()
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=FUZZ_TEXT)
+def test_fuzz_unicode_text_trains_and_samples_or_fails_cleanly(tmp_path, text):
+    path = tmp_path / "fuzz.txt"
+    path.write_bytes(text.encode("utf-8", errors="surrogatepass"))
+    train_and_sample_or_clean_error(path, tmp_path)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.binary(min_size=0, max_size=300))
+def test_fuzz_raw_bytes_train_and_sample_or_fail_cleanly(tmp_path, raw):
+    path = tmp_path / "fuzz.bin"
+    path.write_bytes(raw)
+    train_and_sample_or_clean_error(path, tmp_path)
+
+
+# --------------------------------------------------------------------------------------------
+# Stress (slow): big inputs stay well under 2 GB
+# --------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_big_text_and_series_train_and_sample_well_under_2_gb(tmp_path, monkeypatch):
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "stress.py"
+    spec = importlib.util.spec_from_file_location("stress", script)
+    stress = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stress)
+    monkeypatch.setenv("PYTHONPATH", env()["PYTHONPATH"])  # the processes it starts import this checkout
+    for label, seconds, peak_mb in stress.run(tmp_path):
+        assert peak_mb < 1500, (label, peak_mb)
