@@ -268,7 +268,7 @@ def sample(
         raise UsageError("--num-samples: a state loaded with --load-state brings its own number of samples")
     gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, sampling=sampling, seed=seed)
     user_prime = _read_prime(ckpt, prime, prime_file)
-    fed = start(gen, ckpt, user_prime, num_samples=num_samples or 1, seed=seed,
+    fed = start(gen, ckpt, user_prime, num_samples=1 if num_samples is None else num_samples, seed=seed,
                 load_state=str(load_state) if load_state else None)
     steps = generate_steps(gen, length, unescape(stop))
     drawn: list[float] = []

@@ -209,7 +209,7 @@ def test_resume_from_a_missing_or_damaged_checkpoint(runs):
 # --------------------------------------------------------------------------------------------
 # seqgen sample: bad checkpoints, primes and options
 # --------------------------------------------------------------------------------------------
-def test_sample_refuses_unusable_checkpoints(runs, tmp_path):
+def test_sample_eval_and_info_refuse_unusable_checkpoints(runs, tmp_path):
     import json
 
     from safetensors.numpy import save_file
@@ -228,7 +228,8 @@ def test_sample_refuses_unusable_checkpoints(runs, tmp_path):
                          ("flip.safetensors", "checksum"), ("poem.safetensors", "not a seqgen checkpoint"),
                          ("other.safetensors", "not a seqgen checkpoint"), ("future.safetensors", "version 2"),
                          ("folder", "directory")):
-        assert_one_line_error(cli("sample", name, "--length", "5", cwd=tmp_path), 1, name, needle)
+        for command in (["sample", "--length", "5"], ["eval"], ["info"]):
+            assert_one_line_error(cli(command[0], name, *command[1:], cwd=tmp_path), 1, name, needle)
 
 
 @pytest.mark.parametrize("model,args,code,needles", [
