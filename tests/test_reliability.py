@@ -451,28 +451,27 @@ def weights_of(path: Path) -> dict[str, np.ndarray]:
 
 
 def test_same_seed_same_weights_and_resume_equals_uninterrupted(tmp_path):
+    """Two processes run the same command; one is stopped by Ctrl-C and resumed. Both end with the
+    same weights, bit for bit: run-to-run determinism and exact resumption in one comparison."""
     (tmp_path / "poem.txt").write_text(TINY_TEXT, encoding="utf-8")
     common = ["--steps", "300", "--eval-every", "25", "--seed", "7", "--dropout", "0.1", "-q"]
-    # Three separate processes, side by side to save time: two whole runs and one stopped by Ctrl-C.
-    whole = [start_training(tmp_path, *common, "--out", f"{name}.safetensors") for name in ("a", "b")]
-    stopped = start_training(tmp_path, *common, "--out", "c.safetensors")
-    wait_for(tmp_path / "c.metrics.jsonl", stopped)
+    whole = start_training(tmp_path, *common, "--out", "a.safetensors")
+    stopped = start_training(tmp_path, *common, "--out", "b.safetensors")
+    wait_for(tmp_path / "b.metrics.jsonl", stopped)
     stopped.send_signal(signal.SIGINT)
     _, stderr = stopped.communicate(timeout=120)
     assert stopped.returncode == 130, stderr  # stopped part-way, not at the end
-    assert load_checkpoint(tmp_path / "c.safetensors").meta["progress"]["step"] < 300
-    resumed = run("train", "poem.txt", "--resume", "c.safetensors", "-q", cwd=tmp_path)
+    assert load_checkpoint(tmp_path / "b.safetensors").meta["progress"]["step"] < 300
+    resumed = run("train", "poem.txt", "--resume", "b.safetensors", "-q", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    for process in whole:
-        _, stderr = process.communicate(timeout=120)
-        assert process.returncode == 0, stderr
+    _, stderr = whole.communicate(timeout=120)
+    assert whole.returncode == 0, stderr
 
-    a, b, c = (weights_of(tmp_path / f"{name}.safetensors") for name in "abc")
-    assert load_checkpoint(tmp_path / "c.safetensors").meta["progress"]["step"] == 300
-    assert a.keys() == b.keys() == c.keys()
+    a, b = weights_of(tmp_path / "a.safetensors"), weights_of(tmp_path / "b.safetensors")
+    assert load_checkpoint(tmp_path / "b.safetensors").meta["progress"]["step"] == 300
+    assert a.keys() == b.keys() and any(k.startswith("optim.") for k in a)
     for name in a:
-        np.testing.assert_array_equal(a[name], b[name])  # same seed, same weights
-        np.testing.assert_array_equal(a[name], c[name])  # interrupted and resumed, same weights
+        np.testing.assert_array_equal(a[name], b[name])
 
 
 # --------------------------------------------------------------------------------------------
