@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from seqgen import (CheckpointError, DataError, Generator, ModelConfig, SeqgenError, SineConfig, TrainConfig, Trainer,
                     TrainingError, load_checkpoint, load_data, save_checkpoint)
@@ -487,9 +489,6 @@ def test_generator_from_a_damaged_checkpoint_is_a_seqgen_error(runs, tmp_path):
 # --------------------------------------------------------------------------------------------
 # Fuzz: whatever text arrives, seqgen trains and samples, or says clearly why not
 # --------------------------------------------------------------------------------------------
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
 # Combining marks, emoji, NUL, a lone surrogate (written with surrogatepass: undecodable UTF-8) and plain letters.
 AWKWARD = st.sampled_from(["\u0301", "\u20dd", "\U0001f642", "\U0001f468\u200d\U0001f469", "\x00", "\ud800", "\n", "a", "b", " "])
 FUZZ_TEXT = st.lists(st.one_of(AWKWARD, st.characters()), min_size=0, max_size=120).map("".join)
