@@ -1,5 +1,5 @@
 """Stress: train and sample on a 1,000,000-character text and a 10,000,000-value series, and report
-each command's peak memory (resident set size). Run: python benchmarks/stress.py [--keep DIR]
+each command's peak memory (resident set size, Linux). Run: python benchmarks/stress.py [--keep DIR]
 
 Each step is a real `seqgen` process, so the figure is what a user would see; a handful of
 training steps is enough, since the memory goes to reading, scaling and windowing the data.
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import subprocess
 import sys
 import tempfile
@@ -42,16 +41,29 @@ def make_series(path: Path) -> None:
             np.savetxt(f, values[start : start + 1_000_000], fmt="%.5f")
 
 
+# Runs seqgen in a fresh process and records that process's own peak RSS when it exits. VmHWM
+# belongs to the process's own memory map; ru_maxrss would also count the parent's memory at fork.
+PEAK_WRAPPER = """
+import atexit, sys
+def record(path=sys.argv[1]):
+    peak = next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM"))
+    open(path, "w").write(peak)
+atexit.register(record)
+sys.argv = ["seqgen", *sys.argv[2:]]
+from seqgen.cli import main
+main()
+"""
+
+
 def measure(args: list[str], cwd: Path, stdout=subprocess.DEVNULL) -> tuple[float, float]:
     """Run `seqgen ARGS`; return (seconds, peak RSS in MB) of that process alone."""
+    peak_file = cwd / "peak.kb"
     start = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "seqgen", *args], cwd=cwd, stdout=stdout, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    stderr = process.stderr.read().decode(errors="replace")
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise SystemExit(f"seqgen {' '.join(args)} failed ({process.returncode}):\n{stderr}")
-    return time.perf_counter() - start, usage.ru_maxrss / 1024  # ru_maxrss is in KB on Linux
+    result = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, str(peak_file), *args], cwd=cwd, stdout=stdout,
+                            stderr=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"seqgen {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
+    return time.perf_counter() - start, int(peak_file.read_text()) / 1024
 
 
 def run(folder: Path) -> list[tuple[str, float, float]]:
