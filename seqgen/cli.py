@@ -89,6 +89,7 @@ def train(
     clip: Optional[float] = typer.Option(None, help="Gradient-norm clipping. \\[default: 1.0]"),
     warmup: Optional[int] = typer.Option(None, help="Learning-rate warm-up steps. \\[default: 50]"),
     input_noise: Optional[float] = typer.Option(None, help="Std of noise added to series inputs while training. \\[default: 0.02]"),
+    free_run: Optional[int] = typer.Option(None, help="Series: after each window, let the model run this many steps on its own output and score them too. \\[default: see README]"),
     steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps."),
     epochs: Optional[float] = typer.Option(None, help="Stop after this many passes over the data."),
     max_time: Optional[str] = typer.Option(None, help="Stop after this long, e.g. 90s, 5m, 1h. \\[default: text 5m]"),
@@ -110,7 +111,7 @@ def train(
     from .data import SineConfig, load_data
 
     model_opts = dict(cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout)
-    train_opts = dict(batch_size=batch_size, window=window, lr=lr, clip=clip, warmup=warmup, input_noise=input_noise,
+    train_opts = dict(batch_size=batch_size, window=window, lr=lr, clip=clip, warmup=warmup, input_noise=input_noise, free_run=free_run,
                       steps=steps, epochs=epochs, max_time=parse_duration(max_time) if max_time else None,
                       eval_every=eval_every, seed=seed, device=device)
     model_opts = {k: v for k, v in model_opts.items() if v is not None}

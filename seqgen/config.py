@@ -52,6 +52,9 @@ class TrainConfig:
     max_time: float | None = None
     eval_every: int = 200
     input_noise: float = 0.0
+    free_run: int = 0
+    free_run_start: float = 0.3
+    free_run_full: float = 0.8
     seed: int = 0
     device: str = "auto"
 
@@ -65,8 +68,8 @@ class TrainConfig:
                 raise UsageError(f"--{name.replace('_', '-')} must be > 0, got {value}")
         if self.lr <= 0 or self.clip <= 0:
             raise UsageError("--lr and --clip must be > 0")
-        if self.input_noise < 0 or self.warmup < 0:
-            raise UsageError("--input-noise and --warmup must be >= 0")
+        if self.input_noise < 0 or self.warmup < 0 or self.free_run < 0:
+            raise UsageError("--input-noise, --warmup and --free-run must be >= 0")
 
 
 def defaults_for(kind: str) -> tuple[ModelConfig, TrainConfig]:

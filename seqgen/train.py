@@ -178,6 +178,9 @@ class Trainer:
         self.model.train()
         out, state = self.model(x, self.state)
         loss = self._loss(out, y)
+        horizon = self._free_run_horizon()
+        if horizon:
+            loss = loss + self._free_run_loss(out[:, -1], state, horizon)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
@@ -186,6 +189,35 @@ class Trainer:
         self.step += 1
         self.items_seen += y.numel()
         return loss.item()
+
+    def _free_run_horizon(self) -> int:
+        """Free-running steps for this window: none for text; for series, growing from 0 after
+        the first `free_run_start` of the run to `free_run` at `free_run_full`."""
+        c = self.config
+        if not c.free_run or self.model_config.is_text:
+            return 0
+        fraction = self.schedule.fraction(self.step, self.elapsed)
+        ramp = (fraction - c.free_run_start) / max(c.free_run_full - c.free_run_start, 1e-9)
+        return int(round(c.free_run * min(max(ramp, 0.0), 1.0)))
+
+    def _free_run_loss(self, first: torch.Tensor, state: State, horizon: int) -> torch.Tensor:
+        """Let the model continue from the window's end on its own output, as it will when it
+        generates, and score that continuation against the true values that follow.
+
+        Teacher forcing alone never shows the model its own errors, so they compound once it
+        free-runs; backpropagating through its own feedback loop teaches it to stay on the signal.
+        """
+        position = self.step % self.steps_per_epoch
+        group, window = divmod(position, self.windows)
+        end = (window + 1) * self.config.window + 1
+        truth = self.tracks[group * self.batch : (group + 1) * self.batch, end : end + horizon]
+        prediction, predictions = first, []
+        for _ in range(truth.shape[1]):
+            prediction, state = self.model.step(prediction, state)
+            predictions.append(prediction)
+        if not predictions:
+            return first.new_zeros(())
+        return F.mse_loss(torch.stack(predictions, dim=1), truth)
 
     def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.model_config.is_text:
