@@ -114,6 +114,15 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def strip_training_state(path: str | Path, out: str | Path | None = None) -> Path:
+    """Rewrite a checkpoint with only what generation needs (weights and metadata), atomically."""
+    ckpt = load_checkpoint(path)
+    dropped = {"optimizer", "format", "format_version", "checksum"}
+    target = Path(out) if out is not None else Path(path)
+    save_checkpoint(target, {k: v for k, v in ckpt.meta.items() if k not in dropped}, ckpt.weights)
+    return target
+
+
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read and verify a checkpoint. Raises CheckpointError with a one-line reason."""
     path = Path(path)

@@ -521,6 +521,22 @@ def info(
 
 
 # --------------------------------------------------------------------------------------------
+# strip
+# --------------------------------------------------------------------------------------------
+@app.command()
+def strip(
+    checkpoint: Path = typer.Argument(..., help="A checkpoint written by 'seqgen train'."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write the result. [default: replace CHECKPOINT]"),
+) -> None:
+    """Drop the resume state (optimizer moments, latest weights): a small file for sharing and sampling."""
+    from .checkpoint import strip_training_state
+
+    before = checkpoint.stat().st_size if checkpoint.is_file() else 0
+    target = strip_training_state(checkpoint, out)
+    say(f"{target}: {before / 1e6:.1f} MB -> {target.stat().st_size / 1e6:.1f} MB (it can no longer be resumed)")
+
+
+# --------------------------------------------------------------------------------------------
 def main() -> None:
     """Entry point: run the app, turning seqgen's errors into one line on stderr."""
     try:

@@ -56,3 +56,19 @@ def test_future_format_version_is_refused(tmp_path):
     save_file({"model.w": np.zeros(2, np.float32)}, path, metadata={"seqgen": json.dumps({"format": "seqgen-checkpoint", "format_version": 99})})
     with pytest.raises(CheckpointError, match="version 99"):
         load_checkpoint(path)
+
+
+def test_strip_keeps_what_sampling_needs_and_drops_the_resume_state(text_checkpoint, tmp_path):
+    from seqgen import Generator
+    from seqgen.checkpoint import strip_training_state
+
+    small = strip_training_state(text_checkpoint, tmp_path / "small.safetensors")
+    full, stripped = load_checkpoint(text_checkpoint), load_checkpoint(small)
+    assert full.training and not stripped.training
+    assert small.stat().st_size < text_checkpoint.stat().st_size
+    outputs = []
+    for ckpt in (full, stripped):
+        gen = Generator.from_checkpoint(ckpt, seed=4)
+        gen.feed("To be")
+        outputs.append(gen.decode([t[0] for t in gen.generate(40)]))
+    assert outputs[0] == outputs[1]
