@@ -75,17 +75,15 @@ class TorchRunner:
 
 
 def choose_tokens(logits: np.ndarray, config: SampleConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Pick one token per row of (batch, vocab) logits; returns (tokens, their probabilities).
+    """Pick one token per row of (batch, vocab) logits.
 
-    Runs once per generated character, so it avoids normalising: it samples from the cumulative
-    sum of unnormalised weights, scaling the uniform draw instead.
+    Returns (tokens, weights): `weights` are the unnormalised sampling weights, from which
+    `token_probability` gives each choice's probability when someone asks for it. This runs once
+    per generated character, so it does nothing that is not needed to choose.
     """
-    rows = np.arange(len(logits))
     weights = logits.astype(np.float64)
     if config.greedy:
-        tokens = weights.argmax(axis=1)
-        probs = _softmax(weights)
-        return tokens, probs[rows, tokens]
+        return weights.argmax(axis=1), _softmax(weights)
     if config.temperature != 1.0:
         weights *= 1.0 / config.temperature
     if config.top_k is not None and config.top_k < weights.shape[1]:
@@ -96,14 +94,17 @@ def choose_tokens(logits: np.ndarray, config: SampleConfig, rng: np.random.Gener
     if config.top_p is not None and config.top_p < 1:
         weights = _nucleus(weights / weights.sum(axis=1, keepdims=True), config.top_p)
     cdf = np.cumsum(weights, axis=1)
-    total = cdf[:, -1]
-    u = rng.random(len(weights)) * total
+    u = rng.random(len(weights)) * cdf[:, -1]
     if len(weights) == 1:  # the common case: one binary search instead of a full comparison
-        tokens = np.array([np.searchsorted(cdf[0], u[0], side="right")])
+        tokens = np.array([min(int(np.searchsorted(cdf[0], u[0], side="right")), weights.shape[1] - 1)])
     else:
-        tokens = (cdf <= u[:, None]).sum(axis=1)
-    np.minimum(tokens, weights.shape[1] - 1, out=tokens)
-    return tokens, weights[rows, tokens] / total
+        tokens = np.minimum((cdf <= u[:, None]).sum(axis=1), weights.shape[1] - 1)
+    return tokens, weights
+
+
+def token_probability(tokens: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The probability each token had when it was chosen, from `choose_tokens`' weights."""
+    return weights[np.arange(len(tokens)), tokens] / weights.sum(axis=1)
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
@@ -140,13 +141,18 @@ class Generator:
         self.sampling = sampling or SampleConfig()
         self.sampling.check()
         self.rng = np.random.default_rng(seed)
-        self.last_probability: np.ndarray | None = None
+        self._last_choice: tuple[np.ndarray, np.ndarray] | None = None
         self.checkpoint_checksum: str | None = None  # set by from_checkpoint; ties saved states to their model
         self.reset()
 
     @property
     def is_text(self) -> bool:
         return self.config.is_text
+
+    @property
+    def last_probability(self) -> np.ndarray | None:
+        """For text: the probability each stream's last chosen token had (None before a step)."""
+        return None if self._last_choice is None else token_probability(*self._last_choice)
 
     def reset(self, batch_size: int = 1) -> None:
         """Zero the state for `batch_size` independent streams; nothing has been fed yet."""
@@ -172,7 +178,8 @@ class Generator:
         if self.last_output is None:
             raise UsageError("feed a prime before stepping: the generator has no output to continue from")
         if self.is_text:
-            items, self.last_probability = choose_tokens(self.last_output, self.sampling, self.rng)
+            items, weights = choose_tokens(self.last_output, self.sampling, self.rng)
+            self._last_choice = (items, weights)
             x = items
         else:
             x = self.last_output.astype(np.float64)  # a copy: the backend reuses its output buffer
