@@ -21,6 +21,7 @@ import math
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -103,6 +104,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-text", action="store_true", help="leave out the 5-minute text run")
     parser.add_argument("--seed", type=int, default=None, help="seed of the evaluation waves (default: random)")
+    parser.add_argument("--keep", type=Path, default=None, help="copy the trained checkpoints into this folder")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**31)
     rows = []
@@ -111,6 +113,10 @@ def main() -> None:
         rows += user_series_rows(folder, seed)
         if not args.skip_text and SHAKESPEARE.exists():
             rows += text_rows(folder)
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for path in Path(folder, "checkpoints").glob("*.safetensors"):
+                shutil.copy2(path, args.keep / path.name)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; evaluation seed {seed}")
     print(f"{'measure':48s} {'value':>10s}  {'target':10s} met")
     for name, value, target, met in rows:
