@@ -78,6 +78,7 @@ def train(
     kind: str = typer.Option("auto", help="How to read DATA: auto, text or series."),
     encoding: str = typer.Option("utf-8", help="Text encoding of DATA (for example latin-1)."),
     val_fraction: float = typer.Option(0.1, help="Fraction at the end of each source kept for validation."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Folder for the decoded copy of DATA (token ids or values), reused while DATA is unchanged. \\[default: $XDG_CACHE_HOME/seqgen or ~/.cache/seqgen]"),
     cell: Optional[str] = typer.Option(None, help="Recurrent cell: lstm, gru or rnn. \\[default: lstm]"),
     layers: Optional[int] = typer.Option(None, help="Stacked recurrent layers. \\[default: 2]"),
     hidden: Optional[int] = typer.Option(None, help="Units per layer. \\[default: text 256, series 64]"),
@@ -124,7 +125,8 @@ def train(
     data_seed = seed if seed is not None else (checkpoint.meta["train"]["seed"] if checkpoint else 0)
     if checkpoint and checkpoint.data.get("source", {}).get("type") == "sine" and data is None:
         sine = from_dict(SineConfig, {k: v for k, v in checkpoint.data["source"].items() if k != "type"})
-    dataset = load_data(data, kind=kind, encoding=encoding, val_fraction=val_fraction, sine=sine, seed=data_seed)
+    dataset = load_data(data, kind=kind, encoding=encoding, val_fraction=val_fraction, sine=sine, seed=data_seed,
+                        cache_dir=cache_dir)
     if checkpoint:
         base_model, base_train = checkpoint.model_config, from_dict(TrainConfig, checkpoint.meta["train"])
     else:

@@ -126,9 +126,8 @@ class Trainer:
         self.model = SeqModel(model_config).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         label = data.source.get("path", "the training data")
-        tracks = make_tracks(data.train_streams, config.batch_size, config.window, label)
-        dtype = torch.long if data.kind == "text" else torch.float32
-        self.tracks = torch.as_tensor(tracks, dtype=dtype, device=self.device)
+        # A view of the (possibly memory-mapped) streams: each step copies only its own window.
+        tracks = self.tracks = make_tracks(data.train_streams, config.batch_size, config.window, label)
         self.batch = min(config.batch_size, len(tracks))
         self.groups = len(tracks) // self.batch
         self.windows = (tracks.shape[1] - 1) // config.window
@@ -165,8 +164,13 @@ class Trainer:
             self.state = self.model.init_state(self.batch, self.device)
         rows = slice(group * self.batch, (group + 1) * self.batch)
         start = window * self.config.window
-        chunk = self.tracks[rows, start : start + self.config.window + 1]
+        chunk = self._rows(rows, start, start + self.config.window + 1)
         return chunk[:, :-1], chunk[:, 1:]
+
+    def _rows(self, rows: slice, start: int, stop: int) -> torch.Tensor:
+        """tracks[rows, start:stop] as a tensor on the device (token ids as int64, values as float32)."""
+        dtype = np.int64 if self.data.kind == "text" else np.float32
+        return torch.from_numpy(np.array(self.tracks[rows, start:stop], dtype=dtype)).to(self.device)
 
     def train_step(self) -> float:
         """One optimizer step on the next window; returns the training loss."""
@@ -210,7 +214,7 @@ class Trainer:
         position = self.step % self.steps_per_epoch
         group, window = divmod(position, self.windows)
         end = (window + 1) * self.config.window + 1
-        truth = self.tracks[group * self.batch : (group + 1) * self.batch, end : end + horizon]
+        truth = self._rows(slice(group * self.batch, (group + 1) * self.batch), end, end + horizon)
         prediction, predictions = first, []
         for _ in range(truth.shape[1]):
             prediction, state = self.model.step(prediction, state)
@@ -394,18 +398,18 @@ def evaluate_loss(model: SeqModel, data: Dataset, warmup: int, device: torch.dev
     """
     model.eval()
     total, count = 0.0, 0
-    for inputs, targets, skip in _val_batches(data, warmup, pieces):
-        x = torch.as_tensor(inputs, device=device)
-        y = torch.as_tensor(targets, device=device)
-        if data.kind == "text":
-            x, y = x.long(), y.long()
+    dtype = np.int64 if data.kind == "text" else np.float32
+    for rows, skip in _val_batches(data, warmup, pieces):
         state = None
-        for start in range(0, x.shape[1], chunk):
-            out, state = model(x[:, start : start + chunk], state)
+        # Rows are views of the streams (memmaps for files): only one chunk is copied at a time.
+        for start in range(0, len(rows[0]) - 1, chunk):
+            block = torch.as_tensor(np.stack([r[start : start + chunk + 1] for r in rows]).astype(dtype), device=device)
+            x, y = block[:, :-1], block[:, 1:]
+            out, state = model(x, state)
             lo = max(skip - start, 0)
             if lo >= out.shape[1]:
                 continue
-            part_out, part_y = out[:, lo:], y[:, start + lo : start + chunk]
+            part_out, part_y = out[:, lo:], y[:, lo:]
             if data.kind == "text":
                 total += F.cross_entropy(part_out.reshape(-1, part_out.shape[-1]), part_y.reshape(-1), reduction="sum").item()
             else:
@@ -414,8 +418,9 @@ def evaluate_loss(model: SeqModel, data: Dataset, warmup: int, device: torch.dev
     return total / max(count, 1)
 
 
-def _val_batches(data: Dataset, warmup: int, pieces: int) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
-    """Yield (inputs, targets, skip) batches; the loss of the first `skip` targets (warm-up) is not counted."""
+def _val_batches(data: Dataset, warmup: int, pieces: int) -> Iterator[tuple[list[np.ndarray], int]]:
+    """Yield (rows, skip): equally long stretches of the streams, run side by side; each gives
+    inputs row[:-1] and targets row[1:], and the loss of the first `skip` targets (warm-up) is not counted."""
     rows: dict[tuple[int, int], list[np.ndarray]] = {}
     for stream, split in zip(data.streams, data.splits):
         size = -(-(len(stream) - split) // pieces)
@@ -424,8 +429,7 @@ def _val_batches(data: Dataset, warmup: int, pieces: int) -> Iterator[tuple[np.n
             begin = max(first - 1 - warmup, 0)
             rows.setdefault((last - begin, first - 1 - begin), []).append(stream[begin:last])
     for (_, skip), group in rows.items():
-        batch = np.stack(group)
-        yield batch[:, :-1], batch[:, 1:], skip
+        yield group, skip
 
 
 def metrics_log_path(out: Path) -> Path:
