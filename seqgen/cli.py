@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import sys
 import time
 
@@ -78,6 +79,7 @@ def train(
     kind: str = typer.Option("auto", help="How to read DATA: auto, text or series."),
     encoding: str = typer.Option("utf-8", help="Text encoding of DATA (for example latin-1)."),
     val_fraction: float = typer.Option(0.1, help="Fraction at the end of each source kept for validation."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Folder for the decoded copy of DATA (token ids or values), reused while DATA is unchanged. \\[default: $XDG_CACHE_HOME/seqgen or ~/.cache/seqgen]"),
     cell: Optional[str] = typer.Option(None, help="Recurrent cell: lstm, gru or rnn. \\[default: text gru, series lstm]"),
     layers: Optional[int] = typer.Option(None, help="Stacked recurrent layers. \\[default: 2]"),
     hidden: Optional[int] = typer.Option(None, help="Units per layer. \\[default: text 256, series 64]"),
@@ -105,10 +107,15 @@ def train(
     sine_noise: float = typer.Option(0.0, help="Sine data: std of noise added to the waves."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress; only the final summary."),
     log_every: Optional[int] = typer.Option(None, help="Print a progress line every N steps instead of the live bar (for logs)."),
+    nproc: Optional[int] = typer.Option(None, help="Train in N processes on this machine (runs this command under torchrun); --batch-size is split across them."),
 ) -> None:
     """Train a model on DATA and save it as a checkpoint."""
-    from .config import ModelConfig, TrainConfig, defaults_for, from_dict
-    from .data import SineConfig, load_data
+    from .config import ModelConfig, TrainConfig
+    from .data import SineConfig
+    from .distributed import launched, local_leader_first, process_group, relaunch
+
+    if nproc is not None and not launched():
+        raise typer.Exit(relaunch(nproc, sys.argv[1:]))
 
     model_opts = dict(cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout)
     train_opts = dict(batch_size=batch_size, window=window, lr=lr, clip=clip, warmup=warmup, input_noise=input_noise, free_run=free_run,
@@ -120,11 +127,27 @@ def train(
     replace(TrainConfig(), **train_opts).check()
     sine = SineConfig(sine_waves, sine_length, period_min, period_max, amp_min, amp_max, sine_noise)
     sine.check()
-    checkpoint = _load_for_resume(resume) if resume else None
+    with process_group(device or "auto") as group:
+        checkpoint = _load_for_resume(resume) if resume else None
+        with local_leader_first(group):
+            dataset, model_config, train_config, out = _train_setup(
+                data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, model_opts, train_opts)
+        if log_every is not None and log_every < 1:
+            raise UsageError(f"--log-every must be >= 1, got {log_every}")
+        _run_training(dataset, model_config, train_config, out, checkpoint, quiet or not group.is_main, log_every,
+                      distributed=group.world > 1)
+
+
+def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, model_opts, train_opts):
+    """The dataset and the configurations of a run: options given, else the checkpoint's, else the defaults."""
+    from .config import TrainConfig, defaults_for, from_dict
+    from .data import SineConfig, load_data
+
     data_seed = seed if seed is not None else (checkpoint.meta["train"]["seed"] if checkpoint else 0)
     if checkpoint and checkpoint.data.get("source", {}).get("type") == "sine" and data is None:
         sine = from_dict(SineConfig, {k: v for k, v in checkpoint.data["source"].items() if k != "type"})
-    dataset = load_data(data, kind=kind, encoding=encoding, val_fraction=val_fraction, sine=sine, seed=data_seed)
+    dataset = load_data(data, kind=kind, encoding=encoding, val_fraction=val_fraction, sine=sine, seed=data_seed,
+                        cache_dir=cache_dir)
     if checkpoint:
         base_model, base_train = checkpoint.model_config, from_dict(TrainConfig, checkpoint.meta["train"])
     else:
@@ -134,9 +157,7 @@ def train(
     if not any((train_config.steps, train_config.epochs, train_config.max_time)):
         train_config.max_time = 300.0
     out = out or (resume if resume else Path("checkpoints") / f"{dataset.name}.safetensors")
-    if log_every is not None and log_every < 1:
-        raise UsageError(f"--log-every must be >= 1, got {log_every}")
-    _run_training(dataset, model_config, train_config, out, checkpoint, quiet, log_every)
+    return dataset, model_config, train_config, out
 
 
 def _load_for_resume(path: Path):
@@ -146,19 +167,24 @@ def _load_for_resume(path: Path):
 
 
 def _run_training(dataset, model_config, train_config, out: Path, checkpoint, quiet: bool,
-                  log_every: Optional[int] = None) -> None:
+                  log_every: Optional[int] = None, distributed: bool = False) -> None:
     from .train import Trainer, stop_on_signals
 
     trainer = Trainer(dataset, model_config, train_config, out, resume=checkpoint)
+    main = trainer.group.is_main
     if not quiet:
         say(f"data: {dataset.description}")
     display = TrainDisplay(quiet, dataset.kind, train_config, log_every)
-    with stop_on_signals() as received, display:
+    with stop_on_signals(exit_on_second=not distributed) as received, display:
         result = trainer.run(on_event=display.handle, should_stop=lambda: received() is not None)
     signum = received()
-    display.summary(result, dataset.kind)
-    if signum is not None:
+    if main:
+        display.summary(result, dataset.kind)
+    if signum is None and result.stopped_by == "interrupt":
+        signum = signal.SIGTERM  # another rank was signalled; this one stopped with it
+    if signum is not None and main:
         say(f"stopped by signal at step {result.steps}; continue with: seqgen train ... --resume {result.path}")
+    if signum is not None:
         raise typer.Exit(128 + signum)
 
 
@@ -193,7 +219,8 @@ class TrainDisplay:
     def handle(self, event: dict) -> None:
         kind = event["type"]
         if kind == "start" and not self.quiet:
-            say(f"model: {event['parameters']:,} parameters on {event['device']}, batch {event['batch']}, "
+            where = f"{event['processes']} processes" if event.get("processes", 1) > 1 else event["device"]
+            say(f"model: {event['parameters']:,} parameters on {where}, batch {event['batch']}, "
                 f"{event['steps_per_epoch']} steps per epoch")
         elif kind == "step" and self.progress:
             self.progress.update(self.task, completed=event["fraction"], step=event["step"], loss=f"{event['loss']:.4f}",

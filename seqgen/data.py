@@ -6,13 +6,14 @@ values for series), each split into a training part and a validation tail.
 
 from __future__ import annotations
 
+import codecs
 import itertools
 import math
 import sys
 from array import array
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 import numpy as np
 
@@ -21,6 +22,10 @@ from .errors import DataError, UsageError
 SERIES_SUFFIXES = {".npy", ".csv"}
 # How many leading lines decide whether a file without a telling suffix is a numeric series.
 SNIFF_LINES = 20
+# Files are read, decoded and encoded this many bytes at a time, so memory stays flat whatever their size.
+CHUNK_BYTES = 4 << 20
+# Every code point Unicode has: the size of the tables that map characters to token ids.
+CODE_POINTS = 0x110000
 
 
 @dataclass
@@ -101,11 +106,13 @@ def load_data(
     val_fraction: float = 0.1,
     sine: SineConfig | None = None,
     seed: int = 0,
+    cache_dir: str | Path | None = None,
 ) -> Dataset:
     """Load training data: `None` or "sine" for the built-in waves, "-" for stdin, else a file.
 
     `kind` is "auto", "text" or "series"; auto treats `.npy`/`.csv` and files whose first lines
-    are all numbers as series, anything else as text.
+    are all numbers as series, anything else as text. A text or series file is decoded once into
+    `cache_dir` (default: see `seqgen.cache.default_cache_dir`) and its stream is a memmap of that.
     """
     if not 0 < val_fraction < 1:
         raise UsageError(f"--val-fraction must be between 0 and 1 (exclusive), got {val_fraction}")
@@ -114,18 +121,200 @@ def load_data(
     if path is None or path == "sine":
         return sine_dataset(sine or SineConfig(), val_fraction, seed)
     if path == "-":
-        raw, name, suffix = sys.stdin.buffer.read(), "stdin", ""
-    else:
-        raw, name, suffix = _read_file(path), Path(path).stem or "data", Path(path).suffix.lower()
-    label = "standard input" if path == "-" else path
+        return _memory_dataset(sys.stdin.buffer.read(), "stdin", "", "standard input", kind, encoding, val_fraction)
+    suffix = Path(path).suffix.lower()
+    if suffix == ".npy":
+        return _memory_dataset(_read_file(path), Path(path).stem or "data", suffix, path, kind, encoding, val_fraction)
+    return _file_dataset(path, kind, encoding, val_fraction, cache_dir)
+
+
+def _memory_dataset(raw: bytes, name: str, suffix: str, label: str, kind: str, encoding: str, val_fraction: float) -> Dataset:
+    """Data read whole into memory: standard input and .npy files."""
     if not raw:
         raise DataError(f"{label} is empty: give a file with some text or numbers in it")
     if suffix == ".npy":
         return series_dataset(_load_npy(raw, label), name, label, val_fraction)
     text = decode_text(raw, label, encoding)
-    if kind == "series" or (kind == "auto" and (suffix == ".csv" or looks_numeric(text))):
+    if kind == "series" or (kind == "auto" and looks_numeric(text)):
         return series_dataset(parse_series(text, label), name, label, val_fraction)
     return text_dataset(text, name, label, val_fraction)
+
+
+def _file_dataset(path: str, kind: str, encoding: str, val_fraction: float, cache_dir: str | Path | None) -> Dataset:
+    """A text or series file, through the cache: decoded once, then mapped, never held whole in memory."""
+    from .cache import cache_key, default_cache_dir, load_entry
+
+    source, name = Path(path), Path(path).stem or "data"
+    head = _read_head(path, encoding)
+    if kind == "auto":
+        kind = "series" if source.suffix.lower() == ".csv" or looks_numeric(head) else "text"
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    params = {"kind": kind, "encoding": codecs.lookup(encoding).name}
+    if kind == "series":
+        params["val_fraction"] = val_fraction  # the stored values are scaled by the training part's statistics
+    key = cache_key(source, **params)
+    entry = load_entry(folder, key)
+    if kind == "series":
+        values, meta = entry or _cache_series(path, encoding, val_fraction, folder, key)
+        return Dataset(
+            kind="series", name=name, description=f"numeric series from {path} ({len(values)} values)",
+            streams=[values], splits=[meta["split"]], mean=meta["mean"], std=meta["std"],
+            source={"type": "file", "path": path}, val_fraction=val_fraction,
+        )
+    ids, meta = entry or _cache_text(path, encoding, folder, key)
+    split = _split_point(len(ids), val_fraction, path)
+    return Dataset(
+        kind="text", name=name, description=f"text from {path} ({len(ids)} characters, {len(meta['vocab'])} distinct)",
+        streams=[ids], splits=[split], vocab=meta["vocab"], source={"type": "file", "path": path},
+        val_fraction=val_fraction,
+    )
+
+
+def _open_source(path: str) -> BinaryIO:
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{path}: no such file (give a text file, a numeric series, '-' for stdin, or nothing for sine waves)")
+    if p.is_dir():
+        raise DataError(f"{path} is a directory: give a file")
+    try:
+        return p.open("rb")
+    except PermissionError:
+        raise DataError(f"{path}: permission denied (check the file's read permission)") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def read_chunks(path: str, size: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """The bytes of a file, `size` at a time; an empty file is an error."""
+    with _open_source(path) as f:
+        first = True
+        while True:
+            try:
+                chunk = f.read(size)
+            except OSError as e:
+                raise DataError(f"{path}: cannot read ({e.strerror})") from None
+            if not chunk:
+                if first:
+                    raise DataError(f"{path} is empty: give a file with some text or numbers in it")
+                return
+            first = False
+            yield chunk
+
+
+def decoded_chunks(path: str, encoding: str = "utf-8", size: int = CHUNK_BYTES) -> Iterator[str]:
+    """The text of a file, decoded a chunk at a time. A character split across two chunks is
+    joined by the incremental decoder; an undecodable byte gets `decode_text`'s message."""
+    try:
+        decoder = codecs.getincrementaldecoder(encoding)()
+    except LookupError:
+        raise UsageError(f"--encoding {encoding!r} is not an encoding Python knows (try utf-8 or latin-1)") from None
+    offset, lines, head = 0, 0, b""
+    for chunk in itertools.chain(read_chunks(path, size), [None]):
+        pending = decoder.getstate()[0]
+        data = pending + (chunk or b"")
+        head = head or data[:8192]
+        try:
+            text = decoder.decode(chunk or b"", final=chunk is None)
+        except UnicodeDecodeError as e:
+            start = offset - len(pending) + e.start
+            line = lines - pending.count(b"\n") + data[: e.start].count(b"\n") + 1
+            raise _undecodable(path, encoding, head, start, line, data[e.start]) from None
+        if chunk is not None:
+            offset += len(chunk)
+            lines += chunk.count(b"\n")
+        if text:
+            yield text
+
+
+def _read_head(path: str, encoding: str) -> str:
+    """The first characters of a file, enough to tell a series from text (a cut last line dropped)."""
+    chunks = decoded_chunks(path, encoding, size=65536)
+    head = next(chunks, "")
+    more = next(chunks, None) is not None
+    chunks.close()
+    cut = max(head.rfind("\n"), head.rfind("\r"))
+    return head[: cut + 1] if more and cut >= 0 else head
+
+
+def _cache_text(path: str, encoding: str, folder: Path, key: str) -> tuple[np.ndarray, dict]:
+    """Two passes over the file: find the alphabet, then write every character's token id."""
+    from .cache import store_entry
+
+    seen = np.zeros(CODE_POINTS, dtype=bool)
+    for text in decoded_chunks(path, encoding):
+        seen[np.unique(_code_points(text))] = True
+    alphabet = np.flatnonzero(seen)
+    dtype = np.uint8 if len(alphabet) <= 1 << 8 else np.uint16 if len(alphabet) <= 1 << 16 else np.uint32
+    table = np.zeros(CODE_POINTS, dtype=dtype)
+    table[alphabet] = np.arange(len(alphabet))
+
+    def fill(f: BinaryIO) -> dict:
+        count = 0
+        for text in decoded_chunks(path, encoding):
+            ids = table[_code_points(text)]
+            f.write(ids.tobytes())
+            count += len(ids)
+        return {"dtype": np.dtype(dtype).str, "count": count, "vocab": [chr(c) for c in alphabet], "source": path}
+
+    return store_entry(folder, key, fill)
+
+
+def _code_points(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+
+
+def _cache_series(path: str, encoding: str, val_fraction: float, folder: Path, key: str) -> tuple[np.ndarray, dict]:
+    """Parse the numbers into a float64 scratch file, then store them scaled as float32."""
+    import tempfile
+
+    from .cache import store_entry
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=folder) as raw:
+        count, low, high = 0, math.inf, -math.inf
+        for block in parse_series_lines(_stream_lines(decoded_chunks(path, encoding)), path):
+            raw.write(block.tobytes())
+            count, low, high = count + len(block), min(low, block.min()), max(high, block.max())
+        split = _split_point(count, val_fraction, path)
+        total, squares = 0.0, 0.0
+        for block in _blocks(raw, split):
+            total += float(block.sum())
+        mean = total / split
+        for block in _blocks(raw, split):
+            squares += float(((block - mean) ** 2).sum())
+        std = math.sqrt(squares / split)
+        if std == 0 or low == high:
+            raise DataError(f"{path}: the series has the same value everywhere; there is nothing to learn")
+
+        def fill(f: BinaryIO) -> dict:
+            for block in _blocks(raw, count):
+                f.write(((block - mean) / std).astype(np.float32).tobytes())
+            return {"dtype": np.dtype(np.float32).str, "count": count, "split": split, "mean": mean, "std": std,
+                    "source": path}
+
+        return store_entry(folder, key, fill)
+
+
+def _blocks(f: BinaryIO, count: int, size: int = 1 << 20) -> Iterator[np.ndarray]:
+    """The first `count` float64 values of a scratch file, `size` at a time."""
+    f.seek(0)
+    while count > 0:
+        block = np.fromfile(f, dtype=np.float64, count=min(size, count))
+        count -= len(block)
+        yield block
+
+
+def _stream_lines(chunks: Iterable[str]) -> Iterator[str]:
+    """The lines of chunked text, as `iter_lines` gives them for the whole text."""
+    rest, sep = "", None
+    for chunk in chunks:
+        if sep is None:
+            sep = "\n" if "\n" in chunk or "\r" not in chunk else "\r"
+        lines = (rest + chunk).split(sep)
+        rest = lines.pop()
+        yield from lines
+    if rest:
+        yield rest
 
 
 def _read_file(path: str) -> bytes:
@@ -149,13 +338,16 @@ def decode_text(raw: bytes, label: str, encoding: str = "utf-8") -> str:
     except LookupError:
         raise UsageError(f"--encoding {encoding!r} is not an encoding Python knows (try utf-8 or latin-1)") from None
     except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        if b"\x00" in raw[:8192]:
-            raise DataError(f"{label} looks like a binary file (NUL bytes, not {encoding} text); give a text file or a numeric series") from None
-        raise DataError(
-            f"{label} is not valid {encoding}: byte {e.start} (line {line}) is 0x{raw[e.start]:02x}; "
-            "if the file uses another encoding, pass it with --encoding (for example --encoding latin-1)"
-        ) from None
+        raise _undecodable(label, encoding, raw[:8192], e.start, raw[: e.start].count(b"\n") + 1, raw[e.start]) from None
+
+
+def _undecodable(label: str, encoding: str, head: bytes, offset: int, line: int, byte: int) -> DataError:
+    if b"\x00" in head:
+        return DataError(f"{label} looks like a binary file (NUL bytes, not {encoding} text); give a text file or a numeric series")
+    return DataError(
+        f"{label} is not valid {encoding}: byte {offset} (line {line}) is 0x{byte:02x}; "
+        "if the file uses another encoding, pass it with --encoding (for example --encoding latin-1)"
+    )
 
 
 def iter_lines(text: str) -> Iterator[str]:
@@ -186,9 +378,15 @@ def _parse_number(line: str) -> float | None:
 
 def parse_series(text: str, label: str) -> np.ndarray:
     """Parse one number per line (or a one-column CSV, with an optional header line)."""
+    blocks = list(parse_series_lines(iter_lines(text), label))
+    return np.concatenate(blocks) if blocks else np.zeros(0)
+
+
+def parse_series_lines(lines: Iterable[str], label: str, block: int = 1 << 20) -> Iterator[np.ndarray]:
+    """Parse numbered lines into float64 blocks of up to `block` values, naming the line of any problem."""
     values = array("d")  # 8 bytes a value, where a list of floats takes 32
     first = True
-    for number, line in enumerate(iter_lines(text), start=1):
+    for number, line in enumerate(lines, start=1):
         cell = line.strip()
         if not cell:
             continue
@@ -204,7 +402,11 @@ def parse_series(text: str, label: str) -> np.ndarray:
         if not math.isfinite(value):
             raise DataError(f"{label}, line {number}: {cell!r} is not a finite number (remove NaN/inf values)")
         values.append(value)
-    return np.frombuffer(values, dtype=np.float64) if values else np.zeros(0)
+        if len(values) >= block:
+            yield np.frombuffer(values, dtype=np.float64).copy()
+            values = array("d")
+    if values:
+        yield np.frombuffer(values, dtype=np.float64)
 
 
 def _load_npy(raw: bytes, label: str) -> np.ndarray:

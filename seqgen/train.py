@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from .checkpoint import Checkpoint, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import Dataset
+from .distributed import current as current_group, device_for
 from .errors import CheckpointError, DataError, TrainingError, UsageError
 from .model import SeqModel, State, detach_state, parameter_count, state_from_tensors, state_tensors
 
@@ -121,15 +122,24 @@ class Trainer:
         if data.kind == "text":
             model_config.vocab_size = len(data.vocab)
         self.data, self.model_config, self.config, self.out = data, model_config, config, Path(out)
-        self.device = resolve_device(config.device)
+        self.group = current_group()
+        self.device = resolve_device(device_for(config.device))
         torch.manual_seed(config.seed)
         self.model = SeqModel(model_config).to(self.device)
+        # Under torchrun the forward pass goes through DDP, which averages the gradients across
+        # ranks; validation, checkpoints and state_dict names use the bare model.
+        self.net = self.model
+        if self.group.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.model, device_ids=ids)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         label = data.source.get("path", "the training data")
-        tracks = make_tracks(data.train_streams, config.batch_size, config.window, label)
-        dtype = torch.long if data.kind == "text" else torch.float32
-        self.tracks = torch.as_tensor(tracks, dtype=dtype, device=self.device)
+        # A view of the (possibly memory-mapped) streams: each step copies only its own window.
+        tracks = self.tracks = make_tracks(data.train_streams, config.batch_size, config.window, label)
         self.batch = min(config.batch_size, len(tracks))
+        self.first_row, self.rows = self.group.share(self.batch)  # this rank's tracks of each batch
         self.groups = len(tracks) // self.batch
         self.windows = (tracks.shape[1] - 1) // config.window
         self.steps_per_epoch = self.groups * self.windows
@@ -138,6 +148,7 @@ class Trainer:
         self.best_step = 0
         self.best_weights: dict[str, np.ndarray] | None = None
         self.state: State | None = None
+        self.last_loss: float | None = None
         self.schedule = Schedule(config, self._total_steps())
         if resume is not None:
             self._restore(resume)
@@ -162,11 +173,20 @@ class Trainer:
         position = self.step % self.steps_per_epoch
         group, window = divmod(position, self.windows)
         if window == 0 or self.state is None:
-            self.state = self.model.init_state(self.batch, self.device)
-        rows = slice(group * self.batch, (group + 1) * self.batch)
+            self.state = self.model.init_state(self.rows, self.device)
+        rows = self._share(group)
         start = window * self.config.window
-        chunk = self.tracks[rows, start : start + self.config.window + 1]
+        chunk = self._rows(rows, start, start + self.config.window + 1)
         return chunk[:, :-1], chunk[:, 1:]
+
+    def _share(self, group: int) -> slice:
+        first = group * self.batch + self.first_row
+        return slice(first, first + self.rows)
+
+    def _rows(self, rows: slice, start: int, stop: int) -> torch.Tensor:
+        """tracks[rows, start:stop] as a tensor on the device (token ids as int64, values as float32)."""
+        dtype = np.int64 if self.data.kind == "text" else np.float32
+        return torch.from_numpy(np.array(self.tracks[rows, start:stop], dtype=dtype)).to(self.device)
 
     def train_step(self) -> float:
         """One optimizer step on the next window; returns the training loss."""
@@ -176,7 +196,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.schedule.lr(self.step, self.elapsed)
         self.model.train()
-        out, state = self.model(x, self.state)
+        out, state = self.net(x, self.state)
         loss = self._loss(out, y)
         horizon = self._free_run_horizon()
         if horizon:
@@ -187,7 +207,7 @@ class Trainer:
         self.optimizer.step()
         self.state = detach_state(state)
         self.step += 1
-        self.items_seen += y.numel()
+        self.items_seen += y.numel() * self.group.world
         return loss.item()
 
     def _free_run_horizon(self) -> int:
@@ -210,7 +230,7 @@ class Trainer:
         position = self.step % self.steps_per_epoch
         group, window = divmod(position, self.windows)
         end = (window + 1) * self.config.window + 1
-        truth = self.tracks[group * self.batch : (group + 1) * self.batch, end : end + horizon]
+        truth = self._rows(self._share(group), end, end + horizon)
         prediction, predictions = first, []
         for _ in range(truth.shape[1]):
             prediction, state = self.model.step(prediction, state)
@@ -229,29 +249,38 @@ class Trainer:
     def validate(self) -> float:
         """Mean validation loss per item (see evaluate_loss)."""
         pieces = VAL_PIECES if self.data.kind == "text" else 1
-        return evaluate_loss(self.model, self.data, self.config.window, self.device, pieces)
+        if not self.group.is_main:
+            return self.group.broadcast(0.0)
+        return self.group.broadcast(evaluate_loss(self.model, self.data, self.config.window, self.device, pieces))
 
     # --- the run --------------------------------------------------------------------------
     def run(self, on_event: EventHandler | None = None, should_stop: Callable[[], bool] = lambda: False) -> TrainResult:
         """Train until a limit is reached or `should_stop()` turns true; save the checkpoint on the way."""
-        emit = on_event or (lambda event: None)
-        check_writable(self.out)
+        main = self.group.is_main
+        emit = (on_event if main else None) or (lambda event: None)
         metrics_path = metrics_log_path(self.out)
-        if self.step == 0:
-            metrics_path.unlink(missing_ok=True)
+        if main:
+            check_writable(self.out)
+            if self.step == 0:
+                metrics_path.unlink(missing_ok=True)
         emit({"type": "start", "parameters": parameter_count(self.model), "device": str(self.device),
               "steps_per_epoch": self.steps_per_epoch, "total_steps": self.schedule.total_steps,
-              "batch": self.batch, "step": self.step})
+              "batch": self.batch, "processes": self.group.world, "step": self.step})
         stopped_by, session_items, session_start = "limit", 0, time.perf_counter()
-        last = time.perf_counter()
+        last, stop = time.perf_counter(), False
         while not self._done():
-            if should_stop():
+            # Ranks stop only on the flag they agreed on after a step; a lone process may also
+            # stop on a request that came in during the evaluation just before.
+            if stop or (self.group.world == 1 and should_stop()):
                 stopped_by = "interrupt"
                 break
             loss = self.train_step()
             now = time.perf_counter()
             self.elapsed += now - last
             last = now
+            several = self.group.world > 1
+            loss, stop, self.elapsed = self.group.agree(loss, several and should_stop(), self.elapsed)
+            self.last_loss = loss
             session_items += self.batch * self.config.window
             if not math.isfinite(loss):
                 raise self._diverged(loss)
@@ -284,10 +313,12 @@ class Trainer:
             self.best_weights = self.weights()
         record = {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4),
                   "elapsed": round(self.elapsed, 3), "val_loss": val, "best_val_loss": self.best_val,
-                  "lr": self.optimizer.param_groups[0]["lr"]}
+                  "lr": self.optimizer.param_groups[0]["lr"], "train_loss": self.last_loss}
         if self.model_config.is_text:
             record["val_bpc"] = val / math.log(2)
         self.save()
+        if not self.group.is_main:
+            return
         try:
             with open(metrics_path, "a", encoding="utf-8") as log:
                 log.write(json.dumps(record) + "\n")
@@ -306,7 +337,11 @@ class Trainer:
         if self.best_step != self.step:
             training.update({f"weights.{k}": v for k, v in latest.items()})
         if self.state is not None:
-            training.update({f"state.{i}": t.cpu().numpy() for i, t in enumerate(state_tensors(self.state))})
+            # The whole batch's state, every rank's rows in order, so any number of processes can resume it.
+            full = [self.group.gather_rows(t) for t in state_tensors(self.state)]
+            training.update({f"state.{i}": t.cpu().numpy() for i, t in enumerate(full)})
+        if not self.group.is_main:
+            return
         training["rng"] = torch.get_rng_state().numpy()
         save_checkpoint(self.out, self.meta(), self.best_weights or latest, training)
 
@@ -331,7 +366,9 @@ class Trainer:
         _load_optimizer(self.optimizer, training, ckpt.meta["optimizer"]["param_groups"], self.device)
         self.step, self.elapsed = progress["step"], progress["elapsed"]
         self.items_seen, self.best_val, self.best_step = progress["items_seen"], progress["best_val_loss"], progress["best_step"]
-        states = [torch.from_numpy(training[f"state.{i}"].copy()).to(self.device) for i in range(2) if f"state.{i}" in training]
+        rows = slice(self.first_row, self.first_row + self.rows)
+        states = [torch.from_numpy(training[f"state.{i}"][:, rows].copy()).to(self.device)
+                  for i in range(2) if f"state.{i}" in training]
         self.state = state_from_tensors(states, self.model_config.cell) if states else None
         if "rng" in training:
             torch.set_rng_state(torch.from_numpy(training["rng"].copy()))
@@ -394,18 +431,18 @@ def evaluate_loss(model: SeqModel, data: Dataset, warmup: int, device: torch.dev
     """
     model.eval()
     total, count = 0.0, 0
-    for inputs, targets, skip in _val_batches(data, warmup, pieces):
-        x = torch.as_tensor(inputs, device=device)
-        y = torch.as_tensor(targets, device=device)
-        if data.kind == "text":
-            x, y = x.long(), y.long()
+    dtype = np.int64 if data.kind == "text" else np.float32
+    for rows, skip in _val_batches(data, warmup, pieces):
         state = None
-        for start in range(0, x.shape[1], chunk):
-            out, state = model(x[:, start : start + chunk], state)
+        # Rows are views of the streams (memmaps for files): only one chunk is copied at a time.
+        for start in range(0, len(rows[0]) - 1, chunk):
+            block = torch.as_tensor(np.stack([r[start : start + chunk + 1] for r in rows]).astype(dtype), device=device)
+            x, y = block[:, :-1], block[:, 1:]
+            out, state = model(x, state)
             lo = max(skip - start, 0)
             if lo >= out.shape[1]:
                 continue
-            part_out, part_y = out[:, lo:], y[:, start + lo : start + chunk]
+            part_out, part_y = out[:, lo:], y[:, lo:]
             if data.kind == "text":
                 total += F.cross_entropy(part_out.reshape(-1, part_out.shape[-1]), part_y.reshape(-1), reduction="sum").item()
             else:
@@ -414,8 +451,9 @@ def evaluate_loss(model: SeqModel, data: Dataset, warmup: int, device: torch.dev
     return total / max(count, 1)
 
 
-def _val_batches(data: Dataset, warmup: int, pieces: int) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
-    """Yield (inputs, targets, skip) batches; the loss of the first `skip` targets (warm-up) is not counted."""
+def _val_batches(data: Dataset, warmup: int, pieces: int) -> Iterator[tuple[list[np.ndarray], int]]:
+    """Yield (rows, skip): equally long stretches of the streams, run side by side; each gives
+    inputs row[:-1] and targets row[1:], and the loss of the first `skip` targets (warm-up) is not counted."""
     rows: dict[tuple[int, int], list[np.ndarray]] = {}
     for stream, split in zip(data.streams, data.splits):
         size = -(-(len(stream) - split) // pieces)
@@ -424,8 +462,7 @@ def _val_batches(data: Dataset, warmup: int, pieces: int) -> Iterator[tuple[np.n
             begin = max(first - 1 - warmup, 0)
             rows.setdefault((last - begin, first - 1 - begin), []).append(stream[begin:last])
     for (_, skip), group in rows.items():
-        batch = np.stack(group)
-        yield batch[:, :-1], batch[:, 1:], skip
+        yield group, skip
 
 
 def metrics_log_path(out: Path) -> Path:
@@ -449,17 +486,19 @@ def check_writable(out: Path) -> None:
 
 
 @contextmanager
-def stop_on_signals() -> Iterator[Callable[[], int | None]]:
+def stop_on_signals(exit_on_second: bool = True) -> Iterator[Callable[[], int | None]]:
     """Turn the first SIGINT/SIGTERM into a polite stop request; a second SIGINT exits at once.
 
-    Yields a function that returns the signal number received, or None.
+    Yields a function that returns the signal number received, or None. Under torchrun a rank
+    gets Ctrl-C twice (from the terminal and from torchrun), so there `exit_on_second` is off.
     """
     received: list[int] = []
 
     def handler(signum, frame):
-        if received:
+        if received and exit_on_second:
             os._exit(128 + signum)  # the user insists: leave without touching the checkpoint
-        received.append(signum)
+        if not received:
+            received.append(signum)
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -23,6 +23,14 @@ TINY_TEXT = (
 ) * 6
 
 
+@pytest.fixture(autouse=True, scope="session")
+def data_cache(tmp_path_factory) -> Path:
+    """Decoded training data goes to the tests' own cache folder, not the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("cache")
+    os.environ["XDG_CACHE_HOME"] = str(folder)  # subprocesses inherit it
+    return folder / "seqgen"
+
+
 @pytest.fixture
 def text_file(tmp_path: Path) -> Path:
     path = tmp_path / "poem.txt"

@@ -87,3 +87,51 @@ def test_missing_file_and_bad_fraction(tmp_path):
         load_data(str(tmp_path / "nope.txt"))
     with pytest.raises(UsageError, match="val-fraction"):
         load_data(None, val_fraction=1.5)
+
+
+def test_text_is_cached_as_a_memmap_reused_until_the_file_changes(tmp_path, monkeypatch):
+    import os
+
+    import seqgen.data
+
+    monkeypatch.setattr(seqgen.data, "CHUNK_BYTES", 7)  # many chunk boundaries, some inside a character
+    path, cache = tmp_path / "src" / "u.txt", tmp_path / "cache"
+    path.parent.mkdir()
+    text = "naïve café ☕ 漢字 🙂\n" * 5
+    path.write_text(text, encoding="utf-8")
+    data = load_data(str(path), cache_dir=cache)
+    assert isinstance(data.streams[0], np.memmap) and data.streams[0].dtype == np.uint8
+    assert "".join(data.vocab[i] for i in data.streams[0]) == text
+    assert sorted(p.name for p in path.parent.iterdir()) == ["u.txt"]  # nothing beside the source
+    entries = sorted(cache.glob("*.bin"))
+    assert len(entries) == 1
+    built = entries[0].stat().st_mtime_ns
+    load_data(str(path), cache_dir=cache)
+    assert entries[0].stat().st_mtime_ns == built  # reused, not rebuilt
+
+    path.write_text("".join(chr(0x4E00 + i) for i in range(300)) * 2, encoding="utf-8")
+    os.utime(path, ns=(built + 10**9, built + 10**9))
+    changed = load_data(str(path), cache_dir=cache)
+    assert changed.streams[0].dtype == np.uint16 and len(changed.vocab) == 300
+    assert "".join(changed.vocab[i] for i in changed.streams[0]) == path.read_text(encoding="utf-8")
+
+
+def test_series_is_cached_scaled_as_float32(tmp_path, series_file):
+    data = load_data(str(series_file), cache_dir=tmp_path / "cache")
+    again = load_data(str(series_file), cache_dir=tmp_path / "cache")
+    assert data.streams[0].dtype == np.float32 and isinstance(again.streams[0], np.memmap)
+    np.testing.assert_array_equal(data.streams[0], again.streams[0])
+    assert (data.mean, data.std, data.splits) == (again.mean, again.std, again.splits)
+
+
+def test_bad_byte_after_a_chunk_boundary_names_its_offset_and_line(tmp_path, monkeypatch):
+    import seqgen.data
+
+    monkeypatch.setattr(seqgen.data, "CHUNK_BYTES", 5)
+    path = tmp_path / "bad.txt"
+    path.write_bytes("abc\nd\u00e9f\ngh".encode() + b"\xff" + b"ij\n" * 20)
+    with pytest.raises(DataError, match=r"byte 11 \(line 3\) is 0xff") as streamed:
+        load_data(str(path), cache_dir=tmp_path / "cache")
+    with pytest.raises(DataError) as whole:
+        seqgen.data.decode_text(path.read_bytes(), str(path))
+    assert str(streamed.value) == str(whole.value)

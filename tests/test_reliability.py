@@ -140,10 +140,10 @@ def test_permission_error_from_the_library(tmp_path, monkeypatch):
     path = tmp_path / "secret.txt"
     path.write_text(TINY_TEXT)
 
-    def refuse(self):
+    def refuse(self, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(self))
 
-    monkeypatch.setattr(Path, "read_bytes", refuse)
+    monkeypatch.setattr(Path, "open", refuse)
     with pytest.raises(DataError, match="secret.txt: permission denied"):
         load_data(str(path))
 

@@ -1,0 +1,148 @@
+"""Training across processes with torch.distributed, as started by `torchrun`.
+
+Each rank trains on its own contiguous share of every batch of tracks; DistributedDataParallel
+averages the gradients, so N processes with a global batch B take the same steps as one
+process with batch B. Rank 0 alone validates, writes and reports; the few decisions that must
+be the same everywhere (stop now? was the loss finite?) are agreed with one all_reduce a step.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+import torch.distributed as dist
+
+from .errors import UsageError
+
+
+def launched() -> bool:
+    """True when torchrun (or another launcher) started this process as one rank of a group."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+@dataclass(frozen=True)
+class Group:
+    """This process's place in the group; a lone process is rank 0 of 1."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def share(self, batch: int) -> tuple[int, int]:
+        """(first row, rows) of this rank's contiguous part of a batch of `batch` tracks."""
+        if batch % self.world:
+            raise UsageError(f"--batch-size {batch} does not split evenly across {self.world} processes; "
+                             f"give a multiple of {self.world}")
+        rows = batch // self.world
+        return self.rank * rows, rows
+
+    def agree(self, loss: float, stop: bool, elapsed: float) -> tuple[float, bool, float]:
+        """The mean loss over ranks, whether any rank wants to stop, and the longest elapsed time:
+        every rank gets the same three values, so they all stop (or fail) at the same step."""
+        if self.world == 1:
+            return loss, stop, elapsed
+        mean = torch.tensor([loss, float(stop)], dtype=torch.float64)
+        longest = torch.tensor([elapsed], dtype=torch.float64)
+        dist.all_reduce(mean)
+        dist.all_reduce(longest, op=dist.ReduceOp.MAX)
+        return mean[0].item() / self.world, mean[1].item() > 0, longest[0].item()
+
+    def broadcast(self, value: float) -> float:
+        """Rank 0's value, everywhere."""
+        if self.world == 1:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64)
+        dist.broadcast(tensor, src=0)
+        return tensor.item()
+
+    def gather_rows(self, tensor: torch.Tensor, dim: int = 1) -> torch.Tensor:
+        """Every rank's `tensor` joined along `dim` in rank order (for the carried state)."""
+        if self.world == 1:
+            return tensor
+        # gloo gathers CPU tensors only; NCCL, CUDA ones.
+        local = tensor.contiguous() if dist.get_backend() == "nccl" else tensor.detach().cpu().contiguous()
+        parts = [torch.empty_like(local) for _ in range(self.world)]
+        dist.all_gather(parts, local)
+        return torch.cat(parts, dim=dim)
+
+
+def current() -> Group:
+    """The group this process belongs to (rank 0 of 1 when torch.distributed is not initialised)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return Group()
+    return Group(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def device_for(name: str) -> str:
+    """Under torchrun on CUDA, each rank on one machine takes its own GPU."""
+    if launched() and name in ("auto", "cuda") and torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    return name
+
+
+@contextmanager
+def process_group(device: str) -> Iterator[Group]:
+    """Join the group torchrun set up (NCCL on CUDA, gloo on CPU) for the duration of a run."""
+    if not launched() or dist.is_initialized():
+        yield current()
+        return
+    use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if use_cuda:
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    dist.init_process_group("nccl" if use_cuda else "gloo")
+    try:
+        yield current()
+    finally:
+        dist.destroy_process_group()
+
+
+def relaunch(nproc: int, argv: list[str]) -> int:
+    """Run `python -m seqgen ARGV` as `nproc` processes under torchrun on this machine; return its exit status."""
+    if nproc < 1:
+        raise UsageError(f"--nproc must be >= 1, got {nproc}")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+               "-m", "seqgen", *without_nproc(argv)]
+    # Ctrl-C reaches every process of the terminal's group; torchrun and the ranks handle it.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    process = subprocess.Popen(command)
+    forward = signal.signal(signal.SIGTERM, lambda signum, frame: process.send_signal(signum))
+    try:
+        return process.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, forward)
+
+
+def without_nproc(argv: list[str]) -> list[str]:
+    """The command line without its --nproc option (the relaunched ranks must not relaunch)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
+
+
+@contextmanager
+def local_leader_first(group: Group) -> Iterator[None]:
+    """Let local rank 0 do the body (build the data cache) before the other ranks of its machine,
+    which then find the work done instead of repeating it side by side."""
+    if group.world > 1 and group.local_rank != 0:
+        dist.barrier()
+    yield
+    if group.world > 1 and group.local_rank == 0:
+        dist.barrier()
