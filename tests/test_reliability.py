@@ -23,7 +23,7 @@ from conftest import TINY_TEXT
 
 SEQGEN = [sys.executable, "-m", "seqgen"]
 # A tiny text run: about a millisecond per step, so hundreds of steps take well under a second.
-TINY_TEXT_RUN = ["--hidden", "16", "--embed", "8", "--layers", "1", "--batch-size", "4", "--window", "16"]
+TINY_TEXT_RUN = ["--cell", "lstm", "--hidden", "16", "--embed", "8", "--layers", "1", "--batch-size", "4", "--window", "16"]
 TINY_SINE = ["--sine-waves", "4", "--sine-length", "300", "--hidden", "8", "--layers", "1", "--window", "20"]
 
 
