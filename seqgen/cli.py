@@ -87,7 +87,7 @@ def train(
     dropout: Optional[float] = typer.Option(None, help="Dropout between layers and before the head. \\[default: 0]"),
     batch_size: Optional[int] = typer.Option(None, help="Tracks trained side by side. \\[default: 32]"),
     window: Optional[int] = typer.Option(None, help="Steps per backpropagation window. \\[default: text 128, series 100]"),
-    lr: Optional[float] = typer.Option(None, help="Peak learning rate (Adam). \\[default: text 6e-3, series 3e-3]"),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate (Adam). \\[default: text 1e-2, series 3e-3]"),
     clip: Optional[float] = typer.Option(None, help="Gradient-norm clipping. \\[default: 1.0]"),
     warmup: Optional[int] = typer.Option(None, help="Learning-rate warm-up steps. \\[default: 50]"),
     input_noise: Optional[float] = typer.Option(None, help="Std of noise added to series inputs while training. \\[default: 0.15]"),
