@@ -125,14 +125,19 @@ def naive_refeed(model: SeqModel, length: int):
     return run
 
 
-def step_cost_over_time(ckpt: str, total: int = 10_000) -> tuple[float, float]:
-    gen = Generator.from_checkpoint(ckpt, seed=0)
-    gen.feed(" ")
-    marks = [time.perf_counter()]
-    for k, _ in enumerate(gen.generate(total), start=1):
-        if k % 1000 == 0:
-            marks.append(time.perf_counter())
-    return 1000 / (marks[1] - marks[0]), 1000 / (marks[-1] - marks[-2])
+def step_cost_over_time(ckpt: str, total: int, repeats: int) -> tuple[float, float]:
+    """Median chars/s of the first 1,000 and of the last 1,000 steps over `repeats` runs."""
+    firsts, lasts = [], []
+    for _ in range(repeats):
+        gen = Generator.from_checkpoint(ckpt, seed=0)
+        gen.feed(" ")
+        marks = [time.perf_counter()]
+        for k, _ in enumerate(gen.generate(total), start=1):
+            if k % 1000 == 0:
+                marks.append(time.perf_counter())
+        firsts.append(1000 / (marks[1] - marks[0]))
+        lasts.append(1000 / (marks[-1] - marks[-2]))
+    return statistics.median(firsts), statistics.median(lasts)
 
 
 def training_text(chars: int) -> np.ndarray:
@@ -142,19 +147,26 @@ def training_text(chars: int) -> np.ndarray:
     return "".join(chr(97 + c) for c in rng.integers(0, 26, chars))
 
 
+BENCH_MODEL = dict(cell="lstm", layers=2, hidden=256, embed=64)
+
+
 def plain_training(text: str, steps: int):
-    """A plain PyTorch TBPTT loop: same model, batch 64, window 128, Adam, clipping."""
+    """A plain PyTorch TBPTT loop: 2x256 LSTM, batch 64, window 128, Adam, clipping.
+    Returns a function that trains and gives the seconds of steps 2..steps (the first step
+    pays one-time costs in either loop)."""
     data = text_dataset(text, "bench", "bench", 0.1)
     ids = torch.as_tensor(data.train_streams[0], dtype=torch.long)
     B, T = 64, 128
     length = len(ids) // B
     tracks = ids[: B * length].view(B, length)
-    def run():
+    def run() -> float:
         torch.manual_seed(0)
-        model = SeqModel(ModelConfig(vocab_size=len(data.vocab)))
+        model = SeqModel(ModelConfig(vocab_size=len(data.vocab), **BENCH_MODEL))
         opt = torch.optim.Adam(model.parameters(), lr=3e-3)
         state = None
         for i in range(steps):
+            if i == 1:
+                start = time.perf_counter()
             chunk = tracks[:, i * T : i * T + T + 1]
             out, state = model(chunk[:, :-1], state)
             loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), chunk[:, 1:].reshape(-1))
@@ -163,15 +175,22 @@ def plain_training(text: str, steps: int):
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
             state = tuple(s.detach() for s in state)
+            loss.item()
+        return time.perf_counter() - start
     return run
 
 
 def seqgen_training(text: str, steps: int, folder: str):
+    """seqgen's Trainer on the same model, batch and window, timed over the same steps 2..steps
+    (from its own progress events, so setup and the closing validation are not counted)."""
     data = text_dataset(text, "bench", "bench", 0.1)
-    model_config, _ = defaults_for("text")
-    def run():
+    def run() -> float:
+        stamps = []
         config = TrainConfig(batch_size=64, window=128, steps=steps, eval_every=10**9, warmup=0)
-        Trainer(data, ModelConfig(**asdict(model_config)), config, os.path.join(folder, "t.safetensors")).run()
+        on_event = lambda event: stamps.append(time.perf_counter()) if event["type"] == "step" else None
+        trainer = Trainer(data, ModelConfig(**BENCH_MODEL), config, os.path.join(folder, "t.safetensors"))
+        trainer.run(on_event=on_event)
+        return stamps[-1] - stamps[0]
     return run
 
 
@@ -218,7 +237,7 @@ def main() -> None:
                  ("64 streams: matmul bound", bound64, ""),
                  ("  seqgen / torch loop", ours64 / torch64, ">= 2x"), ("  seqgen / bound", ours64 / bound64, ">= 0.50")]
 
-        first, late = step_cost_over_time(ckpt, 2000 if args.quick else 10_000)
+        first, late = step_cost_over_time(ckpt, 2000 if args.quick else 10_000, reps)
         naive = median_rate(naive_refeed(model, 300), 300, 1)
         rows += [("chars/s, chars 1-1000", first, ""), ("chars/s, last 1000", late, ""),
                  ("  last / first", late / first, "within 0.90-1.10"), ("naive re-feed, 300 chars", naive, "")]
@@ -226,9 +245,11 @@ def main() -> None:
         text = training_text(64 * 128 * (train_steps + 2) * 2)
         # Interleaved repeats, so that a change in the machine's load hits both alike.
         plain_runs, our_runs = [], []
-        for _ in range(max(1, reps // 2)):
-            plain_runs.append(median_rate(plain_training(text, train_steps), 64 * 128 * train_steps, 1))
-            our_runs.append(median_rate(seqgen_training(text, train_steps, folder), 64 * 128 * train_steps, 1))
+        chars = 64 * 128 * (train_steps - 1)
+        plain_fn, our_fn = plain_training(text, train_steps), seqgen_training(text, train_steps, folder)
+        for _ in range(max(1, reps // 2 + 1)):
+            plain_runs.append(chars / plain_fn())
+            our_runs.append(chars / our_fn())
         plain, ours = statistics.median(plain_runs), statistics.median(our_runs)
         rows += [("training: plain PyTorch loop (chars/s)", plain, ""), ("training: seqgen Trainer (chars/s)", ours, ""),
                  ("  seqgen / plain", ours / plain, ">= 1.0x")]
