@@ -87,6 +87,10 @@ def write_atomic(path: str | Path, payload: bytes) -> None:
     except OSError as e:
         raise CheckpointError(f"cannot write {path} ({e.strerror}); choose another folder") from None
     try:
+        # mkstemp creates the file private (0600); give it the mode any new file would get.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()

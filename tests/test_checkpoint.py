@@ -72,3 +72,13 @@ def test_strip_keeps_what_sampling_needs_and_drops_the_resume_state(text_checkpo
         gen.feed("To be")
         outputs.append(gen.decode([t[0] for t in gen.generate(40)]))
     assert outputs[0] == outputs[1]
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    path = tmp_path / "c.safetensors"
+    save_checkpoint(path, {"data": {"kind": "text"}}, {"w": np.zeros(2, np.float32)})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
