@@ -125,6 +125,8 @@ def train(
     train_opts = {k: v for k, v in train_opts.items() if v is not None}
     replace(ModelConfig(), **model_opts).check()  # fail on a bad option before reading any data
     replace(TrainConfig(), **train_opts).check()
+    if log_every is not None and log_every < 1:
+        raise UsageError(f"--log-every must be >= 1, got {log_every}")
     sine = SineConfig(sine_waves, sine_length, period_min, period_max, amp_min, amp_max, sine_noise)
     sine.check()
     with process_group(device or "auto") as group:
@@ -132,8 +134,6 @@ def train(
         with local_leader_first(group):
             dataset, model_config, train_config, out = _train_setup(
                 data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, model_opts, train_opts)
-        if log_every is not None and log_every < 1:
-            raise UsageError(f"--log-every must be >= 1, got {log_every}")
         _run_training(dataset, model_config, train_config, out, checkpoint, quiet or not group.is_main, log_every,
                       distributed=group.world > 1)
 
