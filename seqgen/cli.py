@@ -106,6 +106,7 @@ def train(
     amp_max: float = typer.Option(1.0, help="Sine data: largest amplitude."),
     sine_noise: float = typer.Option(0.0, help="Sine data: std of noise added to the waves."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress; only the final summary."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing checkpoint at --out (training never overwrites one otherwise)."),
     log_every: Optional[int] = typer.Option(None, help="Print a progress line every N steps instead of the live bar (for logs)."),
     nproc: Optional[int] = typer.Option(None, help="Train in N processes on this machine (runs this command under torchrun); --batch-size is split across them."),
 ) -> None:
@@ -134,6 +135,7 @@ def train(
         with local_leader_first(group):
             dataset, model_config, train_config, out = _train_setup(
                 data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, model_opts, train_opts)
+        _check_overwrite(out, resume, force)
         _run_training(dataset, model_config, train_config, out, checkpoint, quiet or not group.is_main, log_every,
                       distributed=group.world > 1)
 
@@ -143,6 +145,8 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
     from .config import TrainConfig, defaults_for, from_dict
     from .data import SineConfig, load_data
 
+    if data is None and checkpoint is not None:
+        data = _resume_source(checkpoint, resume)
     data_seed = seed if seed is not None else (checkpoint.meta["train"]["seed"] if checkpoint else 0)
     if checkpoint and checkpoint.data.get("source", {}).get("type") == "sine" and data is None:
         sine = from_dict(SineConfig, {k: v for k, v in checkpoint.data["source"].items() if k != "type"})
@@ -158,6 +162,25 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
         train_config.max_time = 300.0
     out = out or (resume if resume else Path("checkpoints") / f"{dataset.name}.safetensors")
     return dataset, model_config, train_config, out
+
+
+def _resume_source(checkpoint, resume: Path) -> Optional[str]:
+    """The data a resumed run trained on, when DATA is not given again (None for sine waves)."""
+    source = checkpoint.data.get("source", {})
+    if source.get("type") != "file":
+        return None
+    stored = source.get("path")
+    if not stored or stored == "standard input" or not Path(stored).is_file():
+        raise UsageError(f"--resume {resume}: give the training data again (the run read {stored!r}, not found here)")
+    return stored
+
+
+def _check_overwrite(out: Path, resume: Optional[Path], force: bool) -> None:
+    """A finished model is work: never replace one by accident (the shipped ones included)."""
+    continuing = resume is not None and out.resolve() == resume.resolve()
+    if out.exists() and not (force or continuing):
+        raise UsageError(f"{out} already exists; pass --force to replace it, --resume {out} to continue "
+                         "its run, or --out to write elsewhere")
 
 
 def _load_for_resume(path: Path):
@@ -565,14 +588,30 @@ def strip(
 
 # --------------------------------------------------------------------------------------------
 def main() -> None:
-    """Entry point: run the app, turning seqgen's errors into one line on stderr."""
+    """Entry point: run the app, turning every mistake into one line on stderr."""
     try:
-        app()
+        from click import exceptions as click
+    except ImportError:  # newer typer releases carry their own copy of click
+        from typer._click import exceptions as click
+
+    if len(sys.argv) <= 1:
+        sys.argv.append("--help")  # a bare `seqgen` asks what there is
+    try:
+        code = app(standalone_mode=False)
     except SeqgenError as e:
         if os.environ.get("SEQGEN_DEBUG"):
             raise
         say(f"seqgen: error: {e}", style="red")
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
+    except click.UsageError as e:  # an unknown option, a missing argument, a bad value...
+        where = e.ctx.command_path if e.ctx is not None else "seqgen"
+        say(f"seqgen: error: {e.format_message()} (see '{where} --help')", style="red")
+        sys.exit(2)
+    except click.ClickException as e:
+        say(f"seqgen: error: {e.format_message()}", style="red")
+        sys.exit(e.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
         say("seqgen: interrupted")
         sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -107,3 +107,21 @@ def test_help_shows_the_data_dependent_defaults():
     assert "[default: text gru, series lstm]" in result.stdout
     result = CliRunner().invoke(app, ["sample", "--help"], env={"COLUMNS": "200"})
     assert "[default: text 1.0, continuous 0]" in result.stdout
+
+
+def test_training_never_overwrites_a_checkpoint_by_accident(tmp_path, text_file):
+    args = ["train", str(text_file), "--out", "m.safetensors", "--steps", "2", "--hidden", "8", "--batch-size", "2", "--window", "16"]
+    assert run(*args, cwd=tmp_path).returncode == 0
+    again = run(*args, cwd=tmp_path)
+    assert again.returncode == 2 and "already exists" in again.stderr and "--force" in again.stderr
+    assert run(*args, "--force", cwd=tmp_path).returncode == 0
+    resumed = run("train", "--resume", "m.safetensors", "--steps", "4", cwd=tmp_path)  # the data comes from the checkpoint
+    assert resumed.returncode == 0, resumed.stderr
+
+
+def test_parser_mistakes_are_one_line_too():
+    for args, needle in ((["sample", "x.safetensors", "--temprature", "0.8"], "--temperature"),
+                         (["sampel"], "Did you mean 'sample'"), (["sample"], "Missing argument")):
+        result = run(*args)
+        assert result.returncode == 2 and needle in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""

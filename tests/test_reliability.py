@@ -194,7 +194,7 @@ def runs(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize("args,needles", [
     (["poem.txt", "--resume", "sine.safetensors"], ["--resume sine.safetensors", "series data, not text"]),
-    (["--resume", "text.safetensors", *TINY_SINE[:4]], ["--resume text.safetensors", "text data, not series"]),
+    (["sine", "--resume", "text.safetensors", *TINY_SINE[:4]], ["--resume text.safetensors", "text data, not series"]),
     (["poem.txt", "--resume", "text.safetensors", "--hidden", "32"], ["--resume text.safetensors", "hidden 16 vs 32"]),
     (["poem.txt", "--resume", "text.safetensors", "--cell", "gru"], ["cell lstm vs gru"]),
 ])
