@@ -318,17 +318,11 @@ def _stream_lines(chunks: Iterable[str]) -> Iterator[str]:
 
 
 def _read_file(path: str) -> bytes:
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"{path}: no such file (give a text file, a numeric series, '-' for stdin, or nothing for sine waves)")
-    if p.is_dir():
-        raise DataError(f"{path} is a directory: give a file")
-    try:
-        return p.read_bytes()
-    except PermissionError:
-        raise DataError(f"{path}: permission denied (check the file's read permission)") from None
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    with _open_source(path) as f:
+        try:
+            return f.read()
+        except OSError as e:
+            raise DataError(f"{path}: cannot read ({e.strerror})") from None
 
 
 def decode_text(raw: bytes, label: str, encoding: str = "utf-8") -> str:
