@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from seqgen import Generator, ModelConfig, SampleConfig, SeqModel, TrainConfig, Trainer, save_checkpoint  # noqa: E402
+from seqgen import Generator, ModelConfig, SeqModel, TrainConfig, Trainer, save_checkpoint  # noqa: E402
 from seqgen.config import defaults_for  # noqa: E402
 from seqgen.data import text_dataset  # noqa: E402
 

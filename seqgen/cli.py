@@ -16,7 +16,7 @@ import time
 # before NumPy is first imported; a user's own setting wins. Torch's threads are not affected.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from dataclasses import asdict, fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 

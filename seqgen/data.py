@@ -90,10 +90,6 @@ class Dataset:
     def val_streams(self) -> list[np.ndarray]:
         return [s[k:] for s, k in zip(self.streams, self.splits)]
 
-    @property
-    def train_size(self) -> int:
-        return sum(self.splits)
-
     def unscale(self, values: np.ndarray) -> np.ndarray:
         return values * self.std + self.mean
 
