@@ -251,6 +251,10 @@ class TrainDisplay:
         elif kind == "step" and self.log_every and not self.quiet and event["step"] % self.log_every == 0:
             say(f"step {event['step']}  loss {event['loss']:.4f}  val {self.val}  "
                 f"{event['items_per_sec']:,.0f} {self.unit}/s  {event['elapsed']:.0f}s")
+        elif kind == "rollback":
+            # Shown even with --quiet: the run changed course, and the user should know why.
+            say(f"warning: {event['reason']} at step {event['step']}; went back to step "
+                f"{event['to_step']}'s weights and halved the learning rate to {event['lr']:.3g}", style="yellow")
         elif kind == "eval":
             self.val = f"{event['val_loss']:.4f}"
             if not self.quiet and not self.progress:

@@ -34,6 +34,12 @@ PRIME_KEEP = 200
 # Text validation during training runs the held-out tail as this many warmed-up pieces side by
 # side (see evaluate_loss); `seqgen eval` runs it as one unbroken stream.
 VAL_PIECES = 16
+# A run that blows up goes back to its best weights with half the learning rate, this many times
+# at most before it gives up. Text counts as blown up when both the validation loss and the
+# smoothed training loss are this factor above their values at the best step: overfitting raises
+# only the first, and a healthy run moves neither this much between two evaluations.
+MAX_ROLLBACKS = 3
+BLOWUP_FACTOR = 1.25
 
 
 @dataclass
@@ -149,6 +155,9 @@ class Trainer:
         self.best_weights: dict[str, np.ndarray] | None = None
         self.state: State | None = None
         self.last_loss: float | None = None
+        self.loss_average: float | None = None  # smoothed training loss
+        self.average_at_best: float | None = None
+        self.lr_scale, self.rollbacks = 1.0, 0
         self.schedule = Schedule(config, self._total_steps())
         if resume is not None:
             self._restore(resume)
@@ -194,7 +203,7 @@ class Trainer:
         if self.config.input_noise and not self.model_config.is_text:
             x = x + self.config.input_noise * torch.randn_like(x)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.schedule.lr(self.step, self.elapsed)
+            group["lr"] = self.schedule.lr(self.step, self.elapsed) * self.lr_scale
         self.model.train()
         out, state = self.net(x, self.state)
         loss = self._loss(out, y)
@@ -283,7 +292,10 @@ class Trainer:
             self.last_loss = loss
             session_items += self.batch * self.config.window
             if not math.isfinite(loss):
-                raise self._diverged(loss)
+                if not self._roll_back(f"the training loss became {loss}", emit):
+                    raise self._diverged(loss)
+                continue
+            self.loss_average = loss if self.loss_average is None else 0.95 * self.loss_average + 0.05 * loss
             rate = session_items / max(now - session_start, 1e-9)
             emit({"type": "step", "step": self.step, "loss": loss, "elapsed": self.elapsed, "items_per_sec": rate,
                   "epoch": self.step / self.steps_per_epoch, "fraction": self.schedule.fraction(self.step, self.elapsed)})
@@ -301,16 +313,43 @@ class Trainer:
     def _diverged(self, loss: float) -> TrainingError:
         # The weights are already spoiled, so nothing is saved: the file on disk is the last good one.
         kept = f"the last good checkpoint, {self.out}, is kept" if self.out.exists() else "no checkpoint was written yet"
+        tried = f" (after {self.rollbacks} restarts from the best weights with a halved rate)" if self.rollbacks else ""
         return TrainingError(
-            f"the training loss became {loss} at step {self.step}; {kept}; try a lower --lr (now {self.config.lr:g})"
+            f"the training loss became {loss} at step {self.step}{tried}; {kept}; try a lower --lr (now {self.config.lr:g})"
         )
+
+    def _blew_up(self, val: float) -> bool:
+        if not self.model_config.is_text or self.best_val is None or self.average_at_best is None:
+            return False
+        average = self.loss_average if self.loss_average is not None else math.inf
+        return val > BLOWUP_FACTOR * self.best_val and average > BLOWUP_FACTOR * self.average_at_best
+
+    def _roll_back(self, reason: str, emit: EventHandler) -> bool:
+        """Go back to the best weights with fresh optimizer moments and half the learning rate.
+
+        Returns False (nothing done) when there are no best weights yet or the restarts are used up.
+        The steps since the best one are lost, but the rest of the time budget is not.
+        """
+        if self.best_weights is None or self.rollbacks >= MAX_ROLLBACKS:
+            return False
+        self.model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in self.best_weights.items()})
+        self.optimizer.state.clear()
+        self.lr_scale *= 0.5
+        self.rollbacks += 1
+        self.state, self.loss_average = None, self.average_at_best
+        emit({"type": "rollback", "step": self.step, "to_step": self.best_step, "reason": reason,
+              "lr": self.config.lr * self.lr_scale})
+        return True
 
     def _evaluate_and_save(self, emit: EventHandler, metrics_path: Path) -> None:
         val = self.validate()
+        if self._blew_up(val):
+            self._roll_back(f"the validation loss rose to {val:.4f} from {self.best_val:.4f}", emit)
         improved = self.best_val is None or val < self.best_val
         if improved:
             self.best_val, self.best_step = val, self.step
             self.best_weights = self.weights()
+            self.average_at_best = self.loss_average
         record = {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4),
                   "elapsed": round(self.elapsed, 3), "val_loss": val, "best_val_loss": self.best_val,
                   "lr": self.optimizer.param_groups[0]["lr"], "train_loss": self.last_loss}
@@ -352,7 +391,9 @@ class Trainer:
             "data": data_meta(self.data),
             "progress": {"step": self.step, "elapsed": self.elapsed, "items_seen": self.items_seen,
                          "epoch": self.step / self.steps_per_epoch, "best_val_loss": self.best_val,
-                         "best_step": self.best_step, "parameters": parameter_count(self.model)},
+                         "best_step": self.best_step, "parameters": parameter_count(self.model),
+                         "lr_scale": self.lr_scale, "rollbacks": self.rollbacks,
+                         "loss_average": self.loss_average, "average_at_best": self.average_at_best},
             "optimizer": {"param_groups": self.optimizer.state_dict()["param_groups"]},
             "torch_version": torch.__version__,
         }
@@ -366,6 +407,8 @@ class Trainer:
         _load_optimizer(self.optimizer, training, ckpt.meta["optimizer"]["param_groups"], self.device)
         self.step, self.elapsed = progress["step"], progress["elapsed"]
         self.items_seen, self.best_val, self.best_step = progress["items_seen"], progress["best_val_loss"], progress["best_step"]
+        self.lr_scale, self.rollbacks = progress.get("lr_scale", 1.0), progress.get("rollbacks", 0)
+        self.loss_average, self.average_at_best = progress.get("loss_average"), progress.get("average_at_best")
         rows = slice(self.first_row, self.first_row + self.rows)
         states = [torch.from_numpy(training[f"state.{i}"][:, rows].copy()).to(self.device)
                   for i in range(2) if f"state.{i}" in training]

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from seqgen import (CheckpointError, DataError, Generator, ModelConfig, SeqgenError, SineConfig, TrainConfig, Trainer,
                     TrainingError, load_checkpoint, load_data, save_checkpoint)
 
+from seqgen.data import text_dataset
 from conftest import TINY_TEXT
 
 SEQGEN = [sys.executable, "-m", "seqgen"]
@@ -325,11 +326,47 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_p
         return loss * float("nan") if self.step >= 6 else loss  # self.step is the number of steps done
 
     monkeypatch.setattr(Trainer, "_loss", poisoned)
-    with pytest.raises(TrainingError, match=r"became nan at step 7.*s\.safetensors, is kept.*lower --lr"):
+    # Each nan sends the run back to step 4's weights with half the rate, until the restarts run out.
+    with pytest.raises(TrainingError, match=r"became nan at step 10 \(after 3 restarts.*s\.safetensors, is kept.*lower --lr"):
         trainer.run()
     ckpt = load_checkpoint(out)
     assert ckpt.meta["progress"]["step"] == 4
     assert all(np.isfinite(w).all() for w in ckpt.weights.values())
+
+
+def test_a_passing_nan_sends_the_run_back_to_its_best_weights_with_half_the_rate(tmp_path, monkeypatch):
+    data = load_data(None, sine=SineConfig(waves=4, length=200))
+    out = tmp_path / "s.safetensors"
+    trainer = Trainer(data, ModelConfig(hidden=8, layers=1), TrainConfig(batch_size=4, window=20, steps=30, eval_every=4), out)
+    real_loss = Trainer._loss
+
+    def one_bad_step(self, output, target):
+        loss = real_loss(self, output, target)
+        return loss * float("nan") if self.step == 6 else loss
+
+    monkeypatch.setattr(Trainer, "_loss", one_bad_step)
+    events = []
+    result = trainer.run(on_event=events.append)
+    rollbacks = [e for e in events if e["type"] == "rollback"]
+    assert [(e["step"], e["to_step"]) for e in rollbacks] == [(7, 4)]
+    assert rollbacks[0]["lr"] == pytest.approx(trainer.config.lr / 2)
+    assert result.steps == 30 and result.stopped_by == "limit"
+    progress = load_checkpoint(out).meta["progress"]
+    assert progress["rollbacks"] == 1 and progress["lr_scale"] == 0.5
+
+
+def test_a_text_run_that_blows_up_goes_back_but_overfitting_does_not(tmp_path, monkeypatch):
+    data = text_dataset("the quick brown fox jumps over the lazy dog. " * 40, "t", "t", 0.2)
+    config = TrainConfig(batch_size=4, window=16, steps=24, eval_every=4, warmup=0)
+    values = iter([2.0, 1.5, 1.9, 1.8, 3.0, 1.4])  # validation losses at steps 4, 8, ..., 24
+    monkeypatch.setattr(Trainer, "validate", lambda self: next(values))
+    trainer = Trainer(data, ModelConfig(hidden=8, layers=1, embed=4), config, tmp_path / "t.safetensors")
+    real_step = Trainer.train_step
+    # The training loss blows up only after step 16: a rise in validation loss alone (steps 12, 16) is overfitting.
+    monkeypatch.setattr(Trainer, "train_step", lambda self: real_step(self) * (10 if self.step > 16 else 1))
+    events = []
+    trainer.run(on_event=events.append)
+    assert [(e["step"], e["to_step"]) for e in events if e["type"] == "rollback"] == [(20, 8)]
 
 
 def test_diverging_run_from_the_command_line(tmp_path):
