@@ -140,6 +140,9 @@ def train(
                       distributed=group.world > 1)
 
 
+LIMITS = ("steps", "epochs", "max_time")
+
+
 def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, model_opts, train_opts):
     """The dataset and the configurations of a run: options given, else the checkpoint's, else the defaults."""
     from .config import TrainConfig, defaults_for, from_dict
@@ -156,6 +159,10 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
         base_model, base_train = checkpoint.model_config, from_dict(TrainConfig, checkpoint.meta["train"])
     else:
         base_model, base_train = defaults_for(dataset.kind)
+    if any(k in train_opts for k in LIMITS):
+        # Limits given replace all the stored or default ones: --steps 5000 means 5000 steps, not
+        # "5000 steps unless the default time limit comes first".
+        base_train = replace(base_train, **{k: None for k in LIMITS})
     model_config = replace(base_model, **model_opts)
     train_config = replace(base_train, **train_opts)
     if not any((train_config.steps, train_config.epochs, train_config.max_time)):

@@ -125,3 +125,15 @@ def test_parser_mistakes_are_one_line_too():
         result = run(*args)
         assert result.returncode == 2 and needle in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
+
+
+def test_a_limit_given_replaces_the_default_ones(tmp_path, text_file):
+    from seqgen import load_checkpoint
+
+    args = ["train", str(text_file), "--out", "m.safetensors", "--hidden", "8", "--batch-size", "2", "--window", "16"]
+    assert run(*args, "--steps", "3", cwd=tmp_path).returncode == 0
+    train = load_checkpoint(tmp_path / "m.safetensors").meta["train"]
+    assert (train["steps"], train["max_time"]) == (3, None)  # not also the text default of 5 minutes
+    assert run("train", "--resume", "m.safetensors", "--max-time", "1h", "--epochs", "0.5", cwd=tmp_path).returncode == 0
+    train = load_checkpoint(tmp_path / "m.safetensors").meta["train"]
+    assert (train["steps"], train["epochs"], train["max_time"]) == (None, 0.5, 3600.0)
