@@ -85,12 +85,16 @@ class NumpyModel:
         """
         buffers = self._buffers_for(len(x))
         gx = buffers["gx"]
-        if self.config.is_text:
+        if self.config.is_text and len(x) == 1:
+            token = int(x[0])
+            h = self._cell(0, self.w_ih[0][token : token + 1], state, buffers)  # a view of the table: no copy
+        elif self.config.is_text:
             np.take(self.w_ih[0], x, axis=0, out=gx)
+            h = self._cell(0, gx, state, buffers)
         else:
             np.multiply(np.asarray(x, dtype=self.dtype)[:, None], self.w_ih[0][0], out=gx)
             gx += self.b_x[0]
-        h = self._cell(0, gx, state, buffers)
+            h = self._cell(0, gx, state, buffers)
         for layer in range(1, self.config.layers):
             np.matmul(h, self.w_ih[layer], out=gx)
             gx += self.b_x[layer]
