@@ -92,7 +92,7 @@ def train(
     warmup: Optional[int] = typer.Option(None, help="Learning-rate warm-up steps. \\[default: 50]"),
     input_noise: Optional[float] = typer.Option(None, help="Std of noise added to series inputs while training. \\[default: 0.15]"),
     free_run: Optional[int] = typer.Option(None, help="Series: after each window, let the model run this many steps on its own output and score them too. \\[default: see README]"),
-    steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps. \\[default: series 3000]"),
+    steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps. \\[default: series 2500]"),
     epochs: Optional[float] = typer.Option(None, help="Stop after this many passes over the data."),
     max_time: Optional[str] = typer.Option(None, help="Stop after this long, e.g. 90s, 5m, 1h. \\[default: text 5m, series 50s]"),
     eval_every: Optional[int] = typer.Option(None, help="Validate and save every N steps. \\[default: text 200, series 100]"),

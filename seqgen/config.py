@@ -79,8 +79,8 @@ def defaults_for(kind: str) -> tuple[ModelConfig, TrainConfig]:
                 TrainConfig(batch_size=32, window=128, lr=5e-3, max_time=300.0))
     return (
         ModelConfig(cell="lstm", layers=2, hidden=64),
-        # 3000 steps take about 30 s here; the time limit keeps a slower machine within a minute.
-        TrainConfig(batch_size=32, window=100, lr=3e-3, steps=3000, max_time=50.0, eval_every=100, input_noise=0.15),
+        # 2500 steps take about 40 s here; the time limit keeps a slower machine within a minute.
+        TrainConfig(batch_size=32, window=100, lr=3e-3, steps=2500, max_time=50.0, eval_every=100, input_noise=0.15),
     )
 
 
