@@ -76,7 +76,7 @@ def defaults_for(kind: str) -> tuple[ModelConfig, TrainConfig]:
     """The default model and training settings for "text" or "series" data (chosen by measurement; see README)."""
     if kind == "text":
         return (ModelConfig(cell="gru", layers=2, hidden=384, embed=64, dropout=0.0),
-                TrainConfig(batch_size=32, window=128, lr=5e-3, max_time=300.0))
+                TrainConfig(batch_size=32, window=128, lr=5e-3, lr_min_ratio=0.02, max_time=300.0))
     return (
         ModelConfig(cell="lstm", layers=2, hidden=64),
         # 2500 steps take about 40 s here; the time limit keeps a slower machine within a minute.
