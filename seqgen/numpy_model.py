@@ -11,20 +11,38 @@ elementwise operations on preallocated buffers:
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from .config import ModelConfig
 
 # State: [h, c] for an LSTM, [h] otherwise; each array is (layers, batch, hidden), as in PyTorch.
 NumpyState = list
+# Streams are independent, so a batch of them can be stepped in slices on several cores at once
+# (NumPy releases the GIL in its matrix products and elementwise loops). Each slice gets at least
+# this many streams: below that, handing work to another thread costs more than it saves.
+ROWS_PER_THREAD = 16
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 class NumpyModel:
     """Inference-only twin of `SeqModel`: same weights, same outputs (to float tolerance)."""
 
-    def __init__(self, weights: dict[str, np.ndarray], config: ModelConfig, dtype=np.float32):
+    def __init__(self, weights: dict[str, np.ndarray], config: ModelConfig, dtype=np.float32,
+                 threads: int | None = None):
+        """`threads`: how many cores a large batch may be stepped on (default: all usable, up to 4)."""
         self.config = config
         self.dtype = dtype
+        self.threads = max(1, threads if threads is not None else min(usable_cores(), 4))
+        self._pool: ThreadPoolExecutor | None = None
         H = config.hidden
         f = lambda name: np.asarray(weights[name], dtype=np.float64)  # rearrange in float64, then cast
         order, halve = _gate_layout(config.cell, H)
@@ -47,7 +65,7 @@ class NumpyModel:
         self.b_out = f("head.bias").astype(dtype)
         self.gates = len(order)
         self._cell = {"lstm": self._lstm, "gru": self._gru, "rnn": self._rnn}[config.cell]
-        self._buffers: dict[int, dict[str, np.ndarray]] = {}
+        self._buffers: dict[tuple[int, int], dict[str, np.ndarray]] = {}
 
     def init_state(self, batch_size: int) -> NumpyState:
         c = self.config
@@ -83,7 +101,26 @@ class NumpyModel:
 
         The outputs are a buffer that the next call reuses: copy them to keep them.
         """
-        buffers = self._buffers_for(len(x))
+        batch = len(x)
+        out = self._buffers_for(batch, -1)["out"]
+        parts = min(self.threads, batch // ROWS_PER_THREAD)
+        if parts <= 1:
+            self._step_rows(x, state, self._buffers_for(batch, 0), out)
+        else:
+            # Slices of the state are views, so each thread updates its own rows of it in place.
+            bounds = np.linspace(0, batch, parts + 1).astype(int)
+            slices = [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+            jobs = [(x[s], [a[:, s] for a in state], self._buffers_for(s.stop - s.start, i), out[s])
+                    for i, s in enumerate(slices)]
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="seqgen-step")
+            futures = [self._pool.submit(self._step_rows, *job) for job in jobs[1:]]
+            self._step_rows(*jobs[0])
+            for future in futures:
+                future.result()
+        return (out if self.config.is_text else out[:, 0]), state
+
+    def _step_rows(self, x: np.ndarray, state: NumpyState, buffers: dict, out: np.ndarray) -> None:
         gx = buffers["gx"]
         if self.config.is_text and len(x) == 1:
             token = int(x[0])
@@ -99,19 +136,18 @@ class NumpyModel:
             np.matmul(h, self.w_ih[layer], out=gx)
             gx += self.b_x[layer]
             h = self._cell(layer, gx, state, buffers)
-        out = buffers["out"]
         np.matmul(h, self.w_out, out=out)
         out += self.b_out
-        return (out if self.config.is_text else out[:, 0]), state
 
-    def _buffers_for(self, batch: int) -> dict[str, np.ndarray]:
-        buffers = self._buffers.get(batch)
+    def _buffers_for(self, batch: int, part: int = 0) -> dict[str, np.ndarray]:
+        """Work buffers for `batch` rows; each slice of a split batch (`part`) has its own."""
+        buffers = self._buffers.get((batch, part))
         if buffers is None:
             H, G = self.config.hidden, self.gates
             empty = lambda *shape: np.empty(shape, dtype=self.dtype)
             buffers = {"gx": empty(batch, G), "gates": empty(batch, G), "tmp": empty(batch, H),
                        "out": empty(batch, len(self.b_out))}
-            self._buffers[batch] = buffers
+            self._buffers[(batch, part)] = buffers
         return buffers
 
     # --- the cells: gx is the input product plus bias; state is updated in place ------------

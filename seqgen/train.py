@@ -459,7 +459,9 @@ def check_resume_compatible(ckpt: Checkpoint, data: Dataset, model_config: Model
         theirs, ours = asdict(ckpt.model_config), asdict(model_config)
         diff = ", ".join(f"{k} {theirs[k]} vs {ours[k]}" for k in theirs if theirs[k] != ours.get(k))
         raise UsageError(f"--resume {ckpt.path}: the model shape differs from the checkpoint's ({diff})")
-    if "optimizer" not in ckpt.meta or not any(k.startswith("optim.") for k in ckpt.training):
+    # Only stripped checkpoints lack the optimizer's metadata; its moments may be empty (saved
+    # just after a restart from the best weights), and then they start afresh on resume.
+    if "optimizer" not in ckpt.meta:
         raise CheckpointError(f"{ckpt.path} holds no training state to resume from")
 
 

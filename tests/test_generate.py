@@ -70,6 +70,21 @@ def test_stepping_one_at_a_time_equals_one_full_forward(cell, layers, hidden, vo
     np.testing.assert_allclose(np.concatenate([head, *tail], axis=1), expected.numpy(), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("vocab", [0, 11], ids=["series", "text"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_a_large_batch_stepped_on_two_threads_matches_torch(cell, vocab):
+    model = make_model(cell, 2, 16, vocab)
+    x = inputs(vocab, batch=40, steps=12)
+    with torch.no_grad():
+        expected, _ = model(x)
+    numpy_model = NumpyModel(weights(model), model.config, threads=2)  # 40 streams: two slices of 20
+    state = numpy_model.init_state(40)
+    for t in range(x.shape[1]):
+        out, state = numpy_model.step(x[:, t].numpy(), state)
+        np.testing.assert_allclose(out, expected[:, t].numpy(), atol=1e-5, rtol=1e-5)
+    assert numpy_model._pool is not None  # the slices did run on a second thread
+
+
 def test_generator_keeps_state_between_steps():
     """Each step continues from the state left by the last one: stepping "7" after a prime gives
     what the whole sequence gives, not what "7" from a zero state gives (the classic bug)."""
