@@ -7,6 +7,8 @@ elementwise operations on preallocated buffers:
   replaces a matrix product), biases are pre-summed where the cell allows;
 - sigmoid(z) = (tanh(z/2) + 1) / 2, so the sigmoid gates' weights are pre-halved and all gates go
   through one tanh call; LSTM gates are reordered (i, f, o, g) to make the sigmoid gates one slice.
+A step of many streams is cut into slices of rows that threads advance side by side (see
+ROWS_PER_THREAD); a single stream runs on the calling thread alone.
 """
 
 from __future__ import annotations
