@@ -38,6 +38,13 @@ def say(message: str, style: str | None = None) -> None:
     console.print(message, style=style, markup=False, highlight=False, soft_wrap=True)
 
 
+def _check_seed(value: Optional[int]) -> Optional[int]:
+    # NumPy's generators refuse negative seeds and torch's refuse ones past 64 bits: say so in one line.
+    if value is not None and not 0 <= value < 2**63:
+        raise UsageError(f"--seed must be a whole number from 0 to {2**63 - 1}, got {value}")
+    return value
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"seqgen {__version__}")
@@ -96,7 +103,7 @@ def train(
     epochs: Optional[float] = typer.Option(None, help="Stop after this many passes over the data."),
     max_time: Optional[str] = typer.Option(None, help="Stop after this long, e.g. 90s, 5m, 1h. \\[default: text 5m, series 50s]"),
     eval_every: Optional[int] = typer.Option(None, help="Validate and save every N steps. \\[default: text 200, series 100]"),
-    seed: Optional[int] = typer.Option(None, help="Random seed; the same seed gives the same weights on CPU. \\[default: 0]"),
+    seed: Optional[int] = typer.Option(None, callback=_check_seed, help="Random seed; the same seed gives the same weights on CPU. \\[default: 0]"),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps. \\[default: auto]"),
     sine_waves: int = typer.Option(256, help="Sine data: number of waves."),
     sine_length: int = typer.Option(1000, help="Sine data: steps per wave."),
@@ -111,11 +118,17 @@ def train(
     nproc: Optional[int] = typer.Option(None, help="Train in N processes on this machine (runs this command under torchrun); --batch-size is split across them."),
 ) -> None:
     """Train a model on DATA and save it as a checkpoint."""
-    from .config import ModelConfig, TrainConfig
+    from .config import ModelConfig, TrainConfig, defaults_for
     from .data import SineConfig
     from .distributed import launched, local_leader_first, process_group, relaunch
 
     if nproc is not None and not launched():
+        # The ranks would each find an uneven split, after torchrun has started them: check it here.
+        default = defaults_for("text")[1].batch_size  # the same for text and series
+        batch = batch_size if batch_size is not None else default if resume is None else None
+        if batch is not None and nproc > 1 and batch % nproc:
+            raise UsageError(f"--batch-size {batch} does not split evenly across {nproc} processes; "
+                             f"give a multiple of {nproc}")
         raise typer.Exit(relaunch(nproc, sys.argv[1:]))
 
     model_opts = dict(cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout)
@@ -186,8 +199,19 @@ def _check_overwrite(out: Path, resume: Optional[Path], force: bool) -> None:
     """A finished model is work: never replace one by accident (the shipped ones included)."""
     continuing = resume is not None and out.resolve() == resume.resolve()
     if out.exists() and not (force or continuing):
-        raise UsageError(f"{out} already exists; pass --force to replace it, --resume {out} to continue "
-                         "its run, or --out to write elsewhere")
+        resume_hint = f", --resume {out} to continue its run," if _resumable(out) else ""
+        raise UsageError(f"{out} already exists; pass --force to replace it{resume_hint} or --out to write elsewhere")
+
+
+def _resumable(path: Path) -> bool:
+    """Whether a checkpoint still holds its training state (stripped ones, like the shipped ones, do not)."""
+    from .checkpoint import load_checkpoint
+    from .errors import SeqgenError
+
+    try:
+        return "optimizer" in load_checkpoint(path).meta
+    except SeqgenError:
+        return False
 
 
 def _load_for_resume(path: Path):
@@ -310,7 +334,7 @@ def sample(
     plot_file: Optional[Path] = typer.Option(None, help="Continuous: save that picture as an image (needs the 'plot' extra: matplotlib)."),
     save_state: Optional[Path] = typer.Option(None, help="After generating, save the generator's state here for --load-state."),
     load_state: Optional[Path] = typer.Option(None, help="Continue from a state saved with --save-state (a --prime is fed after it)."),
-    seed: Optional[int] = typer.Option(None, help="Random seed; the same seed gives the same output."),
+    seed: Optional[int] = typer.Option(None, callback=_check_seed, help="Random seed; the same seed gives the same output."),
     backend: str = typer.Option("auto", help="auto (NumPy on CPU), numpy or torch."),
     device: str = typer.Option("cpu", help="Device for the torch backend: cpu, cuda or mps."),
 ) -> None:
@@ -512,7 +536,7 @@ def eval_command(
     val_fraction: Optional[float] = typer.Option(None, help="Evaluate on this last fraction of DATA. \\[default: the checkpoint's]"),
     long: bool = typer.Option(False, "--long", help="Continuous: also free-run 10,000 steps."),
     waves: int = typer.Option(32, help="Sine: number of fresh waves, run as one batch."),
-    seed: Optional[int] = typer.Option(None, help="Sine: seed for the fresh waves. \\[default: a new one each run, printed]"),
+    seed: Optional[int] = typer.Option(None, callback=_check_seed, help="Sine: seed for the fresh waves. \\[default: a new one each run, printed]"),
     encoding: str = typer.Option("utf-8", help="Text encoding of DATA."),
     backend: str = typer.Option("auto", help="Continuous: auto (NumPy on CPU), numpy or torch."),
     device: str = typer.Option("cpu", help="Device for torch: cpu, cuda or mps."),

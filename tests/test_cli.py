@@ -66,6 +66,9 @@ def test_stdout_holds_only_data_and_stderr_has_no_colour(text_checkpoint):
         (["train", "--val-fraction", "0"], 2, "--val-fraction"),
         (["train", "--hidden", "0", "--steps", "1"], 2, "--hidden"),
         (["sample", "nothing.safetensors"], 1, "no such checkpoint"),
+        (["train", "--steps", "1", "--seed", "-1"], 2, "--seed must be"),
+        (["train", "--steps", "1", "--batch-size", "7", "--nproc", "2"], 2, "does not split evenly across 2"),
+        (["sample", "nothing.safetensors", "--seed", "99999999999999999999999"], 2, "--seed must be"),
     ],
 )
 def test_mistakes_get_one_line_and_the_right_exit_status(tmp_path, args, code, message):
@@ -114,6 +117,7 @@ def test_training_never_overwrites_a_checkpoint_by_accident(tmp_path, text_file)
     assert run(*args, cwd=tmp_path).returncode == 0
     again = run(*args, cwd=tmp_path)
     assert again.returncode == 2 and "already exists" in again.stderr and "--force" in again.stderr
+    assert "--resume m.safetensors" in again.stderr  # offered only for a checkpoint that can be resumed
     assert run(*args, "--force", cwd=tmp_path).returncode == 0
     resumed = run("train", "--resume", "m.safetensors", "--steps", "4", cwd=tmp_path)  # the data comes from the checkpoint
     assert resumed.returncode == 0, resumed.stderr
