@@ -68,6 +68,7 @@ class NumpyModel:
         self.gates = len(order)
         self._cell = {"lstm": self._lstm, "gru": self._gru, "rnn": self._rnn}[config.cell]
         self._buffers: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+        self._slices: dict[int, list[slice]] = {}
 
     def init_state(self, batch_size: int) -> NumpyState:
         c = self.config
@@ -104,15 +105,13 @@ class NumpyModel:
         The outputs are a buffer that the next call reuses: copy them to keep them.
         """
         batch = len(x)
-        out = self._buffers_for(batch, -1)["out"]
-        parts = min(self.threads, batch // ROWS_PER_THREAD)
-        if parts <= 1:
-            self._step_rows(x, state, self._buffers_for(batch, 0), out)
+        out = self._buffers_for(batch)["out"]
+        slices = self._slices_for(batch)
+        if len(slices) == 1:
+            self._step_rows(x, state, self._buffers_for(batch), out)
         else:
             # Slices of the state are views, so each thread updates its own rows of it in place.
-            bounds = np.linspace(0, batch, parts + 1).astype(int)
-            slices = [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
-            jobs = [(x[s], [a[:, s] for a in state], self._buffers_for(s.stop - s.start, i), out[s])
+            jobs = [(x[s], [a[:, s] for a in state], self._buffers_for(s.stop - s.start, i + 1), out[s])
                     for i, s in enumerate(slices)]
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="seqgen-step")
@@ -121,6 +120,15 @@ class NumpyModel:
             for future in futures:
                 future.result()
         return (out if self.config.is_text else out[:, 0]), state
+
+    def _slices_for(self, batch: int) -> list[slice]:
+        """The row slices a step of `batch` streams is cut into (one when it is too small to share)."""
+        slices = self._slices.get(batch)
+        if slices is None:
+            parts = max(1, min(self.threads, batch // ROWS_PER_THREAD))
+            bounds = np.linspace(0, batch, parts + 1).astype(int)
+            slices = self._slices[batch] = [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+        return slices
 
     def _step_rows(self, x: np.ndarray, state: NumpyState, buffers: dict, out: np.ndarray) -> None:
         gx = buffers["gx"]
@@ -142,7 +150,7 @@ class NumpyModel:
         out += self.b_out
 
     def _buffers_for(self, batch: int, part: int = 0) -> dict[str, np.ndarray]:
-        """Work buffers for `batch` rows; each slice of a split batch (`part`) has its own."""
+        """Work buffers for `batch` rows; each slice of a split batch has its own (`part` 1, 2, ...)."""
         buffers = self._buffers.get((batch, part))
         if buffers is None:
             H, G = self.config.hidden, self.gates

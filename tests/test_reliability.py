@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -315,17 +316,26 @@ def test_a_second_ctrl_c_exits_at_once(monkeypatch):
     assert signal.getsignal(signal.SIGINT) is before  # restored afterwards
 
 
-def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    data = load_data(None, sine=SineConfig(waves=4, length=200))
-    out = tmp_path / "s.safetensors"
-    trainer = Trainer(data, ModelConfig(hidden=8, layers=1), TrainConfig(batch_size=4, window=20, steps=50, eval_every=4), out)
+def nan_from_step(monkeypatch, bad: Callable[[int], bool]) -> None:
+    """Make the training loss NaN at the steps where bad(steps done) is true."""
     real_loss = Trainer._loss
 
     def poisoned(self, output, target):
         loss = real_loss(self, output, target)
-        return loss * float("nan") if self.step >= 6 else loss  # self.step is the number of steps done
+        return loss * float("nan") if bad(self.step) else loss
 
     monkeypatch.setattr(Trainer, "_loss", poisoned)
+
+
+def tiny_sine_trainer(out: Path, steps: int) -> Trainer:
+    data = load_data(None, sine=SineConfig(waves=4, length=200))
+    return Trainer(data, ModelConfig(hidden=8, layers=1), TrainConfig(batch_size=4, window=20, steps=steps, eval_every=4), out)
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    out = tmp_path / "s.safetensors"
+    trainer = tiny_sine_trainer(out, steps=50)
+    nan_from_step(monkeypatch, lambda done: done >= 6)
     # Each nan sends the run back to step 4's weights with half the rate, until the restarts run out.
     with pytest.raises(TrainingError, match=r"became nan at step 10 \(after 3 restarts.*s\.safetensors, is kept.*lower --lr"):
         trainer.run()
@@ -335,16 +345,9 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_p
 
 
 def test_a_passing_nan_sends_the_run_back_to_its_best_weights_with_half_the_rate(tmp_path, monkeypatch):
-    data = load_data(None, sine=SineConfig(waves=4, length=200))
     out = tmp_path / "s.safetensors"
-    trainer = Trainer(data, ModelConfig(hidden=8, layers=1), TrainConfig(batch_size=4, window=20, steps=30, eval_every=4), out)
-    real_loss = Trainer._loss
-
-    def one_bad_step(self, output, target):
-        loss = real_loss(self, output, target)
-        return loss * float("nan") if self.step == 6 else loss
-
-    monkeypatch.setattr(Trainer, "_loss", one_bad_step)
+    trainer = tiny_sine_trainer(out, steps=30)
+    nan_from_step(monkeypatch, lambda done: done == 6)
     events = []
     result = trainer.run(on_event=events.append)
     rollbacks = [e for e in events if e["type"] == "rollback"]
