@@ -3,7 +3,7 @@ on a generated text corpus of at least 200 MB.
 
     python benchmarks/scale.py [--mb 200] [--steps 60]
 
-Each run is a separate `seqgen train` (through torchrun for 2 processes) with one torch thread
+Each run is a separate `seqgen train` (with --nproc 2 for 2 processes) with one torch thread
 per process; its chars/s is read from the summary, its peak memory from /usr/bin/time -v
 (the largest peak of any process it starts).
 """

@@ -115,21 +115,18 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress; only the final summary."),
     force: bool = typer.Option(False, "--force", help="Replace an existing checkpoint at --out (training never overwrites one otherwise)."),
     log_every: Optional[int] = typer.Option(None, help="Print a progress line every N steps instead of the live bar (for logs)."),
-    nproc: Optional[int] = typer.Option(None, help="Train in N processes on this machine (runs this command under torchrun); --batch-size is split across them."),
+    nproc: Optional[int] = typer.Option(None, help="Train in N processes on this machine (one rank each, as torchrun would start them); --batch-size is split across them."),
 ) -> None:
     """Train a model on DATA and save it as a checkpoint."""
-    from .config import ModelConfig, TrainConfig, defaults_for
+    from .config import ModelConfig, TrainConfig
     from .data import SineConfig
-    from .distributed import launched, local_leader_first, process_group, relaunch
-
-    if nproc is not None and not launched():
-        # The ranks would each find an uneven split, after torchrun has started them: check it here.
-        default = defaults_for("text")[1].batch_size  # the same for text and series
-        batch = batch_size if batch_size is not None else default if resume is None else None
-        if batch is not None and nproc > 1 and batch % nproc:
-            raise UsageError(f"--batch-size {batch} does not split evenly across {nproc} processes; "
-                             f"give a multiple of {nproc}")
-        raise typer.Exit(relaunch(nproc, sys.argv[1:]))
+    from .distributed import (
+        Group,
+        launched,
+        local_leader_first,
+        process_group,
+        relaunch,
+    )
 
     model_opts = dict(cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout)
     train_opts = dict(batch_size=batch_size, window=window, lr=lr, clip=clip, warmup=warmup, input_noise=input_noise, free_run=free_run,
@@ -143,6 +140,22 @@ def train(
         raise UsageError(f"--log-every must be >= 1, got {log_every}")
     sine = SineConfig(sine_waves, sine_length, period_min, period_max, amp_min, amp_max, sine_noise)
     sine.check()
+    if nproc is not None and not launched():
+        # A mistake is reported once, here, rather than by every rank after they have started.
+        if nproc < 1:
+            raise UsageError(f"--nproc must be >= 1, got {nproc}")
+        checkpoint = _load_for_resume(resume) if resume else None
+        if data == "-":
+            raise UsageError("--nproc: every process reads DATA, so it cannot be standard input; save it to a file")
+        dataset, _, train_config, target = _train_setup(
+            data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, model_opts, train_opts)
+        _check_overwrite(target, resume, force)
+        Group(world=nproc).share(train_config.batch_size)
+        del dataset, checkpoint  # the ranks read their own (from the cache just built)
+        status, killed = relaunch(nproc, sys.argv[1:])
+        if killed:
+            say(f"seqgen: error: {killed}", style="red")
+        raise typer.Exit(status)
     with process_group(device or "auto") as group:
         checkpoint = _load_for_resume(resume) if resume else None
         with local_leader_first(group):
@@ -254,7 +267,13 @@ class TrainDisplay:
 
     def __enter__(self):
         if not self.quiet and console.is_terminal and not self.log_every:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self.progress = Progress(
                 TextColumn("step {task.fields[step]}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
@@ -500,7 +519,8 @@ def follow(
 ) -> None:
     """Read values from stdin, one per line; after each, write the forecast of the next value(s)."""
     from .checkpoint import load_checkpoint
-    from .generate import Generator, follow as follow_values
+    from .generate import Generator
+    from .generate import follow as follow_values
 
     ckpt = load_checkpoint(checkpoint)
     gen = Generator.from_checkpoint(ckpt, backend=backend, device=device)
@@ -648,5 +668,19 @@ def main() -> None:
     except (KeyboardInterrupt, typer.Abort):
         say("seqgen: interrupted")
         sys.exit(130)
+    except Exception as e:
+        if not _lost_peer(e):
+            raise
+        # Another rank failed first and said why; this one only lost its connection to it.
+        say(f"seqgen: error: rank {os.environ.get('RANK')} stopped: another process of this run failed", style="red")
+        sys.exit(1)
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _lost_peer(error: Exception) -> bool:
+    """Whether a rank's error is gloo's report of a peer process that went away."""
+    from .distributed import launched
+
+    text = str(error)
+    return launched() and ("Connection closed by peer" in text or "Connection reset by peer" in text)

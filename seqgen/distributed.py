@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
@@ -20,6 +22,7 @@ import torch
 import torch.distributed as dist
 
 from .errors import UsageError
+from .numpy_model import usable_cores
 
 
 def launched() -> bool:
@@ -103,25 +106,73 @@ def process_group(device: str) -> Iterator[Group]:
     dist.init_process_group("nccl" if use_cuda else "gloo")
     try:
         yield current()
-    finally:
+    except BaseException:
         dist.destroy_process_group()
+        raise
+    # No rank takes the group down while another still uses it (rank 0 writes the checkpoint
+    # after the others are done): tearing down early can abort a rank at exit.
+    dist.barrier()
+    dist.destroy_process_group()
 
 
-def relaunch(nproc: int, argv: list[str]) -> int:
-    """Run `python -m seqgen ARGV` as `nproc` processes under torchrun on this machine; return its exit status."""
+def relaunch(nproc: int, argv: list[str]) -> tuple[int, str | None]:
+    """Run `python -m seqgen ARGV` as `nproc` ranks on this machine; return the run's exit status
+    and what to say of a rank that was killed (see `wait_for_ranks`).
+
+    A small launcher of its own rather than torchrun: a rank that fails has already said why in
+    one line, and torchrun would add its banner and a traceback of its own after it.
+    """
     if nproc < 1:
         raise UsageError(f"--nproc must be >= 1, got {nproc}")
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "-m", "seqgen", *without_nproc(argv)]
-    # Ctrl-C reaches every process of the terminal's group; torchrun and the ranks handle it.
+    command = [sys.executable, "-m", "seqgen", *without_nproc(argv)]
+    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
+           "WORLD_SIZE": str(nproc), "LOCAL_WORLD_SIZE": str(nproc)}
+    # Each rank's torch threads share the cores with the other ranks'.
+    env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cores() // nproc)))
+    # Ctrl-C reaches every process of the terminal's group; the ranks agree to stop and rank 0 saves.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    process = subprocess.Popen(command)
-    forward = signal.signal(signal.SIGTERM, lambda signum, frame: process.send_signal(signum))
+    ranks = [subprocess.Popen(command, env={**env, "RANK": str(r), "LOCAL_RANK": str(r)}) for r in range(nproc)]
+    forward = signal.signal(signal.SIGTERM, lambda signum, frame: [p.send_signal(signum) for p in ranks])
     try:
-        return process.wait()
+        return wait_for_ranks(ranks)
     finally:
         signal.signal(signal.SIGINT, previous)
         signal.signal(signal.SIGTERM, forward)
+
+
+def wait_for_ranks(ranks: list[subprocess.Popen], grace: float = 5.0) -> tuple[int, str | None]:
+    """Wait for every rank; return the status of the first to fail (0 if none did) and, when it
+    was killed from outside (by the out-of-memory killer, say) and so could not say why, a message.
+    The other ranks may wait on a lost one for a long time: any still running `grace` seconds
+    after a failure are killed.
+    """
+    first, failed_at = None, None
+    while any(p.poll() is None for p in ranks):
+        if first is None:
+            first = next((r for r, p in enumerate(ranks) if p.returncode not in (None, 0)), None)
+            failed_at = time.monotonic()
+        elif time.monotonic() - failed_at > grace:
+            for p in ranks:
+                if p.poll() is None:
+                    p.kill()
+        time.sleep(0.05)
+    if first is None:
+        first = next((r for r, p in enumerate(ranks) if p.returncode), None)
+    if first is None:
+        return 0, None
+    code = ranks[first].returncode
+    if code > 0:
+        return code, None
+    name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
+    hint = " (out of memory?)" if name == "SIGKILL" else ""
+    return 128 - code, f"rank {first} was killed by {name}{hint}"  # 128 + N: the shell's status
+
+
+def free_port() -> int:
+    """A TCP port on the loopback that nothing listens on now, for rank 0's rendezvous store."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def without_nproc(argv: list[str]) -> list[str]:

@@ -68,6 +68,8 @@ def test_stdout_holds_only_data_and_stderr_has_no_colour(text_checkpoint):
         (["sample", "nothing.safetensors"], 1, "no such checkpoint"),
         (["train", "--steps", "1", "--seed", "-1"], 2, "--seed must be"),
         (["train", "--steps", "1", "--batch-size", "7", "--nproc", "2"], 2, "does not split evenly across 2"),
+        (["train", "missing.txt", "--nproc", "2"], 1, "missing.txt: no such file"),  # said once, before any rank starts
+        (["train", "-", "--nproc", "2"], 2, "cannot be standard input"),
         (["sample", "nothing.safetensors", "--seed", "99999999999999999999999"], 2, "--seed must be"),
     ],
 )

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from seqgen import UsageError, load_checkpoint
-from seqgen.distributed import Group
+from seqgen.distributed import Group, wait_for_ranks
 
 from conftest import TINY_TEXT
 from test_reliability import env
@@ -63,3 +63,19 @@ def test_a_batch_that_does_not_split_evenly_is_a_usage_error():
     assert Group(rank=1, world=2).share(8) == (4, 4)
     with pytest.raises(UsageError, match="--batch-size 5 does not split evenly across 2 processes"):
         Group(rank=0, world=2).share(5)
+
+
+def test_a_rank_killed_from_outside_is_named_and_the_others_are_stopped():
+    killed = [sys.executable, "-c", "import os, signal, time; time.sleep(0.2); os.kill(os.getpid(), signal.SIGKILL)"]
+    waiting = [sys.executable, "-c", "import time; time.sleep(60)"]  # like a rank blocked on its lost peer
+    ranks = [subprocess.Popen(killed), subprocess.Popen(waiting)]
+    status, message = wait_for_ranks(ranks, grace=0.5)
+    assert status == 128 + 9
+    assert message == "rank 0 was killed by SIGKILL (out of memory?)"
+    assert ranks[1].returncode == -9
+
+
+def test_ranks_that_all_succeed_give_status_zero_and_the_first_failure_wins():
+    ok, fails = [sys.executable, "-c", "pass"], [sys.executable, "-c", "import sys; sys.exit(3)"]
+    assert wait_for_ranks([subprocess.Popen(ok), subprocess.Popen(ok)]) == (0, None)
+    assert wait_for_ranks([subprocess.Popen(ok), subprocess.Popen(fails)]) == (3, None)
