@@ -294,7 +294,7 @@ class TrainDisplay:
         if kind == "start" and not self.quiet:
             where = f"{event['processes']} processes" if event.get("processes", 1) > 1 else event["device"]
             say(f"model: {event['parameters']:,} parameters on {where}, batch {event['batch']}, "
-                f"{event['steps_per_epoch']} steps per epoch")
+                f"{event['steps_per_epoch']} step{'s' if event['steps_per_epoch'] != 1 else ''} per epoch")
         elif kind == "step" and self.progress:
             self.progress.update(self.task, completed=event["fraction"], step=event["step"], loss=f"{event['loss']:.4f}",
                                  val=self.val, rate=f"{event['items_per_sec']:,.0f} {self.unit}/s")
@@ -371,6 +371,9 @@ def sample(
         raise UsageError("--include-prime: with --load-state there is no prime to include (give --prime)")
     if load_state is not None and num_samples is not None:
         raise UsageError("--num-samples: a state loaded with --load-state brings its own number of samples")
+    if ckpt.kind != "text" and (num_samples or 1) > 1 and not sampling.noise:
+        say(f"warning: the {num_samples} streams will be identical: a continuous model is deterministic "
+            "without --noise (give --noise 0.05, say, for different streams)", style="yellow")
     gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, sampling=sampling, seed=seed)
     user_prime = _read_prime(ckpt, prime, prime_file)
     fed = start(gen, ckpt, user_prime, num_samples=1 if num_samples is None else num_samples, seed=seed,

@@ -62,6 +62,17 @@ def test_top_p_and_greedy_through_the_library(text_checkpoint):
     assert sample(text_checkpoint, prime="To be", length=40, top_p=1e-9, seed=2) == greedy  # the nucleus is one character
 
 
+def test_several_continuous_streams_without_noise_come_with_a_warning(sine_checkpoint):
+    same = invoke("sample", sine_checkpoint, "-n", "5", "--num-samples", "2", "--format", "csv")
+    assert "streams will be identical" in same.stderr
+    rows = list(csv.reader(io.StringIO(same.stdout)))[1:]
+    assert all(r[1] == r[2] for r in rows)
+    noisy = invoke("sample", sine_checkpoint, "-n", "5", "--num-samples", "2", "--format", "csv", "--noise", "0.05",
+                   "--seed", "1")
+    assert "identical" not in noisy.stderr
+    assert any(r[1] != r[2] for r in list(csv.reader(io.StringIO(noisy.stdout)))[1:])
+
+
 # --- output shapes ----------------------------------------------------------------------------
 def test_csv_output_parses_with_the_csv_module(text_checkpoint, sine_checkpoint):
     rows = list(csv.reader(io.StringIO(invoke("sample", sine_checkpoint, "-n", "20", "--num-samples", "3",
