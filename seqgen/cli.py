@@ -120,13 +120,7 @@ def train(
     """Train a model on DATA and save it as a checkpoint."""
     from .config import ModelConfig, TrainConfig
     from .data import SineConfig
-    from .distributed import (
-        Group,
-        launched,
-        local_leader_first,
-        process_group,
-        relaunch,
-    )
+    from .distributed import launched, local_leader_first, process_group, relaunch
 
     model_opts = dict(cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout)
     train_opts = dict(batch_size=batch_size, window=window, lr=lr, clip=clip, warmup=warmup, input_noise=input_noise, free_run=free_run,
@@ -150,7 +144,7 @@ def train(
         dataset, _, train_config, target = _train_setup(
             data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, model_opts, train_opts)
         _check_overwrite(target, resume, force)
-        Group(world=nproc).share(train_config.batch_size)
+        _check_split(dataset, train_config, nproc)
         del dataset, checkpoint  # the ranks read their own (from the cache just built)
         status, killed = relaunch(nproc, sys.argv[1:])
         if killed:
@@ -193,8 +187,22 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
     train_config = replace(base_train, **train_opts)
     if not any((train_config.steps, train_config.epochs, train_config.max_time)):
         train_config.max_time = 300.0
+    series_only = [f"--{k.replace('_', '-')}" for k in ("input_noise", "free_run") if k in train_opts]
+    if dataset.kind == "text" and series_only:
+        raise UsageError(f"{' and '.join(series_only)} apply to numeric series; this data is text")
     out = out or (resume if resume else Path("checkpoints") / f"{dataset.name}.safetensors")
     return dataset, model_config, train_config, out
+
+
+def _check_split(dataset, train_config, nproc: int) -> None:
+    """What each rank would find wrong with the device, the data's length or the batch's split."""
+    from .distributed import Group
+    from .train import make_tracks, resolve_device
+
+    resolve_device(train_config.device)
+    label = dataset.source.get("path", "the training data")
+    tracks = make_tracks(dataset.train_streams, train_config.batch_size, train_config.window, label)
+    Group(world=nproc).share(min(train_config.batch_size, len(tracks)))  # as the Trainer splits it
 
 
 def _resume_source(checkpoint, resume: Path) -> Optional[str]:
@@ -267,13 +275,7 @@ class TrainDisplay:
 
     def __enter__(self):
         if not self.quiet and console.is_terminal and not self.log_every:
-            from rich.progress import (
-                BarColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
             self.progress = Progress(
                 TextColumn("step {task.fields[step]}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
@@ -301,6 +303,12 @@ class TrainDisplay:
         elif kind == "step" and self.log_every and not self.quiet and event["step"] % self.log_every == 0:
             say(f"step {event['step']}  loss {event['loss']:.4f}  val {self.val}  "
                 f"{event['items_per_sec']:,.0f} {self.unit}/s  {event['elapsed']:.0f}s")
+        elif kind == "threads":
+            if event["threads"] == 1:
+                say(f"note: at step {event['step']} one torch thread was faster than several (another process "
+                    "is using the cores); training goes on with one, which gives the same results")
+            else:
+                say(f"note: at step {event['step']} the cores were free again; back to {event['threads']} torch threads")
         elif kind == "rollback":
             # Shown even with --quiet: the run changed course, and the user should know why.
             say(f"warning: {event['reason']} at step {event['step']}; went back to step "
@@ -372,8 +380,8 @@ def sample(
     if load_state is not None and num_samples is not None:
         raise UsageError("--num-samples: a state loaded with --load-state brings its own number of samples")
     if ckpt.kind != "text" and (num_samples or 1) > 1 and not sampling.noise:
-        say(f"warning: the {num_samples} streams will be identical: a continuous model is deterministic "
-            "without --noise (give --noise 0.05, say, for different streams)", style="yellow")
+        say(f"warning: the {num_samples} streams will be the same (up to rounding): a continuous model is "
+            "deterministic without --noise (give --noise 0.05, say, for different streams)", style="yellow")
     gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, sampling=sampling, seed=seed)
     user_prime = _read_prime(ckpt, prime, prime_file)
     fed = start(gen, ckpt, user_prime, num_samples=1 if num_samples is None else num_samples, seed=seed,
@@ -522,8 +530,7 @@ def follow(
 ) -> None:
     """Read values from stdin, one per line; after each, write the forecast of the next value(s)."""
     from .checkpoint import load_checkpoint
-    from .generate import Generator
-    from .generate import follow as follow_values
+    from .generate import Generator, follow as follow_values
 
     ckpt = load_checkpoint(checkpoint)
     gen = Generator.from_checkpoint(ckpt, backend=backend, device=device)
@@ -558,7 +565,7 @@ def eval_command(
     data: Optional[str] = typer.Argument(None, help="Data to evaluate on. \\[default: the checkpoint's training file; fresh waves for sine]"),
     val_fraction: Optional[float] = typer.Option(None, help="Evaluate on this last fraction of DATA. \\[default: the checkpoint's]"),
     long: bool = typer.Option(False, "--long", help="Continuous: also free-run 10,000 steps."),
-    waves: int = typer.Option(32, help="Sine: number of fresh waves, run as one batch."),
+    waves: Optional[int] = typer.Option(None, help="Sine: number of fresh waves, run as one batch. \\[default: 32]"),
     seed: Optional[int] = typer.Option(None, callback=_check_seed, help="Sine: seed for the fresh waves. \\[default: a new one each run, printed]"),
     encoding: str = typer.Option("utf-8", help="Text encoding of DATA."),
     backend: str = typer.Option("auto", help="Continuous: auto (NumPy on CPU), numpy or torch."),
@@ -572,13 +579,15 @@ def eval_command(
     if val_fraction is not None and not 0 < val_fraction < 1:
         raise UsageError(f"--val-fraction must be between 0 and 1 (exclusive), got {val_fraction}")
     ckpt = load_checkpoint(checkpoint)
+    if ckpt.kind == "text" and (long or waves is not None or seed is not None):
+        raise UsageError("--long, --waves and --seed measure continuous models; this checkpoint generates text")
     if ckpt.kind == "text":
         result = evaluate_text(ckpt, data, val_fraction=val_fraction, encoding=encoding, device=device)
         say(f"{result.data}: last {result.val_fraction:g} ({result.characters:,} characters, one stream)")
         say(f"validation loss {result.loss:.4f} nats/char, {result.bits_per_char:.4f} bits/char  ({result.seconds:.1f}s)")
     else:
         horizons = LONG_HORIZONS if long else HORIZONS
-        result = evaluate_series(ckpt, data, horizons=horizons, waves=waves, seed=seed, val_fraction=val_fraction,
+        result = evaluate_series(ckpt, data, horizons=horizons, waves=32 if waves is None else waves, seed=seed, val_fraction=val_fraction,
                                  backend=backend)
         src = result.source
         where = (f"{src['waves']} fresh sine waves (--seed {src['seed']})" if src["type"] == "sine"

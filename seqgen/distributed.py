@@ -100,7 +100,9 @@ def process_group(device: str) -> Iterator[Group]:
     if not launched() or dist.is_initialized():
         yield current()
         return
-    use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    from .train import resolve_device  # a missing device is one line, before any CUDA call
+
+    use_cuda = resolve_device(device).type == "cuda"
     if use_cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     dist.init_process_group("nccl" if use_cuda else "gloo")
@@ -149,7 +151,7 @@ def wait_for_ranks(ranks: list[subprocess.Popen], grace: float = 5.0) -> tuple[i
     first, failed_at = None, None
     while any(p.poll() is None for p in ranks):
         if first is None:
-            first = next((r for r, p in enumerate(ranks) if p.returncode not in (None, 0)), None)
+            first = cause(ranks)
             failed_at = time.monotonic()
         elif time.monotonic() - failed_at > grace:
             for p in ranks:
@@ -157,7 +159,7 @@ def wait_for_ranks(ranks: list[subprocess.Popen], grace: float = 5.0) -> tuple[i
                     p.kill()
         time.sleep(0.05)
     if first is None:
-        first = next((r for r, p in enumerate(ranks) if p.returncode), None)
+        first = cause(ranks)
     if first is None:
         return 0, None
     code = ranks[first].returncode
@@ -166,6 +168,13 @@ def wait_for_ranks(ranks: list[subprocess.Popen], grace: float = 5.0) -> tuple[i
     name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
     hint = " (out of memory?)" if name == "SIGKILL" else ""
     return 128 - code, f"rank {first} was killed by {name}{hint}"  # 128 + N: the shell's status
+
+
+def cause(ranks: list[subprocess.Popen]) -> int | None:
+    """The rank whose failure ended the run, among those that have failed so far: one killed by a
+    signal before one that exited with an error (which may only have lost its peer)."""
+    failed = [r for r, p in enumerate(ranks) if p.returncode not in (None, 0)]
+    return min(failed, key=lambda r: ranks[r].returncode > 0, default=None)
 
 
 def free_port() -> int:

@@ -143,3 +143,12 @@ def test_a_limit_given_replaces_the_default_ones(tmp_path, text_file):
     assert run("train", "--resume", "m.safetensors", "--max-time", "1h", "--epochs", "0.5", cwd=tmp_path).returncode == 0
     train = load_checkpoint(tmp_path / "m.safetensors").meta["train"]
     assert (train["steps"], train["epochs"], train["max_time"]) == (None, 0.5, 3600.0)
+
+
+def test_options_for_numeric_series_are_refused_for_text(text_file, text_checkpoint):
+    for args, message in ((["train", str(text_file), "--steps", "1", "--free-run", "5"], "--free-run apply to numeric series"),
+                          (["train", str(text_file), "--steps", "1", "--input-noise", "0.1"], "--input-noise apply"),
+                          (["eval", str(text_checkpoint), "--long"], "measure continuous models")):
+        result = run(*args, cwd=text_file.parent)
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from seqgen import Generator, ModelConfig, SineConfig, TrainConfig, Trainer, load_checkpoint, load_data
+from seqgen.train import ThreadTuner
 
 
 def test_text_training_lowers_validation_loss(text_file, tmp_path):
@@ -69,6 +70,27 @@ def test_same_seed_same_weights(text_file, tmp_path):
         out = tmp_path / f"{name}.safetensors"
         Trainer(data, ModelConfig(hidden=16, embed=8), TrainConfig(batch_size=2, window=16, steps=8, eval_every=4), out).run()
         runs.append(load_checkpoint(out).weights)
+    for name in runs[0]:
+        np.testing.assert_array_equal(runs[0][name], runs[1][name])
+
+
+def test_switching_torch_threads_mid_run_gives_the_same_weights(text_file, tmp_path):
+    # The thread tuner may move a run between one thread and several at any step (it does when
+    # another process crowds the cores); a seeded run must not notice.
+    data, threads = load_data(str(text_file)), torch.get_num_threads()
+    runs, switches = [], []
+    try:
+        for name, tuner in (("steady", ThreadTuner(period=10**9)), ("switching", ThreadTuner(period=2, margin=0.0))):
+            torch.set_num_threads(2)
+            tuner.most = 2
+            trainer = Trainer(data, ModelConfig(hidden=48, embed=8), TrainConfig(batch_size=8, window=32, steps=12,
+                                                                                  eval_every=6), tmp_path / f"{name}.safetensors")
+            trainer.threads = tuner
+            trainer.run(on_event=lambda e: switches.append(e["threads"]) if e["type"] == "threads" else None)
+            runs.append(load_checkpoint(trainer.out).weights)
+    finally:
+        torch.set_num_threads(threads)
+    assert 1 in switches and 2 in switches  # the probes won, both ways
     for name in runs[0]:
         np.testing.assert_array_equal(runs[0][name], runs[1][name])
 
