@@ -98,6 +98,10 @@ class ThreadTuner:
             self.probing = torch.get_num_threads()
             torch.set_num_threads(1 if self.probing > 1 else self.most)
 
+    def restore(self) -> None:
+        """Leave torch with the thread count it had (a library caller's setting)."""
+        torch.set_num_threads(self.most)
+
     def after_step(self, seconds: float) -> int | None:
         """Record the step's time; return the new thread count when the probe won."""
         if self.probing is None:
@@ -343,6 +347,7 @@ class Trainer:
             if self.step % self.config.eval_every == 0:
                 self._evaluate_and_save(emit, metrics_path)
                 last = time.perf_counter()  # evaluation time is not training time
+        self.threads.restore()
         if stopped_by == "interrupt":
             # No evaluation here: the checkpoint must be what an uninterrupted run would hold at this step.
             self.save()
