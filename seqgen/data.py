@@ -332,6 +332,8 @@ def decode_text(raw: bytes, label: str, encoding: str = "utf-8") -> str:
 
 
 def _undecodable(label: str, encoding: str, head: bytes, offset: int, line: int, byte: int) -> DataError:
+    if str(label).endswith(".safetensors"):
+        return DataError(f"{label} is a checkpoint, not training data; to continue its run, use --resume {label}")
     if b"\x00" in head:
         return DataError(f"{label} looks like a binary file (NUL bytes, not {encoding} text); give a text file or a numeric series")
     return DataError(

@@ -152,3 +152,10 @@ def test_options_for_numeric_series_are_refused_for_text(text_file, text_checkpo
         result = run(*args, cwd=text_file.parent)
         assert result.returncode == 2, result.stderr
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_checkpoint_given_as_training_data_points_to_resume(text_checkpoint):
+    result = run("train", str(text_checkpoint), "--steps", "1")
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"seqgen: error: {text_checkpoint} is a checkpoint, not training data; " \
+                                    f"to continue its run, use --resume {text_checkpoint}"
