@@ -258,7 +258,7 @@ def _run_training(dataset, model_config, train_config, out: Path, checkpoint, qu
     if signum is None and result.stopped_by == "interrupt":
         signum = signal.SIGTERM  # another rank was signalled; this one stopped with it
     if signum is not None and main:
-        say(f"stopped by signal at step {result.steps}; continue with: seqgen train ... --resume {result.path}")
+        say(f"stopped by signal at step {result.steps}; continue with: seqgen train --resume {result.path}")
     if signum is not None:
         raise typer.Exit(128 + signum)
 
