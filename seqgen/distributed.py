@@ -152,7 +152,7 @@ def wait_for_ranks(ranks: list[subprocess.Popen], grace: float = 5.0) -> tuple[i
     while any(p.poll() is None for p in ranks):
         if first is None:
             first = cause(ranks)
-            failed_at = time.monotonic()
+            failed_at = time.monotonic() if first is not None else None
         elif time.monotonic() - failed_at > grace:
             for p in ranks:
                 if p.poll() is None:
