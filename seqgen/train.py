@@ -75,26 +75,34 @@ def resolve_device(name: str) -> torch.device:
 
 
 class ThreadTuner:
-    """Every so often, times one training step on a single torch thread against the step before
-    it and keeps whichever thread count was faster.
+    """Times a training step on a single torch thread against the step before it, when the cores
+    look crowded or every `period` steps, and keeps whichever thread count was faster.
 
     torch's OpenMP threads wait for each other by spinning. When another multi-threaded process
     wants the same cores, every operation waits for a thread that is not running: measured on 2
     cores, two default text trainings side by side ran at 200 characters/s each with two threads,
-    against about 7,000 each on one (11,000 alone on two). Which count wins depends on what else
-    runs, and can change during a run, hence a probe every `period` steps rather than one choice
-    at the start. One thread or several compute the same weights here, bit for bit (the thread
-    count splits the work, not the sums), so seeded runs stay reproducible.
+    against about 7,000 each on one (11,000 alone on two). A step that got much less CPU time than
+    its threads could have used (spinning counts as CPU time, so an uncrowded step gets nearly
+    all of it) means the cores are shared, and the probe runs at once; otherwise it runs only
+    every `period` steps, so a short run on a quiet machine never pays for a slow probe step.
+    One thread or several compute the same weights here, bit for bit (the thread count splits the
+    work, not the sums), so seeded runs stay reproducible.
     """
 
-    def __init__(self, period: int = 100, margin: float = 1.2):
+    def __init__(self, period: int = 100, margin: float = 1.2, recheck: int = 10, crowded: float = 0.75):
         self.most = torch.get_num_threads()
-        self.period, self.margin = period, margin
+        self.period, self.margin, self.recheck, self.crowded_share = period, margin, recheck, crowded
         self.steps, self.before, self.probing = 0, math.inf, None
+        self.last_probe, self.crowded, self.started = -recheck, False, (0.0, 0.0)
 
     def before_step(self) -> None:
         self.steps += 1
-        if self.most > 1 and self.steps >= 3 and (self.steps - 3) % self.period == 0:  # not the slow first steps
+        self.started = (time.perf_counter(), time.process_time())
+        if self.most <= 1 or self.steps < 3:  # not the slow first steps
+            return
+        since = self.steps - self.last_probe
+        if self.steps % self.period == 0 or (self.crowded and since >= self.recheck):
+            self.last_probe = self.steps
             self.probing = torch.get_num_threads()
             torch.set_num_threads(1 if self.probing > 1 else self.most)
 
@@ -103,13 +111,16 @@ class ThreadTuner:
         torch.set_num_threads(self.most)
 
     def after_step(self, seconds: float) -> int | None:
-        """Record the step's time; return the new thread count when the probe won."""
+        """Record the step's wall time; return the new thread count when the probe won."""
+        threads, (wall, cpu) = torch.get_num_threads(), self.started
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        self.crowded = threads > 1 and cpu < self.crowded_share * threads * wall
         if self.probing is None:
             self.before = seconds
             return None
         kept, self.probing = self.probing, None
         if seconds * self.margin < self.before:
-            return torch.get_num_threads()
+            return threads
         torch.set_num_threads(kept)
         return None
 
@@ -316,7 +327,23 @@ class Trainer:
         emit({"type": "start", "parameters": parameter_count(self.model), "device": str(self.device),
               "steps_per_epoch": self.steps_per_epoch, "total_steps": self.schedule.total_steps,
               "batch": self.batch, "processes": self.group.world, "step": self.step})
-        stopped_by, session_items, session_start = "limit", 0, time.perf_counter()
+        session_start = time.perf_counter()
+        try:
+            stopped_by, session_items = self._train_steps(emit, should_stop, metrics_path, session_start)
+            if stopped_by == "interrupt":
+                # No evaluation here: the checkpoint must be what an uninterrupted run would hold at this step.
+                self.save()
+            elif self.step > 0 and self.step % self.config.eval_every != 0:
+                self._evaluate_and_save(emit, metrics_path)  # on the thread count the run found fastest
+        finally:
+            self.threads.restore()
+        rate = session_items / max(time.perf_counter() - session_start, 1e-9)
+        return TrainResult(str(self.out), self.step, self.elapsed, self.best_val, self.best_step, rate, stopped_by)
+
+    def _train_steps(self, emit: EventHandler, should_stop: Callable[[], bool], metrics_path: Path,
+                     session_start: float) -> tuple[str, int]:
+        """The loop of `run`: returns why it stopped and how many items it trained on."""
+        stopped_by, session_items = "limit", 0
         last, stop = time.perf_counter(), False
         while not self._done():
             # Ranks stop only on the flag they agreed on after a step; a lone process may also
@@ -347,14 +374,7 @@ class Trainer:
             if self.step % self.config.eval_every == 0:
                 self._evaluate_and_save(emit, metrics_path)
                 last = time.perf_counter()  # evaluation time is not training time
-        self.threads.restore()
-        if stopped_by == "interrupt":
-            # No evaluation here: the checkpoint must be what an uninterrupted run would hold at this step.
-            self.save()
-        elif self.step > 0 and self.step % self.config.eval_every != 0:
-            self._evaluate_and_save(emit, metrics_path)
-        rate = session_items / max(time.perf_counter() - session_start, 1e-9)
-        return TrainResult(str(self.out), self.step, self.elapsed, self.best_val, self.best_step, rate, stopped_by)
+        return stopped_by, session_items
 
     def _diverged(self, loss: float) -> TrainingError:
         # The weights are already spoiled, so nothing is saved: the file on disk is the last good one.

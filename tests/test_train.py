@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import numpy as np
 import torch
@@ -93,6 +94,32 @@ def test_switching_torch_threads_mid_run_gives_the_same_weights(text_file, tmp_p
     assert 1 in switches and 2 in switches  # the probes won, both ways
     for name in runs[0]:
         np.testing.assert_array_equal(runs[0][name], runs[1][name])
+
+
+def test_thread_tuner_tries_one_thread_when_the_step_did_not_get_its_cores(monkeypatch):
+    clock = {"wall": 0.0, "cpu": 0.0}
+    monkeypatch.setattr(time, "perf_counter", lambda: clock["wall"])
+    monkeypatch.setattr(time, "process_time", lambda: clock["cpu"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    tuner = ThreadTuner(period=100)
+
+    def step(wall: float, cores_used: float) -> int | None:
+        tuner.before_step()
+        probing = torch.get_num_threads() == 1
+        clock["wall"] += wall
+        clock["cpu"] += wall * cores_used
+        return tuner.after_step(wall), probing
+
+    try:
+        # A quiet machine: both threads busy (spinning counts), so no probe step is spent.
+        assert all(step(1.0, 2.0) == (None, False) for _ in range(20))
+        # Another process takes a core: the next step tries one thread, which wins and stays.
+        assert step(1.0, 1.0) == (None, False)
+        assert step(0.5, 1.0) == (1, True)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_brief_sine_training_free_runs_close_to_the_wave_for_a_period(tmp_path):
