@@ -578,6 +578,8 @@ def eval_command(
 
     if val_fraction is not None and not 0 < val_fraction < 1:
         raise UsageError(f"--val-fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+    if data not in (None, "-") and not Path(data).exists():
+        raise DataError(f"{data}: no such file (give the data to evaluate on, or nothing for the checkpoint's own)")
     ckpt = load_checkpoint(checkpoint)
     if ckpt.kind == "text" and (long or waves is not None or seed is not None):
         raise UsageError("--long, --waves and --seed measure continuous models; this checkpoint generates text")

@@ -82,6 +82,17 @@ def test_unusable_files_get_clear_errors(tmp_path, content, message):
         load_data(str(path))
 
 
+def test_series_mistakes_name_the_line_and_what_is_wrong_with_it(tmp_path):
+    two_columns = tmp_path / "two.csv"
+    two_columns.write_text("time,value\n1,0.5\n2,0.7\n")
+    with pytest.raises(DataError, match="line 2: more than one column"):
+        load_data(str(two_columns), kind="series")
+    prose = tmp_path / "prose.txt"
+    prose.write_text("First Citizen:\nBefore we proceed, hear me speak.\n")
+    with pytest.raises(DataError, match="line 2: 'Before we proceed, hear me speak.' is not a number"):
+        load_data(str(prose), kind="series")
+
+
 def test_missing_file_and_bad_fraction(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         load_data(str(tmp_path / "nope.txt"))
