@@ -99,7 +99,7 @@ def write_atomic(path: str | Path, payload: bytes) -> None:
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(e, OSError):  # a full disk, a lost network share: the old file is still whole
-            kept = "; the previous checkpoint is intact" if path.exists() else ""
+            kept = f"; the previous {path.name} is intact" if path.exists() else ""
             raise CheckpointError(f"cannot write {path} ({e.strerror or e}){kept}") from None
         raise
     _fsync_dir(folder)

@@ -98,7 +98,7 @@ def train(
     clip: Optional[float] = typer.Option(None, help="Gradient-norm clipping. \\[default: 1.0]"),
     warmup: Optional[int] = typer.Option(None, help="Learning-rate warm-up steps. \\[default: 50]"),
     input_noise: Optional[float] = typer.Option(None, help="Std of noise added to series inputs while training. \\[default: 0.15]"),
-    free_run: Optional[int] = typer.Option(None, help="Series: after each window, let the model run this many steps on its own output and score them too. \\[default: see README]"),
+    free_run: Optional[int] = typer.Option(None, help="Series: after each window, let the model run this many steps on its own output and score them too (ramped in from 30% to 80% of the run). \\[default: 0, off]"),
     steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps. \\[default: series 2500]"),
     epochs: Optional[float] = typer.Option(None, help="Stop after this many passes over the data."),
     max_time: Optional[str] = typer.Option(None, help="Stop after this long, e.g. 90s, 5m, 1h. \\[default: text 5m, series 50s]"),
@@ -367,13 +367,18 @@ def sample(
 ) -> None:
     """Generate from a trained checkpoint; the output goes to stdout (or --output)."""
     from .checkpoint import load_checkpoint
-    from .generate import Generator, generate_steps, sampling_config, start
+    from .generate import Generator, generate_steps, sampling_for, start
     from .output import check_format, unescape
 
     if length < 0:
         raise UsageError(f"--length must be >= 0, got {length}")
+    if save_state is not None:
+        from .state import check_state_target
+
+        check_state_target(save_state)
     ckpt = load_checkpoint(checkpoint)
-    sampling = sampling_config(ckpt.kind, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, noise=noise)
+    sampling = sampling_for(ckpt.kind, str(load_state) if load_state else None, temperature=temperature, top_k=top_k,
+                            top_p=top_p, greedy=greedy, noise=noise)
     fmt = check_format(fmt, ckpt.kind == "text", per_step)
     if load_state is not None and prime is None and prime_file is None and include_prime:
         raise UsageError("--include-prime: with --load-state there is no prime to include (give --prime)")
@@ -397,7 +402,10 @@ def sample(
             require_matplotlib()  # before generating, not after
         steps = _recording(steps, drawn)
     with _open_output(output, line_flush=per_step) as out:
-        _write(fmt, out, gen, steps, fed if include_prime else None, unescape(separator), per_step)
+        # A part that --save-state will continue ends where generation stopped, so that the parts
+        # joined are the whole; otherwise text gets a final newline.
+        _write(fmt, out, gen, steps, fed if include_prime else None, unescape(separator), per_step,
+               end="" if save_state is not None else "\n")
     if plot:
         from .plot import terminal_chart
 
@@ -419,11 +427,11 @@ def _recording(steps, drawn: list):
         yield items, live
 
 
-def _write(fmt: str, out, gen, steps, prime, separator: str, per_step: bool) -> None:
+def _write(fmt: str, out, gen, steps, prime, separator: str, per_step: bool, end: str = "\n") -> None:
     from .output import write_csv, write_jsonl, write_text, write_values
 
     if fmt == "text":
-        write_text(out, gen, steps, prime or "", separator)
+        write_text(out, gen, steps, prime or "", separator, end)
     elif fmt == "values":
         write_values(out, gen, steps, prime)
     elif fmt == "csv":

@@ -395,6 +395,21 @@ def generate_steps(gen: Generator, length: int, stop: str | None = None) -> Iter
                 return
 
 
+def sampling_for(kind: str, load_state: str | None = None, *, temperature: float | None = None,
+                 top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
+                 noise: float | None = None) -> SampleConfig:
+    """`sampling_config`, except that a continuation (`load_state`) given none of the options
+    keeps the settings its state was saved with, so that it goes on as one long call would."""
+    given = greedy or any(v is not None for v in (temperature, top_k, top_p, noise))
+    if load_state is not None and not given:
+        from .state import saved_sampling
+
+        saved = saved_sampling(load_state)
+        if saved is not None:
+            return saved
+    return sampling_config(kind, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, noise=noise)
+
+
 def start(gen: Generator, ckpt: Checkpoint, prime: str | np.ndarray | None = None, *, num_samples: int = 1,
           seed: int | None = None, load_state: str | None = None) -> str | np.ndarray:
     """Get `gen` ready to step: from a saved state (then the prime, if any, is fed after it) or from
@@ -424,8 +439,13 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
     sample, each ending with `stop` when it was produced) or a (num_samples, length) array of values."""
     if length < 0:
         raise UsageError(f"--length must be >= 0, got {length}")
+    if save_state is not None:
+        from .state import check_state_target
+
+        check_state_target(save_state)
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-    config = sampling_config(ckpt.kind, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, noise=noise)
+    config = sampling_for(ckpt.kind, load_state, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
+                          noise=noise)
     gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, sampling=config, seed=seed)
     user_prime = prime if isinstance(prime, str) or prime is None else np.asarray(prime, dtype=np.float64)
     if isinstance(user_prime, str) and not gen.is_text:

@@ -48,17 +48,23 @@ def _fmt(value: float) -> str:
     return f"{value:.6g}"
 
 
-def write_text(out: Sink, gen, steps: Steps, prefix: str = "", separator: str = "\n\n") -> None:
-    """Characters; one stream is written as generated, several are separated by `separator`."""
-    vocab = gen.vocab
+def write_text(out: Sink, gen, steps: Steps, prefix: str = "", separator: str = "\n\n", end: str = "\n") -> None:
+    """Characters; one stream is written as generated, several are separated by `separator`.
+
+    `end` closes the output unless it is empty or already ends with a newline, so that a
+    terminal's prompt starts on its own line without doubling a newline the model wrote.
+    """
     if gen.batch_size == 1:
         out.write(prefix)
+        last = prefix[-1:]
         for items, _ in steps:
-            out.write(vocab[items[0]])
-        out.write("\n")
+            last = gen.vocab[items[0]]
+            out.write(last)
+        out.write(end if last and last != "\n" else "")
         return
     streams = _collect_text(gen, steps)
-    out.write(separator.join(prefix + "".join(s) for s in streams) + "\n")
+    text = separator.join(prefix + "".join(s) for s in streams)
+    out.write(text + (end if text and not text.endswith("\n") else ""))
 
 
 def _collect_text(gen, steps: Steps) -> list[list[str]]:

@@ -1,19 +1,21 @@
 """Generator state files: where a generation stopped, so that the next call continues it exactly.
 
 A safetensors file holding the recurrent state and the last output (tensors) and, in its
-metadata, the random-number state, the batch size and the checksum of the checkpoint it belongs
-to, so it is never applied to another model. A few KB for a typical model.
+metadata, the random-number state, the sampling settings, the batch size and the checksum of the
+checkpoint it belongs to, so it is never applied to another model. A few KB for a typical model.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
 
 from .checkpoint import write_atomic
-from .errors import CheckpointError
+from .errors import CheckpointError, UsageError
 
 STATE_FORMAT = "seqgen-state"
 STATE_VERSION = 1
@@ -27,9 +29,53 @@ def save_state(path: str | Path, gen) -> None:
     tensors = {f"state.{i}": a for i, a in enumerate(snap["state"])}
     tensors["last_output"] = snap["last_output"]
     meta = {"format": STATE_FORMAT, "format_version": STATE_VERSION, "checkpoint_checksum": gen.checkpoint_checksum,
-            "kind": "text" if gen.is_text else "series", "batch_size": gen.batch_size, "rng": snap["rng"]}
+            "kind": "text" if gen.is_text else "series", "batch_size": gen.batch_size, "rng": snap["rng"],
+            "sampling": asdict(gen.sampling)}
     write_atomic(path, save({k: np.ascontiguousarray(v) for k, v in tensors.items()},
                             metadata={"seqgen": json.dumps(meta)}))
+
+
+def check_state_target(path: str | Path) -> None:
+    """Fail before generating, not after, when --save-state cannot or must not write to `path`.
+
+    An existing file is replaced only if it is a state file: a checkpoint (even the one being
+    sampled) or any other file under that name is kept, since a state file is cheap to remake
+    and they are not.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"--save-state {path} is a directory; give a file name such as {path}/state.safetensors")
+    if path.exists() and _state_meta(path) is None:
+        raise UsageError(f"--save-state {path} exists and is not a state file; it is kept: choose another name")
+    folder = path.parent
+    if not folder.is_dir():
+        raise UsageError(f"--save-state {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"--save-state {path}: the folder {folder} is not writable; choose another")
+
+
+def saved_sampling(path: str | Path):
+    """The sampling settings a state file was saved with (a `SampleConfig`), or None if it holds none."""
+    from .generate import SampleConfig
+
+    meta = _state_meta(Path(path))
+    saved = (meta or {}).get("sampling")
+    if not isinstance(saved, dict):
+        return None
+    config = SampleConfig(**{f.name: saved[f.name] for f in fields(SampleConfig) if f.name in saved})
+    config.check()
+    return config
+
+
+def _state_meta(path: Path) -> dict | None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            meta = json.loads((f.metadata() or {})["seqgen"])
+    except Exception:  # safetensors reports damage as several exception types
+        return None
+    return meta if isinstance(meta, dict) and meta.get("format") == STATE_FORMAT else None
 
 
 def load_state(path: str | Path, gen) -> dict:

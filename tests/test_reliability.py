@@ -395,7 +395,7 @@ def test_disk_full_at_save_time_keeps_the_previous_checkpoint(tmp_path, monkeypa
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full)
-    with pytest.raises(CheckpointError, match="No space left.*previous checkpoint is intact"):
+    with pytest.raises(CheckpointError, match="No space left.*previous .* is intact"):
         save_checkpoint(path, {"data": {"kind": "series"}}, {"w": np.zeros(4, np.float32)})
     monkeypatch.undo()
     np.testing.assert_array_equal(load_checkpoint(path).weights["w"], np.ones(4))

@@ -129,17 +129,47 @@ def test_two_calls_with_a_state_hand_off_equal_one_long_call(text_checkpoint, si
 
     whole = sample(sine_checkpoint, length=200, noise=0.05, seed=9, backend=backend)
     first = sample(sine_checkpoint, length=100, noise=0.05, seed=9, backend=backend, save_state=state)
-    second = sample(sine_checkpoint, length=100, noise=0.05, load_state=state, backend=backend)
+    second = sample(sine_checkpoint, length=100, load_state=state, backend=backend)  # the saved --noise goes on
     np.testing.assert_allclose(np.concatenate([first, second], axis=1), whole, atol=1e-6)
 
 
 def test_state_hand_off_through_the_cli(text_checkpoint, tmp_path):
     state = tmp_path / "s.safetensors"
-    whole = invoke("sample", text_checkpoint, "-n", "80", "--seed", "2").stdout
-    first = invoke("sample", text_checkpoint, "-n", "40", "--seed", "2", "--save-state", state).stdout
-    second = invoke("sample", text_checkpoint, "-n", "40", "--load-state", state).stdout
-    assert first.rstrip("\n") + second == whole
+    whole = invoke("sample", text_checkpoint, "-n", "80", "--seed", "2", "--temperature", "0.6").stdout
+    first = invoke("sample", text_checkpoint, "-n", "40", "--seed", "2", "--temperature", "0.6", "--save-state", state).stdout
+    second = invoke("sample", text_checkpoint, "-n", "40", "--load-state", state).stdout  # at the saved temperature
+    assert first + second == whole  # the part to be continued has no newline added
+    hotter = invoke("sample", text_checkpoint, "-n", "40", "--load-state", state, "--temperature", "3").stdout
+    assert hotter != second  # an option given again overrides the saved one
     assert state.stat().st_size < 20_000
+
+
+def test_save_state_keeps_a_checkpoint_and_checks_its_path_before_generating(text_checkpoint, tmp_path):
+    def refused(target, message):
+        result = runner.invoke(app, ["sample", str(text_checkpoint), "-n", "5", "--save-state", str(target)])
+        assert isinstance(result.exception, UsageError) and message in str(result.exception)
+        assert result.stdout == ""  # nothing generated for a run that cannot finish
+
+    precious = tmp_path / "copy.safetensors"
+    precious.write_bytes(text_checkpoint.read_bytes())
+    refused(precious, "exists and is not a state file")
+    assert precious.read_bytes() == text_checkpoint.read_bytes()
+    refused(tmp_path / "no" / "s.safetensors", "does not exist")
+    refused(tmp_path, "is a directory")
+    state = tmp_path / "s.safetensors"
+    invoke("sample", text_checkpoint, "-n", "5", "--save-state", state)
+    invoke("sample", text_checkpoint, "-n", "5", "--load-state", state, "--save-state", state)  # a state file is replaced
+
+
+@pytest.mark.parametrize("args,ending", [(["-n", "30"], "one"), (["-n", "0"], "empty"),
+                                         (["-n", "300", "--stop", "\\n"], "the model's own"),
+                                         (["-n", "30", "--num-samples", "3"], "one")])
+def test_text_output_ends_with_exactly_one_newline_unless_empty(text_checkpoint, args, ending):
+    out = invoke("sample", text_checkpoint, "--seed", "4", *args).stdout
+    if ending == "empty":
+        assert out == ""
+    else:
+        assert out.endswith("\n") and not out.endswith("\n\n")
 
 
 def test_a_state_belongs_to_its_checkpoint(text_checkpoint, sine_checkpoint, tmp_path):
