@@ -18,7 +18,7 @@ _MODULES = {
     "ModelConfig": "config", "TrainConfig": "config", "defaults_for": "config",
     "Dataset": "data", "SineConfig": "data", "load_data": "data",
     "CheckpointError": "errors", "DataError": "errors", "SeqgenError": "errors", "TrainingError": "errors",
-    "UsageError": "errors",
+    "UsageError": "errors", "MissingPackage": "errors",
     "evaluate_series": "evaluate", "evaluate_text": "evaluate", "free_run_rmse": "evaluate",
     "Generator": "generate", "SampleConfig": "generate", "follow": "generate", "sample": "generate",
     "checkpoint_info": "info",

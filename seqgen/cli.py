@@ -355,7 +355,7 @@ def sample(
     include_prime: bool = typer.Option(False, "--include-prime", help="Also write the prime before the generated part."),
     fmt: Optional[str] = typer.Option(None, "--format", help="text, values, csv or jsonl. \\[default: text for text, values for continuous]"),
     per_step: bool = typer.Option(False, "--per-step", help="jsonl: one object per step and sample (with the chosen character's probability)."),
-    separator: str = typer.Option("\\n\\n", help="text: written between samples (\\n for a newline)."),
+    separator: Optional[str] = typer.Option(None, help="text: written between samples (\\n for a newline). \\[default: \\n\\n, a blank line]"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout."),
     plot: bool = typer.Option(False, "--plot", help="Continuous: draw the prime and the continuation on stderr."),
     plot_file: Optional[Path] = typer.Option(None, help="Continuous: save that picture as an image (needs the 'plot' extra: matplotlib)."),
@@ -384,9 +384,15 @@ def sample(
         raise UsageError("--include-prime: with --load-state there is no prime to include (give --prime)")
     if load_state is not None and num_samples is not None:
         raise UsageError("--num-samples: a state loaded with --load-state brings its own number of samples")
+    if include_prime and per_step:
+        raise UsageError("--include-prime: --per-step records only the generated steps (the prime is the input you gave)")
+    if separator is not None and fmt != "text":
+        raise UsageError(f"--separator goes between text samples; --format {fmt} keeps samples apart by itself")
     if ckpt.kind != "text" and (num_samples or 1) > 1 and not sampling.noise:
         say(f"warning: the {num_samples} streams will be the same (up to rounding): a continuous model is "
             "deterministic without --noise (give --noise 0.05, say, for different streams)", style="yellow")
+    if ckpt.kind == "text" and (num_samples or 1) > 1 and sampling.greedy:
+        say(f"warning: the {num_samples} samples will be the same: --greedy makes the same choice in each", style="yellow")
     gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, sampling=sampling, seed=seed)
     user_prime = _read_prime(ckpt, prime, prime_file)
     fed = start(gen, ckpt, user_prime, num_samples=1 if num_samples is None else num_samples, seed=seed,
@@ -404,7 +410,7 @@ def sample(
     with _open_output(output, line_flush=per_step) as out:
         # A part that --save-state will continue ends where generation stopped, so that the parts
         # joined are the whole; otherwise text gets a final newline.
-        _write(fmt, out, gen, steps, fed if include_prime else None, unescape(separator), per_step,
+        _write(fmt, out, gen, steps, fed if include_prime else None, unescape("\\n\\n" if separator is None else separator), per_step,
                end="" if save_state is not None else "\n")
     if plot:
         from .plot import terminal_chart
@@ -677,7 +683,9 @@ def main() -> None:
         code = app(standalone_mode=False)
     except SeqgenError as e:
         if os.environ.get("SEQGEN_DEBUG"):
-            raise
+            import traceback
+
+            traceback.print_exc()  # and still the exit status a script would see without --debug
         say(f"seqgen: error: {e}", style="red")
         sys.exit(e.exit_code)
     except click.UsageError as e:  # an unknown option, a missing argument, a bad value...

@@ -23,3 +23,7 @@ class CheckpointError(SeqgenError):
 
 class TrainingError(SeqgenError):
     """Training cannot go on (for example, the loss became NaN)."""
+
+
+class MissingPackage(SeqgenError):
+    """An optional feature needs a package that is not installed (not a usage error: the command was right)."""

@@ -34,7 +34,7 @@ class SampleConfig:
 
     def check(self) -> None:
         if not self.temperature > 0:
-            raise UsageError(f"--temperature must be > 0, got {self.temperature}")
+            raise UsageError(f"--temperature must be > 0, got {self.temperature} (for the most likely character every time, use --greedy)")
         if self.top_k is not None and self.top_k < 1:
             raise UsageError(f"--top-k must be >= 1, got {self.top_k}")
         if self.top_p is not None and not 0 < self.top_p <= 1:
@@ -333,6 +333,9 @@ def sampling_config(kind: str, *, temperature: float | None = None, top_k: int |
     if kind == "text":
         if noise is not None:
             raise UsageError("--noise applies to continuous models; for text use --temperature")
+        if greedy and any(v is not None for v in (temperature, top_k, top_p)):
+            raise UsageError("--greedy always takes the most likely character: --temperature, --top-k and --top-p "
+                             "would change nothing (drop one or the other)")
         config = SampleConfig(temperature=1.0 if temperature is None else temperature, top_k=top_k, top_p=top_p,
                               greedy=greedy)
     else:

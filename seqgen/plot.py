@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UsageError
+from .errors import MissingPackage, UsageError
 
 PRIME_MARK, GENERATED_MARK = "░", "█"
 
@@ -51,14 +51,14 @@ def terminal_chart(prime: np.ndarray, generated: np.ndarray, width: int = 80, he
 
 
 def require_matplotlib():
-    """matplotlib's pyplot (drawing to files only), or a UsageError that says how to install it."""
+    """matplotlib's pyplot (drawing to files only), or an error that says how to install it."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise UsageError("--plot-file needs matplotlib: pip install 'seqgen[plot]' (or pip install matplotlib)") from None
+        raise MissingPackage("--plot-file needs matplotlib: pip install 'seqgen[plot]' (or pip install matplotlib)") from None
     return plt
 
 

@@ -245,11 +245,15 @@ def test_sample_eval_and_info_refuse_unusable_checkpoints(runs, tmp_path):
     ("sine", ["--prime", " "], 2, ["prime is empty"]),
     ("text", ["--prime-file", "nowhere.txt"], 2, ["--prime-file nowhere.txt"]),
     ("text", ["--prime-file", "."], 2, ["--prime-file .", "directory"]),
-    ("text", ["--temperature", "0"], 2, ["--temperature"]), ("text", ["--temperature", "-1"], 2, ["--temperature"]),
+    ("text", ["--temperature", "0"], 2, ["--temperature", "--greedy"]),
+    ("text", ["--greedy", "--temperature", "2"], 2, ["--greedy", "would change nothing"]),
+    ("text", ["--temperature", "-1"], 2, ["--temperature"]),
     ("text", ["--top-k", "0"], 2, ["--top-k"]), ("text", ["--top-p", "0"], 2, ["--top-p"]),
     ("text", ["--top-p", "1.01"], 2, ["--top-p"]), ("text", ["--length", "-1"], 2, ["--length"]),
     ("sine", ["--length", "-5"], 2, ["--length"]), ("text", ["--num-samples", "0"], 2, ["--num-samples"]),
     ("text", ["--backend", "jax"], 2, ["--backend"]),
+    ("sine", ["--separator", "x"], 2, ["--separator", "--format values"]),
+    ("text", ["--format", "jsonl", "--per-step", "--include-prime"], 2, ["--include-prime", "--per-step"]),
 ])
 def test_sample_rejects_bad_primes_and_options(runs, model, args, code, needles):
     assert_one_line_error(cli("sample", f"{model}.safetensors", *args, cwd=runs), code, *needles)
@@ -260,6 +264,8 @@ def test_debug_shows_the_traceback(runs):
         extra = {} if how else {"SEQGEN_DEBUG": "1"}
         result = run(*how, "sample", "missing.safetensors", cwd=runs, **extra)
         assert result.returncode == 1 and "Traceback" in result.stderr and "CheckpointError" in result.stderr
+    usage = run("--debug", "sample", "missing.safetensors", "--length", "-1", cwd=runs)
+    assert usage.returncode == 2 and "Traceback" in usage.stderr  # the same exit status as without --debug
 
 
 # --------------------------------------------------------------------------------------------
