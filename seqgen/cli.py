@@ -363,7 +363,7 @@ def sample(
     load_state: Optional[Path] = typer.Option(None, help="Continue from a state saved with --save-state (a --prime is fed after it)."),
     seed: Optional[int] = typer.Option(None, callback=_check_seed, help="Random seed; the same seed gives the same output."),
     backend: str = typer.Option("auto", help="auto (NumPy on CPU), numpy or torch."),
-    device: str = typer.Option("cpu", help="Device for the torch backend: cpu, cuda or mps."),
+    device: str = typer.Option("cpu", help="Device for the torch backend: cpu, cuda, mps or auto (the first available of those)."),
 ) -> None:
     """Generate from a trained checkpoint; the output goes to stdout (or --output)."""
     from .checkpoint import load_checkpoint
@@ -540,7 +540,7 @@ def follow(
     checkpoint: Path = typer.Argument(..., help="A continuous-model checkpoint written by 'seqgen train'."),
     horizon: int = typer.Option(1, help="Values forecast after each input (free-running, on a copy of the state)."),
     backend: str = typer.Option("auto", help="auto (NumPy on CPU), numpy or torch."),
-    device: str = typer.Option("cpu", help="Device for the torch backend: cpu, cuda or mps."),
+    device: str = typer.Option("cpu", help="Device for the torch backend: cpu, cuda, mps or auto (the first available of those)."),
 ) -> None:
     """Read values from stdin, one per line; after each, write the forecast of the next value(s)."""
     from .checkpoint import load_checkpoint
@@ -583,7 +583,7 @@ def eval_command(
     seed: Optional[int] = typer.Option(None, callback=_check_seed, help="Sine: seed for the fresh waves. \\[default: a new one each run, printed]"),
     encoding: str = typer.Option("utf-8", help="Text encoding of DATA."),
     backend: str = typer.Option("auto", help="Continuous: auto (NumPy on CPU), numpy or torch."),
-    device: str = typer.Option("cpu", help="Device for torch: cpu, cuda or mps."),
+    device: str = typer.Option("cpu", help="Device for torch: cpu, cuda, mps or auto (the first available of those)."),
     json_out: bool = typer.Option(False, "--json", help="Print the figures as one JSON object on stdout."),
 ) -> None:
     """Measure a checkpoint: text validation loss, or continuous free-running error."""
