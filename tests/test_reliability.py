@@ -254,6 +254,9 @@ def test_sample_eval_and_info_refuse_unusable_checkpoints(runs, tmp_path):
     ("text", ["--backend", "jax"], 2, ["--backend"]),
     ("sine", ["--separator", "x"], 2, ["--separator", "--format values"]),
     ("text", ["--format", "jsonl", "--per-step", "--include-prime"], 2, ["--include-prime", "--per-step"]),
+    ("text", ["--save-state", "sine.safetensors"], 2, ["--save-state sine.safetensors", "not a state file"]),
+    ("text", ["--save-state", "."], 2, ["--save-state .", "is a directory"]),
+    ("text", ["--save-state", "nowhere/s.safetensors"], 2, ["the folder nowhere does not exist"]),
 ])
 def test_sample_rejects_bad_primes_and_options(runs, model, args, code, needles):
     assert_one_line_error(cli("sample", f"{model}.safetensors", *args, cwd=runs), code, *needles)
