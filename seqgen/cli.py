@@ -410,7 +410,8 @@ def sample(
     with _open_output(output, line_flush=per_step) as out:
         # A part that --save-state will continue ends where generation stopped, so that the parts
         # joined are the whole; otherwise text gets a final newline.
-        _write(fmt, out, gen, steps, fed if include_prime else None, unescape("\\n\\n" if separator is None else separator), per_step,
+        between = unescape("\\n\\n" if separator is None else separator)
+        _write(fmt, out, gen, steps, fed if include_prime else None, between, per_step,
                end="" if save_state is not None else "\n")
     if plot:
         from .plot import terminal_chart
