@@ -80,7 +80,7 @@ def parse_duration(text: str) -> float:
 # --------------------------------------------------------------------------------------------
 @app.command()
 def train(
-    data: Optional[str] = typer.Argument(None, help="Text file, numeric series (.npy, .csv, one number per line), '-' for stdin, or nothing for built-in sine waves."),
+    data: Optional[str] = typer.Argument(None, metavar="DATA", help="Text file, numeric series (.npy, .csv, one number per line), '-' for stdin, or nothing for built-in sine waves."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Checkpoint to write. \\[default: checkpoints/<data name>.safetensors]"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run saved in this checkpoint (options not given are taken from it)."),
     kind: str = typer.Option("auto", help="How to read DATA: auto, text or series."),
@@ -341,7 +341,7 @@ class TrainDisplay:
 # --------------------------------------------------------------------------------------------
 @app.command()
 def sample(
-    checkpoint: Path = typer.Argument(..., help="A checkpoint written by 'seqgen train'."),
+    checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="A checkpoint written by 'seqgen train'."),
     length: int = typer.Option(500, "--length", "-n", help="Characters or values to generate."),
     prime: Optional[str] = typer.Option(None, help="Start from this text (text models) or these numbers, e.g. \"0.1 0.3 0.5\"."),
     prime_file: Optional[Path] = typer.Option(None, help="Start from the contents of this file (text, or numbers one per line)."),
@@ -538,7 +538,7 @@ class StreamWriter:
 # --------------------------------------------------------------------------------------------
 @app.command()
 def follow(
-    checkpoint: Path = typer.Argument(..., help="A continuous-model checkpoint written by 'seqgen train'."),
+    checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="A continuous-model checkpoint written by 'seqgen train'."),
     horizon: int = typer.Option(1, help="Values forecast after each input (free-running, on a copy of the state)."),
     backend: str = typer.Option("auto", help="auto (NumPy on CPU), numpy or torch."),
     device: str = typer.Option("cpu", help="Device for the torch backend: cpu, cuda, mps or auto (the first available of those)."),
@@ -576,8 +576,8 @@ def _stdin_values():
 # --------------------------------------------------------------------------------------------
 @app.command("eval")
 def eval_command(
-    checkpoint: Path = typer.Argument(..., help="A checkpoint written by 'seqgen train'."),
-    data: Optional[str] = typer.Argument(None, help="Data to evaluate on. \\[default: the checkpoint's training file; fresh waves for sine]"),
+    checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="A checkpoint written by 'seqgen train'."),
+    data: Optional[str] = typer.Argument(None, metavar="DATA", help="Data to evaluate on. \\[default: the checkpoint's training file; fresh waves for sine]"),
     val_fraction: Optional[float] = typer.Option(None, help="Evaluate on this last fraction of DATA. \\[default: the checkpoint's]"),
     long: bool = typer.Option(False, "--long", help="Continuous: also free-run 10,000 steps."),
     waves: Optional[int] = typer.Option(None, help="Sine: number of fresh waves, run as one batch. \\[default: 32]"),
@@ -623,7 +623,7 @@ def eval_command(
 # --------------------------------------------------------------------------------------------
 @app.command()
 def info(
-    checkpoint: Path = typer.Argument(..., help="A checkpoint written by 'seqgen train'."),
+    checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="A checkpoint written by 'seqgen train'."),
     json_out: bool = typer.Option(False, "--json", help="Print the details as one JSON object on stdout."),
 ) -> None:
     """Show what a checkpoint holds: data, vocabulary, model, training progress, format."""
@@ -659,7 +659,7 @@ def info(
 # --------------------------------------------------------------------------------------------
 @app.command()
 def strip(
-    checkpoint: Path = typer.Argument(..., help="A checkpoint written by 'seqgen train'."),
+    checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="A checkpoint written by 'seqgen train'."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write the result. [default: replace CHECKPOINT]"),
 ) -> None:
     """Drop the resume state (optimizer moments, latest weights): a small file for sharing and sampling."""
