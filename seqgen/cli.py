@@ -170,6 +170,8 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
 
     if data is None and checkpoint is not None:
         data = _resume_source(checkpoint, resume)
+    if data is None and encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
+        raise UsageError("--encoding says how to read DATA; the built-in sine waves are not read from a file")
     data_seed = seed if seed is not None else (checkpoint.meta["train"]["seed"] if checkpoint else 0)
     if checkpoint and checkpoint.data.get("source", {}).get("type") == "sine" and data is None:
         sine = from_dict(SineConfig, {k: v for k, v in checkpoint.data["source"].items() if k != "type"})

@@ -70,6 +70,7 @@ def test_stdout_holds_only_data_and_stderr_has_no_colour(text_checkpoint):
         (["train", "--steps", "1", "--batch-size", "7", "--nproc", "2"], 2, "does not split evenly across 2"),
         (["train", "missing.txt", "--nproc", "2"], 1, "missing.txt: no such file"),  # said once, before any rank starts
         (["train", "-", "--nproc", "2"], 2, "cannot be standard input"),
+        (["train", "--encoding", "latin-1", "--steps", "1"], 2, "--encoding says how to read DATA"),
         (["eval", "m.safetensors", "missing.txt"], 1, "missing.txt: no such file (give the data to evaluate on"),
         (["sample", "nothing.safetensors", "--seed", "99999999999999999999999"], 2, "--seed must be"),
     ],
