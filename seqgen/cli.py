@@ -386,6 +386,8 @@ def sample(
         raise UsageError("--include-prime: with --load-state there is no prime to include (give --prime)")
     if load_state is not None and num_samples is not None:
         raise UsageError("--num-samples: a state loaded with --load-state brings its own number of samples")
+    if load_state is not None and seed is not None:
+        say("warning: --seed is ignored with --load-state: the saved random state goes on", style="yellow")
     if include_prime and per_step:
         raise UsageError("--include-prime: --per-step records only the generated steps (the prime is the input you gave)")
     if separator is not None and fmt != "text":

@@ -377,7 +377,7 @@ def parse_series(text: str, label: str) -> np.ndarray:
 def parse_series_lines(lines: Iterable[str], label: str, block: int = 1 << 20) -> Iterator[np.ndarray]:
     """Parse numbered lines into float64 blocks of up to `block` values, naming the line of any problem."""
     values = array("d")  # 8 bytes a value, where a list of floats takes 32
-    first = True
+    first, seen = True, 0
     for number, line in enumerate(lines, start=1):
         cell = line.strip()
         if not cell:
@@ -389,11 +389,14 @@ def parse_series_lines(lines: Iterable[str], label: str, block: int = 1 << 20) -
             if first:
                 first = False
                 continue  # a CSV header
-            raise DataError(f"{label}, line {number}: {cell[:40]!r} is not a number")
+            # A header and then no number at all: most likely text given where numbers were expected.
+            looks = "" if seen else "; it looks like text, not one number per line"
+            raise DataError(f"{label}, line {number}: {cell[:40]!r} is not a number{looks}")
         first = False
         if not math.isfinite(value):
             raise DataError(f"{label}, line {number}: {cell!r} is not a finite number (remove NaN/inf values)")
         values.append(value)
+        seen += 1
         if len(values) >= block:
             yield np.frombuffer(values, dtype=np.float64).copy()
             values = array("d")

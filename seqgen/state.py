@@ -83,6 +83,8 @@ def load_state(path: str | Path, gen) -> dict:
     from safetensors import safe_open
 
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"--load-state {path} is a directory: give a state file written by --save-state")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such state file (write one with --save-state)")
     try:

@@ -89,7 +89,7 @@ def test_series_mistakes_name_the_line_and_what_is_wrong_with_it(tmp_path):
         load_data(str(two_columns), kind="series")
     prose = tmp_path / "prose.txt"
     prose.write_text("First Citizen:\nBefore we proceed, hear me speak.\n")
-    with pytest.raises(DataError, match="line 2: 'Before we proceed, hear me speak.' is not a number"):
+    with pytest.raises(DataError, match="line 2: 'Before we proceed, hear me speak.' is not a number; it looks like text"):
         load_data(str(prose), kind="series")
 
 

@@ -177,6 +177,8 @@ def test_a_state_belongs_to_its_checkpoint(text_checkpoint, sine_checkpoint, tmp
     sample(text_checkpoint, length=5, save_state=state)
     with pytest.raises(CheckpointError, match="another checkpoint"):
         sample(sine_checkpoint, length=5, load_state=state)
+    with pytest.raises(CheckpointError, match="is a directory"):
+        sample(text_checkpoint, length=5, load_state=tmp_path)
     (tmp_path / "junk").write_bytes(b"not a state")
     with pytest.raises(CheckpointError, match="not a seqgen state file"):
         sample(text_checkpoint, length=5, load_state=tmp_path / "junk")
