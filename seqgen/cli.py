@@ -152,6 +152,10 @@ def train(
         raise typer.Exit(status)
     with process_group(device or "auto") as group:
         checkpoint = _load_for_resume(resume) if resume else None
+        earlier = checkpoint.meta["progress"].get("processes", 1) if checkpoint else 1
+        if earlier > 1 and nproc is None and not launched() and not quiet:
+            # Any process count can resume a run (its state is saved whole); say which one this is.
+            say(f"note: this run trained in {earlier} processes and goes on in one; add --nproc {earlier} for {earlier}")
         with local_leader_first(group):
             dataset, model_config, train_config, out = _train_setup(
                 data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, model_opts, train_opts)
@@ -260,7 +264,8 @@ def _run_training(dataset, model_config, train_config, out: Path, checkpoint, qu
     if signum is None and result.stopped_by == "interrupt":
         signum = signal.SIGTERM  # another rank was signalled; this one stopped with it
     if signum is not None and main:
-        say(f"stopped by signal at step {result.steps}; continue with: seqgen train --resume {result.path}")
+        again = f" --nproc {trainer.group.world}" if trainer.group.world > 1 else ""
+        say(f"stopped by signal at step {result.steps}; continue with: seqgen train --resume {result.path}{again}")
     if signum is not None:
         raise typer.Exit(128 + signum)
 

@@ -459,7 +459,8 @@ class Trainer:
                          "epoch": self.step / self.steps_per_epoch, "best_val_loss": self.best_val,
                          "best_step": self.best_step, "parameters": parameter_count(self.model),
                          "lr_scale": self.lr_scale, "rollbacks": self.rollbacks,
-                         "loss_average": self.loss_average, "average_at_best": self.average_at_best},
+                         "loss_average": self.loss_average, "average_at_best": self.average_at_best,
+                         "processes": self.group.world},
             "optimizer": {"param_groups": self.optimizer.state_dict()["param_groups"]},
             "torch_version": torch.__version__,
         }

@@ -57,6 +57,11 @@ def test_two_processes_take_the_same_steps_as_one_and_resume(tmp_path):
     for name, weights in a.weights.items():
         np.testing.assert_allclose(b.weights[name], weights, atol=1e-5, err_msg=name)
     assert a.training["state.0"].shape == b.training["state.0"].shape  # the whole batch's state, gathered
+    assert b.meta["progress"]["processes"] == 2
+    # Resumed without --nproc, it goes on in one process and says so.
+    more = subprocess.run([sys.executable, "-m", "seqgen", "train", "--resume", "two.safetensors", "--steps", "7"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=180, env=env())
+    assert more.returncode == 0 and "trained in 2 processes and goes on in one" in more.stderr, more.stderr
 
 
 def test_a_batch_that_does_not_split_evenly_is_a_usage_error():
