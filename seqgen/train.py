@@ -89,8 +89,11 @@ class ThreadTuner:
     work, not the sums), so seeded runs stay reproducible.
     """
 
-    def __init__(self, period: int = 100, margin: float = 1.2, recheck: int = 10, crowded: float = 0.75):
+    def __init__(self, period: int = 100, margin: float = 1.2, recheck: int = 10, crowded: float = 0.75,
+                 active: bool = True):
+        """`active`: False where the thread count does not set the pace (a GPU does the work)."""
         self.most = torch.get_num_threads()
+        self.active = active
         self.period, self.margin, self.recheck, self.crowded_share = period, margin, recheck, crowded
         self.steps, self.before, self.probing = 0, math.inf, None
         self.last_probe, self.crowded, self.started = -recheck, False, (0.0, 0.0)
@@ -98,7 +101,7 @@ class ThreadTuner:
     def before_step(self) -> None:
         self.steps += 1
         self.started = (time.perf_counter(), time.process_time())
-        if self.most <= 1 or self.steps < 3:  # not the slow first steps
+        if not self.active or self.most <= 1 or self.steps < 3:  # not the slow first steps
             return
         since = self.steps - self.last_probe
         if self.steps % self.period == 0 or (self.crowded and since >= self.recheck):
@@ -192,7 +195,7 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = DistributedDataParallel(self.model, device_ids=ids)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
-        self.threads = ThreadTuner()
+        self.threads = ThreadTuner(active=self.device.type == "cpu")
         label = data.source.get("path", "the training data")
         # A view of the (possibly memory-mapped) streams: each step copies only its own window.
         tracks = self.tracks = make_tracks(data.train_streams, config.batch_size, config.window, label)

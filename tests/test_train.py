@@ -118,6 +118,10 @@ def test_thread_tuner_tries_one_thread_when_the_step_did_not_get_its_cores(monke
         assert step(1.0, 1.0) == (None, False)
         assert step(0.5, 1.0) == (1, True)
         assert torch.get_num_threads() == 1
+        # On a GPU the CPU waits for the device: a low share there says nothing about the cores.
+        torch.set_num_threads(2)
+        tuner = ThreadTuner(period=100, active=False)
+        assert all(step(1.0, 0.2) == (None, False) for _ in range(30))
     finally:
         torch.set_num_threads(threads)
 
