@@ -152,14 +152,14 @@ def train(
         raise typer.Exit(status)
     with process_group(device or "auto") as group:
         checkpoint = _load_for_resume(resume) if resume else None
-        earlier = checkpoint.meta["progress"].get("processes", 1) if checkpoint else 1
-        if earlier > 1 and nproc is None and not launched() and not quiet:
-            # Any process count can resume a run (its state is saved whole); say which one this is.
-            say(f"note: this run trained in {earlier} processes and goes on in one; add --nproc {earlier} for {earlier}")
         with local_leader_first(group):
             dataset, model_config, train_config, out = _train_setup(
                 data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, model_opts, train_opts)
         _check_overwrite(out, resume, force)
+        earlier = checkpoint.meta["progress"].get("processes", 1) if checkpoint else 1
+        if earlier > 1 and nproc is None and not launched() and not quiet:
+            # Any process count can resume a run (its state is saved whole); say which one this is.
+            say(f"note: this run trained in {earlier} processes and goes on in one; add --nproc {earlier} for {earlier}")
         _run_training(dataset, model_config, train_config, out, checkpoint, quiet or not group.is_main, log_every,
                       distributed=group.world > 1)
 
@@ -383,6 +383,8 @@ def sample(
         from .state import check_state_target
 
         check_state_target(save_state)
+        if output is not None and output.resolve() == save_state.resolve():
+            raise UsageError(f"--output and --save-state are both {output}: the state would replace the output; give two files")
     ckpt = load_checkpoint(checkpoint)
     sampling = sampling_for(ckpt.kind, str(load_state) if load_state else None, temperature=temperature, top_k=top_k,
                             top_p=top_p, greedy=greedy, noise=noise)

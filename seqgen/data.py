@@ -382,7 +382,8 @@ def parse_series_lines(lines: Iterable[str], label: str, block: int = 1 << 20) -
         cell = line.strip()
         if not cell:
             continue
-        if "," in cell.rstrip(",") and all(_parse_number(part) is not None for part in cell.split(",")):
+        # Several cells with a number among them is a table; no number at all may be a header.
+        if "," in cell.rstrip(",") and any(_parse_number(part) is not None for part in cell.split(",")):
             raise DataError(f"{label}, line {number}: more than one column ({cell[:40]!r}); give one number per line")
         value = _parse_number(cell)
         if value is None:

@@ -401,16 +401,24 @@ def generate_steps(gen: Generator, length: int, stop: str | None = None) -> Iter
 def sampling_for(kind: str, load_state: str | None = None, *, temperature: float | None = None,
                  top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
                  noise: float | None = None) -> SampleConfig:
-    """`sampling_config`, except that a continuation (`load_state`) given none of the options
-    keeps the settings its state was saved with, so that it goes on as one long call would."""
-    given = greedy or any(v is not None for v in (temperature, top_k, top_p, noise))
-    if load_state is not None and not given:
-        from .state import saved_sampling
+    """`sampling_config`, except that a continuation (`load_state`) keeps the settings its state
+    was saved with, so that it goes on as one long call would; an option given replaces its own
+    saved value (and --greedy, or a temperature, top-k or top-p, switches between greedy and
+    sampled choice)."""
+    config = sampling_config(kind, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, noise=noise)
+    if load_state is None:
+        return config
+    from .state import saved_sampling
 
-        saved = saved_sampling(load_state)
-        if saved is not None:
-            return saved
-    return sampling_config(kind, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, noise=noise)
+    saved = saved_sampling(load_state)
+    if saved is None:  # a state from before sampling settings were saved
+        return config
+    if kind != "text":
+        return config if noise is not None or temperature is not None else saved
+    sampled = [v for v in (temperature, top_k, top_p) if v is not None]
+    keep = lambda value, stored: stored if value is None else value
+    return SampleConfig(temperature=keep(temperature, saved.temperature), top_k=keep(top_k, saved.top_k),
+                        top_p=keep(top_p, saved.top_p), greedy=greedy or (saved.greedy and not sampled))
 
 
 def start(gen: Generator, ckpt: Checkpoint, prime: str | np.ndarray | None = None, *, num_samples: int = 1,

@@ -45,7 +45,7 @@ def check_state_target(path: str | Path) -> None:
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"--save-state {path} is a directory; give a file name such as {path}/state.safetensors")
-    if path.exists() and _state_meta(path) is None:
+    if path.exists() and path.stat().st_size > 0 and _state_meta(path) is None:  # an empty file (mktemp's) is free
         raise UsageError(f"--save-state {path} exists and is not a state file; it is kept: choose another name")
     folder = path.parent
     if not folder.is_dir():

@@ -97,6 +97,7 @@ class ThreadTuner:
         self.period, self.margin, self.recheck, self.crowded_share = period, margin, recheck, crowded
         self.steps, self.before, self.probing = 0, math.inf, None
         self.last_probe, self.crowded, self.started = -recheck, False, (0.0, 0.0)
+        self.wait = recheck  # steps between probes while crowded; doubles each time one thread loses
 
     def before_step(self) -> None:
         self.steps += 1
@@ -104,7 +105,7 @@ class ThreadTuner:
         if not self.active or self.most <= 1 or self.steps < 3:  # not the slow first steps
             return
         since = self.steps - self.last_probe
-        if self.steps % self.period == 0 or (self.crowded and since >= self.recheck):
+        if self.steps % self.period == 0 or (self.crowded and since >= self.wait):
             self.last_probe = self.steps
             self.probing = torch.get_num_threads()
             torch.set_num_threads(1 if self.probing > 1 else self.most)
@@ -123,7 +124,11 @@ class ThreadTuner:
             return None
         kept, self.probing = self.probing, None
         if seconds * self.margin < self.before:
+            self.wait = self.recheck
             return threads
+        # Where idle threads sleep rather than spin (OMP_WAIT_POLICY=PASSIVE), a quiet machine
+        # also looks crowded: probes that keep losing come ever more rarely.
+        self.wait = min(2 * self.wait, self.period)
         torch.set_num_threads(kept)
         return None
 

@@ -87,6 +87,9 @@ def test_series_mistakes_name_the_line_and_what_is_wrong_with_it(tmp_path):
     two_columns.write_text("time,value\n1,0.5\n2,0.7\n")
     with pytest.raises(DataError, match="line 2: more than one column"):
         load_data(str(two_columns), kind="series")
+    two_columns.write_text("1,2,\n3,4,\n")  # trailing commas, no header
+    with pytest.raises(DataError, match="line 1: more than one column"):
+        load_data(str(two_columns), kind="series")
     prose = tmp_path / "prose.txt"
     prose.write_text("First Citizen:\nBefore we proceed, hear me speak.\n")
     with pytest.raises(DataError, match="line 2: 'Before we proceed, hear me speak.' is not a number; it looks like text"):

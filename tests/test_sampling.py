@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from seqgen import CheckpointError, MissingPackage, UsageError
+from seqgen import CheckpointError, MissingPackage, SampleConfig, UsageError
 from seqgen.cli import app
 from seqgen.generate import StopMatcher, sample
 
@@ -144,6 +144,24 @@ def test_state_hand_off_through_the_cli(text_checkpoint, tmp_path):
     assert state.stat().st_size < 20_000
 
 
+def test_a_continuation_changes_only_the_sampling_options_given(text_checkpoint, tmp_path):
+    from seqgen.generate import sampling_for
+
+    state = tmp_path / "s.safetensors"
+    sample(text_checkpoint, length=5, temperature=0.3, top_k=3, seed=1, save_state=state)
+    assert sampling_for("text", str(state), top_p=0.9) == SampleConfig(temperature=0.3, top_k=3, top_p=0.9)
+    assert sampling_for("text", str(state), greedy=True).greedy
+    sample(text_checkpoint, length=5, greedy=True, seed=1, save_state=state)
+    assert not sampling_for("text", str(state), temperature=0.5).greedy  # a temperature asks for sampling again
+
+
+def test_output_and_save_state_cannot_be_one_file(text_checkpoint, tmp_path):
+    same = tmp_path / "x"
+    result = runner.invoke(app, ["sample", str(text_checkpoint), "-n", "5", "-o", str(same), "--save-state", str(same)])
+    assert isinstance(result.exception, UsageError) and "give two files" in str(result.exception)
+    assert not same.exists()
+
+
 def test_save_state_keeps_a_checkpoint_and_checks_its_path_before_generating(text_checkpoint, tmp_path):
     def refused(target, message):
         result = runner.invoke(app, ["sample", str(text_checkpoint), "-n", "5", "--save-state", str(target)])
@@ -157,6 +175,7 @@ def test_save_state_keeps_a_checkpoint_and_checks_its_path_before_generating(tex
     refused(tmp_path / "no" / "s.safetensors", "does not exist")
     refused(tmp_path, "is a directory")
     state = tmp_path / "s.safetensors"
+    state.write_bytes(b"")  # an empty file, as mktemp makes, is free to take
     invoke("sample", text_checkpoint, "-n", "5", "--save-state", state)
     invoke("sample", text_checkpoint, "-n", "5", "--load-state", state, "--save-state", state)  # a state file is replaced
 
