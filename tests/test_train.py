@@ -104,7 +104,7 @@ def test_thread_tuner_tries_one_thread_when_the_step_did_not_get_its_cores(monke
     torch.set_num_threads(2)
     tuner = ThreadTuner(period=100)
 
-    def step(wall: float, cores_used: float) -> int | None:
+    def step(wall: float, cores_used: float) -> tuple[int | None, bool]:
         tuner.before_step()
         probing = torch.get_num_threads() == 1
         clock["wall"] += wall
