@@ -112,6 +112,7 @@ def train(
     amp_min: float = typer.Option(0.5, help="Sine data: smallest amplitude."),
     amp_max: float = typer.Option(1.0, help="Sine data: largest amplitude."),
     sine_noise: float = typer.Option(0.0, help="Sine data: std of noise added to the waves."),
+    scale_each: bool = typer.Option(True, "--scale-each/--no-scale-each", help="Sine data: divide each wave by its own size (of its first 100 values), as generation divides each stream by its prime's, so that a long free run keeps the prime's amplitude."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress; only the final summary."),
     force: bool = typer.Option(False, "--force", help="Replace an existing checkpoint at --out (training never overwrites one otherwise)."),
     log_every: Optional[int] = typer.Option(None, help="Print a progress line every N steps instead of the live bar (for logs)."),
@@ -132,7 +133,7 @@ def train(
     replace(TrainConfig(), **train_opts).check()
     if log_every is not None and log_every < 1:
         raise UsageError(f"--log-every must be >= 1, got {log_every}")
-    sine = SineConfig(sine_waves, sine_length, period_min, period_max, amp_min, amp_max, sine_noise)
+    sine = SineConfig(sine_waves, sine_length, period_min, period_max, amp_min, amp_max, sine_noise, scale_each)
     sine.check()
     if nproc is not None and not launched():
         # A mistake is reported once, here, rather than by every rank after they have started.
@@ -178,7 +179,9 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
         raise UsageError("--encoding says how to read DATA; the built-in sine waves are not read from a file")
     data_seed = seed if seed is not None else (checkpoint.meta["train"]["seed"] if checkpoint else 0)
     if checkpoint and checkpoint.data.get("source", {}).get("type") == "sine" and data is None:
-        sine = from_dict(SineConfig, {k: v for k, v in checkpoint.data["source"].items() if k != "type"})
+        # A checkpoint from before scale_each existed trained on unscaled waves.
+        stored = {"scale_each": False, **checkpoint.data["source"]}
+        sine = from_dict(SineConfig, {k: v for k, v in stored.items() if k != "type"})
     dataset = load_data(data, kind=kind, encoding=encoding, val_fraction=val_fraction, sine=sine, seed=data_seed,
                         cache_dir=cache_dir)
     if checkpoint:

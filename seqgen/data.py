@@ -39,6 +39,11 @@ class SineConfig:
     amp_min: float = 0.5
     amp_max: float = 1.0
     noise: float = 0.0
+    # Divide each wave by its own size, measured over its first SCALE_PRIME values, as generation
+    # divides each stream by its prime's: the network then sees one amplitude and need not
+    # remember the prime's over thousands of free-running steps (which it cannot: it drifts to an
+    # amplitude of its own).
+    scale_each: bool = True
 
     def check(self) -> None:
         if self.waves < 1 or self.length < 2:
@@ -61,6 +66,20 @@ def sine_waves(count: int, length: int, config: SineConfig, rng: np.random.Gener
     if config.noise > 0:
         waves = waves + rng.normal(0.0, config.noise, size=waves.shape)
     return waves.astype(np.float32)
+
+
+# How many leading values measure a stream's size when each stream is scaled by its own (the
+# length of the prime `seqgen sample` and `seqgen eval` give a sine model).
+SCALE_PRIME = 100
+# A shorter first feed is not measured (see Generator.feed).
+MIN_SCALE_PRIME = 10
+
+
+def stream_scale(values: np.ndarray) -> np.ndarray:
+    """The size of each row of (streams, time) values: the root mean square of its first
+    SCALE_PRIME values (a floor keeps a flat start from dividing by zero)."""
+    head = np.asarray(values, dtype=np.float64)[:, :SCALE_PRIME]
+    return np.maximum(np.sqrt(np.mean(head**2, axis=1)), 1e-3)
 
 
 @dataclass
@@ -452,6 +471,8 @@ def text_dataset(text: str, name: str, label: str, val_fraction: float) -> Datas
 def sine_dataset(config: SineConfig, val_fraction: float, seed: int) -> Dataset:
     config.check()
     waves = sine_waves(config.waves, config.length, config, np.random.default_rng(seed))
+    if config.scale_each:
+        waves = (waves / stream_scale(waves)[:, None]).astype(np.float32)
     split = _split_point(config.length, val_fraction, "the sine waves")
     desc = (
         f"{config.waves} sine waves of {config.length} steps, period {config.period_min:g}-{config.period_max:g}, "

@@ -15,7 +15,7 @@ import numpy as np
 
 from .checkpoint import Checkpoint, load_checkpoint
 from .config import ModelConfig
-from .data import SineConfig, sine_waves
+from .data import MIN_SCALE_PRIME, SineConfig, sine_waves, stream_scale
 from .errors import DataError, UsageError
 from .numpy_model import NumpyModel
 
@@ -143,6 +143,9 @@ class Generator:
         self.rng = np.random.default_rng(seed)
         self._last_choice: tuple[np.ndarray, np.ndarray] | None = None
         self.checkpoint_checksum: str | None = None  # set by from_checkpoint; ties saved states to their model
+        # Series models trained with each stream divided by its own size (SineConfig.scale_each)
+        # divide each stream by its prime's size the same way; `scale` holds those sizes.
+        self.scale_each = False
         self.reset()
 
     @property
@@ -158,6 +161,7 @@ class Generator:
         """Zero the state for `batch_size` independent streams; nothing has been fed yet."""
         self.batch_size = batch_size
         self.state = self.model.init_state(batch_size)
+        self.scale: np.ndarray | None = None
         self.last_output: np.ndarray | None = None
 
     def feed(self, inputs) -> np.ndarray:
@@ -169,6 +173,12 @@ class Generator:
         x = self._as_model_input(inputs)
         if x.shape[1] == 0:
             raise DataError("the prime is empty: give at least one character or value")
+        if self.scale_each:
+            if self.scale is None:
+                # Measured on the first feed (the prime); a lone value (as `follow` feeds) says
+                # nothing about a wave's size, so the training data's scale stands in for it.
+                self.scale = stream_scale(x) if x.shape[1] >= MIN_SCALE_PRIME else np.ones(len(x))
+            x = x / self.scale[:, None]
         outputs, self.state = self.model.forward(x, self.state)
         self.last_output = outputs[:, -1]
         return outputs
@@ -183,9 +193,10 @@ class Generator:
             x = items
         else:
             x = self.last_output.astype(np.float64)  # a copy: the backend reuses its output buffer
+            unit = self.std if self.scale is None else self.std * self.scale  # data units per model unit
             if self.sampling.noise > 0:
-                x += self.rng.normal(0.0, self.sampling.noise / self.std, size=x.shape)
-            items = x * self.std + self.mean
+                x += self.rng.normal(0.0, self.sampling.noise / unit, size=x.shape)
+            items = x * unit + self.mean
         self.last_output, self.state = self.model.step(x, self.state)
         return items
 
@@ -200,8 +211,11 @@ class Generator:
             raise UsageError("nothing to save yet: feed a prime first")
         parts = self.state if isinstance(self.state, (list, tuple)) else [self.state]
         arrays = [np.array(p.detach().cpu().numpy() if hasattr(p, "detach") else p, dtype=np.float32) for p in parts]
-        return {"state": arrays, "last_output": np.array(self.last_output, dtype=np.float32),
+        snap = {"state": arrays, "last_output": np.array(self.last_output, dtype=np.float32),
                 "rng": self.rng.bit_generator.state}
+        if self.scale is not None:
+            snap["scale"] = self.scale.copy()
+        return snap
 
     def restore(self, snapshot: dict) -> None:
         """Continue exactly where `snapshot()` was taken (the batch size comes with it)."""
@@ -214,6 +228,7 @@ class Generator:
         self.batch_size = len(snapshot["last_output"])
         self.last_output = np.array(snapshot["last_output"])
         self.rng.bit_generator.state = snapshot["rng"]
+        self.scale = None if snapshot.get("scale") is None else np.array(snapshot["scale"], dtype=np.float64)
 
     # --- text helpers -------------------------------------------------------------------
     def encode(self, text: str) -> np.ndarray:
@@ -258,7 +273,13 @@ class Generator:
         gen = cls(model, vocab=data.get("vocab"), mean=data.get("mean", 0.0), std=data.get("std", 1.0),
                   sampling=sampling, seed=seed)
         gen.checkpoint_checksum = ckpt.meta.get("checksum")
+        gen.scale_each = bool(data.get("source", {}).get("scale_each", False))
         return gen
+
+    def to_values(self, outputs: np.ndarray) -> np.ndarray:
+        """A continuous model's (batch,) outputs in the data's units."""
+        unit = self.std if self.scale is None else self.std * self.scale
+        return outputs * unit + self.mean
 
 
 def torch_model_from_checkpoint(ckpt: Checkpoint, device: str = "cpu") -> TorchRunner:
@@ -495,7 +516,7 @@ def follow(gen: Generator, values: Iterable[float], horizon: int = 1) -> Iterato
     for value in values:
         gen.feed([value])
         if horizon == 1:
-            yield gen.last_output * gen.std + gen.mean
+            yield gen.to_values(gen.last_output)
             continue
         saved = gen.snapshot()
         forecast = np.empty(horizon)

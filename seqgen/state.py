@@ -28,6 +28,8 @@ def save_state(path: str | Path, gen) -> None:
     snap = gen.snapshot()
     tensors = {f"state.{i}": a for i, a in enumerate(snap["state"])}
     tensors["last_output"] = snap["last_output"]
+    if "scale" in snap:
+        tensors["scale"] = snap["scale"]
     meta = {"format": STATE_FORMAT, "format_version": STATE_VERSION, "checkpoint_checksum": gen.checkpoint_checksum,
             "kind": "text" if gen.is_text else "series", "batch_size": gen.batch_size, "rng": snap["rng"],
             "sampling": asdict(gen.sampling)}
@@ -101,4 +103,4 @@ def load_state(path: str | Path, gen) -> dict:
         raise CheckpointError(f"{path} was saved from another checkpoint; load it with the checkpoint that wrote it")
     count = sum(1 for name in tensors if name.startswith("state."))
     return {"state": [tensors[f"state.{i}"] for i in range(count)], "last_output": tensors["last_output"],
-            "rng": meta["rng"]}
+            "rng": meta["rng"], "scale": tensors.get("scale")}

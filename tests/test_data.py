@@ -12,13 +12,22 @@ from seqgen import DataError, SineConfig, UsageError, load_data
 
 
 def test_sine_waves_stay_in_the_requested_ranges():
-    data = load_data(None, sine=SineConfig(waves=50, length=300, amp_min=0.5, amp_max=1.0), seed=3)
+    data = load_data(None, sine=SineConfig(waves=50, length=300, amp_min=0.5, amp_max=1.0, scale_each=False), seed=3)
     waves = np.stack(data.streams)
     assert waves.shape == (50, 300)
     peaks = np.abs(waves).max(axis=1)
     assert peaks.min() > 0.45 and peaks.max() <= 1.0
     assert data.splits == [270] * 50
     assert data.kind == "series" and data.name == "sine"
+
+
+def test_scaled_sine_waves_have_one_size_whatever_their_amplitude():
+    # By default each wave is divided by the size of its first 100 values, the prime's length.
+    data = load_data(None, sine=SineConfig(waves=50, length=300, amp_min=0.5, amp_max=1.0), seed=3)
+    waves = np.stack(data.streams)
+    np.testing.assert_allclose(np.sqrt(np.mean(waves[:, :100].astype(np.float64) ** 2, axis=1)), 1.0, rtol=1e-5)
+    peaks = np.abs(waves).max(axis=1)
+    assert 1.2 < peaks.min() and peaks.max() < 1.7  # a sine's peak is sqrt(2) times its RMS, give or take the start
 
 
 def test_same_seed_same_waves():

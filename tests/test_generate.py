@@ -166,3 +166,30 @@ def test_torch_single_step_equals_forward(cell, layers, hidden, vocab):
     torch.testing.assert_close(torch.stack(outputs, dim=1), expected, atol=1e-5, rtol=1e-5)
     for a, b in zip(state if isinstance(state, tuple) else (state,), expected_state if isinstance(expected_state, tuple) else (expected_state,)):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_a_model_trained_on_scaled_waves_continues_each_prime_at_its_own_size(sine_checkpoint):
+    # Trained with each wave divided by its own size, the generator divides each stream by its
+    # prime's: a prime three times larger gets the same continuation, three times larger.
+    gen = Generator.from_checkpoint(str(sine_checkpoint))
+    assert gen.scale_each
+    t = np.arange(100)
+    prime = np.sin(2 * np.pi * t / 30)[None, :] * np.array([[0.2], [0.6]])  # two streams, one shape
+    gen.reset(2)
+    gen.feed(prime)
+    values = np.stack([gen.step() for _ in range(200)])
+    np.testing.assert_allclose(values[:, 1], 3 * values[:, 0], rtol=1e-4, atol=1e-6)
+    # Unscaled, the same network would see two different inputs and answer in two different ways.
+    gen.scale_each = False
+    gen.reset(2)
+    gen.feed(prime)
+    plain = np.stack([gen.step() for _ in range(200)])
+    assert not np.allclose(plain[:, 1], 3 * plain[:, 0], rtol=1e-2)
+
+
+def test_checkpoints_from_before_scaling_keep_generating_unscaled(sine_checkpoint):
+    from seqgen import load_checkpoint
+
+    old = load_checkpoint(sine_checkpoint)
+    del old.data["source"]["scale_each"]  # as a checkpoint written before the option existed
+    assert not Generator.from_checkpoint(old).scale_each
