@@ -477,6 +477,7 @@ def sine_dataset(config: SineConfig, val_fraction: float, seed: int) -> Dataset:
     desc = (
         f"{config.waves} sine waves of {config.length} steps, period {config.period_min:g}-{config.period_max:g}, "
         f"amplitude {config.amp_min:g}-{config.amp_max:g}" + (f", noise {config.noise:g}" if config.noise else "")
+        + (", each scaled by its own size" if config.scale_each else "")
     )
     return Dataset(
         kind="series", name="sine", description=desc, streams=list(waves), splits=[split] * config.waves,

@@ -15,7 +15,7 @@ import numpy as np
 
 from .checkpoint import Checkpoint, load_checkpoint
 from .config import ModelConfig
-from .data import MIN_SCALE_PRIME, SineConfig, sine_waves, stream_scale
+from .data import MIN_SCALE_PRIME, SCALE_PRIME, SineConfig, sine_waves, stream_scale
 from .errors import DataError, UsageError
 from .numpy_model import NumpyModel
 
@@ -513,8 +513,17 @@ def follow(gen: Generator, values: Iterable[float], horizon: int = 1) -> Iterato
         raise UsageError(f"--horizon must be >= 1, got {horizon}")
     if gen.batch_size != 1:
         gen.reset(1)
+    seen: list[float] = []
     for value in values:
-        gen.feed([value])
+        if gen.scale_each and len(seen) < SCALE_PRIME:
+            # The stream's size is measured on its first SCALE_PRIME values, as on a prime; until
+            # there are that many, each new value refines the measure and the state is run again
+            # from the start under it (at most SCALE_PRIME short runs, once).
+            seen.append(value)
+            gen.reset(1)
+            gen.feed(seen)
+        else:
+            gen.feed([value])
         if horizon == 1:
             yield gen.to_values(gen.last_output)
             continue

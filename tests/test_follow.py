@@ -61,3 +61,18 @@ def test_follow_in_a_pipe_writes_a_line_per_input(wave_checkpoint):
     bad = subprocess.run([sys.executable, "-m", "seqgen", "follow", str(wave_checkpoint)], input="1\nabc\n",
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "line 2: 'abc' is not a number" in bad.stderr
+
+
+def test_a_model_of_scaled_waves_measures_the_live_stream_as_it_would_a_prime(sine_checkpoint):
+    # Such a model divides each stream by the size of its first 100 values. Fed one value at a
+    # time, follow measures that size as the values come; from the 100th value on, its
+    # forecasts are those of a generator primed with the first 100 and then fed the rest.
+    wave = 0.7 * np.sin(2 * math.pi * np.arange(160) / 31)
+    live = np.array([f[0] for f in follow(Generator.from_checkpoint(str(sine_checkpoint)), wave)])
+    primed = Generator.from_checkpoint(str(sine_checkpoint))
+    primed.feed(wave[:100])
+    expected = [primed.to_values(primed.last_output)[0]]
+    for value in wave[100:]:
+        primed.feed([value])
+        expected.append(primed.to_values(primed.last_output)[0])
+    np.testing.assert_allclose(live[99:], expected, rtol=1e-5, atol=1e-6)
