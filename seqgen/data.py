@@ -100,6 +100,9 @@ class Dataset:
     std: float = 1.0
     source: dict = field(default_factory=dict)
     val_fraction: float = 0.1
+    # With each stream scaled by its own size: the mean of those sizes, the best guess for a
+    # stream too short to measure.
+    typical_scale: float | None = None
 
     @property
     def train_streams(self) -> list[np.ndarray]:
@@ -471,8 +474,10 @@ def text_dataset(text: str, name: str, label: str, val_fraction: float) -> Datas
 def sine_dataset(config: SineConfig, val_fraction: float, seed: int) -> Dataset:
     config.check()
     waves = sine_waves(config.waves, config.length, config, np.random.default_rng(seed))
+    typical = None
     if config.scale_each:
-        waves = (waves / stream_scale(waves)[:, None]).astype(np.float32)
+        sizes = stream_scale(waves)
+        waves, typical = (waves / sizes[:, None]).astype(np.float32), float(sizes.mean())
     split = _split_point(config.length, val_fraction, "the sine waves")
     desc = (
         f"{config.waves} sine waves of {config.length} steps, period {config.period_min:g}-{config.period_max:g}, "
@@ -481,7 +486,7 @@ def sine_dataset(config: SineConfig, val_fraction: float, seed: int) -> Dataset:
     )
     return Dataset(
         kind="series", name="sine", description=desc, streams=list(waves), splits=[split] * config.waves,
-        source={"type": "sine", **asdict(config)}, val_fraction=val_fraction,
+        source={"type": "sine", **asdict(config)}, val_fraction=val_fraction, typical_scale=typical,
     )
 
 

@@ -145,7 +145,7 @@ class Generator:
         self.checkpoint_checksum: str | None = None  # set by from_checkpoint; ties saved states to their model
         # Series models trained with each stream divided by its own size (SineConfig.scale_each)
         # divide each stream by its prime's size the same way; `scale` holds those sizes.
-        self.scale_each = False
+        self.scale_each, self.typical_scale = False, 1.0
         self.reset()
 
     @property
@@ -175,9 +175,10 @@ class Generator:
             raise DataError("the prime is empty: give at least one character or value")
         if self.scale_each:
             if self.scale is None:
-                # Measured on the first feed (the prime); a lone value (as `follow` feeds) says
-                # nothing about a wave's size, so the training data's scale stands in for it.
-                self.scale = stream_scale(x) if x.shape[1] >= MIN_SCALE_PRIME else np.ones(len(x))
+                # Measured on the first feed (the prime); a few values say little about a wave's
+                # size, so below MIN_SCALE_PRIME the training waves' mean size stands in for it.
+                self.scale = (stream_scale(x) if x.shape[1] >= MIN_SCALE_PRIME
+                              else np.full(len(x), self.typical_scale))
             x = x / self.scale[:, None]
         outputs, self.state = self.model.forward(x, self.state)
         self.last_output = outputs[:, -1]
@@ -274,6 +275,7 @@ class Generator:
                   sampling=sampling, seed=seed)
         gen.checkpoint_checksum = ckpt.meta.get("checksum")
         gen.scale_each = bool(data.get("source", {}).get("scale_each", False))
+        gen.typical_scale = float(data.get("typical_scale", 1.0))
         return gen
 
     def to_values(self, outputs: np.ndarray) -> np.ndarray:

@@ -518,6 +518,8 @@ def data_meta(data: Dataset) -> dict:
         meta["vocab"] = data.vocab
     else:
         meta.update(mean=data.mean, std=data.std)
+        if data.typical_scale is not None:
+            meta["typical_scale"] = data.typical_scale
         if data.source.get("type") != "sine":
             tail = data.train_streams[0][-PRIME_KEEP:]
             meta["prime"] = [float(v) for v in data.unscale(tail.astype(np.float64))]

@@ -193,3 +193,16 @@ def test_checkpoints_from_before_scaling_keep_generating_unscaled(sine_checkpoin
     old = load_checkpoint(sine_checkpoint)
     del old.data["source"]["scale_each"]  # as a checkpoint written before the option existed
     assert not Generator.from_checkpoint(old).scale_each
+
+
+def test_a_prime_too_short_to_measure_gets_the_training_waves_typical_size(sine_checkpoint):
+    from seqgen import load_checkpoint
+
+    typical = load_checkpoint(sine_checkpoint).data["typical_scale"]
+    assert 0.35 < typical < 0.71  # amplitudes 0.5-1.0: sizes (RMS) about 0.35-0.71
+    gen = Generator.from_checkpoint(str(sine_checkpoint))
+    gen.feed([0.1, 0.3, 0.5])
+    np.testing.assert_allclose(gen.scale, [typical])
+    gen.reset(1)
+    gen.feed(0.9 * np.sin(np.arange(40) / 5))  # enough values: measured
+    assert abs(gen.scale[0] - 0.9 / np.sqrt(2)) < 0.1
