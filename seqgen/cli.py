@@ -178,10 +178,14 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
     if data is None and encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
         raise UsageError("--encoding says how to read DATA; the built-in sine waves are not read from a file")
     data_seed = seed if seed is not None else (checkpoint.meta["train"]["seed"] if checkpoint else 0)
-    if checkpoint and checkpoint.data.get("source", {}).get("type") == "sine" and data is None:
-        # A checkpoint from before scale_each existed trained on unscaled waves.
+    if checkpoint and checkpoint.data.get("source", {}).get("type") == "sine":
+        # A checkpoint from before scale_each existed trained on unscaled waves; a resumed run
+        # goes on with the waves it began with.
         stored = {"scale_each": False, **checkpoint.data["source"]}
-        sine = from_dict(SineConfig, {k: v for k, v in stored.items() if k != "type"})
+        if data is None:
+            sine = from_dict(SineConfig, {k: v for k, v in stored.items() if k != "type"})
+        else:
+            sine = replace(sine, scale_each=stored["scale_each"])
     dataset = load_data(data, kind=kind, encoding=encoding, val_fraction=val_fraction, sine=sine, seed=data_seed,
                         cache_dir=cache_dir)
     if checkpoint:

@@ -515,9 +515,11 @@ def follow(gen: Generator, values: Iterable[float], horizon: int = 1) -> Iterato
         raise UsageError(f"--horizon must be >= 1, got {horizon}")
     if gen.batch_size != 1:
         gen.reset(1)
+    # A generator already primed (or restored) keeps its state and its measured size.
+    measuring = gen.scale_each and gen.last_output is None
     seen: list[float] = []
     for value in values:
-        if gen.scale_each and len(seen) < SCALE_PRIME:
+        if measuring and len(seen) < SCALE_PRIME:
             # The stream's size is measured on its first SCALE_PRIME values, as on a prime; until
             # there are that many, each new value refines the measure and the state is run again
             # from the start under it (at most SCALE_PRIME short runs, once).

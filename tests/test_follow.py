@@ -76,3 +76,24 @@ def test_a_model_of_scaled_waves_measures_the_live_stream_as_it_would_a_prime(si
         primed.feed([value])
         expected.append(primed.to_values(primed.last_output)[0])
     np.testing.assert_allclose(live[99:], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_follow_answers_a_stream_three_times_larger_with_forecasts_three_times_larger(sine_checkpoint):
+    wave = 0.3 * np.sin(2 * math.pi * np.arange(140) / 27)
+    small = [f[0] for f in follow(Generator.from_checkpoint(str(sine_checkpoint)), wave)]
+    large = [f[0] for f in follow(Generator.from_checkpoint(str(sine_checkpoint)), 3 * wave)]
+    np.testing.assert_allclose(large[20:], 3 * np.array(small[20:]), rtol=1e-4, atol=1e-6)
+
+
+def test_follow_after_a_prime_keeps_the_primed_state(sine_checkpoint):
+    wave = 0.6 * np.sin(2 * math.pi * np.arange(130) / 30)
+    followed = Generator.from_checkpoint(str(sine_checkpoint))
+    followed.feed(wave[:100])
+    live = [f[0] for f in follow(followed, wave[100:])]
+    fed = Generator.from_checkpoint(str(sine_checkpoint))
+    fed.feed(wave[:100])
+    expected = []
+    for value in wave[100:]:
+        fed.feed([value])
+        expected.append(fed.to_values(fed.last_output)[0])
+    np.testing.assert_allclose(live, expected, rtol=1e-6)
