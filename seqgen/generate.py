@@ -161,7 +161,7 @@ class Generator:
         """Zero the state for `batch_size` independent streams; nothing has been fed yet."""
         self.batch_size = batch_size
         self.state = self.model.init_state(batch_size)
-        self.scale: np.ndarray | None = None
+        self._set_scale(None)
         self.last_output: np.ndarray | None = None
 
     def feed(self, inputs) -> np.ndarray:
@@ -177,8 +177,8 @@ class Generator:
             if self.scale is None:
                 # Measured on the first feed (the prime); a few values say little about a wave's
                 # size, so below MIN_SCALE_PRIME the training waves' mean size stands in for it.
-                self.scale = (stream_scale(x) if x.shape[1] >= MIN_SCALE_PRIME
-                              else np.full(len(x), self.typical_scale))
+                self._set_scale(stream_scale(x) if x.shape[1] >= MIN_SCALE_PRIME
+                                else np.full(len(x), self.typical_scale))
             x = x / self.scale[:, None]
         outputs, self.state = self.model.forward(x, self.state)
         self.last_output = outputs[:, -1]
@@ -194,10 +194,9 @@ class Generator:
             x = items
         else:
             x = self.last_output.astype(np.float64)  # a copy: the backend reuses its output buffer
-            unit = self.std if self.scale is None else self.std * self.scale  # data units per model unit
             if self.sampling.noise > 0:
-                x += self.rng.normal(0.0, self.sampling.noise / unit, size=x.shape)
-            items = x * unit + self.mean
+                x += self.rng.normal(0.0, self.sampling.noise / self.unit, size=x.shape)
+            items = self.to_values(x)
         self.last_output, self.state = self.model.step(x, self.state)
         return items
 
@@ -229,7 +228,7 @@ class Generator:
         self.batch_size = len(snapshot["last_output"])
         self.last_output = np.array(snapshot["last_output"])
         self.rng.bit_generator.state = snapshot["rng"]
-        self.scale = None if snapshot.get("scale") is None else np.array(snapshot["scale"], dtype=np.float64)
+        self._set_scale(None if snapshot.get("scale") is None else np.array(snapshot["scale"], dtype=np.float64))
 
     # --- text helpers -------------------------------------------------------------------
     def encode(self, text: str) -> np.ndarray:
@@ -280,8 +279,12 @@ class Generator:
 
     def to_values(self, outputs: np.ndarray) -> np.ndarray:
         """A continuous model's (batch,) outputs in the data's units."""
-        unit = self.std if self.scale is None else self.std * self.scale
-        return outputs * unit + self.mean
+        return outputs * self.unit + self.mean
+
+    def _set_scale(self, scale: np.ndarray | None) -> None:
+        # `unit` (data units per model unit) is worked out here, once, not on every step.
+        self.scale = scale
+        self.unit = self.std if scale is None else self.std * scale
 
 
 def torch_model_from_checkpoint(ckpt: Checkpoint, device: str = "cpu") -> TorchRunner:
