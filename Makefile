@@ -1,0 +1,33 @@
+# Two commands from a fresh clone:
+#   make demo   sets up .venv, samples from the shipped model, trains briefly on sine waves
+#   make test   sets up .venv the same way and runs the test suite (what CI runs)
+# Both reuse .venv once it is set up; `make clean` removes it.
+
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: demo test test-slow setup clean
+
+setup: $(VENV)/.ready
+
+# Rebuilt when the project's requirements change; otherwise a second run does nothing.
+$(VENV)/.ready: pyproject.toml scripts/setup-venv
+	VENV=$(VENV) PYTHON=$(PYTHON) sh scripts/setup-venv
+	touch $@
+
+demo: setup
+	$(BIN)/seqgen sample checkpoints/sine.safetensors --length 200 --plot --seed 1 > /dev/null
+	$(BIN)/seqgen sample checkpoints/tinyshakespeare.safetensors --prime "ROMEO:" --length 300 --temperature 0.8 --seed 1
+	$(BIN)/seqgen train --out checkpoints/demo-sine.safetensors --force
+	$(BIN)/seqgen sample checkpoints/demo-sine.safetensors --length 300 --plot --seed 1 > /dev/null
+	$(BIN)/seqgen eval checkpoints/demo-sine.safetensors --seed 1
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m slow
+
+clean:
+	rm -rf $(VENV)
