@@ -55,7 +55,7 @@ def store_entry(folder: Path, key: str, fill: Callable[[BinaryIO], dict]) -> tup
     """Build an entry: `fill(file)` writes the array's bytes and returns its description
     (which must give "dtype" and "count"). Concurrent builders of one key are harmless:
     each renames a complete file into place."""
-    from .checkpoint import write_atomic
+    from .files import write_atomic
     from .errors import CheckpointError
 
     try:

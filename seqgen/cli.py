@@ -38,6 +38,22 @@ def say(message: str, style: str | None = None) -> None:
     console.print(message, style=style, markup=False, highlight=False, soft_wrap=True)
 
 
+# The library names a parameter in backquotes (`top_k`, `SineConfig.noise`); the command line
+# names the flag that sets it. Most flags are the parameter's name with dashes.
+FLAG_NAMES = {"SineConfig.waves": "--sine-waves", "SineConfig.length": "--sine-length",
+              "SineConfig.noise": "--sine-noise"}
+PARAMETER = re.compile(r"`([A-Za-z_][\w.]*)`")
+
+
+def as_flags(message: str) -> str:
+    """A library message worded for the command line: each `parameter` becomes its --flag."""
+    def flag(match: re.Match) -> str:
+        name = match[1]
+        return FLAG_NAMES.get(name) or "--" + name.rsplit(".", 1)[-1].replace("_", "-")
+
+    return PARAMETER.sub(flag, message)
+
+
 def _check_seed(value: Optional[int]) -> Optional[int]:
     # NumPy's generators refuse negative seeds and torch's refuse ones past 64 bits: say so in one line.
     if value is not None and not 0 <= value < 2**63:
@@ -210,7 +226,8 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
 def _check_split(dataset, train_config, nproc: int) -> None:
     """What each rank would find wrong with the device, the data's length or the batch's split."""
     from .distributed import Group
-    from .train import make_tracks, resolve_device
+    from .device import resolve_device
+    from .train import make_tracks
 
     resolve_device(train_config.device)
     label = dataset.source.get("path", "the training data")
@@ -481,7 +498,7 @@ class FileOutput:
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
-            from .checkpoint import write_atomic
+            from .files import write_atomic
 
             try:
                 write_atomic(self.path, self.buffer.getvalue().encode("utf-8"))
@@ -705,7 +722,7 @@ def main() -> None:
             import traceback
 
             traceback.print_exc()  # and still the exit status a script would see without --debug
-        say(f"seqgen: error: {e}", style="red")
+        say(f"seqgen: error: {as_flags(str(e))}", style="red")
         sys.exit(e.exit_code)
     except click.UsageError as e:  # an unknown option, a missing argument, a bad value...
         where = e.ctx.command_path if e.ctx is not None else "seqgen"

@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 
 from .errors import UsageError
-from .numpy_model import usable_cores
+from .device import resolve_device, usable_cores
 
 
 def launched() -> bool:
@@ -100,8 +100,7 @@ def process_group(device: str) -> Iterator[Group]:
     if not launched() or dist.is_initialized():
         yield current()
         return
-    from .train import resolve_device  # a missing device is one line, before any CUDA call
-
+    # A missing device is one line, before any CUDA call.
     use_cuda = resolve_device(device).type == "cuda"
     if use_cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))

@@ -291,7 +291,7 @@ def torch_model_from_checkpoint(ckpt: Checkpoint, device: str = "cpu") -> TorchR
     import torch
 
     from .model import SeqModel
-    from .train import resolve_device
+    from .device import resolve_device
 
     model = SeqModel(ckpt.model_config)
     model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in ckpt.weights.items()})

@@ -13,12 +13,12 @@ ROWS_PER_THREAD); a single stream runs on the calling thread alone.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .config import ModelConfig
+from .device import usable_cores
 
 # State: [h, c] for an LSTM, [h] otherwise; each array is (layers, batch, hidden), as in PyTorch.
 NumpyState = list
@@ -26,13 +26,6 @@ NumpyState = list
 # (NumPy releases the GIL in its matrix products and elementwise loops). Each slice gets at least
 # this many streams: below that, handing work to another thread costs more than it saves.
 ROWS_PER_THREAD = 16
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 class NumpyModel:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import write_atomic
+from .files import write_atomic
 from .errors import CheckpointError, UsageError
 
 STATE_FORMAT = "seqgen-state"

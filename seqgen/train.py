@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from .checkpoint import Checkpoint, save_checkpoint
 from .config import ModelConfig, TrainConfig
 from .data import Dataset
+from .device import resolve_device
 from .distributed import current as current_group, device_for
 from .errors import CheckpointError, DataError, TrainingError, UsageError
 from .model import SeqModel, State, detach_state, parameter_count, state_from_tensors, state_tensors
@@ -55,23 +56,6 @@ class TrainResult:
 
 Event = dict
 EventHandler = Callable[[Event], None]
-
-
-def resolve_device(name: str) -> torch.device:
-    """Map --device auto|cpu|cuda|mps to a torch device, failing clearly when it is absent."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available here (use --device cpu or auto)")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UsageError("--device mps: Apple's MPS is not available here (use --device cpu or auto)")
-    if name != "cpu" and not name.startswith(("cuda", "mps")):
-        raise UsageError(f"--device must be auto, cpu, cuda or mps, got {name!r}")
-    return torch.device(name)
 
 
 class ThreadTuner:
