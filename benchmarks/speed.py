@@ -41,7 +41,7 @@ from seqgen.config import defaults_for  # noqa: E402
 from seqgen.data import text_dataset  # noqa: E402
 from seqgen.checkpoint import load_checkpoint  # noqa: E402
 from seqgen.device import usable_cores  # noqa: E402
-from seqgen.numpy_model import ROWS_PER_THREAD, NumpyModel  # noqa: E402
+from seqgen.model.numpy_backend import ROWS_PER_THREAD, NumpyModel  # noqa: E402
 
 SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 VOCAB = 65

@@ -137,7 +137,7 @@ def train(
     """Train a model on DATA and save it as a checkpoint."""
     from .config import ModelConfig, TrainConfig
     from .data import SineConfig
-    from .distributed import launched, local_leader_first, process_group, relaunch
+    from .train.distributed import launched, local_leader_first, process_group, relaunch
 
     model_opts = dict(cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout)
     train_opts = dict(batch_size=batch_size, window=window, lr=lr, clip=clip, warmup=warmup, input_noise=input_noise, free_run=free_run,
@@ -225,9 +225,9 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
 
 def _check_split(dataset, train_config, nproc: int) -> None:
     """What each rank would find wrong with the device, the data's length or the batch's split."""
-    from .distributed import Group
+    from .train.distributed import Group
     from .device import resolve_device
-    from .train import make_tracks
+    from .train.trainer import make_tracks
 
     resolve_device(train_config.device)
     label = dataset.source.get("path", "the training data")
@@ -398,13 +398,14 @@ def sample(
 ) -> None:
     """Generate from a trained checkpoint; the output goes to stdout (or --output)."""
     from .checkpoint import load_checkpoint
-    from .generate import Generator, generate_steps, sampling_for, start
+    from .generate import Generator
+    from .generate.api import generate_steps, sampling_for, start
     from .output import check_format, unescape
 
     if length < 0:
         raise UsageError(f"--length must be >= 0, got {length}")
     if save_state is not None:
-        from .state import check_state_target
+        from .generate.state import check_state_target
 
         check_state_target(save_state)
         if output is not None and output.resolve() == save_state.resolve():
@@ -457,7 +458,7 @@ def sample(
 
         save_plot(plot_file, fed, drawn)
     if save_state is not None:
-        from .state import save_state as write_state
+        from .generate.state import save_state as write_state
 
         write_state(save_state, gen)
 
@@ -513,7 +514,8 @@ def _open_output(path: Optional[Path], line_flush: bool = False):
 
 def _read_prime(ckpt, prime: Optional[str], prime_file: Optional[Path]):
     from .data import decode_text
-    from .generate import as_prime, parse_numbers
+    from .data import parse_numbers
+    from .generate.api import as_prime
 
     if prime is not None and prime_file is not None:
         raise UsageError("give either --prime or --prime-file, not both")
@@ -746,7 +748,7 @@ def main() -> None:
 
 def _lost_peer(error: Exception) -> bool:
     """Whether a rank's error is gloo's report of a peer process that went away."""
-    from .distributed import launched
+    from .train.distributed import launched
 
     text = str(error)
     return launched() and ("Connection closed by peer" in text or "Connection reset by peer" in text)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, fields
 from .errors import UsageError
 
 CELL_NAMES = ("lstm", "gru", "rnn")
+# Output heads of continuous models (see model/heads.py).
+HEAD_NAMES = ("point",)
 
 
 @dataclass
@@ -22,6 +24,7 @@ class ModelConfig:
     embed: int = 64
     dropout: float = 0.0
     vocab_size: int = 0
+    head: str = "point"  # continuous models: what the output means (model/heads.py)
 
     @property
     def is_text(self) -> bool:
@@ -29,12 +32,14 @@ class ModelConfig:
 
     def check(self) -> None:
         if self.cell not in CELL_NAMES:
-            raise UsageError(f"--cell must be one of {', '.join(CELL_NAMES)}, got {self.cell!r}")
+            raise UsageError(f"`cell` must be one of {', '.join(CELL_NAMES)}, got {self.cell!r}")
+        if self.head not in HEAD_NAMES:
+            raise UsageError(f"`head` must be one of {', '.join(HEAD_NAMES)}, got {self.head!r}")
         for name in ("layers", "hidden", "embed"):
             if getattr(self, name) < 1:
-                raise UsageError(f"--{name} must be >= 1, got {getattr(self, name)}")
+                raise UsageError(f"`{name}` must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.dropout < 1:
-            raise UsageError(f"--dropout must be in [0, 1), got {self.dropout}")
+            raise UsageError(f"`dropout` must be in [0, 1), got {self.dropout}")
 
 
 @dataclass
@@ -61,15 +66,15 @@ class TrainConfig:
     def check(self) -> None:
         for name in ("batch_size", "window", "eval_every"):
             if getattr(self, name) < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+                raise UsageError(f"`{name}` must be >= 1, got {getattr(self, name)}")
         for name in ("steps", "epochs", "max_time"):
             value = getattr(self, name)
             if value is not None and value <= 0:
-                raise UsageError(f"--{name.replace('_', '-')} must be > 0, got {value}")
+                raise UsageError(f"`{name}` must be > 0, got {value}")
         if self.lr <= 0 or self.clip <= 0:
-            raise UsageError("--lr and --clip must be > 0")
+            raise UsageError("`lr` and `clip` must be > 0")
         if self.input_noise < 0 or self.warmup < 0 or self.free_run < 0:
-            raise UsageError("--input-noise, --warmup and --free-run must be >= 0")
+            raise UsageError("`input_noise`, `warmup` and `free_run` must be >= 0")
 
 
 def defaults_for(kind: str) -> tuple[ModelConfig, TrainConfig]:

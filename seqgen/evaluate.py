@@ -90,7 +90,7 @@ def checkpoint_val_fraction(ckpt: Checkpoint) -> float:
 def evaluate_text(checkpoint: str | Path | Checkpoint, data: str | Path | None = None, *,
                   val_fraction: float | None = None, encoding: str = "utf-8", device: str = "cpu") -> TextEval:
     """Mean validation loss (nats/char) over the last `val_fraction` of `data`, in one unbroken stream."""
-    from .generate import torch_model_from_checkpoint
+    from .generate.generator import torch_model_from_checkpoint
     from .train import evaluate_loss
 
     ckpt = _load(checkpoint)

@@ -115,9 +115,9 @@ def test_missing_file_and_bad_fraction(tmp_path):
 def test_text_is_cached_as_a_memmap_reused_until_the_file_changes(tmp_path, monkeypatch):
     import os
 
-    import seqgen.data
+    import seqgen.data.reading
 
-    monkeypatch.setattr(seqgen.data, "CHUNK_BYTES", 7)  # many chunk boundaries, some inside a character
+    monkeypatch.setattr(seqgen.data.reading, "CHUNK_BYTES", 7)  # many chunk boundaries, some inside a character
     path, cache = tmp_path / "src" / "u.txt", tmp_path / "cache"
     path.parent.mkdir()
     text = "naïve café ☕ 漢字 🙂\n" * 5
@@ -148,9 +148,9 @@ def test_series_is_cached_scaled_as_float32(tmp_path, series_file):
 
 
 def test_bad_byte_after_a_chunk_boundary_names_its_offset_and_line(tmp_path, monkeypatch):
-    import seqgen.data
+    import seqgen.data.reading
 
-    monkeypatch.setattr(seqgen.data, "CHUNK_BYTES", 5)
+    monkeypatch.setattr(seqgen.data.reading, "CHUNK_BYTES", 5)
     path = tmp_path / "bad.txt"
     path.write_bytes("abc\nd\u00e9f\ngh".encode() + b"\xff" + b"ij\n" * 20)
     with pytest.raises(DataError, match=r"byte 11 \(line 3\) is 0xff") as streamed:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from seqgen import UsageError, load_checkpoint
-from seqgen.distributed import Group, wait_for_ranks
+from seqgen.train.distributed import Group, wait_for_ranks
 
 from conftest import TINY_TEXT
 from test_reliability import env

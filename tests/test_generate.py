@@ -11,7 +11,7 @@ import torch
 
 from seqgen import Generator, ModelConfig, SampleConfig, SeqModel
 from seqgen.generate import TorchRunner
-from seqgen.numpy_model import NumpyModel
+from seqgen.model.numpy_backend import NumpyModel
 
 CASES = [(cell, layers, hidden) for cell in ("lstm", "gru", "rnn") for layers, hidden in ((1, 8), (2, 16), (3, 5))]
 

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from seqgen import CheckpointError, MissingPackage, SampleConfig, UsageError
 from seqgen.cli import app
-from seqgen.generate import StopMatcher, sample
+from seqgen.generate import sample
+from seqgen.generate.sampling import StopMatcher
 
 runner = CliRunner()
 
@@ -145,7 +146,7 @@ def test_state_hand_off_through_the_cli(text_checkpoint, tmp_path):
 
 
 def test_a_continuation_changes_only_the_sampling_options_given(text_checkpoint, tmp_path):
-    from seqgen.generate import sampling_for
+    from seqgen.generate.api import sampling_for
 
     state = tmp_path / "s.safetensors"
     sample(text_checkpoint, length=5, temperature=0.3, top_k=3, seed=1, save_state=state)

@@ -18,7 +18,7 @@ from typing import BinaryIO, Callable
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 # Bump when the layout of an entry changes, so old entries are ignored rather than misread.
 CACHE_FORMAT = 1
@@ -55,8 +55,8 @@ def store_entry(folder: Path, key: str, fill: Callable[[BinaryIO], dict]) -> tup
     """Build an entry: `fill(file)` writes the array's bytes and returns its description
     (which must give "dtype" and "count"). Concurrent builders of one key are harmless:
     each renames a complete file into place."""
-    from .files import write_atomic
-    from .errors import CheckpointError
+    from ..files import write_atomic
+    from ..errors import CheckpointError
 
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import write_atomic
-from .errors import CheckpointError, UsageError
+from ..errors import CheckpointError, UsageError
+from ..files import write_atomic
+from .sampling import SampleConfig
 
 STATE_FORMAT = "seqgen-state"
 STATE_VERSION = 1
@@ -58,8 +59,6 @@ def check_state_target(path: str | Path) -> None:
 
 def saved_sampling(path: str | Path):
     """The sampling settings a state file was saved with (a `SampleConfig`), or None if it holds none."""
-    from .generate import SampleConfig
-
     meta = _state_meta(Path(path))
     saved = (meta or {}).get("sampling")
     if not isinstance(saved, dict):

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
+from ..config import ModelConfig
+from .heads import head_for
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
@@ -33,7 +34,7 @@ class SeqModel(nn.Module):
             self.embed = nn.Embedding(config.vocab_size, config.embed)
             input_size, output_size = config.embed, config.vocab_size
         else:
-            input_size, output_size = 1, 1
+            input_size, output_size = 1, head_for(config).size
         self.rnn = CELLS[config.cell](
             input_size, config.hidden, num_layers=config.layers, batch_first=True,
             dropout=config.dropout if config.layers > 1 else 0.0,

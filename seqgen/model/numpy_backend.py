@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .config import ModelConfig
-from .device import usable_cores
+from ..config import ModelConfig
+from ..device import usable_cores
 
 # State: [h, c] for an LSTM, [h] otherwise; each array is (layers, batch, hidden), as in PyTorch.
 NumpyState = list

@@ -21,8 +21,8 @@ from typing import Iterator
 import torch
 import torch.distributed as dist
 
-from .errors import UsageError
-from .device import resolve_device, usable_cores
+from ..errors import UsageError
+from ..device import resolve_device, usable_cores
 
 
 def launched() -> bool:

@@ -22,24 +22,30 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import Checkpoint, save_checkpoint
-from .config import ModelConfig, TrainConfig
-from .data import Dataset
-from .device import resolve_device
+from ..checkpoint import Checkpoint, save_checkpoint
+from ..config import ModelConfig, TrainConfig
+from ..data import Dataset
+from ..device import resolve_device
 from .distributed import current as current_group, device_for
-from .errors import CheckpointError, DataError, TrainingError, UsageError
-from .model import SeqModel, State, detach_state, parameter_count, state_from_tensors, state_tensors
+from ..errors import CheckpointError, DataError, TrainingError, UsageError
+from ..model.heads import head_for
+from ..model.network import SeqModel, State, detach_state, parameter_count, state_from_tensors, state_tensors
+from .threads import ThreadTuner
+
 
 # How many values of a series the checkpoint keeps as the default prime for `seqgen sample`.
 PRIME_KEEP = 200
+
 # Text validation during training runs the held-out tail as this many warmed-up pieces side by
 # side (see evaluate_loss); `seqgen eval` runs it as one unbroken stream.
 VAL_PIECES = 16
+
 # A run that blows up goes back to its best weights with half the learning rate, this many times
 # at most before it gives up. Text counts as blown up when both the validation loss and the
 # smoothed training loss are this factor above their values at the best step: overfitting raises
 # only the first, and a healthy run moves neither this much between two evaluations.
 MAX_ROLLBACKS = 3
+
 BLOWUP_FACTOR = 1.25
 
 
@@ -53,68 +59,9 @@ class TrainResult:
     items_per_sec: float
     stopped_by: str  # "limit", "interrupt"
 
-
 Event = dict
+
 EventHandler = Callable[[Event], None]
-
-
-class ThreadTuner:
-    """Times a training step on a single torch thread against the step before it, when the cores
-    look crowded or every `period` steps, and keeps whichever thread count was faster.
-
-    torch's OpenMP threads wait for each other by spinning. When another multi-threaded process
-    wants the same cores, every operation waits for a thread that is not running: measured on 2
-    cores, two default text trainings side by side ran at 200 characters/s each with two threads,
-    against about 7,000 each on one (11,000 alone on two). A step that got much less CPU time than
-    its threads could have used (spinning counts as CPU time, so an uncrowded step gets nearly
-    all of it) means the cores are shared, and the probe runs at once; otherwise it runs only
-    every `period` steps, so a short run on a quiet machine never pays for a slow probe step.
-    One thread or several compute the same weights here, bit for bit (the thread count splits the
-    work, not the sums), so seeded runs stay reproducible.
-    """
-
-    def __init__(self, period: int = 100, margin: float = 1.2, recheck: int = 10, crowded: float = 0.75,
-                 active: bool = True):
-        """`active`: False where the thread count does not set the pace (a GPU does the work)."""
-        self.most = torch.get_num_threads()
-        self.active = active
-        self.period, self.margin, self.recheck, self.crowded_share = period, margin, recheck, crowded
-        self.steps, self.before, self.probing = 0, math.inf, None
-        self.last_probe, self.crowded, self.started = -recheck, False, (0.0, 0.0)
-        self.wait = recheck  # steps between probes while crowded; doubles each time one thread loses
-
-    def before_step(self) -> None:
-        self.steps += 1
-        self.started = (time.perf_counter(), time.process_time())
-        if not self.active or self.most <= 1 or self.steps < 3:  # not the slow first steps
-            return
-        since = self.steps - self.last_probe
-        if self.steps % self.period == 0 or (self.crowded and since >= self.wait):
-            self.last_probe = self.steps
-            self.probing = torch.get_num_threads()
-            torch.set_num_threads(1 if self.probing > 1 else self.most)
-
-    def restore(self) -> None:
-        """Leave torch with the thread count it had (a library caller's setting)."""
-        torch.set_num_threads(self.most)
-
-    def after_step(self, seconds: float) -> int | None:
-        """Record the step's wall time; return the new thread count when the probe won."""
-        threads, (wall, cpu) = torch.get_num_threads(), self.started
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        self.crowded = threads > 1 and cpu < self.crowded_share * threads * wall
-        if self.probing is None:
-            self.before = seconds
-            return None
-        kept, self.probing = self.probing, None
-        if seconds * self.margin < self.before:
-            self.wait = self.recheck
-            return threads
-        # Where idle threads sleep rather than spin (OMP_WAIT_POLICY=PASSIVE), a quiet machine
-        # also looks crowded: probes that keep losing come ever more rarely.
-        self.wait = min(2 * self.wait, self.period)
-        torch.set_num_threads(kept)
-        return None
 
 
 def make_tracks(streams: list[np.ndarray], batch_size: int, window: int, label: str = "the training data") -> np.ndarray:
@@ -175,6 +122,7 @@ class Trainer:
         self.device = resolve_device(device_for(config.device))
         torch.manual_seed(config.seed)
         self.model = SeqModel(model_config).to(self.device)
+        self.head = None if model_config.is_text else head_for(model_config)
         # Under torchrun the forward pass goes through DDP, which averages the gradients across
         # ranks; validation, checkpoints and state_dict names use the bare model.
         self.net = self.model
@@ -290,12 +238,12 @@ class Trainer:
             predictions.append(prediction)
         if not predictions:
             return first.new_zeros(())
-        return F.mse_loss(torch.stack(predictions, dim=1), truth)
+        return self.head.loss(torch.stack(predictions, dim=1), truth)
 
     def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.model_config.is_text:
             return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
-        return F.mse_loss(out, y)
+        return self.head.loss(out, y)
 
     # --- validation ---------------------------------------------------------------------
     @torch.no_grad()

@@ -1,0 +1,50 @@
+"""The `Dataset` every source becomes: streams of token ids or scaled values, each with a validation tail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import DataError
+
+
+@dataclass
+class Dataset:
+    """Streams of token ids (text) or scaled values (series), each with a validation tail.
+
+    `splits[i]` is where the validation part of `streams[i]` begins. Series values are stored
+    scaled as (value - mean) / std; `unscale` turns model outputs back into user values.
+    """
+
+    kind: str  # "text" or "series"
+    name: str
+    description: str
+    streams: list[np.ndarray]
+    splits: list[int]
+    vocab: list[str] | None = None
+    mean: float = 0.0
+    std: float = 1.0
+    source: dict = field(default_factory=dict)
+    val_fraction: float = 0.1
+    # With each stream scaled by its own size: the mean of those sizes, the best guess for a
+    # stream too short to measure.
+    typical_scale: float | None = None
+
+    @property
+    def train_streams(self) -> list[np.ndarray]:
+        return [s[:k] for s, k in zip(self.streams, self.splits)]
+
+    @property
+    def val_streams(self) -> list[np.ndarray]:
+        return [s[k:] for s, k in zip(self.streams, self.splits)]
+
+    def unscale(self, values: np.ndarray) -> np.ndarray:
+        return values * self.std + self.mean
+
+
+def split_point(n: int, val_fraction: float, label: str) -> int:
+    split = n - max(1, int(round(n * val_fraction)))
+    if split < 2:
+        raise DataError(f"{label} is too short ({n} items) to split into training and validation data")
+    return split

@@ -1,0 +1,86 @@
+"""`load_data`: from a name on the command line (nothing, sine, -, a file) to a `Dataset`."""
+
+from __future__ import annotations
+
+import codecs
+import sys
+from pathlib import Path
+
+from ..errors import DataError, UsageError
+from .cache import cache_key, default_cache_dir, load_entry
+from .dataset import Dataset, split_point
+from .reading import decode_text, read_file, read_head
+from .series import cache_series, load_npy, looks_numeric, parse_series, series_dataset
+from .sine import SineConfig, sine_dataset
+from .text import cache_text, text_dataset
+
+
+def load_data(
+    path: str | None = None,
+    *,
+    kind: str = "auto",
+    encoding: str = "utf-8",
+    val_fraction: float = 0.1,
+    sine: SineConfig | None = None,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+) -> Dataset:
+    """Load training data: `None` or "sine" for the built-in waves, "-" for stdin, else a file.
+
+    `kind` is "auto", "text" or "series"; auto treats `.npy`/`.csv` and files whose first lines
+    are all numbers as series, anything else as text. A text or series file is decoded once into
+    `cache_dir` (default: see `seqgen.cache.default_cache_dir`) and its stream is a memmap of that.
+    """
+    if not 0 < val_fraction < 1:
+        raise UsageError(f"--val-fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+    if kind not in ("auto", "text", "series"):
+        raise UsageError(f"--kind must be auto, text or series, got {kind!r}")
+    if path is None or path == "sine":
+        return sine_dataset(sine or SineConfig(), val_fraction, seed)
+    if path == "-":
+        return _memory_dataset(sys.stdin.buffer.read(), "stdin", "", "standard input", kind, encoding, val_fraction)
+    suffix = Path(path).suffix.lower()
+    if suffix == ".npy":
+        return _memory_dataset(read_file(path), Path(path).stem or "data", suffix, path, kind, encoding, val_fraction)
+    return _file_dataset(path, kind, encoding, val_fraction, cache_dir)
+
+
+def _memory_dataset(raw: bytes, name: str, suffix: str, label: str, kind: str, encoding: str, val_fraction: float) -> Dataset:
+    """Data read whole into memory: standard input and .npy files."""
+    if not raw:
+        raise DataError(f"{label} is empty: give a file with some text or numbers in it")
+    if suffix == ".npy":
+        return series_dataset(load_npy(raw, label), name, label, val_fraction)
+    text = decode_text(raw, label, encoding)
+    if kind == "series" or (kind == "auto" and looks_numeric(text)):
+        return series_dataset(parse_series(text, label), name, label, val_fraction)
+    return text_dataset(text, name, label, val_fraction)
+
+
+def _file_dataset(path: str, kind: str, encoding: str, val_fraction: float, cache_dir: str | Path | None) -> Dataset:
+    """A text or series file, through the cache: decoded once, then mapped, never held whole in memory."""
+
+    source, name = Path(path), Path(path).stem or "data"
+    head = read_head(path, encoding)
+    if kind == "auto":
+        kind = "series" if source.suffix.lower() == ".csv" or looks_numeric(head) else "text"
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    params = {"kind": kind, "encoding": codecs.lookup(encoding).name}
+    if kind == "series":
+        params["val_fraction"] = val_fraction  # the stored values are scaled by the training part's statistics
+    key = cache_key(source, **params)
+    entry = load_entry(folder, key)
+    if kind == "series":
+        values, meta = entry or cache_series(path, encoding, val_fraction, folder, key)
+        return Dataset(
+            kind="series", name=name, description=f"numeric series from {path} ({len(values)} values)",
+            streams=[values], splits=[meta["split"]], mean=meta["mean"], std=meta["std"],
+            source={"type": "file", "path": path}, val_fraction=val_fraction,
+        )
+    ids, meta = entry or cache_text(path, encoding, folder, key)
+    split = split_point(len(ids), val_fraction, path)
+    return Dataset(
+        kind="text", name=name, description=f"text from {path} ({len(ids)} characters, {len(meta['vocab'])} distinct)",
+        streams=[ids], splits=[split], vocab=meta["vocab"], source={"type": "file", "path": path},
+        val_fraction=val_fraction,
+    )

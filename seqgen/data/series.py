@@ -1,0 +1,170 @@
+"""Numeric series: one number per line, a one-column CSV or a .npy array, scaled by its training part."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from array import array
+from pathlib import Path
+from typing import BinaryIO, Iterable, Iterator
+
+import numpy as np
+
+from ..errors import DataError
+from .cache import store_entry
+from .dataset import Dataset, split_point
+from .reading import decoded_chunks, iter_lines, stream_lines
+
+SERIES_SUFFIXES = {".npy", ".csv"}
+
+# How many leading lines decide whether a file without a telling suffix is a numeric series.
+SNIFF_LINES = 20
+
+
+def looks_numeric(text: str) -> bool:
+    """True when the first non-blank lines all parse as numbers (one column)."""
+    lines = [ln for ln in itertools.islice(iter_lines(text), SNIFF_LINES * 4) if ln.strip()][:SNIFF_LINES]
+    if not lines:
+        return False
+    return all(_parse_number(ln) is not None for ln in lines)
+
+
+def _parse_number(line: str) -> float | None:
+    try:
+        return float(line.strip().rstrip(","))
+    except ValueError:
+        return None
+
+
+def parse_series(text: str, label: str) -> np.ndarray:
+    """Parse one number per line (or a one-column CSV, with an optional header line)."""
+    blocks = list(parse_series_lines(iter_lines(text), label))
+    return np.concatenate(blocks) if blocks else np.zeros(0)
+
+
+def parse_series_lines(lines: Iterable[str], label: str, block: int = 1 << 20) -> Iterator[np.ndarray]:
+    """Parse numbered lines into float64 blocks of up to `block` values, naming the line of any problem."""
+    values = array("d")  # 8 bytes a value, where a list of floats takes 32
+    first, seen = True, 0
+    for number, line in enumerate(lines, start=1):
+        cell = line.strip()
+        if not cell:
+            continue
+        # Several cells with a number among them is a table; no number at all may be a header.
+        if "," in cell.rstrip(",") and any(_parse_number(part) is not None for part in cell.split(",")):
+            raise DataError(f"{label}, line {number}: more than one column ({cell[:40]!r}); give one number per line")
+        value = _parse_number(cell)
+        if value is None:
+            if first:
+                first = False
+                continue  # a CSV header
+            # A header and then no number at all: most likely text given where numbers were expected.
+            looks = "" if seen else "; it looks like text, not one number per line"
+            raise DataError(f"{label}, line {number}: {cell[:40]!r} is not a number{looks}")
+        first = False
+        if not math.isfinite(value):
+            raise DataError(f"{label}, line {number}: {cell!r} is not a finite number (remove NaN/inf values)")
+        values.append(value)
+        seen += 1
+        if len(values) >= block:
+            yield np.frombuffer(values, dtype=np.float64).copy()
+            values = array("d")
+    if values:
+        yield np.frombuffer(values, dtype=np.float64)
+
+
+def load_npy(raw: bytes, label: str) -> np.ndarray:
+    import io
+
+    try:
+        array = np.load(io.BytesIO(raw), allow_pickle=False)
+    except ValueError as e:
+        raise DataError(f"{label} is not a readable .npy array ({e})") from None
+    if array.ndim != 1 and not (array.ndim == 2 and 1 in array.shape):
+        raise DataError(f"{label} holds an array of shape {array.shape}; give a 1-D series")
+    if not np.issubdtype(array.dtype, np.number):
+        raise DataError(f"{label} holds {array.dtype} values; give numbers")
+    array = array.reshape(-1).astype(np.float64)
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
+        raise DataError(f"{label}: value {bad[0]} is not finite (remove NaN/inf values)")
+    return array
+
+
+def series_dataset(values: np.ndarray, name: str, label: str, val_fraction: float) -> Dataset:
+    """A numeric series, scaled to zero mean and unit variance over its training part."""
+    split = split_point(len(values), val_fraction, label)
+    mean, std = float(values[:split].mean()), float(values[:split].std())
+    if std == 0 or np.ptp(values) == 0:
+        raise DataError(f"{label}: the series has the same value everywhere; there is nothing to learn")
+    scaled = ((values - mean) / std).astype(np.float32)
+    return Dataset(
+        kind="series", name=name, description=f"numeric series from {label} ({len(values)} values)",
+        streams=[scaled], splits=[split], mean=mean, std=std, source={"type": "file", "path": label}, val_fraction=val_fraction,
+    )
+
+
+def cache_series(path: str, encoding: str, val_fraction: float, folder: Path, key: str) -> tuple[np.ndarray, dict]:
+    """Parse the numbers into a float64 scratch file, then store them scaled as float32."""
+    import tempfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=folder) as raw:
+        count, low, high = 0, math.inf, -math.inf
+        for block in parse_series_lines(stream_lines(decoded_chunks(path, encoding)), path):
+            raw.write(block.tobytes())
+            count, low, high = count + len(block), min(low, block.min()), max(high, block.max())
+        split = split_point(count, val_fraction, path)
+        total, squares = 0.0, 0.0
+        for block in _blocks(raw, split):
+            total += float(block.sum())
+        mean = total / split
+        for block in _blocks(raw, split):
+            squares += float(((block - mean) ** 2).sum())
+        std = math.sqrt(squares / split)
+        if std == 0 or low == high:
+            raise DataError(f"{path}: the series has the same value everywhere; there is nothing to learn")
+
+        def fill(f: BinaryIO) -> dict:
+            for block in _blocks(raw, count):
+                f.write(((block - mean) / std).astype(np.float32).tobytes())
+            return {"dtype": np.dtype(np.float32).str, "count": count, "split": split, "mean": mean, "std": std,
+                    "source": path}
+
+        return store_entry(folder, key, fill)
+
+
+def _blocks(f: BinaryIO, count: int, size: int = 1 << 20) -> Iterator[np.ndarray]:
+    """The first `count` float64 values of a scratch file, `size` at a time."""
+    f.seek(0)
+    while count > 0:
+        block = np.fromfile(f, dtype=np.float64, count=min(size, count))
+        count -= len(block)
+        yield block
+
+
+def parse_numbers(text: str, label: str = "`prime`") -> np.ndarray:
+    """Parse numbers separated by spaces, commas or newlines."""
+    parts = text.replace(",", " ").split()
+    try:
+        values = np.array([float(p) for p in parts], dtype=np.float64)
+    except ValueError:
+        bad = next(p for p in parts if not is_number(p))
+        raise DataError(f"{label}: {bad!r} is not a number (this model continues numbers)") from None
+    if not np.all(np.isfinite(values)):
+        raise DataError(f"{label}: NaN or infinite values cannot be fed to the model")
+    return values
+
+
+def looks_like_numbers(text: str) -> bool:
+    """Whether `text` is numbers separated by spaces, commas or newlines (a series, not prose)."""
+    parts = text.replace(",", " ").split()
+    return bool(parts) and all(is_number(p) for p in parts)
+
+
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False

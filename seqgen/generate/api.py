@@ -1,0 +1,178 @@
+"""Generation from a checkpoint in one call: `sample()` (the library twin of `seqgen sample`) and
+`follow()` (one-step-ahead forecasts of a live stream), with what they share: the default prime,
+reading a prime, and getting a generator ready from a prime or a saved state.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ..checkpoint import Checkpoint, load_checkpoint
+from ..data import SCALE_PRIME, SineConfig, parse_numbers, sine_waves
+from ..errors import UsageError
+from .generator import Generator
+from .sampling import SampleConfig, StopMatcher, sampling_config
+from . import state as state_files
+
+
+def default_prime(ckpt: Checkpoint, seed: int | None = None, length: int = 100) -> str | np.ndarray:
+    """What to prime with when the user gives nothing: a newline for text; for series a stretch of
+    the training source (for sine, a fresh wave in the training range)."""
+    data = ckpt.data
+    if data["kind"] == "text":
+        return "\n" if "\n" in data["vocab"] else data["vocab"][0]
+    source = data.get("source", {})
+    if source.get("type") == "sine":
+        config = SineConfig(**{k: v for k, v in source.items() if k != "type"})
+        return sine_waves(1, length, config, np.random.default_rng(seed))[0].astype(np.float64)
+    return np.asarray(data["prime"][-length:], dtype=np.float64)
+
+
+def as_prime(ckpt: Checkpoint, prime: str | None, prime_values: Sequence[float] | None = None) -> str | np.ndarray | None:
+    """Interpret a user prime for this checkpoint's kind of data (None when none was given)."""
+    if prime_values is not None:
+        return np.asarray(prime_values, dtype=np.float64)
+    if prime is None:
+        return None
+    if ckpt.kind == "text":
+        return prime
+    return parse_numbers(prime)
+
+
+def generate_steps(gen: Generator, length: int, stop: str | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Like `gen.generate(length)`, yielding (items, live): `live` marks the streams whose item
+    counts. A stream ends once it has produced `stop` (that step is still live); when every
+    stream has ended, so does the iteration."""
+    live = np.ones(gen.batch_size, dtype=bool)
+    matcher = None
+    if stop is not None:
+        if not gen.is_text:
+            raise UsageError("--stop applies to text models")
+        if stop == "":
+            raise UsageError("--stop needs at least one character")
+        unknown = gen.tokenizer.unknown(stop)
+        if unknown:
+            raise UsageError(f"--stop {stop!r}: the model never produces {', '.join(map(repr, unknown))}")
+        matcher = StopMatcher(gen.encode(stop), len(gen.vocab), gen.batch_size)
+    for _ in range(length):
+        items = gen.step()
+        yield items, live
+        if matcher is not None:
+            live = live & ~matcher.update(items)
+            if not live.any():
+                return
+
+
+def sampling_for(kind: str, load_state: str | None = None, *, temperature: float | None = None,
+                 top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
+                 noise: float | None = None) -> SampleConfig:
+    """`sampling_config`, except that a continuation (`load_state`) keeps the settings its state
+    was saved with, so that it goes on as one long call would; an option given replaces its own
+    saved value (and --greedy, or a temperature, top-k or top-p, switches between greedy and
+    sampled choice)."""
+    config = sampling_config(kind, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, noise=noise)
+    if load_state is None:
+        return config
+    saved = state_files.saved_sampling(load_state)
+    if saved is None:  # a state from before sampling settings were saved
+        return config
+    if kind != "text":
+        return config if noise is not None or temperature is not None else saved
+    sampled = [v for v in (temperature, top_k, top_p) if v is not None]
+    keep = lambda value, stored: stored if value is None else value
+    return SampleConfig(temperature=keep(temperature, saved.temperature), top_k=keep(top_k, saved.top_k),
+                        top_p=keep(top_p, saved.top_p), greedy=greedy or (saved.greedy and not sampled))
+
+
+def start(gen: Generator, ckpt: Checkpoint, prime: str | np.ndarray | None = None, *, num_samples: int = 1,
+          seed: int | None = None, load_state: str | None = None) -> str | np.ndarray:
+    """Get `gen` ready to step: from a saved state (then the prime, if any, is fed after it) or from
+    the prime (default: see `default_prime`) for `num_samples` streams. Returns what was fed."""
+    if load_state is not None:
+
+        gen.restore(state_files.load_state(load_state, gen))
+        if prime is None:
+            return "" if gen.is_text else np.zeros(0)
+        gen.feed(prime)
+        return prime
+    if num_samples < 1:
+        raise UsageError(f"--num-samples must be >= 1, got {num_samples}")
+    prime = prime if prime is not None else default_prime(ckpt, seed)
+    gen.reset(num_samples)
+    gen.feed(prime)
+    return prime
+
+
+def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequence[float] | None = None,
+           temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
+           greedy: bool = False, noise: float | None = None, stop: str | None = None, num_samples: int = 1,
+           seed: int | None = None, backend: str = "auto", device: str = "cpu",
+           load_state: str | None = None, save_state: str | None = None) -> list[str] | np.ndarray:
+    """Generate from a checkpoint, with the options of `seqgen sample`: a list of texts (one per
+    sample, each ending with `stop` when it was produced) or a (num_samples, length) array of values."""
+    if length < 0:
+        raise UsageError(f"--length must be >= 0, got {length}")
+    if save_state is not None:
+
+        state_files.check_state_target(save_state)
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    config = sampling_for(ckpt.kind, load_state, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
+                          noise=noise)
+    gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, sampling=config, seed=seed)
+    user_prime = prime if isinstance(prime, str) or prime is None else np.asarray(prime, dtype=np.float64)
+    if isinstance(user_prime, str) and not gen.is_text:
+        user_prime = parse_numbers(user_prime)
+    start(gen, ckpt, user_prime, num_samples=num_samples, seed=seed, load_state=load_state)
+    if gen.is_text:
+        streams: list[list[str]] = [[] for _ in range(gen.batch_size)]
+        for items, live in generate_steps(gen, length, stop):
+            for k in np.flatnonzero(live):
+                streams[k].append(gen.vocab[items[k]])
+        result: list[str] | np.ndarray = ["".join(s) for s in streams]
+    else:
+        result = np.empty((length, gen.batch_size))
+        for t, (items, _) in enumerate(generate_steps(gen, length)):
+            result[t] = items
+        result = result.T
+    if save_state is not None:
+
+        state_files.save_state(save_state, gen)
+    return result
+
+
+def follow(gen: Generator, values: Iterable[float], horizon: int = 1) -> Iterator[np.ndarray]:
+    """Feed true values one at a time; after each, yield the forecast of the next `horizon` values.
+
+    The forecast beyond one step free-runs on a copy of the state, so the real state only ever
+    sees true values. `gen` is a continuous-model Generator with one stream.
+    """
+    if gen.is_text:
+        raise UsageError("follow works with continuous models; this one generates text")
+    if horizon < 1:
+        raise UsageError(f"--horizon must be >= 1, got {horizon}")
+    if gen.batch_size != 1:
+        gen.reset(1)
+    # A generator already primed (or restored) keeps its state and its measured size.
+    measuring = gen.scale_each and gen.last_output is None
+    seen: list[float] = []
+    for value in values:
+        if measuring and len(seen) < SCALE_PRIME:
+            # The stream's size is measured on its first SCALE_PRIME values, as on a prime; until
+            # there are that many, each new value refines the measure and the state is run again
+            # from the start under it (at most SCALE_PRIME short runs, once).
+            seen.append(value)
+            gen.reset(1)
+            gen.feed(seen)
+        else:
+            gen.feed([value])
+        if horizon == 1:
+            yield gen.to_values(gen.last_output)
+            continue
+        saved = gen.snapshot()
+        forecast = np.empty(horizon)
+        for t in range(horizon):
+            forecast[t] = gen.step()[0]
+        gen.restore(saved)
+        yield forecast

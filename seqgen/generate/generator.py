@@ -1,0 +1,225 @@
+"""The stateful `Generator`: it owns the recurrent state and feeds each choice back in.
+
+`reset` sets the state to zero, `feed` runs a prime through the network in one call, `step`
+chooses the next item from the last output and feeds it back (one step of the network, whatever
+the length so far), and `generate(n)` iterates `step`. The randomness is NumPy's, seeded, so the
+same seed gives the same output on either backend for the same weights.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from ..checkpoint import Checkpoint, load_checkpoint
+from ..config import ModelConfig
+from ..data import MIN_SCALE_PRIME, stream_scale
+from ..data.tokenizers import CharTokenizer, Tokenizer, tokenizer_for
+from ..errors import DataError, UsageError
+from ..model.heads import head_for
+from ..model.numpy_backend import NumpyModel
+from .sampling import SampleConfig, choose_tokens, token_probability
+
+BACKENDS = ("auto", "numpy", "torch")
+
+
+class TorchRunner:
+    """Adapts a torch `SeqModel` to the NumPy-in, NumPy-out interface the Generator uses."""
+
+    def __init__(self, model, device: str = "cpu"):
+        import torch
+
+        self.torch, self.model, self.device = torch, model.to(device).eval(), device
+        self.config: ModelConfig = model.config
+
+    def init_state(self, batch_size: int):
+        return self.model.init_state(batch_size, self.device)
+
+    def state_from_arrays(self, arrays: list[np.ndarray]):
+        tensors = [self.torch.as_tensor(a, dtype=self.torch.float32, device=self.device) for a in arrays]
+        return (tensors[0], tensors[1]) if self.config.cell == "lstm" else tensors[0]
+
+    def forward(self, x: np.ndarray, state):
+        with self.torch.no_grad():
+            y, state = self.model(self._tensor(x), state)
+        return y.float().cpu().numpy(), state
+
+    def step(self, x: np.ndarray, state):
+        with self.torch.no_grad():
+            y, state = self.model.step(self._tensor(x), state)
+        return y.float().cpu().numpy(), state
+
+    def _tensor(self, x: np.ndarray):
+        dtype = self.torch.long if self.config.is_text else self.torch.float32
+        return self.torch.as_tensor(np.array(x), dtype=dtype, device=self.device)
+
+
+class Generator:
+    """Stateful generation from a trained model; each `step()` costs one step of the network.
+
+    For text, items are token ids (use `decode`/`encode`); for series, values in the data's units.
+    `model` is a backend with `config`, `init_state(batch)`, `forward(x, state)` for whole
+    (batch, time) inputs and `step(x, state)` for one (batch,) input: `NumpyModel` or `TorchRunner`.
+    """
+
+    def __init__(self, model, *, vocab: list[str] | None = None, tokenizer: Tokenizer | None = None,
+                 mean: float = 0.0, std: float = 1.0, sampling: SampleConfig | None = None, seed: int | None = None):
+        """Text models take a `tokenizer` (or, for characters, just their `vocab`)."""
+        self.model = model
+        self.config: ModelConfig = model.config
+        self.tokenizer = tokenizer or (CharTokenizer(vocab) if vocab else None)
+        self.vocab = self.tokenizer.vocab if self.tokenizer else None
+        self.head = None if self.config.is_text else head_for(self.config)
+        self.mean, self.std = mean, std
+        self.sampling = sampling or SampleConfig()
+        self.sampling.check()
+        self.rng = np.random.default_rng(seed)
+        self._last_choice: tuple[np.ndarray, np.ndarray] | None = None
+        self.checkpoint_checksum: str | None = None  # set by from_checkpoint; ties saved states to their model
+        # Series models trained with each stream divided by its own size (SineConfig.scale_each)
+        # divide each stream by its prime's size the same way; `scale` holds those sizes.
+        self.scale_each, self.typical_scale = False, 1.0
+        self.reset()
+
+    @property
+    def is_text(self) -> bool:
+        return self.config.is_text
+
+    @property
+    def last_probability(self) -> np.ndarray | None:
+        """For text: the probability each stream's last chosen token had (None before a step)."""
+        return None if self._last_choice is None else token_probability(*self._last_choice)
+
+    def reset(self, batch_size: int = 1) -> None:
+        """Zero the state for `batch_size` independent streams; nothing has been fed yet."""
+        self.batch_size = batch_size
+        self.state = self.model.init_state(batch_size)
+        self._set_scale(None)
+        self.last_output: np.ndarray | None = None
+
+    def feed(self, inputs) -> np.ndarray:
+        """Run inputs through the network, updating the state; returns the outputs for each input.
+
+        `inputs`: a string (text), a sequence of values (series), or a (batch, time) array of
+        token ids / scaled values. A 1-D input is given to every stream.
+        """
+        x = self._as_model_input(inputs)
+        if x.shape[1] == 0:
+            raise DataError("the prime is empty: give at least one character or value")
+        if self.scale_each:
+            if self.scale is None:
+                # Measured on the first feed (the prime); a few values say little about a wave's
+                # size, so below MIN_SCALE_PRIME the training waves' mean size stands in for it.
+                self._set_scale(stream_scale(x) if x.shape[1] >= MIN_SCALE_PRIME
+                                else np.full(len(x), self.typical_scale))
+            x = x / self.scale[:, None]
+        outputs, self.state = self.model.forward(x, self.state)
+        self.last_output = outputs[:, -1]
+        return outputs
+
+    def step(self) -> np.ndarray:
+        """Choose the next item for every stream from the last output, feed it back, return it."""
+        if self.last_output is None:
+            raise UsageError("feed a prime before stepping: the generator has no output to continue from")
+        if self.is_text:
+            items, weights = choose_tokens(self.last_output, self.sampling, self.rng)
+            self._last_choice = (items, weights)
+            x = items
+        else:
+            x = self.head.draw(self.last_output, self.rng, self.sampling.noise / self.unit)
+            items = self.to_values(x)
+        self.last_output, self.state = self.model.step(x, self.state)
+        return items
+
+    def generate(self, n: int) -> Iterator[np.ndarray]:
+        """Yield `n` steps; each is an array with one item per stream."""
+        for _ in range(n):
+            yield self.step()
+
+    def snapshot(self) -> dict:
+        """A copy of everything the next step depends on: recurrent state, last output, random state."""
+        if self.last_output is None:
+            raise UsageError("nothing to save yet: feed a prime first")
+        parts = self.state if isinstance(self.state, (list, tuple)) else [self.state]
+        arrays = [np.array(p.detach().cpu().numpy() if hasattr(p, "detach") else p, dtype=np.float32) for p in parts]
+        snap = {"state": arrays, "last_output": np.array(self.last_output, dtype=np.float32),
+                "rng": self.rng.bit_generator.state}
+        if self.scale is not None:
+            snap["scale"] = self.scale.copy()
+        return snap
+
+    def restore(self, snapshot: dict) -> None:
+        """Continue exactly where `snapshot()` was taken (the batch size comes with it)."""
+        arrays = [np.array(a) for a in snapshot["state"]]
+        if hasattr(self.model, "state_from_arrays"):
+            self.state = self.model.state_from_arrays(arrays)
+        else:
+            dtype = getattr(self.model, "dtype", np.float32)
+            self.state = [a.astype(dtype) for a in arrays]
+        self.batch_size = len(snapshot["last_output"])
+        self.last_output = np.array(snapshot["last_output"])
+        self.rng.bit_generator.state = snapshot["rng"]
+        self._set_scale(None if snapshot.get("scale") is None else np.array(snapshot["scale"], dtype=np.float64))
+
+    # --- text helpers -------------------------------------------------------------------
+    def encode(self, text: str) -> np.ndarray:
+        if not self.is_text:
+            raise DataError("this model generates numbers, not text: give the prime as numbers")
+        return self.tokenizer.encode(text)
+
+    def decode(self, tokens) -> str:
+        return self.tokenizer.decode(tokens)
+
+    def _as_model_input(self, inputs) -> np.ndarray:
+        if isinstance(inputs, str):
+            seq = self.encode(inputs)
+        elif isinstance(inputs, np.ndarray) and inputs.ndim == 2:
+            return inputs
+        else:
+            if self.is_text:
+                seq = np.asarray(inputs, dtype=np.int64)
+            else:
+                seq = (np.asarray(inputs, dtype=np.float64) - self.mean) / self.std
+        return np.broadcast_to(seq, (self.batch_size, len(seq)))
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: str | Checkpoint, *, backend: str = "auto", device: str = "cpu",
+                        sampling: SampleConfig | None = None, seed: int | None = None) -> "Generator":
+        """Load a checkpoint into a generator on the NumPy backend (default on CPU) or torch."""
+        ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+        if backend not in BACKENDS:
+            raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if backend == "torch" or (backend == "auto" and device != "cpu"):
+            model = torch_model_from_checkpoint(ckpt, device)
+        else:
+            if device != "cpu":
+                raise UsageError("--backend numpy runs on the CPU; use --backend torch for another --device")
+            model = NumpyModel(ckpt.weights, ckpt.model_config)
+        data = ckpt.data
+        gen = cls(model, tokenizer=tokenizer_for(data) if ckpt.kind == "text" else None, mean=data.get("mean", 0.0), std=data.get("std", 1.0),
+                  sampling=sampling, seed=seed)
+        gen.checkpoint_checksum = ckpt.meta.get("checksum")
+        gen.scale_each = bool(data.get("source", {}).get("scale_each", False))
+        gen.typical_scale = float(data.get("typical_scale", 1.0))
+        return gen
+
+    def to_values(self, outputs: np.ndarray) -> np.ndarray:
+        """A continuous model's (batch,) outputs in the data's units."""
+        return outputs * self.unit + self.mean
+
+    def _set_scale(self, scale: np.ndarray | None) -> None:
+        # `unit` (data units per model unit) is worked out here, once, not on every step.
+        self.scale = scale
+        self.unit = self.std if scale is None else self.std * scale
+
+
+def torch_model_from_checkpoint(ckpt: Checkpoint, device: str = "cpu") -> TorchRunner:
+    import torch
+
+    from ..device import resolve_device
+    from ..model.network import SeqModel
+
+    model = SeqModel(ckpt.model_config)
+    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in ckpt.weights.items()})
+    return TorchRunner(model, resolve_device(device))

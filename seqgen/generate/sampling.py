@@ -1,0 +1,136 @@
+"""The sampling policy: how the next token is chosen from the network's output.
+
+Temperature, top-k and top-p (nucleus) over one row of logits per stream, greedy choice, the
+settings' checks, and the stop-string matcher. Pure NumPy, no state of its own: the random
+numbers come from the caller's generator, so the same seed gives the same choices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import UsageError
+
+
+@dataclass
+class SampleConfig:
+    """How to choose each next item. Text: temperature, top_k, top_p, greedy. Series: noise."""
+
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    greedy: bool = False
+    noise: float = 0.0
+
+    def check(self) -> None:
+        if not self.temperature > 0:
+            raise UsageError(f"--temperature must be > 0, got {self.temperature} (for the most likely character every time, use --greedy)")
+        if self.top_k is not None and self.top_k < 1:
+            raise UsageError(f"--top-k must be >= 1, got {self.top_k}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise UsageError(f"--top-p must be in (0, 1], got {self.top_p}")
+        if self.noise < 0:
+            raise UsageError(f"--noise must be >= 0, got {self.noise}")
+
+
+def choose_tokens(logits: np.ndarray, config: SampleConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Pick one token per row of (batch, vocab) logits.
+
+    Returns (tokens, weights): `weights` are the unnormalised sampling weights, from which
+    `token_probability` gives each choice's probability when someone asks for it. This runs once
+    per generated character, so it does nothing that is not needed to choose.
+    """
+    weights = logits.astype(np.float64)
+    if config.greedy:
+        return weights.argmax(axis=1), _softmax(weights)
+    if config.temperature != 1.0:
+        weights *= 1.0 / config.temperature
+    if config.top_k is not None and config.top_k < weights.shape[1]:
+        kth = np.partition(weights, -config.top_k, axis=1)[:, -config.top_k][:, None]
+        weights[weights < kth] = -np.inf
+    weights -= weights.max(axis=1, keepdims=True)
+    np.exp(weights, out=weights)
+    if config.top_p is not None and config.top_p < 1:
+        weights = _nucleus(weights / weights.sum(axis=1, keepdims=True), config.top_p)
+    cdf = np.cumsum(weights, axis=1)
+    u = rng.random(len(weights)) * cdf[:, -1]
+    if len(weights) == 1:  # the common case: one binary search instead of a full comparison
+        tokens = np.array([min(int(np.searchsorted(cdf[0], u[0], side="right")), weights.shape[1] - 1)])
+    else:
+        tokens = np.minimum((cdf <= u[:, None]).sum(axis=1), weights.shape[1] - 1)
+    return tokens, weights
+
+
+def token_probability(tokens: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The probability each token had when it was chosen, from `choose_tokens`' weights."""
+    return weights[np.arange(len(tokens)), tokens] / weights.sum(axis=1)
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _nucleus(probs: np.ndarray, top_p: float) -> np.ndarray:
+    """Keep the smallest set of most likely tokens whose total probability reaches top_p."""
+    order = np.argsort(-probs, axis=1)
+    sorted_probs = np.take_along_axis(probs, order, axis=1)
+    before = np.cumsum(sorted_probs, axis=1) - sorted_probs
+    keep_sorted = before < top_p
+    keep = np.zeros_like(keep_sorted)
+    np.put_along_axis(keep, order, keep_sorted, axis=1)
+    return np.where(keep, probs, 0.0)
+
+
+# --- sampling from a checkpoint: the library twin of `seqgen sample` ---------------------------
+def sampling_config(kind: str, *, temperature: float | None = None, top_k: int | None = None,
+                    top_p: float | None = None, greedy: bool = False, noise: float | None = None) -> SampleConfig:
+    """The sampling settings for a "text" or "series" model, with each option's meaning there.
+
+    For a continuous model `temperature` is another name for `noise` (the std of the noise added
+    to each fed-back value, in the data's units; default 0); top_k, top_p and greedy are text-only.
+    """
+    if kind == "text":
+        if noise is not None:
+            raise UsageError("--noise applies to continuous models; for text use --temperature")
+        if greedy and any(v is not None for v in (temperature, top_k, top_p)):
+            raise UsageError("--greedy always takes the most likely character: --temperature, --top-k and --top-p "
+                             "would change nothing (drop one or the other)")
+        config = SampleConfig(temperature=1.0 if temperature is None else temperature, top_k=top_k, top_p=top_p,
+                              greedy=greedy)
+    else:
+        if top_k is not None or top_p is not None or greedy:
+            raise UsageError("--top-k, --top-p and --greedy choose characters; this model generates numbers")
+        if temperature is not None and noise is not None and temperature != noise:
+            raise UsageError("for a continuous model --temperature is another name for --noise: give one of them")
+        if temperature is not None and temperature < 0:
+            raise UsageError(f"--temperature must be >= 0, got {temperature}")
+        config = SampleConfig(noise=next((v for v in (noise, temperature) if v is not None), 0.0))
+    config.check()
+    return config
+
+
+class StopMatcher:
+    """Spots a stop string in each stream as it is generated: a string-matching automaton over
+    token ids, so each step costs one table lookup for the whole batch."""
+
+    def __init__(self, stop: np.ndarray, vocab_size: int, batch_size: int):
+        m = len(stop)
+        # table[j, t]: how much of `stop` is matched after token t, given j matched before (KMP).
+        table = np.zeros((m + 1, vocab_size), dtype=np.int64)
+        table[0, stop[0]] = 1
+        fallback = 0
+        for j in range(1, m + 1):
+            table[j] = table[fallback]
+            if j < m:
+                table[j, stop[j]] = j + 1
+                fallback = table[fallback, stop[j]]
+        self.table, self.length = table, m
+        self.matched = np.zeros(batch_size, dtype=np.int64)
+
+    def update(self, tokens: np.ndarray) -> np.ndarray:
+        """Advance with one token per stream; True where the stop string has just been completed."""
+        self.matched = self.table[self.matched, tokens]
+        return self.matched == self.length
