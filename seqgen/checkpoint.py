@@ -1,7 +1,7 @@
 """Checkpoint files: safetensors with seqgen's JSON metadata, written atomically, read without torch.
 
 Layout: tensors named `model.<param>` hold the weights that generation uses (the best by
-validation); tensors named `train.<...>` hold what `--resume` needs (latest weights, optimizer
+validation); tensors named `train.<...>` hold what `resume` needs (latest weights, optimizer
 moments, the carried training state, torch's random state). The metadata key `seqgen` holds a
 JSON object with the format version, the configurations, the data description (vocabulary or
 value scaling), progress counters, metrics and a SHA-256 checksum of every tensor.

@@ -159,7 +159,7 @@ def evaluate_series(checkpoint: str | Path | Checkpoint, data: str | Path | None
     source = ckpt.data.get("source", {})
     if data is None and source.get("type") == "sine":
         if waves < 1:
-            raise UsageError(f"--waves must be >= 1, got {waves}")
+            raise UsageError(f"`waves` must be >= 1, got {waves}")
         seed = seed if seed is not None else int(np.random.SeedSequence().entropy % 2**31)
         # Clean waves: the truth to compare with is the wave itself, whatever noise training used.
         config = from_dict(SineConfig, {**source, "noise": 0.0})

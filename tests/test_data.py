@@ -108,7 +108,7 @@ def test_series_mistakes_name_the_line_and_what_is_wrong_with_it(tmp_path):
 def test_missing_file_and_bad_fraction(tmp_path):
     with pytest.raises(DataError, match="no such file"):
         load_data(str(tmp_path / "nope.txt"))
-    with pytest.raises(UsageError, match="val-fraction"):
+    with pytest.raises(UsageError, match="`val_fraction`"):
         load_data(None, val_fraction=1.5)
 
 

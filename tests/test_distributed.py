@@ -66,7 +66,7 @@ def test_two_processes_take_the_same_steps_as_one_and_resume(tmp_path):
 
 def test_a_batch_that_does_not_split_evenly_is_a_usage_error():
     assert Group(rank=1, world=2).share(8) == (4, 4)
-    with pytest.raises(UsageError, match="--batch-size 5 does not split evenly across 2 processes"):
+    with pytest.raises(UsageError, match="`batch_size` 5 does not split evenly across 2 processes"):
         Group(rank=0, world=2).share(5)
 
 

@@ -46,7 +46,7 @@ def test_forecasts_do_not_disturb_the_real_state(wave_checkpoint):
     gen = Generator.from_checkpoint(wave_checkpoint)
     gen.feed(values[:20])
     np.testing.assert_allclose(five[19], [v[0] for v in gen.generate(5)], atol=1e-5)  # the rest is a free run
-    with pytest.raises(UsageError, match="--horizon"):
+    with pytest.raises(UsageError, match="`horizon`"):
         next(follow(gen, values, horizon=0))
 
 

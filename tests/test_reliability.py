@@ -346,7 +346,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_p
     trainer = tiny_sine_trainer(out, steps=50)
     nan_from_step(monkeypatch, lambda done: done >= 6)
     # Each nan sends the run back to step 4's weights with half the rate, until the restarts run out.
-    with pytest.raises(TrainingError, match=r"became nan at step 10 \(after 3 restarts.*s\.safetensors, is kept.*lower --lr"):
+    with pytest.raises(TrainingError, match=r"became nan at step 10 \(after 3 restarts.*s\.safetensors, is kept.*lower `lr`"):
         trainer.run()
     ckpt = load_checkpoint(out)
     assert ckpt.meta["progress"]["step"] == 4

@@ -54,7 +54,7 @@ def test_temperature_is_another_name_for_noise_in_continuous_models(sine_checkpo
     assert not np.array_equal(sample(sine_checkpoint, length=50, seed=3), noisy)
     with pytest.raises(UsageError, match="another name"):
         sample(sine_checkpoint, temperature=0.1, noise=0.2)
-    with pytest.raises(UsageError, match="--top-k"):
+    with pytest.raises(UsageError, match="`top_k`"):
         sample(sine_checkpoint, top_k=3)
 
 

@@ -62,7 +62,7 @@ def store_entry(folder: Path, key: str, fill: Callable[[BinaryIO], dict]) -> tup
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=folder)
     except OSError as e:
-        raise DataError(f"cannot write the data cache in {folder} ({e.strerror}); choose another --cache-dir") from None
+        raise DataError(f"cannot write the data cache in {folder} ({e.strerror}); choose another `cache_dir`") from None
     try:
         with os.fdopen(fd, "wb") as f:
             meta = fill(f)
@@ -71,12 +71,12 @@ def store_entry(folder: Path, key: str, fill: Callable[[BinaryIO], dict]) -> tup
         os.replace(tmp, folder / f"{key}.bin")
         write_atomic(folder / f"{key}.json", json.dumps(meta, ensure_ascii=False).encode("utf-8"))
     except OSError as e:
-        raise DataError(f"cannot write the data cache in {folder} ({e.strerror or e}); choose another --cache-dir") from None
+        raise DataError(f"cannot write the data cache in {folder} ({e.strerror or e}); choose another `cache_dir`") from None
     except CheckpointError as e:
-        raise DataError(f"{e}; choose another --cache-dir") from None
+        raise DataError(f"{e}; choose another `cache_dir`") from None
     finally:
         Path(tmp).unlink(missing_ok=True)
     entry = load_entry(folder, key)
     if entry is None:
-        raise DataError(f"the data cache in {folder} could not be read back; choose another --cache-dir")
+        raise DataError(f"the data cache in {folder} could not be read back; choose another `cache_dir`")
     return entry

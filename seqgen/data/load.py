@@ -32,9 +32,9 @@ def load_data(
     `cache_dir` (default: see `seqgen.cache.default_cache_dir`) and its stream is a memmap of that.
     """
     if not 0 < val_fraction < 1:
-        raise UsageError(f"--val-fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+        raise UsageError(f"`val_fraction` must be between 0 and 1 (exclusive), got {val_fraction}")
     if kind not in ("auto", "text", "series"):
-        raise UsageError(f"--kind must be auto, text or series, got {kind!r}")
+        raise UsageError(f"`kind` must be auto, text or series, got {kind!r}")
     if path is None or path == "sine":
         return sine_dataset(sine or SineConfig(), val_fraction, seed)
     if path == "-":

@@ -51,7 +51,7 @@ def decoded_chunks(path: str, encoding: str = "utf-8", size: int | None = None) 
     try:
         decoder = codecs.getincrementaldecoder(encoding)()
     except LookupError:
-        raise UsageError(f"--encoding {encoding!r} is not an encoding Python knows (try utf-8 or latin-1)") from None
+        raise UsageError(f"`encoding` {encoding!r} is not an encoding Python knows (try utf-8 or latin-1)") from None
     offset, lines, head = 0, 0, b""
     for chunk in itertools.chain(read_chunks(path, size), [None]):
         pending = decoder.getstate()[0]
@@ -93,19 +93,19 @@ def decode_text(raw: bytes, label: str, encoding: str = "utf-8") -> str:
     try:
         return raw.decode(encoding)
     except LookupError:
-        raise UsageError(f"--encoding {encoding!r} is not an encoding Python knows (try utf-8 or latin-1)") from None
+        raise UsageError(f"`encoding` {encoding!r} is not an encoding Python knows (try utf-8 or latin-1)") from None
     except UnicodeDecodeError as e:
         raise undecodable(label, encoding, raw[:8192], e.start, raw[: e.start].count(b"\n") + 1, raw[e.start]) from None
 
 
 def undecodable(label: str, encoding: str, head: bytes, offset: int, line: int, byte: int) -> DataError:
     if str(label).endswith(".safetensors"):
-        return DataError(f"{label} is a checkpoint, not training data; to continue its run, use --resume {label}")
+        return DataError(f"{label} is a checkpoint, not training data; to continue its run, use `resume` {label}")
     if b"\x00" in head:
         return DataError(f"{label} looks like a binary file (NUL bytes, not {encoding} text); give a text file or a numeric series")
     return DataError(
         f"{label} is not valid {encoding}: byte {offset} (line {line}) is 0x{byte:02x}; "
-        "if the file uses another encoding, pass it with --encoding (for example --encoding latin-1)"
+        "if the file uses another encoding, pass it as `encoding` (for example latin-1)"
     )
 
 

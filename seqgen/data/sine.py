@@ -30,13 +30,13 @@ class SineConfig:
 
     def check(self) -> None:
         if self.waves < 1 or self.length < 2:
-            raise UsageError("--sine-waves must be >= 1 and --sine-length >= 2")
+            raise UsageError("`SineConfig.waves` must be >= 1 and `SineConfig.length` >= 2")
         if not 0 < self.period_min <= self.period_max:
-            raise UsageError("sine periods must satisfy 0 < --period-min <= --period-max")
+            raise UsageError("sine periods must satisfy 0 < `SineConfig.period_min` <= `SineConfig.period_max`")
         if not 0 < self.amp_min <= self.amp_max:
-            raise UsageError("sine amplitudes must satisfy 0 < --amp-min <= --amp-max")
+            raise UsageError("sine amplitudes must satisfy 0 < `SineConfig.amp_min` <= `SineConfig.amp_max`")
         if self.noise < 0:
-            raise UsageError("--sine-noise must be >= 0")
+            raise UsageError("`SineConfig.noise` must be >= 0")
 
 
 def sine_waves(count: int, length: int, config: SineConfig, rng: np.random.Generator) -> np.ndarray:

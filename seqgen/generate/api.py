@@ -49,12 +49,12 @@ def generate_steps(gen: Generator, length: int, stop: str | None = None) -> Iter
     matcher = None
     if stop is not None:
         if not gen.is_text:
-            raise UsageError("--stop applies to text models")
+            raise UsageError("`stop` applies to text models")
         if stop == "":
-            raise UsageError("--stop needs at least one character")
+            raise UsageError("`stop` needs at least one character")
         unknown = gen.tokenizer.unknown(stop)
         if unknown:
-            raise UsageError(f"--stop {stop!r}: the model never produces {', '.join(map(repr, unknown))}")
+            raise UsageError(f"`stop` {stop!r}: the model never produces {', '.join(map(repr, unknown))}")
         matcher = StopMatcher(gen.encode(stop), len(gen.vocab), gen.batch_size)
     for _ in range(length):
         items = gen.step()
@@ -70,7 +70,7 @@ def sampling_for(kind: str, load_state: str | None = None, *, temperature: float
                  noise: float | None = None) -> SampleConfig:
     """`sampling_config`, except that a continuation (`load_state`) keeps the settings its state
     was saved with, so that it goes on as one long call would; an option given replaces its own
-    saved value (and --greedy, or a temperature, top-k or top-p, switches between greedy and
+    saved value (and `greedy`, or a temperature, top-k or top-p, switches between greedy and
     sampled choice)."""
     config = sampling_config(kind, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, noise=noise)
     if load_state is None:
@@ -98,7 +98,7 @@ def start(gen: Generator, ckpt: Checkpoint, prime: str | np.ndarray | None = Non
         gen.feed(prime)
         return prime
     if num_samples < 1:
-        raise UsageError(f"--num-samples must be >= 1, got {num_samples}")
+        raise UsageError(f"`num_samples` must be >= 1, got {num_samples}")
     prime = prime if prime is not None else default_prime(ckpt, seed)
     gen.reset(num_samples)
     gen.feed(prime)
@@ -113,7 +113,7 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
     """Generate from a checkpoint, with the options of `seqgen sample`: a list of texts (one per
     sample, each ending with `stop` when it was produced) or a (num_samples, length) array of values."""
     if length < 0:
-        raise UsageError(f"--length must be >= 0, got {length}")
+        raise UsageError(f"`length` must be >= 0, got {length}")
     if save_state is not None:
 
         state_files.check_state_target(save_state)
@@ -151,7 +151,7 @@ def follow(gen: Generator, values: Iterable[float], horizon: int = 1) -> Iterato
     if gen.is_text:
         raise UsageError("follow works with continuous models; this one generates text")
     if horizon < 1:
-        raise UsageError(f"--horizon must be >= 1, got {horizon}")
+        raise UsageError(f"`horizon` must be >= 1, got {horizon}")
     if gen.batch_size != 1:
         gen.reset(1)
     # A generator already primed (or restored) keeps its state and its measured size.

@@ -189,12 +189,12 @@ class Generator:
         """Load a checkpoint into a generator on the NumPy backend (default on CPU) or torch."""
         ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
         if backend not in BACKENDS:
-            raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+            raise UsageError(f"`backend` must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if backend == "torch" or (backend == "auto" and device != "cpu"):
             model = torch_model_from_checkpoint(ckpt, device)
         else:
             if device != "cpu":
-                raise UsageError("--backend numpy runs on the CPU; use --backend torch for another --device")
+                raise UsageError("`backend` numpy runs on the CPU; use `backend` torch for another `device`")
             model = NumpyModel(ckpt.weights, ckpt.model_config)
         data = ckpt.data
         gen = cls(model, tokenizer=tokenizer_for(data) if ckpt.kind == "text" else None, mean=data.get("mean", 0.0), std=data.get("std", 1.0),

@@ -26,13 +26,13 @@ class SampleConfig:
 
     def check(self) -> None:
         if not self.temperature > 0:
-            raise UsageError(f"--temperature must be > 0, got {self.temperature} (for the most likely character every time, use --greedy)")
+            raise UsageError(f"`temperature` must be > 0, got {self.temperature} (for the most likely character every time, use `greedy`)")
         if self.top_k is not None and self.top_k < 1:
-            raise UsageError(f"--top-k must be >= 1, got {self.top_k}")
+            raise UsageError(f"`top_k` must be >= 1, got {self.top_k}")
         if self.top_p is not None and not 0 < self.top_p <= 1:
-            raise UsageError(f"--top-p must be in (0, 1], got {self.top_p}")
+            raise UsageError(f"`top_p` must be in (0, 1], got {self.top_p}")
         if self.noise < 0:
-            raise UsageError(f"--noise must be >= 0, got {self.noise}")
+            raise UsageError(f"`noise` must be >= 0, got {self.noise}")
 
 
 def choose_tokens(logits: np.ndarray, config: SampleConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -94,19 +94,19 @@ def sampling_config(kind: str, *, temperature: float | None = None, top_k: int |
     """
     if kind == "text":
         if noise is not None:
-            raise UsageError("--noise applies to continuous models; for text use --temperature")
+            raise UsageError("`noise` applies to continuous models; for text use `temperature`")
         if greedy and any(v is not None for v in (temperature, top_k, top_p)):
-            raise UsageError("--greedy always takes the most likely character: --temperature, --top-k and --top-p "
+            raise UsageError("`greedy` always takes the most likely character: `temperature`, `top_k` and `top_p` "
                              "would change nothing (drop one or the other)")
         config = SampleConfig(temperature=1.0 if temperature is None else temperature, top_k=top_k, top_p=top_p,
                               greedy=greedy)
     else:
         if top_k is not None or top_p is not None or greedy:
-            raise UsageError("--top-k, --top-p and --greedy choose characters; this model generates numbers")
+            raise UsageError("`top_k`, `top_p` and `greedy` choose characters; this model generates numbers")
         if temperature is not None and noise is not None and temperature != noise:
-            raise UsageError("for a continuous model --temperature is another name for --noise: give one of them")
+            raise UsageError("for a continuous model `temperature` is another name for `noise`: give one of them")
         if temperature is not None and temperature < 0:
-            raise UsageError(f"--temperature must be >= 0, got {temperature}")
+            raise UsageError(f"`temperature` must be >= 0, got {temperature}")
         config = SampleConfig(noise=next((v for v in (noise, temperature) if v is not None), 0.0))
     config.check()
     return config

@@ -39,7 +39,7 @@ def save_state(path: str | Path, gen) -> None:
 
 
 def check_state_target(path: str | Path) -> None:
-    """Fail before generating, not after, when --save-state cannot or must not write to `path`.
+    """Fail before generating, not after, when `save_state` cannot or must not write to `path`.
 
     An existing file is replaced only if it is a state file: a checkpoint (even the one being
     sampled) or any other file under that name is kept, since a state file is cheap to remake
@@ -47,14 +47,14 @@ def check_state_target(path: str | Path) -> None:
     """
     path = Path(path)
     if path.is_dir():
-        raise UsageError(f"--save-state {path} is a directory; give a file name such as {path}/state.safetensors")
+        raise UsageError(f"`save_state` {path} is a directory; give a file name such as {path}/state.safetensors")
     if path.exists() and path.stat().st_size > 0 and _state_meta(path) is None:  # an empty file (mktemp's) is free
-        raise UsageError(f"--save-state {path} exists and is not a state file; it is kept: choose another name")
+        raise UsageError(f"`save_state` {path} exists and is not a state file; it is kept: choose another name")
     folder = path.parent
     if not folder.is_dir():
-        raise UsageError(f"--save-state {path}: the folder {folder} does not exist")
+        raise UsageError(f"`save_state` {path}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK):
-        raise UsageError(f"--save-state {path}: the folder {folder} is not writable; choose another")
+        raise UsageError(f"`save_state` {path}: the folder {folder} is not writable; choose another")
 
 
 def saved_sampling(path: str | Path):
@@ -85,17 +85,17 @@ def load_state(path: str | Path, gen) -> dict:
 
     path = Path(path)
     if path.is_dir():
-        raise CheckpointError(f"--load-state {path} is a directory: give a state file written by --save-state")
+        raise CheckpointError(f"`load_state` {path} is a directory: give a state file written by `save_state`")
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such state file (write one with --save-state)")
+        raise CheckpointError(f"{path}: no such state file (write one with `save_state`)")
     try:
         with safe_open(str(path), framework="numpy") as f:
             meta = json.loads((f.metadata() or {})["seqgen"])
             tensors = {name: f.get_tensor(name) for name in f.keys()}
     except Exception:  # safetensors reports damage as several exception types
-        raise CheckpointError(f"{path} is not a seqgen state file (written by --save-state)") from None
+        raise CheckpointError(f"{path} is not a seqgen state file (written by `save_state`)") from None
     if meta.get("format") != STATE_FORMAT:
-        raise CheckpointError(f"{path} is not a seqgen state file (written by --save-state)")
+        raise CheckpointError(f"{path} is not a seqgen state file (written by `save_state`)")
     if not isinstance(meta.get("format_version"), int) or meta["format_version"] > STATE_VERSION:
         raise CheckpointError(f"{path} has state format version {meta.get('format_version')}, newer than this seqgen reads; upgrade seqgen")
     if meta.get("checkpoint_checksum") != gen.checkpoint_checksum:

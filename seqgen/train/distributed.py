@@ -45,7 +45,7 @@ class Group:
     def share(self, batch: int) -> tuple[int, int]:
         """(first row, rows) of this rank's contiguous part of a batch of `batch` tracks."""
         if batch % self.world:
-            raise UsageError(f"--batch-size {batch} does not split evenly across {self.world} processes; "
+            raise UsageError(f"`batch_size` {batch} does not split evenly across {self.world} processes; "
                              f"give a multiple of {self.world}")
         rows = batch // self.world
         return self.rank * rows, rows
@@ -117,15 +117,15 @@ def process_group(device: str) -> Iterator[Group]:
 
 
 def relaunch(nproc: int, argv: list[str]) -> tuple[int, str | None]:
-    """Run `python -m seqgen ARGV` as `nproc` ranks on this machine; return the run's exit status
+    """Run `python -m seqgen ARGV` (a command line that does not itself ask for processes) as `nproc` ranks on this machine; return the run's exit status
     and what to say of a rank that was killed (see `wait_for_ranks`).
 
     A small launcher of its own rather than torchrun: a rank that fails has already said why in
     one line, and torchrun would add its banner and a traceback of its own after it.
     """
     if nproc < 1:
-        raise UsageError(f"--nproc must be >= 1, got {nproc}")
-    command = [sys.executable, "-m", "seqgen", *without_nproc(argv)]
+        raise UsageError(f"`nproc` must be >= 1, got {nproc}")
+    command = [sys.executable, "-m", "seqgen", *argv]
     env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
            "WORLD_SIZE": str(nproc), "LOCAL_WORLD_SIZE": str(nproc)}
     # Each rank's torch threads share the cores with the other ranks'.
@@ -181,19 +181,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def without_nproc(argv: list[str]) -> list[str]:
-    """The command line without its --nproc option (the relaunched ranks must not relaunch)."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg == "--nproc":
-            skip = True
-        elif not arg.startswith("--nproc="):
-            out.append(arg)
-    return out
 
 
 @contextmanager

@@ -77,13 +77,13 @@ def make_tracks(streams: list[np.ndarray], batch_size: int, window: int, label: 
         if count < 1:
             raise DataError(
                 f"{label}: the training part has {len(stream)} items, fewer than one window of {window} plus one; "
-                "give more data or a smaller --window"
+                "give more data or a smaller `window`"
             )
         length = len(stream) // count
         return stream[: count * length].reshape(count, length)
     length = min(len(s) for s in streams)
     if length < window + 1:
-        raise DataError(f"the training streams are {length} items long, shorter than --window {window} plus one")
+        raise DataError(f"the training streams are {length} items long, shorter than `window` {window} plus one")
     return np.stack([s[:length] for s in streams])
 
 
@@ -321,7 +321,7 @@ class Trainer:
         kept = f"the last good checkpoint, {self.out}, is kept" if self.out.exists() else "no checkpoint was written yet"
         tried = f" (after {self.rollbacks} restarts from the best weights with a halved rate)" if self.rollbacks else ""
         return TrainingError(
-            f"the training loss became {loss} at step {self.step}{tried}; {kept}; try a lower --lr (now {self.config.lr:g})"
+            f"the training loss became {loss} at step {self.step}{tried}; {kept}; try a lower `lr` (now {self.config.lr:g})"
         )
 
     def _blew_up(self, val: float) -> bool:
@@ -376,7 +376,7 @@ class Trainer:
         return {k: v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
 
     def save(self) -> None:
-        """Write best weights for generation plus everything `--resume` needs."""
+        """Write best weights for generation plus everything `resume` needs."""
         latest = self.weights()
         training = {f"optim.{k}": v for k, v in _optimizer_tensors(self.optimizer).items()}
         if self.best_step != self.step:
@@ -459,15 +459,15 @@ def data_meta(data: Dataset) -> dict:
 
 
 def check_resume_compatible(ckpt: Checkpoint, data: Dataset, model_config: ModelConfig, config: TrainConfig) -> None:
-    """--resume must continue the same run: same kind of data, same vocabulary, same model shape."""
+    """`resume` must continue the same run: same kind of data, same vocabulary, same model shape."""
     if ckpt.kind != data.kind:
-        raise UsageError(f"--resume {ckpt.path}: that checkpoint was trained on {ckpt.kind} data, not {data.kind}")
+        raise UsageError(f"`resume` {ckpt.path}: that checkpoint was trained on {ckpt.kind} data, not {data.kind}")
     if data.kind == "text" and ckpt.vocab != data.vocab:
-        raise UsageError(f"--resume {ckpt.path}: the data's characters differ from the checkpoint's vocabulary")
+        raise UsageError(f"`resume` {ckpt.path}: the data's characters differ from the checkpoint's vocabulary")
     if ckpt.model_config != model_config:
         theirs, ours = asdict(ckpt.model_config), asdict(model_config)
         diff = ", ".join(f"{k} {theirs[k]} vs {ours[k]}" for k in theirs if theirs[k] != ours.get(k))
-        raise UsageError(f"--resume {ckpt.path}: the model shape differs from the checkpoint's ({diff})")
+        raise UsageError(f"`resume` {ckpt.path}: the model shape differs from the checkpoint's ({diff})")
     # Only stripped checkpoints lack the optimizer's metadata; its moments may be empty (saved
     # just after a restart from the best weights), and then they start afresh on resume.
     if "optimizer" not in ckpt.meta:
@@ -528,15 +528,15 @@ def check_writable(out: Path) -> None:
     folder = out.parent if str(out.parent) else Path(".")
     blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
     if blocker is not None:
-        raise TrainingError(f"cannot write the checkpoint to {out}: {blocker} is a file, not a folder; choose another --out")
+        raise TrainingError(f"cannot write the checkpoint to {out}: {blocker} is a file, not a folder; choose another `out`")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".seqgen-write-test-"):
             pass
     except OSError as e:
-        raise TrainingError(f"cannot write the checkpoint to {folder}/ ({e.strerror}); choose another --out") from None
+        raise TrainingError(f"cannot write the checkpoint to {folder}/ ({e.strerror}); choose another `out`") from None
     if out.is_dir():
-        raise UsageError(f"--out {out} is a directory; give a file name such as {out}/model.safetensors")
+        raise UsageError(f"`out` {out} is a directory; give a file name such as {out}/model.safetensors")
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from typing import Iterable, Iterator, Protocol
 
 import numpy as np
 
-from .errors import UsageError
+from ..errors import UsageError
 
 FORMATS = ("text", "values", "csv", "jsonl")
 Steps = Iterable[tuple[np.ndarray, np.ndarray]]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MissingPackage, UsageError
+from ..errors import MissingPackage, UsageError
 
 PRIME_MARK, GENERATED_MARK = "░", "█"
 

@@ -1,0 +1,126 @@
+"""The typer app and what every command shares: the stderr console, the root options, error
+handling (one line, the right exit status) and the wording of library errors as flags."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from .. import __version__
+from ..errors import SeqgenError, UsageError
+
+console = Console(stderr=True)
+app = typer.Typer(
+    add_completion=True, no_args_is_help=True, pretty_exceptions_show_locals=False,
+    help="Train a recurrent network (LSTM, GRU, Elman) on a sequence and generate from it.",
+)
+
+
+def say(message: str, style: str | None = None) -> None:
+    """One message for humans, on stderr; never wrapped, never parsed as markup."""
+    console.print(message, style=style, markup=False, highlight=False, soft_wrap=True)
+
+
+# The library names a parameter in backquotes (`top_k`, `SineConfig.noise`); the command line
+# names the flag that sets it. Most flags are the parameter's name with dashes.
+FLAG_NAMES = {"SineConfig.waves": "--sine-waves", "SineConfig.length": "--sine-length",
+              "SineConfig.noise": "--sine-noise"}
+PARAMETER = re.compile(r"`([A-Za-z_][\w.]*)`")
+
+
+def as_flags(message: str) -> str:
+    """A library message worded for the command line: each `parameter` becomes its --flag."""
+    def flag(match: re.Match) -> str:
+        name = match[1]
+        return FLAG_NAMES.get(name) or "--" + name.rsplit(".", 1)[-1].replace("_", "-")
+
+    return PARAMETER.sub(flag, message)
+
+
+def check_seed(value: Optional[int]) -> Optional[int]:
+    # NumPy's generators refuse negative seeds and torch's refuse ones past 64 bits: say so in one line.
+    if value is not None and not 0 <= value < 2**63:
+        raise UsageError(f"--seed must be a whole number from 0 to {2**63 - 1}, got {value}")
+    return value
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"seqgen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show a full traceback on errors (or set SEQGEN_DEBUG=1)."),
+) -> None:
+    if debug:
+        os.environ["SEQGEN_DEBUG"] = "1"
+
+
+DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '5m', '1h30m', '1.5h' or a plain number of seconds -> seconds."""
+    match = DURATION.match(text)
+    if not text.strip() or not match or not any(match.groups()):
+        raise UsageError(f"--max-time {text!r} is not a duration; write it like 90s, 5m, 1h30m or 300")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise UsageError("--max-time must be longer than zero")
+    return total
+
+
+# --------------------------------------------------------------------------------------------
+def main() -> None:
+    """Entry point: run the app, turning every mistake into one line on stderr."""
+    try:
+        from click import exceptions as click
+    except ImportError:  # newer typer releases carry their own copy of click
+        from typer._click import exceptions as click
+
+    if len(sys.argv) <= 1:
+        sys.argv.append("--help")  # a bare `seqgen` asks what there is
+    try:
+        code = app(standalone_mode=False)
+    except SeqgenError as e:
+        if os.environ.get("SEQGEN_DEBUG"):
+            import traceback
+
+            traceback.print_exc()  # and still the exit status a script would see without --debug
+        say(f"seqgen: error: {as_flags(str(e))}", style="red")
+        sys.exit(e.exit_code)
+    except click.UsageError as e:  # an unknown option, a missing argument, a bad value...
+        where = e.ctx.command_path if e.ctx is not None else "seqgen"
+        say(f"seqgen: error: {e.format_message()} (see '{where} --help')", style="red")
+        sys.exit(2)
+    except click.ClickException as e:
+        say(f"seqgen: error: {e.format_message()}", style="red")
+        sys.exit(e.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
+        say("seqgen: interrupted")
+        sys.exit(130)
+    except Exception as e:
+        if not _lost_peer(e):
+            raise
+        # Another rank failed first and said why; this one only lost its connection to it.
+        say(f"seqgen: error: rank {os.environ.get('RANK')} stopped: another process of this run failed", style="red")
+        sys.exit(1)
+    if isinstance(code, int) and code:
+        sys.exit(code)
+
+
+def _lost_peer(error: Exception) -> bool:
+    """Whether a rank's error is gloo's report of a peer process that went away."""
+    from ..train.distributed import launched
+
+    text = str(error)
+    return launched() and ("Connection closed by peer" in text or "Connection reset by peer" in text)

@@ -1,0 +1,104 @@
+"""`seqgen eval`, `info` and `strip`: measure a checkpoint, show what it holds, make it small."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import DataError, UsageError
+from .app import app, check_seed, console, say
+
+
+@app.command("eval")
+def eval_command(
+    checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="A checkpoint written by 'seqgen train'."),
+    data: Optional[str] = typer.Argument(None, metavar="DATA", help="Data to evaluate on. \\[default: the checkpoint's training file; fresh waves for sine]"),
+    val_fraction: Optional[float] = typer.Option(None, help="Evaluate on this last fraction of DATA. \\[default: the checkpoint's]"),
+    long: bool = typer.Option(False, "--long", help="Continuous: also free-run 10,000 steps."),
+    waves: Optional[int] = typer.Option(None, help="Sine: number of fresh waves, run as one batch. \\[default: 32]"),
+    seed: Optional[int] = typer.Option(None, callback=check_seed, help="Sine: seed for the fresh waves. \\[default: a new one each run, printed]"),
+    encoding: str = typer.Option("utf-8", help="Text encoding of DATA."),
+    backend: str = typer.Option("auto", help="Continuous: auto (NumPy on CPU), numpy or torch."),
+    device: str = typer.Option("cpu", help="Device for torch: cpu, cuda, mps or auto (the first available of those)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the figures as one JSON object on stdout."),
+) -> None:
+    """Measure a checkpoint: text validation loss, or continuous free-running error."""
+    from ..checkpoint import load_checkpoint
+    from ..evaluate import HORIZONS, LONG_HORIZONS, evaluate_series, evaluate_text
+
+    if val_fraction is not None and not 0 < val_fraction < 1:
+        raise UsageError(f"--val-fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+    if data not in (None, "-") and not Path(data).exists():
+        raise DataError(f"{data}: no such file (give the data to evaluate on, or nothing for the checkpoint's own)")
+    ckpt = load_checkpoint(checkpoint)
+    if ckpt.kind == "text" and (long or waves is not None or seed is not None):
+        raise UsageError("--long, --waves and --seed measure continuous models; this checkpoint generates text")
+    if ckpt.kind == "text":
+        result = evaluate_text(ckpt, data, val_fraction=val_fraction, encoding=encoding, device=device)
+        say(f"{result.data}: last {result.val_fraction:g} ({result.characters:,} characters, one stream)")
+        say(f"validation loss {result.loss:.4f} nats/char, {result.bits_per_char:.4f} bits/char  ({result.seconds:.1f}s)")
+    else:
+        horizons = LONG_HORIZONS if long else HORIZONS
+        result = evaluate_series(ckpt, data, horizons=horizons, waves=32 if waves is None else waves, seed=seed, val_fraction=val_fraction,
+                                 backend=backend)
+        src = result.source
+        where = (f"{src['waves']} fresh sine waves (--seed {src['seed']})" if src["type"] == "sine"
+                 else f"the last {src['val_fraction']:g} of {src['path']}")
+        say(f"free run on {where}, after a {result.prime}-step prime:")
+        for steps, rmse in result.rmse.items():
+            say(f"  RMSE over {steps:>6,} steps  {rmse:.4f}")
+        say(f"  generated / true amplitude  {result.amplitude_ratio:.3f} "
+            f"(range {result.amplitude_ratio_min:.3f}-{result.amplitude_ratio_max:.3f})")
+    if json_out:
+        print(json.dumps(result.to_dict()))
+
+
+@app.command()
+def info(
+    checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="A checkpoint written by 'seqgen train'."),
+    json_out: bool = typer.Option(False, "--json", help="Print the details as one JSON object on stdout."),
+) -> None:
+    """Show what a checkpoint holds: data, vocabulary, model, training progress, format."""
+    from rich.table import Table
+
+    from ..info import checkpoint_info
+
+    details = checkpoint_info(checkpoint)
+    if json_out:
+        print(json.dumps(details, ensure_ascii=False))
+        return
+    data, model, progress = details["data"], details["model"], details["training"]
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_row("data", f"{data['kind']}: {data['description']}")
+    if "vocab_size" in data:
+        table.add_row("vocabulary", f"{data['vocab_size']} characters: {data['vocab_preview']!r}")
+    else:
+        table.add_row("scaling", f"mean {data['mean']:.6g}, std {data['std']:.6g}")
+    shape = f"{model['cell'].upper()}, {model['layers']} x {model['hidden']}"
+    shape += f", embedding {model['embed']}" if "embed" in model else ""
+    table.add_row("model", f"{shape}; {model['parameters']:,} parameters")
+    table.add_row("training", f"{progress['steps']} steps, {progress['seconds'] or 0:.1f}s, {progress['epochs'] or 0:.2f} epochs"
+                  + ("" if progress["resumable"] else " (weights only)"))
+    if progress["best_val_loss"] is not None:
+        unit = "nats/char" if data["kind"] == "text" else "MSE, scaled"
+        table.add_row("best validation", f"{progress['best_val_loss']:.4f} {unit} at step {progress['best_step']}")
+    table.add_row("format", f"seqgen-checkpoint version {details['format_version']}")
+    console.print(table)
+
+
+@app.command()
+def strip(
+    checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="A checkpoint written by 'seqgen train'."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write the result. [default: replace CHECKPOINT]"),
+) -> None:
+    """Drop the resume state (optimizer moments, latest weights): a small file for sharing and sampling."""
+    from ..checkpoint import strip_training_state
+
+    before = checkpoint.stat().st_size if checkpoint.is_file() else 0
+    target = strip_training_state(checkpoint, out)
+    say(f"{target}: {before / 1e6:.1f} MB -> {target.stat().st_size / 1e6:.1f} MB (it can no longer be resumed)")
+
+

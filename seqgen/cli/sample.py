@@ -1,0 +1,248 @@
+"""`seqgen sample` and `seqgen follow`: a prime in, generated data out on stdout (or a file)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import DataError, UsageError
+from .app import app, check_seed, console, say
+
+
+@app.command()
+def sample(
+    checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="A checkpoint written by 'seqgen train'."),
+    length: int = typer.Option(500, "--length", "-n", help="Characters or values to generate."),
+    prime: Optional[str] = typer.Option(None, help="Start from this text (text models) or these numbers, e.g. \"0.1 0.3 0.5\"."),
+    prime_file: Optional[Path] = typer.Option(None, help="Start from the contents of this file (text, or numbers one per line)."),
+    temperature: Optional[float] = typer.Option(None, help="Text: divide the logits by this (lower is more conservative). Continuous: the same as --noise. \\[default: text 1.0, continuous 0]"),
+    top_k: Optional[int] = typer.Option(None, help="Text: sample only from the k most likely characters."),
+    top_p: Optional[float] = typer.Option(None, help="Text: sample from the smallest set with this total probability."),
+    greedy: bool = typer.Option(False, "--greedy", help="Text: always take the most likely character."),
+    stop: Optional[str] = typer.Option(None, help="Text: a sample ends once it has produced this string (\\n for a newline)."),
+    noise: Optional[float] = typer.Option(None, help="Continuous: std of noise added to each fed-back value (0 = deterministic). \\[default: 0]"),
+    num_samples: Optional[int] = typer.Option(None, help="Independent streams generated together in one batched state. \\[default: 1]"),
+    include_prime: bool = typer.Option(False, "--include-prime", help="Also write the prime before the generated part."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="text, values, csv or jsonl. \\[default: text for text, values for continuous]"),
+    per_step: bool = typer.Option(False, "--per-step", help="jsonl: one object per step and sample (with the chosen character's probability)."),
+    separator: Optional[str] = typer.Option(None, help="text: written between samples (\\n for a newline). \\[default: \\n\\n, a blank line]"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout."),
+    plot: bool = typer.Option(False, "--plot", help="Continuous: draw the prime and the continuation on stderr."),
+    plot_file: Optional[Path] = typer.Option(None, help="Continuous: save that picture as an image (needs the 'plot' extra: matplotlib)."),
+    save_state: Optional[Path] = typer.Option(None, help="After generating, save the generator's state here for --load-state."),
+    load_state: Optional[Path] = typer.Option(None, help="Continue from a state saved with --save-state (a --prime is fed after it)."),
+    seed: Optional[int] = typer.Option(None, callback=check_seed, help="Random seed; the same seed gives the same output."),
+    backend: str = typer.Option("auto", help="auto (NumPy on CPU), numpy or torch."),
+    device: str = typer.Option("cpu", help="Device for the torch backend: cpu, cuda, mps or auto (the first available of those)."),
+) -> None:
+    """Generate from a trained checkpoint; the output goes to stdout (or --output)."""
+    from ..checkpoint import load_checkpoint
+    from ..generate import Generator
+    from ..generate.api import generate_steps, sampling_for, start
+    from .output import check_format, unescape
+
+    if length < 0:
+        raise UsageError(f"--length must be >= 0, got {length}")
+    if save_state is not None:
+        from ..generate.state import check_state_target
+
+        check_state_target(save_state)
+        if output is not None and output.resolve() == save_state.resolve():
+            raise UsageError(f"--output and --save-state are both {output}: the state would replace the output; give two files")
+    ckpt = load_checkpoint(checkpoint)
+    sampling = sampling_for(ckpt.kind, str(load_state) if load_state else None, temperature=temperature, top_k=top_k,
+                            top_p=top_p, greedy=greedy, noise=noise)
+    fmt = check_format(fmt, ckpt.kind == "text", per_step)
+    if load_state is not None and prime is None and prime_file is None and include_prime:
+        raise UsageError("--include-prime: with --load-state there is no prime to include (give --prime)")
+    if load_state is not None and num_samples is not None:
+        raise UsageError("--num-samples: a state loaded with --load-state brings its own number of samples")
+    if load_state is not None and seed is not None:
+        say("warning: --seed is ignored with --load-state: the saved random state goes on", style="yellow")
+    if include_prime and per_step:
+        raise UsageError("--include-prime: --per-step records only the generated steps (the prime is the input you gave)")
+    if separator is not None and fmt != "text":
+        raise UsageError(f"--separator goes between text samples; --format {fmt} keeps samples apart by itself")
+    if ckpt.kind != "text" and (num_samples or 1) > 1 and not sampling.noise:
+        say(f"warning: the {num_samples} streams will be the same (up to rounding): a continuous model is "
+            "deterministic without --noise (give --noise 0.05, say, for different streams)", style="yellow")
+    if ckpt.kind == "text" and (num_samples or 1) > 1 and sampling.greedy:
+        say(f"warning: the {num_samples} samples will be the same: --greedy makes the same choice in each", style="yellow")
+    gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, sampling=sampling, seed=seed)
+    user_prime = _read_prime(ckpt, prime, prime_file)
+    fed = start(gen, ckpt, user_prime, num_samples=1 if num_samples is None else num_samples, seed=seed,
+                load_state=str(load_state) if load_state else None)
+    steps = generate_steps(gen, length, unescape(stop))
+    drawn: list[float] = []
+    if plot or plot_file:
+        if gen.is_text:
+            raise UsageError("--plot and --plot-file draw continuous output; this model generates text")
+        if plot_file:
+            from .plot import require_matplotlib
+
+            require_matplotlib()  # before generating, not after
+        steps = _recording(steps, drawn)
+    with _open_output(output, line_flush=per_step) as out:
+        # A part that --save-state will continue ends where generation stopped, so that the parts
+        # joined are the whole; otherwise text gets a final newline.
+        between = unescape("\\n\\n" if separator is None else separator)
+        _write(fmt, out, gen, steps, fed if include_prime else None, between, per_step,
+               end="" if save_state is not None else "\n")
+    if plot:
+        from .plot import terminal_chart
+
+        console.print(terminal_chart(fed, drawn, width=console.width))
+    if plot_file is not None:
+        from .plot import save_plot
+
+        save_plot(plot_file, fed, drawn)
+    if save_state is not None:
+        from ..generate.state import save_state as write_state
+
+        write_state(save_state, gen)
+
+
+def _recording(steps, drawn: list):
+    """Pass the steps on, keeping the first sample's values for the plot."""
+    for items, live in steps:
+        drawn.append(float(items[0]))
+        yield items, live
+
+
+def _write(fmt: str, out, gen, steps, prime, separator: str, per_step: bool, end: str = "\n") -> None:
+    from .output import write_csv, write_jsonl, write_text, write_values
+
+    if fmt == "text":
+        write_text(out, gen, steps, prime or "", separator, end)
+    elif fmt == "values":
+        write_values(out, gen, steps, prime)
+    elif fmt == "csv":
+        write_csv(out, gen, steps, prime)
+    else:
+        write_jsonl(out, gen, steps, prime, per_step)
+
+
+class FileOutput:
+    """--output: collect the output, then write it atomically (a failed run leaves no partial file)."""
+
+    def __init__(self, path: Path):
+        import io
+
+        self.path, self.buffer = path, io.StringIO()
+
+    def write(self, text: str) -> None:
+        self.buffer.write(text)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            from ..files import write_atomic
+
+            try:
+                write_atomic(self.path, self.buffer.getvalue().encode("utf-8"))
+            except OSError as e:
+                raise UsageError(f"--output {self.path}: cannot write ({e.strerror})") from None
+        return False
+
+
+def _open_output(path: Optional[Path], line_flush: bool = False):
+    return FileOutput(path) if path is not None else StreamWriter(sys.stdout, line_flush)
+
+
+def _read_prime(ckpt, prime: Optional[str], prime_file: Optional[Path]):
+    from ..data import decode_text, parse_numbers
+    from ..generate.api import as_prime
+
+    if prime is not None and prime_file is not None:
+        raise UsageError("give either --prime or --prime-file, not both")
+    if prime_file is None:
+        result = as_prime(ckpt, prime)
+    else:
+        if prime_file.is_dir():
+            raise UsageError(f"--prime-file {prime_file} is a directory: give a file")
+        if not prime_file.is_file():
+            raise UsageError(f"--prime-file {prime_file}: no such file")
+        try:
+            raw = prime_file.read_bytes()
+        except OSError as e:
+            raise DataError(f"--prime-file {prime_file}: cannot read ({e.strerror})") from None
+        text = decode_text(raw, str(prime_file))
+        result = text if ckpt.kind == "text" else parse_numbers(text, f"--prime-file {prime_file}")
+    if result is not None and len(result) == 0:
+        raise UsageError("the prime is empty: give at least one character or value")
+    return result
+
+
+class StreamWriter:
+    """Writes data to stdout, flushing at most every 50 ms so output is live but cheap;
+    a closed pipe (`| head`) ends the command quietly."""
+
+    def __init__(self, stream, line_flush: bool = False):
+        self.stream, self.last_flush = stream, time.monotonic()
+        # Lines for another program (jsonl --per-step, follow) go out at once: it may be waiting.
+        self.interval = 0.0 if line_flush else 0.05
+
+    def write(self, text: str) -> None:
+        self.stream.write(text)
+        now = time.monotonic()
+        if now - self.last_flush >= self.interval:
+            self.stream.flush()
+            self.last_flush = now
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                exc_type = BrokenPipeError
+        if exc_type is BrokenPipeError:
+            # Python would complain again when flushing at exit: point stdout at /dev/null first.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(0)
+        return False
+
+
+@app.command()
+def follow(
+    checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="A continuous-model checkpoint written by 'seqgen train'."),
+    horizon: int = typer.Option(1, help="Values forecast after each input (free-running, on a copy of the state)."),
+    backend: str = typer.Option("auto", help="auto (NumPy on CPU), numpy or torch."),
+    device: str = typer.Option("cpu", help="Device for the torch backend: cpu, cuda, mps or auto (the first available of those)."),
+) -> None:
+    """Read values from stdin, one per line; after each, write the forecast of the next value(s)."""
+    from ..checkpoint import load_checkpoint
+    from ..generate import Generator, follow as follow_values
+
+    ckpt = load_checkpoint(checkpoint)
+    gen = Generator.from_checkpoint(ckpt, backend=backend, device=device)
+    with StreamWriter(sys.stdout, line_flush=True) as out:
+        for forecast in follow_values(gen, _stdin_values(), horizon):
+            out.write(" ".join(f"{v:.6g}" for v in forecast) + "\n")
+
+
+def _stdin_values():
+    """Numbers from stdin as they arrive (readline, not a read-ahead), skipping blank lines."""
+    for number, line in enumerate(iter(sys.stdin.readline, ""), start=1):
+        text = line.strip()
+        if not text:
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            raise DataError(f"standard input, line {number}: {text[:40]!r} is not a number") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise DataError(f"standard input, line {number}: {text!r} is not a finite number")
+        yield value
+
+

@@ -1,0 +1,301 @@
+"""`seqgen train`: options to configurations, checks before any work, the run and its live display."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import SeqgenError, UsageError
+from .app import app, check_seed, console, parse_duration, say
+
+
+@app.command()
+def train(
+    data: Optional[str] = typer.Argument(None, metavar="DATA", help="Text file, numeric series (.npy, .csv, one number per line), '-' for stdin, or nothing for built-in sine waves."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Checkpoint to write. \\[default: checkpoints/<data name>.safetensors]"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run saved in this checkpoint (options not given are taken from it)."),
+    kind: str = typer.Option("auto", help="How to read DATA: auto, text or series."),
+    encoding: str = typer.Option("utf-8", help="Text encoding of DATA (for example latin-1)."),
+    val_fraction: float = typer.Option(0.1, help="Fraction at the end of each source kept for validation."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Folder for the decoded copy of DATA (token ids or values), reused while DATA is unchanged. \\[default: $XDG_CACHE_HOME/seqgen or ~/.cache/seqgen]"),
+    cell: Optional[str] = typer.Option(None, help="Recurrent cell: lstm, gru or rnn. \\[default: text gru, series lstm]"),
+    layers: Optional[int] = typer.Option(None, help="Stacked recurrent layers. \\[default: 2]"),
+    hidden: Optional[int] = typer.Option(None, help="Units per layer. \\[default: text 384, series 64]"),
+    embed: Optional[int] = typer.Option(None, help="Character embedding size (text). \\[default: 64]"),
+    dropout: Optional[float] = typer.Option(None, help="Dropout between layers and before the head. \\[default: 0]"),
+    batch_size: Optional[int] = typer.Option(None, help="Tracks trained side by side. \\[default: 32]"),
+    window: Optional[int] = typer.Option(None, help="Steps per backpropagation window. \\[default: text 128, series 100]"),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate (Adam). \\[default: text 5e-3, series 3e-3]"),
+    clip: Optional[float] = typer.Option(None, help="Gradient-norm clipping. \\[default: 1.0]"),
+    warmup: Optional[int] = typer.Option(None, help="Learning-rate warm-up steps. \\[default: 50]"),
+    input_noise: Optional[float] = typer.Option(None, help="Std of noise added to series inputs while training. \\[default: 0.15]"),
+    free_run: Optional[int] = typer.Option(None, help="Series: after each window, let the model run this many steps on its own output and score them too (ramped in from 30% to 80% of the run). \\[default: 0, off]"),
+    steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps. \\[default: series 2500]"),
+    epochs: Optional[float] = typer.Option(None, help="Stop after this many passes over the data."),
+    max_time: Optional[str] = typer.Option(None, help="Stop after this long, e.g. 90s, 5m, 1h. \\[default: text 5m, series 50s]"),
+    eval_every: Optional[int] = typer.Option(None, help="Validate and save every N steps. \\[default: text 200, series 100]"),
+    seed: Optional[int] = typer.Option(None, callback=check_seed, help="Random seed; the same seed gives the same weights on CPU. \\[default: 0]"),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps. \\[default: auto]"),
+    sine_waves: int = typer.Option(256, help="Sine data: number of waves."),
+    sine_length: int = typer.Option(1000, help="Sine data: steps per wave."),
+    period_min: float = typer.Option(20.0, help="Sine data: shortest period in steps."),
+    period_max: float = typer.Option(100.0, help="Sine data: longest period in steps."),
+    amp_min: float = typer.Option(0.5, help="Sine data: smallest amplitude."),
+    amp_max: float = typer.Option(1.0, help="Sine data: largest amplitude."),
+    sine_noise: float = typer.Option(0.0, help="Sine data: std of noise added to the waves."),
+    scale_each: bool = typer.Option(True, "--scale-each/--no-scale-each", help="Sine data: divide each wave by its own size (of its first 100 values), as generation divides each stream by its prime's, so that a long free run keeps the prime's amplitude."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress; only the final summary."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing checkpoint at --out (training never overwrites one otherwise)."),
+    log_every: Optional[int] = typer.Option(None, help="Print a progress line every N steps instead of the live bar (for logs)."),
+    nproc: Optional[int] = typer.Option(None, help="Train in N processes on this machine (one rank each, as torchrun would start them); --batch-size is split across them."),
+) -> None:
+    """Train a model on DATA and save it as a checkpoint."""
+    from ..config import ModelConfig, TrainConfig
+    from ..data import SineConfig
+    from ..train.distributed import launched, local_leader_first, process_group, relaunch
+
+    model_opts = dict(cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout)
+    train_opts = dict(batch_size=batch_size, window=window, lr=lr, clip=clip, warmup=warmup, input_noise=input_noise, free_run=free_run,
+                      steps=steps, epochs=epochs, max_time=parse_duration(max_time) if max_time else None,
+                      eval_every=eval_every, seed=seed, device=device)
+    model_opts = {k: v for k, v in model_opts.items() if v is not None}
+    train_opts = {k: v for k, v in train_opts.items() if v is not None}
+    replace(ModelConfig(), **model_opts).check()  # fail on a bad option before reading any data
+    replace(TrainConfig(), **train_opts).check()
+    if log_every is not None and log_every < 1:
+        raise UsageError(f"--log-every must be >= 1, got {log_every}")
+    sine = SineConfig(sine_waves, sine_length, period_min, period_max, amp_min, amp_max, sine_noise, scale_each)
+    sine.check()
+    if nproc is not None and not launched():
+        # A mistake is reported once, here, rather than by every rank after they have started.
+        if nproc < 1:
+            raise UsageError(f"--nproc must be >= 1, got {nproc}")
+        checkpoint = _load_for_resume(resume) if resume else None
+        if data == "-":
+            raise UsageError("--nproc: every process reads DATA, so it cannot be standard input; save it to a file")
+        dataset, _, train_config, target = _train_setup(
+            data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, model_opts, train_opts)
+        _check_overwrite(target, resume, force)
+        _check_split(dataset, train_config, nproc)
+        del dataset, checkpoint  # the ranks read their own (from the cache just built)
+        status, killed = relaunch(nproc, without_nproc(sys.argv[1:]))
+        if killed:
+            say(f"seqgen: error: {killed}", style="red")
+        raise typer.Exit(status)
+    with process_group(device or "auto") as group:
+        checkpoint = _load_for_resume(resume) if resume else None
+        with local_leader_first(group):
+            dataset, model_config, train_config, out = _train_setup(
+                data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, model_opts, train_opts)
+        _check_overwrite(out, resume, force)
+        earlier = checkpoint.meta["progress"].get("processes", 1) if checkpoint else 1
+        if earlier > 1 and nproc is None and not launched() and not quiet:
+            # Any process count can resume a run (its state is saved whole); say which one this is.
+            say(f"note: this run trained in {earlier} processes and goes on in one; add --nproc {earlier} for {earlier}")
+        _run_training(dataset, model_config, train_config, out, checkpoint, quiet or not group.is_main, log_every,
+                      distributed=group.world > 1)
+
+
+def without_nproc(argv: list[str]) -> list[str]:
+    """The command line without its --nproc option (the relaunched ranks must not relaunch)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
+
+
+LIMITS = ("steps", "epochs", "max_time")
+
+
+def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, model_opts, train_opts):
+    """The dataset and the configurations of a run: options given, else the checkpoint's, else the defaults."""
+    from ..config import TrainConfig, defaults_for, from_dict
+    from ..data import SineConfig, load_data
+
+    if data is None and checkpoint is not None:
+        data = _resume_source(checkpoint, resume)
+    if data is None and encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
+        raise UsageError("--encoding says how to read DATA; the built-in sine waves are not read from a file")
+    data_seed = seed if seed is not None else (checkpoint.meta["train"]["seed"] if checkpoint else 0)
+    if checkpoint and checkpoint.data.get("source", {}).get("type") == "sine":
+        # A checkpoint from before scale_each existed trained on unscaled waves; a resumed run
+        # goes on with the waves it began with.
+        stored = {"scale_each": False, **checkpoint.data["source"]}
+        if data is None:
+            sine = from_dict(SineConfig, {k: v for k, v in stored.items() if k != "type"})
+        else:
+            sine = replace(sine, scale_each=stored["scale_each"])
+    dataset = load_data(data, kind=kind, encoding=encoding, val_fraction=val_fraction, sine=sine, seed=data_seed,
+                        cache_dir=cache_dir)
+    if checkpoint:
+        base_model, base_train = checkpoint.model_config, from_dict(TrainConfig, checkpoint.meta["train"])
+    else:
+        base_model, base_train = defaults_for(dataset.kind)
+    if any(k in train_opts for k in LIMITS):
+        # Limits given replace all the stored or default ones: --steps 5000 means 5000 steps, not
+        # "5000 steps unless the default time limit comes first".
+        base_train = replace(base_train, **{k: None for k in LIMITS})
+    model_config = replace(base_model, **model_opts)
+    train_config = replace(base_train, **train_opts)
+    if not any((train_config.steps, train_config.epochs, train_config.max_time)):
+        train_config.max_time = 300.0
+    series_only = [f"--{k.replace('_', '-')}" for k in ("input_noise", "free_run") if k in train_opts]
+    if dataset.kind == "text" and series_only:
+        raise UsageError(f"{' and '.join(series_only)} apply to numeric series; this data is text")
+    out = out or (resume if resume else Path("checkpoints") / f"{dataset.name}.safetensors")
+    return dataset, model_config, train_config, out
+
+
+def _check_split(dataset, train_config, nproc: int) -> None:
+    """What each rank would find wrong with the device, the data's length or the batch's split."""
+    from ..train.distributed import Group
+    from ..device import resolve_device
+    from ..train.trainer import make_tracks
+
+    resolve_device(train_config.device)
+    label = dataset.source.get("path", "the training data")
+    tracks = make_tracks(dataset.train_streams, train_config.batch_size, train_config.window, label)
+    Group(world=nproc).share(min(train_config.batch_size, len(tracks)))  # as the Trainer splits it
+
+
+def _resume_source(checkpoint, resume: Path) -> Optional[str]:
+    """The data a resumed run trained on, when DATA is not given again (None for sine waves)."""
+    source = checkpoint.data.get("source", {})
+    if source.get("type") != "file":
+        return None
+    stored = source.get("path")
+    if not stored or stored == "standard input" or not Path(stored).is_file():
+        raise UsageError(f"--resume {resume}: give the training data again (the run read {stored!r}, not found here)")
+    return stored
+
+
+def _check_overwrite(out: Path, resume: Optional[Path], force: bool) -> None:
+    """A finished model is work: never replace one by accident (the shipped ones included)."""
+    continuing = resume is not None and out.resolve() == resume.resolve()
+    if out.exists() and not (force or continuing):
+        resume_hint = f", --resume {out} to continue its run," if _resumable(out) else ""
+        raise UsageError(f"{out} already exists; pass --force to replace it{resume_hint} or --out to write elsewhere")
+
+
+def _resumable(path: Path) -> bool:
+    """Whether a checkpoint still holds its training state (stripped ones, like the shipped ones, do not)."""
+    from ..checkpoint import load_checkpoint
+
+    try:
+        return "optimizer" in load_checkpoint(path).meta
+    except SeqgenError:
+        return False
+
+
+def _load_for_resume(path: Path):
+    from ..checkpoint import load_checkpoint
+
+    return load_checkpoint(path)
+
+
+def _run_training(dataset, model_config, train_config, out: Path, checkpoint, quiet: bool,
+                  log_every: Optional[int] = None, distributed: bool = False) -> None:
+    from ..train import Trainer, stop_on_signals
+
+    trainer = Trainer(dataset, model_config, train_config, out, resume=checkpoint)
+    main = trainer.group.is_main
+    if not quiet:
+        say(f"data: {dataset.description}")
+    display = TrainDisplay(quiet, dataset.kind, train_config, log_every)
+    with stop_on_signals(exit_on_second=not distributed) as received, display:
+        result = trainer.run(on_event=display.handle, should_stop=lambda: received() is not None)
+    signum = received()
+    if main:
+        display.summary(result, dataset.kind)
+    if signum is None and result.stopped_by == "interrupt":
+        signum = signal.SIGTERM  # another rank was signalled; this one stopped with it
+    if signum is not None and main:
+        again = f" --nproc {trainer.group.world}" if trainer.group.world > 1 else ""
+        say(f"stopped by signal at step {result.steps}; continue with: seqgen train --resume {result.path}{again}")
+    if signum is not None:
+        raise typer.Exit(128 + signum)
+
+
+class TrainDisplay:
+    """Live progress on stderr (a bar on a terminal, a line per evaluation otherwise)."""
+
+    def __init__(self, quiet: bool, kind: str, config, log_every: Optional[int] = None):
+        self.quiet, self.kind, self.config, self.log_every = quiet, kind, config, log_every
+        self.progress = None
+        self.task = None
+        self.val = "-"
+        self.unit = "chars" if kind == "text" else "values"
+
+    def __enter__(self):
+        if not self.quiet and console.is_terminal and not self.log_every:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("step {task.fields[step]}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[rate]}"),
+                TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("train", total=1.0, step=0, loss="-", val="-", rate="")
+        return self
+
+    def __exit__(self, *exc):
+        if self.progress:
+            self.progress.stop()
+        return False
+
+    def handle(self, event: dict) -> None:
+        kind = event["type"]
+        if kind == "start" and not self.quiet:
+            where = f"{event['processes']} processes" if event.get("processes", 1) > 1 else event["device"]
+            say(f"model: {event['parameters']:,} parameters on {where}, batch {event['batch']}, "
+                f"{event['steps_per_epoch']} step{'s' if event['steps_per_epoch'] != 1 else ''} per epoch")
+        elif kind == "step" and self.progress:
+            self.progress.update(self.task, completed=event["fraction"], step=event["step"], loss=f"{event['loss']:.4f}",
+                                 val=self.val, rate=f"{event['items_per_sec']:,.0f} {self.unit}/s")
+        elif kind == "step" and self.log_every and not self.quiet and event["step"] % self.log_every == 0:
+            say(f"step {event['step']}  loss {event['loss']:.4f}  val {self.val}  "
+                f"{event['items_per_sec']:,.0f} {self.unit}/s  {event['elapsed']:.0f}s")
+        elif kind == "threads":
+            if event["threads"] == 1:
+                say(f"note: at step {event['step']} one torch thread was faster than several (another process "
+                    "is using the cores); training goes on with one, which gives the same results")
+            else:
+                say(f"note: at step {event['step']} the cores were free again; back to {event['threads']} torch threads")
+        elif kind == "rollback":
+            # Shown even with --quiet: the run changed course, and the user should know why.
+            say(f"warning: {event['reason']} at step {event['step']}; went back to step "
+                f"{event['to_step']}'s weights and halved the learning rate to {event['lr']:.3g}", style="yellow")
+        elif kind == "eval":
+            self.val = f"{event['val_loss']:.4f}"
+            if not self.quiet and not self.progress:
+                extra = f" ({event['val_bpc']:.3f} bits/char)" if "val_bpc" in event else ""
+                say(f"step {event['step']}  epoch {event['epoch']:.2f}  {event['elapsed']:.0f}s  "
+                    f"val {event['val_loss']:.4f}{extra}{'  *' if event['improved'] else ''}")
+
+    def summary(self, result, kind: str) -> None:
+        from rich.table import Table
+
+        table = Table(show_header=False, box=None, padding=(0, 2))
+        if result.best_val is not None:
+            label = "best val loss (nats/char)" if kind == "text" else "best val MSE (scaled)"
+            table.add_row(label, f"{result.best_val:.4f} at step {result.best_step}")
+            if kind == "text":
+                table.add_row("best val bits/char", f"{result.best_val / 0.6931471805599453:.4f}")
+        table.add_row("steps", str(result.steps))
+        table.add_row("training time", f"{result.elapsed:.1f}s")
+        table.add_row(f"{self.unit}/s", f"{result.items_per_sec:,.0f}")
+        table.add_row("checkpoint", result.path)
+        console.print(table)
+
+
