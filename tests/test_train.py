@@ -131,6 +131,33 @@ def test_thread_tuner_tries_one_thread_when_the_step_did_not_get_its_cores(monke
         torch.set_num_threads(threads)
 
 
+def test_a_quiet_run_where_one_thread_is_faster_prints_no_note_about_other_processes(monkeypatch, capsys):
+    from seqgen.cli.train import TrainDisplay
+
+    clock = {"wall": 0.0, "cpu": 0.0}
+    monkeypatch.setattr(time, "perf_counter", lambda: clock["wall"])
+    monkeypatch.setattr(time, "process_time", lambda: clock["cpu"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    tuner, display = ThreadTuner(period=10), TrainDisplay(quiet=False, kind="series", config=None)
+    try:
+        for n in range(1, 13):
+            tuner.before_step()
+            one = torch.get_num_threads() == 1
+            wall = 0.5 if one else 1.0  # a small model: one thread is faster, on a quiet machine
+            clock["wall"] += wall
+            clock["cpu"] += wall * torch.get_num_threads()  # every thread got its core
+            switched = tuner.after_step(wall)
+            if switched is not None:
+                display.handle({"type": "threads", "step": n, "threads": switched, "crowded": tuner.probe_crowded})
+        assert torch.get_num_threads() == 1 and not tuner.probe_crowded  # the scheduled probe won
+    finally:
+        torch.set_num_threads(threads)
+    assert "another process" not in capsys.readouterr().err
+    display.handle({"type": "threads", "step": 20, "threads": 1, "crowded": True})
+    assert "another process is using the cores" in capsys.readouterr().err
+
+
 def test_brief_sine_training_free_runs_close_to_the_wave_for_a_period(tmp_path):
     data = load_data(None, sine=SineConfig(waves=64, length=400, period_min=30, period_max=30, amp_min=1, amp_max=1), seed=1)
     out = tmp_path / "sine.safetensors"

@@ -234,6 +234,7 @@ class TrainDisplay:
         self.progress = None
         self.task = None
         self.val = "-"
+        self.crowded = False  # the last thread switch was to one thread, on crowded cores
         self.unit = "chars" if kind == "text" else "values"
 
     def __enter__(self):
@@ -267,10 +268,14 @@ class TrainDisplay:
             say(f"step {event['step']}  loss {event['loss']:.4f}  val {self.val}  "
                 f"{event['items_per_sec']:,.0f} {self.unit}/s  {event['elapsed']:.0f}s")
         elif kind == "threads":
-            if event["threads"] == 1:
+            # Only a switch the crowded cores explain is worth a note: on a quiet machine one
+            # thread is often just faster for a small model, and that changes no result.
+            if event["threads"] == 1 and event.get("crowded"):
+                self.crowded = True
                 say(f"note: at step {event['step']} one torch thread was faster than several (another process "
                     "is using the cores); training goes on with one, which gives the same results")
-            else:
+            elif event["threads"] > 1 and self.crowded:
+                self.crowded = False
                 say(f"note: at step {event['step']} the cores were free again; back to {event['threads']} torch threads")
         elif kind == "rollback":
             # Shown even with --quiet: the run changed course, and the user should know why.

@@ -32,6 +32,10 @@ class ThreadTuner:
         self.steps, self.before, self.probing = 0, math.inf, None
         self.last_probe, self.crowded, self.started = -recheck, False, (0.0, 0.0)
         self.wait = recheck  # steps between probes while crowded; doubles each time one thread loses
+        # Whether the last probe ran because the cores looked crowded (rather than on schedule):
+        # only then does a win say anything about other processes. On a quiet machine one thread
+        # can simply be faster for a small model, whose operations are too short to share.
+        self.probe_crowded = False
 
     def before_step(self) -> None:
         self.steps += 1
@@ -41,6 +45,7 @@ class ThreadTuner:
         since = self.steps - self.last_probe
         if self.steps % self.period == 0 or (self.crowded and since >= self.wait):
             self.last_probe = self.steps
+            self.probe_crowded = self.crowded
             self.probing = torch.get_num_threads()
             torch.set_num_threads(1 if self.probing > 1 else self.most)
 

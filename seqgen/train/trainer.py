@@ -296,7 +296,7 @@ class Trainer:
             now = time.perf_counter()
             threads = self.threads.after_step(now - last)
             if threads is not None:
-                emit({"type": "threads", "step": self.step, "threads": threads})
+                emit({"type": "threads", "step": self.step, "threads": threads, "crowded": self.threads.probe_crowded})
             self.elapsed += now - last
             last = now
             several = self.group.world > 1
