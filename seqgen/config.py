@@ -56,6 +56,9 @@ class TrainConfig:
     epochs: float | None = None
     max_time: float | None = None
     eval_every: int = 200
+    # Stop once the validation loss has stayed clearly above its best for this many evaluations
+    # in a row (0: never stop early). See Trainer._overfitting.
+    patience: int = 5
     input_noise: float = 0.0
     free_run: int = 0
     free_run_start: float = 0.3
@@ -73,8 +76,8 @@ class TrainConfig:
                 raise UsageError(f"`{name}` must be > 0, got {value}")
         if self.lr <= 0 or self.clip <= 0:
             raise UsageError("`lr` and `clip` must be > 0")
-        if self.input_noise < 0 or self.warmup < 0 or self.free_run < 0:
-            raise UsageError("`input_noise`, `warmup` and `free_run` must be >= 0")
+        if self.input_noise < 0 or self.warmup < 0 or self.free_run < 0 or self.patience < 0:
+            raise UsageError("`input_noise`, `warmup`, `free_run` and `patience` must be >= 0")
 
 
 def defaults_for(kind: str) -> tuple[ModelConfig, TrainConfig]:

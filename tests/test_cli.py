@@ -161,3 +161,14 @@ def test_a_checkpoint_given_as_training_data_points_to_resume(text_checkpoint):
     assert result.returncode == 1
     assert result.stderr.strip() == f"seqgen: error: {text_checkpoint} is a checkpoint, not training data; " \
                                     f"to continue its run, use --resume {text_checkpoint}"
+
+
+def test_a_run_that_overfits_says_it_stopped_early(tmp_path):
+    import numpy as np
+
+    walk = np.cumsum(np.random.default_rng(0).normal(size=300))
+    (tmp_path / "walk.txt").write_text("".join(f"{v:.5f}\n" for v in walk))
+    result = run("train", "walk.txt", "--batch-size", "8", "--window", "30", "--steps", "3000", "--eval-every", "20",
+                 "--lr", "0.01", "--log-every", "1000", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "stopped early" in result.stderr and "the checkpoint holds the best weights" in result.stderr

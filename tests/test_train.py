@@ -169,3 +169,27 @@ def test_brief_sine_training_free_runs_close_to_the_wave_for_a_period(tmp_path):
     generated = np.array([v[0] for v in gen.generate(30)])
     rmse = float(np.sqrt(np.mean((generated - wave[100:130]) ** 2)))
     assert rmse < 0.2, rmse
+
+
+def test_a_short_series_that_overfits_stops_early_and_keeps_its_best_weights(tmp_path):
+    from seqgen.data import series_dataset
+
+    walk = np.cumsum(np.random.default_rng(0).normal(size=300))  # 270 values to learn: soon memorised
+    data = series_dataset(walk, "walk", "walk", val_fraction=0.1)
+    out = tmp_path / "walk.safetensors"
+    config = TrainConfig(batch_size=8, window=30, steps=3000, eval_every=20, lr=1e-2, patience=5)
+    result = Trainer(data, ModelConfig(hidden=64), config, out).run()
+    assert result.stopped_by == "early" and result.steps < 1000
+    assert result.best_step <= result.steps - 5 * 20  # five evaluations above the best, then the stop
+    assert load_checkpoint(out).meta["progress"]["best_step"] == result.best_step
+
+
+def test_patience_zero_never_stops_early(tmp_path):
+    from seqgen.data import series_dataset
+
+    walk = np.cumsum(np.random.default_rng(0).normal(size=300))
+    data = series_dataset(walk, "walk", "walk", val_fraction=0.1)
+    config = TrainConfig(batch_size=8, window=30, steps=400, eval_every=20, lr=1e-2, patience=0)
+    result = Trainer(data, ModelConfig(hidden=64), config, tmp_path / "w.safetensors").run()
+    assert result.stopped_by == "limit" and result.steps == 400
+

@@ -39,6 +39,7 @@ def train(
     epochs: Optional[float] = typer.Option(None, help="Stop after this many passes over the data."),
     max_time: Optional[str] = typer.Option(None, help="Stop after this long, e.g. 90s, 5m, 1h. \\[default: text 5m, series 50s]"),
     eval_every: Optional[int] = typer.Option(None, help="Validate and save every N steps. \\[default: text 200, series 100]"),
+    patience: Optional[int] = typer.Option(None, help="Stop early once the validation loss has stayed clearly above its best for this many evaluations in a row (0: never). \\[default: 5]"),
     seed: Optional[int] = typer.Option(None, callback=check_seed, help="Random seed; the same seed gives the same weights on CPU. \\[default: 0]"),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps. \\[default: auto]"),
     sine_waves: int = typer.Option(256, help="Sine data: number of waves."),
@@ -62,7 +63,7 @@ def train(
     model_opts = dict(cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout)
     train_opts = dict(batch_size=batch_size, window=window, lr=lr, clip=clip, warmup=warmup, input_noise=input_noise, free_run=free_run,
                       steps=steps, epochs=epochs, max_time=parse_duration(max_time) if max_time else None,
-                      eval_every=eval_every, seed=seed, device=device)
+                      eval_every=eval_every, patience=patience, seed=seed, device=device)
     model_opts = {k: v for k, v in model_opts.items() if v is not None}
     train_opts = {k: v for k, v in train_opts.items() if v is not None}
     replace(ModelConfig(), **model_opts).check()  # fail on a bad option before reading any data
@@ -298,6 +299,9 @@ class TrainDisplay:
             if kind == "text":
                 table.add_row("best val bits/char", f"{result.best_val / 0.6931471805599453:.4f}")
         table.add_row("steps", str(result.steps))
+        if result.stopped_by == "early":
+            table.add_row("stopped early", f"the validation loss stayed above its best (step {result.best_step}) for "
+                          f"{self.config.patience} evaluations: more steps would overfit; the checkpoint holds the best weights")
         table.add_row("training time", f"{result.elapsed:.1f}s")
         table.add_row(f"{self.unit}/s", f"{result.items_per_sec:,.0f}")
         table.add_row("checkpoint", result.path)

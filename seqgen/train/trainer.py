@@ -45,8 +45,13 @@ VAL_PIECES = 16
 # smoothed training loss are this factor above their values at the best step: overfitting raises
 # only the first, and a healthy run moves neither this much between two evaluations.
 MAX_ROLLBACKS = 3
-
 BLOWUP_FACTOR = 1.25
+# A run stops early when each of its last `patience` validation losses is this factor above the
+# best. A plateau never stops it (the best is among the last values, or they come back near it):
+# only a rise that lasts. Text loss is in nats, where 5% is a clear rise; a series' loss is a
+# mean squared error, which wanders by 2-4x between evaluations of a run that is still improving
+# (the default sine run), so its rise must be larger.
+OVERFIT_FACTOR = {"text": 1.05, "series": 1.5}
 
 
 @dataclass
@@ -57,7 +62,7 @@ class TrainResult:
     best_val: float | None
     best_step: int
     items_per_sec: float
-    stopped_by: str  # "limit", "interrupt"
+    stopped_by: str  # "limit", "interrupt", "early" (the validation loss kept above its best)
 
 Event = dict
 
@@ -150,6 +155,7 @@ class Trainer:
         self.loss_average: float | None = None  # smoothed training loss
         self.average_at_best: float | None = None
         self.lr_scale, self.rollbacks = 1.0, 0
+        self.recent_vals: list[float] = []  # the validation losses of this session, for early stopping
         self.schedule = Schedule(config, self._total_steps())
         if resume is not None:
             self._restore(resume)
@@ -314,7 +320,18 @@ class Trainer:
             if self.step % self.config.eval_every == 0:
                 self._evaluate_and_save(emit, metrics_path)
                 last = time.perf_counter()  # evaluation time is not training time
+                if self._overfitting():
+                    stopped_by = "early"
+                    break
         return stopped_by, session_items
+
+    def _overfitting(self) -> bool:
+        """Whether each of the last `patience` validation losses is well above the best one."""
+        patience = self.config.patience
+        recent = self.recent_vals[-patience:]
+        if not patience or len(recent) < patience or self.best_val is None:
+            return False
+        return min(recent) > OVERFIT_FACTOR[self.data.kind] * self.best_val
 
     def _diverged(self, loss: float) -> TrainingError:
         # The weights are already spoiled, so nothing is saved: the file on disk is the last good one.
@@ -349,6 +366,7 @@ class Trainer:
 
     def _evaluate_and_save(self, emit: EventHandler, metrics_path: Path) -> None:
         val = self.validate()
+        self.recent_vals.append(val)
         if self._blew_up(val):
             self._roll_back(f"the validation loss rose to {val:.4f} from {self.best_val:.4f}", emit)
         improved = self.best_val is None or val < self.best_val
