@@ -172,3 +172,14 @@ def test_a_run_that_overfits_says_it_stopped_early(tmp_path):
                  "--lr", "0.01", "--log-every", "1000", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "stopped early" in result.stderr and "the checkpoint holds the best weights" in result.stderr
+
+
+def test_a_batch_smaller_than_asked_says_why(tmp_path):
+    import numpy as np
+
+    values = np.sin(np.arange(287) / 3.0)
+    (tmp_path / "yearly.csv").write_text("YEAR_VALUE\n" + "".join(f"{v:.5f}\n" for v in values))
+    result = run("train", "yearly.csv", "--steps", "5", "--hidden", "8", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "batch 2 instead of 32: the training part has 258 values" in result.stderr
+    assert "a smaller --window gives more tracks" in result.stderr

@@ -193,3 +193,23 @@ def test_patience_zero_never_stops_early(tmp_path):
     result = Trainer(data, ModelConfig(hidden=64), config, tmp_path / "w.safetensors").run()
     assert result.stopped_by == "limit" and result.steps == 400
 
+
+def test_a_short_series_is_trained_on_every_value_over_the_epochs(tmp_path, monkeypatch):
+    from seqgen.data import series_dataset
+
+    values = np.sin(np.arange(287) / 3.0) + np.arange(287) / 100  # 258 to train on, as yearly sunspots
+    data = series_dataset(values, "short", "short", val_fraction=0.1)
+    trainer = Trainer(data, ModelConfig(hidden=8), TrainConfig(batch_size=32, window=100, steps=40, eval_every=40),
+                      tmp_path / "short.safetensors")
+    assert trainer.batch == 2  # 258 values hold two tracks of one window plus one
+    seen = np.zeros(trainer.tracks.shape, dtype=bool)
+    read = trainer._rows
+
+    def record(rows, start, stop):
+        seen[rows, start:stop] = True
+        return read(rows, start, stop)
+
+    monkeypatch.setattr(trainer, "_rows", record)
+    trainer.run()
+    assert seen.all()  # one window of 100 per track and epoch, at another offset each time
+

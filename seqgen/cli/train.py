@@ -262,6 +262,8 @@ class TrainDisplay:
             where = f"{event['processes']} processes" if event.get("processes", 1) > 1 else event["device"]
             say(f"model: {event['parameters']:,} parameters on {where}, batch {event['batch']}, "
                 f"{event['steps_per_epoch']} step{'s' if event['steps_per_epoch'] != 1 else ''} per epoch")
+            if event["batch"] < event.get("batch_asked", 0):
+                say(self._small_batch(event))
         elif kind == "step" and self.progress:
             self.progress.update(self.task, completed=event["fraction"], step=event["step"], loss=f"{event['loss']:.4f}",
                                  val=self.val, rate=f"{event['items_per_sec']:,.0f} {self.unit}/s")
@@ -288,6 +290,16 @@ class TrainDisplay:
                 extra = f" ({event['val_bpc']:.3f} bits/char)" if "val_bpc" in event else ""
                 say(f"step {event['step']}  epoch {event['epoch']:.2f}  {event['elapsed']:.0f}s  "
                     f"val {event['val_loss']:.4f}{extra}{'  *' if event['improved'] else ''}")
+
+    def _small_batch(self, event: dict) -> str:
+        """Why the batch is smaller than --batch-size asked, and what would give more tracks."""
+        batch, asked = event["batch"], event["batch_asked"]
+        if event["streams"] > 1:
+            return f"note: batch {batch} instead of {asked}: the data has {event['streams']} streams, one track each"
+        window = self.config.window
+        return (f"note: batch {batch} instead of {asked}: the training part has {event['train_values']:,} "
+                f"{self.unit}, enough for {batch} track{'s' if batch != 1 else ''} of at least one window ({window}) "
+                f"plus one; every {self.unit[:-1]} is still trained on, and a smaller --window gives more tracks")
 
     def summary(self, result, kind: str) -> None:
         from rich.table import Table

@@ -52,6 +52,7 @@ BLOWUP_FACTOR = 1.25
 # mean squared error, which wanders by 2-4x between evaluations of a run that is still improving
 # (the default sine run), so its rise must be larger.
 OVERFIT_FACTOR = {"text": 1.05, "series": 1.5}
+GOLDEN_RATIO = (math.sqrt(5) - 1) / 2
 
 
 @dataclass
@@ -145,6 +146,10 @@ class Trainer:
         self.first_row, self.rows = self.group.share(self.batch)  # this rank's tracks of each batch
         self.groups = len(tracks) // self.batch
         self.windows = (tracks.shape[1] - 1) // config.window
+        # The values at the end of each track that no window of an epoch reaches. Each epoch
+        # starts its windows at another offset into them (see _offset), so that over the epochs
+        # every value is trained on: for a short series these are a fifth of the data.
+        self.spare = tracks.shape[1] - 1 - self.windows * config.window
         self.steps_per_epoch = self.groups * self.windows
         self.step, self.elapsed, self.items_seen = 0, 0.0, 0
         self.best_val: float | None = None
@@ -182,9 +187,15 @@ class Trainer:
         if window == 0 or self.state is None:
             self.state = self.model.init_state(self.rows, self.device)
         rows = self._share(group)
-        start = window * self.config.window
+        start = self._offset() + window * self.config.window
         chunk = self._rows(rows, start, start + self.config.window + 1)
         return chunk[:, :-1], chunk[:, 1:]
+
+    def _offset(self) -> int:
+        """Where this epoch's windows start in each track: at 0 in the first epoch, then spread
+        evenly over the spare values by the golden-ratio sequence, whatever the number of epochs."""
+        epoch = self.step // self.steps_per_epoch
+        return int((self.spare + 1) * ((epoch * GOLDEN_RATIO) % 1.0))
 
     def _share(self, group: int) -> slice:
         first = group * self.batch + self.first_row
@@ -236,7 +247,7 @@ class Trainer:
         """
         position = self.step % self.steps_per_epoch
         group, window = divmod(position, self.windows)
-        end = (window + 1) * self.config.window + 1
+        end = self._offset() + (window + 1) * self.config.window + 1
         truth = self._rows(self._share(group), end, end + horizon)
         prediction, predictions = first, []
         for _ in range(truth.shape[1]):
@@ -272,7 +283,9 @@ class Trainer:
                 metrics_path.unlink(missing_ok=True)
         emit({"type": "start", "parameters": parameter_count(self.model), "device": str(self.device),
               "steps_per_epoch": self.steps_per_epoch, "total_steps": self.schedule.total_steps,
-              "batch": self.batch, "processes": self.group.world, "step": self.step})
+              "batch": self.batch, "processes": self.group.world, "step": self.step,
+              "batch_asked": self.config.batch_size, "streams": len(self.data.streams),
+              "train_values": sum(len(t) for t in self.data.train_streams)})
         session_start = time.perf_counter()
         try:
             stopped_by, session_items = self._train_steps(emit, should_stop, metrics_path, session_start)
