@@ -213,3 +213,14 @@ def test_a_short_series_is_trained_on_every_value_over_the_epochs(tmp_path, monk
     trainer.run()
     assert seen.all()  # one window of 100 per track and epoch, at another offset each time
 
+
+def test_a_series_model_with_no_prime_continues_from_the_end_of_its_data(tmp_path, series_file):
+    from seqgen.generate.api import default_prime
+
+    data = load_data(str(series_file))
+    out = tmp_path / "wave.safetensors"
+    Trainer(data, ModelConfig(hidden=8), TrainConfig(batch_size=4, window=50, steps=4, eval_every=4), out).run()
+    values = np.loadtxt(series_file)
+    prime = default_prime(load_checkpoint(out))
+    np.testing.assert_allclose(prime, values[-100:], atol=1e-5)  # the last 100 values, not the 100 before the tail
+

@@ -18,8 +18,10 @@ from . import state as state_files
 
 
 def default_prime(ckpt: Checkpoint, seed: int | None = None, length: int = 100) -> str | np.ndarray:
-    """What to prime with when the user gives nothing: a newline for text; for series a stretch of
-    the training source (for sine, a fresh wave in the training range)."""
+    """What to prime with when the user gives nothing: a newline for text; for a series its last
+    `length` values, validation tail included, so the continuation follows the end of the data (a
+    checkpoint written before seqgen 0.2 holds the values just before the tail instead); for sine,
+    a fresh wave in the training range."""
     data = ckpt.data
     if data["kind"] == "text":
         return "\n" if "\n" in data["vocab"] else data["vocab"][0]

@@ -33,7 +33,7 @@ from ..model.network import SeqModel, State, detach_state, parameter_count, stat
 from .threads import ThreadTuner
 
 
-# How many values of a series the checkpoint keeps as the default prime for `seqgen sample`.
+# How many values of a series (its last) the checkpoint keeps as the default prime for `seqgen sample`.
 PRIME_KEEP = 200
 
 # Text validation during training runs the held-out tail as this many warmed-up pieces side by
@@ -484,7 +484,9 @@ def data_meta(data: Dataset) -> dict:
         if data.typical_scale is not None:
             meta["typical_scale"] = data.typical_scale
         if data.source.get("type") != "sine":
-            tail = data.train_streams[0][-PRIME_KEEP:]
+            # The end of the data, validation tail included: a forecast with no prime continues
+            # from the last value the user has, not from a point they already know the sequel of.
+            tail = data.streams[0][-PRIME_KEEP:]
             meta["prime"] = [float(v) for v in data.unscale(tail.astype(np.float64))]
     return meta
 
