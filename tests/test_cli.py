@@ -183,3 +183,28 @@ def test_a_batch_smaller_than_asked_says_why(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "batch 2 instead of 32: the training part has 258 values" in result.stderr
     assert "a smaller --window gives more tracks" in result.stderr
+
+
+def test_a_prime_file_is_read_like_a_training_file_header_included(tmp_path, sine_checkpoint):
+    values = [0.1 * k for k in range(-5, 6)]
+    (tmp_path / "prime.csv").write_text("SUNACTIVITY\n" + "".join(f"{v}\n" for v in values))
+    (tmp_path / "inline.txt").write_text(" ".join(str(v) for v in values) + "\n")
+    import numpy as np
+
+    np.save(tmp_path / "prime.npy", np.array(values))
+    outputs = []
+    for name in ("prime.csv", "inline.txt", "prime.npy"):
+        result = run("sample", str(sine_checkpoint), "--prime-file", name, "--length", "5", "--seed", "1", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        outputs.append(result.stdout)
+    assert outputs[0] == outputs[1] == outputs[2]  # the same values, however the file holds them
+
+
+def test_follow_skips_a_header_on_its_first_line(sine_checkpoint):
+    values = "".join(f"{0.5 * (k % 7) / 7:.3f}\n" for k in range(12))
+    plain = run("follow", str(sine_checkpoint), input=values)
+    headed = run("follow", str(sine_checkpoint), input="value\n" + values)
+    assert plain.returncode == 0 and headed.returncode == 0, headed.stderr
+    assert headed.stdout == plain.stdout and len(plain.stdout.splitlines()) == 12
+    late = run("follow", str(sine_checkpoint), input=values + "oops\n")
+    assert late.returncode == 1 and "line 13: 'oops' is not a number" in late.stderr

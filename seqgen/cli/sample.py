@@ -157,7 +157,7 @@ def _open_output(path: Optional[Path], line_flush: bool = False):
 
 
 def _read_prime(ckpt, prime: Optional[str], prime_file: Optional[Path]):
-    from ..data import decode_text, parse_numbers
+    from ..data import decode_text, read_values
     from ..generate.api import as_prime
 
     if prime is not None and prime_file is not None:
@@ -173,8 +173,8 @@ def _read_prime(ckpt, prime: Optional[str], prime_file: Optional[Path]):
             raw = prime_file.read_bytes()
         except OSError as e:
             raise DataError(f"--prime-file {prime_file}: cannot read ({e.strerror})") from None
-        text = decode_text(raw, str(prime_file))
-        result = text if ckpt.kind == "text" else parse_numbers(text, f"--prime-file {prime_file}")
+        label = f"--prime-file {prime_file}"
+        result = decode_text(raw, label) if ckpt.kind == "text" else read_values(raw, label, prime_file.suffix)
     if result is not None and len(result) == 0:
         raise UsageError("the prime is empty: give at least one character or value")
     return result
@@ -232,7 +232,9 @@ def follow(
 
 
 def _stdin_values():
-    """Numbers from stdin as they arrive (readline, not a read-ahead), skipping blank lines."""
+    """Numbers from stdin as they arrive (readline, not a read-ahead), skipping blank lines and,
+    as in a series file, a header on the first line."""
+    first = True
     for number, line in enumerate(iter(sys.stdin.readline, ""), start=1):
         text = line.strip()
         if not text:
@@ -240,7 +242,11 @@ def _stdin_values():
         try:
             value = float(text)
         except ValueError:
+            if first:
+                first = False
+                continue  # a CSV header, as `seqgen train` reads one
             raise DataError(f"standard input, line {number}: {text[:40]!r} is not a number") from None
+        first = False
         if value != value or value in (float("inf"), float("-inf")):
             raise DataError(f"standard input, line {number}: {text!r} is not a finite number")
         yield value

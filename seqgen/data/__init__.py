@@ -10,9 +10,9 @@ text into token ids and back.
 from .dataset import Dataset
 from .load import load_data
 from .reading import decode_text
-from .series import looks_numeric, parse_numbers, parse_series, series_dataset
+from .series import looks_numeric, parse_numbers, parse_series, read_values, series_dataset
 from .sine import MIN_SCALE_PRIME, SCALE_PRIME, SineConfig, sine_dataset, sine_waves, stream_scale
 from .text import text_dataset
 
 __all__ = ["Dataset", "MIN_SCALE_PRIME", "SCALE_PRIME", "SineConfig", "decode_text", "load_data", "looks_numeric",
-           "parse_numbers", "parse_series", "series_dataset", "sine_dataset", "sine_waves", "stream_scale", "text_dataset"]
+           "parse_numbers", "parse_series", "read_values", "series_dataset", "sine_dataset", "sine_waves", "stream_scale", "text_dataset"]

@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import DataError
 from .cache import store_entry
 from .dataset import Dataset, split_point
-from .reading import decoded_chunks, iter_lines, stream_lines
+from .reading import decode_text, decoded_chunks, iter_lines, stream_lines
 
 SERIES_SUFFIXES = {".npy", ".csv"}
 
@@ -168,3 +168,16 @@ def is_number(text: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+def read_values(raw: bytes, label: str, suffix: str = "") -> np.ndarray:
+    """The numbers of a file as a user gives them, a prime file say: a .npy array; numbers
+    separated by spaces, commas or newlines; or a training file's shape, one number per line
+    under an optional header line (a one-column CSV)."""
+    if suffix.lower() == ".npy":
+        return load_npy(raw, label)
+    text = decode_text(raw, label)
+    if looks_like_numbers(text):
+        return parse_numbers(text, label)
+    return parse_series(text, label)
+
