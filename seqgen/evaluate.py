@@ -132,7 +132,7 @@ def free_run_rmse(gen, prime: np.ndarray, truth: np.ndarray, horizons: Sequence[
     started = time.perf_counter()
     batch, length = truth.shape
     gen.reset(batch)
-    gen.feed((prime - gen.mean) / gen.std)
+    gen.feed_values(prime)
     generated = np.empty((length, batch))
     for t in range(length):
         generated[t] = gen.step()

@@ -34,6 +34,7 @@ def train(
     clip: Optional[float] = typer.Option(None, help="Gradient-norm clipping. \\[default: 1.0]"),
     warmup: Optional[int] = typer.Option(None, help="Learning-rate warm-up steps. \\[default: 50]"),
     input_noise: Optional[float] = typer.Option(None, help="Std of noise added to series inputs while training. \\[default: 0.15]"),
+    target: Optional[str] = typer.Option(None, help="Series: what the model predicts: the values (level), their steps (diff), or auto: the steps when a straight line explains over half the series' variance (it trends). \\[default: auto]"),
     free_run: Optional[int] = typer.Option(None, help="Series: after each window, let the model run this many steps on its own output and score them too (ramped in from 30% to 80% of the run). \\[default: 0, off]"),
     steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps. \\[default: series 2500]"),
     epochs: Optional[float] = typer.Option(None, help="Stop after this many passes over the data."),
@@ -79,9 +80,9 @@ def train(
         checkpoint = _load_for_resume(resume) if resume else None
         if data == "-":
             raise UsageError("--nproc: every process reads DATA, so it cannot be standard input; save it to a file")
-        dataset, _, train_config, target = _train_setup(
-            data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, model_opts, train_opts)
-        _check_overwrite(target, resume, force)
+        dataset, _, train_config, out_path = _train_setup(
+            data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, target, model_opts, train_opts)
+        _check_overwrite(out_path, resume, force)
         _check_split(dataset, train_config, nproc)
         del dataset, checkpoint  # the ranks read their own (from the cache just built)
         status, killed = relaunch(nproc, without_nproc(sys.argv[1:]))
@@ -92,7 +93,7 @@ def train(
         checkpoint = _load_for_resume(resume) if resume else None
         with local_leader_first(group):
             dataset, model_config, train_config, out = _train_setup(
-                data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, model_opts, train_opts)
+                data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, target, model_opts, train_opts)
         _check_overwrite(out, resume, force)
         earlier = checkpoint.meta["progress"].get("processes", 1) if checkpoint else 1
         if earlier > 1 and nproc is None and not launched() and not quiet:
@@ -118,10 +119,12 @@ def without_nproc(argv: list[str]) -> list[str]:
 LIMITS = ("steps", "epochs", "max_time")
 
 
-def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, model_opts, train_opts):
+def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, target,
+                 model_opts, train_opts):
     """The dataset and the configurations of a run: options given, else the checkpoint's, else the defaults."""
     from ..config import TrainConfig, defaults_for, from_dict
     from ..data import SineConfig, load_data
+    from ..data.transforms import with_target
 
     if data is None and checkpoint is not None:
         data = _resume_source(checkpoint, resume)
@@ -138,6 +141,10 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
             sine = replace(sine, scale_each=stored["scale_each"])
     dataset = load_data(data, kind=kind, encoding=encoding, val_fraction=val_fraction, sine=sine, seed=data_seed,
                         cache_dir=cache_dir)
+    if target is not None and dataset.kind == "text":
+        raise UsageError("--target applies to numeric series; this data is text")
+    # A resumed run models the series as it began; a new one decides from the data.
+    dataset = with_target(dataset, target or (checkpoint.data.get("target", "level") if checkpoint else "auto"))
     if checkpoint:
         base_model, base_train = checkpoint.model_config, from_dict(TrainConfig, checkpoint.meta["train"])
     else:

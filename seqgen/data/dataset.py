@@ -30,6 +30,10 @@ class Dataset:
     # With each stream scaled by its own size: the mean of those sizes, the best guess for a
     # stream too short to measure.
     typical_scale: float | None = None
+    # What a series' streams hold: "level" (the values, scaled) or "diff" (their first
+    # differences, scaled; see transforms.py), with the values themselves kept in `levels`.
+    target: str = "level"
+    levels: np.ndarray | None = None
 
     @property
     def train_streams(self) -> list[np.ndarray]:

@@ -64,14 +64,16 @@ class Generator:
     """
 
     def __init__(self, model, *, vocab: list[str] | None = None, tokenizer: Tokenizer | None = None,
-                 mean: float = 0.0, std: float = 1.0, sampling: SampleConfig | None = None, seed: int | None = None):
-        """Text models take a `tokenizer` (or, for characters, just their `vocab`)."""
+                 mean: float = 0.0, std: float = 1.0, sampling: SampleConfig | None = None, seed: int | None = None,
+                 target: str = "level"):
+        """Text models take a `tokenizer` (or, for characters, just their `vocab`); a series model
+        its scaling (`mean`, `std`) and what it predicts (`target`: values, or "diff": steps)."""
         self.model = model
         self.config: ModelConfig = model.config
         self.tokenizer = tokenizer or (CharTokenizer(vocab) if vocab else None)
         self.vocab = self.tokenizer.vocab if self.tokenizer else None
         self.head = None if self.config.is_text else head_for(self.config)
-        self.mean, self.std = mean, std
+        self.mean, self.std, self.target = mean, std, target
         self.sampling = sampling or SampleConfig()
         self.sampling.check()
         self.rng = np.random.default_rng(seed)
@@ -97,12 +99,15 @@ class Generator:
         self.state = self.model.init_state(batch_size)
         self._set_scale(None)
         self.last_output: np.ndarray | None = None
+        # A model of differences adds each step to the stream's last value, kept here.
+        self.level: np.ndarray | None = None
 
     def feed(self, inputs) -> np.ndarray:
         """Run inputs through the network, updating the state; returns the outputs for each input.
 
         `inputs`: a string (text), a sequence of values (series), or a (batch, time) array of
-        token ids / scaled values. A 1-D input is given to every stream.
+        token ids / scaled values. A 1-D input is given to every stream; `feed_values` gives
+        each stream values of its own.
         """
         x = self._as_model_input(inputs)
         if x.shape[1] == 0:
@@ -129,6 +134,8 @@ class Generator:
         else:
             x = self.head.draw(self.last_output, self.rng, self.sampling.noise / self.unit)
             items = self.to_values(x)
+            if self.level is not None:
+                self.level = items
         self.last_output, self.state = self.model.step(x, self.state)
         return items
 
@@ -147,6 +154,8 @@ class Generator:
                 "rng": self.rng.bit_generator.state}
         if self.scale is not None:
             snap["scale"] = self.scale.copy()
+        if self.level is not None:
+            snap["level"] = self.level.copy()
         return snap
 
     def restore(self, snapshot: dict) -> None:
@@ -161,6 +170,7 @@ class Generator:
         self.last_output = np.array(snapshot["last_output"])
         self.rng.bit_generator.state = snapshot["rng"]
         self._set_scale(None if snapshot.get("scale") is None else np.array(snapshot["scale"], dtype=np.float64))
+        self.level = None if snapshot.get("level") is None else np.array(snapshot["level"], dtype=np.float64)
 
     # --- text helpers -------------------------------------------------------------------
     def encode(self, text: str) -> np.ndarray:
@@ -176,12 +186,31 @@ class Generator:
             seq = self.encode(inputs)
         elif isinstance(inputs, np.ndarray) and inputs.ndim == 2:
             return inputs
+        elif self.is_text:
+            seq = np.asarray(inputs, dtype=np.int64)
         else:
-            if self.is_text:
-                seq = np.asarray(inputs, dtype=np.int64)
-            else:
-                seq = (np.asarray(inputs, dtype=np.float64) - self.mean) / self.std
+            values = np.asarray(inputs, dtype=np.float64)
+            return self._from_values(np.broadcast_to(values, (self.batch_size, len(values))))
         return np.broadcast_to(seq, (self.batch_size, len(seq)))
+
+    def feed_values(self, values: np.ndarray) -> np.ndarray:
+        """`feed` for a series model, with a row of values of its own for each stream: (batch, time)."""
+        values = np.asarray(values, dtype=np.float64)
+        if values.ndim != 2 or len(values) != self.batch_size:
+            raise UsageError(f"give one row of values per stream: ({self.batch_size}, time), got shape {values.shape}")
+        return self.feed(self._from_values(values))
+
+    def _from_values(self, values: np.ndarray) -> np.ndarray:
+        """(batch, time) values in the data's units as model inputs. A model of differences takes
+        the steps between them, from each stream's last value on, which it then remembers."""
+        if self.target == "diff":
+            if self.level is not None:
+                values = np.concatenate([self.level[:, None], values], axis=1)
+            elif values.shape[1] < 2:
+                raise DataError("this model predicts the steps between values: give a prime of at least 2 values")
+            self.level = values[:, -1].copy()
+            values = np.diff(values, axis=1)
+        return (values - self.mean) / self.std
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Checkpoint, *, backend: str = "auto", device: str = "cpu",
@@ -198,15 +227,17 @@ class Generator:
             model = NumpyModel(ckpt.weights, ckpt.model_config)
         data = ckpt.data
         gen = cls(model, tokenizer=tokenizer_for(data) if ckpt.kind == "text" else None, mean=data.get("mean", 0.0), std=data.get("std", 1.0),
-                  sampling=sampling, seed=seed)
+                  sampling=sampling, seed=seed, target=data.get("target", "level"))
         gen.checkpoint_checksum = ckpt.meta.get("checksum")
         gen.scale_each = bool(data.get("source", {}).get("scale_each", False))
         gen.typical_scale = float(data.get("typical_scale", 1.0))
         return gen
 
     def to_values(self, outputs: np.ndarray) -> np.ndarray:
-        """A continuous model's (batch,) outputs in the data's units."""
-        return outputs * self.unit + self.mean
+        """A continuous model's (batch,) outputs in the data's units (for a model of differences,
+        the value its step leads to from each stream's last one)."""
+        values = outputs * self.unit + self.mean
+        return values if self.level is None else self.level + values
 
     def _set_scale(self, scale: np.ndarray | None) -> None:
         # `unit` (data units per model unit) is worked out here, once, not on every step.

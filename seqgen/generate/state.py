@@ -31,6 +31,8 @@ def save_state(path: str | Path, gen) -> None:
     tensors["last_output"] = snap["last_output"]
     if "scale" in snap:
         tensors["scale"] = snap["scale"]
+    if "level" in snap:
+        tensors["level"] = snap["level"]
     meta = {"format": STATE_FORMAT, "format_version": STATE_VERSION, "checkpoint_checksum": gen.checkpoint_checksum,
             "kind": "text" if gen.is_text else "series", "batch_size": gen.batch_size, "rng": snap["rng"],
             "sampling": asdict(gen.sampling)}
@@ -102,4 +104,5 @@ def load_state(path: str | Path, gen) -> dict:
         raise CheckpointError(f"{path} was saved from another checkpoint; load it with the checkpoint that wrote it")
     count = sum(1 for name in tensors if name.startswith("state."))
     return {"state": [tensors[f"state.{i}"] for i in range(count)], "last_output": tensors["last_output"],
-            "rng": meta["rng"], "scale": tensors.get("scale")}
+            "rng": meta["rng"], "scale": tensors.get("scale"),
+            "level": tensors.get("level")}

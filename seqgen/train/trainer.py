@@ -483,11 +483,13 @@ def data_meta(data: Dataset) -> dict:
         meta.update(mean=data.mean, std=data.std)
         if data.typical_scale is not None:
             meta["typical_scale"] = data.typical_scale
+        if data.target != "level":
+            meta["target"] = data.target
         if data.source.get("type") != "sine":
             # The end of the data, validation tail included: a forecast with no prime continues
             # from the last value the user has, not from a point they already know the sequel of.
-            tail = data.streams[0][-PRIME_KEEP:]
-            meta["prime"] = [float(v) for v in data.unscale(tail.astype(np.float64))]
+            values = data.levels if data.levels is not None else data.unscale(data.streams[0][-PRIME_KEEP:].astype(np.float64))
+            meta["prime"] = [float(v) for v in values[-PRIME_KEEP:]]
     return meta
 
 
@@ -497,6 +499,9 @@ def check_resume_compatible(ckpt: Checkpoint, data: Dataset, model_config: Model
         raise UsageError(f"`resume` {ckpt.path}: that checkpoint was trained on {ckpt.kind} data, not {data.kind}")
     if data.kind == "text" and ckpt.vocab != data.vocab:
         raise UsageError(f"`resume` {ckpt.path}: the data's characters differ from the checkpoint's vocabulary")
+    if ckpt.data.get("target", "level") != data.target:
+        raise UsageError(f"`resume` {ckpt.path}: that run modelled the series by its {ckpt.data.get('target', 'level')}, "
+                         f"not its {data.target} (give the same `target`)")
     if ckpt.model_config != model_config:
         theirs, ours = asdict(ckpt.model_config), asdict(model_config)
         diff = ", ".join(f"{k} {theirs[k]} vs {ours[k]}" for k in theirs if theirs[k] != ours.get(k))

@@ -1,0 +1,80 @@
+"""What a series model predicts: the values themselves ("level") or their steps ("diff").
+
+A network trained on values scaled by one global mean and standard deviation cannot leave the
+range it was trained on, so a series that trends is forecast badly (monthly CO2 at Mauna Loa:
+MASE 7.7, twice the last value repeated). Modelled by its first differences, scaled the same
+way, the trend is a mean step the network continues, and generation adds each predicted step
+to the last value (`Generator` keeps that value per stream). A series without a trend is better
+modelled by its values: differencing doubles white noise and lets errors accumulate.
+
+`auto` decides by the share of the training part's variance that a straight line explains: above
+TREND_SHARE the series is modelled by its differences (CO2 0.96; yearly sunspots 0.02, Nile flow
+0.32, any whole number of sine periods about 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from ..errors import DataError, UsageError
+from .dataset import Dataset
+
+TARGETS = ("auto", "level", "diff")
+TREND_SHARE = 0.5
+
+
+def trend_share(values: np.ndarray) -> float:
+    """The share of the variance of `values` that a least-squares straight line explains (R^2)."""
+    values = np.asarray(values, dtype=np.float64)
+    t = np.arange(len(values), dtype=np.float64)
+    t -= t.mean()
+    centred = values - values.mean()
+    total = float(centred @ centred)
+    if total == 0:
+        return 0.0
+    slope = float(t @ centred) / float(t @ t)
+    explained = slope * slope * float(t @ t)
+    return explained / total
+
+
+def with_target(data: Dataset, target: str = "auto") -> Dataset:
+    """`data` as the model will see it: unchanged for "level", its scaled first differences for
+    "diff"; "auto" picks by `trend_share`. Built-in sine waves are always modelled by level."""
+    if target not in TARGETS:
+        raise UsageError(f"`target` must be one of {', '.join(TARGETS)}, got {target!r}")
+    if data.kind != "series" or data.target != "level":
+        if target == "diff" and data.kind != "series":
+            raise UsageError("`target` diff applies to numeric series; this data is text")
+        return data
+    if data.source.get("type") == "sine":
+        if target == "diff":
+            raise UsageError("`target` diff is for a series that trends; the built-in sine waves do not")
+        return data
+    if target == "level" or (target == "auto" and trend_share(_levels(data)[: data.splits[0]]) <= TREND_SHARE):
+        return data
+    return differenced(data)
+
+
+def differenced(data: Dataset) -> Dataset:
+    """A one-stream series as its first differences, scaled by their own mean and std over the
+    training part; `levels` keeps the values, for the default prime and the description."""
+    levels = _levels(data)
+    if len(levels) < 4:
+        raise DataError(f"{data.source.get('path', 'the series')}: too short to model by its differences")
+    steps = np.diff(levels)
+    split = data.splits[0] - 1  # the first difference is the second value's
+    mean, std = float(steps[:split].mean()), float(steps[:split].std())
+    if std == 0:
+        raise DataError(f"{data.source.get('path', 'the series')}: the series changes by the same step everywhere; "
+                        "there is nothing to learn beyond a straight line")
+    return replace(data, streams=[((steps - mean) / std).astype(np.float32)], splits=[split], mean=mean, std=std,
+                   target="diff", levels=levels,
+                   description=data.description + ", modelled by its differences (it trends)")
+
+
+def _levels(data: Dataset) -> np.ndarray:
+    if len(data.streams) != 1:
+        raise UsageError("`target` diff models one series; this data has several streams")
+    return data.unscale(np.asarray(data.streams[0], dtype=np.float64))
