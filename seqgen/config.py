@@ -96,3 +96,15 @@ def from_dict(cls, values: dict):
     """Build a config dataclass from a dict, ignoring keys this version does not know."""
     known = {f.name for f in fields(cls)}
     return cls(**{k: v for k, v in values.items() if k in known})
+
+
+# The shortest window a series is trained with: a series whose training part cannot hold one such
+# window plus one value is too short for any model here.
+MIN_WINDOW = 8
+
+
+def fitted_window(window: int, train_length: int) -> int:
+    """The default window, shortened for a short series so that its training part still holds two
+    tracks of one window each (yearly series of about 100 values are common); never below MIN_WINDOW."""
+    return max(MIN_WINDOW, min(window, train_length // 2 - 1))
+

@@ -97,3 +97,21 @@ def test_from_the_command_line_a_trending_csv_is_modelled_by_its_steps_and_hands
     assert float(whole[0]) > 100  # it starts from the end of the data (about 160), not from the series' mean
     text = seqgen("train", "up.csv", "--kind", "text", "--target", "diff", "--steps", "1")
     assert text.returncode == 2 and "--target applies to numeric series" in text.stderr
+
+
+def test_a_yearly_series_of_a_hundred_values_trains_with_a_shorter_window(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    values = 1000 + 100 * np.sin(np.arange(100) / 4.0)
+    (tmp_path / "yearly.csv").write_text("FLOW\n" + "".join(f"{v:.2f}\n" for v in values))
+    env = {**os.environ, "NO_COLOR": "1"}
+    run = subprocess.run([sys.executable, "-m", "seqgen", "train", "yearly.csv", "--steps", "20"], capture_output=True,
+                         text=True, cwd=tmp_path, env=env, timeout=120)
+    assert run.returncode == 0, run.stderr  # the default window of 100 would need 101 values to train on
+    assert load_checkpoint(tmp_path / "checkpoints" / "yearly.safetensors").meta["train"]["window"] == 44
+    (tmp_path / "nine.csv").write_text("".join(f"{v}\n" for v in range(1, 10)))
+    short = subprocess.run([sys.executable, "-m", "seqgen", "train", "nine.csv"], capture_output=True, text=True,
+                           cwd=tmp_path, env=env, timeout=120)
+    assert short.returncode == 1 and "give at least 9 values to train on" in short.stderr

@@ -122,7 +122,7 @@ LIMITS = ("steps", "epochs", "max_time")
 def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, target,
                  model_opts, train_opts):
     """The dataset and the configurations of a run: options given, else the checkpoint's, else the defaults."""
-    from ..config import TrainConfig, defaults_for, from_dict
+    from ..config import TrainConfig, defaults_for, fitted_window, from_dict
     from ..data import SineConfig, load_data
     from ..data.transforms import with_target
 
@@ -155,6 +155,8 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
         base_train = replace(base_train, **{k: None for k in LIMITS})
     model_config = replace(base_model, **model_opts)
     train_config = replace(base_train, **train_opts)
+    if dataset.kind == "series" and len(dataset.streams) == 1 and "window" not in train_opts and not checkpoint:
+        train_config.window = fitted_window(train_config.window, dataset.splits[0])
     if not any((train_config.steps, train_config.epochs, train_config.max_time)):
         train_config.max_time = 300.0
     series_only = [f"--{k.replace('_', '-')}" for k in ("input_noise", "free_run") if k in train_opts]

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..checkpoint import Checkpoint, save_checkpoint
-from ..config import ModelConfig, TrainConfig
+from ..config import MIN_WINDOW, ModelConfig, TrainConfig
 from ..data import Dataset
 from ..device import resolve_device
 from .distributed import current as current_group, device_for
@@ -81,10 +81,10 @@ def make_tracks(streams: list[np.ndarray], batch_size: int, window: int, label: 
         # Each track needs window + 1 items (inputs and the targets shifted by one).
         count = min(batch_size, len(stream) // (window + 1))
         if count < 1:
-            raise DataError(
-                f"{label}: the training part has {len(stream)} items, fewer than one window of {window} plus one; "
-                "give more data or a smaller `window`"
-            )
+            shorter = f"give more data or a smaller `window` (at least {MIN_WINDOW})" if window > MIN_WINDOW else (
+                f"give at least {MIN_WINDOW + 1} values to train on (the training part, before the validation tail)")
+            raise DataError(f"{label}: the training part has {len(stream)} items, fewer than one window of {window} "
+                            f"plus one; {shorter}")
         length = len(stream) // count
         return stream[: count * length].reshape(count, length)
     length = min(len(s) for s in streams)
