@@ -1,4 +1,4 @@
-"""What the hardware and torch's kernels allow, for the figures the README quotes beside the speed
+"""What the hardware and torch's kernels allow, for the figures docs/results.md quotes beside the speed
 table (a context for benchmarks/speed.py, not a test of seqgen):
 
     python benchmarks/kernels.py      # about 30 s on 2 cores

@@ -5,13 +5,13 @@ They live apart from the torch code so that sampling can read a checkpoint witho
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from .errors import UsageError
 
 CELL_NAMES = ("lstm", "gru", "rnn")
 # Output heads of continuous models (see model/heads.py).
-HEAD_NAMES = ("point",)
+HEAD_NAMES = ("point", "oscillator")
 
 
 @dataclass
@@ -80,16 +80,19 @@ class TrainConfig:
             raise UsageError("`input_noise`, `warmup`, `free_run` and `patience` must be >= 0")
 
 
-def defaults_for(kind: str) -> tuple[ModelConfig, TrainConfig]:
-    """The default model and training settings for "text" or "series" data (chosen by measurement; see README)."""
+def defaults_for(kind: str, sine: bool = False) -> tuple[ModelConfig, TrainConfig]:
+    """The default model and training settings for "text" or "series" data, or for the built-in
+    `sine` waves (chosen by measurement; see docs/experiments.md)."""
     if kind == "text":
         return (ModelConfig(cell="gru", layers=2, hidden=384, embed=64, dropout=0.0),
                 TrainConfig(batch_size=32, window=128, lr=5e-3, lr_min_ratio=0.02, max_time=300.0))
-    return (
-        ModelConfig(cell="lstm", layers=2, hidden=64),
-        # 2500 steps take about 40 s here; the time limit keeps a slower machine within a minute.
-        TrainConfig(batch_size=32, window=100, lr=3e-3, steps=2500, max_time=50.0, eval_every=100, input_noise=0.15),
-    )
+    # 2500 steps take about 40 s here; the time limit keeps a slower machine within a minute.
+    train = TrainConfig(batch_size=32, window=100, lr=3e-3, steps=2500, max_time=50.0, eval_every=100, input_noise=0.15)
+    if sine:
+        # The oscillator head holds a sine's period from its prime (model/heads.py). Its recurrence
+        # reads the fed-back values themselves, so no input noise: noise would bias the fit.
+        return ModelConfig(cell="lstm", layers=2, hidden=64, head="oscillator"), replace(train, input_noise=0.0)
+    return ModelConfig(cell="lstm", layers=2, hidden=64), train
 
 
 def from_dict(cls, values: dict):

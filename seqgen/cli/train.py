@@ -23,6 +23,7 @@ def train(
     encoding: str = typer.Option("utf-8", help="Text encoding of DATA (for example latin-1)."),
     val_fraction: float = typer.Option(0.1, help="Fraction at the end of each source kept for validation."),
     cache_dir: Optional[Path] = typer.Option(None, help="Folder for the decoded copy of DATA (token ids or values), reused while DATA is unchanged. \\[default: $XDG_CACHE_HOME/seqgen or ~/.cache/seqgen]"),
+    head: Optional[str] = typer.Option(None, help="Series: what the output is: point (the next value) or oscillator (an order-2 recurrence fitted to everything the stream has shown, which holds a sine's period, plus the network's correction of its coefficient). \\[default: sine oscillator, a file point]"),
     cell: Optional[str] = typer.Option(None, help="Recurrent cell: lstm, gru or rnn. \\[default: text gru, series lstm]"),
     layers: Optional[int] = typer.Option(None, help="Stacked recurrent layers. \\[default: 2]"),
     hidden: Optional[int] = typer.Option(None, help="Units per layer. \\[default: text 384, series 64]"),
@@ -61,7 +62,7 @@ def train(
     from ..data import SineConfig
     from ..train.distributed import launched, local_leader_first, process_group, relaunch
 
-    model_opts = dict(cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout)
+    model_opts = dict(head=head, cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout)
     train_opts = dict(batch_size=batch_size, window=window, lr=lr, clip=clip, warmup=warmup, input_noise=input_noise, free_run=free_run,
                       steps=steps, epochs=epochs, max_time=parse_duration(max_time) if max_time else None,
                       eval_every=eval_every, patience=patience, seed=seed, device=device)
@@ -148,7 +149,7 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
     if checkpoint:
         base_model, base_train = checkpoint.model_config, from_dict(TrainConfig, checkpoint.meta["train"])
     else:
-        base_model, base_train = defaults_for(dataset.kind)
+        base_model, base_train = defaults_for(dataset.kind, sine=dataset.source.get("type") == "sine")
     if any(k in train_opts for k in LIMITS):
         # Limits given replace all the stored or default ones: --steps 5000 means 5000 steps, not
         # "5000 steps unless the default time limit comes first".
@@ -160,6 +161,7 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
     if not any((train_config.steps, train_config.epochs, train_config.max_time)):
         train_config.max_time = 300.0
     series_only = [f"--{k.replace('_', '-')}" for k in ("input_noise", "free_run") if k in train_opts]
+    series_only += ["--head"] if "head" in model_opts else []
     if dataset.kind == "text" and series_only:
         raise UsageError(f"{' and '.join(series_only)} apply to numeric series; this data is text")
     out = out or (resume if resume else Path("checkpoints") / f"{dataset.name}.safetensors")

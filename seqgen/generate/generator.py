@@ -101,6 +101,8 @@ class Generator:
         self.last_output: np.ndarray | None = None
         # A model of differences adds each step to the stream's last value, kept here.
         self.level: np.ndarray | None = None
+        # An output head with a state of its own (the oscillator's sums) keeps it here.
+        self.head_state = self.head.init_state(batch_size) if self.head else None
 
     def feed(self, inputs) -> np.ndarray:
         """Run inputs through the network, updating the state; returns the outputs for each input.
@@ -120,6 +122,8 @@ class Generator:
                                 else np.full(len(x), self.typical_scale))
             x = x / self.scale[:, None]
         outputs, self.state = self.model.forward(x, self.state)
+        if self.head_state is not None:
+            outputs, self.head_state, _ = self.head.forward_numpy(x, outputs, self.head_state)
         self.last_output = outputs[:, -1]
         return outputs
 
@@ -137,6 +141,9 @@ class Generator:
             if self.level is not None:
                 self.level = items
         self.last_output, self.state = self.model.step(x, self.state)
+        if self.head_state is not None:
+            output, self.head_state, _ = self.head.forward_numpy(x[:, None], self.last_output[:, None], self.head_state)
+            self.last_output = output[:, 0]
         return items
 
     def generate(self, n: int) -> Iterator[np.ndarray]:
@@ -150,12 +157,14 @@ class Generator:
             raise UsageError("nothing to save yet: feed a prime first")
         parts = self.state if isinstance(self.state, (list, tuple)) else [self.state]
         arrays = [np.array(p.detach().cpu().numpy() if hasattr(p, "detach") else p, dtype=np.float32) for p in parts]
-        snap = {"state": arrays, "last_output": np.array(self.last_output, dtype=np.float32),
+        snap = {"state": arrays, "last_output": np.array(self.last_output),
                 "rng": self.rng.bit_generator.state}
         if self.scale is not None:
             snap["scale"] = self.scale.copy()
         if self.level is not None:
             snap["level"] = self.level.copy()
+        if self.head_state is not None:
+            snap["head"] = {name: np.array(value, dtype=np.float64) for name, value in self.head_state.items()}
         return snap
 
     def restore(self, snapshot: dict) -> None:
@@ -171,6 +180,10 @@ class Generator:
         self.rng.bit_generator.state = snapshot["rng"]
         self._set_scale(None if snapshot.get("scale") is None else np.array(snapshot["scale"], dtype=np.float64))
         self.level = None if snapshot.get("level") is None else np.array(snapshot["level"], dtype=np.float64)
+        if self.head:
+            saved = snapshot.get("head")
+            self.head_state = ({k: np.array(v, dtype=np.float64) for k, v in saved.items()} if saved
+                               else self.head.init_state(self.batch_size))
 
     # --- text helpers -------------------------------------------------------------------
     def encode(self, text: str) -> np.ndarray:

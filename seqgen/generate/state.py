@@ -33,6 +33,8 @@ def save_state(path: str | Path, gen) -> None:
         tensors["scale"] = snap["scale"]
     if "level" in snap:
         tensors["level"] = snap["level"]
+    for name, value in snap.get("head", {}).items():
+        tensors[f"head.{name}"] = value
     meta = {"format": STATE_FORMAT, "format_version": STATE_VERSION, "checkpoint_checksum": gen.checkpoint_checksum,
             "kind": "text" if gen.is_text else "series", "batch_size": gen.batch_size, "rng": snap["rng"],
             "sampling": asdict(gen.sampling)}
@@ -105,4 +107,4 @@ def load_state(path: str | Path, gen) -> dict:
     count = sum(1 for name in tensors if name.startswith("state."))
     return {"state": [tensors[f"state.{i}"] for i in range(count)], "last_output": tensors["last_output"],
             "rng": meta["rng"], "scale": tensors.get("scale"),
-            "level": tensors.get("level")}
+            "level": tensors.get("level"), "head": {k[5:]: v for k, v in tensors.items() if k.startswith("head.")}}

@@ -129,6 +129,8 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.model = SeqModel(model_config).to(self.device)
         self.head = None if model_config.is_text else head_for(model_config)
+        if config.free_run and self.head and self.head.name != "point":
+            raise UsageError(f"`free_run` trains a point head; this model's head is {self.head.name}")
         # Under torchrun the forward pass goes through DDP, which averages the gradients across
         # ranks; validation, checkpoints and state_dict names use the bare model.
         self.net = self.model
@@ -156,6 +158,7 @@ class Trainer:
         self.best_step = 0
         self.best_weights: dict[str, np.ndarray] | None = None
         self.state: State | None = None
+        self.head_state = None  # the output head's own state per track (OscillatorHead's sums)
         self.last_loss: float | None = None
         self.loss_average: float | None = None  # smoothed training loss
         self.average_at_best: float | None = None
@@ -186,6 +189,7 @@ class Trainer:
         group, window = divmod(position, self.windows)
         if window == 0 or self.state is None:
             self.state = self.model.init_state(self.rows, self.device)
+            self.head_state = self.head.init_state(self.rows) if self.head else None
         rows = self._share(group)
         start = self._offset() + window * self.config.window
         chunk = self._rows(rows, start, start + self.config.window + 1)
@@ -215,7 +219,10 @@ class Trainer:
             group["lr"] = self.schedule.lr(self.step, self.elapsed) * self.lr_scale
         self.model.train()
         out, state = self.net(x, self.state)
-        loss = self._loss(out, y)
+        mask = None
+        if self.head:
+            out, self.head_state, mask = self.head.forward(x, out, self.head_state)
+        loss = self._loss(out, y) if mask is None else self.head.loss(out, y, mask)
         horizon = self._free_run_horizon()
         if horizon:
             loss = loss + self._free_run_loss(out[:, -1], state, horizon)
@@ -269,7 +276,8 @@ class Trainer:
         pieces = VAL_PIECES if self.data.kind == "text" else 1
         if not self.group.is_main:
             return self.group.broadcast(0.0)
-        return self.group.broadcast(evaluate_loss(self.model, self.data, self.config.window, self.device, pieces))
+        return self.group.broadcast(evaluate_loss(self.model, self.data, self.config.window, self.device, pieces,
+                                                  head=self.head))
 
     # --- the run --------------------------------------------------------------------------
     def run(self, on_event: EventHandler | None = None, should_stop: Callable[[], bool] = lambda: False) -> TrainResult:
@@ -416,6 +424,8 @@ class Trainer:
             # The whole batch's state, every rank's rows in order, so any number of processes can resume it.
             full = [self.group.gather_rows(t) for t in state_tensors(self.state)]
             training.update({f"state.{i}": t.cpu().numpy() for i, t in enumerate(full)})
+        for name, value in (self.head_state or {}).items():
+            training[f"head.{name}"] = self.group.gather_rows(torch.as_tensor(value), dim=0).cpu().numpy()
         if not self.group.is_main:
             return
         training["rng"] = torch.get_rng_state().numpy()
@@ -451,6 +461,8 @@ class Trainer:
         states = [torch.from_numpy(training[f"state.{i}"][:, rows].copy()).to(self.device)
                   for i in range(2) if f"state.{i}" in training]
         self.state = state_from_tensors(states, self.model_config.cell) if states else None
+        head = {k[5:]: training[k][rows].copy() for k in training if k.startswith("head.")}
+        self.head_state = head or (self.head.init_state(self.rows) if self.head and self.state is not None else None)
         if "rng" in training:
             torch.set_rng_state(torch.from_numpy(training["rng"].copy()))
 
@@ -514,7 +526,7 @@ def check_resume_compatible(ckpt: Checkpoint, data: Dataset, model_config: Model
 
 @torch.no_grad()
 def evaluate_loss(model: SeqModel, data: Dataset, warmup: int, device: torch.device | str = "cpu",
-                  pieces: int = 1, chunk: int = 4096) -> float:
+                  pieces: int = 1, chunk: int = 4096, head=None) -> float:
     """Mean loss over every validation item, each counted once.
 
     With `pieces` = 1 the state runs through each validation tail in order from its start. With
@@ -526,11 +538,14 @@ def evaluate_loss(model: SeqModel, data: Dataset, warmup: int, device: torch.dev
     dtype = np.int64 if data.kind == "text" else np.float32
     for rows, skip in _val_batches(data, warmup, pieces):
         state = None
+        head_state = head.init_state(len(rows)) if head else None
         # Rows are views of the streams (memmaps for files): only one chunk is copied at a time.
         for start in range(0, len(rows[0]) - 1, chunk):
             block = torch.as_tensor(np.stack([r[start : start + chunk + 1] for r in rows]).astype(dtype), device=device)
             x, y = block[:, :-1], block[:, 1:]
             out, state = model(x, state)
+            if head:
+                out, head_state, _ = head.forward(x, out, head_state)
             lo = max(skip - start, 0)
             if lo >= out.shape[1]:
                 continue
