@@ -74,10 +74,13 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise UsageError(f"`{name}` must be > 0, got {value}")
-        if self.lr <= 0 or self.clip <= 0:
-            raise UsageError("`lr` and `clip` must be > 0")
-        if self.input_noise < 0 or self.warmup < 0 or self.free_run < 0 or self.patience < 0:
-            raise UsageError("`input_noise`, `warmup`, `free_run` and `patience` must be >= 0")
+        # Each check names the one parameter that is wrong, with the value given.
+        for name in ("lr", "clip"):
+            if getattr(self, name) <= 0:
+                raise UsageError(f"`{name}` must be > 0, got {getattr(self, name)}")
+        for name in ("input_noise", "warmup", "free_run", "patience"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"`{name}` must be >= 0, got {getattr(self, name)}")
 
 
 def defaults_for(kind: str) -> tuple[ModelConfig, TrainConfig]:

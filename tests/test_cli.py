@@ -73,6 +73,8 @@ def test_stdout_holds_only_data_and_stderr_has_no_colour(text_checkpoint):
         (["train", "--encoding", "latin-1", "--steps", "1"], 2, "--encoding says how to read DATA"),
         (["eval", "m.safetensors", "missing.txt"], 1, "missing.txt: no such file (give the data to evaluate on"),
         (["sample", "nothing.safetensors", "--seed", "99999999999999999999999"], 2, "--seed must be"),
+        (["train", "--lr", "-1", "--steps", "1"], 2, "error: --lr must be > 0, got -1.0"),  # --lr alone, not --clip too
+        (["train", "--warmup", "-5", "--steps", "1"], 2, "error: --warmup must be >= 0, got -5"),
     ],
 )
 def test_mistakes_get_one_line_and_the_right_exit_status(tmp_path, args, code, message):
