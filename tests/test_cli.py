@@ -210,3 +210,22 @@ def test_follow_skips_a_header_on_its_first_line(sine_checkpoint):
     assert headed.stdout == plain.stdout and len(plain.stdout.splitlines()) == 12
     late = run("follow", str(sine_checkpoint), input=values + "oops\n")
     assert late.returncode == 1 and "line 13: 'oops' is not a number" in late.stderr
+
+
+def test_strip_replaces_a_file_only_when_asked(tmp_path, text_checkpoint):
+    import shutil
+
+    from seqgen import load_checkpoint
+
+    model = tmp_path / "m.safetensors"
+    shutil.copy(text_checkpoint, model)
+    in_place = run("strip", "m.safetensors", cwd=tmp_path)
+    assert in_place.returncode == 2 and len(in_place.stderr.strip().splitlines()) == 1
+    assert "--force" in in_place.stderr and "--out m.small.safetensors" in in_place.stderr
+    assert load_checkpoint(model).training  # the resume state is still there
+    assert run("strip", "m.safetensors", "--out", "small.safetensors", cwd=tmp_path).returncode == 0
+    again = run("strip", "m.safetensors", "--out", "small.safetensors", cwd=tmp_path)
+    assert again.returncode == 2 and "small.safetensors already exists; pass --force" in again.stderr
+    forced = run("strip", "m.safetensors", "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert not load_checkpoint(model).training
