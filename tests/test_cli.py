@@ -131,7 +131,8 @@ def test_training_never_overwrites_a_checkpoint_by_accident(tmp_path, text_file)
 
 def test_parser_mistakes_are_one_line_too():
     for args, needle in ((["sample", "x.safetensors", "--temprature", "0.8"], "--temperature"),
-                         (["sampel"], "Did you mean 'sample'"), (["sample"], "Missing argument")):
+                         (["sampel"], "Did you mean 'sample'"), (["sample"], "Missing argument"),
+                         (["train", "--steps"], "Option '--steps' requires an argument. (see 'seqgen train --help')")):
         result = run(*args)
         assert result.returncode == 2 and needle in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
