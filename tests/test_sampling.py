@@ -225,3 +225,14 @@ def test_plot_file_says_how_to_get_matplotlib_when_missing(sine_checkpoint, tmp_
     else:
         invoke("sample", sine_checkpoint, "-n", "50", "--plot-file", tmp_path / "a.png")
         assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_matplotlib_hint_fits_a_source_checkout(sine_checkpoint, tmp_path, monkeypatch):
+    import sys
+    from pathlib import Path
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    result = runner.invoke(app, ["sample", str(sine_checkpoint), "-n", "5", "--plot-file", str(tmp_path / "a.png")])
+    root = Path(__file__).resolve().parents[1]  # the tests run from a checkout, with pyproject.toml
+    assert isinstance(result.exception, MissingPackage)
+    assert f"pip install -e '{root}[plot]'" in str(result.exception) and "pip install matplotlib" in str(result.exception)

@@ -58,8 +58,18 @@ def require_matplotlib():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise MissingPackage("--plot-file needs matplotlib: pip install 'seqgen[plot]' (or pip install matplotlib)") from None
+        raise MissingPackage(f"--plot-file needs matplotlib: {install_hint()} (or pip install matplotlib)") from None
     return plt
+
+
+def install_hint() -> str:
+    """How to add the `plot` extra to this seqgen: from its source checkout when it runs from one
+    (`seqgen[plot]` would fetch a released seqgen instead of adding to the one being run)."""
+    root = Path(__file__).resolve().parents[2]
+    project = root / "pyproject.toml"
+    if project.is_file() and 'name = "seqgen"' in project.read_text(encoding="utf-8", errors="replace"):
+        return f"pip install -e '{root}[plot]'"
+    return "pip install 'seqgen[plot]'"
 
 
 def save_plot(path: str | Path, prime: np.ndarray, generated: np.ndarray) -> None:
