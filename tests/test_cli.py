@@ -106,8 +106,9 @@ def test_log_every_prints_progress_lines(tmp_path):
     result = run("train", "--steps", "6", "--sine-waves", "8", "--sine-length", "120", "--hidden", "8", "--layers", "1",
                  "--eval-every", "6", "--log-every", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("step ") and " loss " in line]
-    assert [line.split()[1] for line in lines] == ["2", "4", "6"]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("step ")]
+    assert [line.split()[1] for line in lines] == ["2", "4", "6"]  # step 6 once, with its evaluation
+    assert " loss " in lines[-1] and " epoch 6.00" in lines[-1]
 
 
 def test_help_shows_the_data_dependent_defaults():

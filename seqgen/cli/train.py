@@ -237,6 +237,7 @@ class TrainDisplay:
         self.val = "-"
         self.crowded = False  # the last thread switch was to one thread, on crowded cores
         self.unit = "chars" if kind == "text" else "values"
+        self.pending: Optional[tuple[int, str]] = None  # a --log-every line waiting for its step's evaluation
 
     def __enter__(self):
         if not self.quiet and console.is_terminal and not self.log_every:
@@ -254,10 +255,19 @@ class TrainDisplay:
     def __exit__(self, *exc):
         if self.progress:
             self.progress.stop()
+        self._flush()
         return False
+
+    def _flush(self) -> None:
+        """Print the progress line held back for an evaluation that did not come."""
+        if self.pending:
+            say(self.pending[1].format(val=self.val))
+            self.pending = None
 
     def handle(self, event: dict) -> None:
         kind = event["type"]
+        if self.pending and not (kind == "eval" and event["step"] == self.pending[0]):
+            self._flush()  # a --log-every line waits only for an evaluation of its own step, to share its line
         if kind == "start" and not self.quiet:
             where = f"{event['processes']} processes" if event.get("processes", 1) > 1 else event["device"]
             say(f"model: {event['parameters']:,} parameters on {where}, batch {event['batch']}, "
@@ -267,9 +277,10 @@ class TrainDisplay:
         elif kind == "step" and self.progress:
             self.progress.update(self.task, completed=event["fraction"], step=event["step"], loss=f"{event['loss']:.4f}",
                                  val=self.val, rate=f"{event['items_per_sec']:,.0f} {self.unit}/s")
-        elif kind == "step" and self.log_every and not self.quiet and event["step"] % self.log_every == 0:
-            say(f"step {event['step']}  loss {event['loss']:.4f}  val {self.val}  "
-                f"{event['items_per_sec']:,.0f} {self.unit}/s  {event['elapsed']:.0f}s")
+        elif kind == "step" and self.log_every and not self.quiet:
+            if event["step"] % self.log_every == 0:
+                self.pending = (event["step"], f"step {event['step']}  loss {event['loss']:.4f}  val {{val}}  "
+                                f"{event['items_per_sec']:,.0f} {self.unit}/s  {event['elapsed']:.0f}s")
         elif kind == "threads":
             # Only a switch the crowded cores explain is worth a note: on a quiet machine one
             # thread is often just faster for a small model, and that changes no result.
@@ -288,8 +299,12 @@ class TrainDisplay:
             self.val = f"{event['val_loss']:.4f}"
             if not self.quiet and not self.progress:
                 extra = f" ({event['val_bpc']:.3f} bits/char)" if "val_bpc" in event else ""
-                say(f"step {event['step']}  epoch {event['epoch']:.2f}  {event['elapsed']:.0f}s  "
-                    f"val {event['val_loss']:.4f}{extra}{'  *' if event['improved'] else ''}")
+                val = f"{event['val_loss']:.4f}{extra}{'  *' if event['improved'] else ''}"
+                if self.pending and self.pending[0] == event["step"]:
+                    say(self.pending[1].format(val=val) + f"  epoch {event['epoch']:.2f}")
+                    self.pending = None
+                else:
+                    say(f"step {event['step']}  epoch {event['epoch']:.2f}  {event['elapsed']:.0f}s  val {val}")
 
     def _small_batch(self, event: dict) -> str:
         """Why the batch is smaller than --batch-size asked, and what would give more tracks."""
