@@ -231,3 +231,13 @@ def test_strip_replaces_a_file_only_when_asked(tmp_path, text_checkpoint):
     forced = run("strip", "m.safetensors", "--force", cwd=tmp_path)
     assert forced.returncode == 0, forced.stderr
     assert not load_checkpoint(model).training
+
+
+def test_train_help_groups_its_options():
+    help_text = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "80"}).stdout
+    titles = ["Data", "Model", "Training", "Limits and validation", "Sine data (no DATA)"]
+    where = {title: help_text.index(f"─ {title} ─") for title in titles}
+    assert list(where.values()) == sorted(where.values())
+    assert where["Sine data (no DATA)"] < help_text.index("--sine-waves") and help_text.index("--period-min") > where["Sine data (no DATA)"]
+    assert where["Limits and validation"] < help_text.index("--max-time") < where["Sine data (no DATA)"]
+    assert help_text.index("--hidden") < where["Training"]
