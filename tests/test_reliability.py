@@ -325,6 +325,31 @@ def test_a_second_ctrl_c_exits_at_once(monkeypatch):
     assert signal.getsignal(signal.SIGINT) is before  # restored afterwards
 
 
+def test_a_second_ctrl_c_says_why_the_summary_is_missing(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from seqgen.cli import app
+
+    class Exited(Exception):
+        pass
+
+    def fake_exit(code):
+        raise Exited(code)
+
+    def interrupted_twice(self, on_event=None, should_stop=None):
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)  # the handlers run here, between bytecodes
+
+    monkeypatch.setattr(os, "_exit", fake_exit)
+    monkeypatch.setattr(Trainer, "run", interrupted_twice)
+    (tmp_path / "poem.txt").write_text(TINY_TEXT, encoding="utf-8")
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "poem.txt"), "--out", str(tmp_path / "m.safetensors"), "--quiet",
+                                      *TINY_TEXT_RUN])
+    assert isinstance(result.exception, Exited) and result.exception.args == (130,)
+    assert "stopped at once by a second interrupt, without saving; no checkpoint was written" in result.stderr
+
+
 def nan_from_step(monkeypatch, bad: Callable[[int], bool]) -> None:
     """Make the training loss NaN at the steps where bad(steps done) is true."""
     real_loss = Trainer._loss

@@ -221,7 +221,11 @@ def _run_training(dataset, model_config, train_config, out: Path, checkpoint, qu
     if not quiet:
         say(f"data: {dataset.description}")
     display = TrainDisplay(quiet, dataset.kind, train_config, log_every)
-    with stop_on_signals(exit_on_second=not distributed) as received, display:
+    def leaving(signum: int) -> None:
+        kept = f"{out} holds the last evaluation's weights" if out.exists() else "no checkpoint was written"
+        say(f"\nseqgen: stopped at once by a second interrupt, without saving; {kept}", style="red")
+
+    with stop_on_signals(exit_on_second=not distributed, on_second=leaving) as received, display:
         result = trainer.run(on_event=display.handle, should_stop=lambda: received() is not None)
     signum = received()
     if main:

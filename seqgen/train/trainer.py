@@ -573,8 +573,10 @@ def check_writable(out: Path) -> None:
 
 
 @contextmanager
-def stop_on_signals(exit_on_second: bool = True) -> Iterator[Callable[[], int | None]]:
-    """Turn the first SIGINT/SIGTERM into a polite stop request; a second SIGINT exits at once.
+def stop_on_signals(exit_on_second: bool = True,
+                    on_second: Callable[[int], None] | None = None) -> Iterator[Callable[[], int | None]]:
+    """Turn the first SIGINT/SIGTERM into a polite stop request; a second SIGINT exits at once,
+    after `on_second(signum)` (a program says there why it left without its summary).
 
     Yields a function that returns the signal number received, or None. Under torchrun a rank
     gets Ctrl-C twice (from the terminal and from torchrun), so there `exit_on_second` is off.
@@ -583,6 +585,8 @@ def stop_on_signals(exit_on_second: bool = True) -> Iterator[Callable[[], int | 
 
     def handler(signum, frame):
         if received and exit_on_second:
+            if on_second is not None:
+                on_second(signum)
             os._exit(128 + signum)  # the user insists: leave without touching the checkpoint
         if not received:
             received.append(signum)
