@@ -241,3 +241,16 @@ def test_train_help_groups_its_options():
     assert where["Sine data (no DATA)"] < help_text.index("--sine-waves") and help_text.index("--period-min") > where["Sine data (no DATA)"]
     assert where["Limits and validation"] < help_text.index("--max-time") < where["Sine data (no DATA)"]
     assert help_text.index("--hidden") < where["Training"]
+
+
+def test_resuming_a_finished_run_says_so_and_how_to_go_on(tmp_path, text_file):
+    args = ["train", str(text_file), "--out", "m.safetensors", "--hidden", "8", "--batch-size", "2", "--window", "16"]
+    assert run(*args, "--steps", "4", cwd=tmp_path).returncode == 0
+    before = (tmp_path / "m.safetensors").read_bytes()
+    finished = run("train", "--resume", "m.safetensors", cwd=tmp_path)
+    assert finished.returncode == 0, finished.stderr
+    assert "the run is finished (step 4, its limit --steps 4)" in finished.stderr
+    assert "seqgen train --resume m.safetensors --steps 8" in finished.stderr
+    assert (tmp_path / "m.safetensors").read_bytes() == before  # nothing was trained or rewritten
+    further = run("train", "--resume", "m.safetensors", "--steps", "6", cwd=tmp_path)
+    assert further.returncode == 0 and "resuming from step 4 of 6" in further.stderr

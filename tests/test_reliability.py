@@ -304,6 +304,27 @@ def test_a_signal_stops_at_the_next_step_and_saves_a_resumable_checkpoint(tmp_pa
     assert any(k.startswith("optim.") for k in resumable.training)  # what --resume needs (used in the determinism test)
 
 
+def test_a_run_on_standard_input_says_to_give_the_data_again(tmp_path):
+    process = subprocess.Popen([*SEQGEN, "train", "-", *TINY_TEXT_RUN, "--out", "run.safetensors", "--steps", "100000",
+                                "--eval-every", "20"], cwd=tmp_path, env=env(), stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdin.write(TINY_TEXT)
+    process.stdin.close()
+    wait_for(tmp_path / "run.metrics.jsonl", process)
+    process.send_signal(signal.SIGINT)
+    process.stdin = None  # already closed; communicate must not flush it
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "the data came from standard input, so give it again" in stderr
+    assert "seqgen train - --resume run.safetensors < DATA" in stderr
+    without = run("train", "--resume", "run.safetensors", cwd=tmp_path)
+    assert without.returncode == 2 and "give it again: seqgen train - --resume run.safetensors < DATA" in without.stderr
+    (tmp_path / "DATA").write_text(TINY_TEXT, encoding="utf-8")
+    again = subprocess.run(["bash", "-c", f"{sys.executable} -m seqgen train - --resume run.safetensors --steps 30 < DATA"],
+                           cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr  # the command as printed
+
+
 def test_a_second_ctrl_c_exits_at_once(monkeypatch):
     from seqgen.train import stop_on_signals
 

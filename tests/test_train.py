@@ -224,3 +224,18 @@ def test_a_series_model_with_no_prime_continues_from_the_end_of_its_data(tmp_pat
     prime = default_prime(load_checkpoint(out))
     np.testing.assert_allclose(prime, values[-100:], atol=1e-5)  # the last 100 values, not the 100 before the tail
 
+
+
+def test_a_resumed_run_reports_the_speed_of_its_own_steps(text_file, tmp_path):
+    data = load_data(str(text_file))
+    config = TrainConfig(batch_size=4, window=16, steps=12, eval_every=4)
+    out = tmp_path / "m.safetensors"
+    calls = iter(range(10_000))
+    Trainer(data, ModelConfig(hidden=16, embed=8), config, out).run(should_stop=lambda: next(calls) >= 8)
+    resumed = Trainer(data, ModelConfig(hidden=16, embed=8), config, out, resume=load_checkpoint(out))
+    elapsed_before = resumed.elapsed
+    result = resumed.run()
+    # 4 steps of 4 x 16 characters, over the training time of those steps alone (not the time
+    # before the resume, nor this session's evaluations and saves)
+    assert result.steps == 12
+    assert math.isclose(result.items_per_sec * (result.elapsed - elapsed_before), 4 * 4 * 16, rel_tol=1e-9)

@@ -183,9 +183,20 @@ def _resume_source(checkpoint, resume: Path) -> Optional[str]:
     if source.get("type") != "file":
         return None
     stored = source.get("path")
-    if not stored or stored == "standard input" or not Path(stored).is_file():
+    if stored == "standard input":
+        raise UsageError(f"--resume {resume}: the run read its data from standard input; give it again: "
+                         f"seqgen train - --resume {resume} < DATA")
+    if not stored or not Path(stored).is_file():
         raise UsageError(f"--resume {resume}: give the training data again (the run read {stored!r}, not found here)")
     return stored
+
+
+def _finished(out: Path, step: int, limit: str, config) -> str:
+    """What to say when a resumed run is already at its limit: nothing to do, and how to go on."""
+    value = getattr(config, limit)
+    reached = f"--{limit.replace('_', '-')} {value:g}{'s' if limit == 'max_time' else ''}"
+    return (f"{out}: the run is finished (step {step}, its limit {reached}); nothing to train. To train further, "
+            f"resume with a larger limit, e.g. seqgen train --resume {out} --steps {2 * step}")
 
 
 def _check_overwrite(out: Path, resume: Optional[Path], force: bool) -> None:
@@ -218,6 +229,11 @@ def _run_training(dataset, model_config, train_config, out: Path, checkpoint, qu
 
     trainer = Trainer(dataset, model_config, train_config, out, resume=checkpoint)
     main = trainer.group.is_main
+    limit = trainer.limit_reached() if checkpoint is not None else None
+    if limit is not None:
+        if main:
+            say(_finished(out, trainer.step, limit, train_config))
+        return
     if not quiet:
         say(f"data: {dataset.description}")
     display = TrainDisplay(quiet, dataset.kind, train_config, log_every)
@@ -234,7 +250,12 @@ def _run_training(dataset, model_config, train_config, out: Path, checkpoint, qu
         signum = signal.SIGTERM  # another rank was signalled; this one stopped with it
     if signum is not None and main:
         again = f" --nproc {trainer.group.world}" if trainer.group.world > 1 else ""
-        say(f"stopped by signal at step {result.steps}; continue with: seqgen train --resume {result.path}{again}")
+        if dataset.source.get("path") == "standard input":
+            # The checkpoint cannot hold its data: standard input must bring it again.
+            say(f"stopped by signal at step {result.steps}; the data came from standard input, so give it again "
+                f"to continue: seqgen train - --resume {result.path}{again} < DATA")
+        else:
+            say(f"stopped by signal at step {result.steps}; continue with: seqgen train --resume {result.path}{again}")
     if signum is not None:
         raise typer.Exit(128 + signum)
 
@@ -281,6 +302,9 @@ class TrainDisplay:
         if self.pending and not (kind == "eval" and event["step"] == self.pending[0]):
             self._flush()  # a --log-every line waits only for an evaluation of its own step, to share its line
         if kind == "start" and not self.quiet:
+            if event["step"]:
+                total = f" of {event['total_steps']}" if event.get("total_steps") else ""
+                say(f"resuming from step {event['step']}{total}")
             where = f"{event['processes']} processes" if event.get("processes", 1) > 1 else event["device"]
             say(f"model: {event['parameters']:,} parameters on {where}, batch {event['batch']}, "
                 f"{event['steps_per_epoch']} step{'s' if event['steps_per_epoch'] != 1 else ''} per epoch")
