@@ -58,18 +58,40 @@ def test_temperature_is_another_name_for_noise_in_continuous_models(sine_checkpo
         sample(sine_checkpoint, top_k=3)
 
 
+def test_sine_samples_without_a_prime_each_start_from_a_fresh_wave(sine_checkpoint):
+    args = ["sample", sine_checkpoint, "-n", "10", "--num-samples", "3", "--format", "jsonl", "--include-prime", "--seed", "7"]
+    result = invoke(*args)
+    assert "will be the same" not in result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    primes = [r["prime"] for r in records]
+    assert len(primes) == 3 and primes[0] != primes[1] != primes[2] != primes[0]
+    assert records[0]["values"] != records[1]["values"]
+    assert invoke(*args).stdout == result.stdout  # --seed still gives the same waves
+    one = json.loads(invoke("sample", sine_checkpoint, "-n", "10", "--format", "jsonl", "--include-prime", "--seed", "7").stdout)
+    assert one["prime"] == primes[0]  # the first sample's wave is the one a single sample gets
+    np.testing.assert_allclose(one["values"], records[0]["values"], atol=1e-5)
+    values = sample(sine_checkpoint, length=10, num_samples=3, seed=7)  # the library, too
+    np.testing.assert_allclose(values, [r["values"] for r in records], atol=1e-5)
+
+
+def test_the_terminal_chart_says_which_of_several_samples_it_draws(sine_checkpoint):
+    result = invoke("sample", sine_checkpoint, "-n", "30", "--num-samples", "3", "--noise", "0.1", "--plot")
+    assert "sample 1 of 3 drawn (--plot-file draws them all)" in result.stderr
+
+
 def test_top_p_and_greedy_through_the_library(text_checkpoint):
     greedy = sample(text_checkpoint, prime="To be", length=40, greedy=True, seed=1)
     assert sample(text_checkpoint, prime="To be", length=40, top_p=1e-9, seed=2) == greedy  # the nucleus is one character
 
 
 def test_several_continuous_streams_without_noise_come_with_a_warning(sine_checkpoint):
-    same = invoke("sample", sine_checkpoint, "-n", "5", "--num-samples", "2", "--format", "csv")
+    prime = " ".join(f"{np.sin(i / 4):.4f}" for i in range(40))
+    same = invoke("sample", sine_checkpoint, "-n", "5", "--num-samples", "2", "--format", "csv", "--prime", prime)
     assert "streams will be the same" in same.stderr
     rows = list(csv.reader(io.StringIO(same.stdout)))[1:]
     assert all(abs(float(r[1]) - float(r[2])) < 1e-5 for r in rows)
     noisy = invoke("sample", sine_checkpoint, "-n", "5", "--num-samples", "2", "--format", "csv", "--noise", "0.05",
-                   "--seed", "1")
+                   "--seed", "1", "--prime", prime)
     assert "will be the same" not in noisy.stderr
     assert any(r[1] != r[2] for r in list(csv.reader(io.StringIO(noisy.stdout)))[1:])
 

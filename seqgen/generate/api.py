@@ -17,18 +17,22 @@ from .sampling import SampleConfig, StopMatcher, sampling_config
 from . import state as state_files
 
 
-def default_prime(ckpt: Checkpoint, seed: int | None = None, length: int = 100) -> str | np.ndarray:
+def default_prime(ckpt: Checkpoint, seed: int | None = None, length: int = 100, count: int = 1) -> str | np.ndarray:
     """What to prime with when the user gives nothing: a newline for text; for a series its last
     `length` values, validation tail included, so the continuation follows the end of the data (a
     checkpoint written before seqgen 0.2 holds the values just before the tail instead); for sine,
-    a fresh wave in the training range."""
+    a fresh wave in the training range, or with `count` > 1 a (count, length) array: a fresh wave
+    for each sample (the first is the wave `count` 1 gives, for the same `seed`)."""
     data = ckpt.data
     if data["kind"] == "text":
         return "\n" if "\n" in data["vocab"] else data["vocab"][0]
     source = data.get("source", {})
     if source.get("type") == "sine":
         config = SineConfig(**{k: v for k, v in source.items() if k != "type"})
-        return sine_waves(1, length, config, np.random.default_rng(seed))[0].astype(np.float64)
+        rng = np.random.default_rng(seed)
+        # One wave at a time from one generator: sample k's wave is the same whatever `count` is.
+        waves = np.concatenate([sine_waves(1, length, config, rng) for _ in range(count)]).astype(np.float64)
+        return waves[0] if count == 1 else waves
     return np.asarray(data["prime"][-length:], dtype=np.float64)
 
 
@@ -101,9 +105,9 @@ def start(gen: Generator, ckpt: Checkpoint, prime: str | np.ndarray | None = Non
         return prime
     if num_samples < 1:
         raise UsageError(f"`num_samples` must be >= 1, got {num_samples}")
-    prime = prime if prime is not None else default_prime(ckpt, seed)
+    prime = prime if prime is not None else default_prime(ckpt, seed, count=num_samples)
     gen.reset(num_samples)
-    gen.feed(prime)
+    gen.feed(prime if np.ndim(prime) < 2 else gen.model_units(prime))  # a 2-D feed is taken as model input
     return prime
 
 

@@ -204,6 +204,11 @@ class Generator:
         gen.typical_scale = float(data.get("typical_scale", 1.0))
         return gen
 
+    def model_units(self, values) -> np.ndarray:
+        """A continuous model's values (one row per stream, in the data's units) as the (batch,
+        time) model input `feed` takes; each stream's own size, if any, is measured by `feed`."""
+        return (np.asarray(values, dtype=np.float64) - self.mean) / self.std
+
     def to_values(self, outputs: np.ndarray) -> np.ndarray:
         """A continuous model's (batch,) outputs in the data's units."""
         return outputs * self.unit + self.mean
