@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from seqgen import CheckpointError, MissingPackage, SampleConfig, UsageError
+from seqgen import CheckpointError, DataError, MissingPackage, SampleConfig, UsageError
 from seqgen.cli import app
 from seqgen.generate import sample
 from seqgen.generate.sampling import StopMatcher
@@ -258,3 +258,24 @@ def test_the_matplotlib_hint_fits_a_source_checkout(sine_checkpoint, tmp_path, m
     root = Path(__file__).resolve().parents[1]  # the tests run from a checkout, with pyproject.toml
     assert isinstance(result.exception, MissingPackage)
     assert f"pip install -e '{root}[plot]'" in str(result.exception) and "pip install matplotlib" in str(result.exception)
+
+
+def test_a_prime_with_unseen_characters_can_skip_or_replace_them(text_checkpoint):
+    refused = runner.invoke(app, ["sample", str(text_checkpoint), "--prime", "To be #@", "-n", "5"])
+    assert isinstance(refused.exception, DataError) and "'#', '@'" in str(refused.exception)
+    assert "`unknown` skip leaves them out, `unknown` replace puts ' ' instead" in str(refused.exception)
+    skipped = invoke("sample", text_checkpoint, "--prime", "To be #@", "--unknown", "skip", "-n", "5", "--include-prime", "--seed", "1")
+    assert skipped.stdout.startswith("To be ") and not skipped.stdout.startswith("To be   ")
+    replaced = invoke("sample", text_checkpoint, "--prime", "To be #@", "--unknown", "replace", "-n", "5", "--include-prime")
+    assert replaced.stdout.startswith("To be   ")  # the written prime is the one the model read
+    assert sample(text_checkpoint, prime="To be #@", unknown="skip", length=5, seed=1) == [skipped.stdout[len("To be "):].rstrip("\n")]
+    with pytest.raises(UsageError, match="`unknown` must be one of error, skip, replace"):
+        sample(text_checkpoint, prime="To be", unknown="drop")
+
+
+def test_replace_uses_a_character_the_model_knows():
+    from seqgen.data.tokenizers import CharTokenizer
+
+    assert CharTokenizer(list("ab \n")).known("a?b", "replace") == "a b"
+    assert CharTokenizer(list("ab\n")).known("a?b", "replace") == "a\nb"
+    assert CharTokenizer(list("ab")).known("a?b", "replace") == "aab"

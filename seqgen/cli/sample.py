@@ -21,6 +21,7 @@ def sample(
     length: int = typer.Option(500, "--length", "-n", help="Characters or values to generate."),
     prime: Optional[str] = typer.Option(None, help="Start from this text (text models) or these numbers, e.g. \"0.1 0.3 0.5\"."),
     prime_file: Optional[Path] = typer.Option(None, help="Start from the contents of this file (text, or numbers one per line)."),
+    unknown: str = typer.Option("error", help="Text: what to do with prime characters the model has never seen: error, skip (leave them out) or replace (with a space, or a newline if the model knows no space)."),
     temperature: Optional[float] = typer.Option(None, help="Text: divide the logits by this (lower is more conservative). Continuous: the same as --noise. \\[default: text 1.0, continuous 0]"),
     top_k: Optional[int] = typer.Option(None, help="Text: sample only from the k most likely characters."),
     top_p: Optional[float] = typer.Option(None, help="Text: sample from the smallest set with this total probability."),
@@ -79,7 +80,7 @@ def sample(
         say(f"warning: the {num_samples} streams will be the same (up to rounding): a continuous model is "
             "deterministic without --noise (give --noise 0.05, say, for different streams)", style="yellow")
     fed = start(gen, ckpt, user_prime, num_samples=1 if num_samples is None else num_samples, seed=seed,
-                load_state=str(load_state) if load_state else None)
+                load_state=str(load_state) if load_state else None, unknown=unknown)
     steps = generate_steps(gen, length, unescape(stop))
     drawn: list[float] = []
     if plot or plot_file:

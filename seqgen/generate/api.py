@@ -11,7 +11,8 @@ import numpy as np
 
 from ..checkpoint import Checkpoint, load_checkpoint
 from ..data import SCALE_PRIME, SineConfig, parse_numbers, sine_waves
-from ..errors import UsageError
+from ..data.tokenizers import UNKNOWN_POLICIES
+from ..errors import DataError, UsageError
 from .generator import Generator
 from .sampling import SampleConfig, StopMatcher, sampling_config
 from . import state as state_files
@@ -93,9 +94,15 @@ def sampling_for(kind: str, load_state: str | None = None, *, temperature: float
 
 
 def start(gen: Generator, ckpt: Checkpoint, prime: str | np.ndarray | None = None, *, num_samples: int = 1,
-          seed: int | None = None, load_state: str | None = None) -> str | np.ndarray:
+          seed: int | None = None, load_state: str | None = None, unknown: str = "error") -> str | np.ndarray:
     """Get `gen` ready to step: from a saved state (then the prime, if any, is fed after it) or from
-    the prime (default: see `default_prime`) for `num_samples` streams. Returns what was fed."""
+    the prime (default: see `default_prime`) for `num_samples` streams. A text prime's characters
+    the model has never seen are handled by `unknown` (see `CharTokenizer.known`). Returns what
+    was fed."""
+    if unknown not in UNKNOWN_POLICIES:
+        raise UsageError(f"`unknown` must be one of {', '.join(UNKNOWN_POLICIES)}, got {unknown!r}")
+    if isinstance(prime, str) and gen.is_text:
+        prime = _readable(gen, prime, unknown)
     if load_state is not None:
 
         gen.restore(state_files.load_state(load_state, gen))
@@ -111,13 +118,22 @@ def start(gen: Generator, ckpt: Checkpoint, prime: str | np.ndarray | None = Non
     return prime
 
 
+def _readable(gen: Generator, prime: str, unknown: str) -> str:
+    readable = gen.tokenizer.known(prime, unknown)
+    if prime and not readable:
+        raise DataError("the model has never seen any character of the prime; `unknown` skip left nothing to feed")
+    return readable
+
+
 def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequence[float] | None = None,
            temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
            greedy: bool = False, noise: float | None = None, stop: str | None = None, num_samples: int = 1,
            seed: int | None = None, backend: str = "auto", device: str = "cpu",
-           load_state: str | None = None, save_state: str | None = None) -> list[str] | np.ndarray:
+           load_state: str | None = None, save_state: str | None = None, unknown: str = "error") -> list[str] | np.ndarray:
     """Generate from a checkpoint, with the options of `seqgen sample`: a list of texts (one per
-    sample, each ending with `stop` when it was produced) or a (num_samples, length) array of values."""
+    sample, each ending with `stop` when it was produced) or a (num_samples, length) array of values.
+    `unknown` says what to do with characters of a text prime the model has never seen: "error",
+    "skip" them or "replace" them with a space (see `CharTokenizer.known`)."""
     if length < 0:
         raise UsageError(f"`length` must be >= 0, got {length}")
     if save_state is not None:
@@ -130,7 +146,7 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
     user_prime = prime if isinstance(prime, str) or prime is None else np.asarray(prime, dtype=np.float64)
     if isinstance(user_prime, str) and not gen.is_text:
         user_prime = parse_numbers(user_prime)
-    start(gen, ckpt, user_prime, num_samples=num_samples, seed=seed, load_state=load_state)
+    start(gen, ckpt, user_prime, num_samples=num_samples, seed=seed, load_state=load_state, unknown=unknown)
     if gen.is_text:
         streams: list[list[str]] = [[] for _ in range(gen.batch_size)]
         for items, live in generate_steps(gen, length, stop):
