@@ -254,3 +254,17 @@ def test_resuming_a_finished_run_says_so_and_how_to_go_on(tmp_path, text_file):
     assert (tmp_path / "m.safetensors").read_bytes() == before  # nothing was trained or rewritten
     further = run("train", "--resume", "m.safetensors", "--steps", "6", cwd=tmp_path)
     assert further.returncode == 0 and "resuming from step 4 of 6" in further.stderr
+
+
+def test_a_small_text_from_stdin_trains_a_small_model_and_says_so(tmp_path, text_file):
+    from seqgen import load_checkpoint
+
+    result = run("train", "-", "--out", "notes.safetensors", "--steps", "3", input=text_file.read_text(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "note: a small text (1,032 characters): defaults sized to it, GRU 1 x 128" in result.stderr
+    ckpt = load_checkpoint(tmp_path / "notes.safetensors")
+    assert (ckpt.model_config.layers, ckpt.model_config.hidden, ckpt.meta["train"]["eval_every"]) == (1, 128, 20)
+    given = run("train", "-", "--out", "given.safetensors", "--steps", "3", "--hidden", "32", "--eval-every", "3",
+                input=text_file.read_text(), cwd=tmp_path)
+    ckpt = load_checkpoint(tmp_path / "given.safetensors")
+    assert (ckpt.model_config.hidden, ckpt.meta["train"]["eval_every"]) == (32, 3)  # options given still win

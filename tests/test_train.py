@@ -239,3 +239,23 @@ def test_a_resumed_run_reports_the_speed_of_its_own_steps(text_file, tmp_path):
     # before the resume, nor this session's evaluations and saves)
     assert result.steps == 12
     assert math.isclose(result.items_per_sec * (result.elapsed - elapsed_before), 4 * 4 * 16, rel_tol=1e-9)
+
+
+def test_a_small_text_gets_defaults_sized_to_it():
+    from seqgen.config import defaults_for
+
+    small_model, small_train = defaults_for("text", size=5_000)
+    model, train = defaults_for("text")
+    assert small_model.hidden < model.hidden and small_train.eval_every < train.eval_every
+    assert small_train.max_time < train.max_time and small_train.patience == train.patience  # early stopping kept
+    assert defaults_for("text", size=2_000_000) == (model, train)
+    assert defaults_for("series", size=300) == defaults_for("series")
+
+
+def test_a_run_stopped_before_its_first_validation_says_so(capsys):
+    from seqgen.cli.train import TrainDisplay
+    from seqgen.train import TrainResult
+
+    display = TrainDisplay(quiet=True, kind="text", config=TrainConfig(eval_every=20))
+    display.summary(TrainResult("m.safetensors", 7, 1.0, None, 0, 100.0, "interrupt"), "text")
+    assert "none yet (the first comes at step 20)" in capsys.readouterr().err

@@ -32,12 +32,12 @@ def train(
     val_fraction: float = typer.Option(0.1, help="Fraction at the end of each source kept for validation.", rich_help_panel=DATA_PANEL),
     cache_dir: Optional[Path] = typer.Option(None, help="Folder for the decoded copy of DATA (token ids or values), reused while DATA is unchanged. \\[default: $XDG_CACHE_HOME/seqgen or ~/.cache/seqgen]", rich_help_panel=DATA_PANEL),
     cell: Optional[str] = typer.Option(None, help="Recurrent cell: lstm, gru or rnn. \\[default: text gru, series lstm]", rich_help_panel=MODEL_PANEL),
-    layers: Optional[int] = typer.Option(None, help="Stacked recurrent layers. \\[default: 2]", rich_help_panel=MODEL_PANEL),
-    hidden: Optional[int] = typer.Option(None, help="Units per layer. \\[default: text 384, series 64]", rich_help_panel=MODEL_PANEL),
+    layers: Optional[int] = typer.Option(None, help="Stacked recurrent layers. \\[default: 2; a text under 20,000 characters 1]", rich_help_panel=MODEL_PANEL),
+    hidden: Optional[int] = typer.Option(None, help="Units per layer. \\[default: text 384 (under 200,000 characters 128), series 64]", rich_help_panel=MODEL_PANEL),
     embed: Optional[int] = typer.Option(None, help="Character embedding size (text). \\[default: 64]", rich_help_panel=MODEL_PANEL),
     dropout: Optional[float] = typer.Option(None, help="Dropout between layers and before the head. \\[default: 0]", rich_help_panel=MODEL_PANEL),
-    batch_size: Optional[int] = typer.Option(None, help="Tracks trained side by side. \\[default: 32]", rich_help_panel=TRAINING_PANEL),
-    window: Optional[int] = typer.Option(None, help="Steps per backpropagation window. \\[default: text 128, series 100]", rich_help_panel=TRAINING_PANEL),
+    batch_size: Optional[int] = typer.Option(None, help="Tracks trained side by side. \\[default: 32; a text under 20,000 characters 16]", rich_help_panel=TRAINING_PANEL),
+    window: Optional[int] = typer.Option(None, help="Steps per backpropagation window. \\[default: text 128 (under 20,000 characters 64), series 100]", rich_help_panel=TRAINING_PANEL),
     lr: Optional[float] = typer.Option(None, help="Peak learning rate (Adam). \\[default: text 5e-3, series 3e-3]", rich_help_panel=TRAINING_PANEL),
     clip: Optional[float] = typer.Option(None, help="Gradient-norm clipping. \\[default: 1.0]", rich_help_panel=TRAINING_PANEL),
     warmup: Optional[int] = typer.Option(None, help="Learning-rate warm-up steps. \\[default: 50]", rich_help_panel=TRAINING_PANEL),
@@ -45,8 +45,8 @@ def train(
     free_run: Optional[int] = typer.Option(None, help="Series: after each window, let the model run this many steps on its own output and score them too (ramped in from 30% to 80% of the run). \\[default: 0, off]", rich_help_panel=TRAINING_PANEL),
     steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps. \\[default: series 2500]", rich_help_panel=LIMITS_PANEL),
     epochs: Optional[float] = typer.Option(None, help="Stop after this many passes over the data.", rich_help_panel=LIMITS_PANEL),
-    max_time: Optional[str] = typer.Option(None, help="Stop after this long, e.g. 90s, 5m, 1h. \\[default: text 5m, series 50s]", rich_help_panel=LIMITS_PANEL),
-    eval_every: Optional[int] = typer.Option(None, help="Validate and save every N steps. \\[default: text 200, series 100]", rich_help_panel=LIMITS_PANEL),
+    max_time: Optional[str] = typer.Option(None, help="Stop after this long, e.g. 90s, 5m, 1h. \\[default: text 5m (under 200,000 characters 2m, under 20,000 1m), series 50s]", rich_help_panel=LIMITS_PANEL),
+    eval_every: Optional[int] = typer.Option(None, help="Validate and save every N steps. \\[default: text 200 (under 200,000 characters 50, under 20,000 20), series 100]", rich_help_panel=LIMITS_PANEL),
     patience: Optional[int] = typer.Option(None, help="Stop early once the validation loss has stayed clearly above its best for this many evaluations in a row (0: never). \\[default: 5]", rich_help_panel=LIMITS_PANEL),
     seed: Optional[int] = typer.Option(None, callback=check_seed, help="Random seed; the same seed gives the same weights on CPU. \\[default: 0]", rich_help_panel=TRAINING_PANEL),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps. \\[default: auto]", rich_help_panel=TRAINING_PANEL),
@@ -149,7 +149,7 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
     if checkpoint:
         base_model, base_train = checkpoint.model_config, from_dict(TrainConfig, checkpoint.meta["train"])
     else:
-        base_model, base_train = defaults_for(dataset.kind)
+        base_model, base_train = defaults_for(dataset.kind, size=data_size(dataset))
     if any(k in train_opts for k in LIMITS):
         # Limits given replace all the stored or default ones: --steps 5000 means 5000 steps, not
         # "5000 steps unless the default time limit comes first".
@@ -163,6 +163,25 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
         raise UsageError(f"{' and '.join(series_only)} apply to numeric series; this data is text")
     out = out or (resume if resume else Path("checkpoints") / f"{dataset.name}.safetensors")
     return dataset, model_config, train_config, out
+
+
+def data_size(dataset) -> int:
+    """How many items (characters or values) the data holds: what the defaults are sized by."""
+    return sum(len(stream) for stream in dataset.streams)
+
+
+def _sized_note(dataset, model_config, train_config) -> Optional[str]:
+    """What a small text's defaults are, when they are not the full-size ones (options given included)."""
+    from ..config import defaults_for
+
+    size = data_size(dataset)
+    if defaults_for(dataset.kind, size=size) == defaults_for(dataset.kind):
+        return None
+    m, t = model_config, train_config
+    limit = f"at most {t.max_time:g}s" if t.max_time else "at its limit"
+    return (f"note: a small text ({size:,} characters): defaults sized to it, {m.cell.upper()} {m.layers} x {m.hidden}, "
+            f"batch {t.batch_size} x {t.window}, validation every {t.eval_every} steps, {limit}, or earlier once the "
+            f"validation loss keeps rising ({t.patience} evaluations); options given still win")
 
 
 def _check_split(dataset, train_config, nproc: int) -> None:
@@ -236,6 +255,9 @@ def _run_training(dataset, model_config, train_config, out: Path, checkpoint, qu
         return
     if not quiet:
         say(f"data: {dataset.description}")
+        note = None if checkpoint is not None else _sized_note(dataset, model_config, train_config)
+        if note:
+            say(note)
     display = TrainDisplay(quiet, dataset.kind, train_config, log_every)
     def leaving(signum: int) -> None:
         kept = f"{out} holds the last evaluation's weights" if out.exists() else "no checkpoint was written"
@@ -356,7 +378,10 @@ class TrainDisplay:
         from rich.table import Table
 
         table = Table(show_header=False, box=None, padding=(0, 2))
-        if result.best_val is not None:
+        if result.best_val is None:
+            table.add_row("validation", f"none yet (the first comes at step {self.config.eval_every}); "
+                          "the checkpoint holds the latest weights")
+        else:
             label = "best val loss (nats/char)" if kind == "text" else "best val MSE (scaled)"
             table.add_row(label, f"{result.best_val:.4f} at step {result.best_step}")
             if kind == "text":
