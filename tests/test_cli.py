@@ -73,6 +73,8 @@ def test_stdout_holds_only_data_and_stderr_has_no_colour(text_checkpoint):
         (["train", "--encoding", "latin-1", "--steps", "1"], 2, "--encoding says how to read DATA"),
         (["eval", "m.safetensors", "missing.txt"], 1, "missing.txt: no such file (give the data to evaluate on"),
         (["sample", "nothing.safetensors", "--seed", "99999999999999999999999"], 2, "--seed must be"),
+        (["train", "--lr", "-1", "--steps", "1"], 2, "error: --lr must be > 0, got -1.0"),  # --lr alone, not --clip too
+        (["train", "--warmup", "-5", "--steps", "1"], 2, "error: --warmup must be >= 0, got -5"),
     ],
 )
 def test_mistakes_get_one_line_and_the_right_exit_status(tmp_path, args, code, message):
@@ -104,8 +106,9 @@ def test_log_every_prints_progress_lines(tmp_path):
     result = run("train", "--steps", "6", "--sine-waves", "8", "--sine-length", "120", "--hidden", "8", "--layers", "1",
                  "--eval-every", "6", "--log-every", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("step ") and " loss " in line]
-    assert [line.split()[1] for line in lines] == ["2", "4", "6"]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("step ")]
+    assert [line.split()[1] for line in lines] == ["2", "4", "6"]  # step 6 once, with its evaluation
+    assert " loss " in lines[-1] and " epoch 6.00" in lines[-1]
 
 
 def test_help_shows_the_data_dependent_defaults():
@@ -129,7 +132,8 @@ def test_training_never_overwrites_a_checkpoint_by_accident(tmp_path, text_file)
 
 def test_parser_mistakes_are_one_line_too():
     for args, needle in ((["sample", "x.safetensors", "--temprature", "0.8"], "--temperature"),
-                         (["sampel"], "Did you mean 'sample'"), (["sample"], "Missing argument")):
+                         (["sampel"], "Did you mean 'sample'"), (["sample"], "Missing argument"),
+                         (["train", "--steps"], "Option '--steps' requires an argument. (see 'seqgen train --help')")):
         result = run(*args)
         assert result.returncode == 2 and needle in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
@@ -208,3 +212,60 @@ def test_follow_skips_a_header_on_its_first_line(sine_checkpoint):
     assert headed.stdout == plain.stdout and len(plain.stdout.splitlines()) == 12
     late = run("follow", str(sine_checkpoint), input=values + "oops\n")
     assert late.returncode == 1 and "line 13: 'oops' is not a number" in late.stderr
+
+
+def test_strip_replaces_a_file_only_when_asked(tmp_path, text_checkpoint):
+    import shutil
+
+    from seqgen import load_checkpoint
+
+    model = tmp_path / "m.safetensors"
+    shutil.copy(text_checkpoint, model)
+    in_place = run("strip", "m.safetensors", cwd=tmp_path)
+    assert in_place.returncode == 2 and len(in_place.stderr.strip().splitlines()) == 1
+    assert "--force" in in_place.stderr and "--out m.small.safetensors" in in_place.stderr
+    assert load_checkpoint(model).training  # the resume state is still there
+    assert run("strip", "m.safetensors", "--out", "small.safetensors", cwd=tmp_path).returncode == 0
+    again = run("strip", "m.safetensors", "--out", "small.safetensors", cwd=tmp_path)
+    assert again.returncode == 2 and "small.safetensors already exists; pass --force" in again.stderr
+    forced = run("strip", "m.safetensors", "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert not load_checkpoint(model).training
+
+
+def test_train_help_groups_its_options():
+    help_text = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "80"}).stdout
+    titles = ["Data", "Model", "Training", "Limits and validation", "Sine data (no DATA)"]
+    where = {title: help_text.index(f"─ {title} ─") for title in titles}
+    assert list(where.values()) == sorted(where.values())
+    assert where["Sine data (no DATA)"] < help_text.index("--sine-waves") and help_text.index("--period-min") > where["Sine data (no DATA)"]
+    assert where["Limits and validation"] < help_text.index("--max-time") < where["Sine data (no DATA)"]
+    assert help_text.index("--hidden") < where["Training"]
+
+
+def test_resuming_a_finished_run_says_so_and_how_to_go_on(tmp_path, text_file):
+    args = ["train", str(text_file), "--out", "m.safetensors", "--hidden", "8", "--batch-size", "2", "--window", "16"]
+    assert run(*args, "--steps", "4", cwd=tmp_path).returncode == 0
+    before = (tmp_path / "m.safetensors").read_bytes()
+    finished = run("train", "--resume", "m.safetensors", cwd=tmp_path)
+    assert finished.returncode == 0, finished.stderr
+    assert "the run is finished (step 4, its limit --steps 4)" in finished.stderr
+    assert "seqgen train --resume m.safetensors --steps 8" in finished.stderr
+    assert (tmp_path / "m.safetensors").read_bytes() == before  # nothing was trained or rewritten
+    further = run("train", "--resume", "m.safetensors", "--steps", "6", cwd=tmp_path)
+    assert further.returncode == 0 and "resuming from step 4 of 6" in further.stderr
+
+
+def test_a_small_text_from_stdin_trains_a_small_model_and_says_so(tmp_path, text_file):
+    from seqgen import load_checkpoint
+
+    result = run("train", "-", "--out", "notes.safetensors", "--steps", "3", input=text_file.read_text(), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "note: a small text (1,032 characters): defaults sized to it, GRU 1 x 128" in result.stderr
+    ckpt = load_checkpoint(tmp_path / "notes.safetensors")
+    assert (ckpt.model_config.layers, ckpt.model_config.hidden, ckpt.meta["train"]["eval_every"]) == (1, 128, 20)
+    given = run("train", "-", "--out", "given.safetensors", "--steps", "3", "--hidden", "32", "--eval-every", "3",
+                input=text_file.read_text(), cwd=tmp_path)
+    assert given.returncode == 0, given.stderr
+    ckpt = load_checkpoint(tmp_path / "given.safetensors")
+    assert (ckpt.model_config.hidden, ckpt.meta["train"]["eval_every"]) == (32, 3)  # options given still win

@@ -304,6 +304,27 @@ def test_a_signal_stops_at_the_next_step_and_saves_a_resumable_checkpoint(tmp_pa
     assert any(k.startswith("optim.") for k in resumable.training)  # what --resume needs (used in the determinism test)
 
 
+def test_a_run_on_standard_input_says_to_give_the_data_again(tmp_path):
+    process = subprocess.Popen([*SEQGEN, "train", "-", *TINY_TEXT_RUN, "--out", "run.safetensors", "--steps", "100000",
+                                "--eval-every", "20"], cwd=tmp_path, env=env(), stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdin.write(TINY_TEXT)
+    process.stdin.close()
+    wait_for(tmp_path / "run.metrics.jsonl", process)
+    process.send_signal(signal.SIGINT)
+    process.stdin = None  # already closed; communicate must not flush it
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "the data came from standard input, so give it again" in stderr
+    assert "seqgen train - --resume run.safetensors < DATA" in stderr
+    without = run("train", "--resume", "run.safetensors", cwd=tmp_path)
+    assert without.returncode == 2 and "give it again: seqgen train - --resume run.safetensors < DATA" in without.stderr
+    (tmp_path / "DATA").write_text(TINY_TEXT, encoding="utf-8")
+    again = subprocess.run(["bash", "-c", f"{sys.executable} -m seqgen train - --resume run.safetensors --steps 30 < DATA"],
+                           cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr  # the command as printed
+
+
 def test_a_second_ctrl_c_exits_at_once(monkeypatch):
     from seqgen.train import stop_on_signals
 
@@ -323,6 +344,31 @@ def test_a_second_ctrl_c_exits_at_once(monkeypatch):
             time.sleep(1)  # the handler runs here, between bytecodes
     assert exited.value.args == (130,)
     assert signal.getsignal(signal.SIGINT) is before  # restored afterwards
+
+
+def test_a_second_ctrl_c_says_why_the_summary_is_missing(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from seqgen.cli import app
+
+    class Exited(Exception):
+        pass
+
+    def fake_exit(code):
+        raise Exited(code)
+
+    def interrupted_twice(self, on_event=None, should_stop=None):
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)  # the handlers run here, between bytecodes
+
+    monkeypatch.setattr(os, "_exit", fake_exit)
+    monkeypatch.setattr(Trainer, "run", interrupted_twice)
+    (tmp_path / "poem.txt").write_text(TINY_TEXT, encoding="utf-8")
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "poem.txt"), "--out", str(tmp_path / "m.safetensors"), "--quiet",
+                                      *TINY_TEXT_RUN])
+    assert isinstance(result.exception, Exited) and result.exception.args == (130,)
+    assert "stopped at once by a second interrupt, without saving; no checkpoint was written" in result.stderr
 
 
 def nan_from_step(monkeypatch, bad: Callable[[int], bool]) -> None:

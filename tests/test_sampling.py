@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from seqgen import CheckpointError, MissingPackage, SampleConfig, UsageError
+from seqgen import CheckpointError, DataError, MissingPackage, SampleConfig, UsageError
 from seqgen.cli import app
 from seqgen.generate import sample
 from seqgen.generate.sampling import StopMatcher
@@ -58,18 +58,40 @@ def test_temperature_is_another_name_for_noise_in_continuous_models(sine_checkpo
         sample(sine_checkpoint, top_k=3)
 
 
+def test_sine_samples_without_a_prime_each_start_from_a_fresh_wave(sine_checkpoint):
+    args = ["sample", sine_checkpoint, "-n", "10", "--num-samples", "3", "--format", "jsonl", "--include-prime", "--seed", "7"]
+    result = invoke(*args)
+    assert "will be the same" not in result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    primes = [r["prime"] for r in records]
+    assert len(primes) == 3 and primes[0] != primes[1] != primes[2] != primes[0]
+    assert records[0]["values"] != records[1]["values"]
+    assert invoke(*args).stdout == result.stdout  # --seed still gives the same waves
+    one = json.loads(invoke("sample", sine_checkpoint, "-n", "10", "--format", "jsonl", "--include-prime", "--seed", "7").stdout)
+    assert one["prime"] == primes[0]  # the first sample's wave is the one a single sample gets
+    np.testing.assert_allclose(one["values"], records[0]["values"], atol=1e-5)
+    values = sample(sine_checkpoint, length=10, num_samples=3, seed=7)  # the library, too
+    np.testing.assert_allclose(values, [r["values"] for r in records], atol=1e-5)
+
+
+def test_the_terminal_chart_says_which_of_several_samples_it_draws(sine_checkpoint):
+    result = invoke("sample", sine_checkpoint, "-n", "30", "--num-samples", "3", "--noise", "0.1", "--plot")
+    assert "sample 1 of 3 drawn (--plot-file draws them all)" in result.stderr
+
+
 def test_top_p_and_greedy_through_the_library(text_checkpoint):
     greedy = sample(text_checkpoint, prime="To be", length=40, greedy=True, seed=1)
     assert sample(text_checkpoint, prime="To be", length=40, top_p=1e-9, seed=2) == greedy  # the nucleus is one character
 
 
 def test_several_continuous_streams_without_noise_come_with_a_warning(sine_checkpoint):
-    same = invoke("sample", sine_checkpoint, "-n", "5", "--num-samples", "2", "--format", "csv")
+    prime = " ".join(f"{np.sin(i / 4):.4f}" for i in range(40))
+    same = invoke("sample", sine_checkpoint, "-n", "5", "--num-samples", "2", "--format", "csv", "--prime", prime)
     assert "streams will be the same" in same.stderr
     rows = list(csv.reader(io.StringIO(same.stdout)))[1:]
     assert all(abs(float(r[1]) - float(r[2])) < 1e-5 for r in rows)
     noisy = invoke("sample", sine_checkpoint, "-n", "5", "--num-samples", "2", "--format", "csv", "--noise", "0.05",
-                   "--seed", "1")
+                   "--seed", "1", "--prime", prime)
     assert "will be the same" not in noisy.stderr
     assert any(r[1] != r[2] for r in list(csv.reader(io.StringIO(noisy.stdout)))[1:])
 
@@ -225,3 +247,35 @@ def test_plot_file_says_how_to_get_matplotlib_when_missing(sine_checkpoint, tmp_
     else:
         invoke("sample", sine_checkpoint, "-n", "50", "--plot-file", tmp_path / "a.png")
         assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_matplotlib_hint_fits_a_source_checkout(sine_checkpoint, tmp_path, monkeypatch):
+    import sys
+    from pathlib import Path
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
+    result = runner.invoke(app, ["sample", str(sine_checkpoint), "-n", "5", "--plot-file", str(tmp_path / "a.png")])
+    root = Path(__file__).resolve().parents[1]  # the tests run from a checkout, with pyproject.toml
+    assert isinstance(result.exception, MissingPackage)
+    assert f"pip install -e '{root}[plot]'" in str(result.exception) and "pip install matplotlib" in str(result.exception)
+
+
+def test_a_prime_with_unseen_characters_can_skip_or_replace_them(text_checkpoint):
+    refused = runner.invoke(app, ["sample", str(text_checkpoint), "--prime", "To be #@", "-n", "5"])
+    assert isinstance(refused.exception, DataError) and "'#', '@'" in str(refused.exception)
+    assert "`unknown` skip leaves them out, `unknown` replace puts ' ' instead" in str(refused.exception)
+    skipped = invoke("sample", text_checkpoint, "--prime", "To be #@", "--unknown", "skip", "-n", "5", "--include-prime", "--seed", "1")
+    assert skipped.stdout.startswith("To be ") and not skipped.stdout.startswith("To be   ")
+    replaced = invoke("sample", text_checkpoint, "--prime", "To be #@", "--unknown", "replace", "-n", "5", "--include-prime")
+    assert replaced.stdout.startswith("To be   ")  # the written prime is the one the model read
+    assert sample(text_checkpoint, prime="To be #@", unknown="skip", length=5, seed=1) == [skipped.stdout[len("To be "):].rstrip("\n")]
+    with pytest.raises(UsageError, match="`unknown` must be one of error, skip, replace"):
+        sample(text_checkpoint, prime="To be", unknown="drop")
+
+
+def test_replace_uses_a_character_the_model_knows():
+    from seqgen.data.tokenizers import CharTokenizer
+
+    assert CharTokenizer(list("ab \n")).known("a?b", "replace") == "a b"
+    assert CharTokenizer(list("ab\n")).known("a?b", "replace") == "a\nb"
+    assert CharTokenizer(list("ab")).known("a?b", "replace") == "aab"

@@ -224,3 +224,38 @@ def test_a_series_model_with_no_prime_continues_from_the_end_of_its_data(tmp_pat
     prime = default_prime(load_checkpoint(out))
     np.testing.assert_allclose(prime, values[-100:], atol=1e-5)  # the last 100 values, not the 100 before the tail
 
+
+
+def test_a_resumed_run_reports_the_speed_of_its_own_steps(text_file, tmp_path):
+    data = load_data(str(text_file))
+    config = TrainConfig(batch_size=4, window=16, steps=12, eval_every=4)
+    out = tmp_path / "m.safetensors"
+    calls = iter(range(10_000))
+    Trainer(data, ModelConfig(hidden=16, embed=8), config, out).run(should_stop=lambda: next(calls) >= 8)
+    resumed = Trainer(data, ModelConfig(hidden=16, embed=8), config, out, resume=load_checkpoint(out))
+    elapsed_before = resumed.elapsed
+    result = resumed.run()
+    # 4 steps of 4 x 16 characters, over the training time of those steps alone (not the time
+    # before the resume, nor this session's evaluations and saves)
+    assert result.steps == 12
+    assert math.isclose(result.items_per_sec * (result.elapsed - elapsed_before), 4 * 4 * 16, rel_tol=1e-9)
+
+
+def test_a_small_text_gets_defaults_sized_to_it():
+    from seqgen.config import defaults_for
+
+    small_model, small_train = defaults_for("text", size=5_000)
+    model, train = defaults_for("text")
+    assert small_model.hidden < model.hidden and small_train.eval_every < train.eval_every
+    assert small_train.max_time < train.max_time and small_train.patience == train.patience  # early stopping kept
+    assert defaults_for("text", size=2_000_000) == (model, train)
+    assert defaults_for("series", size=300) == defaults_for("series")
+
+
+def test_a_run_stopped_before_its_first_validation_says_so(capsys):
+    from seqgen.cli.train import TrainDisplay
+    from seqgen.train import TrainResult
+
+    display = TrainDisplay(quiet=True, kind="text", config=TrainConfig(eval_every=20))
+    display.summary(TrainResult("m.safetensors", 7, 1.0, None, 0, 100.0, "interrupt"), "text")
+    assert "none yet (the first comes at step 20)" in capsys.readouterr().err

@@ -99,7 +99,7 @@ def main() -> None:
         say(f"seqgen: error: {as_flags(str(e))}", style="red")
         sys.exit(e.exit_code)
     except click.UsageError as e:  # an unknown option, a missing argument, a bad value...
-        where = e.ctx.command_path if e.ctx is not None else "seqgen"
+        where = e.ctx.command_path if e.ctx is not None else _command_path(sys.argv)
         say(f"seqgen: error: {e.format_message()} (see '{where} --help')", style="red")
         sys.exit(2)
     except click.ClickException as e:
@@ -116,6 +116,14 @@ def main() -> None:
         sys.exit(1)
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _command_path(argv: list[str]) -> str:
+    """`seqgen COMMAND` for the command being parsed. Some parser errors (an option's missing
+    value) come without their context, and the root's help would not list the command's options."""
+    names = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands if c.callback}
+    command = next((arg for arg in argv[1:] if not arg.startswith("-")), None)
+    return f"seqgen {command}" if command in names else "seqgen"
 
 
 def _lost_peer(error: Exception) -> bool:

@@ -92,13 +92,30 @@ def info(
 @app.command()
 def strip(
     checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="A checkpoint written by 'seqgen train'."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write the result. [default: replace CHECKPOINT]"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write the result. \\[default: replace CHECKPOINT, with --force]"),
+    force: bool = typer.Option(False, "--force", help="Replace an existing file: CHECKPOINT itself (no --out) or the one at --out."),
 ) -> None:
     """Drop the resume state (optimizer moments, latest weights): a small file for sharing and sampling."""
     from ..checkpoint import strip_training_state
 
+    _check_replace(checkpoint, out, force)
     before = checkpoint.stat().st_size if checkpoint.is_file() else 0
     target = strip_training_state(checkpoint, out)
     say(f"{target}: {before / 1e6:.1f} MB -> {target.stat().st_size / 1e6:.1f} MB (it can no longer be resumed)")
 
 
+
+
+def _check_replace(checkpoint: Path, out: Optional[Path], force: bool) -> None:
+    """Like `seqgen train`, strip never replaces a file unasked: in place it drops the resume state for good."""
+    if force:
+        return
+    if out is None and checkpoint.is_file():
+        raise UsageError(f"strip would replace {checkpoint} and drop its resume state for good; pass --force to do "
+                         f"that, or --out to write the small copy elsewhere (e.g. --out {_small_name(checkpoint)})")
+    if out is not None and out.exists():
+        raise UsageError(f"--out {out} already exists; pass --force to replace it, or give another --out")
+
+
+def _small_name(checkpoint: Path) -> Path:
+    return checkpoint.with_name(checkpoint.stem + ".small" + checkpoint.suffix)

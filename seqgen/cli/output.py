@@ -75,11 +75,17 @@ def _collect_text(gen, steps: Steps) -> list[list[str]]:
     return streams
 
 
+def prime_rows(prime, batch_size: int) -> np.ndarray:
+    """A continuous prime as one row per sample: a shared prime repeated, or each sample's own."""
+    values = np.asarray(prime, dtype=np.float64)
+    return np.broadcast_to(values, (batch_size, values.shape[-1]))
+
+
 def write_values(out: Sink, gen, steps: Steps, prime: np.ndarray | None = None) -> None:
     """One line per step, one column per sample."""
     if prime is not None:
-        for value in prime:
-            out.write(" ".join([_fmt(value)] * gen.batch_size) + "\n")
+        for column in prime_rows(prime, gen.batch_size).T:
+            out.write(" ".join(map(_fmt, column)) + "\n")
     for items, _ in steps:
         out.write(" ".join(map(_fmt, items)) + "\n")
 
@@ -91,8 +97,10 @@ def write_csv(out: Sink, gen, steps: Steps, prime=None) -> None:
     writer.writerow(["step", *(f"sample_{k + 1}" for k in range(gen.batch_size))])
     show = (lambda t: gen.vocab[t]) if gen.is_text else _fmt
     if prime is not None and len(prime):
-        for step, item in zip(range(1 - len(prime), 1), prime):
-            writer.writerow([step, *([item if gen.is_text else _fmt(item)] * gen.batch_size)])
+        columns = ([[item] * gen.batch_size for item in prime] if gen.is_text
+                   else [list(map(_fmt, column)) for column in prime_rows(prime, gen.batch_size).T])
+        for step, row in zip(range(1 - len(columns), 1), columns):
+            writer.writerow([step, *row])
     for step, (items, live) in enumerate(steps, start=1):
         writer.writerow([step, *(show(v) if on else "" for v, on in zip(items, live))])
 
@@ -109,10 +117,11 @@ def write_jsonl(out: Sink, gen, steps: Steps, prime=None, per_step: bool = False
     else:
         samples = np.array([items for items, _ in steps]).reshape(-1, gen.batch_size).T.tolist()
         key = "values"
+    rows = None if prime is None or isinstance(prime, str) else prime_rows(prime, gen.batch_size)
     for k, generated in enumerate(samples):
         record = {"sample": k + 1}
         if prime is not None:
-            record["prime"] = prime if isinstance(prime, str) else [float(v) for v in prime]
+            record["prime"] = prime if rows is None else [float(v) for v in rows[k]]
         record[key] = generated
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
 

@@ -15,8 +15,9 @@ from ..errors import MissingPackage, UsageError
 PRIME_MARK, GENERATED_MARK = "░", "█"
 
 
-def terminal_chart(prime: np.ndarray, generated: np.ndarray, width: int = 80, height: int = 12):
-    """A rich Text chart: each column spans the min..max of the values it covers."""
+def terminal_chart(prime: np.ndarray, generated: np.ndarray, width: int = 80, height: int = 12, samples: int = 1):
+    """A rich Text chart of one sample: each column spans the min..max of the values it covers.
+    With `samples` > 1 the legend says it is the first of them."""
     from rich.text import Text
 
     values = np.concatenate([np.asarray(prime, dtype=np.float64), np.asarray(generated, dtype=np.float64)])
@@ -47,6 +48,8 @@ def terminal_chart(prime: np.ndarray, generated: np.ndarray, width: int = 80, he
         chart.append("\n")
     chart.append(f"{'':>{pad}}   {PRIME_MARK} prime ({len(prime)})", style="blue")
     chart.append(f"   {GENERATED_MARK} generated ({len(generated)})", style="green")
+    if samples > 1:
+        chart.append(f"\n{'':>{pad}}   sample 1 of {samples} drawn (--plot-file draws them all)")
     return chart
 
 
@@ -58,17 +61,33 @@ def require_matplotlib():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise MissingPackage("--plot-file needs matplotlib: pip install 'seqgen[plot]' (or pip install matplotlib)") from None
+        raise MissingPackage(f"--plot-file needs matplotlib: {install_hint()} (or pip install matplotlib)") from None
     return plt
 
 
+def install_hint() -> str:
+    """How to add the `plot` extra to this seqgen: from its source checkout when it runs from one
+    (`seqgen[plot]` would fetch a released seqgen instead of adding to the one being run)."""
+    root = Path(__file__).resolve().parents[2]
+    project = root / "pyproject.toml"
+    if project.is_file() and 'name = "seqgen"' in project.read_text(encoding="utf-8", errors="replace"):
+        return f"pip install -e '{root}[plot]'"
+    return "pip install 'seqgen[plot]'"
+
+
 def save_plot(path: str | Path, prime: np.ndarray, generated: np.ndarray) -> None:
-    """Write the same picture as an image (needs matplotlib, the optional `plot` extra)."""
+    """Write the picture as an image (needs matplotlib, the optional `plot` extra): every sample,
+    given as one row each (or one sample as 1-D arrays)."""
     plt = require_matplotlib()
+    primes, drawn = np.atleast_2d(prime), np.atleast_2d(generated)
     fig, ax = plt.subplots(figsize=(10, 3.5))
-    p = len(prime)
-    ax.plot(np.arange(p), prime, color="tab:blue", label="prime")
-    ax.plot(np.arange(p, p + len(generated)), generated, color="tab:green", label="generated")
+    p = primes.shape[1]
+    # Several samples are told apart by shade; the legend names the two parts once.
+    alpha = 1.0 if len(drawn) == 1 else max(0.3, 1.0 / len(drawn) ** 0.5)
+    for k, (first, then) in enumerate(zip(np.broadcast_to(primes, (len(drawn), p)), drawn)):
+        ax.plot(np.arange(p), first, color="tab:blue", alpha=alpha, label="prime" if k == 0 else None)
+        ax.plot(np.arange(p, p + len(then)), then, color="tab:green", alpha=alpha,
+                label=f"generated ({len(drawn)} samples)" if k == 0 and len(drawn) > 1 else "generated" if k == 0 else None)
     ax.axvline(p - 0.5, color="grey", linewidth=0.8, linestyle=":")
     ax.set_xlabel("step")
     ax.legend(loc="upper right")

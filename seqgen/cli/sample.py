@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import typer
 
 from ..errors import DataError, UsageError
@@ -20,6 +21,7 @@ def sample(
     length: int = typer.Option(500, "--length", "-n", help="Characters or values to generate."),
     prime: Optional[str] = typer.Option(None, help="Start from this text (text models) or these numbers, e.g. \"0.1 0.3 0.5\"."),
     prime_file: Optional[Path] = typer.Option(None, help="Start from the contents of this file (text, or numbers one per line)."),
+    unknown: str = typer.Option("error", help="Text: what to do with prime characters the model has never seen: error, skip (leave them out) or replace (with a space, or a newline if the model knows no space)."),
     temperature: Optional[float] = typer.Option(None, help="Text: divide the logits by this (lower is more conservative). Continuous: the same as --noise. \\[default: text 1.0, continuous 0]"),
     top_k: Optional[int] = typer.Option(None, help="Text: sample only from the k most likely characters."),
     top_p: Optional[float] = typer.Option(None, help="Text: sample from the smallest set with this total probability."),
@@ -68,15 +70,17 @@ def sample(
         raise UsageError("--include-prime: --per-step records only the generated steps (the prime is the input you gave)")
     if separator is not None and fmt != "text":
         raise UsageError(f"--separator goes between text samples; --format {fmt} keeps samples apart by itself")
-    if ckpt.kind != "text" and (num_samples or 1) > 1 and not sampling.noise:
-        say(f"warning: the {num_samples} streams will be the same (up to rounding): a continuous model is "
-            "deterministic without --noise (give --noise 0.05, say, for different streams)", style="yellow")
     if ckpt.kind == "text" and (num_samples or 1) > 1 and sampling.greedy:
         say(f"warning: the {num_samples} samples will be the same: --greedy makes the same choice in each", style="yellow")
     gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, sampling=sampling, seed=seed)
     user_prime = _read_prime(ckpt, prime, prime_file)
+    # Without a prime, a sine model's samples each start from a fresh wave of their own.
+    own_primes = user_prime is None and load_state is None and ckpt.data.get("source", {}).get("type") == "sine"
+    if ckpt.kind != "text" and (num_samples or 1) > 1 and not sampling.noise and not own_primes:
+        say(f"warning: the {num_samples} streams will be the same (up to rounding): a continuous model is "
+            "deterministic without --noise (give --noise 0.05, say, for different streams)", style="yellow")
     fed = start(gen, ckpt, user_prime, num_samples=1 if num_samples is None else num_samples, seed=seed,
-                load_state=str(load_state) if load_state else None)
+                load_state=str(load_state) if load_state else None, unknown=unknown)
     steps = generate_steps(gen, length, unescape(stop))
     drawn: list[float] = []
     if plot or plot_file:
@@ -93,14 +97,19 @@ def sample(
         between = unescape("\\n\\n" if separator is None else separator)
         _write(fmt, out, gen, steps, fed if include_prime else None, between, per_step,
                end="" if save_state is not None else "\n")
+    if plot or plot_file:
+        from .output import prime_rows
+
+        primes, drawn = prime_rows(fed, gen.batch_size), np.array(drawn).reshape(-1, gen.batch_size).T
     if plot:
         from .plot import terminal_chart
 
-        console.print(terminal_chart(fed, drawn, width=console.width))
+        # One chart shows one sample clearly; the legend says which when there are several.
+        console.print(terminal_chart(primes[0], drawn[0], width=console.width, samples=gen.batch_size))
     if plot_file is not None:
         from .plot import save_plot
 
-        save_plot(plot_file, fed, drawn)
+        save_plot(plot_file, primes, drawn)
     if save_state is not None:
         from ..generate.state import save_state as write_state
 
@@ -108,9 +117,9 @@ def sample(
 
 
 def _recording(steps, drawn: list):
-    """Pass the steps on, keeping the first sample's values for the plot."""
+    """Pass the steps on, keeping every sample's values for the plot."""
     for items, live in steps:
-        drawn.append(float(items[0]))
+        drawn.append(np.array(items, dtype=np.float64))
         yield items, live
 
 

@@ -14,44 +14,52 @@ from ..errors import SeqgenError, UsageError
 from .app import app, check_seed, console, parse_duration, say
 
 
+# `train --help` groups its many options; the ones left ungrouped (output, resume, display) stay on top.
+DATA_PANEL = "Data"
+MODEL_PANEL = "Model"
+TRAINING_PANEL = "Training"
+LIMITS_PANEL = "Limits and validation"
+SINE_PANEL = "Sine data (no DATA)"
+
+
 @app.command()
 def train(
     data: Optional[str] = typer.Argument(None, metavar="DATA", help="Text file, numeric series (.npy, .csv, one number per line), '-' for stdin, or nothing for built-in sine waves."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Checkpoint to write. \\[default: checkpoints/<data name>.safetensors]"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run saved in this checkpoint (options not given are taken from it)."),
-    kind: str = typer.Option("auto", help="How to read DATA: auto, text or series."),
-    encoding: str = typer.Option("utf-8", help="Text encoding of DATA (for example latin-1)."),
-    val_fraction: float = typer.Option(0.1, help="Fraction at the end of each source kept for validation."),
-    cache_dir: Optional[Path] = typer.Option(None, help="Folder for the decoded copy of DATA (token ids or values), reused while DATA is unchanged. \\[default: $XDG_CACHE_HOME/seqgen or ~/.cache/seqgen]"),
-    head: Optional[str] = typer.Option(None, help="Series: what the output is: point (the next value) or oscillator (an order-2 recurrence fitted to everything the stream has shown, which holds a sine's period, plus the network's correction of its coefficient). \\[default: sine oscillator, a file point]"),
-    cell: Optional[str] = typer.Option(None, help="Recurrent cell: lstm, gru or rnn. \\[default: text gru, series lstm]"),
-    layers: Optional[int] = typer.Option(None, help="Stacked recurrent layers. \\[default: 2]"),
-    hidden: Optional[int] = typer.Option(None, help="Units per layer. \\[default: text 384, series 64]"),
-    embed: Optional[int] = typer.Option(None, help="Character embedding size (text). \\[default: 64]"),
-    dropout: Optional[float] = typer.Option(None, help="Dropout between layers and before the head. \\[default: 0]"),
-    batch_size: Optional[int] = typer.Option(None, help="Tracks trained side by side. \\[default: 32]"),
-    window: Optional[int] = typer.Option(None, help="Steps per backpropagation window. \\[default: text 128, series 100]"),
-    lr: Optional[float] = typer.Option(None, help="Peak learning rate (Adam). \\[default: text 5e-3, series 3e-3]"),
-    clip: Optional[float] = typer.Option(None, help="Gradient-norm clipping. \\[default: 1.0]"),
-    warmup: Optional[int] = typer.Option(None, help="Learning-rate warm-up steps. \\[default: 50]"),
-    input_noise: Optional[float] = typer.Option(None, help="Std of noise added to series inputs while training. \\[default: 0.15]"),
-    target: Optional[str] = typer.Option(None, help="Series: what the model predicts: the values (level), their steps (diff), or auto: the steps when a straight line explains over half the series' variance (it trends). \\[default: auto]"),
-    free_run: Optional[int] = typer.Option(None, help="Series: after each window, let the model run this many steps on its own output and score them too (ramped in from 30% to 80% of the run). \\[default: 0, off]"),
-    steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps. \\[default: series 2500]"),
-    epochs: Optional[float] = typer.Option(None, help="Stop after this many passes over the data."),
-    max_time: Optional[str] = typer.Option(None, help="Stop after this long, e.g. 90s, 5m, 1h. \\[default: text 5m, series 50s]"),
-    eval_every: Optional[int] = typer.Option(None, help="Validate and save every N steps. \\[default: text 200, series 100]"),
-    patience: Optional[int] = typer.Option(None, help="Stop early once the validation loss has stayed clearly above its best for this many evaluations in a row (0: never). \\[default: 5]"),
-    seed: Optional[int] = typer.Option(None, callback=check_seed, help="Random seed; the same seed gives the same weights on CPU. \\[default: 0]"),
-    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps. \\[default: auto]"),
-    sine_waves: int = typer.Option(256, help="Sine data: number of waves."),
-    sine_length: int = typer.Option(1000, help="Sine data: steps per wave."),
-    period_min: float = typer.Option(20.0, help="Sine data: shortest period in steps."),
-    period_max: float = typer.Option(100.0, help="Sine data: longest period in steps."),
-    amp_min: float = typer.Option(0.5, help="Sine data: smallest amplitude."),
-    amp_max: float = typer.Option(1.0, help="Sine data: largest amplitude."),
-    sine_noise: float = typer.Option(0.0, help="Sine data: std of noise added to the waves."),
-    scale_each: bool = typer.Option(True, "--scale-each/--no-scale-each", help="Sine data: divide each wave by its own size (of its first 100 values), as generation divides each stream by its prime's, so that a long free run keeps the prime's amplitude."),
+    kind: str = typer.Option("auto", help="How to read DATA: auto, text or series.", rich_help_panel=DATA_PANEL),
+    encoding: str = typer.Option("utf-8", help="Text encoding of DATA (for example latin-1).", rich_help_panel=DATA_PANEL),
+    val_fraction: float = typer.Option(0.1, help="Fraction at the end of each source kept for validation.", rich_help_panel=DATA_PANEL),
+    cache_dir: Optional[Path] = typer.Option(None, help="Folder for the decoded copy of DATA (token ids or values), reused while DATA is unchanged. \\[default: $XDG_CACHE_HOME/seqgen or ~/.cache/seqgen]", rich_help_panel=DATA_PANEL),
+    head: Optional[str] = typer.Option(None, help="Series: what the output is: point (the next value) or oscillator (an order-2 recurrence fitted to everything the stream has shown, which holds a sine's period, plus the network's correction of its coefficient). \\[default: sine oscillator, a file point]", rich_help_panel=MODEL_PANEL),
+    cell: Optional[str] = typer.Option(None, help="Recurrent cell: lstm, gru or rnn. \\[default: text gru, series lstm]", rich_help_panel=MODEL_PANEL),
+    layers: Optional[int] = typer.Option(None, help="Stacked recurrent layers. \\[default: 2; a text under 20,000 characters 1]", rich_help_panel=MODEL_PANEL),
+    hidden: Optional[int] = typer.Option(None, help="Units per layer. \\[default: text 384 (under 200,000 characters 128), series 64]", rich_help_panel=MODEL_PANEL),
+    embed: Optional[int] = typer.Option(None, help="Character embedding size (text). \\[default: 64]", rich_help_panel=MODEL_PANEL),
+    dropout: Optional[float] = typer.Option(None, help="Dropout between layers and before the head. \\[default: 0]", rich_help_panel=MODEL_PANEL),
+    batch_size: Optional[int] = typer.Option(None, help="Tracks trained side by side. \\[default: 32; a text under 20,000 characters 16]", rich_help_panel=TRAINING_PANEL),
+    window: Optional[int] = typer.Option(None, help="Steps per backpropagation window. \\[default: text 128 (under 20,000 characters 64), series 100]", rich_help_panel=TRAINING_PANEL),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate (Adam). \\[default: text 5e-3, series 3e-3]", rich_help_panel=TRAINING_PANEL),
+    clip: Optional[float] = typer.Option(None, help="Gradient-norm clipping. \\[default: 1.0]", rich_help_panel=TRAINING_PANEL),
+    warmup: Optional[int] = typer.Option(None, help="Learning-rate warm-up steps. \\[default: 50]", rich_help_panel=TRAINING_PANEL),
+    input_noise: Optional[float] = typer.Option(None, help="Std of noise added to series inputs while training. \\[default: 0.15]", rich_help_panel=TRAINING_PANEL),
+    target: Optional[str] = typer.Option(None, help="Series: what the model predicts: the values (level), their steps (diff), or auto: the steps when a straight line explains over half the series' variance (it trends). \\[default: auto]", rich_help_panel=DATA_PANEL),
+    free_run: Optional[int] = typer.Option(None, help="Series: after each window, let the model run this many steps on its own output and score them too (ramped in from 30% to 80% of the run). \\[default: 0, off]", rich_help_panel=TRAINING_PANEL),
+    steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps. \\[default: series 2500]", rich_help_panel=LIMITS_PANEL),
+    epochs: Optional[float] = typer.Option(None, help="Stop after this many passes over the data.", rich_help_panel=LIMITS_PANEL),
+    max_time: Optional[str] = typer.Option(None, help="Stop after this long, e.g. 90s, 5m, 1h. \\[default: text 5m (under 200,000 characters 2m, under 20,000 1m), series 50s]", rich_help_panel=LIMITS_PANEL),
+    eval_every: Optional[int] = typer.Option(None, help="Validate and save every N steps. \\[default: text 200 (under 200,000 characters 50, under 20,000 20), series 100]", rich_help_panel=LIMITS_PANEL),
+    patience: Optional[int] = typer.Option(None, help="Stop early once the validation loss has stayed clearly above its best for this many evaluations in a row (0: never). \\[default: 5]", rich_help_panel=LIMITS_PANEL),
+    seed: Optional[int] = typer.Option(None, callback=check_seed, help="Random seed; the same seed gives the same weights on CPU. \\[default: 0]", rich_help_panel=TRAINING_PANEL),
+    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps. \\[default: auto]", rich_help_panel=TRAINING_PANEL),
+    sine_waves: int = typer.Option(256, help="Number of waves.", rich_help_panel=SINE_PANEL),
+    sine_length: int = typer.Option(1000, help="Steps per wave.", rich_help_panel=SINE_PANEL),
+    period_min: float = typer.Option(20.0, help="Shortest period in steps.", rich_help_panel=SINE_PANEL),
+    period_max: float = typer.Option(100.0, help="Longest period in steps.", rich_help_panel=SINE_PANEL),
+    amp_min: float = typer.Option(0.5, help="Smallest amplitude.", rich_help_panel=SINE_PANEL),
+    amp_max: float = typer.Option(1.0, help="Largest amplitude.", rich_help_panel=SINE_PANEL),
+    sine_noise: float = typer.Option(0.0, help="Std of noise added to the waves.", rich_help_panel=SINE_PANEL),
+    scale_each: bool = typer.Option(True, "--scale-each/--no-scale-each", help="Divide each wave by its own size (of its first 100 values), as generation divides each stream by its prime's, so that a long free run keeps the prime's amplitude.", rich_help_panel=SINE_PANEL),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress; only the final summary."),
     force: bool = typer.Option(False, "--force", help="Replace an existing checkpoint at --out (training never overwrites one otherwise)."),
     log_every: Optional[int] = typer.Option(None, help="Print a progress line every N steps instead of the live bar (for logs)."),
@@ -149,7 +157,7 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
     if checkpoint:
         base_model, base_train = checkpoint.model_config, from_dict(TrainConfig, checkpoint.meta["train"])
     else:
-        base_model, base_train = defaults_for(dataset.kind, sine=dataset.source.get("type") == "sine")
+        base_model, base_train = defaults_for(dataset.kind, size=data_size(dataset), sine=dataset.source.get("type") == "sine")
     if any(k in train_opts for k in LIMITS):
         # Limits given replace all the stored or default ones: --steps 5000 means 5000 steps, not
         # "5000 steps unless the default time limit comes first".
@@ -166,6 +174,25 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
         raise UsageError(f"{' and '.join(series_only)} apply to numeric series; this data is text")
     out = out or (resume if resume else Path("checkpoints") / f"{dataset.name}.safetensors")
     return dataset, model_config, train_config, out
+
+
+def data_size(dataset) -> int:
+    """How many items (characters or values) the data holds: what the defaults are sized by."""
+    return sum(len(stream) for stream in dataset.streams)
+
+
+def _sized_note(dataset, model_config, train_config) -> Optional[str]:
+    """What a small text's defaults are, when they are not the full-size ones (options given included)."""
+    from ..config import defaults_for
+
+    size = data_size(dataset)
+    if defaults_for(dataset.kind, size=size) == defaults_for(dataset.kind):
+        return None
+    m, t = model_config, train_config
+    limit = f"at most {t.max_time:g}s" if t.max_time else "at its limit"
+    return (f"note: a small text ({size:,} characters): defaults sized to it, {m.cell.upper()} {m.layers} x {m.hidden}, "
+            f"batch {t.batch_size} x {t.window}, validation every {t.eval_every} steps, {limit}, or earlier once the "
+            f"validation loss keeps rising ({t.patience} evaluations); options given still win")
 
 
 def _check_split(dataset, train_config, nproc: int) -> None:
@@ -186,9 +213,20 @@ def _resume_source(checkpoint, resume: Path) -> Optional[str]:
     if source.get("type") != "file":
         return None
     stored = source.get("path")
-    if not stored or stored == "standard input" or not Path(stored).is_file():
+    if stored == "standard input":
+        raise UsageError(f"--resume {resume}: the run read its data from standard input; give it again: "
+                         f"seqgen train - --resume {resume} < DATA")
+    if not stored or not Path(stored).is_file():
         raise UsageError(f"--resume {resume}: give the training data again (the run read {stored!r}, not found here)")
     return stored
+
+
+def _finished(out: Path, step: int, limit: str, config) -> str:
+    """What to say when a resumed run is already at its limit: nothing to do, and how to go on."""
+    value = getattr(config, limit)
+    reached = f"--{limit.replace('_', '-')} {value:g}{'s' if limit == 'max_time' else ''}"
+    return (f"{out}: the run is finished (step {step}, its limit {reached}); nothing to train. To train further, "
+            f"resume with a larger limit, e.g. seqgen train --resume {out} --steps {2 * step}")
 
 
 def _check_overwrite(out: Path, resume: Optional[Path], force: bool) -> None:
@@ -221,10 +259,22 @@ def _run_training(dataset, model_config, train_config, out: Path, checkpoint, qu
 
     trainer = Trainer(dataset, model_config, train_config, out, resume=checkpoint)
     main = trainer.group.is_main
+    limit = trainer.limit_reached() if checkpoint is not None else None
+    if limit is not None:
+        if main:
+            say(_finished(out, trainer.step, limit, train_config))
+        return
     if not quiet:
         say(f"data: {dataset.description}")
+        note = None if checkpoint is not None else _sized_note(dataset, model_config, train_config)
+        if note:
+            say(note)
     display = TrainDisplay(quiet, dataset.kind, train_config, log_every)
-    with stop_on_signals(exit_on_second=not distributed) as received, display:
+    def leaving(signum: int) -> None:
+        kept = f"{out} holds the last evaluation's weights" if out.exists() else "no checkpoint was written"
+        say(f"\nseqgen: stopped at once by a second interrupt, without saving; {kept}", style="red")
+
+    with stop_on_signals(exit_on_second=not distributed, on_second=leaving) as received, display:
         result = trainer.run(on_event=display.handle, should_stop=lambda: received() is not None)
     signum = received()
     if main:
@@ -233,7 +283,12 @@ def _run_training(dataset, model_config, train_config, out: Path, checkpoint, qu
         signum = signal.SIGTERM  # another rank was signalled; this one stopped with it
     if signum is not None and main:
         again = f" --nproc {trainer.group.world}" if trainer.group.world > 1 else ""
-        say(f"stopped by signal at step {result.steps}; continue with: seqgen train --resume {result.path}{again}")
+        if dataset.source.get("path") == "standard input":
+            # The checkpoint cannot hold its data: standard input must bring it again.
+            say(f"stopped by signal at step {result.steps}; the data came from standard input, so give it again "
+                f"to continue: seqgen train - --resume {result.path}{again} < DATA")
+        else:
+            say(f"stopped by signal at step {result.steps}; continue with: seqgen train --resume {result.path}{again}")
     if signum is not None:
         raise typer.Exit(128 + signum)
 
@@ -248,6 +303,7 @@ class TrainDisplay:
         self.val = "-"
         self.crowded = False  # the last thread switch was to one thread, on crowded cores
         self.unit = "chars" if kind == "text" else "values"
+        self.pending: Optional[tuple[int, str]] = None  # a --log-every line waiting for its step's evaluation
 
     def __enter__(self):
         if not self.quiet and console.is_terminal and not self.log_every:
@@ -265,11 +321,23 @@ class TrainDisplay:
     def __exit__(self, *exc):
         if self.progress:
             self.progress.stop()
+        self._flush()
         return False
+
+    def _flush(self) -> None:
+        """Print the progress line held back for an evaluation that did not come."""
+        if self.pending:
+            say(self.pending[1].format(val=self.val))
+            self.pending = None
 
     def handle(self, event: dict) -> None:
         kind = event["type"]
+        if self.pending and not (kind == "eval" and event["step"] == self.pending[0]):
+            self._flush()  # a --log-every line waits only for an evaluation of its own step, to share its line
         if kind == "start" and not self.quiet:
+            if event["step"]:
+                total = f" of {event['total_steps']}" if event.get("total_steps") else ""
+                say(f"resuming from step {event['step']}{total}")
             where = f"{event['processes']} processes" if event.get("processes", 1) > 1 else event["device"]
             say(f"model: {event['parameters']:,} parameters on {where}, batch {event['batch']}, "
                 f"{event['steps_per_epoch']} step{'s' if event['steps_per_epoch'] != 1 else ''} per epoch")
@@ -278,9 +346,10 @@ class TrainDisplay:
         elif kind == "step" and self.progress:
             self.progress.update(self.task, completed=event["fraction"], step=event["step"], loss=f"{event['loss']:.4f}",
                                  val=self.val, rate=f"{event['items_per_sec']:,.0f} {self.unit}/s")
-        elif kind == "step" and self.log_every and not self.quiet and event["step"] % self.log_every == 0:
-            say(f"step {event['step']}  loss {event['loss']:.4f}  val {self.val}  "
-                f"{event['items_per_sec']:,.0f} {self.unit}/s  {event['elapsed']:.0f}s")
+        elif kind == "step" and self.log_every and not self.quiet:
+            if event["step"] % self.log_every == 0:
+                self.pending = (event["step"], f"step {event['step']}  loss {event['loss']:.4f}  val {{val}}  "
+                                f"{event['items_per_sec']:,.0f} {self.unit}/s  {event['elapsed']:.0f}s")
         elif kind == "threads":
             # Only a switch the crowded cores explain is worth a note: on a quiet machine one
             # thread is often just faster for a small model, and that changes no result.
@@ -299,8 +368,12 @@ class TrainDisplay:
             self.val = f"{event['val_loss']:.4f}"
             if not self.quiet and not self.progress:
                 extra = f" ({event['val_bpc']:.3f} bits/char)" if "val_bpc" in event else ""
-                say(f"step {event['step']}  epoch {event['epoch']:.2f}  {event['elapsed']:.0f}s  "
-                    f"val {event['val_loss']:.4f}{extra}{'  *' if event['improved'] else ''}")
+                val = f"{event['val_loss']:.4f}{extra}{'  *' if event['improved'] else ''}"
+                if self.pending and self.pending[0] == event["step"]:
+                    say(self.pending[1].format(val=val) + f"  epoch {event['epoch']:.2f}")
+                    self.pending = None
+                else:
+                    say(f"step {event['step']}  epoch {event['epoch']:.2f}  {event['elapsed']:.0f}s  val {val}")
 
     def _small_batch(self, event: dict) -> str:
         """Why the batch is smaller than --batch-size asked, and what would give more tracks."""
@@ -316,7 +389,10 @@ class TrainDisplay:
         from rich.table import Table
 
         table = Table(show_header=False, box=None, padding=(0, 2))
-        if result.best_val is not None:
+        if result.best_val is None:
+            table.add_row("validation", f"none yet (the first comes at step {self.config.eval_every}); "
+                          "the checkpoint holds the latest weights")
+        else:
             label = "best val loss (nats/char)" if kind == "text" else "best val MSE (scaled)"
             table.add_row(label, f"{result.best_val:.4f} at step {result.best_step}")
             if kind == "text":

@@ -11,24 +11,29 @@ import numpy as np
 
 from ..checkpoint import Checkpoint, load_checkpoint
 from ..data import SCALE_PRIME, SineConfig, parse_numbers, sine_waves
-from ..errors import UsageError
+from ..data.tokenizers import UNKNOWN_POLICIES
+from ..errors import DataError, UsageError
 from .generator import Generator
 from .sampling import SampleConfig, StopMatcher, sampling_config
 from . import state as state_files
 
 
-def default_prime(ckpt: Checkpoint, seed: int | None = None, length: int = 100) -> str | np.ndarray:
+def default_prime(ckpt: Checkpoint, seed: int | None = None, length: int = 100, count: int = 1) -> str | np.ndarray:
     """What to prime with when the user gives nothing: a newline for text; for a series its last
     `length` values, validation tail included, so the continuation follows the end of the data (a
     checkpoint written before seqgen 0.2 holds the values just before the tail instead); for sine,
-    a fresh wave in the training range."""
+    a fresh wave in the training range, or with `count` > 1 a (count, length) array: a fresh wave
+    for each sample (the first is the wave `count` 1 gives, for the same `seed`)."""
     data = ckpt.data
     if data["kind"] == "text":
         return "\n" if "\n" in data["vocab"] else data["vocab"][0]
     source = data.get("source", {})
     if source.get("type") == "sine":
         config = SineConfig(**{k: v for k, v in source.items() if k != "type"})
-        return sine_waves(1, length, config, np.random.default_rng(seed))[0].astype(np.float64)
+        rng = np.random.default_rng(seed)
+        # One wave at a time from one generator: sample k's wave is the same whatever `count` is.
+        waves = np.concatenate([sine_waves(1, length, config, rng) for _ in range(count)]).astype(np.float64)
+        return waves[0] if count == 1 else waves
     return np.asarray(data["prime"][-length:], dtype=np.float64)
 
 
@@ -89,11 +94,16 @@ def sampling_for(kind: str, load_state: str | None = None, *, temperature: float
 
 
 def start(gen: Generator, ckpt: Checkpoint, prime: str | np.ndarray | None = None, *, num_samples: int = 1,
-          seed: int | None = None, load_state: str | None = None) -> str | np.ndarray:
+          seed: int | None = None, load_state: str | None = None, unknown: str = "error") -> str | np.ndarray:
     """Get `gen` ready to step: from a saved state (then the prime, if any, is fed after it) or from
-    the prime (default: see `default_prime`) for `num_samples` streams. Returns what was fed."""
+    the prime (default: see `default_prime`) for `num_samples` streams. A text prime's characters
+    the model has never seen are handled by `unknown` (see `CharTokenizer.known`). Returns what
+    was fed."""
+    if unknown not in UNKNOWN_POLICIES:
+        raise UsageError(f"`unknown` must be one of {', '.join(UNKNOWN_POLICIES)}, got {unknown!r}")
+    if isinstance(prime, str) and gen.is_text:
+        prime = _readable(gen, prime, unknown)
     if load_state is not None:
-
         gen.restore(state_files.load_state(load_state, gen))
         if prime is None:
             return "" if gen.is_text else np.zeros(0)
@@ -101,19 +111,31 @@ def start(gen: Generator, ckpt: Checkpoint, prime: str | np.ndarray | None = Non
         return prime
     if num_samples < 1:
         raise UsageError(f"`num_samples` must be >= 1, got {num_samples}")
-    prime = prime if prime is not None else default_prime(ckpt, seed)
+    prime = prime if prime is not None else default_prime(ckpt, seed, count=num_samples)
     gen.reset(num_samples)
-    gen.feed(prime)
+    if np.ndim(prime) < 2:
+        gen.feed(prime)
+    else:
+        gen.feed_values(prime)  # a prime of its own for each stream
     return prime
+
+
+def _readable(gen: Generator, prime: str, unknown: str) -> str:
+    readable = gen.tokenizer.known(prime, unknown)
+    if prime and not readable:
+        raise DataError("the model has never seen any character of the prime; `unknown` skip left nothing to feed")
+    return readable
 
 
 def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequence[float] | None = None,
            temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
            greedy: bool = False, noise: float | None = None, stop: str | None = None, num_samples: int = 1,
            seed: int | None = None, backend: str = "auto", device: str = "cpu",
-           load_state: str | None = None, save_state: str | None = None) -> list[str] | np.ndarray:
+           load_state: str | None = None, save_state: str | None = None, unknown: str = "error") -> list[str] | np.ndarray:
     """Generate from a checkpoint, with the options of `seqgen sample`: a list of texts (one per
-    sample, each ending with `stop` when it was produced) or a (num_samples, length) array of values."""
+    sample, each ending with `stop` when it was produced) or a (num_samples, length) array of values.
+    `unknown` says what to do with characters of a text prime the model has never seen: "error",
+    "skip" them or "replace" them with a space (see `CharTokenizer.known`)."""
     if length < 0:
         raise UsageError(f"`length` must be >= 0, got {length}")
     if save_state is not None:
@@ -126,7 +148,7 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
     user_prime = prime if isinstance(prime, str) or prime is None else np.asarray(prime, dtype=np.float64)
     if isinstance(user_prime, str) and not gen.is_text:
         user_prime = parse_numbers(user_prime)
-    start(gen, ckpt, user_prime, num_samples=num_samples, seed=seed, load_state=load_state)
+    start(gen, ckpt, user_prime, num_samples=num_samples, seed=seed, load_state=load_state, unknown=unknown)
     if gen.is_text:
         streams: list[list[str]] = [[] for _ in range(gen.batch_size)]
         for items, live in generate_steps(gen, length, stop):

@@ -178,10 +178,17 @@ class Trainer:
         return min(limits) if limits else None
 
     def _done(self) -> bool:
+        return self.limit_reached() is not None
+
+    def limit_reached(self) -> str | None:
+        """The limit the run has reached ("steps", "epochs" or "max_time"), or None: a resumed run
+        already at its limit has nothing left to do."""
         total = self.schedule.total_steps
         if total is not None and self.step >= total:
-            return True
-        return bool(self.config.max_time and self.elapsed >= self.config.max_time)
+            return "steps" if self.config.steps and self.step >= self.config.steps else "epochs"
+        if self.config.max_time and self.elapsed >= self.config.max_time:
+            return "max_time"
+        return None
 
     # --- one step -----------------------------------------------------------------------
     def _window(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -294,9 +301,11 @@ class Trainer:
               "batch": self.batch, "processes": self.group.world, "step": self.step,
               "batch_asked": self.config.batch_size, "streams": len(self.data.streams),
               "train_values": sum(len(t) for t in self.data.train_streams)})
-        session_start = time.perf_counter()
+        # This session's speed counts its own steps over its own training time (evaluations
+        # excluded): a resumed run's figure is not diluted by the steps or time before it.
+        elapsed_before = self.elapsed
         try:
-            stopped_by, session_items = self._train_steps(emit, should_stop, metrics_path, session_start)
+            stopped_by, session_items = self._train_steps(emit, should_stop, metrics_path, elapsed_before)
             if stopped_by == "interrupt":
                 # No evaluation here: the checkpoint must be what an uninterrupted run would hold at this step.
                 self.save()
@@ -304,11 +313,11 @@ class Trainer:
                 self._evaluate_and_save(emit, metrics_path)  # on the thread count the run found fastest
         finally:
             self.threads.restore()
-        rate = session_items / max(time.perf_counter() - session_start, 1e-9)
+        rate = session_items / max(self.elapsed - elapsed_before, 1e-9)
         return TrainResult(str(self.out), self.step, self.elapsed, self.best_val, self.best_step, rate, stopped_by)
 
     def _train_steps(self, emit: EventHandler, should_stop: Callable[[], bool], metrics_path: Path,
-                     session_start: float) -> tuple[str, int]:
+                     elapsed_before: float) -> tuple[str, int]:
         """The loop of `run`: returns why it stopped and how many items it trained on."""
         stopped_by, session_items = "limit", 0
         last, stop = time.perf_counter(), False
@@ -335,7 +344,7 @@ class Trainer:
                     raise self._diverged(loss)
                 continue
             self.loss_average = loss if self.loss_average is None else 0.95 * self.loss_average + 0.05 * loss
-            rate = session_items / max(now - session_start, 1e-9)
+            rate = session_items / max(self.elapsed - elapsed_before, 1e-9)
             emit({"type": "step", "step": self.step, "loss": loss, "elapsed": self.elapsed, "items_per_sec": rate,
                   "epoch": self.step / self.steps_per_epoch, "fraction": self.schedule.fraction(self.step, self.elapsed)})
             if self.step % self.config.eval_every == 0:
@@ -593,8 +602,10 @@ def check_writable(out: Path) -> None:
 
 
 @contextmanager
-def stop_on_signals(exit_on_second: bool = True) -> Iterator[Callable[[], int | None]]:
-    """Turn the first SIGINT/SIGTERM into a polite stop request; a second SIGINT exits at once.
+def stop_on_signals(exit_on_second: bool = True,
+                    on_second: Callable[[int], None] | None = None) -> Iterator[Callable[[], int | None]]:
+    """Turn the first SIGINT/SIGTERM into a polite stop request; a second SIGINT exits at once,
+    after `on_second(signum)` (a program says there why it left without its summary).
 
     Yields a function that returns the signal number received, or None. Under torchrun a rank
     gets Ctrl-C twice (from the terminal and from torchrun), so there `exit_on_second` is off.
@@ -603,6 +614,8 @@ def stop_on_signals(exit_on_second: bool = True) -> Iterator[Callable[[], int | 
 
     def handler(signum, frame):
         if received and exit_on_second:
+            if on_second is not None:
+                on_second(signum)
             os._exit(128 + signum)  # the user insists: leave without touching the checkpoint
         if not received:
             received.append(signum)
