@@ -55,7 +55,8 @@ class FreeRunEval:
     """Free-running error after a prime: RMSE (in the data's units) over the first `steps` generated
     values, and the generated amplitude over the truth's (1.0 = neither decay nor growth)."""
 
-    rmse: dict[int, float]
+    rmse: dict[int, float]  # over all streams
+    rmse_worst: dict[int, float]  # of the stream with the largest error
     amplitude_ratio: float
     amplitude_ratio_min: float
     amplitude_ratio_max: float
@@ -69,6 +70,7 @@ class FreeRunEval:
     def to_dict(self) -> dict:
         out = asdict(self)
         out["rmse"] = {str(k): v for k, v in self.rmse.items()}
+        out["rmse_worst"] = {str(k): v for k, v in self.rmse_worst.items()}
         return out
 
 
@@ -139,9 +141,10 @@ def free_run_rmse(gen, prime: np.ndarray, truth: np.ndarray, horizons: Sequence[
     generated = generated.T
     steps = sorted({h for h in horizons if h <= length} | {length})
     rmse = {h: float(np.sqrt(np.mean((generated[:, :h] - truth[:, :h]) ** 2))) for h in steps}
+    worst = {h: float(np.sqrt(np.mean((generated[:, :h] - truth[:, :h]) ** 2, axis=1)).max()) for h in steps}
     last = slice(max(0, length - AMPLITUDE_WINDOW), length)
     ratio = generated[:, last].std(axis=1) / np.maximum(truth[:, last].std(axis=1), 1e-12)
-    return FreeRunEval(rmse, float(ratio.mean()), float(ratio.min()), float(ratio.max()), batch, prime.shape[1],
+    return FreeRunEval(rmse, worst, float(ratio.mean()), float(ratio.min()), float(ratio.max()), batch, prime.shape[1],
                        time.perf_counter() - started)
 
 

@@ -110,3 +110,25 @@ def test_eval_without_data_asks_for_it(sine_checkpoint, tmp_path, series_file):
     series_file.unlink()
     with pytest.raises(UsageError, match="give the DATA"):
         evaluate_series(out)
+
+
+def test_the_worst_stream_is_reported_beside_the_mean():
+    class Echo:
+        from seqgen import ModelConfig
+
+        config = ModelConfig(vocab_size=0)
+
+        def init_state(self, batch):
+            return None
+
+        def forward(self, x, state):
+            return np.asarray(x, dtype=np.float64), state
+
+        def step(self, x, state):
+            return np.asarray(x, dtype=np.float64), state
+
+    level = np.array([[0.5], [-2.0]])
+    truth = np.repeat(level, 100, axis=1) + np.array([[0.0], [0.3]])  # the second stream is off by 0.3
+    result = free_run_rmse(Generator(Echo()), np.repeat(level, 100, axis=1), truth, horizons=(100,))
+    assert result.rmse_worst[100] == pytest.approx(0.3)
+    assert result.rmse[100] == pytest.approx(np.sqrt(0.3**2 / 2))

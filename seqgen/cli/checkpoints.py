@@ -49,7 +49,7 @@ def eval_command(
                  else f"the last {src['val_fraction']:g} of {src['path']}")
         say(f"free run on {where}, after a {result.prime}-step prime:")
         for steps, rmse in result.rmse.items():
-            say(f"  RMSE over {steps:>6,} steps  {rmse:.4f}")
+            say(f"  RMSE over {steps:>6,} steps  {rmse:.4f}  (worst stream {result.rmse_worst[steps]:.4f})")
         say(f"  generated / true amplitude  {result.amplitude_ratio:.3f} "
             f"(range {result.amplitude_ratio_min:.3f}-{result.amplitude_ratio_max:.3f})")
     if json_out:
@@ -84,7 +84,7 @@ def info(
                   + ("" if progress["resumable"] else " (weights only)"))
     if progress["best_val_loss"] is not None:
         unit = "nats/char" if data["kind"] == "text" else "MSE, scaled"
-        table.add_row("best validation", f"{progress['best_val_loss']:.4f} {unit} at step {progress['best_step']}")
+        table.add_row("best validation", f"{progress['best_val_loss']:.4g} {unit} at step {progress['best_step']}")
     table.add_row("format", f"seqgen-checkpoint version {details['format_version']}")
     console.print(table)
 
