@@ -52,8 +52,9 @@ def seqgen(*args: str, cwd: str) -> tuple[str, float]:
 def linear_recurrence(prime: np.ndarray, length: int, order: int) -> np.ndarray:
     """The physical limit: x[t] = sum_k c_k x[t-k], fitted by least squares to each prime (a row),
     continued on its own output for `length` steps (float64)."""
+    prime = np.atleast_2d(prime)
     out = np.empty((len(prime), length))
-    for row, values in enumerate(np.atleast_2d(prime)):
+    for row, values in enumerate(prime):
         lags = np.stack([values[order - k - 1 : len(values) - k - 1] for k in range(order)], axis=1)
         coef = np.linalg.lstsq(lags, values[order:], rcond=None)[0]
         history = list(values[-order:])
