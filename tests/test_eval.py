@@ -54,22 +54,25 @@ def test_sine_free_run_on_fresh_waves(sine_checkpoint):
     assert evaluate_series(sine_checkpoint, waves=4, seed=5).rmse == result.rmse  # same seed, same waves
 
 
+class Echo:
+    """A continuous "model" that predicts its input: it continues a constant exactly."""
+
+    from seqgen import ModelConfig
+
+    config = ModelConfig(vocab_size=0)
+
+    def init_state(self, batch):
+        return None
+
+    def forward(self, x, state):
+        return np.asarray(x, dtype=np.float64), state
+
+    def step(self, x, state):
+        return np.asarray(x, dtype=np.float64), state
+
+
 def test_free_run_rmse_is_zero_for_a_perfect_continuation():
     """A model that repeats its input forever continues a constant exactly: RMSE 0, amplitude kept."""
-
-    class Echo:
-        from seqgen import ModelConfig
-
-        config = ModelConfig(vocab_size=0)
-
-        def init_state(self, batch):
-            return None
-
-        def forward(self, x, state):
-            return np.asarray(x, dtype=np.float64), state
-
-        def step(self, x, state):
-            return np.asarray(x, dtype=np.float64), state
 
     gen = Generator(Echo())
     level = np.array([[0.5], [-2.0]])
@@ -113,20 +116,6 @@ def test_eval_without_data_asks_for_it(sine_checkpoint, tmp_path, series_file):
 
 
 def test_the_worst_stream_is_reported_beside_the_mean():
-    class Echo:
-        from seqgen import ModelConfig
-
-        config = ModelConfig(vocab_size=0)
-
-        def init_state(self, batch):
-            return None
-
-        def forward(self, x, state):
-            return np.asarray(x, dtype=np.float64), state
-
-        def step(self, x, state):
-            return np.asarray(x, dtype=np.float64), state
-
     level = np.array([[0.5], [-2.0]])
     truth = np.repeat(level, 100, axis=1) + np.array([[0.0], [0.3]])  # the second stream is off by 0.3
     result = free_run_rmse(Generator(Echo()), np.repeat(level, 100, axis=1), truth, horizons=(100,))
