@@ -33,6 +33,11 @@ def test_numpy_and_torch_agree_and_a_state_carried_across_chunks_changes_nothing
     first, state, _ = head.forward_numpy(x[:, :25], out[:, :25], head.init_state(3))
     second, _, _ = head.forward_numpy(x[:, 25:], out[:, 25:], state)
     np.testing.assert_allclose(np.concatenate([first, second], axis=1), whole, rtol=1e-12)
+    stepped, state = [], head.init_state(3)
+    for t in range(40):
+        prediction, state = head.step_numpy(x[:, t], out[:, t], state)
+        stepped.append(prediction)
+    np.testing.assert_array_equal(np.stack(stepped, axis=1), whole)  # the hot path is the same arithmetic
     in_torch, _, mask = head.forward(torch.from_numpy(x).float(), torch.from_numpy(out), head.init_state(3))
     np.testing.assert_allclose(in_torch.numpy(), whole, rtol=1e-4, atol=1e-5)  # torch trains in float32
     assert mask[:, :10].sum() == 0 and mask[:, 10:].all()  # the first values of a stream are not scored

@@ -142,8 +142,7 @@ class Generator:
                 self.level = items
         self.last_output, self.state = self.model.step(x, self.state)
         if self.head_state is not None:
-            output, self.head_state, _ = self.head.forward_numpy(x[:, None], self.last_output[:, None], self.head_state)
-            self.last_output = output[:, 0]
+            self.last_output, self.head_state = self.head.step_numpy(x, self.last_output, self.head_state)
         return items
 
     def generate(self, n: int) -> Iterator[np.ndarray]:

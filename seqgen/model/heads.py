@@ -110,6 +110,18 @@ class OscillatorHead(PointHead):
                      "den": den[:, -1].copy(), "seen": state["seen"] + values.shape[1] - 2}
         return prediction, new_state, None
 
+    def step_numpy(self, x: np.ndarray, output: np.ndarray, state: dict):
+        """`forward_numpy` for one (batch,) step, the generation hot path: the same arithmetic
+        on a handful of (batch,) arrays, none of the concatenating a whole window needs."""
+        known = state["seen"] >= 2
+        x = np.asarray(x, dtype=np.float64)
+        num = state["num"] + np.where(known, (x + state["x2"]) * state["x1"], 0.0)
+        den = state["den"] + np.where(known, state["x1"] * state["x1"], 0.0)
+        a = np.where(den > 0, num / np.where(den > 0, den, 1.0), 2.0)
+        a = np.clip(a + CORRECTION_SCALE * np.asarray(output, dtype=np.float64), -2.0, 2.0)
+        prediction = a * x - state["x1"]
+        return prediction, {"x1": x, "x2": state["x1"], "num": num, "den": den, "seen": state["seen"] + 1}
+
 
 HEADS = {"point": PointHead, "oscillator": OscillatorHead}
 
