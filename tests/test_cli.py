@@ -269,3 +269,19 @@ def test_a_small_text_from_stdin_trains_a_small_model_and_says_so(tmp_path, text
     assert given.returncode == 0, given.stderr
     ckpt = load_checkpoint(tmp_path / "given.safetensors")
     assert (ckpt.model_config.hidden, ckpt.meta["train"]["eval_every"]) == (32, 3)  # options given still win
+
+
+def test_a_lone_line_of_text_as_a_series_prime_is_not_a_number(tmp_path, sine_checkpoint):
+    (tmp_path / "prime.txt").write_text("hello there\n")
+    result = run("sample", str(sine_checkpoint), "--prime-file", "prime.txt", cwd=tmp_path)
+    assert result.returncode == 1 and "'hello there' is not a number" in result.stderr
+
+
+def test_resuming_a_series_run_with_text_names_the_difference(tmp_path, text_file):
+    import numpy as np
+
+    (tmp_path / "up.csv").write_text("V\n" + "".join(f"{v}\n" for v in np.arange(300) * 0.5))
+    trained = run("train", "up.csv", "--steps", "4", "--hidden", "8", "--out", "up.safetensors", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    again = run("train", str(text_file), "--resume", "up.safetensors", cwd=tmp_path)
+    assert again.returncode == 2 and "trained on series data, not text" in again.stderr

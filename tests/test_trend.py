@@ -115,3 +115,16 @@ def test_a_yearly_series_of_a_hundred_values_trains_with_a_shorter_window(tmp_pa
     short = subprocess.run([sys.executable, "-m", "seqgen", "train", "nine.csv"], capture_output=True, text=True,
                            cwd=tmp_path, env=env, timeout=120)
     assert short.returncode == 1 and "give at least 9 values to train on" in short.stderr
+
+
+def test_follow_forecasts_a_model_of_steps_from_its_second_value_on(trend_checkpoint):
+    from seqgen import follow
+
+    gen = Generator.from_checkpoint(trend_checkpoint)
+    values = rising()[-30:]
+    forecasts = [f[0] for f in follow(gen, values)]
+    assert len(forecasts) == 30 and forecasts[0] == values[0]  # one value holds no step yet
+    primed = Generator.from_checkpoint(trend_checkpoint)
+    primed.feed(values)
+    assert forecasts[-1] == pytest.approx(primed.to_values(primed.last_output)[0], rel=1e-6)
+    assert abs(forecasts[-1] - (values[-1] + 0.5)) < 3  # the next value, on the rising line

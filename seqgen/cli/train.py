@@ -153,7 +153,8 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
     if target is not None and dataset.kind == "text":
         raise UsageError("--target applies to numeric series; this data is text")
     # A resumed run models the series as it began; a new one decides from the data.
-    dataset = with_target(dataset, target or (checkpoint.data.get("target", "level") if checkpoint else "auto"))
+    if dataset.kind == "series":  # a text given to resume a series run is the resume check's to name
+        dataset = with_target(dataset, target or (checkpoint.data.get("target", "level") if checkpoint else "auto"))
     if checkpoint:
         base_model, base_train = checkpoint.model_config, from_dict(TrainConfig, checkpoint.meta["train"])
     else:

@@ -179,5 +179,9 @@ def read_values(raw: bytes, label: str, suffix: str = "") -> np.ndarray:
     text = decode_text(raw, label)
     if looks_like_numbers(text):
         return parse_numbers(text, label)
-    return parse_series(text, label)
+    values = parse_series(text, label)
+    lines = [line.strip() for line in iter_lines(text) if line.strip()]
+    if not len(values) and lines:  # a lone line of text, read as a header
+        raise DataError(f"{label}: {lines[0][:40]!r} is not a number (this model continues numbers)")
+    return values
 

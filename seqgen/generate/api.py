@@ -180,9 +180,20 @@ def follow(gen: Generator, values: Iterable[float], horizon: int = 1) -> Iterato
         gen.reset(1)
     # A generator already primed (or restored) keeps its state and its measured size.
     measuring = gen.scale_each and gen.last_output is None
+    # A model of steps sees its first step only with the second value; until then its forecast
+    # is the naive one, the value repeated (one line per input all the same).
+    first: float | None = None
+    waiting = gen.target == "diff" and gen.last_output is None
     seen: list[float] = []
     for value in values:
-        if measuring and len(seen) < SCALE_PRIME:
+        if waiting:
+            if first is None:
+                first = float(value)
+                yield np.full(horizon, first)
+                continue
+            waiting = False
+            gen.feed([first, value])
+        elif measuring and len(seen) < SCALE_PRIME:
             # The stream's size is measured on its first SCALE_PRIME values, as on a prime; until
             # there are that many, each new value refines the measure and the state is run again
             # from the start under it (at most SCALE_PRIME short runs, once).
