@@ -285,3 +285,9 @@ def test_resuming_a_series_run_with_text_names_the_difference(tmp_path, text_fil
     assert trained.returncode == 0, trained.stderr
     again = run("train", str(text_file), "--resume", "up.safetensors", cwd=tmp_path)
     assert again.returncode == 2 and "trained on series data, not text" in again.stderr
+
+
+def test_strip_says_when_a_checkpoint_held_no_resume_state(tmp_path):
+    shipped = Path(__file__).resolve().parents[1] / "checkpoints" / "sine.safetensors"
+    result = run("strip", str(shipped), "--out", "copy.safetensors", cwd=tmp_path)
+    assert result.returncode == 0 and "held no resume state already" in result.stderr

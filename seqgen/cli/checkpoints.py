@@ -100,9 +100,17 @@ def strip(
 
     _check_replace(checkpoint, out, force)
     before = checkpoint.stat().st_size if checkpoint.is_file() else 0
+    resumable = _resumable(checkpoint)
     target = strip_training_state(checkpoint, out)
-    say(f"{target}: {before / 1e6:.1f} MB -> {target.stat().st_size / 1e6:.1f} MB (it can no longer be resumed)")
+    after = f"{before / 1e6:.1f} MB -> {target.stat().st_size / 1e6:.1f} MB"
+    say(f"{target}: {after} (it can no longer be resumed)" if resumable else
+        f"{target}: {after}; {checkpoint} held no resume state already (a shipped or stripped checkpoint)")
 
+
+def _resumable(path: Path) -> bool:
+    from ..checkpoint import load_checkpoint
+
+    return path.is_file() and bool(load_checkpoint(path).training)
 
 
 
