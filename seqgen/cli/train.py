@@ -366,15 +366,19 @@ class TrainDisplay:
             say(f"warning: {event['reason']} at step {event['step']}; went back to step "
                 f"{event['to_step']}'s weights and halved the learning rate to {event['lr']:.3g}", style="yellow")
         elif kind == "eval":
-            self.val = f"{event['val_loss']:.4f}"
+            self.val = self._loss(event['val_loss'])
             if not self.quiet and not self.progress:
                 extra = f" ({event['val_bpc']:.3f} bits/char)" if "val_bpc" in event else ""
-                val = f"{event['val_loss']:.4f}{extra}{'  *' if event['improved'] else ''}"
+                val = f"{self._loss(event['val_loss'])}{extra}{'  *' if event['improved'] else ''}"
                 if self.pending and self.pending[0] == event["step"]:
                     say(self.pending[1].format(val=val) + f"  epoch {event['epoch']:.2f}")
                     self.pending = None
                 else:
                     say(f"step {event['step']}  epoch {event['epoch']:.2f}  {event['elapsed']:.0f}s  val {val}")
+
+    def _loss(self, value: float) -> str:
+        # Text loss is a few nats; a series' MSE can be 1e-12 (the oscillator head on sines).
+        return f"{value:.4f}" if self.kind == "text" else f"{value:.4g}"
 
     def _small_batch(self, event: dict) -> str:
         """Why the batch is smaller than --batch-size asked, and what would give more tracks."""
@@ -395,7 +399,7 @@ class TrainDisplay:
                           "the checkpoint holds the latest weights")
         else:
             label = "best val loss (nats/char)" if kind == "text" else "best val MSE (scaled)"
-            table.add_row(label, f"{result.best_val:.4f} at step {result.best_step}")
+            table.add_row(label, f"{self._loss(result.best_val)} at step {result.best_step}")
             if kind == "text":
                 table.add_row("best val bits/char", f"{result.best_val / 0.6931471805599453:.4f}")
         table.add_row("steps", str(result.steps))
