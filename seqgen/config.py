@@ -11,7 +11,7 @@ from .errors import UsageError
 
 CELL_NAMES = ("lstm", "gru", "rnn")
 # Output heads of continuous models (see model/heads.py).
-HEAD_NAMES = ("point", "oscillator")
+HEAD_NAMES = ("point", "oscillator", "gaussian", "studentt")
 
 
 @dataclass

@@ -154,11 +154,13 @@ def evaluate_series(checkpoint: str | Path | Checkpoint, data: str | Path | None
     """Free-run error of a continuous model: on fresh sine waves from its training range, or on
     the validation tail of a numeric series (primed with the values just before the tail)."""
     from .generate import Generator
+    from .generate.sampling import SampleConfig
 
     ckpt = _load(checkpoint)
     if ckpt.kind == "text":
         raise UsageError(f"{ckpt.path} is a text model; free-running evaluation needs a continuous model")
-    gen = Generator.from_checkpoint(ckpt, backend=backend)
+    # A likelihood head free-runs on its mean: the error of its point forecast.
+    gen = Generator.from_checkpoint(ckpt, backend=backend, sampling=SampleConfig(greedy=True))
     source = ckpt.data.get("source", {})
     if data is None and source.get("type") == "sine":
         if waves < 1:

@@ -98,3 +98,75 @@ def save_plot(path: str | Path, prime: np.ndarray, generated: np.ndarray) -> Non
         raise UsageError(f"--plot-file {path}: cannot write ({e.strerror})") from None
     finally:
         plt.close(fig)
+
+
+BAND_MARK, MIDDLE_MARK = "▒", "█"
+
+
+def fan_chart(history: np.ndarray, low: np.ndarray, middle: np.ndarray, high: np.ndarray, levels, width: int = 80,
+              height: int = 12, history_shown: int | None = None):
+    """A rich Text chart of a forecast: the end of the history, then the median inside the band
+    between the lowest and highest quantile asked for. The history shown is cut to leave the
+    forecast at least a third of the width."""
+    from rich.text import Text
+
+    history = np.asarray(history, dtype=np.float64)
+    pad = 8
+    columns = max(10, width - pad - 3)
+    keep = history_shown if history_shown is not None else max(columns - len(middle), 2 * columns // 3, 1)
+    history = history[-keep:]
+    values = np.concatenate([history, low, high, middle])
+    top, bottom = float(values.max()), float(values.min())
+    span = (top - bottom) or 1.0
+    row = lambda v: int(round((top - v) / span * (height - 1)))
+    total = len(history) + len(middle)
+    columns = min(columns, total)
+    edges = np.linspace(0, total, columns + 1).astype(int)
+    grid = [[(" ", None)] * columns for _ in range(height)]
+    for c in range(columns):
+        lo_i, hi_i = edges[c], max(edges[c + 1], edges[c] + 1)
+        if lo_i < len(history):
+            chunk = history[lo_i:min(hi_i, len(history))]
+            for r in range(row(chunk.max()), row(chunk.min()) + 1):
+                grid[r][c] = (PRIME_MARK, "blue")
+            continue
+        part = slice(lo_i - len(history), hi_i - len(history))
+        for r in range(row(high[part].max()), row(low[part].min()) + 1):
+            grid[r][c] = (BAND_MARK, "green")
+        for r in range(row(middle[part].max()), row(middle[part].min()) + 1):
+            grid[r][c] = (MIDDLE_MARK, "bold green")
+    labels = [f"{top:.3g}", f"{bottom:.3g}"]
+    pad = max(map(len, labels))
+    chart = Text()
+    for r, cells in enumerate(grid):
+        label = labels[0] if r == 0 else labels[1] if r == height - 1 else ""
+        chart.append(f"{label:>{pad}} ┤ ")
+        for ch, style in cells:
+            chart.append(ch, style=style)
+        chart.append("\n")
+    chart.append(f"{'':>{pad}}   {PRIME_MARK} history ({len(history)} shown)", style="blue")
+    chart.append(f"   {MIDDLE_MARK} median   {BAND_MARK} {levels[0]:g} to {levels[-1]:g} quantiles ({len(middle)} steps)",
+                 style="green")
+    return chart
+
+
+def save_fan_plot(path: str | Path, history: np.ndarray, low: np.ndarray, middle: np.ndarray, high: np.ndarray,
+                  levels) -> None:
+    """The fan chart as an image (needs matplotlib): history, median and the quantile band."""
+    plt = require_matplotlib()
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    n = len(history)
+    steps = np.arange(n, n + len(middle))
+    ax.plot(np.arange(n), history, color="tab:blue", label="history")
+    ax.fill_between(steps, low, high, color="tab:green", alpha=0.25, label=f"{levels[0]:g} to {levels[-1]:g} quantiles")
+    ax.plot(steps, middle, color="tab:green", label="median")
+    ax.axvline(n - 0.5, color="grey", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("step")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    try:
+        fig.savefig(path)
+    except OSError as e:
+        raise UsageError(f"--plot-file {path}: cannot write ({e.strerror})") from None
+    finally:
+        plt.close(fig)

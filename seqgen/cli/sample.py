@@ -45,7 +45,7 @@ def sample(
     """Generate from a trained checkpoint; the output goes to stdout (or --output)."""
     from ..checkpoint import load_checkpoint
     from ..generate import Generator
-    from ..generate.api import generate_steps, sampling_for, start
+    from ..generate.api import generate_steps, is_probabilistic, sampling_for, start
     from .output import check_format, unescape
 
     if length < 0:
@@ -58,7 +58,7 @@ def sample(
             raise UsageError(f"--output and --save-state are both {output}: the state would replace the output; give two files")
     ckpt = load_checkpoint(checkpoint)
     sampling = sampling_for(ckpt.kind, str(load_state) if load_state else None, temperature=temperature, top_k=top_k,
-                            top_p=top_p, greedy=greedy, noise=noise)
+                            top_p=top_p, greedy=greedy, noise=noise, probabilistic=is_probabilistic(ckpt))
     fmt = check_format(fmt, ckpt.kind == "text", per_step)
     if load_state is not None and prime is None and prime_file is None and include_prime:
         raise UsageError("--include-prime: with --load-state there is no prime to include (give --prime)")
@@ -76,7 +76,8 @@ def sample(
     user_prime = _read_prime(ckpt, prime, prime_file)
     # Without a prime, a sine model's samples each start from a fresh wave of their own.
     own_primes = user_prime is None and load_state is None and ckpt.data.get("source", {}).get("type") == "sine"
-    if ckpt.kind != "text" and (num_samples or 1) > 1 and not sampling.noise and not own_primes:
+    if ckpt.kind != "text" and (num_samples or 1) > 1 and not sampling.noise and not own_primes and not (
+            is_probabilistic(ckpt) and not sampling.greedy):
         say(f"warning: the {num_samples} streams will be the same (up to rounding): a continuous model is "
             "deterministic without --noise (give --noise 0.05, say, for different streams)", style="yellow")
     fed = start(gen, ckpt, user_prime, num_samples=1 if num_samples is None else num_samples, seed=seed,

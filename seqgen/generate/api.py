@@ -13,6 +13,7 @@ from ..checkpoint import Checkpoint, load_checkpoint
 from ..data import SCALE_PRIME, SineConfig, parse_numbers, sine_waves
 from ..data.tokenizers import UNKNOWN_POLICIES
 from ..errors import DataError, UsageError
+from ..model.heads import HEADS
 from .generator import Generator
 from .sampling import SampleConfig, StopMatcher, sampling_config
 from . import state as state_files
@@ -35,6 +36,11 @@ def default_prime(ckpt: Checkpoint, seed: int | None = None, length: int = 100, 
         waves = np.concatenate([sine_waves(1, length, config, rng) for _ in range(count)]).astype(np.float64)
         return waves[0] if count == 1 else waves
     return np.asarray(data["prime"][-length:], dtype=np.float64)
+
+
+def is_probabilistic(ckpt: Checkpoint) -> bool:
+    """Whether a checkpoint's model predicts a distribution of each next value (a likelihood head)."""
+    return ckpt.kind != "text" and HEADS[ckpt.model_config.head].probabilistic
 
 
 def as_prime(ckpt: Checkpoint, prime: str | None, prime_values: Sequence[float] | None = None) -> str | np.ndarray | None:
@@ -74,19 +80,20 @@ def generate_steps(gen: Generator, length: int, stop: str | None = None) -> Iter
 
 def sampling_for(kind: str, load_state: str | None = None, *, temperature: float | None = None,
                  top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
-                 noise: float | None = None) -> SampleConfig:
+                 noise: float | None = None, probabilistic: bool = False) -> SampleConfig:
     """`sampling_config`, except that a continuation (`load_state`) keeps the settings its state
     was saved with, so that it goes on as one long call would; an option given replaces its own
     saved value (and `greedy`, or a temperature, top-k or top-p, switches between greedy and
     sampled choice)."""
-    config = sampling_config(kind, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, noise=noise)
+    config = sampling_config(kind, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, noise=noise,
+                             probabilistic=probabilistic)
     if load_state is None:
         return config
     saved = state_files.saved_sampling(load_state)
     if saved is None:  # a state from before sampling settings were saved
         return config
     if kind != "text":
-        return config if noise is not None or temperature is not None else saved
+        return config if any(v is not None for v in (noise, temperature)) or greedy else saved
     sampled = [v for v in (temperature, top_k, top_p) if v is not None]
     keep = lambda value, stored: stored if value is None else value
     return SampleConfig(temperature=keep(temperature, saved.temperature), top_k=keep(top_k, saved.top_k),
@@ -143,7 +150,7 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
         state_files.check_state_target(save_state)
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     config = sampling_for(ckpt.kind, load_state, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
-                          noise=noise)
+                          noise=noise, probabilistic=is_probabilistic(ckpt))
     gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, sampling=config, seed=seed)
     user_prime = prime if isinstance(prime, str) or prime is None else np.asarray(prime, dtype=np.float64)
     if isinstance(user_prime, str) and not gen.is_text:
@@ -203,7 +210,7 @@ def follow(gen: Generator, values: Iterable[float], horizon: int = 1) -> Iterato
         else:
             gen.feed([value])
         if horizon == 1:
-            yield gen.to_values(gen.last_output)
+            yield gen.prediction()
             continue
         saved = gen.snapshot()
         forecast = np.empty(horizon)

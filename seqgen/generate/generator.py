@@ -136,7 +136,9 @@ class Generator:
             self._last_choice = (items, weights)
             x = items
         else:
-            x = self.head.draw(self.last_output, self.rng, self.sampling.noise / self.unit)
+            # A likelihood head is sampled at the temperature's spread; greedy feeds back its mean.
+            spread = 0.0 if self.sampling.greedy else self.sampling.temperature
+            x = self.head.draw(self.last_output, self.rng, self.sampling.noise / self.unit, spread)
             items = self.to_values(x)
             if self.level is not None:
                 self.level = items
@@ -144,6 +146,13 @@ class Generator:
         if self.head_state is not None:
             self.last_output, self.head_state = self.head.step_numpy(x, self.last_output, self.head_state)
         return items
+
+    def prediction(self) -> np.ndarray:
+        """A series model's point prediction of each stream's next value, in the data's units
+        (a likelihood head's mean), without stepping."""
+        if self.last_output is None or self.is_text:
+            raise UsageError("feed a series model a prime first: there is no prediction yet")
+        return self.to_values(self.head.mean(self.last_output))
 
     def generate(self, n: int) -> Iterator[np.ndarray]:
         """Yield `n` steps; each is an array with one item per stream."""

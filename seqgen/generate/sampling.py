@@ -86,11 +86,15 @@ def _nucleus(probs: np.ndarray, top_p: float) -> np.ndarray:
 
 # --- sampling from a checkpoint: the library twin of `seqgen sample` ---------------------------
 def sampling_config(kind: str, *, temperature: float | None = None, top_k: int | None = None,
-                    top_p: float | None = None, greedy: bool = False, noise: float | None = None) -> SampleConfig:
+                    top_p: float | None = None, greedy: bool = False, noise: float | None = None,
+                    probabilistic: bool = False) -> SampleConfig:
     """The sampling settings for a "text" or "series" model, with each option's meaning there.
 
-    For a continuous model `temperature` is another name for `noise` (the std of the noise added
-    to each fed-back value, in the data's units; default 0); top_k, top_p and greedy are text-only.
+    For a continuous model with a likelihood head (`probabilistic`), each value is drawn from the
+    distribution it predicts: `temperature` scales that distribution's spread (default 1) and
+    `greedy` feeds back its mean. For a point model `temperature` is another name for `noise`
+    (the std of the noise added to each fed-back value, in the data's units; default 0).
+    top_k and top_p are text-only.
     """
     if kind == "text":
         if noise is not None:
@@ -100,6 +104,16 @@ def sampling_config(kind: str, *, temperature: float | None = None, top_k: int |
                              "would change nothing (drop one or the other)")
         config = SampleConfig(temperature=1.0 if temperature is None else temperature, top_k=top_k, top_p=top_p,
                               greedy=greedy)
+    elif probabilistic:
+        if top_k is not None or top_p is not None:
+            raise UsageError("`top_k` and `top_p` choose characters; this model generates numbers")
+        if greedy and temperature is not None:
+            raise UsageError("`greedy` feeds back the mean of each predicted distribution: a `temperature` "
+                             "would change nothing (drop one or the other)")
+        if temperature is not None and temperature <= 0:
+            raise UsageError(f"`temperature` must be > 0, got {temperature} (for the mean of each step, use `greedy`)")
+        config = SampleConfig(temperature=1.0 if temperature is None else temperature, greedy=greedy,
+                              noise=0.0 if noise is None else noise)
     else:
         if top_k is not None or top_p is not None or greedy:
             raise UsageError("`top_k`, `top_p` and `greedy` choose characters; this model generates numbers")

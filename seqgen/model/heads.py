@@ -4,14 +4,18 @@ scored in training and how the next value is drawn from it in generation.
 A head says how many numbers the network outputs per step (`size`), turns the network's outputs
 into predictions (`forward` in torch for training, `forward_numpy` for generation; a head may keep
 a state of its own per stream, carried like the network's), gives the training loss (`loss`) and
-draws the value to feed back (`draw`, in NumPy, with the generator's random numbers). A
-likelihood head (a Gaussian or Student-t whose parameters the network outputs) is another class
-with the same members, registered in HEADS and named by `ModelConfig.head`. Text models need no head class:
+draws the value to feed back (`draw`, in NumPy, with the generator's random numbers). The
+likelihood heads (Gaussian, Student-t) output a distribution's parameters per step instead of a
+value: trained by its negative log-likelihood, they are sampled from in generation, so that
+several samples are several plausible futures. Every head is registered in HEADS and named by
+`ModelConfig.head`. Text models need no head class:
 their output is logits over the vocabulary, and the sampling policy (generate/sampling.py)
 chooses from them.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -24,6 +28,8 @@ class PointHead:
 
     name = "point"
     size = 1
+    # Whether the head outputs a distribution to sample from (the likelihood heads) or a value.
+    probabilistic = False
 
     def init_state(self, batch: int):
         return None
@@ -41,8 +47,15 @@ class PointHead:
             return F.mse_loss(prediction, target)
         return ((prediction - target) ** 2 * mask).sum() / mask.sum().clamp_min(1)
 
-    def draw(self, output: np.ndarray, rng: np.random.Generator, noise: float | np.ndarray = 0.0) -> np.ndarray:
-        """The values to feed back, one per stream (a copy: backends reuse their output buffer)."""
+    def mean(self, output):
+        """The point prediction in an output (torch or NumPy): the value itself, here."""
+        return output
+
+    def draw(self, output: np.ndarray, rng: np.random.Generator, noise: float | np.ndarray = 0.0,
+             spread: float = 1.0) -> np.ndarray:
+        """The values to feed back, one per stream (a copy: backends reuse their output buffer).
+        `noise`: the size of Gaussian noise to add; `spread` scales a likelihood head's own
+        spread (0: its mean, 1: a draw from the distribution it predicts)."""
         values = output.astype(np.float64)
         if np.any(noise > 0):
             values += rng.normal(0.0, noise, size=values.shape)
@@ -123,7 +136,86 @@ class OscillatorHead(PointHead):
         return prediction, {"x1": x, "x2": state["x1"], "num": num, "den": den, "seen": state["seen"] + 1}
 
 
-HEADS = {"point": PointHead, "oscillator": OscillatorHead}
+# The smallest spread a likelihood head predicts, in model units (the training part's standard
+# deviation is 1): without a floor the likelihood rewards a spread shrinking towards zero on the
+# values it has learnt by heart, and the loss runs off to minus infinity.
+MIN_SPREAD = 1e-3
+
+
+class GaussianHead(PointHead):
+    """The network outputs a normal distribution of the next value: its mean and, through a
+    softplus, its standard deviation. Trained by the negative log-likelihood; generation feeds
+    back a draw from it (or its mean, with `spread` 0)."""
+
+    name = "gaussian"
+    size = 2
+    probabilistic = True
+
+    def mean(self, output):
+        return output[..., 0]
+
+    def _sigma_torch(self, output):
+        import torch.nn.functional as F
+
+        return F.softplus(output[..., 1]) + MIN_SPREAD
+
+    def loss(self, prediction, target, mask=None):
+        import torch
+
+        sigma = self._sigma_torch(prediction)
+        z = (target - prediction[..., 0]) / sigma
+        nll = torch.log(sigma) + 0.5 * z * z + 0.5 * math.log(2 * math.pi)
+        return _masked_mean(nll, mask)
+
+    def draw(self, output, rng, noise=0.0, spread=1.0):
+        output = np.asarray(output, dtype=np.float64)
+        values = output[..., 0].copy()
+        if spread > 0:
+            sigma = _softplus(output[..., 1]) + MIN_SPREAD
+            values += spread * sigma * rng.standard_normal(values.shape)
+        return PointHead.draw(self, values, rng, noise)
+
+
+class StudentTHead(GaussianHead):
+    """A Student-t distribution of the next value: location, scale (softplus) and degrees of
+    freedom (2 + softplus, so that its variance is finite). Its heavier tails let a few large
+    moves in the data widen the intervals without stretching the spread of every step."""
+
+    name = "studentt"
+    size = 3
+
+    def loss(self, prediction, target, mask=None):
+        import torch
+        import torch.nn.functional as F
+
+        scale = self._sigma_torch(prediction)
+        df = 2.0 + F.softplus(prediction[..., 2])
+        z = (target - prediction[..., 0]) / scale
+        nll = (torch.lgamma(df / 2) - torch.lgamma((df + 1) / 2) + 0.5 * torch.log(df * math.pi) + torch.log(scale)
+               + (df + 1) / 2 * torch.log1p(z * z / df))
+        return _masked_mean(nll, mask)
+
+    def draw(self, output, rng, noise=0.0, spread=1.0):
+        output = np.asarray(output, dtype=np.float64)
+        values = output[..., 0].copy()
+        if spread > 0:
+            scale = _softplus(output[..., 1]) + MIN_SPREAD
+            df = 2.0 + _softplus(output[..., 2])
+            values += spread * scale * rng.standard_t(df)
+        return PointHead.draw(self, values, rng, noise)
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0.0, x)
+
+
+def _masked_mean(values, mask):
+    if mask is None:
+        return values.mean()
+    return (values * mask).sum() / mask.sum().clamp_min(1)
+
+
+HEADS = {"point": PointHead, "oscillator": OscillatorHead, "gaussian": GaussianHead, "studentt": StudentTHead}
 
 
 def head_for(config: ModelConfig) -> PointHead:

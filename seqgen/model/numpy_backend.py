@@ -58,6 +58,8 @@ class NumpyModel:
             self.b_h.append(None if b_h is None else b_h.astype(dtype))
         self.w_out = np.ascontiguousarray(f("head.weight").T, dtype=dtype)
         self.b_out = f("head.bias").astype(dtype)
+        # Logits, or a likelihood head's several parameters, keep their last axis; a value does not.
+        self._keeps_width = config.is_text or self.w_out.shape[1] > 1
         self.gates = len(order)
         self._cell = {"lstm": self._lstm, "gru": self._gru, "rnn": self._rnn}[config.cell]
         self._buffers: dict[tuple[int, int], dict[str, np.ndarray]] = {}
@@ -82,7 +84,7 @@ class NumpyModel:
             for t in range(steps):
                 inputs[:, t] = self._cell(layer, proj[:, t], state, buffers)
         y = inputs @ self.w_out + self.b_out
-        return (y if self.config.is_text else y[..., 0]), state
+        return (y if self._keeps_width else y[..., 0]), state
 
     def _projection(self, layer: int, inputs: np.ndarray) -> np.ndarray:
         if layer > 0:
@@ -112,7 +114,7 @@ class NumpyModel:
             self._step_rows(*jobs[0])
             for future in futures:
                 future.result()
-        return (out if self.config.is_text else out[:, 0]), state
+        return (out if self._keeps_width else out[:, 0]), state
 
     def _slices_for(self, batch: int) -> list[slice]:
         """The row slices a step of `batch` streams is cut into (one when it is too small to share)."""

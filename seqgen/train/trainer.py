@@ -562,7 +562,9 @@ def evaluate_loss(model: SeqModel, data: Dataset, warmup: int, device: torch.dev
             if data.kind == "text":
                 total += F.cross_entropy(part_out.reshape(-1, part_out.shape[-1]), part_y.reshape(-1), reduction="sum").item()
             else:
-                total += F.mse_loss(part_out, part_y, reduction="sum").item()
+                # The squared error of the point prediction for every head, so that validation
+                # figures compare across heads (a likelihood's value is not an error).
+                total += F.mse_loss(head.mean(part_out) if head else part_out, part_y, reduction="sum").item()
             count += part_y.numel()
     return total / max(count, 1)
 

@@ -1,0 +1,91 @@
+"""`forecast`: many sampled futures of a series at once, summarised as a mean and quantiles.
+
+Every sample path is one stream of one batched Generator: the history is fed once to all of them,
+then each step draws one value per stream and feeds it back, so 200 paths of length H cost H
+batched steps. A likelihood head's paths come from the distribution it predicts at each step. A
+point model predicts no spread of its own, so its paths get Gaussian noise the size of its
+one-step validation error (the square root of its validation MSE): an honest spread for the
+first step, and widening as the fed-back errors compound.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..checkpoint import Checkpoint, load_checkpoint
+from ..errors import DataError, UsageError
+from .api import is_probabilistic
+from .generator import Generator
+from .sampling import SampleConfig
+
+DEFAULT_QUANTILES = (0.1, 0.5, 0.9)
+
+
+@dataclass
+class Forecast:
+    """Sample paths (samples, horizon) in the data's units, with their summaries per step."""
+
+    paths: np.ndarray
+    levels: tuple[float, ...]
+    noise: float = 0.0  # the noise a point model's paths were given (0 for a likelihood head)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.paths.mean(axis=0)
+
+    @property
+    def quantiles(self) -> np.ndarray:
+        """(len(levels), horizon)."""
+        return np.quantile(self.paths, self.levels, axis=0)
+
+
+def check_quantiles(levels: Sequence[float]) -> tuple[float, ...]:
+    levels = tuple(float(q) for q in levels)
+    bad = [q for q in levels if not 0 < q < 1]
+    if bad:
+        raise UsageError(f"`quantiles` must each be between 0 and 1 (exclusive), got {bad[0]:g}")
+    return tuple(sorted(set(levels)))
+
+
+def forecast(checkpoint: str | Path | Checkpoint, history: Sequence[float], horizon: int, *, samples: int = 200,
+             quantiles: Sequence[float] = DEFAULT_QUANTILES, seed: int | None = None, backend: str = "auto",
+             noise: float | None = None) -> Forecast:
+    """Continue `history` (values in the data's units, oldest first) by `horizon` steps, `samples`
+    times. `noise` overrides a point model's path noise (see the module's docstring)."""
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    if ckpt.kind == "text":
+        raise UsageError(f"{ckpt.path} is a text model; forecast continues numbers (use 'seqgen sample' for text)")
+    if horizon < 1:
+        raise UsageError(f"`horizon` must be >= 1, got {horizon}")
+    if samples < 1:
+        raise UsageError(f"`samples` must be >= 1, got {samples}")
+    levels = check_quantiles(quantiles)
+    history = np.asarray(history, dtype=np.float64)
+    if history.ndim != 1 or len(history) == 0:
+        raise DataError("the history to forecast from is empty: give at least a few values")
+    if not np.all(np.isfinite(history)):
+        raise DataError("the history holds NaN or infinite values; fill or remove them first")
+    if noise is None:
+        noise = 0.0 if is_probabilistic(ckpt) else validation_error(ckpt)
+    gen = Generator.from_checkpoint(ckpt, backend=backend, sampling=SampleConfig(noise=noise), seed=seed)
+    gen.reset(samples)
+    gen.feed_values(np.broadcast_to(history, (samples, len(history))))
+    paths = np.empty((horizon, samples))
+    for t in range(horizon):
+        paths[t] = gen.step()
+    return Forecast(paths.T, levels, noise)
+
+
+def validation_error(ckpt: Checkpoint) -> float:
+    """A series model's one-step validation error in the data's units (0 when the checkpoint does
+    not say, as in one written before validation was recorded)."""
+    mse = (ckpt.meta.get("progress") or {}).get("best_val_loss")
+    if mse is None or not math.isfinite(mse):
+        return 0.0
+    return math.sqrt(max(mse, 0.0)) * float(ckpt.data.get("std", 1.0))
