@@ -3,38 +3,50 @@
 For each series that ships with statsmodels (yearly sunspots 1700-2008, yearly Nile flow at
 Aswan 1871-1970, monthly CO2 at Mauna Loa 1958-2001 (weekly readings averaged by month),
 quarterly US real GDP 1959-2009 (macrodata), monthly El Nino sea temperatures 1950-2010) the
-last values are held out. seqgen trains with its defaults on the rest, written
-as a CSV with a header, and forecasts the held-out horizon twice: with no prime (the
-continuation of the data it was trained on) and with `--prime-file` holding the last 200
-training values (the same file shape, header included). Each forecast is scored by MASE: mean
-absolute error over the horizon divided by the in-sample mean absolute error of the seasonal
-naive forecast (lower is better; 1 is as good as that naive forecast in sample). The baselines
-are the last value repeated, the last season repeated, and exponential smoothing (ETS, from
-statsmodels).
+last H values are held out (H: one or two seasons). seqgen trains on the rest, written as a CSV
+with a header, with its defaults (`seqgen train FILE --seed S`, and once more with each `--head`
+asked for), then draws 200 sample paths of the held-out horizon from the end of the training
+data, as `seqgen forecast` does.
+
+Scores, from seqgen.metrics:
+- MASE of the per-step median: mean absolute error over the horizon divided by the in-sample
+  mean absolute error of the seasonal naive forecast (1 is as good as that forecast in sample);
+- CRPS of the 200 paths, divided by the same in-sample scale so that series average (sCRPS);
+- coverage: the share of held-out values inside the paths' central 80% interval.
+Baselines: the last value repeated, the last season repeated, and exponential smoothing (ETS,
+statsmodels' ExponentialSmoothing with a damped additive trend and additive season), whose
+intervals come from 200 paths it simulates with its own residual errors.
 
     pip install statsmodels          # the benchmark's only extra need
-    python benchmarks/real_series.py [--seed 0] [--only sunspots]
+    python benchmarks/forecast.py [--seed 0] [--only sunspots] [--heads point,gaussian,studentt]
 
-Takes about 2 minutes on 2 cores (short series train in seconds; none takes longer than
-seqgen's default limit). Targets (issue 14): MASE below seasonal naive on every series, and the
-mean MASE at or below ETS's.
+Targets (issue 14), for the default: MASE below seasonal naive on every series, mean MASE at or
+below ETS's; 80% intervals covering 70-90% of the held-out values on average; training within
+the default time budget and 200 paths within a second per series.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from seqgen import load_checkpoint  # noqa: E402
+from seqgen.generate.forecast import forecast  # noqa: E402
+from seqgen.metrics import naive_scale, score, seasonal_naive  # noqa: E402
+
+SAMPLES = 200
 
 
 def series() -> dict[str, tuple[np.ndarray, int, int]]:
@@ -51,23 +63,17 @@ def series() -> dict[str, tuple[np.ndarray, int, int]]:
             "elnino": (elnino, 24, 12)}
 
 
-def mase(forecast: np.ndarray, truth: np.ndarray, train: np.ndarray, season: int) -> float:
-    scale = np.mean(np.abs(train[season:] - train[:-season]))
-    return float(np.mean(np.abs(forecast - truth)) / scale)
-
-
-def baselines(train: np.ndarray, horizon: int, season: int) -> dict[str, np.ndarray]:
+def baselines(train: np.ndarray, horizon: int, season: int, seed: int) -> dict[str, np.ndarray]:
+    """Point forecasts (horizon,) or sample paths (n, horizon) of the classical methods."""
     from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
-    last_season = train[-season:]
-    out = {"last value": np.full(horizon, train[-1]),
-           "seasonal naive": np.resize(last_season, horizon) if season > 1 else np.full(horizon, train[-1])}
+    out = {"last value": np.full(horizon, train[-1]), "seasonal naive": seasonal_naive(train, horizon, season)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        seasonal = "add" if season > 1 else None
-        model = ExponentialSmoothing(train, trend="add", damped_trend=True, seasonal=seasonal,
-                                     seasonal_periods=season if season > 1 else None).fit()
-    out["ETS (statsmodels)"] = model.forecast(horizon)
+        fit = ExponentialSmoothing(train, trend="add", damped_trend=True, seasonal="add" if season > 1 else None,
+                                   seasonal_periods=season if season > 1 else None).fit()
+        paths = fit.simulate(horizon, repetitions=SAMPLES, error="add", random_state=seed)
+    out["ETS (statsmodels)"] = np.asarray(paths).T
     return out
 
 
@@ -76,76 +82,89 @@ def seqgen(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "seqgen", *args], capture_output=True, text=True, env=env, check=True)
 
 
-def write_csv(path: Path, header: str, values: np.ndarray) -> None:
-    path.write_text(header + "\n" + "".join(f"{v:.6g}\n" for v in values))
-
-
-def seqgen_forecasts(name: str, train: np.ndarray, horizon: int, seed: int, folder: Path) -> tuple[dict, dict]:
-    data, ckpt, prime = folder / f"{name}.csv", folder / f"{name}.safetensors", folder / f"{name}-prime.csv"
-    write_csv(data, name.upper(), train)
-    write_csv(prime, name.upper(), train[-200:])
+def seqgen_forecast(name: str, train: np.ndarray, horizon: int, seed: int, folder: Path, head: str | None):
+    """Train with the defaults (and `--head` when given), then draw the paths; returns
+    (paths or the error's last line, a note on training, the seconds the paths took)."""
+    data = folder / f"{name}.csv"
+    data.write_text(name.upper() + "\n" + "".join(f"{v:.6g}\n" for v in train))
+    ckpt = folder / f"{name}-{head or 'default'}.safetensors"
+    extra = ["--head", head] if head else []
     try:
-        seqgen("train", str(data), "--out", str(ckpt), "--seed", str(seed), "--quiet")
+        seqgen("train", str(data), "--out", str(ckpt), "--seed", str(seed), "--quiet", *extra)
     except subprocess.CalledProcessError as e:
-        refused = e.stderr.strip().splitlines()[-1] if e.stderr.strip() else f"exit {e.returncode}"
-        return {"seqgen": refused}, None
-    info = json.loads(seqgen("info", str(ckpt), "--json").stdout)
-    out = {}
-    runs = {"seqgen, no prime": [], "seqgen, --prime-file": ["--prime-file", str(prime)]}
-    for label, extra in runs.items():
-        try:
-            text = seqgen("sample", str(ckpt), "--length", str(horizon), "--seed", str(seed), *extra).stdout
-            out[label] = np.array([float(v) for v in text.split()])
-        except subprocess.CalledProcessError as e:
-            out[label] = e.stderr.strip().splitlines()[-1] if e.stderr.strip() else f"exit {e.returncode}"
-    return out, info["training"]
+        return (e.stderr.strip().splitlines() or [f"exit {e.returncode}"])[-1], "", 0.0
+    model = load_checkpoint(ckpt)
+    progress = model.meta["progress"]
+    note = (f"{model.model_config.head} head, {model.data.get('target', 'level')}, {progress['step']} steps in "
+            f"{progress['elapsed']:.0f} s, best at {progress['best_step']}")
+    started = time.perf_counter()
+    result = forecast(model, train, horizon, samples=SAMPLES, seed=seed)
+    return result.paths, note, time.perf_counter() - started
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", help="one series: " + ", ".join(series()))
+    parser.add_argument("--heads", default="", help="also train with these heads (comma-separated), beside the default")
     args = parser.parse_args()
+    heads = [None] + [h for h in args.heads.split(",") if h]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}")
-    print(f"{'series':<10} {'method':<24} {'MASE':>8}")
-    scores: dict[str, dict[str, float]] = {}
+    print(f"{'series':<10} {'method':<26} {'MASE':>6} {'sCRPS':>6} {'cover80':>7}")
+    scores: dict[str, dict[str, dict]] = {}
+    timings: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, (values, horizon, season) in series().items():
             if args.only and name != args.only:
                 continue
             train, truth = values[:-horizon], values[-horizon:]
-            forecasts = baselines(train, horizon, season)
-            made, training = seqgen_forecasts(name, train, horizon, args.seed, Path(tmp))
-            forecasts.update(made)
-            for method, forecast in forecasts.items():
-                if isinstance(forecast, np.ndarray):
-                    scores.setdefault(method, {})[name] = mase(forecast, truth, train, season)
-                    print(f"{name:<10} {method:<24} {scores[method][name]:8.2f}")
-                else:
-                    print(f"{name:<10} {method:<24} {forecast}")
-            if training:
-                print(f"{name:<10} {'(seqgen training)':<24} {training['steps']} steps, best at {training['best_step']}, "
-                      f"{len(train)} values, {horizon} held out, season {season}")
-    report(scores)
+            forecasts = baselines(train, horizon, season, args.seed)
+            notes = {}
+            for head in heads:
+                label = "seqgen" if head is None else f"seqgen --head {head}"
+                forecasts[label], notes[label], took = seqgen_forecast(name, train, horizon, args.seed, Path(tmp), head)
+                timings.append(took) if head is None else None
+            scale = naive_scale(train, season)
+            for method, made in forecasts.items():
+                if isinstance(made, str):
+                    print(f"{name:<10} {method:<26} {made}")
+                    continue
+                result = score(truth, made, train, season)
+                result["scrps"] = result["crps"] / scale
+                scores.setdefault(method, {})[name] = result
+                cover = "" if np.isnan(result["coverage"]) else f"{result['coverage']:7.0%}"
+                print(f"{name:<10} {method:<26} {result['mase']:6.2f} {result['scrps']:6.2f} {cover:>7}")
+            for method, note in notes.items():
+                print(f"{'':<10} {'(' + method + ')':<26} {note}")
+            print(f"{'':<10} {'(data)':<26} {len(train)} values, {horizon} held out, season {season}")
+    report(scores, timings)
 
 
-def report(scores: dict[str, dict[str, float]]) -> None:
-    """Mean MASE per method, and the targets met or not."""
+def report(scores: dict[str, dict[str, dict]], timings: list[float]) -> None:
+    """Means over the series per method, and the targets met or not."""
     names = sorted(scores.get("seasonal naive", {}))
-    print(f"\n{'mean MASE over ' + str(len(names)) + ' series':<35} {'':>8}")
+    print(f"\nmeans over {len(names)} series{'':<12} {'MASE':>6} {'sCRPS':>6} {'cover80':>7}")
     for method, by_series in scores.items():
         if all(n in by_series for n in names):
-            print(f"  {method:<33} {np.mean([by_series[n] for n in names]):8.2f}")
-    ours = scores.get("seqgen, no prime", {})
+            mean = lambda key: np.mean([by_series[n][key] for n in names])
+            cover = "" if np.isnan(mean("coverage")) else f"{mean('coverage'):7.0%}"
+            print(f"  {method:<34} {mean('mase'):6.2f} {mean('scrps'):6.2f} {cover:>7}")
+    ours = scores.get("seqgen", {})
+    verdict = lambda ok: "met" if ok else "NOT MET"
     if not names or any(n not in ours for n in names):
         print("seqgen failed on some series: targets NOT MET")
         return
-    beaten = [n for n in names if ours[n] < scores["seasonal naive"][n]]
-    verdict = lambda ok: "met" if ok else "NOT MET"
-    print(f"seqgen below seasonal naive on every series: {len(beaten)}/{len(names)}  {verdict(len(beaten) == len(names))}")
-    ets = np.mean([scores["ETS (statsmodels)"][n] for n in names])
-    mine = np.mean([ours[n] for n in names])
-    print(f"seqgen mean MASE {mine:.2f} <= ETS {ets:.2f}  {verdict(mine <= ets)}")
+    beaten = [n for n in names if ours[n]["mase"] < scores["seasonal naive"][n]["mase"]]
+    print(f"1. seqgen MASE below seasonal naive on every series: {len(beaten)}/{len(names)}"
+          f"  {verdict(len(beaten) == len(names))}")
+    ets = np.mean([scores["ETS (statsmodels)"][n]["mase"] for n in names])
+    mine = np.mean([ours[n]["mase"] for n in names])
+    print(f"1. seqgen mean MASE {mine:.2f} <= ETS {ets:.2f}  {verdict(mine <= ets)}")
+    cover = np.mean([ours[n]["coverage"] for n in names])
+    print(f"2. seqgen 80% intervals cover {cover:.0%} of held-out values (70-90%)  {verdict(0.7 <= cover <= 0.9)}")
+    ets_crps = np.mean([scores["ETS (statsmodels)"][n]["scrps"] for n in names])
+    print(f"2. seqgen mean sCRPS {np.mean([ours[n]['scrps'] for n in names]):.2f} beside ETS {ets_crps:.2f}")
+    print(f"3. {SAMPLES} paths per series: slowest {max(timings):.2f} s (<= 1 s)  {verdict(max(timings) <= 1.0)}")
 
 
 if __name__ == "__main__":

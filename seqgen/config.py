@@ -124,8 +124,9 @@ def from_dict(cls, values: dict):
 MIN_WINDOW = 8
 
 
-def fitted_window(window: int, train_length: int) -> int:
+def fitted_window(window: int, train_length: int, several: bool = False) -> int:
     """The default window, shortened for a short series so that its training part still holds two
-    tracks of one window each (yearly series of about 100 values are common); never below MIN_WINDOW."""
-    return max(MIN_WINDOW, min(window, train_length // 2 - 1))
-
+    tracks of one window each (yearly series of about 100 values are common), or, for `several`
+    series each giving tracks of its own, one window of the shortest; never below MIN_WINDOW."""
+    longest = train_length - 1 if several else train_length // 2 - 1
+    return max(MIN_WINDOW, min(window, longest))

@@ -12,7 +12,7 @@ import numpy as np
 import typer
 
 from ..errors import DataError, UsageError
-from .app import app, check_seed, console
+from .app import app, check_seed, console, say
 from .output import _fmt
 
 FORMATS = ("csv", "jsonl")
@@ -21,7 +21,7 @@ FORMATS = ("csv", "jsonl")
 @app.command()
 def forecast(
     checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="A continuous-model checkpoint written by 'seqgen train'."),
-    data: Optional[str] = typer.Argument(None, metavar="[DATA]", help="The history to continue: a file of numbers (as 'seqgen train' reads them) or - for stdin. \\[default: the end of the training data]"),
+    data: Optional[str] = typer.Argument(None, metavar="[DATA]", help="The history to continue: a file as 'seqgen train' reads them (numbers, or a CSV table with dates, read as the model's was) or - for stdin. \\[default: the end of the training data]"),
     horizon: int = typer.Option(24, "--horizon", "-H", help="Steps to forecast."),
     samples: int = typer.Option(200, help="Sample paths drawn; the mean and quantiles are taken over them."),
     quantiles: str = typer.Option("0.1,0.5,0.9", help="Comma-separated quantile levels to report, each between 0 and 1."),
@@ -29,6 +29,7 @@ def forecast(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout."),
     plot: bool = typer.Option(False, "--plot", help="Draw the history and the forecast's band on stderr."),
     plot_file: Optional[Path] = typer.Option(None, help="Save the fan chart as an image (needs the 'plot' extra: matplotlib)."),
+    series: Optional[str] = typer.Option(None, help="Forecast only this series (a column, or an id of a long table). \\[default: every series]"),
     seed: Optional[int] = typer.Option(None, callback=check_seed, help="Random seed; the same seed gives the same paths."),
     backend: str = typer.Option("auto", help="auto (NumPy on CPU), numpy or torch."),
 ) -> None:
@@ -46,16 +47,23 @@ def forecast(
         from .plot import require_matplotlib
 
         require_matplotlib()  # before the work, not after it
-    history = _history(ckpt, data)
-    result = run_forecast(ckpt, history, horizon, samples=samples, quantiles=levels, seed=seed, backend=backend)
-    table = _table(result)
+    histories, frequency = _histories(ckpt, data, series)
+    results = []
+    for name, history, last_time in histories:
+        known = name is not None and any(e["name"] == name for e in ckpt.data.get("series") or [])
+        made = run_forecast(ckpt, history, horizon, samples=samples, quantiles=levels, seed=seed, backend=backend,
+                            series=name if known else None)
+        results.append((name, _times(last_time, frequency, horizon), made))
     from .sample import _open_output
 
     with _open_output(output) as out:
-        _write(out, table, fmt)
+        _write(out, _table(results, several=len(results) > 1), fmt)
     if plot or plot_file:
-        low, high = result.quantiles[0], result.quantiles[-1]
-        middle = np.median(result.paths, axis=0)
+        name, _, first = results[0]
+        history = histories[0][1]
+        low, high, middle = first.quantiles[0], first.quantiles[-1], np.median(first.paths, axis=0)
+        if len(results) > 1:
+            say(f"the chart shows the first of {len(results)} series, {name!r} (--series chooses another)")
         if plot:
             from .plot import fan_chart
 
@@ -78,38 +86,81 @@ def _levels(text: str) -> tuple[float, ...]:
     return check_quantiles(values)
 
 
-def _history(ckpt, data: Optional[str]) -> np.ndarray:
-    """The values to continue: DATA's numbers, or the end of the training data stored in the checkpoint."""
-    from ..data import read_values
-    from ..generate.api import default_prime
+def _histories(ckpt, data: Optional[str], only: Optional[str]):
+    """[(series name or None, values to continue, the time of the last value or None)] and the step
+    between times: DATA's series, or each series' end as the checkpoint stores it."""
+    from ..data.table import Frequency, looks_like_table
+    from ..generate.generator import series_entry
 
+    source = ckpt.data.get("source", {})
+    stored = Frequency(*source["frequency"]) if source.get("frequency") else None
     if data is None:
-        return default_prime(ckpt, length=len(ckpt.data.get("prime", [])) or 100)
-    if data == "-":
-        raw, label, suffix = sys.stdin.buffer.read(), "standard input", ""
-    else:
-        path = Path(data)
-        if path.is_dir():
-            raise UsageError(f"{data} is a directory: give a file of numbers")
-        if not path.is_file():
-            raise UsageError(f"{data}: no such file")
-        try:
-            raw = path.read_bytes()
-        except OSError as e:
-            raise DataError(f"{data}: cannot read ({e.strerror})") from None
-        label, suffix = data, path.suffix
+        entries = ckpt.data.get("series")
+        if entries:
+            chosen = [series_entry(ckpt, only)] if only else entries
+            return [(e["name"], np.asarray(e["prime"]), e["last_time"]) for e in chosen], stored
+        series_entry(ckpt, only)  # a name that is not the one series is an error
+        return [(source.get("series"), np.asarray(ckpt.data["prime"]), source.get("last_time"))], stored
+    raw, label, suffix = _read_data(data)
+    text = None if suffix.lower() == ".npy" else _decode(raw, label)
+    if text is not None and looks_like_table(text):
+        from .train import stored_table_options
+
+        table = stored_table_options(source).read(text, label)
+        rows = [(name, values, None if table.times is None else str(times[-1]))
+                for name, values, times in zip(table.names, table.series, table.times or [None] * len(table.names))]
+        if only is not None:
+            rows = [row for row in rows if row[0] == only]
+            if not rows:
+                raise DataError(f"{label} has no series {only!r}; its series are {', '.join(map(repr, table.names[:10]))}")
+        return rows, table.frequency
+    from ..data import read_values
+
     values = read_values(raw, label, suffix)
     if len(values) == 0:
         raise DataError(f"{label} holds no numbers: give the history to continue")
-    return values
+    return [(only, values, None)], None
 
 
-def _table(result) -> list[dict]:
-    """One row per step: the step, the mean, then each quantile, named q<level>."""
-    names = [f"q{level:g}" for level in result.levels]
+def _read_data(data: str) -> tuple[bytes, str, str]:
+    if data == "-":
+        return sys.stdin.buffer.read(), "standard input", ""
+    path = Path(data)
+    if path.is_dir():
+        raise UsageError(f"{data} is a directory: give a file of numbers")
+    if not path.is_file():
+        raise UsageError(f"{data}: no such file")
+    try:
+        return path.read_bytes(), data, path.suffix
+    except OSError as e:
+        raise DataError(f"{data}: cannot read ({e.strerror})") from None
+
+
+def _decode(raw: bytes, label: str) -> str:
+    from ..data import decode_text
+
+    return decode_text(raw, label)
+
+
+def _times(last_time: Optional[str], frequency, horizon: int) -> Optional[list[str]]:
+    """The forecast's timestamps, continuing the data's at its step (None without times)."""
+    if last_time is None or frequency is None:
+        return None
+    from ..data.table import format_time, next_times
+
+    return [format_time(t, frequency) for t in next_times(np.datetime64(last_time, "s"), frequency, horizon)]
+
+
+def _table(results, several: bool) -> list[dict]:
+    """One row per series and step: the series (when several), the time (or step), the mean, then
+    each quantile, named q<level>."""
     rows = []
-    for step, (mean, qs) in enumerate(zip(result.mean, result.quantiles.T), start=1):
-        rows.append({"step": step, "mean": float(mean), **{n: float(q) for n, q in zip(names, qs)}})
+    for name, times, result in results:
+        names = [f"q{level:g}" for level in result.levels]
+        for step, (mean, qs) in enumerate(zip(result.mean, result.quantiles.T), start=1):
+            row = {"series": name} if several else {}
+            row.update({"time": times[step - 1]} if times else {"step": step})
+            rows.append({**row, "mean": float(mean), **{n: float(q) for n, q in zip(names, qs)}})
     return rows
 
 
@@ -121,4 +172,4 @@ def _write(out, table: list[dict], fmt: str) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(list(table[0]))
     for row in table:
-        writer.writerow([row["step"], *(_fmt(v) for k, v in row.items() if k != "step")])
+        writer.writerow([_fmt(v) if isinstance(v, float) else v for v in row.values()])

@@ -43,6 +43,10 @@ def train(
     clip: Optional[float] = typer.Option(None, help="Gradient-norm clipping. \\[default: 1.0]", rich_help_panel=TRAINING_PANEL),
     warmup: Optional[int] = typer.Option(None, help="Learning-rate warm-up steps. \\[default: 50]", rich_help_panel=TRAINING_PANEL),
     input_noise: Optional[float] = typer.Option(None, help="Std of noise added to series inputs while training. \\[default: 0.15]", rich_help_panel=TRAINING_PANEL),
+    time_column: Optional[str] = typer.Option(None, help="CSV: the column of dates or times. \\[default: the first column of dates]", rich_help_panel=DATA_PANEL),
+    columns: Optional[str] = typer.Option(None, help="CSV: the value columns to train on, comma-separated; several are several series of one model. \\[default: every column of numbers]", rich_help_panel=DATA_PANEL),
+    id_column: Optional[str] = typer.Option(None, help="CSV in long format: the column that names each row's series (one series per id).", rich_help_panel=DATA_PANEL),
+    fill: str = typer.Option("error", help="CSV: missing values and missing time steps: error (name the first), previous (carry the last value), linear (interpolate) or zero.", rich_help_panel=DATA_PANEL),
     target: Optional[str] = typer.Option(None, help="Series: what the model predicts: the values (level), their steps (diff), or auto: the steps when a straight line explains over half the series' variance (it trends). \\[default: auto]", rich_help_panel=DATA_PANEL),
     free_run: Optional[int] = typer.Option(None, help="Series: after each window, let the model run this many steps on its own output and score them too (ramped in from 30% to 80% of the run). \\[default: 0, off]", rich_help_panel=TRAINING_PANEL),
     steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps. \\[default: series 2500]", rich_help_panel=LIMITS_PANEL),
@@ -68,6 +72,7 @@ def train(
     """Train a model on DATA and save it as a checkpoint."""
     from ..config import ModelConfig, TrainConfig
     from ..data import SineConfig
+    from ..data.load import TableOptions
     from ..train.distributed import launched, local_leader_first, process_group, relaunch
 
     model_opts = dict(head=head, cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout)
@@ -82,6 +87,7 @@ def train(
         raise UsageError(f"--log-every must be >= 1, got {log_every}")
     sine = SineConfig(sine_waves, sine_length, period_min, period_max, amp_min, amp_max, sine_noise, scale_each)
     sine.check()
+    table = TableOptions(time_column, _names(columns), id_column, fill)
     if nproc is not None and not launched():
         # A mistake is reported once, here, rather than by every rank after they have started.
         if nproc < 1:
@@ -90,7 +96,7 @@ def train(
         if data == "-":
             raise UsageError("--nproc: every process reads DATA, so it cannot be standard input; save it to a file")
         dataset, _, train_config, out_path = _train_setup(
-            data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, target, model_opts, train_opts)
+            data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, target, model_opts, train_opts, table)
         _check_overwrite(out_path, resume, force)
         _check_split(dataset, train_config, nproc)
         del dataset, checkpoint  # the ranks read their own (from the cache just built)
@@ -102,7 +108,7 @@ def train(
         checkpoint = _load_for_resume(resume) if resume else None
         with local_leader_first(group):
             dataset, model_config, train_config, out = _train_setup(
-                data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, target, model_opts, train_opts)
+                data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, target, model_opts, train_opts, table)
         _check_overwrite(out, resume, force)
         earlier = checkpoint.meta["progress"].get("processes", 1) if checkpoint else 1
         if earlier > 1 and nproc is None and not launched() and not quiet:
@@ -129,7 +135,7 @@ LIMITS = ("steps", "epochs", "max_time")
 
 
 def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, target,
-                 model_opts, train_opts):
+                 model_opts, train_opts, table):
     """The dataset and the configurations of a run: options given, else the checkpoint's, else the defaults."""
     from ..config import TrainConfig, defaults_for, fitted_window, from_dict
     from ..data import SineConfig, load_data
@@ -148,8 +154,10 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
             sine = from_dict(SineConfig, {k: v for k, v in stored.items() if k != "type"})
         else:
             sine = replace(sine, scale_each=stored["scale_each"])
+    if checkpoint and not table.given and "columns" in checkpoint.data.get("source", {}):
+        table = stored_table_options(checkpoint.data["source"])  # a resumed run reads its table as it began
     dataset = load_data(data, kind=kind, encoding=encoding, val_fraction=val_fraction, sine=sine, seed=data_seed,
-                        cache_dir=cache_dir)
+                        cache_dir=cache_dir, table=table)
     if target is not None and dataset.kind == "text":
         raise UsageError("--target applies to numeric series; this data is text")
     # A resumed run models the series as it began; a new one decides from the data.
@@ -165,8 +173,8 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
         base_train = replace(base_train, **{k: None for k in LIMITS})
     model_config = replace(base_model, **model_opts)
     train_config = replace(base_train, **train_opts)
-    if dataset.kind == "series" and len(dataset.streams) == 1 and "window" not in train_opts and not checkpoint:
-        train_config.window = fitted_window(train_config.window, dataset.splits[0])
+    if dataset.kind == "series" and dataset.source.get("type") != "sine" and "window" not in train_opts and not checkpoint:
+        train_config.window = fitted_window(train_config.window, min(dataset.splits), several=len(dataset.streams) > 1)
     if not any((train_config.steps, train_config.epochs, train_config.max_time)):
         train_config.max_time = 300.0
     series_only = [f"--{k.replace('_', '-')}" for k in ("input_noise", "free_run") if k in train_opts]
@@ -175,6 +183,23 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
         raise UsageError(f"{' and '.join(series_only)} apply to numeric series; this data is text")
     out = out or (resume if resume else Path("checkpoints") / f"{dataset.name}.safetensors")
     return dataset, model_config, train_config, out
+
+
+def _names(text: Optional[str]) -> Optional[list[str]]:
+    if text is None:
+        return None
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise UsageError("--columns: give the names of one or more columns, separated by commas")
+    return names
+
+
+def stored_table_options(source: dict):
+    """How a run's CSV table was read, from its checkpoint's source."""
+    from ..data.load import TableOptions
+
+    return TableOptions(source.get("time_column"), source.get("columns"), source.get("id_column"),
+                        source.get("fill", "error"))
 
 
 def data_size(dataset) -> int:

@@ -34,6 +34,10 @@ class Dataset:
     # differences, scaled; see transforms.py), with the values themselves kept in `levels`.
     target: str = "level"
     levels: np.ndarray | None = None
+    # Several series (a table's value columns or ids) are each scaled by their own training part,
+    # so that one model serves series of any size: one dict per stream, {"name", "mean", "std",
+    # "values" (the user's values), "last_time"}, and `mean`/`std` above are 0 and 1.
+    series: list[dict] | None = None
 
     @property
     def train_streams(self) -> list[np.ndarray]:

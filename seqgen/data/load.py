@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import codecs
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DataError, UsageError
 from .cache import cache_key, default_cache_dir, load_entry
 from .dataset import Dataset, split_point
 from .reading import decode_text, read_file, read_head
-from .series import cache_series, load_npy, looks_numeric, parse_series, series_dataset
+from .series import cache_series, load_npy, looks_numeric, parse_series, series_dataset, table_dataset
+from .table import looks_like_table, read_table
 from .sine import SineConfig, sine_dataset
 from .text import cache_text, text_dataset
 
@@ -24,12 +26,15 @@ def load_data(
     sine: SineConfig | None = None,
     seed: int = 0,
     cache_dir: str | Path | None = None,
+    table: TableOptions | None = None,
 ) -> Dataset:
     """Load training data: `None` or "sine" for the built-in waves, "-" for stdin, else a file.
 
     `kind` is "auto", "text" or "series"; auto treats `.npy`/`.csv` and files whose first lines
     are all numbers as series, anything else as text. A text or series file is decoded once into
     `cache_dir` (default: see `seqgen.cache.default_cache_dir`) and its stream is a memmap of that.
+    A CSV table (a header over a time column and columns of numbers; see table.py) is read whole,
+    as `table` says (which columns, which id, how to fill gaps).
     """
     if not 0 < val_fraction < 1:
         raise UsageError(f"`val_fraction` must be between 0 and 1 (exclusive), got {val_fraction}")
@@ -37,21 +42,55 @@ def load_data(
         raise UsageError(f"`kind` must be auto, text or series, got {kind!r}")
     if path is None or path == "sine":
         return sine_dataset(sine or SineConfig(), val_fraction, seed)
+    table = table or TableOptions()
     if path == "-":
-        return _memory_dataset(sys.stdin.buffer.read(), "stdin", "", "standard input", kind, encoding, val_fraction)
+        return _memory_dataset(sys.stdin.buffer.read(), "stdin", "", "standard input", kind, encoding, val_fraction, table)
     suffix = Path(path).suffix.lower()
     if suffix == ".npy":
-        return _memory_dataset(read_file(path), Path(path).stem or "data", suffix, path, kind, encoding, val_fraction)
+        return _memory_dataset(read_file(path), Path(path).stem or "data", suffix, path, kind, encoding, val_fraction, table)
+    if kind != "text" and (table.given or looks_like_table(read_head(path, encoding))):
+        text = decode_text(read_file(path), path, encoding)
+        return table.dataset(text, Path(path).stem or "data", path, val_fraction)
     return _file_dataset(path, kind, encoding, val_fraction, cache_dir)
 
 
-def _memory_dataset(raw: bytes, name: str, suffix: str, label: str, kind: str, encoding: str, val_fraction: float) -> Dataset:
+@dataclass
+class TableOptions:
+    """How to read a CSV table: which column holds the times (default: the first column of dates),
+    which columns are series (default: every column of numbers), which column names the series of
+    a long table, and how to fill missing values ("error", "previous", "linear" or "zero")."""
+
+    time_column: str | None = None
+    columns: list[str] | None = None
+    id_column: str | None = None
+    fill: str = "error"
+
+    @property
+    def given(self) -> bool:
+        return any(v is not None for v in (self.time_column, self.columns, self.id_column)) or self.fill != "error"
+
+    def read(self, text: str, label: str):
+        """The table's series (a `Table`)."""
+        return read_table(text, label, time_column=self.time_column, columns=self.columns, id_column=self.id_column,
+                          fill=self.fill)
+
+    def dataset(self, text: str, name: str, label: str, val_fraction: float) -> Dataset:
+        data = table_dataset(self.read(text, label), name, label, val_fraction)
+        if self.fill != "error":
+            data.source["fill"] = self.fill  # so that a resumed run reads the table the same way
+        return data
+
+
+def _memory_dataset(raw: bytes, name: str, suffix: str, label: str, kind: str, encoding: str, val_fraction: float,
+                    table: TableOptions) -> Dataset:
     """Data read whole into memory: standard input and .npy files."""
     if not raw:
         raise DataError(f"{label} is empty: give a file with some text or numbers in it")
     if suffix == ".npy":
         return series_dataset(load_npy(raw, label), name, label, val_fraction)
     text = decode_text(raw, label, encoding)
+    if kind != "text" and (table.given or looks_like_table(text)):
+        return table.dataset(text, name, label, val_fraction)
     if kind == "series" or (kind == "auto" and looks_numeric(text)):
         return series_dataset(parse_series(text, label), name, label, val_fraction)
     return text_dataset(text, name, label, val_fraction)

@@ -34,6 +34,8 @@ FILLS = ("error", "previous", "linear", "zero")
 MISSING = {"", "na", "n/a", "nan", "null"}
 # A bare four-digit number is a year only under a header with one of these words; elsewhere it is a value.
 TIME_NAMES = {"year", "years", "date", "datetime", "time", "timestamp", "period", "month", "ds"}
+# Besides the time names, the names of a column that counts rows rather than holding a series.
+COUNTER_NAMES = {"t", "step", "index", "idx", "n", "row", "#"}
 # How many leading lines of a file, or present cells of a column, decide what it holds.
 SNIFF = 20
 FILL_HINT = "fill the gaps (`fill` previous, linear or zero)"
@@ -209,7 +211,7 @@ def _value_columns(sheet: _Sheet, columns: list[str] | None, taken: set[int | No
     if columns is None:
         # An unnamed column is the row number pandas writes, not a series.
         chosen = [i for i, name in enumerate(sheet.header)
-                  if name and i not in taken and _mostly_numbers(sheet.present(i))]
+                  if name and i not in taken and _mostly_numbers(sheet.present(i)) and not _is_counter(sheet, i)]
     else:
         chosen = [sheet.column(name, "columns") for name in columns]
         if len(set(chosen)) < len(chosen):
@@ -219,6 +221,17 @@ def _value_columns(sheet: _Sheet, columns: list[str] | None, taken: set[int | No
     if not chosen:
         raise DataError(f"{sheet.label} has no column of numbers besides the time and id; its columns are {sheet.names()}")
     return chosen
+
+
+def _is_counter(sheet: _Sheet, index: int) -> bool:
+    """Whether a column numbers its rows (a time-like or index name over whole numbers counting up,
+    such as t = 1, 2, 3): an index like that is not a series."""
+    if not (_is_time_name(sheet.header[index]) or sheet.header[index].strip().lower() in COUNTER_NAMES):
+        return False
+    numbers = [_number(cell) for cell in sheet.present(index)]
+    if len(numbers) < 2 or any(n is None or n != int(n) for n in numbers):
+        return False
+    return bool(np.all(np.diff(numbers) > 0))
 
 
 def _sort(sheet: _Sheet, index: np.ndarray, times: np.ndarray, time_index: int, whose: str) -> np.ndarray:

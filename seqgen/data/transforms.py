@@ -52,6 +52,12 @@ def with_target(data: Dataset, target: str = "auto") -> Dataset:
         if target == "diff":
             raise UsageError("`target` diff is for a series that trends; the built-in sine waves do not")
         return data
+    if data.series is not None:
+        # Several series share one model, so one target for all: "auto" goes by the typical one.
+        shares = [trend_share(s["values"][:split]) for s, split in zip(data.series, data.splits)]
+        if target == "level" or (target == "auto" and float(np.median(shares)) <= TREND_SHARE):
+            return data
+        return differenced_each(data)
     if target == "level" or (target == "auto" and trend_share(_levels(data)[: data.splits[0]]) <= TREND_SHARE):
         return data
     return differenced(data)
@@ -72,6 +78,22 @@ def differenced(data: Dataset) -> Dataset:
     return replace(data, streams=[((steps - mean) / std).astype(np.float32)], splits=[split], mean=mean, std=std,
                    target="diff", levels=levels,
                    description=data.description + ", modelled by its differences (it trends)")
+
+
+def differenced_each(data: Dataset) -> Dataset:
+    """Several series as their first differences, each scaled by its own steps' mean and std."""
+    streams, splits, series = [], [], []
+    for entry, split in zip(data.series, data.splits):
+        steps = np.diff(entry["values"])
+        if len(steps) < 3 or steps[: split - 1].std() == 0:
+            raise DataError(f"{data.source.get('path', 'the data')}, series {entry['name']!r}: too short or too "
+                            "regular to model by its differences (give `target` level)")
+        mean, std = float(steps[: split - 1].mean()), float(steps[: split - 1].std())
+        streams.append(((steps - mean) / std).astype(np.float32))
+        splits.append(split - 1)
+        series.append({**entry, "mean": mean, "std": std})
+    return replace(data, streams=streams, splits=splits, series=series, target="diff",
+                   description=data.description + ", modelled by their differences (they trend)")
 
 
 def _levels(data: Dataset) -> np.ndarray:

@@ -14,7 +14,7 @@ from ..data import SCALE_PRIME, SineConfig, parse_numbers, sine_waves
 from ..data.tokenizers import UNKNOWN_POLICIES
 from ..errors import DataError, UsageError
 from ..model.heads import HEADS
-from .generator import Generator
+from .generator import Generator, series_entry
 from .sampling import SampleConfig, StopMatcher, sampling_config
 from . import state as state_files
 
@@ -35,7 +35,8 @@ def default_prime(ckpt: Checkpoint, seed: int | None = None, length: int = 100, 
         # One wave at a time from one generator: sample k's wave is the same whatever `count` is.
         waves = np.concatenate([sine_waves(1, length, config, rng) for _ in range(count)]).astype(np.float64)
         return waves[0] if count == 1 else waves
-    return np.asarray(data["prime"][-length:], dtype=np.float64)
+    entry = series_entry(ckpt)
+    return np.asarray((entry or data)["prime"][-length:], dtype=np.float64)
 
 
 def is_probabilistic(ckpt: Checkpoint) -> bool:

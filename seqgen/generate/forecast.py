@@ -20,7 +20,7 @@ import numpy as np
 from ..checkpoint import Checkpoint, load_checkpoint
 from ..errors import DataError, UsageError
 from .api import is_probabilistic
-from .generator import Generator
+from .generator import Generator, series_entry
 from .sampling import SampleConfig
 
 DEFAULT_QUANTILES = (0.1, 0.5, 0.9)
@@ -53,11 +53,13 @@ def check_quantiles(levels: Sequence[float]) -> tuple[float, ...]:
     return tuple(sorted(set(levels)))
 
 
-def forecast(checkpoint: str | Path | Checkpoint, history: Sequence[float], horizon: int, *, samples: int = 200,
-             quantiles: Sequence[float] = DEFAULT_QUANTILES, seed: int | None = None, backend: str = "auto",
-             noise: float | None = None) -> Forecast:
-    """Continue `history` (values in the data's units, oldest first) by `horizon` steps, `samples`
-    times. `noise` overrides a point model's path noise (see the module's docstring)."""
+def forecast(checkpoint: str | Path | Checkpoint, history: Sequence[float] | None, horizon: int, *,
+             samples: int = 200, quantiles: Sequence[float] = DEFAULT_QUANTILES, seed: int | None = None,
+             backend: str = "auto", noise: float | None = None, series: str | None = None) -> Forecast:
+    """Continue `history` (values in the data's units, oldest first; None: the end of the training
+    data) by `horizon` steps, `samples` times. A model of several series works in the scale of the
+    one named by `series`; given a history and no name, in the history's own scale (a series it
+    never saw). `noise` overrides a point model's path noise (see the module's docstring)."""
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     if ckpt.kind == "text":
         raise UsageError(f"{ckpt.path} is a text model; forecast continues numbers (use 'seqgen sample' for text)")
@@ -66,14 +68,19 @@ def forecast(checkpoint: str | Path | Checkpoint, history: Sequence[float], hori
     if samples < 1:
         raise UsageError(f"`samples` must be >= 1, got {samples}")
     levels = check_quantiles(quantiles)
+    entry = series_entry(ckpt, series)
+    if history is None:
+        history = (entry or ckpt.data)["prime"]
+    elif entry is not None and series is None:
+        entry = own_scaling(np.asarray(history, dtype=np.float64), ckpt.data.get("target", "level"))
     history = np.asarray(history, dtype=np.float64)
     if history.ndim != 1 or len(history) == 0:
         raise DataError("the history to forecast from is empty: give at least a few values")
     if not np.all(np.isfinite(history)):
         raise DataError("the history holds NaN or infinite values; fill or remove them first")
     if noise is None:
-        noise = 0.0 if is_probabilistic(ckpt) else validation_error(ckpt)
-    gen = Generator.from_checkpoint(ckpt, backend=backend, sampling=SampleConfig(noise=noise), seed=seed)
+        noise = 0.0 if is_probabilistic(ckpt) else validation_error(ckpt, entry)
+    gen = Generator.from_checkpoint(ckpt, backend=backend, sampling=SampleConfig(noise=noise), seed=seed, series=entry)
     gen.reset(samples)
     gen.feed_values(np.broadcast_to(history, (samples, len(history))))
     paths = np.empty((horizon, samples))
@@ -82,10 +89,20 @@ def forecast(checkpoint: str | Path | Checkpoint, history: Sequence[float], hori
     return Forecast(paths.T, levels, noise)
 
 
-def validation_error(ckpt: Checkpoint) -> float:
+def own_scaling(history: np.ndarray, target: str) -> dict:
+    """A series' scaling measured on its history (its steps', for a model of steps), as a model of
+    several series, each scaled by its own, expects."""
+    values = np.diff(history) if target == "diff" else history
+    if len(values) < 2 or values.std() == 0:
+        raise DataError("a model of several series scales a new one by its own history: give at least 3 values "
+                        "that are not all the same (or name a series the model knows)")
+    return {"mean": float(values.mean()), "std": float(values.std())}
+
+
+def validation_error(ckpt: Checkpoint, scaling: dict | None = None) -> float:
     """A series model's one-step validation error in the data's units (0 when the checkpoint does
     not say, as in one written before validation was recorded)."""
     mse = (ckpt.meta.get("progress") or {}).get("best_val_loss")
     if mse is None or not math.isfinite(mse):
         return 0.0
-    return math.sqrt(max(mse, 0.0)) * float(ckpt.data.get("std", 1.0))
+    return math.sqrt(max(mse, 0.0)) * float((scaling or ckpt.data).get("std", 1.0))

@@ -235,8 +235,11 @@ class Generator:
 
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Checkpoint, *, backend: str = "auto", device: str = "cpu",
-                        sampling: SampleConfig | None = None, seed: int | None = None) -> "Generator":
-        """Load a checkpoint into a generator on the NumPy backend (default on CPU) or torch."""
+                        sampling: SampleConfig | None = None, seed: int | None = None,
+                        series: str | dict | None = None) -> "Generator":
+        """Load a checkpoint into a generator on the NumPy backend (default on CPU) or torch. A model
+        of several series generates in the scale of the one named by `series` (default: the first),
+        or of a dict with its "mean" and "std"."""
         ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
         if backend not in BACKENDS:
             raise UsageError(f"`backend` must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -247,8 +250,9 @@ class Generator:
                 raise UsageError("`backend` numpy runs on the CPU; use `backend` torch for another `device`")
             model = NumpyModel(ckpt.weights, ckpt.model_config)
         data = ckpt.data
-        gen = cls(model, tokenizer=tokenizer_for(data) if ckpt.kind == "text" else None, mean=data.get("mean", 0.0), std=data.get("std", 1.0),
-                  sampling=sampling, seed=seed, target=data.get("target", "level"))
+        scaling = series if isinstance(series, dict) else series_entry(ckpt, series) or data
+        gen = cls(model, tokenizer=tokenizer_for(data) if ckpt.kind == "text" else None, mean=scaling.get("mean", 0.0),
+                  std=scaling.get("std", 1.0), sampling=sampling, seed=seed, target=data.get("target", "level"))
         gen.checkpoint_checksum = ckpt.meta.get("checksum")
         gen.scale_each = bool(data.get("source", {}).get("scale_each", False))
         gen.typical_scale = float(data.get("typical_scale", 1.0))
@@ -264,6 +268,23 @@ class Generator:
         # `unit` (data units per model unit) is worked out here, once, not on every step.
         self.scale = scale
         self.unit = self.std if scale is None else self.std * scale
+
+
+def series_entry(ckpt: Checkpoint, name: str | None = None) -> dict | None:
+    """What a model of several series stored about one of them (its scaling, end and last time):
+    the one named, or the first; None for a model of one series."""
+    entries = ckpt.data.get("series")
+    if not entries:
+        if name is not None and name != ckpt.data.get("source", {}).get("series", name):
+            raise DataError(f"{ckpt.path} was trained on one series, {ckpt.data['source']['series']!r}, not {name!r}")
+        return None
+    if name is None:
+        return entries[0]
+    for entry in entries:
+        if entry["name"] == name:
+            return entry
+    known = ", ".join(repr(e["name"]) for e in entries[:10])
+    raise DataError(f"{ckpt.path} knows no series {name!r}; its series are {known}")
 
 
 def torch_model_from_checkpoint(ckpt: Checkpoint, device: str = "cpu") -> TorchRunner:

@@ -74,7 +74,7 @@ def make_tracks(streams: list[np.ndarray], batch_size: int, window: int, label: 
     """Arrange the training streams as a (tracks, length) array of contiguous tracks.
 
     One stream is cut into `batch_size` tracks (fewer if it is too short to give each track one
-    window); several streams become one track each, cropped to the shortest.
+    window); several streams are cut into tracks as long as the shortest of them.
     """
     if len(streams) == 1:
         stream = streams[0]
@@ -90,7 +90,9 @@ def make_tracks(streams: list[np.ndarray], batch_size: int, window: int, label: 
     length = min(len(s) for s in streams)
     if length < window + 1:
         raise DataError(f"the training streams are {length} items long, shorter than `window` {window} plus one")
-    return np.stack([s[:length] for s in streams])
+    # Streams of other lengths (the series of a long table) give as many tracks of the shortest's
+    # length as they hold, so no stream is cut down to the shortest.
+    return np.concatenate([s[: len(s) // length * length].reshape(-1, length) for s in streams])
 
 
 class Schedule:
@@ -506,7 +508,11 @@ def data_meta(data: Dataset) -> dict:
             meta["typical_scale"] = data.typical_scale
         if data.target != "level":
             meta["target"] = data.target
-        if data.source.get("type") != "sine":
+        if data.series is not None:
+            # Each series' own scaling and end: a forecast of one of them continues from there.
+            meta["series"] = [{"name": e["name"], "mean": e["mean"], "std": e["std"], "last_time": e["last_time"],
+                               "prime": [float(v) for v in e["values"][-PRIME_KEEP:]]} for e in data.series]
+        elif data.source.get("type") != "sine":
             # The end of the data, validation tail included: a forecast with no prime continues
             # from the last value the user has, not from a point they already know the sequel of.
             values = data.levels if data.levels is not None else data.unscale(data.streams[0][-PRIME_KEEP:].astype(np.float64))

@@ -1,0 +1,111 @@
+"""Series as people export them: CSV files with a date column, several columns, long tables, gaps."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seqgen.data import load_data
+from seqgen.data.load import TableOptions
+from seqgen.train.trainer import make_tracks
+
+TINY = ["--steps", "30", "--hidden", "8", "--layers", "1", "--eval-every", "10", "--quiet"]
+
+
+def seqgen(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "seqgen", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "NO_COLOR": "1"}, timeout=120)
+
+
+def monthly(n: int, start_year: int = 2000) -> list[str]:
+    return [f"{start_year + m // 12}-{m % 12 + 1:02d}-01" for m in range(n)]
+
+
+def write(path: Path, header: str, rows: list[str]) -> Path:
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture
+def sales(tmp_path) -> Path:
+    """Two columns of monthly values with a date column: 2000-01 to 2009-12."""
+    rows = [f"{d},{50 + 10 * math.sin(m / 1.9):.3f},{200 + m + 5 * math.cos(m / 1.9):.3f}"
+            for m, d in enumerate(monthly(120))]
+    return write(tmp_path / "sales.csv", "date,shop,web", rows)
+
+
+def test_a_date_and_one_column_train_and_forecast_with_dates(tmp_path, sales):
+    assert seqgen("train", str(sales), "--columns", "shop", "--out", "shop.safetensors", *TINY, cwd=tmp_path).returncode == 0
+    result = seqgen("forecast", "shop.safetensors", "--horizon", "3", "--seed", "0", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "time,mean,q0.1,q0.5,q0.9"
+    assert [line.split(",")[0] for line in lines[1:]] == ["2010-01", "2010-02", "2010-03"]
+
+
+def test_several_columns_are_several_series_of_one_model(tmp_path, sales):
+    data = load_data(str(sales))
+    assert [s["name"] for s in data.series] == ["shop", "web"] and len(data.streams) == 2
+    # Each is scaled by its own training part: both streams are near zero mean and unit std.
+    for stream, split in zip(data.streams, data.splits):
+        assert abs(stream[:split].mean()) < 1e-5 and stream[:split].std() == pytest.approx(1, abs=1e-4)
+    assert seqgen("train", str(sales), "--out", "both.safetensors", "--target", "level", *TINY, cwd=tmp_path).returncode == 0
+    result = seqgen("forecast", "both.safetensors", str(sales), "--horizon", "2", "--format", "jsonl", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["series"], r["time"]) for r in rows] == [("shop", "2010-01"), ("shop", "2010-02"),
+                                                         ("web", "2010-01"), ("web", "2010-02")]
+    shop, web = rows[0]["mean"], rows[2]["mean"]
+    assert 20 < shop < 80 and 150 < web < 450  # each in its own series' range
+
+
+def test_a_long_table_trains_one_model_over_its_ids(tmp_path):
+    rows = [f"{d},north,{100 + 10 * math.sin(m / 2):.2f}" for m, d in enumerate(monthly(60))]
+    rows += [f"{d},south,{5 + math.sin(m / 2):.2f}" for m, d in enumerate(monthly(40, 2003))]
+    data = write(tmp_path / "long.csv", "month,store,sales", rows)
+    loaded = load_data(str(data), table=TableOptions(id_column="store"))
+    assert [s["name"] for s in loaded.series] == ["north", "south"]
+    assert [len(s) for s in loaded.streams] == [60, 40]
+    result = seqgen("train", str(data), "--id-column", "store", "--out", "long.safetensors", *TINY, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    result = seqgen("forecast", "long.safetensors", "--horizon", "1", "--series", "south", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    time, mean = result.stdout.splitlines()[1].split(",")[:2]
+    assert time == "2006-05-01" or time == "2006-05"
+    assert 2 < float(mean) < 8  # south's scale, not north's
+    wrong = seqgen("forecast", "long.safetensors", "--series", "west", cwd=tmp_path)
+    assert wrong.returncode == 1 and "'north', 'south'" in wrong.stderr
+
+
+def test_streams_of_different_lengths_all_give_tracks():
+    tracks = make_tracks([np.arange(30.0), np.arange(95.0)], batch_size=8, window=9)
+    assert tracks.shape == (1 + 3, 30)  # the longer stream gives three tracks of the shorter's length
+
+
+def test_a_missing_value_is_named_and_fill_fills_it(tmp_path):
+    rows = [f"{d},{'' if m == 7 else m % 12}" for m, d in enumerate(monthly(60))]
+    data = write(tmp_path / "gaps.csv", "date,value", rows)
+    refused = seqgen("train", str(data), *TINY, cwd=tmp_path)
+    assert refused.returncode == 1 and "line 9" in refused.stderr and "--fill" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    filled = seqgen("train", str(data), "--fill", "linear", "--out", "gaps.safetensors", *TINY, cwd=tmp_path)
+    assert filled.returncode == 0, filled.stderr
+    values = load_data(str(data), table=TableOptions(fill="linear")).unscale(
+        load_data(str(data), table=TableOptions(fill="linear")).streams[0].astype(float))
+    assert values[7] == pytest.approx(7, abs=1e-3)  # between 6 and 8
+
+
+def test_a_bad_date_names_its_line(tmp_path):
+    rows = monthly(30)
+    rows[12] = "2001-13-01"
+    data = write(tmp_path / "bad.csv", "date,value", [f"{d},{i}" for i, d in enumerate(rows)])
+    result = seqgen("train", str(data), *TINY, cwd=tmp_path)
+    assert result.returncode == 1 and "line 14" in result.stderr and "2001-13-01" in result.stderr
+    assert "Traceback" not in result.stderr
