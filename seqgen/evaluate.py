@@ -19,6 +19,7 @@ import numpy as np
 from .checkpoint import Checkpoint, load_checkpoint
 from .config import from_dict
 from .data import Dataset, SineConfig, load_data, sine_waves
+from .data.load import TableOptions
 from .errors import DataError, UsageError
 
 PRIME_STEPS = 100
@@ -174,8 +175,8 @@ def evaluate_series(checkpoint: str | Path | Checkpoint, data: str | Path | None
     else:
         path = resolve_data(ckpt, data)
         fraction = val_fraction if val_fraction is not None else checkpoint_val_fraction(ckpt)
-        dataset = load_data(path, kind="series", val_fraction=fraction)
-        values = dataset.unscale(dataset.streams[0].astype(np.float64))
+        dataset = load_data(path, kind="series", val_fraction=fraction, table=TableOptions.from_source(source))
+        values = dataset.series[0]["values"] if dataset.series else dataset.unscale(dataset.streams[0].astype(np.float64))
         split = dataset.splits[0]
         if len(values) - split < 1:
             raise DataError(f"{path}: the validation tail is empty")
@@ -186,8 +187,86 @@ def evaluate_series(checkpoint: str | Path | Checkpoint, data: str | Path | None
     return result
 
 
+# Backtest defaults: forecast origins over the validation tail, and the interval scored.
+BACKTEST_ORIGINS = 5
+BACKTEST_LEVEL = 0.8
+METRICS = ("mae", "rmse", "mase", "crps", "coverage")
+
+
+@dataclass
+class Backtest:
+    """A rolling-origin backtest of a series model: forecasts of `horizon` steps from `origins`
+    points in the validation tail of each series, scored against what followed; the mean of each
+    metric over every origin and series, for seqgen and for the seasonal naive forecast made from
+    the same origins. `season` is the one MASE and the naive forecast use."""
+
+    checkpoint: str
+    data: str
+    horizon: int
+    origins: int
+    season: int
+    samples: int
+    series: list[str]
+    seqgen: dict[str, float]
+    seasonal_naive: dict[str, float]
+    seconds: float
+    kind: str = "backtest"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None, *, horizon: int | None = None,
+             origins: int = BACKTEST_ORIGINS, season: int | None = None, samples: int = 200, seed: int = 0,
+             val_fraction: float | None = None, backend: str = "auto") -> Backtest:
+    """Forecast each series of `data` (default: the checkpoint's training file) from `origins`
+    evenly spaced points of its validation tail, `samples` paths each, and score them: MAE, RMSE,
+    MASE (against the in-sample seasonal naive error of the history before each origin), CRPS and
+    the coverage of the central 80% interval. `season` defaults to the one detected in the
+    training part (1 when there is none), `horizon` to that season (8 steps without one), cut to
+    half the validation tail. `origins` in the result counts the forecasts made over all series."""
+    from .generate.forecast import forecast
+    from .metrics import backtest_origins, detect_season, score, seasonal_naive
+
+    ckpt = _load(checkpoint)
+    source = ckpt.data.get("source", {})
+    if ckpt.kind == "text" or source.get("type") == "sine":
+        raise UsageError(f"{ckpt.path}: a backtest forecasts a series a model was trained on; this one is "
+                         f"{'text' if ckpt.kind == 'text' else 'built-in sine waves'}")
+    path = resolve_data(ckpt, data)
+    fraction = val_fraction if val_fraction is not None else checkpoint_val_fraction(ckpt)
+    dataset = load_data(path, kind="series", val_fraction=fraction, table=TableOptions.from_source(source))
+    named = dataset.series or [{"name": None, "values": dataset.unscale(dataset.streams[0].astype(np.float64))}]
+    first = min(dataset.splits)
+    if season is None:
+        season = detect_season(named[0]["values"][:first])
+    if season < 1:
+        raise UsageError(f"`season` must be >= 1, got {season}")
+    if horizon is None:
+        # At most half the shortest tail, so that several origins fit in it.
+        tail = min(len(e["values"]) - s for e, s in zip(named, dataset.splits))
+        horizon = max(1, min(season if season > 1 else 8, tail // 2))
+    if horizon < 1:
+        raise UsageError(f"`horizon` must be >= 1, got {horizon}")
+    known = {e["name"] for e in ckpt.data.get("series") or []}
+    started = time.perf_counter()
+    ours, naive = [], []
+    for entry, split in zip(named, dataset.splits):
+        values = entry["values"]
+        for origin in backtest_origins(len(values), horizon, origins, split):
+            history, truth = values[:origin], values[origin : origin + horizon]
+            made = forecast(ckpt, history, horizon, samples=samples, seed=seed + origin, backend=backend,
+                            series=entry["name"] if entry["name"] in known else None)
+            ours.append(score(truth, made.paths, history, season, BACKTEST_LEVEL))
+            naive.append(score(truth, seasonal_naive(history, horizon, season), history, season, BACKTEST_LEVEL))
+    mean = lambda scores: {k: float(np.mean([s[k] for s in scores])) for k in METRICS}
+    return Backtest(str(ckpt.path), path, horizon, len(ours), season, samples,
+                    [e["name"] for e in named if e["name"] is not None], mean(ours), mean(naive),
+                    time.perf_counter() - started)
+
+
 def _load(checkpoint: str | Path | Checkpoint) -> Checkpoint:
     return checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
 
 
-__all__ = ["FreeRunEval", "TextEval", "evaluate_series", "evaluate_text", "free_run_rmse"]
+__all__ = ["Backtest", "FreeRunEval", "TextEval", "backtest", "evaluate_series", "evaluate_text", "free_run_rmse"]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from seqgen import DataError, Generator, UsageError, load_checkpoint, load_data
+from seqgen import DataError, Generator, ModelConfig, TrainConfig, Trainer, UsageError, load_checkpoint, load_data
 from seqgen.cli import app
 from seqgen.evaluate import evaluate_series, evaluate_text, free_run_rmse
 
@@ -121,3 +121,36 @@ def test_the_worst_stream_is_reported_beside_the_mean():
     result = free_run_rmse(Generator(Echo()), np.repeat(level, 100, axis=1), truth, horizons=(100,))
     assert result.rmse_worst[100] == pytest.approx(0.3)
     assert result.rmse[100] == pytest.approx(np.sqrt(0.3**2 / 2))
+
+
+def test_a_series_backtest_scores_seqgen_beside_the_seasonal_naive_forecast(tmp_path):
+    from seqgen.evaluate import backtest
+    from seqgen.metrics import backtest_origins, mae, seasonal_naive
+
+    values = 10 + np.sin(2 * np.pi * np.arange(240) / 12) + np.random.default_rng(0).normal(0, 0.1, 240)
+    data = tmp_path / "monthly.txt"
+    data.write_text("\n".join(f"{v:.5f}" for v in values))
+    out = tmp_path / "m.safetensors"
+    Trainer(load_data(str(data)), ModelConfig(hidden=16, layers=1, head="gaussian"),
+            TrainConfig(batch_size=4, window=24, steps=150, eval_every=50, lr=1e-2), out).run()
+    result = backtest(out, origins=4)
+    assert result.season == 12 and result.horizon == 12 and result.origins == 4  # a 24-value tail: half of it
+    stored = np.array([float(line) for line in data.read_text().split()])
+    expected = np.mean([mae(stored[o:o + 12], seasonal_naive(stored[:o], 12, 12))
+                        for o in backtest_origins(240, 12, 4, 216)])
+    assert result.seasonal_naive["mae"] == pytest.approx(expected)
+    assert result.seasonal_naive["crps"] == pytest.approx(expected)  # a point forecast's CRPS is its MAE
+    assert 0 <= result.seqgen["coverage"] <= 1 and result.seqgen["crps"] <= result.seqgen["mae"]
+    assert result.seqgen["mase"] < 2  # a cycle this clean is forecast about as well as its own last cycle
+
+
+def test_eval_of_a_series_prints_the_backtest_and_puts_it_in_json(tmp_path, series_file):
+    out = tmp_path / "s.safetensors"
+    Trainer(load_data(str(series_file)), ModelConfig(hidden=8, layers=1),
+            TrainConfig(batch_size=4, window=32, steps=20, eval_every=10), out).run()
+    result = CliRunner().invoke(app, ["eval", str(out), "--json", "--horizon", "5", "--origins", "3", "--season", "1"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures["backtest"]["horizon"] == 5 and figures["backtest"]["origins"] == 3
+    assert set(figures["backtest"]["seqgen"]) == {"mae", "rmse", "mase", "crps", "coverage"}
+    assert "seasonal naive" in result.stderr

@@ -23,9 +23,14 @@ def eval_command(
     encoding: str = typer.Option("utf-8", help="Text encoding of DATA."),
     backend: str = typer.Option("auto", help="Continuous: auto (NumPy on CPU), numpy or torch."),
     device: str = typer.Option("cpu", help="Device for torch: cpu, cuda, mps or auto (the first available of those)."),
+    horizon: Optional[int] = typer.Option(None, help="Series: steps forecast from each backtest origin. \\[default: the season, or 8 without one]"),
+    origins: int = typer.Option(5, help="Series: forecast origins spread over the validation tail."),
+    season: Optional[int] = typer.Option(None, help="Series: the seasonal period for MASE and the seasonal naive forecast. \\[default: detected from the training part]"),
+    samples: int = typer.Option(200, help="Series: sample paths per forecast."),
     json_out: bool = typer.Option(False, "--json", help="Print the figures as one JSON object on stdout."),
 ) -> None:
-    """Measure a checkpoint: text validation loss, or continuous free-running error."""
+    """Measure a checkpoint: text validation loss; continuous free-running error, and for a
+    series a rolling-origin backtest of its forecasts beside the seasonal naive forecast."""
     from ..checkpoint import load_checkpoint
     from ..evaluate import HORIZONS, LONG_HORIZONS, evaluate_series, evaluate_text
 
@@ -52,8 +57,32 @@ def eval_command(
             say(f"  RMSE over {steps:>6,} steps  {rmse:.4f}  (worst stream {result.rmse_worst[steps]:.4f})")
         say(f"  generated / true amplitude  {result.amplitude_ratio:.3f} "
             f"(range {result.amplitude_ratio_min:.3f}-{result.amplitude_ratio_max:.3f})")
+    figures = result.to_dict()
+    if ckpt.kind != "text" and result.source["type"] == "file":
+        from ..evaluate import backtest
+
+        tested = backtest(ckpt, data, horizon=horizon, origins=origins, season=season, samples=samples,
+                          val_fraction=val_fraction, backend=backend)
+        _show_backtest(tested, season is None)
+        figures["backtest"] = tested.to_dict()
     if json_out:
-        print(json.dumps(result.to_dict()))
+        print(json.dumps(figures))
+
+
+def _show_backtest(tested, detected: bool) -> None:
+    from rich.table import Table
+
+    note = " (detected)" if detected else ""
+    several = f" of {len(tested.series)} series" if len(tested.series) > 1 else ""
+    say(f"backtest: {tested.origins} forecasts from origins in the validation tail{several}, {tested.horizon} steps "
+        f"each, {tested.samples} paths; season {tested.season}{note}:")
+    table = Table(box=None, padding=(0, 2))
+    for column in ("", "MAE", "RMSE", "MASE", "CRPS", "80% interval covers"):
+        table.add_column(column, justify="left" if not column else "right")
+    for name, scores in (("seqgen", tested.seqgen), ("seasonal naive", tested.seasonal_naive)):
+        cover = "-" if scores["coverage"] != scores["coverage"] else f"{scores['coverage']:.0%}"
+        table.add_row(f"  {name}", *(f"{scores[k]:.4g}" for k in ("mae", "rmse", "mase", "crps")), cover)
+    console.print(table)
 
 
 @app.command()

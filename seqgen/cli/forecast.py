@@ -104,9 +104,9 @@ def _histories(ckpt, data: Optional[str], only: Optional[str]):
     raw, label, suffix = _read_data(data)
     text = None if suffix.lower() == ".npy" else _decode(raw, label)
     if text is not None and looks_like_table(text):
-        from .train import stored_table_options
+        from ..data.load import TableOptions
 
-        table = stored_table_options(source).read(text, label)
+        table = TableOptions.from_source(source).read(text, label)
         rows = [(name, values, None if table.times is None else str(times[-1]))
                 for name, values, times in zip(table.names, table.series, table.times or [None] * len(table.names))]
         if only is not None:

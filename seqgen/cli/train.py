@@ -139,6 +139,7 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
     """The dataset and the configurations of a run: options given, else the checkpoint's, else the defaults."""
     from ..config import TrainConfig, defaults_for, fitted_window, from_dict
     from ..data import SineConfig, load_data
+    from ..data.load import TableOptions
     from ..data.transforms import with_target
 
     if data is None and checkpoint is not None:
@@ -155,7 +156,7 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
         else:
             sine = replace(sine, scale_each=stored["scale_each"])
     if checkpoint and not table.given and "columns" in checkpoint.data.get("source", {}):
-        table = stored_table_options(checkpoint.data["source"])  # a resumed run reads its table as it began
+        table = TableOptions.from_source(checkpoint.data["source"])  # a resumed run reads its table as it began
     dataset = load_data(data, kind=kind, encoding=encoding, val_fraction=val_fraction, sine=sine, seed=data_seed,
                         cache_dir=cache_dir, table=table)
     if target is not None and dataset.kind == "text":
@@ -192,14 +193,6 @@ def _names(text: Optional[str]) -> Optional[list[str]]:
     if not names:
         raise UsageError("--columns: give the names of one or more columns, separated by commas")
     return names
-
-
-def stored_table_options(source: dict):
-    """How a run's CSV table was read, from its checkpoint's source."""
-    from ..data.load import TableOptions
-
-    return TableOptions(source.get("time_column"), source.get("columns"), source.get("id_column"),
-                        source.get("fill", "error"))
 
 
 def data_size(dataset) -> int:

@@ -65,6 +65,11 @@ class TableOptions:
     id_column: str | None = None
     fill: str = "error"
 
+    @classmethod
+    def from_source(cls, source: dict) -> "TableOptions":
+        """How a checkpoint's training table was read, from its data source (defaults otherwise)."""
+        return cls(source.get("time_column"), source.get("columns"), source.get("id_column"), source.get("fill", "error"))
+
     @property
     def given(self) -> bool:
         return any(v is not None for v in (self.time_column, self.columns, self.id_column)) or self.fill != "error"

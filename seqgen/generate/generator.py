@@ -79,6 +79,9 @@ class Generator:
         self.rng = np.random.default_rng(seed)
         self._last_choice: tuple[np.ndarray, np.ndarray] | None = None
         self.checkpoint_checksum: str | None = None  # set by from_checkpoint; ties saved states to their model
+        # A likelihood head's spread is widened by this factor: how far its errors on validation
+        # data exceeded the spread it predicted there (see train/trainer.validation_pass).
+        self.spread_scale = 1.0
         # Series models trained with each stream divided by its own size (SineConfig.scale_each)
         # divide each stream by its prime's size the same way; `scale` holds those sizes.
         self.scale_each, self.typical_scale = False, 1.0
@@ -137,7 +140,7 @@ class Generator:
             x = items
         else:
             # A likelihood head is sampled at the temperature's spread; greedy feeds back its mean.
-            spread = 0.0 if self.sampling.greedy else self.sampling.temperature
+            spread = 0.0 if self.sampling.greedy else self.sampling.temperature * self.spread_scale
             x = self.head.draw(self.last_output, self.rng, self.sampling.noise / self.unit, spread)
             items = self.to_values(x)
             if self.level is not None:
@@ -254,6 +257,9 @@ class Generator:
         gen = cls(model, tokenizer=tokenizer_for(data) if ckpt.kind == "text" else None, mean=scaling.get("mean", 0.0),
                   std=scaling.get("std", 1.0), sampling=sampling, seed=seed, target=data.get("target", "level"))
         gen.checkpoint_checksum = ckpt.meta.get("checksum")
+        # Only ever widened: a spread fitted on the training data can be too narrow for new data,
+        # and a validation tail of a few values is too little to make it narrower with confidence.
+        gen.spread_scale = max(1.0, float((ckpt.meta.get("progress") or {}).get("spread_ratio") or 1.0))
         gen.scale_each = bool(data.get("source", {}).get("scale_each", False))
         gen.typical_scale = float(data.get("typical_scale", 1.0))
         return gen

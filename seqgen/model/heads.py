@@ -159,6 +159,10 @@ class GaussianHead(PointHead):
 
         return F.softplus(output[..., 1]) + MIN_SPREAD
 
+    def variance(self, output):
+        """The variance of the predicted distribution (torch)."""
+        return self._sigma_torch(output) ** 2
+
     def loss(self, prediction, target, mask=None):
         import torch
 
@@ -183,6 +187,12 @@ class StudentTHead(GaussianHead):
 
     name = "studentt"
     size = 3
+
+    def variance(self, output):
+        import torch.nn.functional as F
+
+        df = 2.0 + F.softplus(output[..., 2])
+        return self._sigma_torch(output) ** 2 * df / (df - 2).clamp_min(1e-3)
 
     def loss(self, prediction, target, mask=None):
         import torch

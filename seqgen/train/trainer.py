@@ -161,6 +161,9 @@ class Trainer:
         self.best_weights: dict[str, np.ndarray] | None = None
         self.state: State | None = None
         self.head_state = None  # the output head's own state per track (OscillatorHead's sums)
+        # A likelihood head's error over its predicted spread on validation data (see validation_pass).
+        self.last_spread: float | None = None
+        self.best_spread: float | None = None
         self.last_loss: float | None = None
         self.loss_average: float | None = None  # smoothed training loss
         self.average_at_best: float | None = None
@@ -285,8 +288,9 @@ class Trainer:
         pieces = VAL_PIECES if self.data.kind == "text" else 1
         if not self.group.is_main:
             return self.group.broadcast(0.0)
-        return self.group.broadcast(evaluate_loss(self.model, self.data, self.config.window, self.device, pieces,
-                                                  head=self.head))
+        loss, self.last_spread = validation_pass(self.model, self.data, self.config.window, self.device, pieces,
+                                                 head=self.head)
+        return self.group.broadcast(loss)
 
     # --- the run --------------------------------------------------------------------------
     def run(self, on_event: EventHandler | None = None, should_stop: Callable[[], bool] = lambda: False) -> TrainResult:
@@ -406,6 +410,7 @@ class Trainer:
             self.best_val, self.best_step = val, self.step
             self.best_weights = self.weights()
             self.average_at_best = self.loss_average
+            self.best_spread = self.last_spread
         record = {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4),
                   "elapsed": round(self.elapsed, 3), "val_loss": val, "best_val_loss": self.best_val,
                   "lr": self.optimizer.param_groups[0]["lr"], "train_loss": self.last_loss}
@@ -452,7 +457,7 @@ class Trainer:
                          "best_step": self.best_step, "parameters": parameter_count(self.model),
                          "lr_scale": self.lr_scale, "rollbacks": self.rollbacks,
                          "loss_average": self.loss_average, "average_at_best": self.average_at_best,
-                         "processes": self.group.world},
+                         "processes": self.group.world, "spread_ratio": self.best_spread},
             "optimizer": {"param_groups": self.optimizer.state_dict()["param_groups"]},
             "torch_version": torch.__version__,
         }
@@ -468,6 +473,7 @@ class Trainer:
         self.items_seen, self.best_val, self.best_step = progress["items_seen"], progress["best_val_loss"], progress["best_step"]
         self.lr_scale, self.rollbacks = progress.get("lr_scale", 1.0), progress.get("rollbacks", 0)
         self.loss_average, self.average_at_best = progress.get("loss_average"), progress.get("average_at_best")
+        self.best_spread = progress.get("spread_ratio")
         rows = slice(self.first_row, self.first_row + self.rows)
         states = [torch.from_numpy(training[f"state.{i}"][:, rows].copy()).to(self.device)
                   for i in range(2) if f"state.{i}" in training]
@@ -548,8 +554,17 @@ def evaluate_loss(model: SeqModel, data: Dataset, warmup: int, device: torch.dev
     more, a tail is cut into that many contiguous pieces run side by side, each with its state
     warmed up on the `warmup` items before it: nearly the same figure, many times faster.
     """
+    return validation_pass(model, data, warmup, device, pieces, chunk, head)[0]
+
+
+@torch.no_grad()
+def validation_pass(model: SeqModel, data: Dataset, warmup: int, device: torch.device | str = "cpu",
+                    pieces: int = 1, chunk: int = 4096, head=None) -> tuple[float, float | None]:
+    """`evaluate_loss`, and for a likelihood head the root mean of each squared error over the
+    variance it predicted: how much wider (above 1) or narrower its spread should be on data it
+    was not trained on (None for other models)."""
     model.eval()
-    total, count = 0.0, 0
+    total, count, spread = 0.0, 0, 0.0
     dtype = np.int64 if data.kind == "text" else np.float32
     for rows, skip in _val_batches(data, warmup, pieces):
         state = None
@@ -570,9 +585,13 @@ def evaluate_loss(model: SeqModel, data: Dataset, warmup: int, device: torch.dev
             else:
                 # The squared error of the point prediction for every head, so that validation
                 # figures compare across heads (a likelihood's value is not an error).
-                total += F.mse_loss(head.mean(part_out) if head else part_out, part_y, reduction="sum").item()
+                error = (head.mean(part_out) if head else part_out) - part_y
+                total += (error * error).sum().item()
+                if head is not None and head.probabilistic:
+                    spread += (error * error / head.variance(part_out)).sum().item()
             count += part_y.numel()
-    return total / max(count, 1)
+    ratio = math.sqrt(spread / max(count, 1)) if head is not None and head.probabilistic else None
+    return total / max(count, 1), ratio
 
 
 def _val_batches(data: Dataset, warmup: int, pieces: int) -> Iterator[tuple[list[np.ndarray], int]]:
