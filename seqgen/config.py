@@ -91,10 +91,15 @@ class TrainConfig:
 SMALL_TEXT, MEDIUM_TEXT = 20_000, 200_000
 
 
+# Series shorter than this (values) are validated more often (see defaults_for).
+SHORT_SERIES = 2_000
+
+
 def defaults_for(kind: str, size: int | None = None, sine: bool = False) -> tuple[ModelConfig, TrainConfig]:
     """The default model and training settings for "text" or "series" data, or for the built-in
     `sine` waves (chosen by measurement; see docs/experiments.md). For text, `size` (its length in
-    characters, if known) scales a small text's defaults down; a series' defaults do not depend on it."""
+    characters, if known) scales a small text's defaults down; a short series' (in values) is
+    validated more often."""
     if kind == "text":
         if size is not None and size < SMALL_TEXT:
             return (ModelConfig(cell="gru", layers=1, hidden=128, embed=64, dropout=0.0),
@@ -110,7 +115,13 @@ def defaults_for(kind: str, size: int | None = None, sine: bool = False) -> tupl
         # The oscillator head holds a sine's period from its prime (model/heads.py). Its recurrence
         # reads the fed-back values themselves, so no input noise: noise would bias the fit.
         return ModelConfig(cell="lstm", layers=2, hidden=64, head="oscillator"), replace(train, input_noise=0.0)
-    return ModelConfig(cell="lstm", layers=2, hidden=64), train
+    if size is not None and size < SHORT_SERIES:
+        # A short series is learnt by heart within a few hundred steps (each step is about an
+        # epoch); validating every 20 lets early stopping catch the best of them.
+        train = replace(train, eval_every=20)
+    # A Gaussian head: forecasts with intervals, and on the benchmark's real series a lower mean
+    # MASE than the point head (docs/results.md).
+    return ModelConfig(cell="lstm", layers=2, hidden=64, head="gaussian"), train
 
 
 def from_dict(cls, values: dict):

@@ -116,7 +116,7 @@ def test_help_shows_the_data_dependent_defaults():
     result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
     assert "[default: text gru, series lstm]" in result.stdout
     result = CliRunner().invoke(app, ["sample", "--help"], env={"COLUMNS": "200"})
-    assert "[default: text 1.0, continuous 0]" in result.stdout
+    assert "[default: 1.0; a point model 0]" in result.stdout
 
 
 def test_training_never_overwrites_a_checkpoint_by_accident(tmp_path, text_file):
@@ -172,7 +172,7 @@ def test_a_run_that_overfits_says_it_stopped_early(tmp_path):
 
     walk = np.cumsum(np.random.default_rng(0).normal(size=300))
     (tmp_path / "walk.txt").write_text("".join(f"{v:.5f}\n" for v in walk))
-    result = run("train", "walk.txt", "--batch-size", "8", "--window", "30", "--steps", "3000", "--eval-every", "20",
+    result = run("train", "walk.txt", "--head", "point", "--batch-size", "8", "--window", "30", "--steps", "3000", "--eval-every", "20",
                  "--lr", "0.01", "--log-every", "1000", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "stopped early" in result.stderr and "the checkpoint holds the best weights" in result.stderr

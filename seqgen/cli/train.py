@@ -31,7 +31,7 @@ def train(
     encoding: str = typer.Option("utf-8", help="Text encoding of DATA (for example latin-1).", rich_help_panel=DATA_PANEL),
     val_fraction: float = typer.Option(0.1, help="Fraction at the end of each source kept for validation.", rich_help_panel=DATA_PANEL),
     cache_dir: Optional[Path] = typer.Option(None, help="Folder for the decoded copy of DATA (token ids or values), reused while DATA is unchanged. \\[default: $XDG_CACHE_HOME/seqgen or ~/.cache/seqgen]", rich_help_panel=DATA_PANEL),
-    head: Optional[str] = typer.Option(None, help="Series: what the output is: point (the next value) or oscillator (an order-2 recurrence fitted to everything the stream has shown, which holds a sine's period, plus the network's correction of its coefficient). \\[default: sine oscillator, a file point]", rich_help_panel=MODEL_PANEL),
+    head: Optional[str] = typer.Option(None, help="Series: what the output is: gaussian or studentt (a distribution of the next value, trained by its likelihood and sampled from: forecasts with intervals), point (the next value itself) or oscillator (an order-2 recurrence fitted to everything the stream has shown, which holds a sine's period, plus the network's correction of its coefficient). \\[default: sine oscillator, a file gaussian]", rich_help_panel=MODEL_PANEL),
     cell: Optional[str] = typer.Option(None, help="Recurrent cell: lstm, gru or rnn. \\[default: text gru, series lstm]", rich_help_panel=MODEL_PANEL),
     layers: Optional[int] = typer.Option(None, help="Stacked recurrent layers. \\[default: 2; a text under 20,000 characters 1]", rich_help_panel=MODEL_PANEL),
     hidden: Optional[int] = typer.Option(None, help="Units per layer. \\[default: text 384 (under 200,000 characters 128), series 64]", rich_help_panel=MODEL_PANEL),
@@ -52,7 +52,7 @@ def train(
     steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps. \\[default: series 2500]", rich_help_panel=LIMITS_PANEL),
     epochs: Optional[float] = typer.Option(None, help="Stop after this many passes over the data.", rich_help_panel=LIMITS_PANEL),
     max_time: Optional[str] = typer.Option(None, help="Stop after this long, e.g. 90s, 5m, 1h. \\[default: text 5m (under 200,000 characters 2m, under 20,000 1m), series 50s]", rich_help_panel=LIMITS_PANEL),
-    eval_every: Optional[int] = typer.Option(None, help="Validate and save every N steps. \\[default: text 200 (under 200,000 characters 50, under 20,000 20), series 100]", rich_help_panel=LIMITS_PANEL),
+    eval_every: Optional[int] = typer.Option(None, help="Validate and save every N steps. \\[default: text 200 (under 200,000 characters 50, under 20,000 20), series 100 (under 2,000 values 20)]", rich_help_panel=LIMITS_PANEL),
     patience: Optional[int] = typer.Option(None, help="Stop early once the validation loss has stayed clearly above its best for this many evaluations in a row (0: never). \\[default: 5]", rich_help_panel=LIMITS_PANEL),
     seed: Optional[int] = typer.Option(None, callback=check_seed, help="Random seed; the same seed gives the same weights on CPU. \\[default: 0]", rich_help_panel=TRAINING_PANEL),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps. \\[default: auto]", rich_help_panel=TRAINING_PANEL),
@@ -205,7 +205,7 @@ def _sized_note(dataset, model_config, train_config) -> Optional[str]:
     from ..config import defaults_for
 
     size = data_size(dataset)
-    if defaults_for(dataset.kind, size=size) == defaults_for(dataset.kind):
+    if dataset.kind != "text" or defaults_for(dataset.kind, size=size) == defaults_for(dataset.kind):
         return None
     m, t = model_config, train_config
     limit = f"at most {t.max_time:g}s" if t.max_time else "at its limit"
