@@ -157,3 +157,16 @@ def seqgen(*args: str) -> subprocess.CompletedProcess:
 def test_library_forecast_checks_its_arguments(models):
     with pytest.raises(UsageError, match="`samples` must be >= 1"):
         forecast(models["point"], [1.0, 2.0, 3.0], 3, samples=0)
+
+
+@pytest.mark.parametrize("head", ["gaussian", "point"])
+def test_a_forked_stream_goes_on_as_streams_fed_the_history_each(models, head):
+    history = noisy_cycle(seed=4)[:80]
+    forked = Generator.from_checkpoint(models[head], sampling=SampleConfig(greedy=head != "point"))
+    forked.feed(history)
+    forked.fork(3)
+    batched = Generator.from_checkpoint(models[head], sampling=SampleConfig(greedy=head != "point"))
+    batched.reset(3)
+    batched.feed(history)
+    assert forked.batch_size == 3
+    np.testing.assert_allclose(np.array(list(forked.generate(5))), np.array(list(batched.generate(5))), rtol=1e-5)

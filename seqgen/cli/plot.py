@@ -123,17 +123,19 @@ def fan_chart(history: np.ndarray, low: np.ndarray, middle: np.ndarray, high: np
     columns = min(columns, total)
     edges = np.linspace(0, total, columns + 1).astype(int)
     grid = [[(" ", None)] * columns for _ in range(height)]
+    line = np.concatenate([history, middle])
     for c in range(columns):
         lo_i, hi_i = edges[c], max(edges[c + 1], edges[c] + 1)
+        # Each column reaches back to the value before it, so the line is drawn unbroken.
+        chunk = line[max(lo_i - 1, 0):hi_i]
         if lo_i < len(history):
-            chunk = history[lo_i:min(hi_i, len(history))]
             for r in range(row(chunk.max()), row(chunk.min()) + 1):
                 grid[r][c] = (PRIME_MARK, "blue")
             continue
         part = slice(lo_i - len(history), hi_i - len(history))
         for r in range(row(high[part].max()), row(low[part].min()) + 1):
             grid[r][c] = (BAND_MARK, "green")
-        for r in range(row(middle[part].max()), row(middle[part].min()) + 1):
+        for r in range(row(chunk.max()), row(chunk.min()) + 1):
             grid[r][c] = (MIDDLE_MARK, "bold green")
     labels = [f"{top:.3g}", f"{bottom:.3g}"]
     pad = max(map(len, labels))

@@ -1,7 +1,8 @@
 """`forecast`: many sampled futures of a series at once, summarised as a mean and quantiles.
 
-Every sample path is one stream of one batched Generator: the history is fed once to all of them,
-then each step draws one value per stream and feeds it back, so 200 paths of length H cost H
+Every sample path is one stream of one batched Generator: the history is fed once, to one
+stream, whose state is then copied to every path (`Generator.fork`); each step draws one value
+per stream and feeds it back, so 200 paths of length H cost one pass over the history and H
 batched steps. A likelihood head's paths come from the distribution it predicts at each step. A
 point model predicts no spread of its own, so its paths get Gaussian noise the size of its
 one-step validation error (the square root of its validation MSE): an honest spread for the
@@ -81,8 +82,9 @@ def forecast(checkpoint: str | Path | Checkpoint, history: Sequence[float] | Non
     if noise is None:
         noise = 0.0 if is_probabilistic(ckpt) else validation_error(ckpt, entry)
     gen = Generator.from_checkpoint(ckpt, backend=backend, sampling=SampleConfig(noise=noise), seed=seed, series=entry)
-    gen.reset(samples)
-    gen.feed_values(np.broadcast_to(history, (samples, len(history))))
+    gen.reset(1)
+    gen.feed_values(history[None, :])
+    gen.fork(samples)
     paths = np.empty((horizon, samples))
     for t in range(horizon):
         paths[t] = gen.step()

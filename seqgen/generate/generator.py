@@ -196,6 +196,20 @@ class Generator:
             self.head_state = ({k: np.array(v, dtype=np.float64) for k, v in saved.items()} if saved
                                else self.head.init_state(self.batch_size))
 
+    def fork(self, n: int) -> None:
+        """Turn the one stream fed so far into `n` identical streams, each going on on its own:
+        a history is fed once, not once per sample path."""
+        if self.batch_size != 1 or self.last_output is None:
+            raise UsageError("fork a generator that has one stream with a prime fed to it")
+        snap = self.snapshot()
+        snap["state"] = [np.repeat(a, n, axis=1) for a in snap["state"]]  # (layers, batch, hidden)
+        for key in ("last_output", "scale", "level"):
+            if key in snap:
+                snap[key] = np.repeat(snap[key], n, axis=0)
+        if "head" in snap:
+            snap["head"] = {k: np.repeat(v, n, axis=0) for k, v in snap["head"].items()}
+        self.restore(snap)
+
     # --- text helpers -------------------------------------------------------------------
     def encode(self, text: str) -> np.ndarray:
         if not self.is_text:
