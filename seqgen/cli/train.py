@@ -312,8 +312,13 @@ def _run_training(dataset, model_config, train_config, out: Path, checkpoint, qu
         raise typer.Exit(128 + signum)
 
 
+# Off a terminal, an evaluation line at most this often (training seconds): a short series is
+# validated every 20 steps, a line each would be a hundred lines in ten seconds.
+EVAL_LINE_SECONDS = 5.0
+
+
 class TrainDisplay:
-    """Live progress on stderr (a bar on a terminal, a line per evaluation otherwise)."""
+    """Live progress on stderr (a bar on a terminal, a line per evaluation, at most every EVAL_LINE_SECONDS, otherwise)."""
 
     def __init__(self, quiet: bool, kind: str, config, log_every: Optional[int] = None):
         self.quiet, self.kind, self.config, self.log_every = quiet, kind, config, log_every
@@ -323,6 +328,7 @@ class TrainDisplay:
         self.crowded = False  # the last thread switch was to one thread, on crowded cores
         self.unit = "chars" if kind == "text" else "values"
         self.pending: Optional[tuple[int, str]] = None  # a --log-every line waiting for its step's evaluation
+        self.last_line = -1.0  # when (training seconds) the last evaluation line was printed
 
     def __enter__(self):
         if not self.quiet and console.is_terminal and not self.log_every:
@@ -391,7 +397,8 @@ class TrainDisplay:
                 if self.pending and self.pending[0] == event["step"]:
                     say(self.pending[1].format(val=val) + f"  epoch {event['epoch']:.2f}")
                     self.pending = None
-                else:
+                elif self.log_every or event["elapsed"] - self.last_line >= EVAL_LINE_SECONDS or self.last_line < 0:
+                    self.last_line = event["elapsed"]
                     say(f"step {event['step']}  epoch {event['epoch']:.2f}  {event['elapsed']:.0f}s  val {val}")
 
     def _loss(self, value: float) -> str:
