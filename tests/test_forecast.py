@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -170,3 +171,28 @@ def test_a_forked_stream_goes_on_as_streams_fed_the_history_each(models, head):
     batched.feed(history)
     assert forked.batch_size == 3
     np.testing.assert_allclose(np.array(list(forked.generate(5))), np.array(list(batched.generate(5))), rtol=1e-5)
+
+
+def test_follow_gives_intervals_and_a_deterministic_point_forecast(models):
+    from seqgen.generate import follow
+
+    values = noisy_cycle(seed=5)[:40]
+    point = [f.copy() for f in follow(Generator.from_checkpoint(models["gaussian"], seed=0), values, horizon=3)]
+    again = [f.copy() for f in follow(Generator.from_checkpoint(models["gaussian"], seed=9), values, horizon=3)]
+    np.testing.assert_allclose(point, again)  # the mean path: no random numbers in it
+    banded = list(follow(Generator.from_checkpoint(models["gaussian"], seed=0), values, horizon=3, samples=300,
+                         quantiles=(0.1, 0.9)))
+    assert banded[-1].shape == (3, 3)  # mean, q0.1, q0.9 for each of 3 steps
+    mean, low, high = banded[-1]
+    assert np.all(low < mean) and np.all(mean < high)
+    assert np.all(np.abs(mean - point[-1]) < (high - low))  # the paths' mean lies near the mean path
+
+
+def test_follow_with_quantiles_from_the_command_line(models):
+    lines = "\n".join(f"{v:.4f}" for v in noisy_cycle(seed=6)[:30])
+    result = subprocess.run([sys.executable, "-m", "seqgen", "follow", str(models["point"]), "--horizon", "2",
+                             "--quantiles", "0.1,0.9", "--seed", "3"], input=lines, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 30 and set(rows[-1]) == {"mean", "q0.1", "q0.9"}
+    assert rows[-1]["q0.1"][1] < rows[-1]["mean"][1] < rows[-1]["q0.9"][1]  # a point model's paths get its error as noise

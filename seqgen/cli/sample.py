@@ -227,18 +227,37 @@ class StreamWriter:
 def follow(
     checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="A continuous-model checkpoint written by 'seqgen train'."),
     horizon: int = typer.Option(1, help="Values forecast after each input (free-running, on a copy of the state)."),
+    quantiles: Optional[str] = typer.Option(None, help="Also forecast these quantiles (e.g. 0.1,0.9) from --samples sampled paths: each line becomes a JSON object {\"mean\": [...], \"q0.1\": [...], ...}."),
+    samples: int = typer.Option(200, help="Sample paths per forecast, with --quantiles."),
+    seed: Optional[int] = typer.Option(None, callback=check_seed, help="Random seed for the sampled paths."),
     backend: str = typer.Option("auto", help="auto (NumPy on CPU), numpy or torch."),
     device: str = typer.Option("cpu", help="Device for the torch backend: cpu, cuda, mps or auto (the first available of those)."),
 ) -> None:
     """Read values from stdin, one per line; after each, write the forecast of the next value(s)."""
+    import json
+
     from ..checkpoint import load_checkpoint
     from ..generate import Generator, follow as follow_values
+    from .forecast import _levels
 
+    levels = _levels(quantiles) if quantiles is not None else ()
+    if quantiles is not None and samples < 1:
+        raise UsageError(f"--samples must be >= 1, got {samples}")
     ckpt = load_checkpoint(checkpoint)
-    gen = Generator.from_checkpoint(ckpt, backend=backend, device=device)
+    if ckpt.kind == "text":
+        raise UsageError(f"{checkpoint} is a text model; follow forecasts numbers")
+    gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, seed=seed)
+    if levels and not gen.head.probabilistic:
+        from ..generate.forecast import validation_error
+
+        gen.sampling.noise = validation_error(ckpt)  # a point model's paths: see seqgen forecast
+    names = ["mean", *(f"q{level:g}" for level in levels)]
     with StreamWriter(sys.stdout, line_flush=True) as out:
-        for forecast in follow_values(gen, _stdin_values(), horizon):
-            out.write(" ".join(f"{v:.6g}" for v in forecast) + "\n")
+        for forecast in follow_values(gen, _stdin_values(), horizon, samples if levels else 0, levels):
+            if levels:
+                out.write(json.dumps({n: [round(float(v), 6) for v in row] for n, row in zip(names, forecast)}) + "\n")
+            else:
+                out.write(" ".join(f"{v:.6g}" for v in forecast) + "\n")
 
 
 def _stdin_values():

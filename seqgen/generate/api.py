@@ -5,6 +5,7 @@ reading a prime, and getting a generator ready from a prime or a saved state.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -174,16 +175,22 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
     return result
 
 
-def follow(gen: Generator, values: Iterable[float], horizon: int = 1) -> Iterator[np.ndarray]:
+def follow(gen: Generator, values: Iterable[float], horizon: int = 1, samples: int = 0,
+           quantiles: Sequence[float] = ()) -> Iterator[np.ndarray]:
     """Feed true values one at a time; after each, yield the forecast of the next `horizon` values.
 
     The forecast beyond one step free-runs on a copy of the state, so the real state only ever
-    sees true values. `gen` is a continuous-model Generator with one stream.
+    sees true values; a likelihood head's point forecast feeds back its mean. With `samples`,
+    each forecast is instead `samples` sampled paths from that copy, and what is yielded is their
+    mean and then each of `quantiles`: a (1 + len(quantiles), horizon) array. `gen` is a
+    continuous-model Generator with one stream.
     """
     if gen.is_text:
         raise UsageError("follow works with continuous models; this one generates text")
     if horizon < 1:
         raise UsageError(f"`horizon` must be >= 1, got {horizon}")
+    if samples < 0 or (quantiles and samples < 1):
+        raise UsageError(f"`samples` must be >= 1 for intervals, got {samples}")
     if gen.batch_size != 1:
         gen.reset(1)
     # A generator already primed (or restored) keeps its state and its measured size.
@@ -197,7 +204,7 @@ def follow(gen: Generator, values: Iterable[float], horizon: int = 1) -> Iterato
         if waiting:
             if first is None:
                 first = float(value)
-                yield np.full(horizon, first)
+                yield np.full(horizon, first) if not samples else np.full((1 + len(quantiles), horizon), first)
                 continue
             waiting = False
             gen.feed([first, value])
@@ -210,12 +217,34 @@ def follow(gen: Generator, values: Iterable[float], horizon: int = 1) -> Iterato
             gen.feed(seen)
         else:
             gen.feed([value])
-        if horizon == 1:
+        if samples:
+            yield _sampled_forecast(gen, horizon, samples, quantiles)
+        elif horizon == 1:
             yield gen.prediction()
-            continue
-        saved = gen.snapshot()
-        forecast = np.empty(horizon)
-        for t in range(horizon):
-            forecast[t] = gen.step()[0]
+        else:
+            yield _point_forecast(gen, horizon)
+
+
+def _point_forecast(gen: Generator, horizon: int) -> np.ndarray:
+    """The free run of `horizon` steps from a copy of the state, feeding back each step's mean."""
+    saved, sampling = gen.snapshot(), gen.sampling
+    gen.sampling = replace(sampling, greedy=True) if gen.head.probabilistic else sampling
+    try:
+        return np.array([gen.step()[0] for _ in range(horizon)])
+    finally:
+        gen.sampling = sampling
         gen.restore(saved)
-        yield forecast
+
+
+def _sampled_forecast(gen: Generator, horizon: int, samples: int, quantiles: Sequence[float]) -> np.ndarray:
+    """Mean and quantiles of `samples` paths from a copy of the state; the random numbers go on."""
+    saved = gen.snapshot()
+    gen.fork(samples)
+    paths = np.array([gen.step() for _ in range(horizon)]).T
+    drawn = gen.rng.bit_generator.state
+    gen.restore(saved)
+    gen.rng.bit_generator.state = drawn
+    rows = [paths.mean(axis=0)]
+    if quantiles:
+        rows.extend(np.quantile(paths, list(quantiles), axis=0))
+    return np.array(rows)
