@@ -196,3 +196,22 @@ def test_follow_with_quantiles_from_the_command_line(models):
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(rows) == 30 and set(rows[-1]) == {"mean", "q0.1", "q0.9"}
     assert rows[-1]["q0.1"][1] < rows[-1]["mean"][1] < rows[-1]["q0.9"][1]  # a point model's paths get its error as noise
+
+
+def test_a_checkpoint_from_before_heads_and_tables_still_loads_and_forecasts(models, tmp_path):
+    """seqgen 0.1 wrote no `head`, no spread ratio, no per-series entries and no validation fraction."""
+    from seqgen.checkpoint import save_checkpoint
+
+    ckpt = load_checkpoint(models["point"])
+    meta = {k: v for k, v in ckpt.meta.items() if k not in ("format", "format_version", "checksum", "optimizer")}
+    meta["model"] = {k: v for k, v in meta["model"].items() if k != "head"}
+    meta["progress"] = {k: v for k, v in meta["progress"].items() if k != "spread_ratio"}
+    meta["data"] = {k: v for k, v in meta["data"].items() if k != "val_fraction"}
+    old = tmp_path / "old.safetensors"
+    save_checkpoint(old, meta, ckpt.weights)
+    assert load_checkpoint(old).model_config.head == "point"
+    result = forecast(old, None, 4, samples=10, seed=0)
+    assert result.paths.shape == (10, 4) and np.all(np.isfinite(result.paths))
+    np.testing.assert_allclose(result.paths, forecast(models["point"], None, 4, samples=10, seed=0).paths)
+    out = seqgen("sample", str(old), "--length", "3", "--seed", "1")
+    assert out.returncode == 0 and len(out.stdout.split()) == 3

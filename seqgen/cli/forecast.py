@@ -13,7 +13,7 @@ import typer
 
 from ..errors import DataError, UsageError
 from .app import app, check_seed, console, say
-from .output import _fmt
+from .output import _fmt, parse_quantiles
 
 FORMATS = ("csv", "jsonl")
 
@@ -39,7 +39,7 @@ def forecast(
 
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)} for forecast, got {fmt!r}")
-    levels = _levels(quantiles)
+    levels = parse_quantiles(quantiles)
     ckpt = load_checkpoint(checkpoint)
     if ckpt.kind == "text":
         raise UsageError(f"{checkpoint} is a text model; forecast continues numbers (use 'seqgen sample' for text)")
@@ -72,18 +72,6 @@ def forecast(
             from .plot import save_fan_plot
 
             save_fan_plot(plot_file, history, low, middle, high, levels)
-
-
-def _levels(text: str) -> tuple[float, ...]:
-    from ..generate.forecast import check_quantiles
-
-    try:
-        values = [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise UsageError(f"--quantiles takes numbers separated by commas, like 0.1,0.5,0.9; got {text!r}") from None
-    if not values:
-        raise UsageError("--quantiles: give at least one level, like 0.1,0.5,0.9")
-    return check_quantiles(values)
 
 
 def _histories(ckpt, data: Optional[str], only: Optional[str]):

@@ -134,3 +134,16 @@ def _step_records(gen, steps: Steps) -> Iterator[dict]:
                        "probability": float(gen.last_probability[k])}
             else:
                 yield {"step": step, "sample": int(k) + 1, "value": float(items[k])}
+
+
+def parse_quantiles(text: str) -> tuple[float, ...]:
+    """--quantiles as levels: numbers between 0 and 1, separated by commas, sorted."""
+    from ..generate.forecast import check_quantiles
+
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"--quantiles takes numbers separated by commas, like 0.1,0.5,0.9; got {text!r}") from None
+    if not values:
+        raise UsageError("--quantiles: give at least one level, like 0.1,0.5,0.9")
+    return check_quantiles(values)

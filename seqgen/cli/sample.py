@@ -238,9 +238,9 @@ def follow(
 
     from ..checkpoint import load_checkpoint
     from ..generate import Generator, follow as follow_values
-    from .forecast import _levels
+    from .output import parse_quantiles
 
-    levels = _levels(quantiles) if quantiles is not None else ()
+    levels = parse_quantiles(quantiles) if quantiles is not None else ()
     if quantiles is not None and samples < 1:
         raise UsageError(f"--samples must be >= 1, got {samples}")
     ckpt = load_checkpoint(checkpoint)
