@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from seqgen import CheckpointError, DataError, MissingPackage, SampleConfig, UsageError
+from seqgen import CheckpointError, DataError, Generator, MissingPackage, SampleConfig, UsageError
 from seqgen.cli import app
 from seqgen.generate import sample
 from seqgen.generate.sampling import StopMatcher
@@ -279,3 +279,76 @@ def test_replace_uses_a_character_the_model_knows():
     assert CharTokenizer(list("ab \n")).known("a?b", "replace") == "a b"
     assert CharTokenizer(list("ab\n")).known("a?b", "replace") == "a\nb"
     assert CharTokenizer(list("ab")).known("a?b", "replace") == "aab"
+
+
+def test_min_p_keeps_the_tokens_at_least_that_fraction_as_likely_as_the_best():
+    from seqgen.generate.sampling import choose_tokens
+
+    probs = np.array([[0.5, 0.3, 0.15, 0.05]])
+    _, weights = choose_tokens(np.log(probs), SampleConfig(min_p=0.2), np.random.default_rng(0))
+    # 0.2 x 0.5 = 0.1: the last token (0.05) goes, the others keep their shares of what is left.
+    np.testing.assert_allclose(weights / weights.sum(), [[0.5 / 0.95, 0.3 / 0.95, 0.15 / 0.95, 0.0]])
+
+
+def test_penalties_change_the_logits_of_tokens_in_the_window_as_documented():
+    from seqgen.generate.sampling import penalise
+
+    logits = np.array([[1.0, -1.0, 0.5, 2.0]])
+    counts = np.array([[2, 1, 0, 0]])
+    np.testing.assert_allclose(penalise(logits, counts, SampleConfig(repetition_penalty=2.0)), [[0.5, -2.0, 0.5, 2.0]])
+    np.testing.assert_allclose(penalise(logits, counts, SampleConfig(frequency_penalty=0.5)), [[0.0, -1.5, 0.5, 2.0]])
+    np.testing.assert_allclose(penalise(logits, counts, SampleConfig(presence_penalty=0.3)), [[0.7, -1.3, 0.5, 2.0]])
+
+
+def test_the_penalty_window_counts_the_prime_and_each_stream_apart(text_checkpoint):
+    gen = Generator.from_checkpoint(text_checkpoint, sampling=SampleConfig(frequency_penalty=1.0, penalty_window=5), seed=0)
+    gen.reset(2)
+    gen.feed("To be, or")
+    ids = gen.encode(" or")
+    assert [gen.decode(row[row >= 0]) for row in gen.recent] == ["e, or"] * 2  # the last 5 characters
+    assert gen.counts[0, ids[1]] == 1 and gen.counts.sum(axis=1).tolist() == [5, 5]
+    items = gen.step()
+    assert gen.recent[:, -1].tolist() == items.tolist() and gen.counts.sum(axis=1).tolist() == [5, 5]
+
+
+def test_penalised_sampling_is_the_same_on_both_backends_and_continues_exactly(text_checkpoint):
+    config = dict(repetition_penalty=1.5, presence_penalty=0.2, min_p=0.05, penalty_window=16)
+    runs = []
+    for backend in ("numpy", "torch"):
+        gen = Generator.from_checkpoint(text_checkpoint, backend=backend, sampling=SampleConfig(**config), seed=3)
+        gen.reset(3)
+        gen.feed("To be")
+        runs.append(np.array(list(gen.generate(40))))
+    np.testing.assert_array_equal(runs[0], runs[1])
+    gen = Generator.from_checkpoint(text_checkpoint, sampling=SampleConfig(**config), seed=3)
+    gen.reset(3)
+    gen.feed("To be")
+    first = np.array(list(gen.generate(20)))
+    saved = gen.snapshot()
+    rest = np.array(list(gen.generate(20)))
+    other = Generator.from_checkpoint(text_checkpoint, sampling=SampleConfig(**config), seed=99)
+    other.restore(saved)
+    np.testing.assert_array_equal(np.array(list(other.generate(20))), rest)
+    np.testing.assert_array_equal(np.concatenate([first, rest]), runs[0])
+
+
+def test_a_strong_repetition_penalty_repeats_less():
+    from seqgen.generate.sampling import choose_tokens
+
+    rng = np.random.default_rng(0)
+    logits = np.array([[2.0, 0.0, 0.0, 0.0]])  # token 0: e^2 / (e^2 + 3) = 0.711
+    counts = np.array([[3, 0, 0, 0]])
+    plain = np.mean([choose_tokens(logits, SampleConfig(), rng)[0][0] == 0 for _ in range(2000)])
+    penalised = np.mean([choose_tokens(logits, SampleConfig(repetition_penalty=3.0), rng, counts)[0][0] == 0
+                         for _ in range(2000)])
+    expected = np.exp(2 / 3) / (np.exp(2 / 3) + 3)  # its logit divided by 3: 0.394
+    assert abs(plain - 0.711) < 0.03 and abs(penalised - expected) < 0.03
+
+
+def test_a_penalised_run_split_in_two_by_a_state_file_is_one_run(text_checkpoint, tmp_path):
+    state = tmp_path / "s.safetensors"
+    options = ["--seed", "4", "--repetition-penalty", "1.4", "--frequency-penalty", "0.3", "--penalty-window", "12"]
+    whole = invoke("sample", text_checkpoint, "-n", "60", *options).stdout
+    first = invoke("sample", text_checkpoint, "-n", "25", *options, "--save-state", state).stdout
+    second = invoke("sample", text_checkpoint, "-n", "35", "--load-state", state).stdout  # the settings go on too
+    assert first + second == whole

@@ -25,6 +25,11 @@ def sample(
     temperature: Optional[float] = typer.Option(None, help="Text: divide the logits by this (lower is more conservative). A gaussian or studentt series model: scale the spread it samples from. A point model: the same as --noise. \\[default: 1.0; a point model 0]"),
     top_k: Optional[int] = typer.Option(None, help="Text: sample only from the k most likely characters."),
     top_p: Optional[float] = typer.Option(None, help="Text: sample from the smallest set with this total probability."),
+    min_p: Optional[float] = typer.Option(None, help="Text: sample only from characters at least this fraction as likely as the most likely one (e.g. 0.05)."),
+    repetition_penalty: Optional[float] = typer.Option(None, help="Text: divide the logit of each character seen in the last --penalty-window (a positive logit; multiply a negative one) by this (e.g. 1.2; 1 is none)."),
+    frequency_penalty: Optional[float] = typer.Option(None, help="Text: subtract this from a character's logit once for each time it was seen in the last --penalty-window."),
+    presence_penalty: Optional[float] = typer.Option(None, help="Text: subtract this from the logit of each character seen in the last --penalty-window."),
+    penalty_window: Optional[int] = typer.Option(None, help="Text: how many of the last characters (prime included) the penalties look at. \\[default: 64]"),
     greedy: bool = typer.Option(False, "--greedy", help="Text: always take the most likely character. A gaussian or studentt series model: feed back the mean of each step."),
     stop: Optional[str] = typer.Option(None, help="Text: a sample ends once it has produced this string (\\n for a newline)."),
     noise: Optional[float] = typer.Option(None, help="Continuous: std of noise added to each fed-back value (0 = deterministic). \\[default: 0]"),
@@ -58,7 +63,9 @@ def sample(
             raise UsageError(f"--output and --save-state are both {output}: the state would replace the output; give two files")
     ckpt = load_checkpoint(checkpoint)
     sampling = sampling_for(ckpt.kind, str(load_state) if load_state else None, temperature=temperature, top_k=top_k,
-                            top_p=top_p, greedy=greedy, noise=noise, probabilistic=is_probabilistic(ckpt))
+                            top_p=top_p, greedy=greedy, noise=noise, probabilistic=is_probabilistic(ckpt), min_p=min_p,
+                            repetition_penalty=repetition_penalty, frequency_penalty=frequency_penalty,
+                            presence_penalty=presence_penalty, penalty_window=penalty_window)
     fmt = check_format(fmt, ckpt.kind == "text", per_step)
     if load_state is not None and prime is None and prime_file is None and include_prime:
         raise UsageError("--include-prime: with --load-state there is no prime to include (give --prime)")

@@ -16,7 +16,7 @@ from ..data.tokenizers import UNKNOWN_POLICIES
 from ..errors import DataError, UsageError
 from ..model.heads import HEADS
 from .generator import Generator, series_entry
-from .sampling import SampleConfig, StopMatcher, sampling_config
+from .sampling import TEXT_CHOICES, SampleConfig, StopMatcher, sampling_config
 from . import state as state_files
 
 
@@ -82,13 +82,13 @@ def generate_steps(gen: Generator, length: int, stop: str | None = None) -> Iter
 
 def sampling_for(kind: str, load_state: str | None = None, *, temperature: float | None = None,
                  top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
-                 noise: float | None = None, probabilistic: bool = False) -> SampleConfig:
+                 noise: float | None = None, probabilistic: bool = False, **choices) -> SampleConfig:
     """`sampling_config`, except that a continuation (`load_state`) keeps the settings its state
     was saved with, so that it goes on as one long call would; an option given replaces its own
     saved value (and `greedy`, or a temperature, top-k or top-p, switches between greedy and
     sampled choice)."""
     config = sampling_config(kind, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, noise=noise,
-                             probabilistic=probabilistic)
+                             probabilistic=probabilistic, **choices)
     if load_state is None:
         return config
     saved = state_files.saved_sampling(load_state)
@@ -99,7 +99,8 @@ def sampling_for(kind: str, load_state: str | None = None, *, temperature: float
     sampled = [v for v in (temperature, top_k, top_p) if v is not None]
     keep = lambda value, stored: stored if value is None else value
     return SampleConfig(temperature=keep(temperature, saved.temperature), top_k=keep(top_k, saved.top_k),
-                        top_p=keep(top_p, saved.top_p), greedy=greedy or (saved.greedy and not sampled))
+                        top_p=keep(top_p, saved.top_p), greedy=greedy or (saved.greedy and not sampled),
+                        **{k: keep(choices.get(k), getattr(saved, k)) for k in TEXT_CHOICES})
 
 
 def start(gen: Generator, ckpt: Checkpoint, prime: str | np.ndarray | None = None, *, num_samples: int = 1,
@@ -140,11 +141,13 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
            temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
            greedy: bool = False, noise: float | None = None, stop: str | None = None, num_samples: int = 1,
            seed: int | None = None, backend: str = "auto", device: str = "cpu",
-           load_state: str | None = None, save_state: str | None = None, unknown: str = "error") -> list[str] | np.ndarray:
+           load_state: str | None = None, save_state: str | None = None, unknown: str = "error",
+           **choices) -> list[str] | np.ndarray:
     """Generate from a checkpoint, with the options of `seqgen sample`: a list of texts (one per
     sample, each ending with `stop` when it was produced) or a (num_samples, length) array of values.
     `unknown` says what to do with characters of a text prime the model has never seen: "error",
-    "skip" them or "replace" them with a space (see `CharTokenizer.known`)."""
+    "skip" them or "replace" them with a space (see `CharTokenizer.known`). `choices`: text's
+    min_p and penalties (see `SampleConfig`)."""
     if length < 0:
         raise UsageError(f"`length` must be >= 0, got {length}")
     if save_state is not None:
@@ -152,7 +155,7 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
         state_files.check_state_target(save_state)
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     config = sampling_for(ckpt.kind, load_state, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
-                          noise=noise, probabilistic=is_probabilistic(ckpt))
+                          noise=noise, probabilistic=is_probabilistic(ckpt), **choices)
     gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, sampling=config, seed=seed)
     user_prime = prime if isinstance(prime, str) or prime is None else np.asarray(prime, dtype=np.float64)
     if isinstance(user_prime, str) and not gen.is_text:

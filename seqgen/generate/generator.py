@@ -106,6 +106,35 @@ class Generator:
         self.level: np.ndarray | None = None
         # An output head with a state of its own (the oscillator's sums) keeps it here.
         self.head_state = self.head.init_state(batch_size) if self.head else None
+        self._reset_memory()
+
+    def _reset_memory(self, recent: np.ndarray | None = None) -> None:
+        """The tokens of the penalty window (text with penalties on), oldest first, -1 where the
+        window is not yet full, and how often each token occurs in it."""
+        if not (self.is_text and self.sampling.penalised):
+            self.recent = self.counts = None
+            return
+        window = self.sampling.penalty_window
+        self.recent = np.full((self.batch_size, window), -1, dtype=np.int64)
+        if recent is not None:
+            keep = np.asarray(recent, dtype=np.int64)[:, -window:]
+            self.recent[:, window - keep.shape[1]:] = keep
+        self.counts = np.zeros((self.batch_size, self.config.vocab_size), dtype=np.int64)
+        rows = np.repeat(np.arange(self.batch_size), window)
+        seen = self.recent.reshape(-1) >= 0
+        np.add.at(self.counts, (rows[seen], self.recent.reshape(-1)[seen]), 1)
+
+    def _remember(self, tokens: np.ndarray) -> None:
+        """Push tokens (batch, n) into the penalty window."""
+        if self.recent is None:
+            return
+        rows = np.arange(self.batch_size)
+        for column in tokens[:, -self.recent.shape[1]:].T:
+            dropped = self.recent[:, 0]
+            np.subtract.at(self.counts, (rows[dropped >= 0], dropped[dropped >= 0]), 1)
+            self.recent[:, :-1] = self.recent[:, 1:]
+            self.recent[:, -1] = column
+            np.add.at(self.counts, (rows, column), 1)
 
     def feed(self, inputs) -> np.ndarray:
         """Run inputs through the network, updating the state; returns the outputs for each input.
@@ -125,6 +154,7 @@ class Generator:
                                 else np.full(len(x), self.typical_scale))
             x = x / self.scale[:, None]
         outputs, self.state = self.model.forward(x, self.state)
+        self._remember(x) if self.is_text else None
         if self.head_state is not None:
             outputs, self.head_state, _ = self.head.forward_numpy(x, outputs, self.head_state)
         self.last_output = outputs[:, -1]
@@ -135,8 +165,9 @@ class Generator:
         if self.last_output is None:
             raise UsageError("feed a prime before stepping: the generator has no output to continue from")
         if self.is_text:
-            items, weights = choose_tokens(self.last_output, self.sampling, self.rng)
+            items, weights = choose_tokens(self.last_output, self.sampling, self.rng, self.counts)
             self._last_choice = (items, weights)
+            self._remember(items[:, None])
             x = items
         else:
             # A likelihood head is sampled at the temperature's spread; greedy feeds back its mean.
@@ -176,6 +207,8 @@ class Generator:
             snap["level"] = self.level.copy()
         if self.head_state is not None:
             snap["head"] = {name: np.array(value, dtype=np.float64) for name, value in self.head_state.items()}
+        if self.recent is not None:
+            snap["recent"] = self.recent.copy()
         return snap
 
     def restore(self, snapshot: dict) -> None:
@@ -195,6 +228,8 @@ class Generator:
             saved = snapshot.get("head")
             self.head_state = ({k: np.array(v, dtype=np.float64) for k, v in saved.items()} if saved
                                else self.head.init_state(self.batch_size))
+        # A state saved without penalties starts the window afresh (one with another window keeps its last tokens).
+        self._reset_memory(snapshot.get("recent"))
 
     def fork(self, n: int) -> None:
         """Turn the one stream fed so far into `n` identical streams, each going on on its own:
@@ -203,7 +238,7 @@ class Generator:
             raise UsageError("fork a generator that has one stream with a prime fed to it")
         snap = self.snapshot()
         snap["state"] = [np.repeat(a, n, axis=1) for a in snap["state"]]  # (layers, batch, hidden)
-        for key in ("last_output", "scale", "level"):
+        for key in ("last_output", "scale", "level", "recent"):
             if key in snap:
                 snap[key] = np.repeat(snap[key], n, axis=0)
         if "head" in snap:

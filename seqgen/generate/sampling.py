@@ -14,17 +14,44 @@ import numpy as np
 from ..errors import UsageError
 
 
+# The text-only choices beyond temperature, top-k and top-p, with their defaults (off).
+TEXT_CHOICES = {"min_p": None, "repetition_penalty": 1.0, "frequency_penalty": 0.0, "presence_penalty": 0.0,
+                "penalty_window": 64}
+
+
 @dataclass
 class SampleConfig:
-    """How to choose each next item. Text: temperature, top_k, top_p, greedy. Series: noise."""
+    """How to choose each next item. Text: temperature, top_k, top_p, min_p, greedy, and the
+    penalties on tokens seen in the last `penalty_window` (prime included). Series: noise.
+
+    `min_p` keeps the tokens at least that fraction as likely as the most likely one. The
+    penalties change the logits of tokens seen in the window before anything else:
+    `repetition_penalty` divides a positive logit (multiplies a negative one) by it once,
+    `frequency_penalty` subtracts itself once per time the token was seen, `presence_penalty`
+    once if it was seen at all."""
 
     temperature: float = 1.0
     top_k: int | None = None
     top_p: float | None = None
     greedy: bool = False
     noise: float = 0.0
+    min_p: float | None = None
+    repetition_penalty: float = 1.0
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    penalty_window: int = 64
+
+    @property
+    def penalised(self) -> bool:
+        return self.repetition_penalty != 1.0 or self.frequency_penalty != 0.0 or self.presence_penalty != 0.0
 
     def check(self) -> None:
+        if self.min_p is not None and not 0 < self.min_p <= 1:
+            raise UsageError(f"`min_p` must be in (0, 1], got {self.min_p}")
+        if not self.repetition_penalty > 0:
+            raise UsageError(f"`repetition_penalty` must be > 0 (1 is none), got {self.repetition_penalty}")
+        if self.penalty_window < 1:
+            raise UsageError(f"`penalty_window` must be >= 1, got {self.penalty_window}")
         if not self.temperature > 0:
             raise UsageError(f"`temperature` must be > 0, got {self.temperature} (for the most likely character every time, use `greedy`)")
         if self.top_k is not None and self.top_k < 1:
@@ -35,14 +62,18 @@ class SampleConfig:
             raise UsageError(f"`noise` must be >= 0, got {self.noise}")
 
 
-def choose_tokens(logits: np.ndarray, config: SampleConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Pick one token per row of (batch, vocab) logits.
+def choose_tokens(logits: np.ndarray, config: SampleConfig, rng: np.random.Generator,
+                  counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pick one token per row of (batch, vocab) logits; `counts` (batch, vocab): how often each
+    token was seen in the penalty window, when penalties are on.
 
     Returns (tokens, weights): `weights` are the unnormalised sampling weights, from which
     `token_probability` gives each choice's probability when someone asks for it. This runs once
     per generated character, so it does nothing that is not needed to choose.
     """
     weights = logits.astype(np.float64)
+    if counts is not None and config.penalised:
+        weights = penalise(weights, counts, config)
     if config.greedy:
         return weights.argmax(axis=1), _softmax(weights)
     if config.temperature != 1.0:
@@ -51,7 +82,9 @@ def choose_tokens(logits: np.ndarray, config: SampleConfig, rng: np.random.Gener
         kth = np.partition(weights, -config.top_k, axis=1)[:, -config.top_k][:, None]
         weights[weights < kth] = -np.inf
     weights -= weights.max(axis=1, keepdims=True)
-    np.exp(weights, out=weights)
+    np.exp(weights, out=weights)  # the most likely token's weight is now exactly 1
+    if config.min_p is not None:
+        weights[weights < config.min_p] = 0.0
     if config.top_p is not None and config.top_p < 1:
         weights = _nucleus(weights / weights.sum(axis=1, keepdims=True), config.top_p)
     cdf = np.cumsum(weights, axis=1)
@@ -61,6 +94,15 @@ def choose_tokens(logits: np.ndarray, config: SampleConfig, rng: np.random.Gener
     else:
         tokens = np.minimum((cdf <= u[:, None]).sum(axis=1), weights.shape[1] - 1)
     return tokens, weights
+
+
+def penalise(logits: np.ndarray, counts: np.ndarray, config: SampleConfig) -> np.ndarray:
+    """The logits with the repetition, frequency and presence penalties of `config` applied."""
+    seen = counts > 0
+    if config.repetition_penalty != 1.0:
+        factor = np.where(logits > 0, 1.0 / config.repetition_penalty, config.repetition_penalty)
+        logits = np.where(seen, logits * factor, logits)
+    return logits - config.frequency_penalty * counts - config.presence_penalty * seen
 
 
 def token_probability(tokens: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -87,23 +129,32 @@ def _nucleus(probs: np.ndarray, top_p: float) -> np.ndarray:
 # --- sampling from a checkpoint: the library twin of `seqgen sample` ---------------------------
 def sampling_config(kind: str, *, temperature: float | None = None, top_k: int | None = None,
                     top_p: float | None = None, greedy: bool = False, noise: float | None = None,
-                    probabilistic: bool = False) -> SampleConfig:
+                    probabilistic: bool = False, **choices) -> SampleConfig:
     """The sampling settings for a "text" or "series" model, with each option's meaning there.
 
     For a continuous model with a likelihood head (`probabilistic`), each value is drawn from the
     distribution it predicts: `temperature` scales that distribution's spread (default 1) and
     `greedy` feeds back its mean. For a point model `temperature` is another name for `noise`
     (the std of the noise added to each fed-back value, in the data's units; default 0).
-    top_k and top_p are text-only.
+    top_k and top_p are text-only, as are the `choices` of TEXT_CHOICES (min_p and the penalties;
+    None leaves one at its default).
     """
+    unknown = set(choices) - set(TEXT_CHOICES)
+    if unknown:
+        raise UsageError(f"unknown sampling setting `{sorted(unknown)[0]}`")
+    given = {k: v for k, v in choices.items() if v is not None}
+    if given and kind != "text":
+        raise UsageError(f"`{next(iter(given))}` chooses characters; this model generates numbers")
     if kind == "text":
         if noise is not None:
             raise UsageError("`noise` applies to continuous models; for text use `temperature`")
         if greedy and any(v is not None for v in (temperature, top_k, top_p)):
             raise UsageError("`greedy` always takes the most likely character: `temperature`, `top_k` and `top_p` "
                              "would change nothing (drop one or the other)")
+        if greedy and given.get("min_p") is not None:
+            raise UsageError("`greedy` always takes the most likely character: `min_p` would change nothing")
         config = SampleConfig(temperature=1.0 if temperature is None else temperature, top_k=top_k, top_p=top_p,
-                              greedy=greedy)
+                              greedy=greedy, **given)
     elif probabilistic:
         if top_k is not None or top_p is not None:
             raise UsageError("`top_k` and `top_p` choose characters; this model generates numbers")

@@ -35,6 +35,8 @@ def save_state(path: str | Path, gen) -> None:
         tensors["level"] = snap["level"]
     for name, value in snap.get("head", {}).items():
         tensors[f"head.{name}"] = value
+    if "recent" in snap:
+        tensors["recent"] = snap["recent"]
     meta = {"format": STATE_FORMAT, "format_version": STATE_VERSION, "checkpoint_checksum": gen.checkpoint_checksum,
             "kind": "text" if gen.is_text else "series", "batch_size": gen.batch_size, "rng": snap["rng"],
             "sampling": asdict(gen.sampling)}
@@ -107,4 +109,5 @@ def load_state(path: str | Path, gen) -> dict:
     count = sum(1 for name in tensors if name.startswith("state."))
     return {"state": [tensors[f"state.{i}"] for i in range(count)], "last_output": tensors["last_output"],
             "rng": meta["rng"], "scale": tensors.get("scale"),
-            "level": tensors.get("level"), "head": {k[5:]: v for k, v in tensors.items() if k.startswith("head.")}}
+            "level": tensors.get("level"), "head": {k[5:]: v for k, v in tensors.items() if k.startswith("head.")},
+            "recent": tensors.get("recent")}
