@@ -65,6 +65,8 @@ class TrainConfig:
     free_run_full: float = 0.8
     seed: int = 0
     device: str = "auto"
+    # The training step's arithmetic: auto, fp32, bf16 or fp16 (train/precision.py).
+    precision: str = "auto"
 
     def check(self) -> None:
         for name in ("batch_size", "window", "eval_every"):
@@ -78,6 +80,8 @@ class TrainConfig:
         for name in ("lr", "clip"):
             if getattr(self, name) <= 0:
                 raise UsageError(f"`{name}` must be > 0, got {getattr(self, name)}")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise UsageError(f"`precision` must be one of auto, fp32, bf16, fp16, got {self.precision!r}")
         for name in ("input_noise", "warmup", "free_run", "patience"):
             if getattr(self, name) < 0:
                 raise UsageError(f"`{name}` must be >= 0, got {getattr(self, name)}")

@@ -23,7 +23,9 @@ def checkpoint_info(checkpoint: str | Path | Checkpoint) -> dict:
                   "parameters": int(sum(w.size for w in ckpt.weights.values()))},
         "training": {"steps": progress.get("step"), "seconds": progress.get("elapsed"),
                      "epochs": progress.get("epoch"), "best_val_loss": progress.get("best_val_loss"),
-                     "best_step": progress.get("best_step"), "resumable": bool(ckpt.training)},
+                     "best_step": progress.get("best_step"), "resumable": bool(ckpt.training),
+                     # Checkpoints from before mixed precision trained in float32.
+                     "precision": progress.get("precision", "fp32")},
         "checksum": meta.get("checksum"),
     }
     if model.is_text:
@@ -32,5 +34,6 @@ def checkpoint_info(checkpoint: str | Path | Checkpoint) -> dict:
         info["data"]["vocab_size"] = len(vocab)
         info["data"]["vocab_preview"] = "".join(vocab[:VOCAB_PREVIEW])
     else:
+        info["model"]["head"] = model.head
         info["data"].update(mean=data.get("mean"), std=data.get("std"))
     return info

@@ -107,10 +107,10 @@ def info(
     else:
         table.add_row("scaling", f"mean {data['mean']:.6g}, std {data['std']:.6g}")
     shape = f"{model['cell'].upper()}, {model['layers']} x {model['hidden']}"
-    shape += f", embedding {model['embed']}" if "embed" in model else ""
+    shape += f", embedding {model['embed']}" if "embed" in model else f", {model['head']} head"
     table.add_row("model", f"{shape}; {model['parameters']:,} parameters")
     table.add_row("training", f"{progress['steps']} steps, {progress['seconds'] or 0:.1f}s, {progress['epochs'] or 0:.2f} epochs"
-                  + ("" if progress["resumable"] else " (weights only)"))
+                  f", {progress['precision']}" + ("" if progress["resumable"] else " (weights only)"))
     if progress["best_val_loss"] is not None:
         unit = "nats/char" if data["kind"] == "text" else "MSE, scaled"
         table.add_row("best validation", f"{progress['best_val_loss']:.4g} {unit} at step {progress['best_step']}")

@@ -56,6 +56,7 @@ def train(
     patience: Optional[int] = typer.Option(None, help="Stop early once the validation loss has stayed clearly above its best for this many evaluations in a row (0: never). \\[default: 5]", rich_help_panel=LIMITS_PANEL),
     seed: Optional[int] = typer.Option(None, callback=check_seed, help="Random seed; the same seed gives the same weights on CPU. \\[default: 0]", rich_help_panel=TRAINING_PANEL),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps. \\[default: auto]", rich_help_panel=TRAINING_PANEL),
+    precision: Optional[str] = typer.Option(None, help="The training step's arithmetic: fp32, bf16 (float32 weights, bfloat16 products), fp16 (CUDA), or auto: bf16 for an LSTM text model where the CPU or GPU has bfloat16 units, else fp32. Checkpoints are float32 either way. \\[default: auto]", rich_help_panel=TRAINING_PANEL),
     sine_waves: int = typer.Option(256, help="Number of waves.", rich_help_panel=SINE_PANEL),
     sine_length: int = typer.Option(1000, help="Steps per wave.", rich_help_panel=SINE_PANEL),
     period_min: float = typer.Option(20.0, help="Shortest period in steps.", rich_help_panel=SINE_PANEL),
@@ -78,7 +79,7 @@ def train(
     model_opts = dict(head=head, cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout)
     train_opts = dict(batch_size=batch_size, window=window, lr=lr, clip=clip, warmup=warmup, input_noise=input_noise, free_run=free_run,
                       steps=steps, epochs=epochs, max_time=parse_duration(max_time) if max_time else None,
-                      eval_every=eval_every, patience=patience, seed=seed, device=device)
+                      eval_every=eval_every, patience=patience, seed=seed, device=device, precision=precision)
     model_opts = {k: v for k, v in model_opts.items() if v is not None}
     train_opts = {k: v for k, v in train_opts.items() if v is not None}
     replace(ModelConfig(), **model_opts).check()  # fail on a bad option before reading any data

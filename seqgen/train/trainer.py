@@ -30,6 +30,7 @@ from .distributed import current as current_group, device_for
 from ..errors import CheckpointError, DataError, TrainingError, UsageError
 from ..model.heads import head_for
 from ..model.network import SeqModel, State, detach_state, parameter_count, state_from_tensors, state_tensors
+from .precision import autocast, grad_scaler, resolve_precision
 from .threads import ThreadTuner
 
 
@@ -68,6 +69,14 @@ class TrainResult:
 Event = dict
 
 EventHandler = Callable[[Event], None]
+
+
+def _float_state(state):
+    """The carried state in float32: under autocast an RNN may hand it back in bfloat16, and the
+    next window (and a checkpoint of it) must start from the same float32 state either way."""
+    if isinstance(state, tuple):
+        return tuple(t.float() for t in state)
+    return state.float()
 
 
 def make_tracks(streams: list[np.ndarray], batch_size: int, window: int, label: str = "the training data") -> np.ndarray:
@@ -142,6 +151,13 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = DistributedDataParallel(self.model, device_ids=ids)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        # A resumed run keeps the precision it began with, whatever `auto` would choose now (a
+        # precision named for the resumed run is taken: the weights then go on less exactly).
+        stored = resume.meta["progress"].get("precision", "fp32") if resume is not None else None
+        stored = stored if config.precision == "auto" else None
+        self.precision = stored or resolve_precision(config.precision, self.device, model_config.cell,
+                                                     model_config.hidden, model_config.is_text)
+        self.scaler = grad_scaler(self.device, self.precision)
         self.threads = ThreadTuner(active=self.device.type == "cpu")
         label = data.source.get("path", "the training data")
         # A view of the (possibly memory-mapped) streams: each step copies only its own window.
@@ -230,18 +246,28 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.schedule.lr(self.step, self.elapsed) * self.lr_scale
         self.model.train()
-        out, state = self.net(x, self.state)
-        mask = None
-        if self.head:
-            out, self.head_state, mask = self.head.forward(x, out, self.head_state)
-        loss = self._loss(out, y) if mask is None else self.head.loss(out, y, mask)
-        horizon = self._free_run_horizon()
-        if horizon:
-            loss = loss + self._free_run_loss(out[:, -1], state, horizon)
+        with autocast(self.device, self.precision):
+            out, state = self.net(x, self.state)
+            out = out.float()  # the loss, and the head's arithmetic, in float32
+            state = _float_state(state)
+            mask = None
+            if self.head:
+                out, self.head_state, mask = self.head.forward(x, out, self.head_state)
+            loss = self._loss(out, y) if mask is None else self.head.loss(out, y, mask)
+            horizon = self._free_run_horizon()
+            if horizon:
+                loss = loss + self._free_run_loss(out[:, -1], state, horizon)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
-        self.optimizer.step()
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip)
+            self.optimizer.step()
         self.state = detach_state(state)
         self.step += 1
         self.items_seen += y.numel() * self.group.world
@@ -288,8 +314,9 @@ class Trainer:
         pieces = VAL_PIECES if self.data.kind == "text" else 1
         if not self.group.is_main:
             return self.group.broadcast(0.0)
-        loss, self.last_spread = validation_pass(self.model, self.data, self.config.window, self.device, pieces,
-                                                 head=self.head)
+        with autocast(self.device, self.precision):
+            loss, self.last_spread = validation_pass(self.model, self.data, self.config.window, self.device, pieces,
+                                                     head=self.head)
         return self.group.broadcast(loss)
 
     # --- the run --------------------------------------------------------------------------
@@ -457,7 +484,8 @@ class Trainer:
                          "best_step": self.best_step, "parameters": parameter_count(self.model),
                          "lr_scale": self.lr_scale, "rollbacks": self.rollbacks,
                          "loss_average": self.loss_average, "average_at_best": self.average_at_best,
-                         "processes": self.group.world, "spread_ratio": self.best_spread},
+                         "processes": self.group.world, "spread_ratio": self.best_spread,
+                         "precision": self.precision},
             "optimizer": {"param_groups": self.optimizer.state_dict()["param_groups"]},
             "torch_version": torch.__version__,
         }
@@ -574,6 +602,7 @@ def validation_pass(model: SeqModel, data: Dataset, warmup: int, device: torch.d
             block = torch.as_tensor(np.stack([r[start : start + chunk + 1] for r in rows]).astype(dtype), device=device)
             x, y = block[:, :-1], block[:, 1:]
             out, state = model(x, state)
+            out = out.float()  # under autocast the logits may be bfloat16; the loss is summed in float32
             if head:
                 out, head_state, _ = head.forward(x, out, head_state)
             lo = max(skip - start, 0)
