@@ -39,9 +39,13 @@ class TextEval:
     data: str
     val_fraction: float
     characters: int
-    loss: float  # nats per character
+    loss: float  # nats per character, by `protocol`
     seconds: float
     kind: str = "text"
+    protocol: str = "stream"
+    stream_loss: float | None = None  # the whole tail as one stream, the state carried through
+    windows_loss: float | None = None  # windows of `window` characters, each from a zero state
+    window: int = 256
 
     @property
     def bits_per_char(self) -> float:
@@ -90,9 +94,21 @@ def checkpoint_val_fraction(ckpt: Checkpoint) -> float:
     return float(ckpt.data.get("val_fraction", DEFAULT_VAL_FRACTION))
 
 
+PROTOCOLS = ("stream", "windows")
+
+
 def evaluate_text(checkpoint: str | Path | Checkpoint, data: str | Path | None = None, *,
-                  val_fraction: float | None = None, encoding: str = "utf-8", device: str = "cpu") -> TextEval:
-    """Mean validation loss (nats/char) over the last `val_fraction` of `data`, in one unbroken stream."""
+                  val_fraction: float | None = None, encoding: str = "utf-8", device: str = "cpu",
+                  protocol: str = "stream", window: int = 256) -> TextEval:
+    """Mean validation loss (nats/char) over the last `val_fraction` of `data`, measured two ways:
+    in one unbroken stream (`stream`: every character once, the state carried through the whole
+    tail, as generation runs), and as nanoGPT scores its models (`windows`: the tail cut into
+    windows of `window` characters, each run from a zero state, every position of each counted).
+    `protocol` says which of the two is `loss`."""
+    if protocol not in PROTOCOLS:
+        raise UsageError(f"`protocol` must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
+    if window < 2:
+        raise UsageError(f"`window` must be >= 2, got {window}")
     from .generate.generator import torch_model_from_checkpoint
     from .train import evaluate_loss
 
@@ -105,9 +121,36 @@ def evaluate_text(checkpoint: str | Path | Checkpoint, data: str | Path | None =
     tail = _in_checkpoint_vocab(dataset, ckpt, path)
     runner = torch_model_from_checkpoint(ckpt, device)
     started = time.perf_counter()
-    loss = evaluate_loss(runner.model, tail, warmup=0, device=runner.device, pieces=1)
-    return TextEval(str(ckpt.path), path, fraction, len(tail.streams[0]) - tail.splits[0], loss,
-                    time.perf_counter() - started)
+    stream = evaluate_loss(runner.model, tail, warmup=0, device=runner.device, pieces=1)
+    ids = tail.streams[0][1:]
+    # A tail shorter than one window has no windows figure; that is an error only when asked for.
+    windows = (windows_loss(runner.model, ids, window, runner.device)
+               if protocol == "windows" or len(ids) > window else None)
+    return TextEval(str(ckpt.path), path, fraction, len(tail.streams[0]) - tail.splits[0],
+                    stream if protocol == "stream" else windows, time.perf_counter() - started, protocol=protocol,
+                    stream_loss=stream, windows_loss=windows, window=window)
+
+
+def windows_loss(model, ids: np.ndarray, window: int, device, batch: int = 64) -> float:
+    """Mean loss over every position of the non-overlapping windows of `window` inputs in `ids`
+    (each with the character after it as its last target), each window from a zero state."""
+    import torch
+    import torch.nn.functional as F
+
+    count = (len(ids) - 1) // window
+    if count < 1:
+        raise DataError(f"the validation text ({len(ids)} characters) is shorter than one window of {window}; "
+                        "give a smaller `window`")
+    total = 0.0
+    model.eval()
+    with torch.no_grad():
+        for first in range(0, count, batch):
+            starts = np.arange(first, min(first + batch, count)) * window
+            block = torch.as_tensor(np.stack([ids[s : s + window + 1] for s in starts]).astype(np.int64), device=device)
+            logits, _ = model(block[:, :-1])
+            total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), block[:, 1:].reshape(-1),
+                                     reduction="sum").item()
+    return total / (count * window)
 
 
 def _in_checkpoint_vocab(dataset: Dataset, ckpt: Checkpoint, label: str) -> Dataset:

@@ -154,3 +154,23 @@ def test_eval_of_a_series_prints_the_backtest_and_puts_it_in_json(tmp_path, seri
     assert figures["backtest"]["horizon"] == 5 and figures["backtest"]["origins"] == 3
     assert set(figures["backtest"]["seqgen"]) == {"mae", "rmse", "mase", "crps", "coverage"}
     assert "seasonal naive" in result.stderr
+
+
+def test_the_windows_protocol_scores_each_window_from_a_zero_state(text_checkpoint, text_file):
+    result = evaluate_text(text_checkpoint, text_file, protocol="windows", window=8)
+    assert result.loss == result.windows_loss and result.stream_loss is not None
+    # By hand: every window of 8 characters of the tail, each fed to a fresh generator.
+    ckpt = load_checkpoint(text_checkpoint)
+    text = text_file.read_text()
+    tail = text[len(text) - result.characters:]
+    gen = Generator.from_checkpoint(ckpt)
+    total, count = 0.0, 0
+    for start in range(0, (len(tail) - 1) // 8 * 8, 8):
+        gen.reset(1)
+        logits = gen.feed(tail[start : start + 8])[0].astype(np.float64)
+        logp = logits - np.log(np.exp(logits - logits.max(axis=1, keepdims=True)).sum(axis=1, keepdims=True)) - logits.max(axis=1, keepdims=True)
+        targets = gen.encode(tail[start + 1 : start + 9])
+        total -= logp[np.arange(8), targets].sum()
+        count += 8
+    assert result.windows_loss == pytest.approx(total / count, rel=1e-4)
+    assert evaluate_text(text_checkpoint, text_file).loss == result.stream_loss  # the default protocol: stream

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -23,6 +24,8 @@ def eval_command(
     encoding: str = typer.Option("utf-8", help="Text encoding of DATA."),
     backend: str = typer.Option("auto", help="Continuous: auto (NumPy on CPU), numpy or torch."),
     device: str = typer.Option("cpu", help="Device for torch: cpu, cuda, mps or auto (the first available of those)."),
+    protocol: str = typer.Option("stream", help="Text: which loss comes first and is 'loss' in --json: stream (the tail as one stream, the state carried through) or windows (windows of --window characters, each from a zero state, as nanoGPT scores). Both are measured."),
+    window: int = typer.Option(256, help="Text: the window of the windows protocol."),
     horizon: Optional[int] = typer.Option(None, help="Series: steps forecast from each backtest origin. \\[default: the season, or 8 without one]"),
     origins: int = typer.Option(5, help="Series: forecast origins spread over the validation tail."),
     season: Optional[int] = typer.Option(None, help="Series: the seasonal period for MASE and the seasonal naive forecast. \\[default: detected from the training part]"),
@@ -42,9 +45,16 @@ def eval_command(
     if ckpt.kind == "text" and (long or waves is not None or seed is not None):
         raise UsageError("--long, --waves and --seed measure continuous models; this checkpoint generates text")
     if ckpt.kind == "text":
-        result = evaluate_text(ckpt, data, val_fraction=val_fraction, encoding=encoding, device=device)
-        say(f"{result.data}: last {result.val_fraction:g} ({result.characters:,} characters, one stream)")
-        say(f"validation loss {result.loss:.4f} nats/char, {result.bits_per_char:.4f} bits/char  ({result.seconds:.1f}s)")
+        result = evaluate_text(ckpt, data, val_fraction=val_fraction, encoding=encoding, device=device,
+                               protocol=protocol, window=window)
+        say(f"{result.data}: last {result.val_fraction:g} ({result.characters:,} characters)")
+        lines = {"stream": f"one stream, state carried through    {_nats(result.stream_loss)}",
+                 "windows": f"windows of {result.window}, each from zero state  {_nats(result.windows_loss or 0)}"}
+        if result.windows_loss is None:
+            del lines["windows"]
+        for name in sorted(lines, key=lambda n: n != protocol):
+            say(f"validation loss, {lines[name]}")
+        say(f"({result.seconds:.1f}s)")
     else:
         horizons = LONG_HORIZONS if long else HORIZONS
         result = evaluate_series(ckpt, data, horizons=horizons, waves=32 if waves is None else waves, seed=seed, val_fraction=val_fraction,
@@ -67,6 +77,10 @@ def eval_command(
         figures["backtest"] = tested.to_dict()
     if json_out:
         print(json.dumps(figures))
+
+
+def _nats(loss: float) -> str:
+    return f"{loss:.4f} nats/char, {loss / math.log(2):.4f} bits/char"
 
 
 def _show_backtest(tested, detected: bool) -> None:
