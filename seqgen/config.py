@@ -99,11 +99,13 @@ SMALL_TEXT, MEDIUM_TEXT = 20_000, 200_000
 SHORT_SERIES = 2_000
 
 
-def defaults_for(kind: str, size: int | None = None, sine: bool = False) -> tuple[ModelConfig, TrainConfig]:
+def defaults_for(kind: str, size: int | None = None, sine: bool = False,
+                 bf16: bool = False) -> tuple[ModelConfig, TrainConfig]:
     """The default model and training settings for "text" or "series" data, or for the built-in
     `sine` waves (chosen by measurement; see docs/experiments.md). For text, `size` (its length in
     characters, if known) scales a small text's defaults down; a short series' (in values) is
-    validated more often."""
+    validated more often. `bf16`: the training device has bfloat16 units, which make an LSTM
+    step twice as fast (train/precision.py), so a full-size text gets an LSTM there."""
     if kind == "text":
         if size is not None and size < SMALL_TEXT:
             return (ModelConfig(cell="gru", layers=1, hidden=128, embed=64, dropout=0.0),
@@ -111,8 +113,13 @@ def defaults_for(kind: str, size: int | None = None, sine: bool = False) -> tupl
         if size is not None and size < MEDIUM_TEXT:
             return (ModelConfig(cell="gru", layers=2, hidden=128, embed=64, dropout=0.0),
                     TrainConfig(batch_size=32, window=128, lr=5e-3, lr_min_ratio=0.02, max_time=120.0, eval_every=50))
-        return (ModelConfig(cell="gru", layers=2, hidden=384, embed=64, dropout=0.0),
-                TrainConfig(batch_size=32, window=128, lr=5e-3, lr_min_ratio=0.02, max_time=300.0))
+        full = TrainConfig(batch_size=32, window=128, lr=5e-3, lr_min_ratio=0.02, max_time=300.0)
+        if bf16:
+            # In bfloat16 an LSTM 2x384 takes 2.4x the GRU's float32 steps in 5 minutes and
+            # overfits tinyshakespeare without dropout (1.464 nats/char); with 0.2 it reached
+            # 1.432 against the GRU's 1.447 (docs/experiments.md).
+            return ModelConfig(cell="lstm", layers=2, hidden=384, embed=64, dropout=0.2), full
+        return ModelConfig(cell="gru", layers=2, hidden=384, embed=64, dropout=0.0), full
     # 2500 steps take about 40 s here; the time limit keeps a slower machine within a minute.
     train = TrainConfig(batch_size=32, window=100, lr=3e-3, steps=2500, max_time=50.0, eval_every=100, input_noise=0.15)
     if sine:

@@ -62,3 +62,13 @@ def test_bf16_training_lands_near_fp32(text_file, tmp_path):
     fp32 = train(text_file, tmp_path / "a.safetensors", 30, precision="fp32").best_val
     bf16 = train(text_file, tmp_path / "b.safetensors", 30, precision="bf16").best_val
     assert abs(fp32 - bf16) < 0.1 * fp32  # the same recipe: a loss within 10%
+
+
+def test_a_full_size_text_gets_an_lstm_with_dropout_where_bfloat16_is_fast():
+    from seqgen.config import defaults_for
+
+    model, train = defaults_for("text", size=1_000_000, bf16=True)
+    assert (model.cell, model.hidden, model.dropout) == ("lstm", 384, 0.2) and train.max_time == 300
+    model, _ = defaults_for("text", size=1_000_000, bf16=False)
+    assert (model.cell, model.dropout) == ("gru", 0.0)
+    assert defaults_for("text", size=5_000, bf16=True) == defaults_for("text", size=5_000)  # small texts: as they were

@@ -32,11 +32,11 @@ def train(
     val_fraction: float = typer.Option(0.1, help="Fraction at the end of each source kept for validation.", rich_help_panel=DATA_PANEL),
     cache_dir: Optional[Path] = typer.Option(None, help="Folder for the decoded copy of DATA (token ids or values), reused while DATA is unchanged. \\[default: $XDG_CACHE_HOME/seqgen or ~/.cache/seqgen]", rich_help_panel=DATA_PANEL),
     head: Optional[str] = typer.Option(None, help="Series: what the output is: gaussian or studentt (a distribution of the next value, trained by its likelihood and sampled from: forecasts with intervals), point (the next value itself) or oscillator (an order-2 recurrence fitted to everything the stream has shown, which holds a sine's period, plus the network's correction of its coefficient). \\[default: sine oscillator, a file gaussian]", rich_help_panel=MODEL_PANEL),
-    cell: Optional[str] = typer.Option(None, help="Recurrent cell: lstm, gru or rnn. \\[default: text gru, series lstm]", rich_help_panel=MODEL_PANEL),
+    cell: Optional[str] = typer.Option(None, help="Recurrent cell: lstm, gru or rnn. \\[default: series lstm; text gru, or lstm where the hardware has bfloat16 units (see --precision)]", rich_help_panel=MODEL_PANEL),
     layers: Optional[int] = typer.Option(None, help="Stacked recurrent layers. \\[default: 2; a text under 20,000 characters 1]", rich_help_panel=MODEL_PANEL),
     hidden: Optional[int] = typer.Option(None, help="Units per layer. \\[default: text 384 (under 200,000 characters 128), series 64]", rich_help_panel=MODEL_PANEL),
     embed: Optional[int] = typer.Option(None, help="Character embedding size (text). \\[default: 64]", rich_help_panel=MODEL_PANEL),
-    dropout: Optional[float] = typer.Option(None, help="Dropout between layers and before the head. \\[default: 0]", rich_help_panel=MODEL_PANEL),
+    dropout: Optional[float] = typer.Option(None, help="Dropout between layers and before the head. \\[default: 0; a text's LSTM in bfloat16 0.2]", rich_help_panel=MODEL_PANEL),
     batch_size: Optional[int] = typer.Option(None, help="Tracks trained side by side. \\[default: 32; a text under 20,000 characters 16]", rich_help_panel=TRAINING_PANEL),
     window: Optional[int] = typer.Option(None, help="Steps per backpropagation window. \\[default: text 128 (under 20,000 characters 64), series 100]", rich_help_panel=TRAINING_PANEL),
     lr: Optional[float] = typer.Option(None, help="Peak learning rate (Adam). \\[default: text 5e-3, series 3e-3]", rich_help_panel=TRAINING_PANEL),
@@ -168,7 +168,9 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
     if checkpoint:
         base_model, base_train = checkpoint.model_config, from_dict(TrainConfig, checkpoint.meta["train"])
     else:
-        base_model, base_train = defaults_for(dataset.kind, size=data_size(dataset), sine=dataset.source.get("type") == "sine")
+        base_model, base_train = defaults_for(dataset.kind, size=data_size(dataset), sine=dataset.source.get("type") == "sine",
+                                              bf16=dataset.kind == "text" and model_opts.get("cell", "lstm") == "lstm"
+                                              and _fast_bf16(train_opts))
     if any(k in train_opts for k in LIMITS):
         # Limits given replace all the stored or default ones: --steps 5000 means 5000 steps, not
         # "5000 steps unless the default time limit comes first".
@@ -194,6 +196,19 @@ def _names(text: Optional[str]) -> Optional[list[str]]:
     if not names:
         raise UsageError("--columns: give the names of one or more columns, separated by commas")
     return names
+
+
+def _fast_bf16(train_opts: dict) -> bool:
+    """Whether this run would train a full-size LSTM text model in bfloat16 (see defaults_for)."""
+    from ..device import resolve_device
+    from ..train.distributed import device_for
+    from ..train.precision import resolve_precision
+
+    asked = train_opts.get("precision", "auto")
+    if asked not in ("auto", "bf16"):
+        return False
+    device = resolve_device(device_for(train_opts.get("device", "auto")))
+    return resolve_precision(asked, device, "lstm", 384, is_text=True) == "bf16"
 
 
 def data_size(dataset) -> int:
@@ -365,6 +380,8 @@ class TrainDisplay:
                 total = f" of {event['total_steps']}" if event.get("total_steps") else ""
                 say(f"resuming from step {event['step']}{total}")
             where = f"{event['processes']} processes" if event.get("processes", 1) > 1 else event["device"]
+            if event.get("precision", "fp32") != "fp32":
+                where += f" in {event['precision']}"
             say(f"model: {event['parameters']:,} parameters on {where}, batch {event['batch']}, "
                 f"{event['steps_per_epoch']} step{'s' if event['steps_per_epoch'] != 1 else ''} per epoch")
             if event["batch"] < event.get("batch_asked", 0):

@@ -330,6 +330,7 @@ class Trainer:
             if self.step == 0:
                 metrics_path.unlink(missing_ok=True)
         emit({"type": "start", "parameters": parameter_count(self.model), "device": str(self.device),
+              "precision": self.precision,
               "steps_per_epoch": self.steps_per_epoch, "total_steps": self.schedule.total_steps,
               "batch": self.batch, "processes": self.group.world, "step": self.step,
               "batch_asked": self.config.batch_size, "streams": len(self.data.streams),
