@@ -85,6 +85,23 @@ def test_a_large_batch_stepped_on_two_threads_matches_torch(cell, vocab):
     assert numpy_model._pool is not None  # the slices did run on a second thread
 
 
+@pytest.mark.parametrize("vocab", [0, 65], ids=["series", "text"])
+@pytest.mark.parametrize("cell,hidden", [("lstm", 64), ("gru", 384)])
+def test_a_stream_gets_the_same_bits_alone_or_in_any_batch(cell, hidden, vocab):
+    """What a server needs: a seed gives the same output whether its stream was stepped alone
+    or beside others, so a row's numbers may not depend on the rows around it."""
+    model = NumpyModel(weights(make_model(cell, 2, hidden, vocab)), make_model(cell, 2, hidden, vocab).config)
+    rng = np.random.default_rng(1)
+    for batch in (2, 3, 17, 64):
+        state = [rng.normal(0, 0.5, (2, batch, hidden)).astype(np.float32) for _ in model.init_state(1)]
+        x = rng.integers(0, vocab, batch) if vocab else rng.normal(size=batch).astype(np.float32)
+        alone = [s[:, 4 % batch : 4 % batch + 1].copy() for s in state]
+        out_alone = model.step(x[4 % batch : 4 % batch + 1], alone)[0].copy()
+        out_batch, state = model.step(x, state)
+        assert np.array_equal(out_alone[0], out_batch[4 % batch])
+        assert all(np.array_equal(a[:, 0], s[:, 4 % batch]) for a, s in zip(alone, state))
+
+
 def test_generator_keeps_state_between_steps():
     """Each step continues from the state left by the last one: stepping "7" after a prime gives
     what the whole sequence gives, not what "7" from a zero state gives (the classic bug)."""

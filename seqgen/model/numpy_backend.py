@@ -9,6 +9,14 @@ elementwise operations on preallocated buffers:
   through one tanh call; LSTM gates are reordered (i, f, o, g) to make the sigmoid gates one slice.
 A step of many streams is cut into slices of rows that threads advance side by side (see
 ROWS_PER_THREAD); a single stream runs on the calling thread alone.
+
+A stream's numbers do not depend on which other streams share its step (a server batches the
+streams of many clients, and a seed must give the same text alone or in company). OpenBLAS
+gives a row of a matrix product the same bits whatever the number of rows, with two exceptions
+measured here (tests/test_numpy_backend.py holds them): a product of one row goes another way
+(a matrix-vector kernel that sums in another order), and so does a product whose column count
+is not a multiple of 16. So a lone stream is stepped as a pair (about 15% slower than one row
+on the shipped text model) and the output layer is padded with zero columns to a multiple of 16.
 """
 
 from __future__ import annotations
@@ -26,15 +34,20 @@ NumpyState = list
 # (NumPy releases the GIL in its matrix products and elementwise loops). Each slice gets at least
 # this many streams: below that, handing work to another thread costs more than it saves.
 ROWS_PER_THREAD = 16
+# Output columns are padded to a multiple of this (see the module's docstring).
+COLUMN_BLOCK = 16
 
 
 class NumpyModel:
     """Inference-only twin of `SeqModel`: same weights, same outputs (to float tolerance)."""
 
     def __init__(self, weights: dict[str, np.ndarray], config: ModelConfig, dtype=np.float32,
-                 threads: int | None = None):
-        """`threads`: how many cores a large batch may be stepped on (default: all usable, up to 4)."""
+                 threads: int | None = None, invariant: bool = True):
+        """`threads`: how many cores a large batch may be stepped on (default: all usable, up to 4);
+        `invariant`: step a lone stream as a pair, so that its numbers are those it would get in any
+        batch (see the module's docstring; False takes the faster one-row product)."""
         self.config = config
+        self.invariant = invariant
         self.dtype = dtype
         self.threads = max(1, threads if threads is not None else min(usable_cores(), 4))
         self._pool: ThreadPoolExecutor | None = None
@@ -56,10 +69,15 @@ class NumpyModel:
             self.b_x.append(b_x.astype(dtype))
             self.w_hh.append(np.ascontiguousarray(w_hh, dtype=dtype))
             self.b_h.append(None if b_h is None else b_h.astype(dtype))
-        self.w_out = np.ascontiguousarray(f("head.weight").T, dtype=dtype)
-        self.b_out = f("head.bias").astype(dtype)
+        w_out, b_out = f("head.weight").T, f("head.bias")
+        self.width = len(b_out)
+        padded = -(-self.width // COLUMN_BLOCK) * COLUMN_BLOCK
+        self.w_out = np.zeros((w_out.shape[0], padded), dtype=dtype)
+        self.w_out[:, : self.width] = w_out
+        self.b_out = np.zeros(padded, dtype=dtype)
+        self.b_out[: self.width] = b_out
         # Logits, or a likelihood head's several parameters, keep their last axis; a value does not.
-        self._keeps_width = config.is_text or self.w_out.shape[1] > 1
+        self._keeps_width = config.is_text or self.width > 1
         self.gates = len(order)
         self._cell = {"lstm": self._lstm, "gru": self._gru, "rnn": self._rnn}[config.cell]
         self._buffers: dict[tuple[int, int], dict[str, np.ndarray]] = {}
@@ -83,7 +101,7 @@ class NumpyModel:
             inputs = np.empty((batch, steps, self.config.hidden), dtype=self.dtype)
             for t in range(steps):
                 inputs[:, t] = self._cell(layer, proj[:, t], state, buffers)
-        y = inputs @ self.w_out + self.b_out
+        y = (inputs @ self.w_out + self.b_out)[..., : self.width]
         return (y if self._keeps_width else y[..., 0]), state
 
     def _projection(self, layer: int, inputs: np.ndarray) -> np.ndarray:
@@ -100,6 +118,8 @@ class NumpyModel:
         The outputs are a buffer that the next call reuses: copy them to keep them.
         """
         batch = len(x)
+        if batch == 1 and self.invariant:
+            return self._step_alone(x, state)
         out = self._buffers_for(batch)["out"]
         slices = self._slices_for(batch)
         if len(slices) == 1:
@@ -114,7 +134,22 @@ class NumpyModel:
             self._step_rows(*jobs[0])
             for future in futures:
                 future.result()
-        return (out if self._keeps_width else out[:, 0]), state
+        return self._outputs(out), state
+
+    def _step_alone(self, x: np.ndarray, state: NumpyState) -> tuple[np.ndarray, NumpyState]:
+        """One stream, stepped as two copies of itself (see the module's docstring)."""
+        buffers = self._buffers_for(2)
+        pair = buffers.setdefault("pair", [np.empty((self.config.layers, 2, self.config.hidden), dtype=self.dtype)
+                                           for _ in state])
+        for own, twin in zip(state, pair):
+            twin[:] = own
+        self._step_rows(np.repeat(np.asarray(x), 2), pair, buffers, buffers["out"])
+        for own, twin in zip(state, pair):
+            own[:] = twin[:, :1]
+        return self._outputs(buffers["out"][:1]), state
+
+    def _outputs(self, out: np.ndarray) -> np.ndarray:
+        return out[:, : self.width] if self._keeps_width else out[:, 0]
 
     def _slices_for(self, batch: int) -> list[slice]:
         """The row slices a step of `batch` streams is cut into (one when it is too small to share)."""
