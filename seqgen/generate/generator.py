@@ -162,24 +162,36 @@ class Generator:
 
     def step(self) -> np.ndarray:
         """Choose the next item for every stream from the last output, feed it back, return it."""
+        x, items = self.choose()
+        output, self.state = self.model.step(x, self.state)
+        self.took(x, output)
+        return items
+
+    def choose(self) -> tuple[np.ndarray, np.ndarray]:
+        """The first half of `step`: each stream's next item, drawn from the last output, as the
+        network's next input and in the data's terms: (inputs, items). A server steps the network
+        of many generators at once between each one's `choose` and `took`."""
         if self.last_output is None:
             raise UsageError("feed a prime before stepping: the generator has no output to continue from")
         if self.is_text:
             items, weights = choose_tokens(self.last_output, self.sampling, self.rng, self.counts)
             self._last_choice = (items, weights)
             self._remember(items[:, None])
-            x = items
-        else:
-            # A likelihood head is sampled at the temperature's spread; greedy feeds back its mean.
-            spread = 0.0 if self.sampling.greedy else self.sampling.temperature * self.spread_scale
-            x = self.head.draw(self.last_output, self.rng, self.sampling.noise / self.unit, spread)
-            items = self.to_values(x)
-            if self.level is not None:
-                self.level = items
-        self.last_output, self.state = self.model.step(x, self.state)
+            return items, items
+        # A likelihood head is sampled at the temperature's spread; greedy feeds back its mean.
+        spread = 0.0 if self.sampling.greedy else self.sampling.temperature * self.spread_scale
+        x = self.head.draw(self.last_output, self.rng, self.sampling.noise / self.unit, spread)
+        items = self.to_values(x)
+        if self.level is not None:
+            self.level = items
+        return x, items
+
+    def took(self, x: np.ndarray, output: np.ndarray) -> None:
+        """The second half of `step`: the network's output for inputs `x` (the state is already
+        advanced) becomes the output the next item is drawn from."""
+        self.last_output = output
         if self.head_state is not None:
-            self.last_output, self.head_state = self.head.step_numpy(x, self.last_output, self.head_state)
-        return items
+            self.last_output, self.head_state = self.head.step_numpy(x, output, self.head_state)
 
     def prediction(self) -> np.ndarray:
         """A series model's point prediction of each stream's next value, in the data's units

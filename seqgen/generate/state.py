@@ -24,6 +24,11 @@ STATE_VERSION = 1
 
 def save_state(path: str | Path, gen) -> None:
     """Write `gen`'s state (see `Generator.snapshot`) atomically."""
+    write_atomic(path, state_bytes(gen))
+
+
+def state_bytes(gen) -> bytes:
+    """`gen`'s state as the bytes of a state file (what `save_state` writes; a server hands them out)."""
     from safetensors.numpy import save
 
     snap = gen.snapshot()
@@ -40,8 +45,7 @@ def save_state(path: str | Path, gen) -> None:
     meta = {"format": STATE_FORMAT, "format_version": STATE_VERSION, "checkpoint_checksum": gen.checkpoint_checksum,
             "kind": "text" if gen.is_text else "series", "batch_size": gen.batch_size, "rng": snap["rng"],
             "sampling": asdict(gen.sampling)}
-    write_atomic(path, save({k: np.ascontiguousarray(v) for k, v in tensors.items()},
-                            metadata={"seqgen": json.dumps(meta)}))
+    return save({k: np.ascontiguousarray(v) for k, v in tensors.items()}, metadata={"seqgen": json.dumps(meta)})
 
 
 def check_state_target(path: str | Path) -> None:
@@ -87,27 +91,37 @@ def _state_meta(path: Path) -> dict | None:
 
 def load_state(path: str | Path, gen) -> dict:
     """Read a state file written for `gen`'s checkpoint; returns a snapshot for `gen.restore`."""
-    from safetensors import safe_open
-
     path = Path(path)
     if path.is_dir():
         raise CheckpointError(f"`load_state` {path} is a directory: give a state file written by `save_state`")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such state file (write one with `save_state`)")
+    return state_from_bytes(path.read_bytes(), gen, str(path))
+
+
+def state_from_bytes(raw: bytes, gen, label: str = "the state") -> dict:
+    """`load_state` for the bytes of a state file; `label` names them in errors."""
+    from safetensors.numpy import load
+
     try:
-        with safe_open(str(path), framework="numpy") as f:
-            meta = json.loads((f.metadata() or {})["seqgen"])
-            tensors = {name: f.get_tensor(name) for name in f.keys()}
+        tensors = load(raw)
+        meta = json.loads(_metadata(raw)["seqgen"])
     except Exception:  # safetensors reports damage as several exception types
-        raise CheckpointError(f"{path} is not a seqgen state file (written by `save_state`)") from None
-    if meta.get("format") != STATE_FORMAT:
-        raise CheckpointError(f"{path} is not a seqgen state file (written by `save_state`)")
+        raise CheckpointError(f"{label} is not a seqgen state file (written by `save_state`)") from None
+    if not isinstance(meta, dict) or meta.get("format") != STATE_FORMAT:
+        raise CheckpointError(f"{label} is not a seqgen state file (written by `save_state`)")
     if not isinstance(meta.get("format_version"), int) or meta["format_version"] > STATE_VERSION:
-        raise CheckpointError(f"{path} has state format version {meta.get('format_version')}, newer than this seqgen reads; upgrade seqgen")
+        raise CheckpointError(f"{label} has state format version {meta.get('format_version')}, newer than this seqgen reads; upgrade seqgen")
     if meta.get("checkpoint_checksum") != gen.checkpoint_checksum:
-        raise CheckpointError(f"{path} was saved from another checkpoint; load it with the checkpoint that wrote it")
+        raise CheckpointError(f"{label} was saved from another checkpoint; load it with the checkpoint that wrote it")
     count = sum(1 for name in tensors if name.startswith("state."))
     return {"state": [tensors[f"state.{i}"] for i in range(count)], "last_output": tensors["last_output"],
             "rng": meta["rng"], "scale": tensors.get("scale"),
             "level": tensors.get("level"), "head": {k[5:]: v for k, v in tensors.items() if k.startswith("head.")},
-            "recent": tensors.get("recent")}
+            "recent": tensors.get("recent"), "sampling": meta.get("sampling")}
+
+
+def _metadata(raw: bytes) -> dict:
+    """The metadata of safetensors bytes: an 8-byte little-endian header length, then the JSON header."""
+    size = int.from_bytes(raw[:8], "little")
+    return json.loads(raw[8 : 8 + size]).get("__metadata__") or {}
