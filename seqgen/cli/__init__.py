@@ -10,7 +10,7 @@ import os
 # before NumPy is first imported; a user's own setting wins. Torch's threads are not affected.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from . import train, sample, forecast, checkpoints  # noqa: E402  (registers the commands, in --help's order)
+from . import train, sample, forecast, checkpoints, serve  # noqa: E402  (registers the commands, in --help's order)
 from .app import app, main  # noqa: E402
 
-__all__ = ["app", "main", "train", "sample", "forecast", "checkpoints"]
+__all__ = ["app", "main", "train", "sample", "forecast", "checkpoints", "serve"]

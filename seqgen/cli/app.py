@@ -67,25 +67,25 @@ def _root(
 DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*$")
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str, flag: str = "--max-time") -> float:
     """'90s', '5m', '1h30m', '1.5h' or a plain number of seconds -> seconds."""
     match = DURATION.match(text)
     if not text.strip() or not match or not any(match.groups()):
-        raise UsageError(f"--max-time {text!r} is not a duration; write it like 90s, 5m, 1h30m or 300")
+        raise UsageError(f"{flag} {text!r} is not a duration; write it like 90s, 5m, 1h30m or 300")
     hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
     total = hours * 3600 + minutes * 60 + seconds
     if total <= 0:
-        raise UsageError("--max-time must be longer than zero")
+        raise UsageError(f"{flag} must be longer than zero")
     return total
 
 
 # --------------------------------------------------------------------------------------------
 def main() -> None:
     """Entry point: run the app, turning every mistake into one line on stderr."""
-    try:
-        from click import exceptions as click
-    except ImportError:  # newer typer releases carry their own copy of click
+    try:  # typer 0.29 and newer carry their own copy of click, and raise its exceptions
         from typer._click import exceptions as click
+    except ImportError:
+        from click import exceptions as click
 
     if len(sys.argv) <= 1:
         sys.argv.append("--help")  # a bare `seqgen` asks what there is

@@ -65,14 +65,14 @@ def require_matplotlib():
     return plt
 
 
-def install_hint() -> str:
-    """How to add the `plot` extra to this seqgen: from its source checkout when it runs from one
+def install_hint(extra: str = "plot") -> str:
+    """How to add an extra (default `plot`) to this seqgen: from its source checkout when it runs from one
     (`seqgen[plot]` would fetch a released seqgen instead of adding to the one being run)."""
     root = Path(__file__).resolve().parents[2]
     project = root / "pyproject.toml"
     if project.is_file() and 'name = "seqgen"' in project.read_text(encoding="utf-8", errors="replace"):
-        return f"pip install -e '{root}[plot]'"
-    return "pip install 'seqgen[plot]'"
+        return f"pip install -e '{root}[{extra}]'"
+    return f"pip install 'seqgen[{extra}]'"
 
 
 def save_plot(path: str | Path, prime: np.ndarray, generated: np.ndarray) -> None:

@@ -300,14 +300,17 @@ class Generator:
     @classmethod
     def from_checkpoint(cls, checkpoint: str | Checkpoint, *, backend: str = "auto", device: str = "cpu",
                         sampling: SampleConfig | None = None, seed: int | None = None,
-                        series: str | dict | None = None) -> "Generator":
+                        series: str | dict | None = None, model=None) -> "Generator":
         """Load a checkpoint into a generator on the NumPy backend (default on CPU) or torch. A model
         of several series generates in the scale of the one named by `series` (default: the first),
-        or of a dict with its "mean" and "std"."""
+        or of a dict with its "mean" and "std". `model`: a backend already made from this
+        checkpoint, to share (a server's generators share one)."""
         ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
         if backend not in BACKENDS:
             raise UsageError(f"`backend` must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        if backend == "torch" or (backend == "auto" and device != "cpu"):
+        if model is not None:
+            pass
+        elif backend == "torch" or (backend == "auto" and device != "cpu"):
             model = torch_model_from_checkpoint(ckpt, device)
         else:
             if device != "cpu":

@@ -21,6 +21,7 @@ on the shipped text model) and the output layer is padded with zero columns to a
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -34,6 +35,8 @@ NumpyState = list
 # (NumPy releases the GIL in its matrix products and elementwise loops). Each slice gets at least
 # this many streams: below that, handing work to another thread costs more than it saves.
 ROWS_PER_THREAD = 16
+# Work buffers are kept for this many batch sizes (and slices of them).
+KEPT_BUFFERS = 12
 # Output columns are padded to a multiple of this (see the module's docstring).
 COLUMN_BLOCK = 16
 
@@ -82,6 +85,9 @@ class NumpyModel:
         self._cell = {"lstm": self._lstm, "gru": self._gru, "rnn": self._rnn}[config.cell]
         self._buffers: dict[tuple[int, int], dict[str, np.ndarray]] = {}
         self._slices: dict[int, list[slice]] = {}
+        # One model may serve several threads (a server's batching thread and its request
+        # threads): steps share work buffers, so one at a time; whole sequences use their own.
+        self._stepping = threading.Lock()
 
     def init_state(self, batch_size: int) -> NumpyState:
         c = self.config
@@ -94,7 +100,7 @@ class NumpyModel:
         x = np.asarray(x)
         batch, steps = x.shape
         state = [s.copy() for s in (state if state is not None else self.init_state(batch))]
-        buffers = self._buffers_for(batch)
+        buffers = self._new_buffers(batch)
         inputs = x
         for layer in range(self.config.layers):
             proj = self._projection(layer, inputs)  # (batch, time, gates): all input products at once
@@ -117,6 +123,10 @@ class NumpyModel:
 
         The outputs are a buffer that the next call reuses: copy them to keep them.
         """
+        with self._stepping:
+            return self._step(x, state)
+
+    def _step(self, x: np.ndarray, state: NumpyState) -> tuple[np.ndarray, NumpyState]:
         batch = len(x)
         if batch == 1 and self.invariant:
             return self._step_alone(x, state)
@@ -183,12 +193,18 @@ class NumpyModel:
         """Work buffers for `batch` rows; each slice of a split batch has its own (`part` 1, 2, ...)."""
         buffers = self._buffers.get((batch, part))
         if buffers is None:
-            H, G = self.config.hidden, self.gates
-            empty = lambda *shape: np.empty(shape, dtype=self.dtype)
-            buffers = {"gx": empty(batch, G), "gates": empty(batch, G), "tmp": empty(batch, H),
-                       "out": empty(batch, len(self.b_out))}
-            self._buffers[(batch, part)] = buffers
+            # A server's batch changes size as clients come and go: keep the buffers of the last
+            # few sizes only, not of every size ever seen.
+            while len(self._buffers) >= KEPT_BUFFERS:
+                self._buffers.pop(next(iter(self._buffers)))
+            buffers = self._buffers[(batch, part)] = self._new_buffers(batch)
         return buffers
+
+    def _new_buffers(self, batch: int) -> dict[str, np.ndarray]:
+        H, G = self.config.hidden, self.gates
+        empty = lambda *shape: np.empty(shape, dtype=self.dtype)
+        return {"gx": empty(batch, G), "gates": empty(batch, G), "tmp": empty(batch, H),
+                "out": empty(batch, len(self.b_out))}
 
     # --- the cells: gx is the input product plus bias; state is updated in place ------------
     def _lstm(self, layer: int, gx: np.ndarray, state: NumpyState, buffers: dict) -> np.ndarray:

@@ -1,0 +1,53 @@
+"""`seqgen serve`: the HTTP server (seqgen/serve), started with uvicorn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..errors import MissingPackage, UsageError
+from .app import app, parse_duration, say
+
+
+@app.command()
+def serve(
+    checkpoints: list[Path] = typer.Argument(..., metavar="CHECKPOINT...", help="Checkpoints to serve; each is named by its file name without the extension."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for every interface: set --api-key then)."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    api_key: str | None = typer.Option(None, envvar="SEQGEN_API_KEY", help="Require this key on every request (Authorization: Bearer KEY). \\[env: SEQGEN_API_KEY]", show_envvar=False),
+    max_tokens: int = typer.Option(4096, help="Most items one request may generate."),
+    max_streams: int = typer.Option(256, help="Most streams generating at once per model (a completion with n counts n); more get 503."),
+    max_sessions: int = typer.Option(256, help="Most sessions kept at once; more get 429."),
+    session_ttl: str = typer.Option("10m", help="A session idle this long is dropped (90s, 10m, 1h)."),
+    max_body: int = typer.Option(1_000_000, help="Largest request body, in bytes; larger gets 413."),
+    timeout: float = typer.Option(30.0, help="Seconds a client has to send its request body (and idle keep-alive connections are kept)."),
+) -> None:
+    """Serve checkpoints over HTTP: completions, sessions that stay alive, a playground at /."""
+    try:
+        import uvicorn
+
+        from ..serve.app import Limits, create_app
+    except ImportError:
+        from .plot import install_hint
+
+        raise MissingPackage(f"seqgen serve needs Starlette and uvicorn: {install_hint('serve')}") from None
+    for name, value in (("--max-tokens", max_tokens), ("--max-streams", max_streams), ("--max-sessions", max_sessions),
+                        ("--max-body", max_body)):
+        if value < 1:
+            raise UsageError(f"{name} must be >= 1, got {value}")
+    if not 0 < port < 65536:
+        raise UsageError(f"--port must be between 1 and 65535, got {port}")
+    if timeout <= 0:
+        raise UsageError(f"--timeout must be > 0, got {timeout}")
+    limits = Limits(max_tokens=max_tokens, max_rows=max_streams, max_sessions=max_sessions, max_body=max_body,
+                    session_ttl=parse_duration(session_ttl, "--session-ttl"), read_timeout=timeout)
+    web = create_app([str(p) for p in checkpoints], limits, api_key)
+    names = ", ".join(web.state.server.models)
+    if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
+        say(f"warning: listening on {host} with no --api-key: anyone who can reach it can use it", "yellow")
+    say(f"serving {names} on http://{host}:{port}/ (Ctrl-C to stop)")
+    # uvicorn stops taking connections on Ctrl-C or SIGTERM, lets running requests finish for up
+    # to 5 s, then cancels the rest; the app's shutdown stops the engines.
+    uvicorn.run(web, host=host, port=port, log_level="warning", timeout_keep_alive=int(max(1, timeout)),
+                timeout_graceful_shutdown=5)

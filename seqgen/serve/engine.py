@@ -1,0 +1,165 @@
+"""Continuous batching: one thread per model steps every generating stream together.
+
+A request that generates becomes a `Stream`: a `Generator` of its own (its recurrent state, its
+random numbers, its sampling settings) and a number of items still to make. The engine's thread
+loops: it takes the streams generating now, lets each draw its next items (`Generator.choose`),
+steps the network once for all their rows, hands each stream its rows of the output
+(`Generator.took`), and passes the new items on. A stream joins between two steps and leaves
+when it is done, so N clients generating at once cost about one batched step per item, not N.
+What a stream makes depends on its seed alone: its draws come from its own random numbers, and
+the NumPy backend gives a row the same bits in any batch (see model/numpy_backend.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..generate.generator import Generator
+from ..generate.sampling import StopMatcher
+
+
+class Busy(Exception):
+    """The engine is generating as many rows as it may; the caller should come back later."""
+
+
+@dataclass
+class Piece:
+    """What one step gave a stream: an item per row, which rows it counts for, their log-probabilities
+    (text, when asked for), and which rows ended at it (by a stop string or the length)."""
+
+    items: np.ndarray
+    live: np.ndarray
+    logprobs: np.ndarray | None
+    ended: np.ndarray
+    done: bool
+
+
+@dataclass
+class Stream:
+    """A generator that makes `length` more items, ending a row early where it makes one of `stops`
+    (text). `deliver` is called from the engine's thread with each `Piece`, the last one with
+    `done` set (also after `cancel`, with no items)."""
+
+    gen: Generator
+    length: int
+    deliver: Callable[[Piece], None]
+    stops: list[str] = field(default_factory=list)
+    logprobs: bool = False
+    made: int = 0
+    cancelled: bool = False
+
+    def __post_init__(self):
+        rows = self.gen.batch_size
+        self.live = np.ones(rows, dtype=bool)
+        self.matchers = [StopMatcher(self.gen.encode(stop), len(self.gen.vocab), rows) for stop in self.stops]
+        self.stopped = np.zeros(rows, dtype=bool)  # rows that ended on a stop string (not the length)
+
+    @property
+    def rows(self) -> int:
+        return self.gen.batch_size
+
+    def cancel(self) -> None:
+        """Leave at the next step (a client that went away); `deliver` gets a last, empty piece."""
+        self.cancelled = True
+
+
+class Engine:
+    """The batching thread of one model. `submit` a stream; it is stepped with all the others
+    until it is done. At most `max_rows` rows generate at once: beyond that `submit` raises `Busy`."""
+
+    def __init__(self, model, max_rows: int = 256, name: str = "model"):
+        self.model, self.max_rows = model, max_rows
+        self._streams: list[Stream] = []
+        self._waiting: list[Stream] = []
+        self._wake = threading.Condition()
+        self._closing = False
+        self.steps = 0  # batched steps taken, for /health and tests
+        self._thread = threading.Thread(target=self._run, name=f"seqgen-engine-{name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def rows(self) -> int:
+        """Rows generating or waiting to join."""
+        with self._wake:
+            return sum(s.rows for s in self._streams + self._waiting)
+
+    def submit(self, stream: Stream) -> None:
+        if stream.gen.model is not self.model:
+            raise ValueError("a stream's generator must use its engine's model")
+        with self._wake:
+            if self._closing:
+                raise Busy("the server is shutting down")
+            rows = sum(s.rows for s in self._streams + self._waiting)
+            if rows + stream.rows > self.max_rows:
+                raise Busy(f"{rows} rows are generating; at most {self.max_rows} at once")
+            if stream.length <= 0:
+                stream.deliver(Piece(np.zeros(0), np.zeros(0, bool), None, np.zeros(0, bool), True))
+                return
+            self._waiting.append(stream)
+            self._wake.notify()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Cancel every stream, stop the thread."""
+        with self._wake:
+            self._closing = True
+            for stream in self._streams + self._waiting:
+                stream.cancel()
+            self._wake.notify()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not (self._streams or self._waiting or self._closing):
+                    self._wake.wait()
+                self._streams.extend(self._waiting)
+                self._waiting.clear()
+                if self._closing and not self._streams:
+                    return
+            for stream in [s for s in self._streams if s.cancelled]:
+                self._leave(stream)
+            if self._streams:
+                self._step(list(self._streams))
+
+    def _leave(self, stream: Stream) -> None:
+        with self._wake:
+            self._streams.remove(stream)
+        ended = np.zeros(stream.rows, dtype=bool)
+        stream.deliver(Piece(np.zeros(0), np.zeros(0, bool), None, ended, True))
+
+    def _step(self, streams: list[Stream]) -> None:
+        chosen = [s.gen.choose() for s in streams]
+        x = np.concatenate([inputs for inputs, _ in chosen])
+        parts = len(streams[0].gen.state)
+        state = [np.concatenate([s.gen.state[k] for s in streams], axis=1) for k in range(parts)]
+        output, state = self.model.step(x, state)
+        self.steps += 1
+        row = 0
+        for stream, (inputs, items) in zip(streams, chosen):
+            rows = slice(row, row + stream.rows)
+            row += stream.rows
+            # Copies: the engine's batch arrays and the model's output buffer are reused.
+            stream.gen.state = [a[:, rows].copy() for a in state]
+            stream.gen.took(inputs, output[rows].copy())
+            self._pass_on(stream, items)
+
+    def _pass_on(self, stream: Stream, items: np.ndarray) -> None:
+        live = stream.live.copy()
+        logprobs = np.log(stream.gen.last_probability) if stream.logprobs and stream.gen.is_text else None
+        stream.made += 1
+        for matcher in stream.matchers:
+            hit = matcher.update(items) & stream.live
+            stream.stopped |= hit
+            stream.live &= ~hit
+        if stream.made >= stream.length:
+            stream.live[:] = False
+        ended = live & ~stream.live
+        done = not stream.live.any()
+        stream.deliver(Piece(items, live, logprobs, ended, done))
+        if done:
+            with self._wake:
+                self._streams.remove(stream)

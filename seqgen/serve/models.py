@@ -1,0 +1,91 @@
+"""The checkpoints a server holds: each loaded once, with one NumPy model that every request's
+generator shares and the batching engine that steps them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..checkpoint import Checkpoint, load_checkpoint
+from ..data import parse_numbers
+from ..errors import DataError
+from ..generate.api import is_probabilistic, start
+from ..generate.generator import Generator
+from ..generate.sampling import TEXT_CHOICES, sampling_config
+from ..info import checkpoint_info
+from ..model.numpy_backend import NumpyModel
+from .engine import Engine
+from .protocol import RequestError, numbers
+
+
+class Served:
+    """One checkpoint being served under `name` (its file name without the extension)."""
+
+    def __init__(self, path: str | Path, name: str, max_rows: int):
+        self.ckpt: Checkpoint = load_checkpoint(path)
+        self.name = name
+        self.model = NumpyModel(self.ckpt.weights, self.ckpt.model_config)
+        self.engine = Engine(self.model, max_rows=max_rows, name=name)
+        self.info = {"id": name, "object": "model", "kind": self.ckpt.kind, **_jsonable(checkpoint_info(self.ckpt))}
+
+    @property
+    def is_text(self) -> bool:
+        return self.ckpt.kind == "text"
+
+    def generator(self, fields: dict, rows: int = 1, prompt=None) -> tuple[Generator, int]:
+        """A generator with the request's sampling settings and seed, fed its prompt (or, with
+        none, what `seqgen sample` primes with) for `rows` streams; and how many items were fed.
+        Runs the prompt through the network: call it off the event loop."""
+        gen = self.make_generator(fields)
+        prime = self.prime(prompt)
+        fed = start(gen, self.ckpt, prime, num_samples=rows, seed=fields.get("seed"), unknown=fields.get("unknown", "error"))
+        return gen, int(np.shape(fed)[-1]) if np.ndim(fed) else len(fed)
+
+    def make_generator(self, fields: dict) -> Generator:
+        """A generator with the request's sampling settings and seed, nothing fed yet."""
+        choices = {k: fields.get(k) for k in TEXT_CHOICES}
+        sampling = sampling_config(self.ckpt.kind, temperature=fields.get("temperature"), top_k=fields.get("top_k"),
+                                   top_p=fields.get("top_p"), greedy=bool(fields.get("greedy")),
+                                   noise=fields.get("noise"), probabilistic=is_probabilistic(self.ckpt), **choices)
+        return Generator.from_checkpoint(self.ckpt, model=self.model, sampling=sampling, seed=fields.get("seed"))
+
+    def prime(self, prompt) -> str | np.ndarray | None:
+        """A request's `prompt` for this model: text, or numbers (a list, or a string of them)."""
+        if prompt is None or (isinstance(prompt, (str, list)) and len(prompt) == 0):
+            return None
+        if self.is_text:
+            if not isinstance(prompt, str):
+                raise RequestError(f"`prompt` must be text for {self.name}, a text model")
+            return prompt
+        if isinstance(prompt, str):
+            try:
+                return parse_numbers(prompt)
+            except DataError as e:
+                raise RequestError(f"`prompt`: {e}") from None
+        return np.asarray(numbers(prompt, "prompt"))
+
+    def close(self) -> None:
+        self.engine.close(timeout=5)
+
+
+def load_models(paths: list[str | Path], max_rows: int) -> dict[str, Served]:
+    """The checkpoints by name; two files of one name are told apart by a number."""
+    models: dict[str, Served] = {}
+    for path in paths:
+        stem, name, k = Path(path).stem, Path(path).stem, 2
+        while name in models:
+            name, k = f"{stem}-{k}", k + 1
+        models[name] = Served(path, name, max_rows)
+    return models
+
+
+def _jsonable(value):
+    """`checkpoint_info` as JSON takes it (NaN and infinities become null)."""
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,149 @@
+"""Between the engine's thread and HTTP: pieces arrive in an `Inbox` on the event loop, are
+gathered per row in an `Output`, and go out as one JSON answer or as server-sent events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+
+import numpy as np
+from starlette.responses import JSONResponse, StreamingResponse
+
+from .engine import Busy, Piece, Stream
+from .models import Served
+from .protocol import RequestError
+
+
+class Inbox:
+    """Pieces from the engine's thread, waited for on the event loop. The loop is woken once for
+    everything that arrived since it last looked, not once per piece."""
+
+    def __init__(self):
+        self.loop = asyncio.get_running_loop()
+        self._pieces: deque[Piece] = deque()
+        self._ready = asyncio.Event()
+        self._signalled = False
+
+    def deliver(self, piece: Piece) -> None:  # the engine's thread
+        self._pieces.append(piece)
+        if not self._signalled:
+            self._signalled = True
+            try:
+                self.loop.call_soon_threadsafe(self._ready.set)
+            except RuntimeError:  # the loop has closed: nobody is waiting any more
+                pass
+
+    async def take(self) -> list[Piece]:
+        await self._ready.wait()
+        self._ready.clear()
+        self._signalled = False
+        pieces = []
+        while self._pieces:
+            pieces.append(self._pieces.popleft())
+        return pieces
+
+
+class Output:
+    """What a stream made, per row: items (text pieces or values), log-probabilities, the reason
+    each row ended."""
+
+    def __init__(self, served: Served, rows: int):
+        self.served, self.rows = served, rows
+        self.items: list[list] = [[] for _ in range(rows)]
+        self.logprobs: list[list[float]] = [[] for _ in range(rows)]
+        self.finish: list[str | None] = [None] * rows
+
+    def add(self, piece: Piece, stream: Stream) -> list[int]:
+        """Take in a piece; returns the rows it changed."""
+        changed = []
+        for row in np.flatnonzero(piece.live):
+            item = piece.items[row]
+            self.items[row].append(self.served.ckpt.vocab[item] if self.served.is_text else float(item))
+            if piece.logprobs is not None:
+                self.logprobs[row].append(float(piece.logprobs[row]))
+            changed.append(int(row))
+        for row in np.flatnonzero(piece.ended):
+            self.finish[row] = "stop" if stream.stopped[row] else "length"
+        if piece.done:
+            self.finish = [reason or ("cancelled" if stream.cancelled else "length") for reason in self.finish]
+        return changed
+
+    def choice(self, row: int, since: int = 0, logprobs: bool = False) -> dict:
+        items = self.items[row][since:]
+        choice = {"index": row}
+        if self.served.is_text:
+            choice["text"] = "".join(items)
+        else:
+            choice["values"] = items
+        if logprobs:
+            choice["logprobs"] = {"tokens": items if self.served.is_text else None,
+                                  "token_logprobs": self.logprobs[row][since:]}
+        choice["finish_reason"] = self.finish[row]
+        return choice
+
+    @property
+    def count(self) -> int:
+        return sum(len(items) for items in self.items)
+
+
+def make_stream(gen, fields: dict, stops: list[str], inbox: Inbox) -> Stream:
+    for stop in stops:
+        unknown = gen.tokenizer.unknown(stop)
+        if unknown:
+            raise RequestError(f"`stop` {stop!r}: the model never produces {', '.join(map(repr, unknown))}")
+    return Stream(gen, fields["max_tokens"], inbox.deliver, stops=stops, logprobs=bool(fields["logprobs"]))
+
+
+async def respond(served: Served, stream: Stream, inbox: Inbox, fields: dict, meta: dict, output: Output):
+    """Hand `stream` to its engine and answer: the whole result, or server-sent events."""
+    try:
+        served.engine.submit(stream)
+    except Busy as e:
+        raise RequestError(f"the server is busy ({e}); try again shortly", 503) from None
+    if fields["stream"]:
+        return StreamingResponse(_events(stream, inbox, meta, output, fields["logprobs"]),
+                                 media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    try:
+        while True:
+            pieces = await inbox.take()
+            for piece in pieces:
+                output.add(piece, stream)
+            if any(p.done for p in pieces):
+                break
+    finally:
+        stream.cancel()  # a no-op once done; otherwise the client went away
+    fed = meta.pop("_fed", 0)
+    return JSONResponse({**meta, "choices": [output.choice(r, logprobs=bool(fields["logprobs"]))
+                                             for r in range(output.rows)],
+                         "usage": {"prompt_tokens": fed, "completion_tokens": output.count,
+                                   "total_tokens": fed + output.count}})
+
+async def _events(stream: Stream, inbox: Inbox, meta: dict, output: Output, logprobs: bool):
+    meta = {k: v for k, v in meta.items() if not k.startswith("_")}
+    sent = [0] * output.rows
+    done = False
+    try:
+        while not done:
+            pieces = await inbox.take()
+            changed: set[int] = set()
+            for piece in pieces:
+                changed.update(output.add(piece, stream))
+                if piece.ended.any() or piece.done:
+                    changed.update(int(r) for r in np.flatnonzero(piece.ended))
+                done = done or piece.done
+            if done:
+                changed.update(range(output.rows))
+            choices = []
+            for row in sorted(changed):
+                choice = output.choice(row, sent[row], bool(logprobs))
+                if not done and output.finish[row] is None:
+                    choice["finish_reason"] = None
+                sent[row] = len(output.items[row])
+                choices.append(choice)
+            if choices:
+                yield f"data: {json.dumps({**meta, 'choices': choices})}\n\n"
+        yield "data: [DONE]\n\n"
+    finally:
+        stream.cancel()
+

@@ -1,0 +1,260 @@
+"""`seqgen serve`: the HTTP API over the batching engine, called as a client would."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("httpx")
+
+from seqgen import SampleConfig
+from seqgen.generate import sample
+from seqgen.generate.api import follow
+from seqgen.generate.generator import Generator
+from seqgen.serve import Engine, Stream
+from seqgen.serve.app import Limits, create_app
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # Starlette's note about httpx versus httpx2
+    from starlette.testclient import TestClient
+
+
+@pytest.fixture
+def client(text_checkpoint, sine_checkpoint):
+    with TestClient(create_app([text_checkpoint, sine_checkpoint])) as c:
+        yield c
+
+
+def complete(client, **body):
+    response = client.post("/v1/completions", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+# --- generation ---------------------------------------------------------------------------------
+def test_a_completion_is_what_seqgen_sample_gives_for_the_same_seed(client, text_checkpoint):
+    got = complete(client, model="poem", prompt="To be", max_tokens=120, seed=7, temperature=0.8, top_k=20)
+    expected = sample(text_checkpoint, prime="To be", length=120, seed=7, temperature=0.8, top_k=20)
+    assert got["choices"][0]["text"] == expected[0]
+    assert got["choices"][0]["finish_reason"] == "length"
+    assert got["usage"] == {"prompt_tokens": 5, "completion_tokens": 120, "total_tokens": 125}
+
+
+def test_n_completions_are_seqgen_samples_num_samples(client, text_checkpoint):
+    got = complete(client, model="poem", prompt="Or", max_tokens=60, n=3, seed=2, min_p=0.05)
+    expected = sample(text_checkpoint, prime="Or", length=60, num_samples=3, seed=2, min_p=0.05)
+    assert [c["text"] for c in got["choices"]] == expected
+
+
+def test_a_series_completion_returns_numbers(client, sine_checkpoint):
+    got = complete(client, model="sine", prompt=[0.0, 0.2, 0.4, 0.55, 0.7], max_tokens=30, seed=1)
+    expected = sample(sine_checkpoint, prime=[0.0, 0.2, 0.4, 0.55, 0.7], length=30, seed=1)
+    np.testing.assert_array_equal(got["choices"][0]["values"], expected[0])
+
+
+def test_a_stop_string_ends_the_text_after_it(client):
+    got = complete(client, model="poem", prompt="T", max_tokens=400, seed=3, stop=["\n", "fortune"])
+    choice = got["choices"][0]
+    assert choice["text"].endswith("\n") and "\n" not in choice["text"][:-1]
+    assert choice["finish_reason"] == "stop"
+
+
+def test_logprobs_are_the_chosen_tokens_probabilities(client):
+    greedy = complete(client, model="poem", prompt="To be", max_tokens=20, greedy=True, logprobs=True)
+    probs = np.exp(greedy["choices"][0]["logprobs"]["token_logprobs"])
+    assert len(probs) == 20 and np.all((probs > 0) & (probs <= 1))
+    assert "".join(greedy["choices"][0]["logprobs"]["tokens"]) == greedy["choices"][0]["text"]
+
+
+def test_a_streamed_completion_arrives_in_pieces_that_add_up_to_the_whole(client):
+    whole = complete(client, model="poem", prompt="To be", max_tokens=80, seed=5, n=2)
+    pieces = {0: "", 1: ""}
+    finish = {}
+    with client.stream("POST", "/v1/completions",
+                       json={"model": "poem", "prompt": "To be", "max_tokens": 80, "seed": 5, "n": 2, "stream": True}) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in r.iter_lines() if line]
+    import json
+
+    assert lines[-1] == "data: [DONE]"
+    for line in lines[:-1]:
+        for choice in json.loads(line[len("data: "):])["choices"]:
+            pieces[choice["index"]] += choice["text"]
+            finish[choice["index"]] = choice["finish_reason"]
+    assert [pieces[0], pieces[1]] == [c["text"] for c in whole["choices"]]
+    assert finish == {0: "length", 1: "length"}
+
+
+# --- batching -----------------------------------------------------------------------------------
+def test_streams_stepped_together_make_what_each_makes_alone(text_checkpoint):
+    """Continuous batching: streams joining while another is running share its steps of the
+    network and still give, seed for seed, what each gives on its own."""
+    lengths = [200, 50, 60, 70, 80, 90]
+    alone = [sample(text_checkpoint, prime="To", length=n, seed=k, temperature=0.9)[0] for k, n in enumerate(lengths)]
+    first = Generator.from_checkpoint(text_checkpoint)
+    engine = Engine(first.model)
+    results: dict[int, list[str]] = {k: [] for k in range(6)}
+    done = threading.Event()
+    streams = []
+
+    def collector(k):
+        def deliver(piece):
+            results[k].extend(first.vocab[i] for i, live in zip(piece.items, piece.live) if live)
+            if k == 0 and len(results[0]) in (5, 10, 15, 20, 25):  # the others join one by one
+                engine.submit(streams[len(results[0]) // 5])
+            if piece.done and all(s.made == s.length for s in streams):
+                done.set()
+        return deliver
+
+    for k, n in enumerate(lengths):
+        gen = Generator.from_checkpoint(text_checkpoint, model=first.model, seed=k,
+                                        sampling=SampleConfig(temperature=0.9))
+        gen.feed("To")
+        streams.append(Stream(gen, n, collector(k)))
+    engine.submit(streams[0])
+    assert done.wait(30)
+    engine.close()
+    assert ["".join(results[k]) for k in range(6)] == alone
+    assert engine.steps == 200  # the others made their 350 items within the first stream's 200 steps
+
+
+def test_concurrent_clients_get_what_they_get_alone(client):
+    bodies = [{"model": "poem", "prompt": "Whether", "max_tokens": 150, "seed": k} for k in range(8)]
+    alone = [complete(client, **b)["choices"][0]["text"] for b in bodies]
+    together: list[str | None] = [None] * 8
+
+    def call(k):
+        together[k] = complete(client, **bodies[k])["choices"][0]["text"]
+
+    threads = [threading.Thread(target=call, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert together == alone
+
+
+# --- sessions -----------------------------------------------------------------------------------
+def test_a_session_continues_across_calls_as_one_long_generation(client, text_checkpoint):
+    created = client.post("/v1/sessions", json={"model": "poem", "prompt": "To be", "seed": 4, "temperature": 0.7})
+    assert created.status_code == 201
+    sid = created.json()["id"]
+    parts = [client.post(f"/v1/sessions/{sid}/generate", json={"max_tokens": n}).json()["choices"][0]["text"]
+             for n in (30, 50)]
+    expected = sample(text_checkpoint, prime="To be", length=80, seed=4, temperature=0.7)[0]
+    assert "".join(parts) == expected
+    assert client.get(f"/v1/sessions/{sid}").json()["generated"] == 80
+
+
+def test_feeding_a_session_then_snapshot_and_restore_repeat_the_same_future(client):
+    sid = client.post("/v1/sessions", json={"model": "poem", "prompt": "To be", "seed": 1}).json()["id"]
+    fed = client.post(f"/v1/sessions/{sid}/feed", json={"prompt": ", or not"}).json()
+    assert fed["fed"] == 5 + 8
+    state = client.get(f"/v1/sessions/{sid}/snapshot").json()["state"]
+    first = client.post(f"/v1/sessions/{sid}/generate", json={"max_tokens": 40}).json()["choices"][0]["text"]
+    assert client.post(f"/v1/sessions/{sid}/restore", json={"state": state}).status_code == 200
+    again = client.post(f"/v1/sessions/{sid}/generate", json={"max_tokens": 40}).json()["choices"][0]["text"]
+    assert again == first
+    # A state is portable: a new session made from it goes on the same way.
+    other = client.post("/v1/sessions", json={"model": "poem", "state": state}).json()["id"]
+    assert client.post(f"/v1/sessions/{other}/generate", json={"max_tokens": 40}).json()["choices"][0]["text"] == first
+    base64.b64decode(state)  # plain base64 of a state file: `seqgen sample --load-state` reads it
+
+
+def test_a_deleted_session_is_gone(client):
+    sid = client.post("/v1/sessions", json={"model": "poem"}).json()["id"]
+    assert client.delete(f"/v1/sessions/{sid}").json()["deleted"] is True
+    assert client.post(f"/v1/sessions/{sid}/generate", json={"max_tokens": 5}).status_code == 404
+
+
+def test_a_series_session_says_its_next_value_after_each_feed(client, sine_checkpoint):
+    values = list(np.sin(np.linspace(0, 6, 60)))
+    sid = client.post("/v1/sessions", json={"model": "sine", "prompt": values[:40]}).json()["id"]
+    said = [client.post(f"/v1/sessions/{sid}/feed", json={"prompt": [v]}).json()["prediction"] for v in values[40:]]
+    gen = Generator.from_checkpoint(sine_checkpoint)
+    gen.feed(values[:40])
+    expected = []
+    for v in values[40:]:
+        gen.feed([v])
+        expected.append(gen.prediction()[0])
+    np.testing.assert_allclose(said, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_follow_forecasts_posted_values(client, sine_checkpoint):
+    values = list(np.sin(np.linspace(0, 6, 50)))
+    got = client.post("/v1/follow", json={"model": "sine", "values": values, "horizon": 3}).json()
+    expected = list(follow(Generator.from_checkpoint(sine_checkpoint), values, horizon=3))
+    np.testing.assert_allclose(got["forecasts"], expected, rtol=1e-6, atol=1e-7)
+
+
+def test_idle_sessions_expire_and_the_number_kept_is_limited(text_checkpoint):
+    with TestClient(create_app([text_checkpoint], Limits(max_sessions=2, session_ttl=0.3))) as c:
+        first = c.post("/v1/sessions", json={}).json()["id"]
+        c.post("/v1/sessions", json={})
+        full = c.post("/v1/sessions", json={})
+        assert full.status_code == 429 and "delete one" in full.json()["error"]["message"]
+        time.sleep(0.5)
+        assert c.get(f"/v1/sessions/{first}").status_code == 404
+        assert c.post("/v1/sessions", json={}).status_code == 201
+        assert c.get("/health").json()["sessions"] == 1
+
+
+# --- limits and mistakes ------------------------------------------------------------------------
+@pytest.mark.parametrize("body,status,words", [
+    ({"model": "poem", "max_tokens": -1}, 400, "`max_tokens` must be >= 0"),
+    ({"model": "poem", "temperature": 0}, 400, "`temperature` must be > 0"),
+    ({"model": "poem", "top_p": 1.5}, 400, "`top_p` must be in (0, 1]"),
+    ({"model": "poem", "tempreature": 1}, 400, "unknown field `tempreature`"),
+    ({"model": "poem", "prompt": 42}, 400, "`prompt` must be a string or a list"),
+    ({"model": "poem", "prompt": "ça"}, 400, "never seen: 'ç'"),
+    ({"model": "poem", "stop": "ç"}, 400, "never produces 'ç'"),
+    ({"model": "poem", "n": 1000}, 400, "`n` must be between 1 and 64"),
+    ({"model": "poem", "max_tokens": 10**6}, 400, "`max_tokens` is at most 4096"),
+    ({"model": "sine", "top_k": 3}, 400, "this model generates numbers"),
+    ({"model": "nope"}, 404, "no model `nope`"),
+    ({}, 400, "give `model`"),
+])
+def test_a_bad_request_gets_a_one_line_error_and_the_server_goes_on(client, body, status, words):
+    response = client.post("/v1/completions", json=body)
+    assert response.status_code == status
+    message = response.json()["error"]["message"]
+    assert words in message and "\n" not in message
+    assert complete(client, model="poem", max_tokens=3)["choices"][0]["text"]
+
+
+def test_bad_json_a_large_body_and_unknown_paths_get_4xx(text_checkpoint):
+    with TestClient(create_app([text_checkpoint], Limits(max_body=200))) as c:
+        assert c.post("/v1/completions", content=b"{not json").status_code == 400
+        assert c.post("/v1/completions", content=b"[1, 2]").json()["error"]["message"] == "the request must be a JSON object"
+        assert c.post("/v1/completions", json={"prompt": "x" * 500}).status_code == 413
+        assert c.get("/v1/nothing").status_code == 404
+        assert c.get("/v1/completions").status_code == 405
+
+
+def test_a_full_engine_says_busy_with_503(text_checkpoint):
+    with TestClient(create_app([text_checkpoint], Limits(max_rows=2))) as c:
+        response = c.post("/v1/completions", json={"n": 3, "max_tokens": 5})
+        assert response.status_code == 503 and response.headers["retry-after"] == "1"
+        assert "busy" in response.json()["error"]["message"]
+
+
+def test_an_api_key_is_required_when_set(text_checkpoint):
+    with TestClient(create_app([text_checkpoint], api_key="s3cret")) as c:
+        assert c.get("/health").status_code == 401
+        assert c.get("/health", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert c.post("/v1/completions", json={"max_tokens": 2}, headers={"X-API-Key": "s3cret"}).status_code == 200
+        assert c.get("/").status_code == 200  # the page itself; its calls send the key
+
+
+def test_health_and_models_describe_what_is_served(client):
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["models"] == ["poem", "sine"]
+    models = {m["id"]: m for m in client.get("/v1/models").json()["data"]}
+    assert models["poem"]["kind"] == "text" and models["sine"]["kind"] == "series"
+    assert models["poem"]["model"]["hidden"] == 32
