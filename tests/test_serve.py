@@ -258,3 +258,44 @@ def test_health_and_models_describe_what_is_served(client):
     models = {m["id"]: m for m in client.get("/v1/models").json()["data"]}
     assert models["poem"]["kind"] == "text" and models["sine"]["kind"] == "series"
     assert models["poem"]["model"]["hidden"] == 32
+
+
+# --- the command ---------------------------------------------------------------------------------
+def test_seqgen_serve_answers_and_stops_cleanly_on_sigterm(text_checkpoint):
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "seqgen", "serve", str(text_checkpoint), "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        got = httpx.post(f"{url}/v1/completions", json={"prompt": "To be", "max_tokens": 50, "seed": 9}).json()
+        assert got["choices"][0]["text"] == sample(text_checkpoint, prime="To be", length=50, seed=9)[0]
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=20) == 0
+        assert server.stdout.read() == ""  # stdout is for data; the server says everything on stderr
+    finally:
+        server.kill()
+
+
+def test_serve_says_what_is_wrong_with_a_checkpoint_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "seqgen", "serve", str(tmp_path / "missing.safetensors")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "missing.safetensors" in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import typer
@@ -48,6 +49,24 @@ def serve(
         say(f"warning: listening on {host} with no --api-key: anyone who can reach it can use it", "yellow")
     say(f"serving {names} on http://{host}:{port}/ (Ctrl-C to stop)")
     # uvicorn stops taking connections on Ctrl-C or SIGTERM, lets running requests finish for up
-    # to 5 s, then cancels the rest; the app's shutdown stops the engines.
-    uvicorn.run(web, host=host, port=port, log_level="warning", timeout_keep_alive=int(max(1, timeout)),
-                timeout_graceful_shutdown=5)
+    # to 5 s, then cancels the rest; the app's shutdown stops the engines. Then it raises the
+    # signal again for the handler it found, which here ends the command as a success: being
+    # asked to stop is how a server's work ends.
+    previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        uvicorn.run(web, host=host, port=port, log_level="warning", timeout_keep_alive=int(max(1, timeout)),
+                    timeout_graceful_shutdown=5)
+    except Stopped:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    say("stopped")
+
+
+class Stopped(Exception):
+    """Ctrl-C or SIGTERM, once the server has shut down."""
+
+
+def _stopped(signum, frame) -> None:
+    raise Stopped()
