@@ -299,3 +299,28 @@ def test_serve_says_what_is_wrong_with_a_checkpoint_in_one_line(tmp_path):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "missing.safetensors" in result.stderr
+
+
+def test_a_failing_step_ends_its_streams_and_the_engine_goes_on(text_checkpoint):
+    first = Generator.from_checkpoint(text_checkpoint)
+    engine = Engine(first.model)
+    ends = []
+    broken = Generator.from_checkpoint(text_checkpoint, model=first.model)
+    broken.feed("To")
+    broken.last_output = None  # choose() refuses: a stand-in for a bug inside a step
+    engine.submit(Stream(broken, 10, lambda piece: ends.append(piece) if piece.done else None))
+    for _ in range(200):
+        if ends:
+            break
+        time.sleep(0.01)
+    assert ends and ends[0].done
+    fine = Generator.from_checkpoint(text_checkpoint, model=first.model, seed=1)
+    fine.feed("To")
+    made = []
+    engine.submit(Stream(fine, 10, lambda piece: made.append(piece)))
+    for _ in range(200):
+        if made and made[-1].done:
+            break
+        time.sleep(0.01)
+    engine.close()
+    assert sum(int(p.live.sum()) for p in made) == 10

@@ -12,6 +12,7 @@ the NumPy backend gives a row the same bits in any batch (see model/numpy_backen
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,9 @@ import numpy as np
 
 from ..generate.generator import Generator
 from ..generate.sampling import StopMatcher
+
+
+log = logging.getLogger("seqgen.serve")
 
 
 class Busy(Exception):
@@ -122,12 +126,20 @@ class Engine:
                     return
             for stream in [s for s in self._streams if s.cancelled]:
                 self._leave(stream)
-            if self._streams:
+            if not self._streams:
+                continue
+            try:
                 self._step(list(self._streams))
+            except Exception:  # a bug, not a client's mistake: end these streams, keep serving
+                log.exception("the batched step failed; ending the %d streams in it", len(self._streams))
+                for stream in list(self._streams):
+                    stream.cancel()
+                    self._leave(stream)
 
     def _leave(self, stream: Stream) -> None:
         with self._wake:
-            self._streams.remove(stream)
+            if stream in self._streams:
+                self._streams.remove(stream)
         ended = np.zeros(stream.rows, dtype=bool)
         stream.deliver(Piece(np.zeros(0), np.zeros(0, bool), None, ended, True))
 
