@@ -308,14 +308,8 @@ class Generator:
         ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
         if backend not in BACKENDS:
             raise UsageError(f"`backend` must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        if model is not None:
-            pass
-        elif backend == "torch" or (backend == "auto" and device != "cpu"):
-            model = torch_model_from_checkpoint(ckpt, device)
-        else:
-            if device != "cpu":
-                raise UsageError("`backend` numpy runs on the CPU; use `backend` torch for another `device`")
-            model = NumpyModel(ckpt.weights, ckpt.model_config)
+        if model is None:
+            model = _backend_for(ckpt, backend, device)
         data = ckpt.data
         scaling = series if isinstance(series, dict) else series_entry(ckpt, series) or data
         gen = cls(model, tokenizer=tokenizer_for(data) if ckpt.kind == "text" else None, mean=scaling.get("mean", 0.0),
@@ -355,6 +349,14 @@ def series_entry(ckpt: Checkpoint, name: str | None = None) -> dict | None:
             return entry
     known = ", ".join(repr(e["name"]) for e in entries[:10])
     raise DataError(f"{ckpt.path} knows no series {name!r}; its series are {known}")
+
+
+def _backend_for(ckpt: Checkpoint, backend: str, device: str):
+    if backend == "torch" or (backend == "auto" and device != "cpu"):
+        return torch_model_from_checkpoint(ckpt, device)
+    if device != "cpu":
+        raise UsageError("`backend` numpy runs on the CPU; use `backend` torch for another `device`")
+    return NumpyModel(ckpt.weights, ckpt.model_config)
 
 
 def torch_model_from_checkpoint(ckpt: Checkpoint, device: str = "cpu") -> TorchRunner:
