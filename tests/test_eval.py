@@ -104,6 +104,14 @@ def test_eval_command_prints_a_summary_and_json(text_checkpoint, sine_checkpoint
     assert "RMSE over 10,000 steps" in sine.stderr
 
 
+def test_a_sine_model_is_measured_on_a_file_without_a_backtest(sine_checkpoint, series_file):
+    result = runner.invoke(app, ["eval", str(sine_checkpoint), str(series_file), "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures["source"]["type"] == "file" and "backtest" not in figures
+    assert "RMSE over" in result.stderr
+
+
 def test_eval_without_data_asks_for_it(sine_checkpoint, tmp_path, series_file):
     from seqgen import ModelConfig, TrainConfig, Trainer
 

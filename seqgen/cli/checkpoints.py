@@ -68,7 +68,9 @@ def eval_command(
         say(f"  generated / true amplitude  {result.amplitude_ratio:.3f} "
             f"(range {result.amplitude_ratio_min:.3f}-{result.amplitude_ratio_max:.3f})")
     figures = result.to_dict()
-    if ckpt.kind != "text" and result.source["type"] == "file":
+    # A backtest forecasts the series a model was trained on: a sine model has none, whatever DATA it is measured on.
+    trained_on_file = ckpt.data.get("source", {}).get("type") != "sine"
+    if ckpt.kind != "text" and result.source["type"] == "file" and trained_on_file:
         from ..evaluate import backtest
 
         tested = backtest(ckpt, data, horizon=horizon, origins=origins, season=season, samples=samples,
