@@ -83,7 +83,9 @@ def make_tracks(streams: list[np.ndarray], batch_size: int, window: int, label: 
     """Arrange the training streams as a (tracks, length) array of contiguous tracks.
 
     One stream is cut into `batch_size` tracks (fewer if it is too short to give each track one
-    window); several streams are cut into tracks as long as the shortest of them.
+    window); several streams are cut into tracks as long as the shortest of them. What does not
+    fill a whole track is left out at a stream's start: its most recent values matter most to a
+    forecast.
     """
     if len(streams) == 1:
         stream = streams[0]
@@ -95,13 +97,13 @@ def make_tracks(streams: list[np.ndarray], batch_size: int, window: int, label: 
             raise DataError(f"{label}: the training part has {len(stream)} items, fewer than one window of {window} "
                             f"plus one; {shorter}")
         length = len(stream) // count
-        return stream[: count * length].reshape(count, length)
+        return stream[len(stream) - count * length :].reshape(count, length)
     length = min(len(s) for s in streams)
     if length < window + 1:
         raise DataError(f"the training streams are {length} items long, shorter than `window` {window} plus one")
     # Streams of other lengths (the series of a long table) give as many tracks of the shortest's
     # length as they hold, so no stream is cut down to the shortest.
-    return np.concatenate([s[: len(s) // length * length].reshape(-1, length) for s in streams])
+    return np.concatenate([s[len(s) % length :].reshape(-1, length) for s in streams])
 
 
 class Schedule:
