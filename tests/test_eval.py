@@ -164,6 +164,22 @@ def test_eval_of_a_series_prints_the_backtest_and_puts_it_in_json(tmp_path, seri
     assert "seasonal naive" in result.stderr
 
 
+def test_a_model_of_a_table_is_measured_on_a_plain_file_of_numbers(tmp_path):
+    values = 10 + np.sin(2 * np.pi * np.arange(120) / 12)
+    months = np.datetime64("2000-01") + np.arange(120)
+    table = tmp_path / "monthly.csv"
+    table.write_text("month,sales\n" + "".join(f"{m},{v:.4f}\n" for m, v in zip(months, values)))
+    out = tmp_path / "m.safetensors"
+    Trainer(load_data(str(table)), ModelConfig(hidden=8, layers=1),
+            TrainConfig(batch_size=4, window=24, steps=5, eval_every=5), out).run()
+    plain = tmp_path / "sales.txt"
+    plain.write_text("\n".join(f"{v:.4f}" for v in values))  # the same numbers, one per line
+    result = runner.invoke(app, ["eval", str(out), str(plain), "--json", "--season", "12"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures["source"]["path"] == str(plain) and figures["backtest"]["data"] == str(plain)
+
+
 def test_the_windows_protocol_scores_each_window_from_a_zero_state(text_checkpoint, text_file):
     result = evaluate_text(text_checkpoint, text_file, protocol="windows", window=8)
     assert result.loss == result.windows_loss and result.stream_loss is not None
