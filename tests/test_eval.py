@@ -164,6 +164,20 @@ def test_eval_of_a_series_prints_the_backtest_and_puts_it_in_json(tmp_path, seri
     assert "seasonal naive" in result.stderr
 
 
+def test_eval_json_is_strict_json_with_null_for_a_missing_figure(tmp_path, series_file):
+    out = tmp_path / "s.safetensors"
+    Trainer(load_data(str(series_file)), ModelConfig(hidden=8, layers=1),
+            TrainConfig(batch_size=4, window=32, steps=10, eval_every=10), out).run()
+    result = CliRunner().invoke(app, ["eval", str(out), "--json", "--horizon", "5", "--origins", "2"])
+    assert result.exit_code == 0, result.output
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    figures = json.loads(result.stdout, parse_constant=refuse)
+    assert figures["backtest"]["seasonal_naive"]["coverage"] is None  # a point forecast has no interval
+
+
 def test_a_model_of_a_table_is_measured_on_a_plain_file_of_numbers(tmp_path):
     values = 10 + np.sin(2 * np.pi * np.arange(120) / 12)
     months = np.datetime64("2000-01") + np.arange(120)

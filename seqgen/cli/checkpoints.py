@@ -78,7 +78,19 @@ def eval_command(
         _show_backtest(tested, season is None)
         figures["backtest"] = tested.to_dict()
     if json_out:
-        print(json.dumps(figures))
+        print(json.dumps(_finite(figures)))
+
+
+def _finite(value):
+    """`value` with NaN and infinities as None (null): JSON has no NaN, and a point forecast has no
+    interval coverage to report."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _nats(loss: float) -> str:
