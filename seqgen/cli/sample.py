@@ -274,8 +274,11 @@ def follow(
     gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, seed=seed)
     if levels and not gen.head.probabilistic:
         from ..generate.forecast import validation_error
+        from ..generate.generator import series_entry
 
-        gen.sampling.noise = validation_error(ckpt)  # a point model's paths: see seqgen forecast
+        # A point model's paths, as seqgen forecast draws them: its error in the units of the
+        # series the generator scales by (the first of several).
+        gen.sampling.noise = validation_error(ckpt, series_entry(ckpt))
     names = ["mean", *(f"q{level:g}" for level in levels)]
     with StreamWriter(sys.stdout, line_flush=True) as out:
         for forecast in follow_values(gen, _stdin_values(), horizon, samples if levels else 0, levels):
