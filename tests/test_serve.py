@@ -277,6 +277,7 @@ def test_health_and_models_describe_what_is_served(client):
     models = {m["id"]: m for m in client.get("/v1/models").json()["data"]}
     assert models["poem"]["kind"] == "text" and models["sine"]["kind"] == "series"
     assert models["poem"]["model"]["hidden"] == 32
+    assert models["poem"]["max_tokens"] == Limits().max_tokens  # the playground's longest length
 
 
 # --- the command ---------------------------------------------------------------------------------

@@ -126,7 +126,8 @@ class Server:
                              "uptime": round(time.time() - self.started, 1)})
 
     async def list_models(self, request: Request):
-        return JSONResponse({"object": "list", "data": [m.info for m in self.models.values()]})
+        return JSONResponse({"object": "list", "data": [{**m.info, "max_tokens": self.limits.max_tokens}
+                                                        for m in self.models.values()]})
 
     async def page(self, request: Request):
         return HTMLResponse(resources.files("seqgen.serve").joinpath("page.html").read_text(encoding="utf-8"))
