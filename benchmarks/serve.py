@@ -84,8 +84,9 @@ class Server:
 
 
 async def complete(port: int, body: dict) -> tuple[list[tuple[float, str]], float]:
-    """POST /v1/completions with stream on: (arrival time, text) of each event, and the start time.
-    A whole (not streamed) answer comes back as one event."""
+    """POST /v1/completions: (arrival time, text) of each event, and the start time. A whole (not
+    streamed) answer comes back as one event. Events are parsed once the answer is complete: a
+    client on another machine would parse them on its own cores, not the server's."""
     start = time.perf_counter()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     payload = json.dumps(body).encode()
@@ -106,12 +107,11 @@ async def complete(port: int, body: dict) -> tuple[list[tuple[float, str]], floa
                 data = line[6:].strip()
                 if data == b"[DONE]":
                     break
-                events.append((time.perf_counter(), json.loads(data)["choices"][0]["text"]))
+                events.append((time.perf_counter(), data))
     else:
-        data = await reader.read()
-        events.append((time.perf_counter(), json.loads(data)["choices"][0]["text"]))
+        events.append((time.perf_counter(), await reader.read()))
     writer.close()
-    return events, start
+    return [(arrived, json.loads(data)["choices"][0]["text"]) for arrived, data in events], start
 
 
 def request(length: int, seed: int, stream: bool = True) -> dict:
