@@ -252,7 +252,7 @@ def sine_loops(folder: str, steps: int):
             x, state = torch.zeros(1, 1), None
             for _ in range(steps):
                 y, state = model(x, state)
-                x = y
+                x = y[..., 0]  # a likelihood head gives (mean, spread): the mean is fed back
     gen = Generator.from_checkpoint(ckpt)
     def ours():
         gen.reset(1)
