@@ -187,7 +187,7 @@ def bound_rate(checkpoint: Path, batch: int, steps: int, repeats: int) -> tuple[
         raise SystemExit("the bound is written for two layers; give a two-layer checkpoint")
     # The server's model steps a 64-row batch in slices on all usable cores, up to 4.
     cores = min(usable_cores(), 4, batch // ROWS_PER_THREAD)
-    fn = matmul_bound(batch, steps, cores, hidden=config.hidden, embed=config.embed, lookup=True,
+    fn = matmul_bound(batch, steps, cores, hidden=config.hidden, embed=config.embed,
                       gates=GATES[config.cell], vocab=config.vocab_size)
     return median_rate(fn, batch * steps, repeats), cores
 
