@@ -4,9 +4,10 @@ A request that generates becomes a `Stream`: a `Generator` of its own (its recur
 random numbers, its sampling settings) and a number of items still to make. The engine's thread
 loops: it takes the streams generating now, lets them draw their next items (`choose_together`,
 each from its own random numbers), steps the network once for all their rows, hands each stream
-its rows of the output (`Generator.took`), and passes the new items on. The batch's recurrent
-state is one array the model steps in place, gathered again only when a stream joins or leaves. A stream joins between two steps and leaves
-when it is done, so N clients generating at once cost about one batched step per item, not N.
+its rows of the output (`Generator.took`), and passes the new items on. A stream joins between
+two steps and leaves when it is done, so N clients generating at once cost about one batched step
+per item, not N. The batch's recurrent state is one array that the model steps in place, gathered
+again only when a stream joins or leaves; meanwhile each generator's state is a view of its rows.
 What a stream makes depends on its seed alone: its draws come from its own random numbers, and
 the NumPy backend gives a row the same bits in any batch (see model/numpy_backend.py).
 """
