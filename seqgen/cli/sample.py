@@ -103,8 +103,7 @@ def sample(
         # A part that --save-state will continue ends where generation stopped, so that the parts
         # joined are the whole; otherwise text gets a final newline.
         between = unescape("\\n\\n" if separator is None else separator)
-        _write(fmt, out, gen, steps, fed if include_prime else None, between, per_step,
-               end="" if save_state is not None else "\n")
+        _write(fmt, out, gen, steps, fed if include_prime else None, between, per_step, final=save_state is None)
     if plot or plot_file:
         from .output import prime_rows
 
@@ -131,17 +130,19 @@ def _recording(steps, drawn: list):
         yield items, live
 
 
-def _write(fmt: str, out, gen, steps, prime, separator: str, per_step: bool, end: str = "\n") -> None:
+def _write(fmt: str, out, gen, steps, prime, separator: str, per_step: bool, final: bool = True) -> None:
+    """`final`: nothing continues this output (no saved state), so it gets its ending: a newline
+    after text, U+FFFD for a character whose last bytes never came."""
     from .output import write_csv, write_jsonl, write_text, write_values
 
     if fmt == "text":
-        write_text(out, gen, steps, prime or "", separator, end)
+        write_text(out, gen, steps, prime or "", separator, "\n" if final else "", final)
     elif fmt == "values":
         write_values(out, gen, steps, prime)
     elif fmt == "csv":
         write_csv(out, gen, steps, prime)
     else:
-        write_jsonl(out, gen, steps, prime, per_step)
+        write_jsonl(out, gen, steps, prime, per_step, final)
 
 
 class FileOutput:

@@ -3,7 +3,9 @@
 `reset` sets the state to zero, `feed` runs a prime through the network in one call, `step`
 chooses the next item from the last output and feeds it back (one step of the network, whatever
 the length so far), and `generate(n)` iterates `step`. The randomness is NumPy's, seeded, so the
-same seed gives the same output on either backend for the same weights.
+same seed gives the same output on either backend for the same weights. For text, each step also
+turns the chosen tokens into the text they complete (`last_text`), holding back the first bytes
+of a character whose last byte is still to come.
 """
 
 from __future__ import annotations
@@ -102,6 +104,9 @@ class Generator:
         self.state = self.model.init_state(batch_size)
         self._set_scale(None)
         self.last_output: np.ndarray | None = None
+        # Text: the text each stream's last token completed, and what turns tokens into it.
+        self.last_text: list[str] | None = None
+        self.detokenizer = self.tokenizer.detokenizer(batch_size) if self.tokenizer else None
         # A model of differences adds each step to the stream's last value, kept here.
         self.level: np.ndarray | None = None
         # An output head with a state of its own (the oscillator's sums) keeps it here.
@@ -154,7 +159,12 @@ class Generator:
                                 else np.full(len(x), self.typical_scale))
             x = x / self.scale[:, None]
         outputs, self.state = self.model.forward(x, self.state)
-        self._remember(x) if self.is_text else None
+        if self.is_text:
+            self._remember(x)
+        if self.detokenizer:
+            # Bytes of a character left incomplete can never be completed now that whole text
+            # follows them: they are dropped, not shown.
+            self.detokenizer.set_pending([b""] * self.batch_size)
         if self.head_state is not None:
             outputs, self.head_state, _ = self.head.forward_numpy(x, outputs, self.head_state)
         self.last_output = outputs[:, -1]
@@ -177,6 +187,7 @@ class Generator:
             items, weights = choose_tokens(self.last_output, self.sampling, self.rng, self.counts)
             self._last_choice = (items, weights)
             self._remember(items[:, None])
+            self.last_text = self.detokenizer.add(items) if self.detokenizer else None
             return items, items
         # A likelihood head is sampled at the temperature's spread; greedy feeds back its mean.
         spread = 0.0 if self.sampling.greedy else self.sampling.temperature * self.spread_scale
@@ -221,6 +232,9 @@ class Generator:
             snap["head"] = {name: np.array(value, dtype=np.float64) for name, value in self.head_state.items()}
         if self.recent is not None:
             snap["recent"] = self.recent.copy()
+        pending = self.detokenizer.pending() if self.detokenizer else []
+        if any(pending):
+            snap["pending"] = pending
         return snap
 
     def restore(self, snapshot: dict) -> None:
@@ -242,6 +256,9 @@ class Generator:
                                else self.head.init_state(self.batch_size))
         # A state saved without penalties starts the window afresh (one with another window keeps its last tokens).
         self._reset_memory(snapshot.get("recent"))
+        if self.tokenizer:
+            self.detokenizer = self.tokenizer.detokenizer(self.batch_size)
+            self.detokenizer.set_pending(snapshot.get("pending") or [b""] * self.batch_size)
 
     def fork(self, n: int) -> None:
         """Turn the one stream fed so far into `n` identical streams, each going on on its own:
@@ -255,6 +272,8 @@ class Generator:
                 snap[key] = np.repeat(snap[key], n, axis=0)
         if "head" in snap:
             snap["head"] = {k: np.repeat(v, n, axis=0) for k, v in snap["head"].items()}
+        if "pending" in snap:
+            snap["pending"] = snap["pending"] * n
         self.restore(snap)
 
     # --- text helpers -------------------------------------------------------------------
@@ -264,7 +283,13 @@ class Generator:
         return self.tokenizer.encode(text)
 
     def decode(self, tokens) -> str:
+        """The text of a whole sequence of token ids."""
         return self.tokenizer.decode(tokens)
+
+    def text_end(self) -> list[str]:
+        """What each stream's text still lacks at its end: U+FFFD for a character whose last
+        bytes never came (byte tokens), else "". Call it once the generation is over."""
+        return self.detokenizer.end()
 
     def _as_model_input(self, inputs) -> np.ndarray:
         if isinstance(inputs, str):

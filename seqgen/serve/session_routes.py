@@ -146,7 +146,7 @@ def _feed_prime(gen, prime, unknown: str) -> int:
         if not prime:
             raise RequestError("none of the prompt's characters are known to the model")
     gen.feed(prime)
-    return len(prime)
+    return len(gen.encode(prime)) if isinstance(prime, str) else len(prime)  # tokens, for text
 
 
 def _snapshot(served, gen, encoded: str) -> dict:

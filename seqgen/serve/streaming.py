@@ -59,7 +59,7 @@ class Output:
         changed = []
         for row in np.flatnonzero(piece.live):
             item = piece.items[row]
-            self.items[row].append(self.served.ckpt.vocab[item] if self.served.is_text else float(item))
+            self.items[row].append(piece.texts[row] if self.served.is_text else float(item))
             if piece.logprobs is not None:
                 self.logprobs[row].append(float(piece.logprobs[row]))
             changed.append(int(row))
