@@ -87,6 +87,12 @@ def test_a_long_table_trains_one_model_over_its_ids(tmp_path):
 def test_streams_of_different_lengths_all_give_tracks():
     tracks = make_tracks([np.arange(30.0), np.arange(95.0)], batch_size=8, window=9)
     assert tracks.shape == (1 + 3, 30)  # the longer stream gives three tracks of the shorter's length
+    assert tracks[-1, -1] == 94 and tracks[1, 0] == 5  # its 5 oldest values are left over, not its newest
+
+
+def test_one_stream_keeps_its_newest_values_in_the_tracks():
+    tracks = make_tracks([np.arange(103.0)], batch_size=4, window=9)
+    assert tracks.shape == (4, 25) and tracks[-1, -1] == 102 and tracks[0, 0] == 3
 
 
 def test_a_missing_value_is_named_and_fill_fills_it(tmp_path):

@@ -104,6 +104,14 @@ def test_eval_command_prints_a_summary_and_json(text_checkpoint, sine_checkpoint
     assert "RMSE over 10,000 steps" in sine.stderr
 
 
+def test_a_sine_model_is_measured_on_a_file_without_a_backtest(sine_checkpoint, series_file):
+    result = runner.invoke(app, ["eval", str(sine_checkpoint), str(series_file), "--json"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures["source"]["type"] == "file" and "backtest" not in figures
+    assert "RMSE over" in result.stderr
+
+
 def test_eval_without_data_asks_for_it(sine_checkpoint, tmp_path, series_file):
     from seqgen import ModelConfig, TrainConfig, Trainer
 
@@ -154,6 +162,36 @@ def test_eval_of_a_series_prints_the_backtest_and_puts_it_in_json(tmp_path, seri
     assert figures["backtest"]["horizon"] == 5 and figures["backtest"]["origins"] == 3
     assert set(figures["backtest"]["seqgen"]) == {"mae", "rmse", "mase", "crps", "coverage"}
     assert "seasonal naive" in result.stderr
+
+
+def test_eval_json_is_strict_json_with_null_for_a_missing_figure(tmp_path, series_file):
+    out = tmp_path / "s.safetensors"
+    Trainer(load_data(str(series_file)), ModelConfig(hidden=8, layers=1),
+            TrainConfig(batch_size=4, window=32, steps=10, eval_every=10), out).run()
+    result = CliRunner().invoke(app, ["eval", str(out), "--json", "--horizon", "5", "--origins", "2"])
+    assert result.exit_code == 0, result.output
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    figures = json.loads(result.stdout, parse_constant=refuse)
+    assert figures["backtest"]["seasonal_naive"]["coverage"] is None  # a point forecast has no interval
+
+
+def test_a_model_of_a_table_is_measured_on_a_plain_file_of_numbers(tmp_path):
+    values = 10 + np.sin(2 * np.pi * np.arange(120) / 12)
+    months = np.datetime64("2000-01") + np.arange(120)
+    table = tmp_path / "monthly.csv"
+    table.write_text("month,sales\n" + "".join(f"{m},{v:.4f}\n" for m, v in zip(months, values)))
+    out = tmp_path / "m.safetensors"
+    Trainer(load_data(str(table)), ModelConfig(hidden=8, layers=1),
+            TrainConfig(batch_size=4, window=24, steps=5, eval_every=5), out).run()
+    plain = tmp_path / "sales.txt"
+    plain.write_text("\n".join(f"{v:.4f}" for v in values))  # the same numbers, one per line
+    result = runner.invoke(app, ["eval", str(out), str(plain), "--json", "--season", "12"])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    assert figures["source"]["path"] == str(plain) and figures["backtest"]["data"] == str(plain)
 
 
 def test_the_windows_protocol_scores_each_window_from_a_zero_state(text_checkpoint, text_file):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from seqgen import Generator, ModelConfig, TrainConfig, Trainer, UsageError, load_data
+from seqgen import Generator, ModelConfig, TrainConfig, Trainer, UsageError, load_checkpoint, load_data
 from seqgen.generate import follow
 
 
@@ -97,3 +98,24 @@ def test_follow_after_a_prime_keeps_the_primed_state(sine_checkpoint):
         fed.feed([value])
         expected.append(fed.to_values(fed.last_output)[0])
     np.testing.assert_allclose(live, expected, rtol=1e-6)
+
+
+def test_a_point_model_of_several_series_bands_follow_by_that_series_error(tmp_path):
+    from seqgen.generate.forecast import validation_error
+    from seqgen.generate.generator import series_entry
+
+    t = np.arange(200)
+    rows = [f"{t0},{1000 + 300 * math.sin(t0 / 2):.3f},{5 + math.sin(t0 / 2):.4f}" for t0 in t]
+    (tmp_path / "two.csv").write_text("t,big,small\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "two.safetensors"
+    Trainer(load_data(str(tmp_path / "two.csv")), ModelConfig(hidden=8, layers=1, head="point"),
+            TrainConfig(batch_size=4, window=30, steps=10, eval_every=10), out).run()
+    stdin = "\n".join(f"{1000 + 300 * math.sin(t0 / 2):.3f}" for t0 in t[:20])
+    result = subprocess.run([sys.executable, "-m", "seqgen", "follow", str(out), "--quantiles", "0.1,0.9",
+                             "--samples", "400", "--seed", "0"], input=stdin, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    last = json.loads(result.stdout.splitlines()[-1])
+    ckpt = load_checkpoint(out)
+    error = validation_error(ckpt, series_entry(ckpt))  # in the units of 'big', its std about 210
+    assert error > 10
+    assert last["q0.9"][0] - last["q0.1"][0] == pytest.approx(2 * 1.2816 * error, rel=0.25)

@@ -150,6 +150,14 @@ def test_forecast_refuses_a_text_model(text_checkpoint):
     assert result.returncode == 2 and "text model" in result.stderr
 
 
+def test_a_sine_model_forecasts_a_fresh_wave_without_data(sine_checkpoint):
+    result = seqgen("forecast", str(sine_checkpoint), "--horizon", "5", "--seed", "2")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "step,mean,q0.1,q0.5,q0.9" and len(lines) == 6
+    assert forecast(sine_checkpoint, None, 5, samples=4, seed=2).paths.shape == (4, 5)  # the library does too
+
+
 def seqgen(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "seqgen", *args], capture_output=True, text=True,
                           env={**os.environ, "NO_COLOR": "1"})

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -56,6 +59,37 @@ def test_a_resumed_run_keeps_its_precision_unless_another_is_named(text_file, tm
     assert load_checkpoint(out).meta["progress"]["precision"] == "bf16"
     train(text_file, out, 9, precision="fp32", resume=True)
     assert load_checkpoint(out).meta["progress"]["precision"] == "fp32"
+
+
+def test_an_fp16_run_resumed_without_cuda_is_a_one_line_usage_error(text_file, tmp_path):
+    from seqgen.checkpoint import save_checkpoint
+
+    out = tmp_path / "m.safetensors"
+    train(text_file, out, 3, precision="fp32")
+    ckpt = load_checkpoint(out)  # as a run trained in fp16 on a GPU would have saved it
+    meta = {k: v for k, v in ckpt.meta.items() if k not in ("format", "format_version", "checksum")}
+    meta["train"]["precision"] = meta["progress"]["precision"] = "fp16"
+    save_checkpoint(out, meta, ckpt.weights, ckpt.training)
+    for asked in ([], ["--precision", "auto"]):  # auto keeps the precision a run began with
+        result = subprocess.run([sys.executable, "-m", "seqgen", "train", "--resume", str(out), "--steps", "6", *asked],
+                                capture_output=True, text=True)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "trained in fp16" in result.stderr and "--device cuda" in result.stderr
+
+
+def test_a_resumed_fp16_run_keeps_its_loss_scale(text_file, tmp_path, monkeypatch):
+    from seqgen.train import trainer as trainer_module
+
+    # float16 runs on CUDA only; a CPU scaler stands in for its loss scale here.
+    monkeypatch.setattr(trainer_module, "grad_scaler", lambda device, precision: torch.amp.GradScaler("cpu", init_scale=8.0))
+    out = tmp_path / "m.safetensors"
+    train(text_file, out, 3)
+    assert load_checkpoint(out).meta["progress"]["grad_scaler"]["scale"] == 8.0
+    monkeypatch.setattr(trainer_module, "grad_scaler", lambda device, precision: torch.amp.GradScaler("cpu"))
+    config = TrainConfig(batch_size=4, window=16, steps=6, eval_every=3, precision="bf16")
+    resumed = Trainer(load_data(str(text_file)), ModelConfig(cell="lstm", layers=1, hidden=32, embed=8), config, out,
+                      resume=load_checkpoint(out))
+    assert resumed.scaler.get_scale() == 8.0  # not a fresh scaler's 65536
 
 
 def test_bf16_training_lands_near_fp32(text_file, tmp_path):

@@ -213,6 +213,7 @@ def test_idle_sessions_expire_and_the_number_kept_is_limited(text_checkpoint):
     ({"model": "poem", "tempreature": 1}, 400, "unknown field `tempreature`"),
     ({"model": "poem", "prompt": 42}, 400, "`prompt` must be a string or a list"),
     ({"model": "poem", "prompt": "ça"}, 400, "never seen: 'ç'"),
+    ({"model": "sine", "prompt": "0 abc 1"}, 400, "`prompt`: 'abc' is not a number"),
     ({"model": "poem", "stop": "ç"}, 400, "never produces 'ç'"),
     ({"model": "poem", "n": 1000}, 400, "`n` must be between 1 and 64"),
     ({"model": "poem", "max_tokens": 10**6}, 400, "`max_tokens` is at most 4096"),

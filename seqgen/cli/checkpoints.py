@@ -71,7 +71,9 @@ def eval_command(
         say(f"  generated / true amplitude  {result.amplitude_ratio:.3f} "
             f"(range {result.amplitude_ratio_min:.3f}-{result.amplitude_ratio_max:.3f})")
     figures = result.to_dict()
-    if ckpt.kind != "text" and result.source["type"] == "file":
+    # A backtest forecasts the series a model was trained on: a sine model has none, whatever DATA it is measured on.
+    trained_on_file = ckpt.data.get("source", {}).get("type") != "sine"
+    if ckpt.kind != "text" and result.source["type"] == "file" and trained_on_file:
         from ..evaluate import backtest
 
         tested = backtest(ckpt, data, horizon=horizon, origins=origins, season=season, samples=samples,
@@ -79,7 +81,19 @@ def eval_command(
         _show_backtest(tested, season is None)
         figures["backtest"] = tested.to_dict()
     if json_out:
-        print(json.dumps(figures))
+        print(json.dumps(_finite(figures)))
+
+
+def _finite(value):
+    """`value` with NaN and infinities as None (null): JSON has no NaN, and a point forecast has no
+    interval coverage to report."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _nats(loss: float) -> str:

@@ -21,7 +21,7 @@ FORMATS = ("csv", "jsonl")
 @app.command()
 def forecast(
     checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="A continuous-model checkpoint written by 'seqgen train'."),
-    data: Optional[str] = typer.Argument(None, metavar="[DATA]", help="The history to continue: a file as 'seqgen train' reads them (numbers, or a CSV table with dates, read as the model's was) or - for stdin. \\[default: the end of the training data]"),
+    data: Optional[str] = typer.Argument(None, metavar="[DATA]", help="The history to continue: a file as 'seqgen train' reads them (numbers, or a CSV table with dates, read as the model's was) or - for stdin. \\[default: the end of the training data; for a sine model a fresh wave]"),
     horizon: int = typer.Option(24, "--horizon", "-H", help="Steps to forecast."),
     samples: int = typer.Option(200, help="Sample paths drawn; the mean and quantiles are taken over them."),
     quantiles: str = typer.Option("0.1,0.5,0.9", help="Comma-separated quantile levels to report, each between 0 and 1."),
@@ -47,7 +47,7 @@ def forecast(
         from .plot import require_matplotlib
 
         require_matplotlib()  # before the work, not after it
-    histories, frequency = _histories(ckpt, data, series)
+    histories, frequency = _histories(ckpt, data, series, seed)
     results = []
     for name, history, last_time in histories:
         known = name is not None and any(e["name"] == name for e in ckpt.data.get("series") or [])
@@ -74,10 +74,12 @@ def forecast(
             save_fan_plot(plot_file, history, low, middle, high, levels)
 
 
-def _histories(ckpt, data: Optional[str], only: Optional[str]):
+def _histories(ckpt, data: Optional[str], only: Optional[str], seed: Optional[int] = None):
     """[(series name or None, values to continue, the time of the last value or None)] and the step
-    between times: DATA's series, or each series' end as the checkpoint stores it."""
+    between times: DATA's series, or each series' end as the checkpoint stores it (a sine model's:
+    a fresh wave, drawn with `seed`)."""
     from ..data.table import Frequency, looks_like_table
+    from ..generate.forecast import stored_history
     from ..generate.generator import series_entry
 
     source = ckpt.data.get("source", {})
@@ -86,9 +88,9 @@ def _histories(ckpt, data: Optional[str], only: Optional[str]):
         entries = ckpt.data.get("series")
         if entries:
             chosen = [series_entry(ckpt, only)] if only else entries
-            return [(e["name"], np.asarray(e["prime"]), e["last_time"]) for e in chosen], stored
+            return [(e["name"], stored_history(ckpt, e), e["last_time"]) for e in chosen], stored
         series_entry(ckpt, only)  # a name that is not the one series is an error
-        return [(source.get("series"), np.asarray(ckpt.data["prime"]), source.get("last_time"))], stored
+        return [(source.get("series"), stored_history(ckpt, seed=seed), source.get("last_time"))], stored
     raw, label, suffix = _read_data(data)
     text = None if suffix.lower() == ".npy" else _decode(raw, label)
     if text is not None and looks_like_table(text):

@@ -32,6 +32,8 @@ def sample(
     penalty_window: Optional[int] = typer.Option(None, help="Text: how many of the last characters (prime included) the penalties look at. \\[default: 64]"),
     greedy: bool = typer.Option(False, "--greedy", help="Text: always take the most likely character. A gaussian or studentt series model: feed back the mean of each step."),
     stop: Optional[str] = typer.Option(None, help="Text: a sample ends once it has produced this string (\\n for a newline)."),
+    beam: Optional[int] = typer.Option(None, help="Text: beam search over this many hypotheses instead of sampling: the most likely continuation (or the --num-samples most likely, best first)."),
+    length_penalty: float = typer.Option(1.0, help="Text, with --beam: rank continuations of different lengths (ended by --stop) by log-probability / length ** this (1: per character; 0: the plain sum)."),
     noise: Optional[float] = typer.Option(None, help="Continuous: std of noise added to each fed-back value (0 = deterministic). \\[default: 0]"),
     num_samples: Optional[int] = typer.Option(None, help="Independent streams generated together in one batched state. \\[default: 1]"),
     include_prime: bool = typer.Option(False, "--include-prime", help="Also write the prime before the generated part."),
@@ -50,7 +52,7 @@ def sample(
     """Generate from a trained checkpoint; the output goes to stdout (or --output)."""
     from ..checkpoint import load_checkpoint
     from ..generate import Generator
-    from ..generate.api import generate_steps, is_probabilistic, sampling_for, start
+    from ..generate.api import beam_steps, generate_steps, is_probabilistic, sampling_for, start
     from .output import check_format, unescape
 
     if length < 0:
@@ -79,6 +81,8 @@ def sample(
         raise UsageError(f"--separator goes between text samples; --format {fmt} keeps samples apart by itself")
     if ckpt.kind == "text" and (num_samples or 1) > 1 and sampling.greedy:
         say(f"warning: the {num_samples} samples will be the same: --greedy makes the same choice in each", style="yellow")
+    if beam is not None:
+        _check_beam(beam, num_samples, per_step)
     gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, sampling=sampling, seed=seed)
     user_prime = _read_prime(ckpt, prime, prime_file)
     # Without a prime, a sine model's samples each start from a fresh wave of their own.
@@ -87,9 +91,14 @@ def sample(
             is_probabilistic(ckpt) and not sampling.greedy):
         say(f"warning: the {num_samples} streams will be the same (up to rounding): a continuous model is "
             "deterministic without --noise (give --noise 0.05, say, for different streams)", style="yellow")
-    fed = start(gen, ckpt, user_prime, num_samples=1 if num_samples is None else num_samples, seed=seed,
-                load_state=str(load_state) if load_state else None, unknown=unknown)
-    steps = generate_steps(gen, length, unescape(stop))
+    if beam is not None:
+        fed, steps = beam_steps(gen, ckpt, user_prime, length, beam, results=num_samples or 1, stop=unescape(stop),
+                                length_penalty=length_penalty, load_state=str(load_state) if load_state else None,
+                                unknown=unknown)
+    else:
+        fed = start(gen, ckpt, user_prime, num_samples=1 if num_samples is None else num_samples, seed=seed,
+                    load_state=str(load_state) if load_state else None, unknown=unknown)
+        steps = generate_steps(gen, length, unescape(stop))
     drawn: list[float] = []
     if plot or plot_file:
         if gen.is_text:
@@ -121,6 +130,15 @@ def sample(
         from ..generate.state import save_state as write_state
 
         write_state(save_state, gen)
+
+
+def _check_beam(beam: int, num_samples: Optional[int], per_step: bool) -> None:
+    if beam < 1:
+        raise UsageError(f"--beam must be >= 1, got {beam}")
+    if num_samples is not None and not 1 <= num_samples <= beam:
+        raise UsageError(f"--num-samples with --beam {beam}: the best continuations found, at most {beam}; got {num_samples}")
+    if per_step:
+        raise UsageError("--per-step: beam search knows the best continuation only at the end, not step by step")
 
 
 def _recording(steps, drawn: list):
@@ -257,8 +275,11 @@ def follow(
     gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, seed=seed)
     if levels and not gen.head.probabilistic:
         from ..generate.forecast import validation_error
+        from ..generate.generator import series_entry
 
-        gen.sampling.noise = validation_error(ckpt)  # a point model's paths: see seqgen forecast
+        # A point model's paths, as seqgen forecast draws them: its error in the units of the
+        # series the generator scales by (the first of several).
+        gen.sampling.noise = validation_error(ckpt, series_entry(ckpt))
     names = ["mean", *(f"q{level:g}" for level in levels)]
     with StreamWriter(sys.stdout, line_flush=True) as out:
         for forecast in follow_values(gen, _stdin_values(), horizon, samples if levels else 0, levels):

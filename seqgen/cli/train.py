@@ -192,7 +192,8 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
         else:
             sine = replace(sine, scale_each=stored["scale_each"])
     if checkpoint and not table.given and "columns" in checkpoint.data.get("source", {}):
-        table = TableOptions.from_source(checkpoint.data["source"])  # a resumed run reads its table as it began
+        # A resumed run reads its table as it began, whatever its first lines look like.
+        table = replace(TableOptions.from_source(checkpoint.data["source"]), stored=False)
     given_tokens = text_as is not None
     text_as = _resumed_tokens(checkpoint, text_as)
     dataset = load_data(data, kind=kind, encoding=encoding, val_fraction=val_fraction, sine=sine, seed=data_seed,

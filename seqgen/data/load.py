@@ -64,7 +64,7 @@ def load_data(
     if suffix == ".npy":
         return _memory_dataset(read_file(path), Path(path).stem or "data", suffix, path, kind, encoding, val_fraction, table,
                                text_as)
-    if kind != "text" and (table.given or looks_like_table(read_head(path, encoding))):
+    if kind != "text" and (table.forced or looks_like_table(read_head(path, encoding))):
         text = decode_text(read_file(path), path, encoding)
         return table.dataset(text, Path(path).stem or "data", path, val_fraction)
     return _file_dataset(path, kind, encoding, val_fraction, cache_dir, text_as)
@@ -86,21 +86,30 @@ class TextOptions:
 class TableOptions:
     """How to read a CSV table: which column holds the times (default: the first column of dates),
     which columns are series (default: every column of numbers), which column names the series of
-    a long table, and how to fill missing values ("error", "previous", "linear" or "zero")."""
+    a long table, and how to fill missing values ("error", "previous", "linear" or "zero").
+    Options given make the data a table; a checkpoint's (`stored`) apply only to data that looks
+    like one, so that a plain file of numbers is still read as a series."""
 
     time_column: str | None = None
     columns: list[str] | None = None
     id_column: str | None = None
     fill: str = "error"
+    stored: bool = False
 
     @classmethod
     def from_source(cls, source: dict) -> "TableOptions":
         """How a checkpoint's training table was read, from its data source (defaults otherwise)."""
-        return cls(source.get("time_column"), source.get("columns"), source.get("id_column"), source.get("fill", "error"))
+        return cls(source.get("time_column"), source.get("columns"), source.get("id_column"), source.get("fill", "error"),
+                   stored=True)
 
     @property
     def given(self) -> bool:
         return any(v is not None for v in (self.time_column, self.columns, self.id_column)) or self.fill != "error"
+
+    @property
+    def forced(self) -> bool:
+        """Whether the data is read as a table whatever it looks like: the user asked for one."""
+        return self.given and not self.stored
 
     def read(self, text: str, label: str):
         """The table's series (a `Table`)."""
@@ -122,7 +131,7 @@ def _memory_dataset(raw: bytes, name: str, suffix: str, label: str, kind: str, e
     if suffix == ".npy":
         return series_dataset(load_npy(raw, label), name, label, val_fraction)
     text = decode_text(raw, label, encoding)
-    if kind != "text" and (table.given or looks_like_table(text)):
+    if kind != "text" and (table.forced or looks_like_table(text)):
         return table.dataset(text, name, label, val_fraction)
     if kind == "series" or (kind == "auto" and looks_numeric(text)):
         return series_dataset(parse_series(text, label), name, label, val_fraction)

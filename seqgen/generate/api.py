@@ -65,14 +65,7 @@ def generate_steps(gen: Generator, length: int, stop: str | None = None) -> Iter
     live = np.ones(gen.batch_size, dtype=bool)
     matcher = None
     if stop is not None:
-        if not gen.is_text:
-            raise UsageError("`stop` applies to text models")
-        if stop == "":
-            raise UsageError("`stop` needs at least one character")
-        unknown = gen.tokenizer.unknown(stop)
-        if unknown:
-            raise UsageError(f"`stop` {stop!r}: the model never produces {', '.join(map(repr, unknown))}")
-        matcher = stop_matcher(stop, gen.tokenizer, gen.batch_size)
+        matcher = stop_matcher(check_stop(gen, stop), gen.tokenizer, gen.batch_size)
     for _ in range(length):
         items = gen.step()
         yield items, live
@@ -80,6 +73,50 @@ def generate_steps(gen: Generator, length: int, stop: str | None = None) -> Iter
             live = live & ~matcher.update(items, gen.last_text)
             if not live.any():
                 return
+
+
+def check_stop(gen: Generator, stop: str) -> str:
+    """A stop string, checked for what the model cannot make."""
+    if not gen.is_text:
+        raise UsageError("`stop` applies to text models")
+    if stop == "":
+        raise UsageError("`stop` needs at least one character")
+    unknown = gen.tokenizer.unknown(stop)
+    if unknown:
+        raise UsageError(f"`stop` {stop!r}: the model never produces {', '.join(map(repr, unknown))}")
+    return stop
+
+
+def beam_steps(gen: Generator, ckpt: Checkpoint, prime: str | None, length: int, beam: int, *, results: int = 1,
+               stop: str | None = None, length_penalty: float = 1.0, load_state: str | None = None,
+               unknown: str = "error") -> tuple[str, Iterator[tuple[np.ndarray, np.ndarray]]]:
+    """Beam search from a prime (or a saved state of one stream), as (what was fed, steps): the
+    `results` best continuations as `generate_steps` yields steps, a row each, so that every
+    output format writes them; a continuation that stopped early is not live after its end."""
+    from .beam import beam_search
+
+    if not gen.is_text:
+        raise UsageError("`beam` searches for likely text; this model generates numbers")
+    s = gen.sampling
+    if s.greedy or s.top_k is not None or s.top_p is not None or s.min_p is not None:
+        raise UsageError("`beam` ranks whole continuations by probability: `greedy`, `top_k`, `top_p` and `min_p` "
+                         "choose single characters by sampling (drop them, or drop `beam`)")
+    stop = check_stop(gen, stop) if stop is not None else None
+    fed = start(gen, ckpt, prime, num_samples=1, load_state=load_state, unknown=unknown)
+    held = gen.detokenizer.pending()[0]  # bytes of a character begun before the search (a loaded state's)
+    found = beam_search(gen, length, beam, results, stop, length_penalty)
+
+    def steps():
+        # The search is over: its continuations are replayed, each step's text made as `step` makes it.
+        text = gen.tokenizer.detokenizer(len(found))
+        text.set_pending([held] * len(found))
+        for t in range(max(len(h.tokens) for h in found)):
+            live = np.array([t < len(h.tokens) for h in found])
+            items = np.array([h.tokens[t] if t < len(h.tokens) else 0 for h in found])
+            gen.last_text = text.add(items)
+            yield items, live
+
+    return fed, steps()
 
 
 def sampling_for(kind: str, load_state: str | None = None, *, temperature: float | None = None,
@@ -144,13 +181,14 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
            greedy: bool = False, noise: float | None = None, stop: str | None = None, num_samples: int = 1,
            seed: int | None = None, backend: str = "auto", device: str = "cpu",
            load_state: str | None = None, save_state: str | None = None, unknown: str = "error",
-           **choices) -> list[str] | np.ndarray:
+           beam: int | None = None, length_penalty: float = 1.0, **choices) -> list[str] | np.ndarray:
     """Generate from a checkpoint, with the options of `seqgen sample`: a list of texts (one per
     sample, each ending with the token that completed `stop` when it was produced; `length`
     counts tokens) or a (num_samples, length) array of values.
     `unknown` says what to do with characters of a text prime the model has never seen: "error",
     "skip" them or "replace" them with a space (see `CharTokenizer.known`). `choices`: text's
-    min_p and penalties (see `SampleConfig`)."""
+    min_p and penalties (see `SampleConfig`). `beam`: the `num_samples` most likely continuations
+    by beam search over that many hypotheses (see seqgen/generate/beam.py), best first."""
     if length < 0:
         raise UsageError(f"`length` must be >= 0, got {length}")
     if save_state is not None:
@@ -163,9 +201,14 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
     user_prime = prime if isinstance(prime, str) or prime is None else np.asarray(prime, dtype=np.float64)
     if isinstance(user_prime, str) and not gen.is_text:
         user_prime = parse_numbers(user_prime)
-    start(gen, ckpt, user_prime, num_samples=num_samples, seed=seed, load_state=load_state, unknown=unknown)
+    if beam is not None:
+        _, steps = beam_steps(gen, ckpt, user_prime, length, beam, results=num_samples, stop=stop,
+                              length_penalty=length_penalty, load_state=load_state, unknown=unknown)
+    else:
+        start(gen, ckpt, user_prime, num_samples=num_samples, seed=seed, load_state=load_state, unknown=unknown)
+        steps = generate_steps(gen, length, stop) if gen.is_text else None
     if gen.is_text:
-        result: list[str] | np.ndarray = collect_text(gen, generate_steps(gen, length, stop), final=save_state is None)
+        result: list[str] | np.ndarray = collect_text(gen, steps, final=save_state is None)
     else:
         result = np.empty((length, gen.batch_size))
         for t, (items, _) in enumerate(generate_steps(gen, length)):

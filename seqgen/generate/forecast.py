@@ -20,7 +20,7 @@ import numpy as np
 
 from ..checkpoint import Checkpoint, load_checkpoint
 from ..errors import DataError, UsageError
-from .api import is_probabilistic
+from .api import default_prime, is_probabilistic
 from .generator import Generator, series_entry
 from .sampling import SampleConfig
 
@@ -58,9 +58,9 @@ def forecast(checkpoint: str | Path | Checkpoint, history: Sequence[float] | Non
              samples: int = 200, quantiles: Sequence[float] = DEFAULT_QUANTILES, seed: int | None = None,
              backend: str = "auto", noise: float | None = None, series: str | None = None) -> Forecast:
     """Continue `history` (values in the data's units, oldest first; None: the end of the training
-    data) by `horizon` steps, `samples` times. A model of several series works in the scale of the
-    one named by `series`; given a history and no name, in the history's own scale (a series it
-    never saw). `noise` overrides a point model's path noise (see the module's docstring)."""
+    data, see `stored_history`) by `horizon` steps, `samples` times. A model of several series
+    works in the scale of the one named by `series`; given a history and no name, in the
+    history's own scale (a series it never saw). `noise` overrides a point model's path noise (see the module's docstring)."""
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     if ckpt.kind == "text":
         raise UsageError(f"{ckpt.path} is a text model; forecast continues numbers (use 'seqgen sample' for text)")
@@ -71,7 +71,7 @@ def forecast(checkpoint: str | Path | Checkpoint, history: Sequence[float] | Non
     levels = check_quantiles(quantiles)
     entry = series_entry(ckpt, series)
     if history is None:
-        history = (entry or ckpt.data)["prime"]
+        history = stored_history(ckpt, entry, seed)
     elif entry is not None and series is None:
         entry = own_scaling(np.asarray(history, dtype=np.float64), ckpt.data.get("target", "level"))
     history = np.asarray(history, dtype=np.float64)
@@ -89,6 +89,15 @@ def forecast(checkpoint: str | Path | Checkpoint, history: Sequence[float] | Non
     for t in range(horizon):
         paths[t] = gen.step()
     return Forecast(paths.T, levels, noise)
+
+
+def stored_history(ckpt: Checkpoint, entry: dict | None = None, seed: int | None = None) -> np.ndarray:
+    """What a forecast continues when given no history: the end of the training data as the
+    checkpoint stores it (`entry`'s, for one of several series). A model of the built-in sine
+    waves stores none, so it continues a fresh wave from its training range, as `seqgen sample` does."""
+    if ckpt.data.get("source", {}).get("type") == "sine":
+        return default_prime(ckpt, seed)
+    return np.asarray((entry or ckpt.data)["prime"], dtype=np.float64)
 
 
 def own_scaling(history: np.ndarray, target: str) -> dict:

@@ -197,6 +197,22 @@ class Generator:
             self.level = items
         return x, items
 
+    def advance(self, items: np.ndarray) -> None:
+        """Feed one given item per stream (text: token ids), as `step` feeds its own choices."""
+        if not self.is_text:
+            self.feed_values(np.asarray(items, dtype=np.float64)[:, None])
+            return
+        x = np.asarray(items, dtype=np.int64)
+        self._remember(x[:, None])
+        self.last_text = self.detokenizer.add(x)
+        output, self.state = self.model.step(x, self.state)
+        self.took(x, output)
+
+    def select(self, rows: np.ndarray) -> None:
+        """Keep the given streams, in that order, a stream named twice becoming two (beam search
+        moves its hypotheses between rows this way)."""
+        self.restore(snapshot_rows(self.snapshot(), np.asarray(rows, dtype=np.int64)))
+
     def took(self, x: np.ndarray, output: np.ndarray) -> None:
         """The second half of `step`: the network's output for inputs `x` (the state is already
         advanced) becomes the output the next item is drawn from."""
@@ -265,16 +281,7 @@ class Generator:
         a history is fed once, not once per sample path."""
         if self.batch_size != 1 or self.last_output is None:
             raise UsageError("fork a generator that has one stream with a prime fed to it")
-        snap = self.snapshot()
-        snap["state"] = [np.repeat(a, n, axis=1) for a in snap["state"]]  # (layers, batch, hidden)
-        for key in ("last_output", "scale", "level", "recent"):
-            if key in snap:
-                snap[key] = np.repeat(snap[key], n, axis=0)
-        if "head" in snap:
-            snap["head"] = {k: np.repeat(v, n, axis=0) for k, v in snap["head"].items()}
-        if "pending" in snap:
-            snap["pending"] = snap["pending"] * n
-        self.restore(snap)
+        self.select(np.zeros(n, dtype=np.int64))
 
     # --- text helpers -------------------------------------------------------------------
     def encode(self, text: str) -> np.ndarray:
@@ -357,6 +364,37 @@ class Generator:
         # `unit` (data units per model unit) is worked out here, once, not on every step.
         self.scale = scale
         self.unit = self.std if scale is None else self.std * scale
+
+
+# What a snapshot holds one row of per stream (besides the state and the head's sums).
+BATCHED = ("last_output", "scale", "level", "recent")
+
+
+def snapshot_rows(snapshot: dict, rows: np.ndarray) -> dict:
+    """A snapshot of the given rows (streams) only, in that order."""
+    picked = dict(snapshot)
+    picked["state"] = [a[:, rows] for a in snapshot["state"]]  # (layers, batch, hidden)
+    for key in BATCHED:
+        if snapshot.get(key) is not None:
+            picked[key] = snapshot[key][rows]
+    if "head" in snapshot:
+        picked["head"] = {k: v[rows] for k, v in snapshot["head"].items()}
+    if "pending" in snapshot:
+        picked["pending"] = [snapshot["pending"][row] for row in rows.tolist()]
+    return picked
+
+
+def joined_snapshots(snapshots: list[dict]) -> dict:
+    """One snapshot of the rows of several."""
+    whole = dict(snapshots[0])
+    whole.pop("stopped", None)
+    whole["state"] = [np.concatenate(parts, axis=1) for parts in zip(*(s["state"] for s in snapshots))]
+    for key in BATCHED:
+        if snapshots[0].get(key) is not None:
+            whole[key] = np.concatenate([s[key] for s in snapshots])
+    if any("pending" in s for s in snapshots):
+        whole["pending"] = [held for s in snapshots for held in s.get("pending") or [b""] * len(s["last_output"])]
+    return whole
 
 
 def series_entry(ckpt: Checkpoint, name: str | None = None) -> dict | None:

@@ -208,6 +208,10 @@ class StopMatcher:
         self.matched = self.table[self.matched, tokens]
         return self.matched == self.length
 
+    def select(self, rows: np.ndarray) -> None:
+        """Keep the given streams' progress, in that order (as `Generator.select` keeps streams)."""
+        self.matched = self.matched[rows]
+
 
 class TextStopMatcher:
     """Spots a stop string in the text each stream's tokens complete, character by character
@@ -224,7 +228,7 @@ class TextStopMatcher:
                 k = self.fallback[k]
             k += stop[j] == stop[k]
             self.fallback[j + 1] = k
-        self.matched = [0] * batch_size
+        self.matched = np.zeros(batch_size, dtype=np.int64)
 
     def update(self, tokens: np.ndarray, texts: list[str]) -> np.ndarray:
         """Advance with the text each stream's new token completed; True where the stop string
@@ -232,7 +236,7 @@ class TextStopMatcher:
         hits = np.zeros(len(texts), dtype=bool)
         stop, length = self.stop, len(self.stop)
         for k, text in enumerate(texts):
-            j = self.matched[k]
+            j = int(self.matched[k])
             for ch in text:
                 while j and ch != stop[j]:
                     j = self.fallback[j]
@@ -242,3 +246,7 @@ class TextStopMatcher:
                     j = self.fallback[j]
             self.matched[k] = j
         return hits
+
+    def select(self, rows: np.ndarray) -> None:
+        """Keep the given streams' progress, in that order (as `Generator.select` keeps streams)."""
+        self.matched = self.matched[rows]

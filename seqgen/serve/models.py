@@ -60,9 +60,9 @@ class Served:
             return prompt
         if isinstance(prompt, str):
             try:
-                return parse_numbers(prompt)
+                return parse_numbers(prompt, "`prompt`")
             except DataError as e:
-                raise RequestError(f"`prompt`: {e}") from None
+                raise RequestError(str(e)) from None
         return np.asarray(numbers(prompt, "prompt"))
 
     def close(self) -> None:

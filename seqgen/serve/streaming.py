@@ -10,6 +10,7 @@ from collections import deque
 import numpy as np
 from starlette.responses import JSONResponse, StreamingResponse
 
+from ..generate.api import check_stop
 from .engine import Busy, Piece, Stream
 from .models import Served
 from .protocol import RequestError
@@ -89,9 +90,7 @@ class Output:
 
 def make_stream(gen, fields: dict, stops: list[str], inbox: Inbox) -> Stream:
     for stop in stops:
-        unknown = gen.tokenizer.unknown(stop)
-        if unknown:
-            raise RequestError(f"`stop` {stop!r}: the model never produces {', '.join(map(repr, unknown))}")
+        check_stop(gen, stop)  # a string the model can never make is the caller's mistake: 400
     return Stream(gen, fields["max_tokens"], inbox.deliver, stops=stops, logprobs=bool(fields["logprobs"]))
 
 
@@ -118,6 +117,7 @@ async def respond(served: Served, stream: Stream, inbox: Inbox, fields: dict, me
                                              for r in range(output.rows)],
                          "usage": {"prompt_tokens": fed, "completion_tokens": output.count,
                                    "total_tokens": fed + output.count}})
+
 
 async def _events(stream: Stream, inbox: Inbox, meta: dict, output: Output, logprobs: bool):
     meta = {k: v for k, v in meta.items() if not k.startswith("_")}

@@ -85,7 +85,9 @@ def make_tracks(streams: list[np.ndarray], batch_size: int, window: int, label: 
     """Arrange the training streams as a (tracks, length) array of contiguous tracks.
 
     One stream is cut into `batch_size` tracks (fewer if it is too short to give each track one
-    window); several streams are cut into tracks as long as the shortest of them.
+    window); several streams are cut into tracks as long as the shortest of them. What does not
+    fill a whole track is left out at a stream's start: its most recent values matter most to a
+    forecast.
     """
     if len(streams) == 1:
         stream = streams[0]
@@ -97,13 +99,13 @@ def make_tracks(streams: list[np.ndarray], batch_size: int, window: int, label: 
             raise DataError(f"{label}: the training part has {len(stream)} items, fewer than one window of {window} "
                             f"plus one; {shorter}")
         length = len(stream) // count
-        return stream[: count * length].reshape(count, length)
+        return stream[len(stream) - count * length :].reshape(count, length)
     length = min(len(s) for s in streams)
     if length < window + 1:
         raise DataError(f"the training streams are {length} items long, shorter than `window` {window} plus one")
     # Streams of other lengths (the series of a long table) give as many tracks of the shortest's
     # length as they hold, so no stream is cut down to the shortest.
-    return np.concatenate([s[: len(s) // length * length].reshape(-1, length) for s in streams])
+    return np.concatenate([s[len(s) % length :].reshape(-1, length) for s in streams])
 
 
 class Schedule:
@@ -155,8 +157,11 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         # A resumed run keeps the precision it began with, whatever `auto` would choose now (a
         # precision named for the resumed run is taken: the weights then go on less exactly).
-        stored = resume.meta["progress"].get("precision", "fp32") if resume is not None else None
-        stored = stored if config.precision == "auto" else None
+        trained_in = resume.meta["progress"].get("precision", "fp32") if resume is not None else None
+        stored = trained_in if config.precision == "auto" else None
+        if trained_in == "fp16" and (stored or config.precision) == "fp16" and self.device.type != "cuda":
+            raise UsageError(f"`resume` {resume.path}: that run trained in fp16, which runs on CUDA only; resume it with "
+                             "`device` cuda, or give `precision` bf16 or fp32 to go on in that")
         self.precision = stored or resolve_precision(config.precision, self.device, model_config.cell,
                                                      model_config.hidden, model_config.is_text)
         self.scaler = grad_scaler(self.device, self.precision)
@@ -497,7 +502,9 @@ class Trainer:
                          "lr_scale": self.lr_scale, "rollbacks": self.rollbacks,
                          "loss_average": self.loss_average, "average_at_best": self.average_at_best,
                          "processes": self.group.world, "spread_ratio": self.best_spread,
-                         "precision": self.precision, "best_val_bpc": self.bits_per_char(self.best_val)},
+                         "precision": self.precision, "best_val_bpc": self.bits_per_char(self.best_val),
+                         # float16's loss scale, found over the run: a fresh one would skip steps finding it again.
+                         **({"grad_scaler": self.scaler.state_dict()} if self.scaler is not None else {})},
             "optimizer": {"param_groups": self.optimizer.state_dict()["param_groups"]},
             "torch_version": torch.__version__,
         }
@@ -514,6 +521,8 @@ class Trainer:
         self.lr_scale, self.rollbacks = progress.get("lr_scale", 1.0), progress.get("rollbacks", 0)
         self.loss_average, self.average_at_best = progress.get("loss_average"), progress.get("average_at_best")
         self.best_spread = progress.get("spread_ratio")
+        if self.scaler is not None and progress.get("grad_scaler"):
+            self.scaler.load_state_dict(progress["grad_scaler"])
         rows = slice(self.first_row, self.first_row + self.rows)
         states = [torch.from_numpy(training[f"state.{i}"][:, rows].copy()).to(self.device)
                   for i in range(2) if f"state.{i}" in training]
