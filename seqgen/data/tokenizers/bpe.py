@@ -1,7 +1,7 @@
 """BPE tokens over bytes: the 256 bytes, then pairs of tokens merged into one, in the order
 they were learnt from the training text (most frequent pair first) within its word pieces.
 
-The merges are learnt with Hugging Face's `tokenizers` (the optional `tokens` extra: a
+The merges are learnt with Hugging Face's `tokenizers` (the optional `bpe` extra: a
 well-kept, fast BPE trainer), then applied and undone here, so that a checkpoint stores only
 its list of merges and sampling from it never needs the library.
 """
@@ -95,7 +95,7 @@ def require_tokenizers():
         import tokenizers
     except ImportError:
         raise MissingPackage("BPE tokens are learnt with Hugging Face's tokenizers, which is not installed: "
-                             f"{install_hint('tokens')} (or pip install tokenizers)") from None
+                             f"{install_hint('bpe')} (or pip install tokenizers)") from None
     return tokenizers
 
 
