@@ -55,6 +55,9 @@ class Stream:
     deliver: Callable[[Piece], None]
     stops: list[str] = field(default_factory=list)
     logprobs: bool = False
+    # Nothing continues the text after the last step (a completion, not a session): a character
+    # whose last bytes never came ends it as U+FFFD instead of being held back.
+    final: bool = False
     made: int = 0
     cancelled: bool = False
 
@@ -171,6 +174,8 @@ class Engine:
             stream.stopped |= hit
             stream.live &= ~hit
         if stream.made >= stream.length:
+            if stream.final and texts is not None:
+                texts = [text + rest if on else text for text, rest, on in zip(texts, stream.gen.text_end(), stream.live)]
             stream.live[:] = False
         ended = live & ~stream.live
         done = not stream.live.any()

@@ -88,10 +88,11 @@ class Output:
         return sum(len(items) for items in self.items)
 
 
-def make_stream(gen, fields: dict, stops: list[str], inbox: Inbox) -> Stream:
+def make_stream(gen, fields: dict, stops: list[str], inbox: Inbox, final: bool = False) -> Stream:
+    """`final`: the text ends with this stream (a completion; a session's goes on)."""
     for stop in stops:
         check_stop(gen, stop)  # a string the model can never make is the caller's mistake: 400
-    return Stream(gen, fields["max_tokens"], inbox.deliver, stops=stops, logprobs=bool(fields["logprobs"]))
+    return Stream(gen, fields["max_tokens"], inbox.deliver, stops=stops, logprobs=bool(fields["logprobs"]), final=final)
 
 
 async def respond(served: Served, stream: Stream, inbox: Inbox, fields: dict, meta: dict, output: Output):
