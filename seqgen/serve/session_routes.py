@@ -145,8 +145,9 @@ def _feed_prime(gen, prime, unknown: str) -> int:
         prime = gen.tokenizer.known(prime, unknown)
         if not prime:
             raise RequestError("none of the prompt's characters are known to the model")
+        prime = gen.encode(prime)  # counted in tokens
     gen.feed(prime)
-    return len(gen.encode(prime)) if isinstance(prime, str) else len(prime)  # tokens, for text
+    return len(prime)
 
 
 def _snapshot(served, gen, encoded: str) -> dict:
