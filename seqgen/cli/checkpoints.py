@@ -24,7 +24,7 @@ def eval_command(
     encoding: str = typer.Option("utf-8", help="Text encoding of DATA."),
     backend: str = typer.Option("auto", help="Continuous: auto (NumPy on CPU), numpy or torch."),
     device: str = typer.Option("cpu", help="Device for torch: cpu, cuda, mps or auto (the first available of those)."),
-    protocol: str = typer.Option("stream", help="Text: which loss comes first and is 'loss' in --json: stream (the tail as one stream, the state carried through) or windows (windows of --window characters, each from a zero state, as nanoGPT scores). Both are measured."),
+    protocol: str = typer.Option("stream", help="Text: which loss comes first and is 'loss' in --json: stream (the tail as one stream, the state carried through) or windows (windows of --window tokens, each from a zero state, as nanoGPT scores). Both are measured."),
     window: int = typer.Option(256, help="Text: the window of the windows protocol."),
     horizon: Optional[int] = typer.Option(None, help="Series: steps forecast from each backtest origin. \\[default: the season, or 8 without one]"),
     origins: int = typer.Option(5, help="Series: forecast origins spread over the validation tail."),
