@@ -126,17 +126,18 @@ def seqgen_loop(ckpt: str, batch: int, steps: int, threads: int | None = None):
 
 
 def matmul_bound(batch: int, steps: int, threads: int = 1, hidden: int = 256, embed: int = 64,
-                 lookup: bool = False):
+                 lookup: bool = False, gates: int = 4, vocab: int = VOCAB):
     """Only the matrix products of one step (input and recurrent products of both layers, head).
     With `lookup`, without the first layer's input product, which seqgen replaces by a row lookup
     (the embedding folded into the input weights): the stricter bound.
 
     With `threads` > 1 the rows are split into that many slices, each stepped on its own thread
     for all the steps without waiting for the others: the bound for the cores seqgen uses.
+    `gates` is 4 for an LSTM, 3 for a GRU, 1 for a plain RNN.
     """
     rng = np.random.default_rng(0)
-    G = 4 * hidden
-    shapes = [(embed, G), (hidden, G), (hidden, G), (hidden, G), (hidden, VOCAB)][1 if lookup else 0:]
+    G = gates * hidden
+    shapes = [(embed, G), (hidden, G), (hidden, G), (hidden, G), (hidden, vocab)][1 if lookup else 0:]
     weights = [rng.standard_normal(s).astype(np.float32) for s in shapes]
     rows = np.linspace(0, batch, threads + 1).astype(int)
 

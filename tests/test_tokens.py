@@ -354,6 +354,37 @@ def test_a_served_completion_is_what_seqgen_sample_gives(kind, trained):
     assert "".join(c["text"] for e in events for c in e["choices"]) == sample(ckpt, prime="To be", length=50, seed=6)[0]
 
 
+def test_streams_stepped_together_by_the_server_each_make_their_own_text(trained):
+    import threading
+
+    from seqgen.generate.api import sampling_for
+    from seqgen.serve import Engine, Stream
+
+    ckpt = trained("bpe")
+    shared = Generator.from_checkpoint(ckpt).model
+    engine = Engine(shared)
+    texts: dict[int, list[str]] = {k: [] for k in range(3)}
+    finished = [threading.Event() for _ in range(3)]
+
+    def collector(k):
+        def deliver(piece):
+            texts[k].extend(text for text, live in zip(piece.texts or [], piece.live) if live)
+            if piece.done:
+                finished[k].set()
+        return deliver
+
+    streams = []
+    for k in range(3):  # alike sampling settings: the engine chooses their tokens in one call
+        gen = Generator.from_checkpoint(ckpt, model=shared, seed=k, sampling=sampling_for("text"))
+        gen.feed("To be")
+        streams.append(Stream(gen, 40, collector(k), final=True))
+    for stream in streams:
+        engine.submit(stream)
+    assert all(event.wait(30) for event in finished)
+    engine.close(timeout=5)
+    assert ["".join(texts[k]) for k in range(3)] == [sample(ckpt, prime="To be", length=40, seed=k)[0] for k in range(3)]
+
+
 # --- mistakes ------------------------------------------------------------------------------------
 def test_token_options_are_checked_in_one_line(tmp_path, series_file):
     (tmp_path / "poem.txt").write_text(TEXT, encoding="utf-8")

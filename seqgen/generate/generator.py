@@ -21,7 +21,7 @@ from ..data.tokenizers import CharTokenizer, Tokenizer, tokenizer_for
 from ..errors import DataError, UsageError
 from ..model.heads import head_for
 from ..model.numpy_backend import NumpyModel
-from .sampling import SampleConfig, choose_tokens, token_probability
+from .sampling import SampleConfig, choose_tokens, draw_tokens, sampling_weights, token_probability
 
 BACKENDS = ("auto", "numpy", "torch")
 
@@ -185,9 +185,7 @@ class Generator:
             raise UsageError("feed a prime before stepping: the generator has no output to continue from")
         if self.is_text:
             items, weights = choose_tokens(self.last_output, self.sampling, self.rng, self.counts)
-            self._last_choice = (items, weights)
-            self._remember(items[:, None])
-            self.last_text = self.detokenizer.add(items) if self.detokenizer else None
+            self._chose(items, weights)
             return items, items
         # A likelihood head is sampled at the temperature's spread; greedy feeds back its mean.
         spread = 0.0 if self.sampling.greedy else self.sampling.temperature * self.spread_scale
@@ -196,6 +194,11 @@ class Generator:
         if self.level is not None:
             self.level = items
         return x, items
+
+    def _chose(self, items: np.ndarray, weights: np.ndarray) -> None:
+        self._last_choice = (items, weights)
+        self._remember(items[:, None])
+        self.last_text = self.detokenizer.add(items)
 
     def advance(self, items: np.ndarray) -> None:
         """Feed one given item per stream (text: token ids), as `step` feeds its own choices."""
@@ -368,6 +371,38 @@ class Generator:
 
 # What a snapshot holds one row of per stream (besides the state and the head's sums).
 BATCHED = ("last_output", "scale", "level", "recent")
+
+
+def choose_together(gens: list[Generator]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`choose` for many generators at once, as a server steps them: the text generators that
+    sample alike have their rows weighed in one call, each drawing from its own random numbers,
+    so each makes exactly what its own `choose` would have made."""
+    chosen: list = [None] * len(gens)
+    alike: dict[tuple, list[int]] = {}
+    for i, gen in enumerate(gens):
+        if gen.is_text and gen.last_output is not None:
+            alike.setdefault(tuple(vars(gen.sampling).values()), []).append(i)
+        else:
+            chosen[i] = gen.choose()
+    for members in alike.values():
+        if len(members) == 1:
+            chosen[members[0]] = gens[members[0]].choose()
+            continue
+        group = [gens[i] for i in members]
+        sampling = group[0].sampling
+        counts = None if group[0].counts is None else np.concatenate([gen.counts for gen in group])
+        weights = sampling_weights(np.concatenate([gen.last_output for gen in group]), sampling, counts)
+        if sampling.greedy:
+            tokens = weights.argmax(axis=1)
+        else:
+            tokens = draw_tokens(weights, np.concatenate([gen.rng.random(gen.batch_size) for gen in group]))
+        row = 0
+        for i, gen in zip(members, group):
+            rows = slice(row, row + gen.batch_size)
+            row = rows.stop
+            gen._chose(tokens[rows], weights[rows])
+            chosen[i] = (tokens[rows], tokens[rows])
+    return chosen
 
 
 def snapshot_rows(snapshot: dict, rows: np.ndarray) -> dict:

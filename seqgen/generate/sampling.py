@@ -71,11 +71,21 @@ def choose_tokens(logits: np.ndarray, config: SampleConfig, rng: np.random.Gener
     `token_probability` gives each choice's probability when someone asks for it. This runs once
     per generated character, so it does nothing that is not needed to choose.
     """
+    weights = sampling_weights(logits, config, counts)
+    if config.greedy:
+        return weights.argmax(axis=1), weights
+    return draw_tokens(weights, rng.random(len(weights))), weights
+
+
+def sampling_weights(logits: np.ndarray, config: SampleConfig, counts: np.ndarray | None = None) -> np.ndarray:
+    """The first half of `choose_tokens`: each row's unnormalised sampling weights (for greedy
+    choice, the probabilities). Each row's weights depend on that row alone, bit for bit, so rows
+    of many generators can be weighed in one call."""
     weights = logits.astype(np.float64)
     if counts is not None and config.penalised:
         weights = penalise(weights, counts, config)
     if config.greedy:
-        return weights.argmax(axis=1), _softmax(weights)
+        return _softmax(weights)
     if config.temperature != 1.0:
         weights *= 1.0 / config.temperature
     if config.top_k is not None and config.top_k < weights.shape[1]:
@@ -87,13 +97,16 @@ def choose_tokens(logits: np.ndarray, config: SampleConfig, rng: np.random.Gener
         weights[weights < config.min_p] = 0.0
     if config.top_p is not None and config.top_p < 1:
         weights = _nucleus(weights / weights.sum(axis=1, keepdims=True), config.top_p)
+    return weights
+
+
+def draw_tokens(weights: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """The second half: the token of each row at uniform draw `u` (in [0, 1)) of its weights."""
     cdf = np.cumsum(weights, axis=1)
-    u = rng.random(len(weights)) * cdf[:, -1]
+    u = u * cdf[:, -1]
     if len(weights) == 1:  # the common case: one binary search instead of a full comparison
-        tokens = np.array([min(int(np.searchsorted(cdf[0], u[0], side="right")), weights.shape[1] - 1)])
-    else:
-        tokens = np.minimum((cdf <= u[:, None]).sum(axis=1), weights.shape[1] - 1)
-    return tokens, weights
+        return np.array([min(int(np.searchsorted(cdf[0], u[0], side="right")), weights.shape[1] - 1)])
+    return np.minimum((cdf <= u[:, None]).sum(axis=1), weights.shape[1] - 1)
 
 
 def penalise(logits: np.ndarray, counts: np.ndarray, config: SampleConfig) -> np.ndarray:

@@ -86,7 +86,7 @@ def session_routes(server) -> list[Route]:
 
         stream.deliver = deliver
         try:
-            return await respond(session.served, stream, inbox, fields, meta, output)
+            return await respond(session.served, stream, inbox, fields, meta, output, server.limits.stream_interval)
         except BaseException:
             session.busy = False
             raise
