@@ -31,7 +31,7 @@ def serve(
 
         from ..serve.app import Limits, create_app
     except ImportError:
-        from .plot import install_hint
+        from ..extras import install_hint
 
         raise MissingPackage(f"seqgen serve needs Starlette and uvicorn: {install_hint('serve')}") from None
     for name, value in (("--max-tokens", max_tokens), ("--max-streams", max_streams), ("--max-sessions", max_sessions),

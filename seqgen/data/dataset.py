@@ -38,6 +38,9 @@ class Dataset:
     # so that one model serves series of any size: one dict per stream, {"name", "mean", "std",
     # "values" (the user's values), "last_time"}, and `mean`/`std` above are 0 and 1.
     series: list[dict] | None = None
+    # Text in tokens other than characters (bytes, words, BPE): the tokenizer, whose `vocab` is
+    # `vocab`; None for characters, whose vocabulary is `vocab` itself.
+    tokenizer: object | None = None  # a data.tokenizers.Tokenizer (not imported: tokenizers import series, which imports this)
 
     @property
     def train_streams(self) -> list[np.ndarray]:
@@ -49,6 +52,10 @@ class Dataset:
 
     def unscale(self, values: np.ndarray) -> np.ndarray:
         return values * self.std + self.mean
+
+    def characters(self, ids: np.ndarray) -> int:
+        """How many characters text token ids spell (one per token for characters)."""
+        return len(ids) if self.tokenizer is None else self.tokenizer.characters(ids)
 
 
 def split_point(n: int, val_fraction: float, label: str) -> int:

@@ -190,6 +190,14 @@ def sampling_config(kind: str, *, temperature: float | None = None, top_k: int |
     return config
 
 
+def stop_matcher(stop: str, tokenizer, batch_size: int) -> StopMatcher | TextStopMatcher:
+    """What spots `stop` in each stream: over token ids when every token is one character,
+    else over the text the tokens complete (a stop string may then end inside a token)."""
+    if tokenizer.kind == "char":
+        return StopMatcher(tokenizer.encode(stop), len(tokenizer), batch_size)
+    return TextStopMatcher(stop, batch_size)
+
+
 class StopMatcher:
     """Spots a stop string in each stream as it is generated: a string-matching automaton over
     token ids, so each step costs one table lookup for the whole batch."""
@@ -208,7 +216,50 @@ class StopMatcher:
         self.table, self.length = table, m
         self.matched = np.zeros(batch_size, dtype=np.int64)
 
-    def update(self, tokens: np.ndarray) -> np.ndarray:
+    def update(self, tokens: np.ndarray, texts: list[str] | None = None) -> np.ndarray:
         """Advance with one token per stream; True where the stop string has just been completed."""
         self.matched = self.table[self.matched, tokens]
         return self.matched == self.length
+
+    def select(self, rows: np.ndarray) -> None:
+        """Keep the given streams' progress, in that order (as `Generator.select` keeps streams)."""
+        self.matched = self.matched[rows]
+
+
+class TextStopMatcher:
+    """Spots a stop string in the text each stream's tokens complete, character by character
+    (Knuth-Morris-Pratt), for tokens of several characters or of bytes: the stream ends at the
+    token that completes the stop string, even where the string ends inside it."""
+
+    def __init__(self, stop: str, batch_size: int):
+        self.stop = stop
+        # fallback[j]: how much of `stop` is still matched when the character after j matched ones differs.
+        self.fallback = [0] * (len(stop) + 1)
+        k = 0
+        for j in range(1, len(stop)):
+            while k and stop[j] != stop[k]:
+                k = self.fallback[k]
+            k += stop[j] == stop[k]
+            self.fallback[j + 1] = k
+        self.matched = np.zeros(batch_size, dtype=np.int64)
+
+    def update(self, tokens: np.ndarray, texts: list[str]) -> np.ndarray:
+        """Advance with the text each stream's new token completed; True where the stop string
+        has just been completed."""
+        hits = np.zeros(len(texts), dtype=bool)
+        stop, length = self.stop, len(self.stop)
+        for k, text in enumerate(texts):
+            j = int(self.matched[k])
+            for ch in text:
+                while j and ch != stop[j]:
+                    j = self.fallback[j]
+                j += ch == stop[j]
+                if j == length:
+                    hits[k] = True
+                    j = self.fallback[j]
+            self.matched[k] = j
+        return hits
+
+    def select(self, rows: np.ndarray) -> None:
+        """Keep the given streams' progress, in that order (as `Generator.select` keeps streams)."""
+        self.matched = self.matched[rows]

@@ -114,7 +114,7 @@ class Server:
             raise RequestError("`stop` applies to text models")
         gen, fed = await run_in_threadpool(served.generator, fields, fields["n"], fields["prompt"])
         inbox = Inbox()
-        stream = make_stream(gen, fields, stops, inbox)
+        stream = make_stream(gen, fields, stops, inbox, final=True)
         meta = {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion", "created": int(time.time()),
                 "model": served.name, "_fed": fed}
         return await respond(served, stream, inbox, fields, meta, Output(served, gen.batch_size),

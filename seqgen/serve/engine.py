@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..generate.generator import Generator, choose_together
-from ..generate.sampling import StopMatcher
+from ..generate.sampling import stop_matcher
 
 
 log = logging.getLogger("seqgen.serve")
@@ -35,13 +35,15 @@ class Busy(Exception):
 @dataclass
 class Piece:
     """What one step gave a stream: an item per row, which rows it counts for, their log-probabilities
-    (text, when asked for), and which rows ended at it (by a stop string or the length)."""
+    (text, when asked for), which rows ended at it (by a stop string or the length), and for text
+    the text each row's token completed."""
 
     items: np.ndarray
     live: np.ndarray
     logprobs: np.ndarray | None
     ended: np.ndarray
     done: bool
+    texts: list[str] | None = None
 
 
 @dataclass(eq=False)  # streams are told apart by identity: two alike are still two
@@ -55,13 +57,16 @@ class Stream:
     deliver: Callable[[Piece], None]
     stops: list[str] = field(default_factory=list)
     logprobs: bool = False
+    # Nothing continues the text after the last step (a completion, not a session): a character
+    # whose last bytes never came ends it as U+FFFD instead of being held back.
+    final: bool = False
     made: int = 0
     cancelled: bool = False
 
     def __post_init__(self):
         rows = self.gen.batch_size
         self.live = np.ones(rows, dtype=bool)
-        self.matchers = [StopMatcher(self.gen.encode(stop), len(self.gen.vocab), rows) for stop in self.stops]
+        self.matchers = [stop_matcher(stop, self.gen.tokenizer, rows) for stop in self.stops]
         self.stopped = np.zeros(rows, dtype=bool)  # rows that ended on a stop string (not the length)
 
     @property
@@ -188,17 +193,20 @@ class Engine:
         live = stream.live.copy()
         logprobs = np.log(stream.gen.last_probability) if stream.logprobs and stream.gen.is_text else None
         stream.made += 1
+        texts = stream.gen.last_text
         for matcher in stream.matchers:
-            hit = matcher.update(items) & stream.live
+            hit = matcher.update(items, texts) & stream.live
             stream.stopped |= hit
             stream.live &= ~hit
         if stream.made >= stream.length:
+            if stream.final and texts is not None:
+                texts = [text + rest if on else text for text, rest, on in zip(texts, stream.gen.text_end(), stream.live)]
             stream.live[:] = False
         ended = live & ~stream.live
         done = not stream.live.any()
         if done:
             self._release(stream)  # before the client hears of it and perhaps uses its session
-        stream.deliver(Piece(items, live, logprobs, ended, done))
+        stream.deliver(Piece(items, live, logprobs, ended, done, texts))
         if done:
             with self._wake:
                 self._streams.remove(stream)

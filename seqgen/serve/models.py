@@ -44,7 +44,7 @@ class Served:
         gen = self.make_generator(fields)
         prime = self.prime(prompt)
         fed = start(gen, self.ckpt, prime, num_samples=rows, seed=fields.get("seed"), unknown=fields.get("unknown", "error"))
-        return gen, int(np.shape(fed)[-1]) if np.ndim(fed) else len(fed)
+        return gen, int(np.shape(fed)[-1]) if np.ndim(fed) else len(gen.encode(fed))  # tokens, for text
 
     def make_generator(self, fields: dict) -> Generator:
         """A generator with the request's sampling settings and seed, nothing fed yet."""

@@ -12,7 +12,7 @@ from collections import deque
 import numpy as np
 from starlette.responses import JSONResponse, StreamingResponse
 
-from ..generate.api import stop_tokens
+from ..generate.api import check_stop
 from .engine import Busy, Piece, Stream
 from .models import Served
 from .protocol import RequestError
@@ -105,7 +105,7 @@ class Output:
         changed = []
         for row in np.flatnonzero(piece.live):
             item = piece.items[row]
-            self.items[row].append(self.served.ckpt.vocab[item] if self.served.is_text else float(item))
+            self.items[row].append(piece.texts[row] if self.served.is_text else float(item))
             if piece.logprobs is not None:
                 self.logprobs[row].append(float(piece.logprobs[row]))
             changed.append(int(row))
@@ -133,10 +133,11 @@ class Output:
         return sum(len(items) for items in self.items)
 
 
-def make_stream(gen, fields: dict, stops: list[str], inbox: Inbox) -> Stream:
+def make_stream(gen, fields: dict, stops: list[str], inbox: Inbox, final: bool = False) -> Stream:
+    """`final`: the text ends with this stream (a completion; a session's goes on)."""
     for stop in stops:
-        stop_tokens(gen, stop)  # a string the model can never make is the caller's mistake: 400
-    return Stream(gen, fields["max_tokens"], inbox.deliver, stops=stops, logprobs=bool(fields["logprobs"]))
+        check_stop(gen, stop)  # a string the model can never make is the caller's mistake: 400
+    return Stream(gen, fields["max_tokens"], inbox.deliver, stops=stops, logprobs=bool(fields["logprobs"]), final=final)
 
 
 async def respond(served: Served, stream: Stream, inbox: Inbox, fields: dict, meta: dict, output: Output,
