@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -55,7 +56,7 @@ def run(corpus: Path, tokens: str, minutes: float, folder: str) -> dict:
     info = json.loads(seqgen("info", ckpt, "--json", cwd=str(work))[0])
     sample, _ = seqgen("sample", ckpt, "--temperature", "0.8", "--length", "300", "--seed", "1", cwd=str(work))
     training = info["training"]
-    return {"tokens": tokens, "bits_per_char": report["bits_per_char"], "steps": training["steps"],
+    return {"checkpoint": ckpt, "tokens": tokens, "bits_per_char": report["bits_per_char"], "steps": training["steps"],
             "chars_per_token": report["characters"] / max(report["tokens"], 1), "sample": sample}
 
 
@@ -64,6 +65,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5.0, help="training time of each run")
     parser.add_argument("--corpus", default="shakespeare,prose", help="shakespeare, prose or a file, comma-separated")
     parser.add_argument("--tokens", default=",".join(TOKENIZATIONS), help="kind[:vocabulary size], comma-separated")
+    parser.add_argument("--keep", type=Path, default=None, help="copy each trained checkpoint into this folder")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as folder:
@@ -74,6 +76,9 @@ def main() -> None:
                 continue
             for tokens in args.tokens.split(","):
                 result = run(corpus, tokens, args.minutes, folder)
+                if args.keep:
+                    args.keep.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(result.pop("checkpoint"), args.keep / f"{name}-{tokens.replace(':', '-')}.safetensors")
                 print(f"{name} {tokens}: {result['bits_per_char']:.3f} bits/char", file=sys.stderr)
                 rows.append((name, result))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {cpu_name()}; {args.minutes:g}-minute runs, defaults")
