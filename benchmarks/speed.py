@@ -7,7 +7,8 @@ Measures, on one 2x256 character LSTM (vocabulary 65, embedding 64) and the defa
    batch-1 bound (the step's matrix products alone, timed with NumPy's BLAS);
 2. the same with 64 streams in one batched state;
 3. characters/s for the first 1,000 and for characters 9,000-10,000 (no growth with k), and the
-   naive way (re-running the network over the whole history for each new character);
+   naive way (re-running the network over the whole history for each new character); one stream
+   of a bpe model (1,024 tokens, same size) in characters/s beside the char model's;
 4. training throughput of seqgen's Trainer vs a plain PyTorch loop (batch 64, window 128);
 5. sine generation, one stream, vs a plain torch.nn.LSTM loop.
 Each timing is the median of several repeats; a share of the bound is the median of per-repeat
@@ -189,6 +190,36 @@ def step_cost_over_time(ckpt: str, total: int, repeats: int) -> tuple[float, flo
     return statistics.median(firsts), statistics.median(lasts)
 
 
+def bpe_rows(folder: str, total: int, repeats: int) -> list[tuple]:
+    """One stream of a char model and of a bpe model (1,024 tokens) of the same size, in characters
+    per second: tokens/s times the characters per token of tinyshakespeare's validation part under
+    a BPE learnt on its training part. Weights are random: speed does not depend on them."""
+    try:
+        import tokenizers  # noqa: F401
+    except ImportError:
+        return [("bpe vs char: skipped (pip install 'seqgen[bpe]')", float("nan"), "")]
+    if not SHAKESPEARE.exists():
+        return [("bpe vs char: skipped (no tinyshakespeare)", float("nan"), "")]
+    from seqgen.data.tokenizers import learn_tokenizer
+
+    text = SHAKESPEARE.read_text(encoding="utf-8")
+    cut = int(len(text) * 0.9)
+    tokenizer = learn_tokenizer("bpe", text[:cut], text[:cut], 1024)
+    per_token = (len(text) - cut) / len(tokenizer.encode(text[cut:]))
+    torch.manual_seed(0)
+    model = SeqModel(ModelConfig(cell="lstm", layers=2, hidden=256, embed=64, vocab_size=len(tokenizer))).eval()
+    path = os.path.join(folder, "bpe.safetensors")
+    save_checkpoint(path, {"model": asdict(model.config), "data": {"kind": "text", "tokenizer": tokenizer.to_dict()}},
+                    {k: v.numpy() for k, v in model.state_dict().items()})
+    char_first, _ = step_cost_over_time(checkpoint_of(char_model(), folder, "text"), 2000, repeats)
+    first, late = step_cost_over_time(path, total, repeats)
+    return [("1 stream, char model (chars/s)", char_first, ""),
+            (f"1 stream, bpe 1024 (tokens/s, {per_token:.2f} chars each)", first, ""),
+            ("1 stream, bpe 1024 (chars/s)", first * per_token, ""),
+            ("  bpe / char, characters per second", first * per_token / char_first, ""),
+            (f"  bpe tokens {total - 999:,}-{total:,} / 1-1,000", late / first, within(0.9, 1.1))]
+
+
 def training_text(chars: int) -> np.ndarray:
     if SHAKESPEARE.exists():
         return SHAKESPEARE.read_text(encoding="utf-8")[:chars]
@@ -301,6 +332,8 @@ def main() -> None:
         rows += [("chars 1-1,000 (chars/s)", first, ""), (f"chars {total - 999:,}-{total:,} (chars/s)", late, ""),
                  ("  last / first", late / first, within(0.9, 1.1)), ("naive re-feed, first 300 chars (chars/s)", naive, "")]
 
+        rows += bpe_rows(folder, total, reps)
+
         text = training_text(64 * 128 * (train_steps + 2) * 2)
         # Interleaved repeats, so that a change in the machine's load hits both alike.
         plain_runs, our_runs = [], []
@@ -324,7 +357,7 @@ def main() -> None:
           f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')})")
     print(f"{'measure':48s} {'value':>10s}  target")
     for name, value, target in rows:
-        shown = f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+        shown = f"{value:,.2f}" if not value >= 100 else f"{value:,.0f}"
         verdict = "" if not target else f"{target[0]:<17s} {'met' if target[1](value) else 'NOT MET'}"
         print(f"{name:48s} {shown:>10s}  {verdict}")
 
