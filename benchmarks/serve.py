@@ -9,7 +9,8 @@ in a process of its own, then:
    characters/s, and per-token latency (the gap between two events divided among the characters the
    later one carries; p50 and p99 over every character), and the time to the first character;
 3. the 64-stream matrix-product bound (the products of one batched step alone, with NumPy's BLAS,
-   on the cores the server's model steps on), measured in this run, as in benchmarks/speed.py;
+   on the cores the server's model steps on), measured in this run, as in benchmarks/speed.py,
+   and 64 streams of one Generator stepped by the library with no server: what HTTP costs;
 4. with --soak S: 64 clients asking again as soon as they are answered, for S seconds; the server's
    resident memory (RSS) at the end against after the first 10 seconds, and the failed requests.
 The clients share this process (asyncio, a plain HTTP/1.1 reader, so that they take as little of
@@ -35,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from speed import at_least, median_rate, matmul_bound, within  # noqa: E402
+from speed import at_least, median_rate, matmul_bound, seqgen_loop, within  # noqa: E402
 from seqgen.checkpoint import load_checkpoint  # noqa: E402
 from seqgen.device import usable_cores  # noqa: E402
 from seqgen.model.numpy_backend import ROWS_PER_THREAD  # noqa: E402
@@ -181,6 +182,11 @@ def cli_sample(checkpoint: Path, length: int, seed: int) -> str:
     return out[:-1] if out.endswith("\n") else out  # the CLI ends its text output with a newline
 
 
+def library_rate(checkpoint: Path, batch: int, steps: int, repeats: int) -> float:
+    """`batch` streams of one Generator stepped by the library alone (no server, no HTTP)."""
+    return median_rate(seqgen_loop(str(checkpoint), batch, steps), batch * steps, repeats)
+
+
 def bound_rate(checkpoint: Path, batch: int, steps: int, repeats: int) -> tuple[float, int]:
     config = load_checkpoint(str(checkpoint)).model_config
     if config.layers != 2:
@@ -201,6 +207,7 @@ def main() -> None:
     length, rounds = (100, 1) if args.quick else (500, 3)
 
     bound, cores = bound_rate(args.checkpoint, 64, 100 if args.quick else 300, rounds + 2)
+    library = library_rate(args.checkpoint, 64, 100 if args.quick else 300, rounds + 2)
     server = Server(args.checkpoint)
     rows = []
     try:
@@ -220,6 +227,8 @@ def main() -> None:
                      (f"{clients} clients: time to first token, median (ms)",
                       1000 * statistics.median(m["first"] for m in measured), "")]
         rows += [(f"64-stream matmul bound, {cores} cores (chars/s)", bound, ""),
+                 ("64 streams of one Generator, no server (chars/s)", library, ""),
+                 ("  64 clients / the same through the library", rates[64] / library, ""),
                  ("  64 clients / 1 client", rates[64] / rates[1], at_least(8)),
                  ("  64 clients / bound", rates[64] / bound, at_least(0.5, ""))]
         if args.soak:
