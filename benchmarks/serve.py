@@ -9,7 +9,7 @@ in a process of its own, then:
    characters/s, and per-token latency (the gap between two events divided among the characters the
    later one carries; p50 and p99 over every character), and the time to the first character;
 3. the 64-stream matrix-product bound (the products of one batched step alone, with NumPy's BLAS,
-   on the cores the server's model steps on), measured in this run, as in benchmarks/speed.py,
+   on all usable cores up to 4), measured in this run, as in benchmarks/speed.py,
    and 64 streams of one Generator stepped by the library with no server: what HTTP costs;
 4. with --soak S: 64 clients asking again as soon as they are answered, for S seconds; the server's
    resident memory (RSS) at the end against after the first 10 seconds, and the failed requests.
@@ -191,7 +191,8 @@ def bound_rate(checkpoint: Path, batch: int, steps: int, repeats: int) -> tuple[
     config = load_checkpoint(str(checkpoint)).model_config
     if config.layers != 2:
         raise SystemExit("the bound is written for two layers; give a two-layer checkpoint")
-    # The server's model steps a 64-row batch in slices on all usable cores, up to 4.
+    # As speed.py: the products of a 64-row batch in slices on all usable cores, up to 4 (the
+    # server's model itself leaves one core to its event loop).
     cores = min(usable_cores(), 4, batch // ROWS_PER_THREAD)
     fn = matmul_bound(batch, steps, cores, hidden=config.hidden, embed=config.embed,
                       gates=GATES[config.cell], vocab=config.vocab_size)
