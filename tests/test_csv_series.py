@@ -50,6 +50,18 @@ def test_a_date_and_one_column_train_and_forecast_with_dates(tmp_path, sales):
     assert [line.split(",")[0] for line in lines[1:]] == ["2010-01", "2010-02", "2010-03"]
 
 
+def test_business_days_are_continued_on_weekdays(tmp_path):
+    days = np.arange(np.datetime64("2020-06-01"), np.datetime64("2020-12-31"))
+    days = days[np.is_busday(days)]  # Monday to Friday; the last is Wednesday 2020-12-30
+    rows = [f"{d},{100 + 10 * math.sin(k / 3):.3f}" for k, d in enumerate(days)]
+    data = write(tmp_path / "prices.csv", "date,close", rows)
+    assert seqgen("train", str(data), "--out", "prices.safetensors", *TINY, cwd=tmp_path).returncode == 0
+    result = seqgen("forecast", "prices.safetensors", "--horizon", "4", "--samples", "5", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    times = [line.split(",")[0] for line in result.stdout.splitlines()[1:]]
+    assert times == ["2020-12-31", "2021-01-01", "2021-01-04", "2021-01-05"]  # no Saturday 2 or Sunday 3
+
+
 def test_several_columns_are_several_series_of_one_model(tmp_path, sales):
     data = load_data(str(sales))
     assert [s["name"] for s in data.series] == ["shop", "web"] and len(data.streams) == 2

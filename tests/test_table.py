@@ -109,7 +109,21 @@ def test_a_month_without_a_row_is_inserted_and_filled():
 def test_business_days_skip_weekends_without_a_gap():
     # Friday 2020-01-03 to Monday 2020-01-06: no Saturday row is missing from stock prices.
     table = read_table("date,close\n2020-01-02,1\n2020-01-03,2\n2020-01-06,3\n2020-01-07,4\n", "s.csv")
-    assert len(table.series[0]) == 4 and table.frequency == Frequency("D", 1)
+    assert len(table.series[0]) == 4 and table.frequency == Frequency("B", 1)
+    assert str(table.frequency) == "1 business day"
+
+
+def test_weekdays_that_span_no_weekend_are_plain_days():
+    # Monday to Thursday: nothing says the weekend would be skipped.
+    table = read_table("date,close\n2020-01-06,1\n2020-01-07,2\n2020-01-08,3\n2020-01-09,4\n", "s.csv")
+    assert table.frequency == Frequency("D", 1)
+
+
+def test_business_days_continue_from_friday_to_monday():
+    np.testing.assert_array_equal(next_times(np.datetime64("2020-12-31"), Frequency("B", 1), 4),
+                                  days("2021-01-01", "2021-01-04", "2021-01-05", "2021-01-06"))
+    np.testing.assert_array_equal(next_times(np.datetime64("2021-01-07T16:00"), Frequency("B", 2), 2),
+                                  days("2021-01-11T16:00", "2021-01-13T16:00"))
 
 
 def test_a_bad_date_is_named_with_its_line():
