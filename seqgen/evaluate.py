@@ -271,6 +271,8 @@ def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None
     from .generate.forecast import forecast
     from .metrics import backtest_origins, detect_season, score, seasonal_naive
 
+    if origins < 1:
+        raise UsageError(f"`origins` must be >= 1, got {origins}")
     ckpt = _load(checkpoint)
     source = ckpt.data.get("source", {})
     if ckpt.kind == "text" or source.get("type") == "sine":

@@ -127,3 +127,22 @@ def test_a_bad_date_names_its_line(tmp_path):
     result = seqgen("train", str(data), *TINY, cwd=tmp_path)
     assert result.returncode == 1 and "line 14" in result.stderr and "2001-13-01" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_forecast_and_eval_errors_name_only_their_own_options(tmp_path, sales):
+    assert seqgen("train", str(sales), "--columns", "shop", "--out", "shop.safetensors", *TINY, cwd=tmp_path).returncode == 0
+    lines = sales.read_text().splitlines()
+    gap = write(tmp_path / "gap.csv", lines[0], lines[1:9] + lines[10:])  # no row for 2000-09
+    renamed = write(tmp_path / "renamed.csv", "date,shap,web", lines[1:])
+    for command in ("forecast", "eval"):
+        result = seqgen(command, "shop.safetensors", str(gap), cwd=tmp_path)
+        assert result.returncode == 1 and "no row for 2000-09" in result.stderr
+        assert "fill the gaps in the file" in result.stderr and "--fill" not in result.stderr
+        result = seqgen(command, "shop.safetensors", str(renamed), cwd=tmp_path)
+        assert result.returncode == 1 and "has no column 'shop', which the model reads as a series" in result.stderr
+        assert "--columns" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    result = seqgen("eval", "shop.safetensors", "--origins", "0", cwd=tmp_path)
+    assert result.returncode == 2 and "error: --origins must be >= 1, got 0" in result.stderr
+    # seqgen train has the options, and its errors name them.
+    result = seqgen("train", str(gap), "--columns", "shop", *TINY, cwd=tmp_path)
+    assert result.returncode == 1 and "(--fill previous, linear or zero)" in result.stderr

@@ -38,7 +38,11 @@ TIME_NAMES = {"year", "years", "date", "datetime", "time", "timestamp", "period"
 COUNTER_NAMES = {"t", "step", "index", "idx", "n", "row", "#"}
 # How many leading lines of a file, or present cells of a column, decide what it holds.
 SNIFF = 20
+# How a table read with a checkpoint's options names the column each option chose.
+STORED_NAMES = {"columns": "a series", "time_column": "its time column", "id_column": "its id column"}
 FILL_HINT = "fill the gaps (`fill` previous, linear or zero)"
+# The same, for a table read with a checkpoint's options: nobody named `fill`, so no parameter is named.
+STORED_FILL_HINT = "fill the gaps in the file (the model reads data as it was trained, without filling gaps)"
 
 
 @dataclass
@@ -72,15 +76,17 @@ def looks_like_table(text: str) -> bool:
 
 
 def read_table(text: str, label: str, *, time_column: str | None = None, columns: list[str] | None = None,
-               id_column: str | None = None, fill: str = "error") -> Table:
+               id_column: str | None = None, fill: str = "error", stored: bool = False) -> Table:
     """The series of a CSV export. Without `time_column` the first column of dates is the time; without
     `columns` every other column of numbers is a series (with `id_column`, one per id and column).
     `fill` (previous, linear or zero) fills missing cells and missing time steps, which the default
     "error" refuses: "previous" gives cells before the first value that value, "linear" interpolates
-    by position and carries the nearest value to the ends."""
+    by position and carries the nearest value to the ends. `stored`: the options are a checkpoint's,
+    not the caller's, so errors say what the model reads rather than name parameters to change."""
     if fill not in FILLS:
         raise UsageError(f"`fill` must be one of {', '.join(FILLS)} (got {fill!r})")
     sheet = _read_sheet(text, label)
+    sheet.stored = stored
     id_index = None if id_column is None else sheet.column(id_column, "id_column")
     time_index, years = _time_column(sheet, time_column, id_index)
     value_indexes = _value_columns(sheet, columns, {time_index, id_index})
@@ -112,10 +118,12 @@ class _Sheet:
     label: str
     header: list[str]
     rows: list[tuple[int, list[str]]]
+    stored: bool = False  # read with a checkpoint's options (see read_table)
 
     def column(self, name: str, option: str) -> int:
         if name not in self.header:
-            raise DataError(f"{self.label} has no column {name!r} (`{option}`); its columns are {self.names()}")
+            what = f", which the model reads as {STORED_NAMES[option]}" if self.stored else f" (`{option}`)"
+            raise DataError(f"{self.label} has no column {name!r}{what}; its columns are {self.names()}")
         if self.header.count(name) > 1:
             raise DataError(f"{self.label}: the header names column {name!r} twice; rename one of them")
         return self.header.index(name)
@@ -133,9 +141,9 @@ class _Sheet:
         for k, (line, cells) in enumerate(self.rows):
             value = math.nan if _missing(cells[index]) else _number(cells[index])
             if value is None or math.isinf(value):
+                way_out = "" if self.stored else ", leave the cell empty, or choose other columns (`columns`)"
                 raise DataError(f"{self.label}, line {line}: {cells[index][:40]!r} in column {self.header[index]!r} is not "
-                                f"{'a' if value is None else 'a finite'} number; give one, leave the cell empty, "
-                                "or choose other columns (`columns`)")
+                                f"{'a' if value is None else 'a finite'} number; give one{way_out}")
             out[k] = value
         return out
 
@@ -251,12 +259,12 @@ def _check_present(sheet: _Sheet, values: np.ndarray, groups: dict[str, np.ndarr
     for key, index in groups.items():
         for k, column in enumerate(value_indexes):
             if np.isnan(values[index, k]).all():
-                raise DataError(f"{sheet.label}: column {sheet.header[column]!r}{whose[key]} has no values; "
-                                "choose other columns (`columns`)")
+                way_out = "the model needs its values" if sheet.stored else "choose other columns (`columns`)"
+                raise DataError(f"{sheet.label}: column {sheet.header[column]!r}{whose[key]} has no values; {way_out}")
     if fill == "error" and np.isnan(values).any():
         row, k = np.argwhere(np.isnan(values))[0]
         raise DataError(f"{sheet.label}, line {sheet.rows[row][0]}: the value in column {sheet.header[value_indexes[k]]!r} "
-                        f"is missing; {FILL_HINT} or remove the row")
+                        f"is missing; {_fill_hint(sheet)} or remove the row")
 
 
 def _expand(sheet: _Sheet, index: np.ndarray, times: np.ndarray, values: np.ndarray, frequency: Frequency | None,
@@ -273,10 +281,14 @@ def _expand(sheet: _Sheet, index: np.ndarray, times: np.ndarray, values: np.ndar
         start, stop = (format_time(x, frequency) for x in line[[at[gap] + 1, at[gap + 1] - 1]])
         what = f"no row for {start}" if start == stop else f"no rows for {start} to {stop}"
         raise DataError(f"{sheet.label}: {what}{whose} between line {sheet.rows[index[gap]][0]} and line "
-                        f"{sheet.rows[index[gap + 1]][0]} (the times step by {frequency}); {FILL_HINT} or add the rows")
+                        f"{sheet.rows[index[gap + 1]][0]} (the times step by {frequency}); {_fill_hint(sheet)} or add the rows")
     full = np.full((len(line), v.shape[1]), np.nan)
     full[at] = v
     return line, full
+
+
+def _fill_hint(sheet: _Sheet) -> str:
+    return STORED_FILL_HINT if sheet.stored else FILL_HINT
 
 
 def _fill(values: np.ndarray, rule: str) -> np.ndarray:
