@@ -287,12 +287,17 @@ def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None
         season = detect_season(named[0]["values"][:first])
     if season < 1:
         raise UsageError(f"`season` must be >= 1, got {season}")
+    # A forecast from the first value of the shortest tail is the longest every series can score.
+    tail, shortest = min((len(e["values"]) - s, e["name"]) for e, s in zip(named, dataset.splits))
     if horizon is None:
         # At most half the shortest tail, so that several origins fit in it.
-        tail = min(len(e["values"]) - s for e, s in zip(named, dataset.splits))
         horizon = max(1, min(season if season > 1 else 8, tail // 2))
     if horizon < 1:
         raise UsageError(f"`horizon` must be >= 1, got {horizon}")
+    if horizon > tail:
+        whose = f" (of series {shortest!r}, the shortest)" if len(named) > 1 else ""
+        raise UsageError(f"`horizon` {horizon} is longer than the validation tail{whose}, {tail} values: the largest "
+                         f"usable `horizon` is {tail} (or give a larger `val_fraction`)")
     known = {e["name"] for e in ckpt.data.get("series") or []}
     started = time.perf_counter()
     ours, naive = [], []

@@ -59,24 +59,21 @@ def eval_command(
         horizons = LONG_HORIZONS if long else HORIZONS
         result = evaluate_series(ckpt, data, horizons=horizons, waves=32 if waves is None else waves, seed=seed, val_fraction=val_fraction,
                                  backend=backend)
-        src = result.source
-        where = (f"{src['waves']} fresh sine waves (--seed {src['seed']})" if src["type"] == "sine"
-                 else f"the last {src['val_fraction']:g} of {src['path']}")
-        say(f"free run on {where}, after a {result.prime}-step prime:")
-        for steps, rmse in result.rmse.items():
-            say(f"  RMSE over {steps:>6,} steps  {rmse:.4f}  (worst stream {result.rmse_worst[steps]:.4f})")
-        say(f"  generated / true amplitude  {result.amplitude_ratio:.3f} "
-            f"(range {result.amplitude_ratio_min:.3f}-{result.amplitude_ratio_max:.3f})")
     figures = result.to_dict()
     # A backtest forecasts the series a model was trained on: a sine model has none, whatever DATA it is measured on.
     trained_on_file = ckpt.data.get("source", {}).get("type") != "sine"
+    tested = None
     if ckpt.kind != "text" and result.source["type"] == "file" and trained_on_file:
         from ..evaluate import backtest
 
+        # Before anything is shown: a --horizon too long for the data is one line, not the end of a report.
         tested = backtest(ckpt, data, horizon=horizon, origins=origins, season=season, samples=samples,
                           val_fraction=val_fraction, backend=backend)
-        _show_backtest(tested, season is None)
         figures["backtest"] = tested.to_dict()
+    if ckpt.kind != "text":
+        _show_free_run(result)
+    if tested is not None:
+        _show_backtest(tested, season is None)
     if json_out:
         print(json.dumps(_finite(figures)))
 
@@ -95,6 +92,17 @@ def _finite(value):
 
 def _nats(loss: float) -> str:
     return f"{loss:.4f} nats/char, {loss / math.log(2):.4f} bits/char"
+
+
+def _show_free_run(result) -> None:
+    src = result.source
+    where = (f"{src['waves']} fresh sine waves (--seed {src['seed']})" if src["type"] == "sine"
+             else f"the last {src['val_fraction']:g} of {src['path']}")
+    say(f"free run on {where}, after a {result.prime}-step prime:")
+    for steps, rmse in result.rmse.items():
+        say(f"  RMSE over {steps:>6,} steps  {rmse:.4f}  (worst stream {result.rmse_worst[steps]:.4f})")
+    say(f"  generated / true amplitude  {result.amplitude_ratio:.3f} "
+        f"(range {result.amplitude_ratio_min:.3f}-{result.amplitude_ratio_max:.3f})")
 
 
 def _show_backtest(tested, detected: bool) -> None:
