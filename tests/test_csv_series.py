@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from seqgen import load_checkpoint
 from seqgen.data import load_data
 from seqgen.data.load import TableOptions
 from seqgen.train.trainer import make_tracks
@@ -146,3 +147,14 @@ def test_forecast_and_eval_errors_name_only_their_own_options(tmp_path, sales):
     # seqgen train has the options, and its errors name them.
     result = seqgen("train", str(gap), "--columns", "shop", *TINY, cwd=tmp_path)
     assert result.returncode == 1 and "(--fill previous, linear or zero)" in result.stderr
+
+
+def test_training_says_which_columns_it_left_out(tmp_path):
+    rows = [f'{d},{m % 12},"{1000 + 37 * m + 90 * (m % 5):,}",{"ok" if m % 2 else "late"}' for m, d in enumerate(monthly(48))]
+    data = write(tmp_path / "orders.csv", "date,count,revenue,status", rows)
+    result = seqgen("train", str(data), "--out", "orders.safetensors", *TINY, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "note: not read as series: 'status' (it holds text such as 'late'); --columns names the series" in result.stderr
+    stored = load_checkpoint(tmp_path / "orders.safetensors").data["series"]
+    assert [s["name"] for s in stored] == ["count", "revenue"]  # "1,037" and on are numbers
+    assert stored[1]["prime"][-1] == 1000 + 37 * 47 + 90 * 2

@@ -167,6 +167,28 @@ def test_quoted_cells_may_hold_the_delimiter():
     assert table.names == ["Sales, in EUR"] and table.time_column == "Date"
 
 
+def test_thousands_separators_in_quoted_cells_are_read():
+    table = read_table('date,units,revenue\n2020-01-01,3,"1,234.5"\n2020-01-02,4,"987.25"\n'
+                       '2020-01-03,5,"-12,000"\n', "sales.csv")
+    assert table.names == ["units", "revenue"] and table.left_out == {}
+    np.testing.assert_array_equal(table.series[1], [1234.5, 987.25, -12000])
+
+
+def test_a_decimal_comma_is_read_in_a_semicolon_separated_export():
+    table = read_table("Datum;Wert;Menge\n01.03.2021;1,5;1.234,5\n02.03.2021;-0,25;7\n03.03.2021;2;12,75\n", "de.csv")
+    assert table.time_column == "Datum" and table.names == ["Wert", "Menge"]
+    np.testing.assert_array_equal(table.series[0], [1.5, -0.25, 2])
+    np.testing.assert_array_equal(table.series[1], [1234.5, 7, 12.75])
+
+
+def test_columns_that_are_not_series_are_named_with_why():
+    table = read_table("date,value,comment,t\n2020-01-01,1,fine,1\n2020-01-02,2,rain,2\n2020-01-03,3,,3\n", "t.csv")
+    assert table.names == ["value"]
+    assert table.left_out == {"comment": "it holds text such as 'fine'", "t": "it counts rows"}
+    assert read_table(",date,value\n0,2020-01-01,1\n1,2020-01-02,2\n", "pandas.csv").left_out == {}  # its row numbers
+    assert read_table("date,value,comment\n2020-01-01,1,x\n", "t.csv", columns=["value"]).left_out == {}  # as asked
+
+
 def test_newest_first_is_put_in_time_order():
     table = read_table("date,v\n2020-01-03,3\n2020-01-02,2\n2020-01-01,1\n", "new.csv")
     np.testing.assert_array_equal(table.series[0], [1, 2, 3])

@@ -231,6 +231,12 @@ def _sized_note(dataset, model_config, train_config) -> Optional[str]:
             f"validation loss keeps rising ({t.patience} evaluations); options given still win")
 
 
+def _left_out_note(left_out: dict[str, str]) -> str:
+    """Which columns of a table are not series of the model, and why."""
+    columns = ", ".join(f"{name!r} ({why})" for name, why in left_out.items())
+    return f"note: not read as series: {columns}; --columns names the series to train on"
+
+
 def _check_split(dataset, train_config, nproc: int) -> None:
     """What each rank would find wrong with the device, the data's length or the batch's split."""
     from ..train.distributed import Group
@@ -305,6 +311,9 @@ def _run_training(dataset, model_config, train_config, out: Path, checkpoint, qu
         note = None if checkpoint is not None else _sized_note(dataset, model_config, train_config)
         if note:
             say(note)
+    if main and dataset.left_out:
+        # Said even with --quiet: a column silently missing from the model is a surprise found too late.
+        say(_left_out_note(dataset.left_out))
     display = TrainDisplay(quiet, dataset.kind, train_config, log_every)
     def leaving(signum: int) -> None:
         kept = f"{out} holds the last evaluation's weights" if out.exists() else "no checkpoint was written"

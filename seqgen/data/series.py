@@ -121,6 +121,7 @@ def table_dataset(table, name: str, label: str, val_fraction: float, stored: boo
     if len(table.series) == 1:
         data = series_dataset(table.series[0], name, label, val_fraction)
         data.source = {**source, "series": table.names[0], "last_time": last_times[0]}
+        data.left_out = table.left_out
         return data
     streams, splits, series = [], [], []
     for series_name, values, last in zip(table.names, table.series, last_times):
@@ -136,7 +137,7 @@ def table_dataset(table, name: str, label: str, val_fraction: float, stored: boo
     counts = f"{len(series)} series of {min(map(len, streams))} to {max(map(len, streams))} values"
     span = "" if table.frequency is None else f", every {table.frequency}"
     return Dataset(kind="series", name=name, description=f"{counts} from {label}{span}", streams=streams,
-                   splits=splits, source=source, val_fraction=val_fraction, series=series)
+                   splits=splits, source=source, val_fraction=val_fraction, series=series, left_out=table.left_out)
 
 
 def cache_series(path: str, encoding: str, val_fraction: float, folder: Path, key: str) -> tuple[np.ndarray, dict]:
