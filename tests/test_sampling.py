@@ -249,6 +249,19 @@ def test_plot_file_says_how_to_get_matplotlib_when_missing(sine_checkpoint, tmp_
         assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.parametrize("name", ["wave.docx", "wave"])
+def test_a_plot_file_of_a_type_matplotlib_cannot_write_is_refused_before_any_work(sine_checkpoint, tmp_path, name):
+    pytest.importorskip("matplotlib")
+    result = runner.invoke(app, ["sample", str(sine_checkpoint), "-n", "5", "--plot-file", str(tmp_path / name)])
+    assert isinstance(result.exception, UsageError) and result.stdout == ""
+    message = str(result.exception)
+    assert message.startswith(f"--plot-file {tmp_path / name}: ") and ".png, " in message and ".svg" in message
+    assert "\n" not in message and not (tmp_path / name).exists() and not (tmp_path / f"{name}.png").exists()
+    # forecast checks it before it even reads the checkpoint
+    result = runner.invoke(app, ["forecast", str(tmp_path / "none.safetensors"), "--plot-file", str(tmp_path / name)])
+    assert isinstance(result.exception, UsageError) and str(result.exception) == message
+
+
 def test_the_matplotlib_hint_fits_a_source_checkout(sine_checkpoint, tmp_path, monkeypatch):
     import sys
     from pathlib import Path

@@ -65,6 +65,21 @@ def require_matplotlib():
     return plt
 
 
+def check_plot_file(path: Path) -> None:
+    """Fail before any work, not after it, when --plot-file cannot be written: matplotlib missing,
+    a file type it does not draw (or no extension to tell one), or a folder that is not there."""
+    require_matplotlib()
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    supported = sorted(FigureCanvasBase.get_supported_filetypes())
+    extension = path.suffix.lower().lstrip(".")
+    if extension not in supported:
+        what = f".{extension} is not an image type seqgen writes" if extension else "the name has no extension to say its image type"
+        raise UsageError(f"--plot-file {path}: {what}; end it with one of {', '.join('.' + e for e in supported)}")
+    if not path.parent.is_dir():
+        raise UsageError(f"--plot-file {path}: the folder {path.parent} does not exist")
+
+
 def install_hint(extra: str = "plot") -> str:
     """How to add an extra (default `plot`) to this seqgen: from its source checkout when it runs from one
     (`seqgen[plot]` would fetch a released seqgen instead of adding to the one being run)."""

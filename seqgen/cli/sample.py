@@ -57,6 +57,10 @@ def sample(
 
     if length < 0:
         raise UsageError(f"--length must be >= 0, got {length}")
+    if plot_file is not None:
+        from .plot import check_plot_file
+
+        check_plot_file(plot_file)  # before the work, not after it
     if save_state is not None:
         from ..generate.state import check_state_target
 
@@ -103,10 +107,6 @@ def sample(
     if plot or plot_file:
         if gen.is_text:
             raise UsageError("--plot and --plot-file draw continuous output; this model generates text")
-        if plot_file:
-            from .plot import require_matplotlib
-
-            require_matplotlib()  # before generating, not after
         steps = _recording(steps, drawn)
     with _open_output(output, line_flush=per_step) as out:
         # A part that --save-state will continue ends where generation stopped, so that the parts
