@@ -125,10 +125,13 @@ def sampling_for(kind: str, load_state: str | None = None, *, temperature: float
     saved = state_files.saved_sampling(load_state)
     if saved is None:  # a state from before sampling settings were saved
         return config
-    if kind != "text":
-        return config if any(v is not None for v in (noise, temperature)) or greedy else saved
-    sampled = [v for v in (temperature, top_k, top_p) if v is not None]
     keep = lambda value, stored: stored if value is None else value
+    if kind != "text" and not probabilistic:
+        return config if noise is not None or temperature is not None else saved  # both name the one noise
+    if kind != "text":
+        return SampleConfig(temperature=keep(temperature, saved.temperature), noise=keep(noise, saved.noise),
+                            greedy=greedy or (saved.greedy and temperature is None))
+    sampled = [v for v in (temperature, top_k, top_p) if v is not None]
     return SampleConfig(temperature=keep(temperature, saved.temperature), top_k=keep(top_k, saved.top_k),
                         top_p=keep(top_p, saved.top_p), greedy=greedy or (saved.greedy and not sampled),
                         **{k: keep(choices.get(k), getattr(saved, k)) for k in TEXT_CHOICES})
