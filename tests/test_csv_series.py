@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqgen import load_checkpoint
+from seqgen import UsageError, load_checkpoint
 from seqgen.data import load_data
 from seqgen.data.load import TableOptions
 from seqgen.train.trainer import make_tracks
@@ -158,3 +158,47 @@ def test_training_says_which_columns_it_left_out(tmp_path):
     stored = load_checkpoint(tmp_path / "orders.safetensors").data["series"]
     assert [s["name"] for s in stored] == ["count", "revenue"]  # "1,037" and on are numbers
     assert stored[1]["prime"][-1] == 1000 + 37 * 47 + 90 * 2
+
+
+def test_each_series_of_a_model_of_several_is_generated_in_its_own_scale(tmp_path, sales):
+    from typer.testing import CliRunner
+
+    from seqgen import ModelConfig, TrainConfig, Trainer
+    from seqgen.cli import app
+
+    model = tmp_path / "both.safetensors"
+    Trainer(load_data(str(sales)), ModelConfig(hidden=16, layers=1, head="gaussian"),
+            TrainConfig(batch_size=4, window=24, steps=150, eval_every=50, lr=1e-2), model).run()
+    web = [line.split(",")[2] for line in sales.read_text().splitlines()[1:]]  # 200 + m: 200 to 330
+    runner = CliRunner()
+
+    def values(*args, input=None):
+        result = runner.invoke(app, [*map(str, args)], input=input)
+        assert result.exit_code == 0, result.output
+        return np.array(result.stdout.split(), dtype=float), result.stderr
+
+    named, _ = values("sample", model, "-n", "3", "--greedy", "--series", "web")
+    assert np.all((150 < named) & (named < 450))
+    first, note = values("sample", model, "-n", "3", "--greedy")
+    assert np.all((20 < first) & (first < 80)) and "continuing the first, 'shop' (--series chooses another)" in note
+    # A prime that is a stretch of web's data is continued as web, without being told.
+    primed, note = values("sample", model, "-n", "3", "--greedy", "--prime", " ".join(web[-100:]))
+    np.testing.assert_allclose(primed, named, rtol=1e-6)
+    assert "note" not in note
+    # A state goes on in the series it was generated in.
+    state = tmp_path / "s.safetensors"
+    values("sample", model, "-n", "3", "--series", "web", "--seed", "1", "--save-state", state)
+    going_on, _ = values("sample", model, "-n", "3", "--load-state", state)
+    assert np.all((150 < going_on) & (going_on < 450))
+
+    refused = runner.invoke(app, ["follow", str(model)], input="\n".join(web[-5:]))
+    assert isinstance(refused.exception, UsageError) and "name the one stdin continues with --series ('shop', 'web')" \
+        in str(refused.exception)
+    followed, _ = values("follow", model, "--series", "web", input="\n".join(web[-20:]))
+    assert np.all((150 < followed) & (followed < 450))
+
+    plain = tmp_path / "web.txt"
+    plain.write_text("\n".join(web) + "\n")  # web's numbers, without their name
+    result = runner.invoke(app, ["eval", str(model), str(plain), "--json", "--samples", "20"])
+    figures = json.loads(result.stdout)
+    assert figures["source"]["series"] == "web" and figures["rmse"]["12"] < 150  # in shop's scale: about 260

@@ -98,6 +98,8 @@ def _show_free_run(result) -> None:
     src = result.source
     where = (f"{src['waves']} fresh sine waves (--seed {src['seed']})" if src["type"] == "sine"
              else f"the last {src['val_fraction']:g} of {src['path']}")
+    if src.get("series") is not None:
+        where = f"series {src['series']!r} ({where})"
     say(f"free run on {where}, after a {result.prime}-step prime:")
     for steps, rmse in result.rmse.items():
         say(f"  RMSE over {steps:>6,} steps  {rmse:.4f}  (worst stream {result.rmse_worst[steps]:.4f})")
