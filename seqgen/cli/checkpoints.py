@@ -143,7 +143,7 @@ def info(
     if "vocab_size" in data:
         table.add_row("vocabulary", f"{data['vocab_size']} characters: {data['vocab_preview']!r}")
     else:
-        table.add_row("scaling", f"mean {data['mean']:.6g}, std {data['std']:.6g}")
+        table.add_row("scaling", _scaling(data))
     shape = f"{model['cell'].upper()}, {model['layers']} x {model['hidden']}"
     shape += f", embedding {model['embed']}" if "embed" in model else f", {model['head']} head"
     table.add_row("model", f"{shape}; {model['parameters']:,} parameters")
@@ -154,6 +154,25 @@ def info(
         table.add_row("best validation", f"{progress['best_val_loss']:.4g} {unit} at step {progress['best_step']}")
     table.add_row("format", f"seqgen-checkpoint version {details['format_version']}")
     console.print(table)
+
+
+# `seqgen info` lists this many series' scaling; --json lists them all.
+SHOWN_SERIES = 10
+
+
+def _scaling(data: dict) -> str:
+    """How a series model's values were scaled: one mean and std, each series' own, or each wave's size."""
+    of = " (of the steps between values)" if data.get("target") == "diff" else ""
+    if data.get("series"):
+        entries = data["series"]
+        lines = [f"{e['name']!r}: mean {e['mean']:.6g}, std {e['std']:.6g}" for e in entries[:SHOWN_SERIES]]
+        if len(entries) > SHOWN_SERIES:
+            lines.append(f"... and {len(entries) - SHOWN_SERIES} more (--json lists them all)")
+        return f"per series, each by its own training part{of}:\n" + "\n".join(lines)
+    if data.get("scale_each"):
+        typical = "" if data.get("typical_scale") is None else f" (the training waves' typical size {data['typical_scale']:.4g})"
+        return f"each stream divided by its own size{typical}"
+    return f"mean {data['mean']:.6g}, std {data['std']:.6g}{of}"
 
 
 @app.command()
