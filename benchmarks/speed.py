@@ -7,8 +7,11 @@ Measures, on one 2x256 character LSTM (vocabulary 65, embedding 64) and the defa
    batch-1 bound (the step's matrix products alone, timed with NumPy's BLAS);
 2. the same with 64 streams in one batched state;
 3. characters/s for the first 1,000 and for characters 9,000-10,000 (no growth with k), and the
-   naive way (re-running the network over the whole history for each new character);
-4. training throughput of seqgen's Trainer vs a plain PyTorch loop (batch 64, window 128);
+   naive way (re-running the network over the whole history for each new character); one stream
+   of a bpe model (1,024 tokens, same size) in characters/s beside the char model's;
+4. training throughput of seqgen's Trainer vs a plain PyTorch loop (batch 64, window 128); and of
+   the default full-size text configuration in the precision `auto` picks on this machine
+   (bfloat16 where the CPU has its units) against float32, and against a plain loop in it;
 5. sine generation, one stream, vs a plain torch.nn.LSTM loop.
 Each timing is the median of several repeats; a share of the bound is the median of per-repeat
 ratios, the two timed in turns. Exits non-zero only if something crashes.
@@ -42,6 +45,7 @@ from seqgen.data import text_dataset  # noqa: E402
 from seqgen.checkpoint import load_checkpoint  # noqa: E402
 from seqgen.device import usable_cores  # noqa: E402
 from seqgen.model.numpy_backend import ROWS_PER_THREAD, NumpyModel  # noqa: E402
+from seqgen.train.precision import autocast, cpu_has_bf16, resolve_precision  # noqa: E402
 
 SHAKESPEARE = Path(__file__).resolve().parents[2] / "shared" / "data" / "tinyshakespeare.txt"
 VOCAB = 65
@@ -126,17 +130,18 @@ def seqgen_loop(ckpt: str, batch: int, steps: int, threads: int | None = None):
 
 
 def matmul_bound(batch: int, steps: int, threads: int = 1, hidden: int = 256, embed: int = 64,
-                 lookup: bool = False):
+                 lookup: bool = False, gates: int = 4, vocab: int = VOCAB):
     """Only the matrix products of one step (input and recurrent products of both layers, head).
     With `lookup`, without the first layer's input product, which seqgen replaces by a row lookup
     (the embedding folded into the input weights): the stricter bound.
 
     With `threads` > 1 the rows are split into that many slices, each stepped on its own thread
     for all the steps without waiting for the others: the bound for the cores seqgen uses.
+    `gates` is 4 for an LSTM, 3 for a GRU, 1 for a plain RNN.
     """
     rng = np.random.default_rng(0)
-    G = 4 * hidden
-    shapes = [(embed, G), (hidden, G), (hidden, G), (hidden, G), (hidden, VOCAB)][1 if lookup else 0:]
+    G = gates * hidden
+    shapes = [(embed, G), (hidden, G), (hidden, G), (hidden, G), (hidden, vocab)][1 if lookup else 0:]
     weights = [rng.standard_normal(s).astype(np.float32) for s in shapes]
     rows = np.linspace(0, batch, threads + 1).astype(int)
 
@@ -188,6 +193,36 @@ def step_cost_over_time(ckpt: str, total: int, repeats: int) -> tuple[float, flo
     return statistics.median(firsts), statistics.median(lasts)
 
 
+def bpe_rows(folder: str, total: int, repeats: int) -> list[tuple]:
+    """One stream of a char model and of a bpe model (1,024 tokens) of the same size, in characters
+    per second: tokens/s times the characters per token of tinyshakespeare's validation part under
+    a BPE learnt on its training part. Weights are random: speed does not depend on them."""
+    try:
+        import tokenizers  # noqa: F401
+    except ImportError:
+        return [("bpe vs char: skipped (pip install 'seqgen[bpe]')", float("nan"), "")]
+    if not SHAKESPEARE.exists():
+        return [("bpe vs char: skipped (no tinyshakespeare)", float("nan"), "")]
+    from seqgen.data.tokenizers import learn_tokenizer
+
+    text = SHAKESPEARE.read_text(encoding="utf-8")
+    cut = int(len(text) * 0.9)
+    tokenizer = learn_tokenizer("bpe", text[:cut], text[:cut], 1024)
+    per_token = (len(text) - cut) / len(tokenizer.encode(text[cut:]))
+    torch.manual_seed(0)
+    model = SeqModel(ModelConfig(cell="lstm", layers=2, hidden=256, embed=64, vocab_size=len(tokenizer))).eval()
+    path = os.path.join(folder, "bpe.safetensors")
+    save_checkpoint(path, {"model": asdict(model.config), "data": {"kind": "text", "tokenizer": tokenizer.to_dict()}},
+                    {k: v.numpy() for k, v in model.state_dict().items()})
+    char_first, _ = step_cost_over_time(checkpoint_of(char_model(), folder, "text"), 2000, repeats)
+    first, late = step_cost_over_time(path, total, repeats)
+    return [("1 stream, char model (chars/s)", char_first, ""),
+            (f"1 stream, bpe 1024 (tokens/s, {per_token:.2f} chars each)", first, ""),
+            ("1 stream, bpe 1024 (chars/s)", first * per_token, ""),
+            ("  bpe / char, characters per second", first * per_token / char_first, ""),
+            (f"  bpe tokens {total - 999:,}-{total:,} / 1-1,000", late / first, within(0.9, 1.1))]
+
+
 def training_text(chars: int) -> np.ndarray:
     if SHAKESPEARE.exists():
         return SHAKESPEARE.read_text(encoding="utf-8")[:chars]
@@ -198,48 +233,82 @@ def training_text(chars: int) -> np.ndarray:
 BENCH_MODEL = dict(cell="lstm", layers=2, hidden=256, embed=64)
 
 
-def plain_training(text: str, steps: int):
-    """A plain PyTorch TBPTT loop: 2x256 LSTM, batch 64, window 128, Adam, clipping.
+def plain_training(text: str, steps: int, model: dict = BENCH_MODEL, batch: int = 64, window: int = 128,
+                   precision: str = "fp32"):
+    """A plain PyTorch TBPTT loop (Adam, clipping; under torch.autocast in bfloat16 when asked).
     Returns a function that trains and gives the seconds of steps 2..steps (the first step
     pays one-time costs in either loop)."""
     data = text_dataset(text, "bench", "bench", 0.1)
     ids = torch.as_tensor(data.train_streams[0], dtype=torch.long)
-    B, T = 64, 128
+    B, T = batch, window
     length = len(ids) // B
     tracks = ids[: B * length].view(B, length)
     def run() -> float:
         torch.manual_seed(0)
-        model = SeqModel(ModelConfig(vocab_size=len(data.vocab), **BENCH_MODEL))
-        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+        net = SeqModel(ModelConfig(vocab_size=len(data.vocab), **model))
+        opt = torch.optim.Adam(net.parameters(), lr=3e-3)
         state = None
         for i in range(steps):
             if i == 1:
                 start = time.perf_counter()
             chunk = tracks[:, i * T : i * T + T + 1]
-            out, state = model(chunk[:, :-1], state)
-            loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), chunk[:, 1:].reshape(-1))
+            with autocast(torch.device("cpu"), precision):
+                out, state = net(chunk[:, :-1], state)
+                loss = F.cross_entropy(out.reshape(-1, out.shape[-1]).float(), chunk[:, 1:].reshape(-1))
             opt.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
-            state = tuple(s.detach() for s in state)
+            state = tuple(s.detach().float() for s in state)
             loss.item()
         return time.perf_counter() - start
     return run
 
 
-def seqgen_training(text: str, steps: int, folder: str):
+def seqgen_training(text: str, steps: int, folder: str, model: dict = BENCH_MODEL, batch: int = 64,
+                    window: int = 128, precision: str = "fp32"):
     """seqgen's Trainer on the same model, batch and window, timed over the same steps 2..steps
     (from its own progress events, so setup and the closing validation are not counted)."""
     data = text_dataset(text, "bench", "bench", 0.1)
     def run() -> float:
         stamps = []
-        config = TrainConfig(batch_size=64, window=128, steps=steps, eval_every=10**9, warmup=0)
+        config = TrainConfig(batch_size=batch, window=window, steps=steps, eval_every=10**9, warmup=0,
+                             precision=precision)
         on_event = lambda event: stamps.append(time.perf_counter()) if event["type"] == "step" else None
-        trainer = Trainer(data, ModelConfig(**BENCH_MODEL), config, os.path.join(folder, "t.safetensors"))
+        trainer = Trainer(data, ModelConfig(**model), config, os.path.join(folder, "t.safetensors"))
         trainer.run(on_event=on_event)
         return stamps[-1] - stamps[0]
     return run
+
+
+def paired_training(fns: list, chars: int, repeats: int) -> list[list[float]]:
+    """chars/s of each training function, run in turns so that a change in the machine's load hits
+    all alike; one training step is long and noisy here, so more turns than elsewhere."""
+    runs = [[] for _ in fns]
+    for _ in range(repeats + 2):
+        for fn, sink in zip(fns, runs):
+            sink.append(chars / fn())
+    return runs
+
+
+def default_text_rows(text: str, folder: str, steps: int, repeats: int) -> list[tuple]:
+    """Training throughput of the default full-size text configuration in the precision `auto`
+    picks here, against float32, and seqgen's Trainer against a plain loop in that precision."""
+    bf16 = cpu_has_bf16()
+    config, train = defaults_for("text", bf16=bf16)
+    chosen = resolve_precision("auto", torch.device("cpu"), config.cell, config.hidden, True)
+    model = {k: getattr(config, k) for k in ("cell", "layers", "hidden", "embed", "dropout")}
+    shape = dict(model=model, batch=train.batch_size, window=train.window)
+    chars = train.batch_size * train.window * (steps - 1)
+    ours, ours32, plain = paired_training([seqgen_training(text, steps, folder, precision=chosen, **shape),
+                                           seqgen_training(text, steps, folder, precision="fp32", **shape),
+                                           plain_training(text, steps, precision=chosen, **shape)], chars, repeats)
+    name = f"{config.cell.upper()} {config.layers}x{config.hidden}"
+    return [(f"default text ({name}): seqgen, {chosen} (chars/s)", statistics.median(ours), ""),
+            (f"default text ({name}): seqgen, fp32 (chars/s)", statistics.median(ours32), ""),
+            (f"  {chosen} / fp32", statistics.median(a / b for a, b in zip(ours, ours32)), ""),
+            (f"default text: plain loop, {chosen} (chars/s)", statistics.median(plain), ""),
+            ("  seqgen / plain (median of pairs)", statistics.median(a / b for a, b in zip(ours, plain)), at_least(1.0))]
 
 
 def sine_loops(folder: str, steps: int):
@@ -251,7 +320,7 @@ def sine_loops(folder: str, steps: int):
             x, state = torch.zeros(1, 1), None
             for _ in range(steps):
                 y, state = model(x, state)
-                x = y
+                x = y[..., 0]  # a likelihood head gives (mean, spread): the mean is fed back
     gen = Generator.from_checkpoint(ckpt)
     def ours():
         gen.reset(1)
@@ -300,18 +369,16 @@ def main() -> None:
         rows += [("chars 1-1,000 (chars/s)", first, ""), (f"chars {total - 999:,}-{total:,} (chars/s)", late, ""),
                  ("  last / first", late / first, within(0.9, 1.1)), ("naive re-feed, first 300 chars (chars/s)", naive, "")]
 
+        rows += bpe_rows(folder, total, reps)
+
         text = training_text(64 * 128 * (train_steps + 2) * 2)
-        # Interleaved repeats, so that a change in the machine's load hits both alike.
-        plain_runs, our_runs = [], []
-        chars = 64 * 128 * (train_steps - 1)
-        plain_fn, our_fn = plain_training(text, train_steps), seqgen_training(text, train_steps, folder)
-        for _ in range(reps + 2):  # one training step is long and noisy here: more pairs than elsewhere
-            plain_runs.append(chars / plain_fn())
-            our_runs.append(chars / our_fn())
-        plain, ours = statistics.median(plain_runs), statistics.median(our_runs)
-        paired = statistics.median(o / p for o, p in zip(our_runs, plain_runs))
-        rows += [("training: plain PyTorch loop (chars/s)", plain, ""), ("training: seqgen Trainer (chars/s)", ours, ""),
-                 ("  seqgen / plain (median of pairs)", paired, at_least(1.0))]
+        plain_runs, our_runs = paired_training([plain_training(text, train_steps), seqgen_training(text, train_steps, folder)],
+                                               64 * 128 * (train_steps - 1), reps)
+        rows += [("training: plain PyTorch loop (chars/s)", statistics.median(plain_runs), ""),
+                 ("training: seqgen Trainer (chars/s)", statistics.median(our_runs), ""),
+                 ("  seqgen / plain (median of pairs)", statistics.median(o / p for o, p in zip(our_runs, plain_runs)),
+                  at_least(1.0))]
+        rows += default_text_rows(text, folder, train_steps, reps)
 
         sine_plain, sine_ours = sine_loops(folder, n1)
         sp, so = best_torch_rate(sine_plain, n1, reps), median_rate(sine_ours, n1, reps)
@@ -323,7 +390,7 @@ def main() -> None:
           f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')})")
     print(f"{'measure':48s} {'value':>10s}  target")
     for name, value, target in rows:
-        shown = f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+        shown = f"{value:,.2f}" if not value >= 100 else f"{value:,.0f}"
         verdict = "" if not target else f"{target[0]:<17s} {'met' if target[1](value) else 'NOT MET'}"
         print(f"{name:48s} {shown:>10s}  {verdict}")
 

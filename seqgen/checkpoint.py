@@ -24,7 +24,10 @@ from .errors import CheckpointError
 from .files import write_atomic
 
 FORMAT_NAME = "seqgen-checkpoint"
-FORMAT_VERSION = 1
+# The newest version this seqgen reads. A checkpoint is written as version 1 unless it needs
+# version 2 (text in tokens other than characters, `data.tokenizer`), so that a seqgen from
+# before tokenizers refuses such a file with its "upgrade seqgen" message instead of misreading it.
+FORMAT_VERSION = 2
 # The largest JSON header we accept; a real one is a few hundred KB at most (vocabulary included).
 MAX_HEADER = 64 * 1024 * 1024
 
@@ -52,6 +55,7 @@ class Checkpoint:
 
     @property
     def vocab(self) -> list[str] | None:
+        """A char model's characters (None for other tokens: see data.tokenizers.tokenizer_for)."""
         return self.meta["data"].get("vocab")
 
 
@@ -72,7 +76,8 @@ def save_checkpoint(path: str | Path, meta: dict, weights: dict[str, np.ndarray]
 
     tensors = {f"model.{k}": np.ascontiguousarray(v) for k, v in weights.items()}
     tensors.update({f"train.{k}": np.ascontiguousarray(v) for k, v in (training or {}).items()})
-    meta = {**meta, "format": FORMAT_NAME, "format_version": FORMAT_VERSION, "checksum": tensor_checksum(tensors)}
+    version = 2 if "tokenizer" in meta.get("data", {}) else 1
+    meta = {**meta, "format": FORMAT_NAME, "format_version": version, "checksum": tensor_checksum(tensors)}
     payload = save(tensors, metadata={"seqgen": json.dumps(meta, ensure_ascii=False)})
     write_atomic(path, payload)
 

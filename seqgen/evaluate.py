@@ -1,7 +1,8 @@
 """How good is a checkpoint: validation loss for text, free-running error for continuous data.
 
-Text: the mean loss over the validation tail of the data, every character counted once, with the
-state carried through the whole tail in one stream (as generation would run it). Continuous: prime
+Text: the mean loss over the validation tail of the data, every token counted once, with the
+state carried through the whole tail in one stream (as generation would run it), per character
+of that text whatever the tokens, so that models with different vocabularies compare. Continuous: prime
 with 100 true values, let the model eat its own output, and compare with the true continuation.
 These are the figures `seqgen eval` prints and the quality benchmark reads.
 """
@@ -20,6 +21,7 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .config import from_dict
 from .data import Dataset, SineConfig, load_data, sine_waves
 from .data.load import TableOptions
+from .data.tokenizers import tokenizer_for
 from .errors import DataError, UsageError
 
 PRIME_STEPS = 100
@@ -44,8 +46,11 @@ class TextEval:
     kind: str = "text"
     protocol: str = "stream"
     stream_loss: float | None = None  # the whole tail as one stream, the state carried through
-    windows_loss: float | None = None  # windows of `window` characters, each from a zero state
+    windows_loss: float | None = None  # windows of `window` tokens, each from a zero state
     window: int = 256
+    tokenization: str = "char"
+    tokens: int = 0  # in the validation text
+    loss_per_token: float | None = None  # nats per token, by `protocol` (for characters, `loss`)
 
     @property
     def bits_per_char(self) -> float:
@@ -101,10 +106,11 @@ def evaluate_text(checkpoint: str | Path | Checkpoint, data: str | Path | None =
                   val_fraction: float | None = None, encoding: str = "utf-8", device: str = "cpu",
                   protocol: str = "stream", window: int = 256) -> TextEval:
     """Mean validation loss (nats/char) over the last `val_fraction` of `data`, measured two ways:
-    in one unbroken stream (`stream`: every character once, the state carried through the whole
+    in one unbroken stream (`stream`: every token once, the state carried through the whole
     tail, as generation runs), and as nanoGPT scores its models (`windows`: the tail cut into
-    windows of `window` characters, each run from a zero state, every position of each counted).
-    `protocol` says which of the two is `loss`."""
+    windows of `window` tokens, each run from a zero state, every position of each counted).
+    `protocol` says which of the two is `loss`. A loss per character is the total loss in nats
+    over the text divided by its characters, whatever the model's tokens."""
     if protocol not in PROTOCOLS:
         raise UsageError(f"`protocol` must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     if window < 2:
@@ -117,8 +123,8 @@ def evaluate_text(checkpoint: str | Path | Checkpoint, data: str | Path | None =
         raise UsageError(f"{ckpt.path} is a {ckpt.kind} model; text evaluation needs a text model")
     path = resolve_data(ckpt, data)
     fraction = val_fraction if val_fraction is not None else checkpoint_val_fraction(ckpt)
-    dataset = load_data(path, kind="text", encoding=encoding, val_fraction=fraction)
-    tail = _in_checkpoint_vocab(dataset, ckpt, path)
+    tokenizer = tokenizer_for(ckpt.data)
+    tail = _validation_tail(ckpt, tokenizer, path, encoding, fraction)
     runner = torch_model_from_checkpoint(ckpt, device)
     started = time.perf_counter()
     stream = evaluate_loss(runner.model, tail, warmup=0, device=runner.device, pieces=1)
@@ -126,9 +132,30 @@ def evaluate_text(checkpoint: str | Path | Checkpoint, data: str | Path | None =
     # A tail shorter than one window has no windows figure; that is an error only when asked for.
     windows = (windows_loss(runner.model, ids, window, runner.device)
                if protocol == "windows" or len(ids) > window else None)
-    return TextEval(str(ckpt.path), path, fraction, len(tail.streams[0]) - tail.splits[0],
+    per_token = stream if protocol == "stream" else windows
+    if tokenizer.kind != "char":  # per token so far; per character from here on
+        stream = per_character(stream, ids, tokenizer)
+        windows = None if windows is None else per_character(windows, ids[1 : 1 + (len(ids) - 1) // window * window],
+                                                              tokenizer)
+    return TextEval(str(ckpt.path), path, fraction, tokenizer.characters(ids),
                     stream if protocol == "stream" else windows, time.perf_counter() - started, protocol=protocol,
-                    stream_loss=stream, windows_loss=windows, window=window)
+                    stream_loss=stream, windows_loss=windows, window=window, tokenization=tokenizer.kind,
+                    tokens=len(ids), loss_per_token=per_token)
+
+
+def per_character(loss: float, ids: np.ndarray, tokenizer) -> float:
+    """A mean loss per token over `ids` as nats per character of the text they spell."""
+    return loss * len(ids) / max(1, tokenizer.characters(ids))
+
+
+def _validation_tail(ckpt: Checkpoint, tokenizer, path: str, encoding: str, fraction: float) -> Dataset:
+    """The validation tail of `path` as the checkpoint's token ids, after the token before it."""
+    if tokenizer.kind == "char":
+        return _in_checkpoint_vocab(load_data(path, kind="text", encoding=encoding, val_fraction=fraction), ckpt, path)
+    dataset = load_data(path, kind="text", encoding=encoding, val_fraction=fraction, tokenizer=tokenizer)
+    split = dataset.splits[0]
+    return Dataset(kind="text", name=dataset.name, description=dataset.description,
+                   streams=[dataset.streams[0][split - 1 :]], splits=[1], vocab=tokenizer.vocab, tokenizer=tokenizer)
 
 
 def windows_loss(model, ids: np.ndarray, window: int, device, batch: int = 64) -> float:

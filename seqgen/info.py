@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from .checkpoint import Checkpoint, load_checkpoint
+from .data.tokenizers import tokenizer_for
 
 VOCAB_PREVIEW = 60
+TOKEN_PREVIEW = 20  # learnt word pieces or BPE tokens shown
 
 
 def checkpoint_info(checkpoint: str | Path | Checkpoint) -> dict:
@@ -25,14 +27,19 @@ def checkpoint_info(checkpoint: str | Path | Checkpoint) -> dict:
                      "epochs": progress.get("epoch"), "best_val_loss": progress.get("best_val_loss"),
                      "best_step": progress.get("best_step"), "resumable": bool(ckpt.training),
                      # Checkpoints from before mixed precision trained in float32.
-                     "precision": progress.get("precision", "fp32")},
+                     "precision": progress.get("precision", "fp32"),
+                     "best_val_bpc": progress.get("best_val_bpc")},
         "checksum": meta.get("checksum"),
     }
     if model.is_text:
         info["model"]["embed"] = model.embed
-        vocab = ckpt.vocab
-        info["data"]["vocab_size"] = len(vocab)
-        info["data"]["vocab_preview"] = "".join(vocab[:VOCAB_PREVIEW])
+        tokenizer = tokenizer_for(data)
+        info["data"]["tokens"] = tokenizer.kind
+        info["data"]["vocab_size"] = len(tokenizer)
+        if tokenizer.kind == "char":
+            info["data"]["vocab_preview"] = "".join(tokenizer.vocab[:VOCAB_PREVIEW])
+        else:  # the tokens learnt from the text, most frequent (word) or first learnt (bpe) first
+            info["data"]["token_preview"] = getattr(tokenizer, "learnt", [])[:TOKEN_PREVIEW]
     else:
         info["model"]["head"] = model.head
         info["data"]["target"] = data.get("target", "level")

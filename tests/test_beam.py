@@ -71,9 +71,9 @@ def test_both_backends_find_the_same_continuations():
 
 def test_a_stopped_continuation_is_ranked_by_its_mean_log_probability():
     gen = tiny_generator()
-    found = beam_search(gen, length=8, beam=6, results=6, stop=np.array([2]))
+    found = beam_search(gen, length=8, beam=6, results=6, stop="c")
     for h in found:
-        stops_at = list(h.tokens).index(2) + 1 if 2 in h.tokens else None
+        stops_at = list(h.tokens).index(2) + 1 if 2 in h.tokens else None  # "c" is token 2
         assert stops_at is None or stops_at == len(h.tokens)  # nothing after the stop
         assert h.ranking == pytest.approx(h.score / len(h.tokens))
     assert [h.ranking for h in found] == sorted((h.ranking for h in found), reverse=True)

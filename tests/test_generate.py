@@ -86,7 +86,7 @@ def test_a_large_batch_stepped_on_two_threads_matches_torch(cell, vocab):
 
 
 @pytest.mark.parametrize("vocab", [0, 65], ids=["series", "text"])
-@pytest.mark.parametrize("cell,hidden", [("lstm", 64), ("gru", 384)])
+@pytest.mark.parametrize("cell,hidden", [("lstm", 64), ("gru", 384), ("lstm", 384)])
 def test_a_stream_gets_the_same_bits_alone_or_in_any_batch(cell, hidden, vocab):
     """What a server needs: a seed gives the same output whether its stream was stepped alone
     or beside others, so a row's numbers may not depend on the rows around it."""

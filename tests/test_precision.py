@@ -119,7 +119,7 @@ def test_the_readme_and_the_reference_name_the_text_defaults_the_code_takes():
     fast, _ = defaults_for("text", size=1_000_000, bf16=True)
     other, _ = defaults_for("text", size=1_000_000, bf16=False)
     assert (fast.cell, other.cell) == ("lstm", "gru")
-    assert f"an LSTM {fast.layers}x{fast.hidden} trained in bfloat16 where the CPU or GPU has bfloat16 units" in readme
-    assert f"(a GRU {other.layers}x{other.hidden} in float32 elsewhere" in readme
+    assert (f"with an LSTM {fast.layers}x{fast.hidden} (dropout {fast.dropout:g}, trained in bfloat16) where the CPU "
+            f"or GPU has bfloat16 units, a GRU {other.layers}x{other.hidden} elsewhere") in readme
     assert (f"LSTM, {fast.layers} layers x {fast.hidden}, embedding {fast.embed}, dropout {fast.dropout:g}; "
             f"elsewhere GRU, {other.layers} layers x {other.hidden}") in reference

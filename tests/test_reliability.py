@@ -225,12 +225,12 @@ def test_sample_eval_and_info_refuse_unusable_checkpoints(runs, tmp_path):
     (tmp_path / "flip.safetensors").write_bytes(bytes(flipped))
     (tmp_path / "poem.safetensors").write_text(TINY_TEXT)
     save_file({"w": np.zeros(3, np.float32)}, tmp_path / "other.safetensors")  # safetensors, but not ours
-    meta = json.dumps({"format": "seqgen-checkpoint", "format_version": 2})
+    meta = json.dumps({"format": "seqgen-checkpoint", "format_version": 3})
     save_file({"model.w": np.zeros(3, np.float32)}, tmp_path / "future.safetensors", metadata={"seqgen": meta})
     (tmp_path / "folder").mkdir()
     for name, needle in (("missing.safetensors", "no such checkpoint"), ("cut.safetensors", "truncated or corrupted"),
                          ("flip.safetensors", "checksum"), ("poem.safetensors", "not a seqgen checkpoint"),
-                         ("other.safetensors", "not a seqgen checkpoint"), ("future.safetensors", "version 2"),
+                         ("other.safetensors", "not a seqgen checkpoint"), ("future.safetensors", "version 3"),
                          ("folder", "directory")):
         for command in (["sample", "--length", "5"], ["eval"], ["info"]):
             assert_one_line_error(cli(command[0], name, *command[1:], cwd=tmp_path), 1, name, needle)

@@ -384,3 +384,32 @@ def test_a_penalised_run_split_in_two_by_a_state_file_is_one_run(text_checkpoint
     first = invoke("sample", text_checkpoint, "-n", "25", *options, "--save-state", state).stdout
     second = invoke("sample", text_checkpoint, "-n", "35", "--load-state", state).stdout  # the settings go on too
     assert first + second == whole
+
+
+@pytest.mark.parametrize("settings", [
+    {"temperature": 0.8}, {"top_k": 5}, {"top_p": 0.9, "temperature": 1.3}, {"min_p": 0.05},
+    {"greedy": True}, {"repetition_penalty": 1.3, "frequency_penalty": 0.2, "penalty_window": 16},
+])
+def test_generators_stepped_together_make_what_each_makes_alone(text_checkpoint, settings):
+    """What a server does for the streams of many clients: one call weighs every row alike."""
+    from seqgen.generate.generator import choose_together
+
+    def made(together: bool) -> list[str]:
+        gens = []
+        for seed, rows in zip(range(4), (1, 3, 1, 2)):
+            gen = Generator.from_checkpoint(text_checkpoint, backend="numpy", seed=seed, sampling=SampleConfig(**settings))
+            gen.reset(rows)
+            gen.feed(np.tile(gen.encode("the "), (rows, 1)))
+            gens.append(gen)
+        # One generator samples otherwise, so it is weighed apart from the others.
+        gens[2].sampling = SampleConfig(temperature=2.0)
+        out = [[] for _ in gens]
+        for _ in range(40):
+            chosen = choose_together(gens) if together else [gen.choose() for gen in gens]
+            for gen, (x, items), sink in zip(gens, chosen, out):
+                output, gen.state = gen.model.step(x, gen.state)
+                gen.took(x, output.copy())
+                sink.append(items)
+        return ["|".join(gen.decode(row) for row in np.stack(items, axis=1)) for gen, items in zip(gens, out)]
+
+    assert made(True) == made(False)

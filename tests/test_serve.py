@@ -91,6 +91,24 @@ def test_a_streamed_completion_arrives_in_pieces_that_add_up_to_the_whole(client
     assert finish == {0: "length", 1: "length"}
 
 
+@pytest.mark.parametrize("interval, most", [(0.0, None), (1.0, 3)])
+def test_stream_interval_gathers_what_was_made_meanwhile_into_one_event(text_checkpoint, interval, most):
+    """With an interval, the first piece goes out at once and what comes within the interval
+    after an event waits for the next one; with none, an event per item as it is made."""
+    body = {"prompt": "To be", "max_tokens": 300, "seed": 5, "stream": True}
+    with TestClient(create_app([text_checkpoint], Limits(stream_interval=interval))) as c:
+        with c.stream("POST", "/v1/completions", json=body) as r:
+            events = [line for line in r.iter_lines() if line.startswith("data: {")]
+        whole = complete(c, **{**body, "stream": False})
+    import json
+
+    assert "".join(json.loads(e[6:])["choices"][0]["text"] for e in events) == whole["choices"][0]["text"]
+    if most is None:
+        assert len(events) > 3
+    else:
+        assert len(events) <= most  # 300 steps of this model take well under a second
+
+
 # --- batching -----------------------------------------------------------------------------------
 def test_streams_stepped_together_make_what_each_makes_alone(text_checkpoint):
     """Continuous batching: streams joining while another is running share its steps of the
@@ -259,6 +277,7 @@ def test_health_and_models_describe_what_is_served(client):
     models = {m["id"]: m for m in client.get("/v1/models").json()["data"]}
     assert models["poem"]["kind"] == "text" and models["sine"]["kind"] == "series"
     assert models["poem"]["model"]["hidden"] == 32
+    assert models["poem"]["max_tokens"] == Limits().max_tokens  # the playground's longest length
 
 
 # --- the command ---------------------------------------------------------------------------------

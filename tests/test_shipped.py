@@ -13,7 +13,7 @@ SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints"
 
 def test_shipped_shakespeare_writes_speaker_names_and_words():
     ckpt = load_checkpoint(SHIPPED / "tinyshakespeare.safetensors")
-    assert ckpt.kind == "text" and ckpt.model_config.cell == "gru" and len(ckpt.vocab) == 65
+    assert ckpt.kind == "text" and ckpt.model_config.cell == "lstm" and len(ckpt.vocab) == 65
     gen = Generator.from_checkpoint(ckpt, sampling=SampleConfig(temperature=0.8), seed=1)
     gen.feed("ROMEO:\n")
     text = gen.decode([t[0] for t in gen.generate(400)])

@@ -24,7 +24,7 @@ def eval_command(
     encoding: str = typer.Option("utf-8", help="Text encoding of DATA."),
     backend: str = typer.Option("auto", help="Continuous: auto (NumPy on CPU), numpy or torch."),
     device: str = typer.Option("cpu", help="Device for torch: cpu, cuda, mps or auto (the first available of those)."),
-    protocol: str = typer.Option("stream", help="Text: which loss comes first and is 'loss' in --json: stream (the tail as one stream, the state carried through) or windows (windows of --window characters, each from a zero state, as nanoGPT scores). Both are measured."),
+    protocol: str = typer.Option("stream", help="Text: which loss comes first and is 'loss' in --json: stream (the tail as one stream, the state carried through) or windows (windows of --window tokens, each from a zero state, as nanoGPT scores). Both are measured."),
     window: int = typer.Option(256, help="Text: the window of the windows protocol."),
     horizon: Optional[int] = typer.Option(None, help="Series: steps forecast from each backtest origin. \\[default: the season, or 8 without one]"),
     origins: int = typer.Option(5, help="Series: forecast origins spread over the validation tail."),
@@ -47,13 +47,16 @@ def eval_command(
     if ckpt.kind == "text":
         result = evaluate_text(ckpt, data, val_fraction=val_fraction, encoding=encoding, device=device,
                                protocol=protocol, window=window)
-        say(f"{result.data}: last {result.val_fraction:g} ({result.characters:,} characters)")
+        tokens = "" if result.tokenization == "char" else f", {result.tokens:,} {result.tokenization} tokens"
+        say(f"{result.data}: last {result.val_fraction:g} ({result.characters:,} characters{tokens})")
         lines = {"stream": f"one stream, state carried through    {_nats(result.stream_loss)}",
                  "windows": f"windows of {result.window}, each from zero state  {_nats(result.windows_loss or 0)}"}
         if result.windows_loss is None:
             del lines["windows"]
         for name in sorted(lines, key=lambda n: n != protocol):
             say(f"validation loss, {lines[name]}")
+        if tokens:
+            say(f"per token ({protocol}): {result.loss_per_token:.4f} nats")
         say(f"({result.seconds:.1f}s)")
     else:
         horizons = LONG_HORIZONS if long else HORIZONS
@@ -140,8 +143,11 @@ def info(
     data, model, progress = details["data"], details["model"], details["training"]
     table = Table(show_header=False, box=None, padding=(0, 2))
     table.add_row("data", f"{data['kind']}: {data['description']}")
-    if "vocab_size" in data:
+    if data.get("tokens", "char") == "char" and "vocab_size" in data:
         table.add_row("vocabulary", f"{data['vocab_size']} characters: {data['vocab_preview']!r}")
+    elif "vocab_size" in data:
+        shown = ", ".join(repr(piece) for piece in data["token_preview"])
+        table.add_row("vocabulary", f"{data['vocab_size']} {data['tokens']} tokens" + (f": {shown}, ..." if shown else ""))
     else:
         table.add_row("scaling", _scaling(data))
     shape = f"{model['cell'].upper()}, {model['layers']} x {model['hidden']}"
@@ -150,8 +156,10 @@ def info(
     table.add_row("training", f"{progress['steps']} steps, {progress['seconds'] or 0:.1f}s, {progress['epochs'] or 0:.2f} epochs"
                   f", {progress['precision']}" + ("" if progress["resumable"] else " (weights only)"))
     if progress["best_val_loss"] is not None:
-        unit = "nats/char" if data["kind"] == "text" else "MSE, scaled"
-        table.add_row("best validation", f"{progress['best_val_loss']:.4g} {unit} at step {progress['best_step']}")
+        tokens = data.get("tokens", "char")
+        unit = "MSE, scaled" if data["kind"] != "text" else "nats/char" if tokens == "char" else "nats/token"
+        bits = f" ({progress['best_val_bpc']:.4g} bits/char)" if data["kind"] == "text" and progress.get("best_val_bpc") else ""
+        table.add_row("best validation", f"{progress['best_val_loss']:.4g} {unit}{bits} at step {progress['best_step']}")
     table.add_row("format", f"seqgen-checkpoint version {details['format_version']}")
     console.print(table)
 

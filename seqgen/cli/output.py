@@ -1,7 +1,9 @@
 """The shapes `seqgen sample` writes its output in: text, values, csv and jsonl.
 
 Each writer consumes the (items, live) steps of `generate_steps` and writes as it goes, so text,
-values and per-step JSON lines appear while they are generated.
+values and per-step JSON lines appear while they are generated. The text of a step is what the
+generator says its token completed (`gen.last_text`): with byte tokens, a character's first
+bytes are held back until its last one comes, so text never splits a character.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Iterable, Iterator, Protocol
 import numpy as np
 
 from ..errors import UsageError
+from ..generate.api import collect_text
 
 FORMATS = ("text", "values", "csv", "jsonl")
 Steps = Iterable[tuple[np.ndarray, np.ndarray]]
@@ -48,31 +51,29 @@ def _fmt(value: float) -> str:
     return f"{value:.6g}"
 
 
-def write_text(out: Sink, gen, steps: Steps, prefix: str = "", separator: str = "\n\n", end: str = "\n") -> None:
-    """Characters; one stream is written as generated, several are separated by `separator`.
+def write_text(out: Sink, gen, steps: Steps, prefix: str = "", separator: str = "\n\n", end: str = "\n",
+               final: bool = True) -> None:
+    """The text; one stream is written as generated, several are separated by `separator`.
 
     `end` closes the output unless it is empty or already ends with a newline, so that a
     terminal's prompt starts on its own line without doubling a newline the model wrote.
+    `final`: the generation is not continued later (from a saved state), so a character left
+    incomplete at the end is written as U+FFFD.
     """
     if gen.batch_size == 1:
         out.write(prefix)
-        last = prefix[-1:]
-        for items, _ in steps:
-            last = gen.vocab[items[0]]
-            out.write(last)
-        out.write(end if last and last != "\n" else "")
+        last = prefix
+        for _ in steps:
+            piece = gen.last_text[0]
+            out.write(piece)
+            last = piece or last
+        rest = gen.text_end()[0] if final else ""
+        out.write(rest)
+        last = rest or last
+        out.write(end if last and not last.endswith("\n") else "")
         return
-    streams = _collect_text(gen, steps)
-    text = separator.join(prefix + "".join(s) for s in streams)
+    text = separator.join(prefix + sample for sample in collect_text(gen, steps, final))
     out.write(text + (end if text and not text.endswith("\n") else ""))
-
-
-def _collect_text(gen, steps: Steps) -> list[list[str]]:
-    streams: list[list[str]] = [[] for _ in range(gen.batch_size)]
-    for items, live in steps:
-        for k in np.flatnonzero(live):
-            streams[k].append(gen.vocab[items[k]])
-    return streams
 
 
 def prime_rows(prime, batch_size: int) -> np.ndarray:
@@ -95,24 +96,24 @@ def write_csv(out: Sink, gen, steps: Steps, prime=None) -> None:
     A text sample that has stopped leaves its cells empty."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["step", *(f"sample_{k + 1}" for k in range(gen.batch_size))])
-    show = (lambda t: gen.vocab[t]) if gen.is_text else _fmt
     if prime is not None and len(prime):
         columns = ([[item] * gen.batch_size for item in prime] if gen.is_text
                    else [list(map(_fmt, column)) for column in prime_rows(prime, gen.batch_size).T])
         for step, row in zip(range(1 - len(columns), 1), columns):
             writer.writerow([step, *row])
     for step, (items, live) in enumerate(steps, start=1):
-        writer.writerow([step, *(show(v) if on else "" for v, on in zip(items, live))])
+        cells = gen.last_text if gen.is_text else map(_fmt, items)
+        writer.writerow([step, *(cell if on else "" for cell, on in zip(cells, live))])
 
 
-def write_jsonl(out: Sink, gen, steps: Steps, prime=None, per_step: bool = False) -> None:
+def write_jsonl(out: Sink, gen, steps: Steps, prime=None, per_step: bool = False, final: bool = True) -> None:
     """One JSON object per sample, or with `per_step` one per step and sample as it is generated."""
     if per_step:
         for record in _step_records(gen, steps):
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
         return
     if gen.is_text:
-        samples = ["".join(s) for s in _collect_text(gen, steps)]
+        samples = collect_text(gen, steps, final)
         key = "text"
     else:
         samples = np.array([items for items, _ in steps]).reshape(-1, gen.batch_size).T.tolist()
@@ -127,11 +128,16 @@ def write_jsonl(out: Sink, gen, steps: Steps, prime=None, per_step: bool = False
 
 
 def _step_records(gen, steps: Steps) -> Iterator[dict]:
+    # Beyond characters a token's text can be empty (a byte inside a character): its id says which it was.
+    with_id = gen.is_text and gen.tokenizer.kind != "char"
     for step, (items, live) in enumerate(steps, start=1):
         for k in np.flatnonzero(live):
             if gen.is_text:
-                yield {"step": step, "sample": int(k) + 1, "token": gen.vocab[items[k]],
-                       "probability": float(gen.last_probability[k])}
+                record = {"step": step, "sample": int(k) + 1, "token": gen.last_text[k]}
+                if with_id:
+                    record["id"] = int(items[k])
+                record["probability"] = float(gen.last_probability[k])
+                yield record
             else:
                 yield {"step": step, "sample": int(k) + 1, "value": float(items[k])}
 

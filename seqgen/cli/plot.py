@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MissingPackage, UsageError
+from ..extras import install_hint
 
 PRIME_MARK, GENERATED_MARK = "░", "█"
 
@@ -61,7 +62,7 @@ def require_matplotlib():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise MissingPackage(f"--plot-file needs matplotlib: {install_hint()} (or pip install matplotlib)") from None
+        raise MissingPackage(f"--plot-file needs matplotlib: {install_hint('plot')} (or pip install matplotlib)") from None
     return plt
 
 
@@ -78,16 +79,6 @@ def check_plot_file(path: Path) -> None:
         raise UsageError(f"--plot-file {path}: {what}; end it with one of {', '.join('.' + e for e in supported)}")
     if not path.parent.is_dir():
         raise UsageError(f"--plot-file {path}: the folder {path.parent} does not exist")
-
-
-def install_hint(extra: str = "plot") -> str:
-    """How to add an extra (default `plot`) to this seqgen: from its source checkout when it runs from one
-    (`seqgen[plot]` would fetch a released seqgen instead of adding to the one being run)."""
-    root = Path(__file__).resolve().parents[2]
-    project = root / "pyproject.toml"
-    if project.is_file() and 'name = "seqgen"' in project.read_text(encoding="utf-8", errors="replace"):
-        return f"pip install -e '{root}[{extra}]'"
-    return f"pip install 'seqgen[{extra}]'"
 
 
 def save_plot(path: str | Path, prime: np.ndarray, generated: np.ndarray) -> None:

@@ -18,27 +18,27 @@ from .app import app, check_seed, console, say
 @app.command()
 def sample(
     checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="A checkpoint written by 'seqgen train'."),
-    length: int = typer.Option(500, "--length", "-n", help="Characters or values to generate."),
+    length: int = typer.Option(500, "--length", "-n", help="Tokens (characters, for a char model) or values to generate."),
     prime: Optional[str] = typer.Option(None, help="Start from this text (text models) or these numbers, e.g. \"0.1 0.3 0.5\"."),
     prime_file: Optional[Path] = typer.Option(None, help="Start from the contents of this file (text, or numbers one per line)."),
     unknown: str = typer.Option("error", help="Text: what to do with prime characters the model has never seen: error, skip (leave them out) or replace (with a space, or a newline if the model knows no space)."),
     temperature: Optional[float] = typer.Option(None, help="Text: divide the logits by this (lower is more conservative). A gaussian or studentt series model: scale the spread it samples from. A point model: the same as --noise. \\[default: 1.0; a point model 0]"),
-    top_k: Optional[int] = typer.Option(None, help="Text: sample only from the k most likely characters."),
+    top_k: Optional[int] = typer.Option(None, help="Text: sample only from the k most likely tokens."),
     top_p: Optional[float] = typer.Option(None, help="Text: sample from the smallest set with this total probability."),
-    min_p: Optional[float] = typer.Option(None, help="Text: sample only from characters at least this fraction as likely as the most likely one (e.g. 0.05)."),
-    repetition_penalty: Optional[float] = typer.Option(None, help="Text: divide the logit of each character seen in the last --penalty-window (a positive logit; multiply a negative one) by this (e.g. 1.2; 1 is none)."),
-    frequency_penalty: Optional[float] = typer.Option(None, help="Text: subtract this from a character's logit once for each time it was seen in the last --penalty-window."),
-    presence_penalty: Optional[float] = typer.Option(None, help="Text: subtract this from the logit of each character seen in the last --penalty-window."),
-    penalty_window: Optional[int] = typer.Option(None, help="Text: how many of the last characters (prime included) the penalties look at. \\[default: 64]"),
-    greedy: bool = typer.Option(False, "--greedy", help="Text: always take the most likely character. A gaussian or studentt series model: feed back the mean of each step."),
-    stop: Optional[str] = typer.Option(None, help="Text: a sample ends once it has produced this string (\\n for a newline)."),
+    min_p: Optional[float] = typer.Option(None, help="Text: sample only from tokens at least this fraction as likely as the most likely one (e.g. 0.05)."),
+    repetition_penalty: Optional[float] = typer.Option(None, help="Text: divide the logit of each token seen in the last --penalty-window (a positive logit; multiply a negative one) by this (e.g. 1.2; 1 is none)."),
+    frequency_penalty: Optional[float] = typer.Option(None, help="Text: subtract this from a token's logit once for each time it was seen in the last --penalty-window."),
+    presence_penalty: Optional[float] = typer.Option(None, help="Text: subtract this from the logit of each token seen in the last --penalty-window."),
+    penalty_window: Optional[int] = typer.Option(None, help="Text: how many of the last tokens (prime included) the penalties look at. \\[default: 64]"),
+    greedy: bool = typer.Option(False, "--greedy", help="Text: always take the most likely token. A gaussian or studentt series model: feed back the mean of each step."),
+    stop: Optional[str] = typer.Option(None, help="Text: a sample ends once its text has produced this string, even across tokens (\\n for a newline)."),
     beam: Optional[int] = typer.Option(None, help="Text: beam search over this many hypotheses instead of sampling: the most likely continuation (or the --num-samples most likely, best first)."),
-    length_penalty: float = typer.Option(1.0, help="Text, with --beam: rank continuations of different lengths (ended by --stop) by log-probability / length ** this (1: per character; 0: the plain sum)."),
+    length_penalty: float = typer.Option(1.0, help="Text, with --beam: rank continuations of different lengths (ended by --stop) by log-probability / length ** this (1: per token; 0: the plain sum)."),
     noise: Optional[float] = typer.Option(None, help="Continuous: std of noise added to each fed-back value (0 = deterministic). \\[default: 0]"),
     num_samples: Optional[int] = typer.Option(None, help="Independent streams generated together in one batched state. \\[default: 1]"),
     include_prime: bool = typer.Option(False, "--include-prime", help="Also write the prime before the generated part."),
     fmt: Optional[str] = typer.Option(None, "--format", help="text, values, csv or jsonl. \\[default: text for text, values for continuous]"),
-    per_step: bool = typer.Option(False, "--per-step", help="jsonl: one object per step and sample (with the chosen character's probability)."),
+    per_step: bool = typer.Option(False, "--per-step", help="jsonl: one object per step and sample (the chosen token's text and probability)."),
     separator: Optional[str] = typer.Option(None, help="text: written between samples (\\n for a newline). \\[default: \\n\\n, a blank line]"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout."),
     plot: bool = typer.Option(False, "--plot", help="Continuous: draw the prime and the continuation on stderr."),
@@ -115,8 +115,7 @@ def sample(
         # A part that --save-state will continue ends where generation stopped, so that the parts
         # joined are the whole; otherwise text gets a final newline.
         between = unescape("\\n\\n" if separator is None else separator)
-        _write(fmt, out, gen, steps, fed if include_prime else None, between, per_step,
-               end="" if save_state is not None else "\n")
+        _write(fmt, out, gen, steps, fed if include_prime else None, between, per_step, final=save_state is None)
     if plot or plot_file:
         from .output import prime_rows
 
@@ -165,17 +164,19 @@ def _recording(steps, drawn: list):
         yield items, live
 
 
-def _write(fmt: str, out, gen, steps, prime, separator: str, per_step: bool, end: str = "\n") -> None:
+def _write(fmt: str, out, gen, steps, prime, separator: str, per_step: bool, final: bool = True) -> None:
+    """`final`: nothing continues this output (no saved state), so it gets its ending: a newline
+    after text, U+FFFD for a character whose last bytes never came."""
     from .output import write_csv, write_jsonl, write_text, write_values
 
     if fmt == "text":
-        write_text(out, gen, steps, prime or "", separator, end)
+        write_text(out, gen, steps, prime or "", separator, "\n" if final else "", final)
     elif fmt == "values":
         write_values(out, gen, steps, prime)
     elif fmt == "csv":
         write_csv(out, gen, steps, prime)
     else:
-        write_jsonl(out, gen, steps, prime, per_step)
+        write_jsonl(out, gen, steps, prime, per_step, final)
 
 
 class FileOutput:

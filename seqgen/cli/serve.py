@@ -23,6 +23,7 @@ def serve(
     session_ttl: str = typer.Option("10m", help="A session idle this long is dropped (90s, 10m, 1h)."),
     max_body: int = typer.Option(1_000_000, help="Largest request body, in bytes; larger gets 413."),
     timeout: float = typer.Option(30.0, help="Seconds a client has to send its request body (and idle keep-alive connections are kept)."),
+    stream_interval: float = typer.Option(0.02, help="Streamed answers: the shortest time in seconds between two events; what is made meanwhile goes in the next (0: an event per item)."),
 ) -> None:
     """Serve checkpoints over HTTP: completions, sessions that stay alive, a playground at /."""
     try:
@@ -30,7 +31,7 @@ def serve(
 
         from ..serve.app import Limits, create_app
     except ImportError:
-        from .plot import install_hint
+        from ..extras import install_hint
 
         raise MissingPackage(f"seqgen serve needs Starlette and uvicorn: {install_hint('serve')}") from None
     for name, value in (("--max-tokens", max_tokens), ("--max-streams", max_streams), ("--max-sessions", max_sessions),
@@ -41,8 +42,11 @@ def serve(
         raise UsageError(f"--port must be between 1 and 65535, got {port}")
     if timeout <= 0:
         raise UsageError(f"--timeout must be > 0, got {timeout}")
+    if not 0 <= stream_interval <= 10:
+        raise UsageError(f"--stream-interval must be between 0 and 10 seconds, got {stream_interval}")
     limits = Limits(max_tokens=max_tokens, max_rows=max_streams, max_sessions=max_sessions, max_body=max_body,
-                    session_ttl=parse_duration(session_ttl, "--session-ttl"), read_timeout=timeout)
+                    session_ttl=parse_duration(session_ttl, "--session-ttl"), read_timeout=timeout,
+                    stream_interval=stream_interval)
     web = create_app([str(p) for p in checkpoints], limits, api_key)
     names = ", ".join(web.state.server.models)
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:

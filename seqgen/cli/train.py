@@ -31,6 +31,8 @@ def train(
     encoding: str = typer.Option("utf-8", help="Text encoding of DATA (for example latin-1).", rich_help_panel=DATA_PANEL),
     val_fraction: float = typer.Option(0.1, help="Fraction at the end of each source kept for validation.", rich_help_panel=DATA_PANEL),
     cache_dir: Optional[Path] = typer.Option(None, help="Folder for the decoded copy of DATA (token ids or values), reused while DATA is unchanged. \\[default: $XDG_CACHE_HOME/seqgen or ~/.cache/seqgen]", rich_help_panel=DATA_PANEL),
+    tokens: Optional[str] = typer.Option(None, help="Text: what a token is: char (a character), byte (a UTF-8 byte, 256 tokens), word (the most frequent word pieces, rare ones spelt in characters) or bpe (byte-level BPE learnt from the training part; needs the 'bpe' extra: Hugging Face tokenizers). \\[default: char; a resumed run its own]", rich_help_panel=DATA_PANEL),
+    vocab_size: Optional[int] = typer.Option(None, help="Text: the most tokens word or bpe learns (characters or bytes included). \\[default: word 8000, bpe 1024]", rich_help_panel=DATA_PANEL),
     head: Optional[str] = typer.Option(None, help="Series: what the output is: gaussian or studentt (a distribution of the next value, trained by its likelihood and sampled from: forecasts with intervals), point (the next value itself) or oscillator (an order-2 recurrence fitted to everything the stream has shown, which holds a sine's period, plus the network's correction of its coefficient). \\[default: sine oscillator, a file gaussian]", rich_help_panel=MODEL_PANEL),
     cell: Optional[str] = typer.Option(None, help="Recurrent cell: lstm, gru or rnn. \\[default: series lstm; text gru, or lstm where the hardware has bfloat16 units (see --precision)]", rich_help_panel=MODEL_PANEL),
     layers: Optional[int] = typer.Option(None, help="Stacked recurrent layers. \\[default: 2; a text under 20,000 characters 1]", rich_help_panel=MODEL_PANEL),
@@ -89,6 +91,7 @@ def train(
     sine = SineConfig(sine_waves, sine_length, period_min, period_max, amp_min, amp_max, sine_noise, scale_each)
     sine.check()
     table = TableOptions(time_column, _names(columns), id_column, fill)
+    text_as = _text_options(tokens, vocab_size, resume)
     if nproc is not None and not launched():
         # A mistake is reported once, here, rather than by every rank after they have started.
         if nproc < 1:
@@ -97,7 +100,8 @@ def train(
         if data == "-":
             raise UsageError("--nproc: every process reads DATA, so it cannot be standard input; save it to a file")
         dataset, _, train_config, out_path = _train_setup(
-            data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, target, model_opts, train_opts, table)
+            data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, target, model_opts, train_opts, table,
+                text_as)
         _check_overwrite(out_path, resume, force)
         _check_split(dataset, train_config, nproc)
         del dataset, checkpoint  # the ranks read their own (from the cache just built)
@@ -109,7 +113,8 @@ def train(
         checkpoint = _load_for_resume(resume) if resume else None
         with local_leader_first(group):
             dataset, model_config, train_config, out = _train_setup(
-                data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, target, model_opts, train_opts, table)
+                data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, target, model_opts, train_opts, table,
+                text_as)
         _check_overwrite(out, resume, force)
         earlier = checkpoint.meta["progress"].get("processes", 1) if checkpoint else 1
         if earlier > 1 and nproc is None and not launched() and not quiet:
@@ -135,8 +140,38 @@ def without_nproc(argv: list[str]) -> list[str]:
 LIMITS = ("steps", "epochs", "max_time")
 
 
+def _text_options(tokens: Optional[str], vocab_size: Optional[int], resume: Optional[Path]):
+    """--tokens and --vocab-size, checked before any data is read; None when neither is given
+    (characters, or a resumed run's own tokens)."""
+    from ..data.load import TextOptions
+    from ..data.tokenizers import check_tokens, require_tokenizers
+
+    if tokens is None and vocab_size is None:
+        return None
+    if resume is not None and vocab_size is not None:
+        raise UsageError(f"--vocab-size: a resumed run keeps the tokens of {resume}")
+    check_tokens(tokens or "char", vocab_size)
+    if tokens == "bpe" and resume is None:
+        require_tokenizers()  # before reading a large text, not after
+    return TextOptions(tokens or "char", vocab_size)
+
+
+def _resumed_tokens(checkpoint, text_as):
+    """How the data becomes tokens: as given (or characters); a resumed text run encodes it with
+    its checkpoint's tokenizer, never a new one."""
+    from ..data.load import TextOptions
+    from ..data.tokenizers import tokenization, tokenizer_for
+
+    if checkpoint is None or checkpoint.kind != "text":
+        return text_as or TextOptions()
+    stored = tokenization(checkpoint.data)
+    if text_as is not None and text_as.tokens != stored:
+        raise UsageError(f"--tokens {text_as.tokens}: the run being resumed has {stored} tokens, and keeps them")
+    return TextOptions(stored, None, None if stored == "char" else tokenizer_for(checkpoint.data))
+
+
 def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, target,
-                 model_opts, train_opts, table):
+                 model_opts, train_opts, table, text_as):
     """The dataset and the configurations of a run: options given, else the checkpoint's, else the defaults."""
     from ..config import TrainConfig, defaults_for, fitted_window, from_dict
     from ..data import SineConfig, load_data
@@ -159,10 +194,15 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
     if checkpoint and not table.given and "columns" in checkpoint.data.get("source", {}):
         # A resumed run reads its table as it began, whatever its first lines look like.
         table = replace(TableOptions.from_source(checkpoint.data["source"]), stored=False)
+    given_tokens = text_as is not None
+    text_as = _resumed_tokens(checkpoint, text_as)
     dataset = load_data(data, kind=kind, encoding=encoding, val_fraction=val_fraction, sine=sine, seed=data_seed,
-                        cache_dir=cache_dir, table=table)
+                        cache_dir=cache_dir, table=table, tokens=text_as.tokens, vocab_size=text_as.vocab_size,
+                        tokenizer=text_as.tokenizer)
     if target is not None and dataset.kind == "text":
         raise UsageError("--target applies to numeric series; this data is text")
+    if given_tokens and dataset.kind != "text":
+        raise UsageError("--tokens and --vocab-size apply to text; this data is a numeric series")
     # A resumed run models the series as it began; a new one decides from the data.
     if dataset.kind == "series":  # a text given to resume a series run is the resume check's to name
         dataset = with_target(dataset, target or (checkpoint.data.get("target", "level") if checkpoint else "auto"))
@@ -213,7 +253,9 @@ def _fast_bf16(train_opts: dict) -> bool:
 
 
 def data_size(dataset) -> int:
-    """How many items (characters or values) the data holds: what the defaults are sized by."""
+    """How many characters (text, whatever its tokens) or values the data holds: what the defaults are sized by."""
+    if dataset.kind == "text":
+        return sum(dataset.characters(stream) for stream in dataset.streams)
     return sum(len(stream) for stream in dataset.streams)
 
 
@@ -314,7 +356,8 @@ def _run_training(dataset, model_config, train_config, out: Path, checkpoint, qu
     if main and dataset.left_out:
         # Said even with --quiet: a column silently missing from the model is a surprise found too late.
         say(_left_out_note(dataset.left_out))
-    display = TrainDisplay(quiet, dataset.kind, train_config, log_every)
+    display = TrainDisplay(quiet, dataset.kind, train_config, log_every,
+                           tokens=dataset.tokenizer.kind if dataset.tokenizer is not None else "char")
     def leaving(signum: int) -> None:
         kept = f"{out} holds the last evaluation's weights" if out.exists() else "no checkpoint was written"
         say(f"\nseqgen: stopped at once by a second interrupt, without saving; {kept}", style="red")
@@ -346,13 +389,13 @@ EVAL_LINE_SECONDS = 5.0
 class TrainDisplay:
     """Live progress on stderr (a bar on a terminal, a line per evaluation, at most every EVAL_LINE_SECONDS, otherwise)."""
 
-    def __init__(self, quiet: bool, kind: str, config, log_every: Optional[int] = None):
-        self.quiet, self.kind, self.config, self.log_every = quiet, kind, config, log_every
+    def __init__(self, quiet: bool, kind: str, config, log_every: Optional[int] = None, tokens: str = "char"):
+        self.quiet, self.kind, self.config, self.log_every, self.tokens = quiet, kind, config, log_every, tokens
         self.progress = None
         self.task = None
         self.val = "-"
         self.crowded = False  # the last thread switch was to one thread, on crowded cores
-        self.unit = "chars" if kind == "text" else "values"
+        self.unit = "values" if kind != "text" else "chars" if tokens == "char" else "tokens"
         self.pending: Optional[tuple[int, str]] = None  # a --log-every line waiting for its step's evaluation
         self.last_line = -1.0  # when (training seconds) the last evaluation line was printed
 
@@ -451,10 +494,11 @@ class TrainDisplay:
             table.add_row("validation", f"none yet (the first comes at step {self.config.eval_every}); "
                           "the checkpoint holds the latest weights")
         else:
-            label = "best val loss (nats/char)" if kind == "text" else "best val MSE (scaled)"
+            per = "char" if self.tokens == "char" else "token"
+            label = f"best val loss (nats/{per})" if kind == "text" else "best val MSE (scaled)"
             table.add_row(label, f"{self._loss(result.best_val)} at step {result.best_step}")
             if kind == "text":
-                table.add_row("best val bits/char", f"{result.best_val / 0.6931471805599453:.4f}")
+                table.add_row("best val bits/char", f"{result.best_bpc:.4f}")
         table.add_row("steps", str(result.steps))
         if result.stopped_by == "early":
             table.add_row("stopped early", f"the validation loss stayed above its best (step {result.best_step}) for "

@@ -3,8 +3,8 @@
 Everything becomes a `Dataset` (dataset.py): one or more streams of numbers (token ids for text,
 scaled values for series), each split into a training part and a validation tail. `load_data`
 (load.py) picks the source; sine.py, series.py and text.py build each kind; reading.py reads
-files a chunk at a time; cache.py keeps the decoded copy of a large file; tokenizers.py turns
-text into token ids and back.
+files a chunk at a time; cache.py keeps the decoded copy of a large file; tokenizers/ turns
+text into token ids and back (characters, bytes, words or BPE).
 """
 
 from .dataset import Dataset

@@ -40,6 +40,9 @@ class Dataset:
     series: list[dict] | None = None
     # A table's columns that were not read as series (none named), each with why: for a note to the user.
     left_out: dict[str, str] = field(default_factory=dict)
+    # Text in tokens other than characters (bytes, words, BPE): the tokenizer, whose `vocab` is
+    # `vocab`; None for characters, whose vocabulary is `vocab` itself.
+    tokenizer: object | None = None  # a data.tokenizers.Tokenizer (not imported: tokenizers import series, which imports this)
 
     @property
     def train_streams(self) -> list[np.ndarray]:
@@ -51,6 +54,10 @@ class Dataset:
 
     def unscale(self, values: np.ndarray) -> np.ndarray:
         return values * self.std + self.mean
+
+    def characters(self, ids: np.ndarray) -> int:
+        """How many characters text token ids spell (one per token for characters)."""
+        return len(ids) if self.tokenizer is None else self.tokenizer.characters(ids)
 
 
 def split_point(n: int, val_fraction: float, label: str) -> int:

@@ -14,7 +14,8 @@ from .reading import decode_text, read_file, read_head
 from .series import cache_series, load_npy, looks_numeric, parse_series, series_dataset, table_dataset
 from .table import looks_like_table, read_table
 from .sine import SineConfig, sine_dataset
-from .text import cache_text, text_dataset
+from .text import cache_text, cache_tokens, cached_tokens_dataset, text_dataset, tokenizer_key
+from .tokenizers import Tokenizer, check_tokens
 
 
 def load_data(
@@ -27,6 +28,9 @@ def load_data(
     seed: int = 0,
     cache_dir: str | Path | None = None,
     table: TableOptions | None = None,
+    tokens: str = "char",
+    vocab_size: int | None = None,
+    tokenizer: Tokenizer | None = None,
 ) -> Dataset:
     """Load training data: `None` or "sine" for the built-in waves, "-" for stdin, else a file.
 
@@ -35,23 +39,47 @@ def load_data(
     `cache_dir` (default: see `seqgen.cache.default_cache_dir`) and its stream is a memmap of that.
     A CSV table (a header over a time column and columns of numbers; see table.py) is read whole,
     as `table` says (which columns, which id, how to fill gaps).
+
+    Text becomes `tokens`: char (one per character), byte, word or bpe (see data/tokenizers),
+    with at most `vocab_size` word or BPE tokens learnt from the training part; or the tokens of
+    `tokenizer`, a byte, word or BPE tokenizer made before (a resumed run's, an evaluated
+    checkpoint's), instead of learning one.
     """
     if not 0 < val_fraction < 1:
         raise UsageError(f"`val_fraction` must be between 0 and 1 (exclusive), got {val_fraction}")
     if kind not in ("auto", "text", "series"):
         raise UsageError(f"`kind` must be auto, text or series, got {kind!r}")
+    if tokenizer is not None and tokenizer.kind == "char":
+        raise UsageError("`tokenizer`: a char model reads the data's own characters; give `tokens` char instead")
+    tokens = tokenizer.kind if tokenizer is not None else tokens
+    check_tokens(tokens, vocab_size)
+    text_as = TextOptions(tokens, vocab_size, tokenizer)
     if path is None or path == "sine":
         return sine_dataset(sine or SineConfig(), val_fraction, seed)
     table = table or TableOptions()
     if path == "-":
-        return _memory_dataset(sys.stdin.buffer.read(), "stdin", "", "standard input", kind, encoding, val_fraction, table)
+        return _memory_dataset(sys.stdin.buffer.read(), "stdin", "", "standard input", kind, encoding, val_fraction, table,
+                               text_as)
     suffix = Path(path).suffix.lower()
     if suffix == ".npy":
-        return _memory_dataset(read_file(path), Path(path).stem or "data", suffix, path, kind, encoding, val_fraction, table)
+        return _memory_dataset(read_file(path), Path(path).stem or "data", suffix, path, kind, encoding, val_fraction, table,
+                               text_as)
     if kind != "text" and (table.forced or looks_like_table(read_head(path, encoding))):
         text = decode_text(read_file(path), path, encoding)
         return table.dataset(text, Path(path).stem or "data", path, val_fraction)
-    return _file_dataset(path, kind, encoding, val_fraction, cache_dir)
+    return _file_dataset(path, kind, encoding, val_fraction, cache_dir, text_as)
+
+
+@dataclass
+class TextOptions:
+    """How text becomes tokens: learnt as `tokens` with at most `vocab_size`, or by `tokenizer`."""
+
+    tokens: str = "char"
+    vocab_size: int | None = None
+    tokenizer: Tokenizer | None = None
+
+    def dataset(self, text: str, name: str, label: str, val_fraction: float) -> Dataset:
+        return text_dataset(text, name, label, val_fraction, self.tokens, self.vocab_size, self.tokenizer)
 
 
 @dataclass
@@ -96,7 +124,7 @@ class TableOptions:
 
 
 def _memory_dataset(raw: bytes, name: str, suffix: str, label: str, kind: str, encoding: str, val_fraction: float,
-                    table: TableOptions) -> Dataset:
+                    table: TableOptions, text_as: TextOptions) -> Dataset:
     """Data read whole into memory: standard input and .npy files."""
     if not raw:
         raise DataError(f"{label} is empty: give a file with some text or numbers in it")
@@ -107,10 +135,11 @@ def _memory_dataset(raw: bytes, name: str, suffix: str, label: str, kind: str, e
         return table.dataset(text, name, label, val_fraction)
     if kind == "series" or (kind == "auto" and looks_numeric(text)):
         return series_dataset(parse_series(text, label), name, label, val_fraction)
-    return text_dataset(text, name, label, val_fraction)
+    return text_as.dataset(text, name, label, val_fraction)
 
 
-def _file_dataset(path: str, kind: str, encoding: str, val_fraction: float, cache_dir: str | Path | None) -> Dataset:
+def _file_dataset(path: str, kind: str, encoding: str, val_fraction: float, cache_dir: str | Path | None,
+                  text_as: TextOptions) -> Dataset:
     """A text or series file, through the cache: decoded once, then mapped, never held whole in memory."""
 
     source, name = Path(path), Path(path).stem or "data"
@@ -121,6 +150,9 @@ def _file_dataset(path: str, kind: str, encoding: str, val_fraction: float, cach
     params = {"kind": kind, "encoding": codecs.lookup(encoding).name}
     if kind == "series":
         params["val_fraction"] = val_fraction  # the stored values are scaled by the training part's statistics
+    elif text_as.tokens != "char":
+        # The tokens are learnt from the training part, so its end is part of what they depend on.
+        params.update(val_fraction=val_fraction, **tokenizer_key(text_as.tokens, text_as.vocab_size, text_as.tokenizer))
     key = cache_key(source, **params)
     entry = load_entry(folder, key)
     if kind == "series":
@@ -130,6 +162,10 @@ def _file_dataset(path: str, kind: str, encoding: str, val_fraction: float, cach
             streams=[values], splits=[meta["split"]], mean=meta["mean"], std=meta["std"],
             source={"type": "file", "path": path}, val_fraction=val_fraction,
         )
+    if text_as.tokens != "char":
+        ids, meta = entry or cache_tokens(path, encoding, folder, key, val_fraction, text_as.tokens, text_as.vocab_size,
+                                          text_as.tokenizer)
+        return cached_tokens_dataset(ids, meta, name, path, val_fraction)
     ids, meta = entry or cache_text(path, encoding, folder, key)
     split = split_point(len(ids), val_fraction, path)
     return Dataset(

@@ -12,11 +12,11 @@ import numpy as np
 
 from ..checkpoint import Checkpoint, load_checkpoint
 from ..data import SCALE_PRIME, SineConfig, parse_numbers, sine_waves
-from ..data.tokenizers import UNKNOWN_POLICIES
+from ..data.tokenizers import UNKNOWN_POLICIES, tokenizer_for
 from ..errors import DataError, UsageError
 from ..model.heads import HEADS
 from .generator import Generator, scaling_for, series_entry
-from .sampling import TEXT_CHOICES, SampleConfig, StopMatcher, sampling_config
+from .sampling import TEXT_CHOICES, SampleConfig, sampling_config, stop_matcher
 from . import state as state_files
 
 
@@ -30,7 +30,8 @@ def default_prime(ckpt: Checkpoint, seed: int | None = None, length: int = 100, 
     `count` 1 gives, for the same `seed`)."""
     data = ckpt.data
     if data["kind"] == "text":
-        return "\n" if "\n" in data["vocab"] else data["vocab"][0]
+        tokenizer = tokenizer_for(data)
+        return "\n" if not tokenizer.unknown("\n") else tokenizer.vocab[0]
     source = data.get("source", {})
     if source.get("type") == "sine":
         config = SineConfig(**{k: v for k, v in source.items() if k != "type"})
@@ -76,23 +77,24 @@ def scaling_to_sample(ckpt: Checkpoint, prime: str | np.ndarray | None, series: 
 
 def generate_steps(gen: Generator, length: int, stop: str | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Like `gen.generate(length)`, yielding (items, live): `live` marks the streams whose item
-    counts. A stream ends once it has produced `stop` (that step is still live); when every
-    stream has ended, so does the iteration."""
+    counts (for text, `gen.last_text` holds each item's text meanwhile). A stream ends once its
+    text has produced `stop` (that step is still live); when every stream has ended, so does the
+    iteration."""
     live = np.ones(gen.batch_size, dtype=bool)
     matcher = None
     if stop is not None:
-        matcher = StopMatcher(stop_tokens(gen, stop), len(gen.vocab), gen.batch_size)
+        matcher = stop_matcher(check_stop(gen, stop), gen.tokenizer, gen.batch_size)
     for _ in range(length):
         items = gen.step()
         yield items, live
         if matcher is not None:
-            live = live & ~matcher.update(items)
+            live = live & ~matcher.update(items, gen.last_text)
             if not live.any():
                 return
 
 
-def stop_tokens(gen: Generator, stop: str) -> np.ndarray:
-    """A stop string as the token ids the model would make, checked for what it cannot make."""
+def check_stop(gen: Generator, stop: str) -> str:
+    """A stop string, checked for what the model cannot make."""
     if not gen.is_text:
         raise UsageError("`stop` applies to text models")
     if stop == "":
@@ -100,7 +102,7 @@ def stop_tokens(gen: Generator, stop: str) -> np.ndarray:
     unknown = gen.tokenizer.unknown(stop)
     if unknown:
         raise UsageError(f"`stop` {stop!r}: the model never produces {', '.join(map(repr, unknown))}")
-    return gen.encode(stop)
+    return stop
 
 
 def beam_steps(gen: Generator, ckpt: Checkpoint, prime: str | None, length: int, beam: int, *, results: int = 1,
@@ -117,14 +119,20 @@ def beam_steps(gen: Generator, ckpt: Checkpoint, prime: str | None, length: int,
     if s.greedy or s.top_k is not None or s.top_p is not None or s.min_p is not None:
         raise UsageError("`beam` ranks whole continuations by probability: `greedy`, `top_k`, `top_p` and `min_p` "
                          "choose single characters by sampling (drop them, or drop `beam`)")
-    tokens = stop_tokens(gen, stop) if stop is not None else None
+    stop = check_stop(gen, stop) if stop is not None else None
     fed = start(gen, ckpt, prime, num_samples=1, load_state=load_state, unknown=unknown)
-    found = beam_search(gen, length, beam, results, tokens, length_penalty)
+    held = gen.detokenizer.pending()[0]  # bytes of a character begun before the search (a loaded state's)
+    found = beam_search(gen, length, beam, results, stop, length_penalty)
 
     def steps():
+        # The search is over: its continuations are replayed, each step's text made as `step` makes it.
+        text = gen.tokenizer.detokenizer(len(found))
+        text.set_pending([held] * len(found))
         for t in range(max(len(h.tokens) for h in found)):
             live = np.array([t < len(h.tokens) for h in found])
-            yield np.array([h.tokens[t] if t < len(h.tokens) else 0 for h in found]), live
+            items = np.array([h.tokens[t] if t < len(h.tokens) else 0 for h in found])
+            gen.last_text = text.add(items)
+            yield items, live
 
     return fed, steps()
 
@@ -197,7 +205,8 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
            beam: int | None = None, length_penalty: float = 1.0, series: str | None = None,
            **choices) -> list[str] | np.ndarray:
     """Generate from a checkpoint, with the options of `seqgen sample`: a list of texts (one per
-    sample, each ending with `stop` when it was produced) or a (num_samples, length) array of values.
+    sample, each ending with the token that completed `stop` when it was produced; `length`
+    counts tokens) or a (num_samples, length) array of values.
     `unknown` says what to do with characters of a text prime the model has never seen: "error",
     "skip" them or "replace" them with a space (see `CharTokenizer.known`). `choices`: text's
     min_p and penalties (see `SampleConfig`). `beam`: the `num_samples` most likely continuations
@@ -223,11 +232,7 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
         start(gen, ckpt, user_prime, num_samples=num_samples, seed=seed, load_state=load_state, unknown=unknown)
         steps = generate_steps(gen, length, stop) if gen.is_text else None
     if gen.is_text:
-        streams: list[list[str]] = [[] for _ in range(gen.batch_size)]
-        for items, live in steps:
-            for k in np.flatnonzero(live):
-                streams[k].append(gen.vocab[items[k]])
-        result: list[str] | np.ndarray = ["".join(s) for s in streams]
+        result: list[str] | np.ndarray = collect_text(gen, steps, final=save_state is None)
     else:
         result = np.empty((length, gen.batch_size))
         for t, (items, _) in enumerate(generate_steps(gen, length)):
@@ -237,6 +242,21 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
 
         state_files.save_state(save_state, gen)
     return result
+
+
+def collect_text(gen: Generator, steps: Iterable[tuple[np.ndarray, np.ndarray]], final: bool = True) -> list[str]:
+    """Each stream's text from the steps of `generate_steps`. `final`: the generation ends here
+    (not continued from a saved state), so a character left incomplete becomes U+FFFD."""
+    streams: list[list[str]] = [[] for _ in range(gen.batch_size)]
+    live = np.ones(gen.batch_size, dtype=bool)
+    for _, live in steps:
+        for k in np.flatnonzero(live):
+            streams[k].append(gen.last_text[k])
+    if final:
+        for k, rest in enumerate(gen.text_end()):
+            if live[k]:  # a stream that ended on its stop string ends with it
+                streams[k].append(rest)
+    return ["".join(s) for s in streams]
 
 
 def follow(gen: Generator, values: Iterable[float], horizon: int = 1, samples: int = 0,

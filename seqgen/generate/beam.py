@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import UsageError
 from .generator import Generator, joined_snapshots, snapshot_rows
-from .sampling import StopMatcher, penalise
+from .sampling import penalise, stop_matcher
 
 
 @dataclass
@@ -32,10 +32,10 @@ class Hypothesis:
         return self.snapshot.get("stopped", False)
 
 
-def beam_search(gen: Generator, length: int, beam: int, results: int = 1, stop: np.ndarray | None = None,
+def beam_search(gen: Generator, length: int, beam: int, results: int = 1, stop: str | None = None,
                 length_penalty: float = 1.0) -> list[Hypothesis]:
     """The `results` best continuations of what `gen` (a text generator with one stream, primed)
-    was fed, best first; `stop` (token ids) ends a hypothesis once made. Afterwards `gen` holds
+    was fed, best first; `stop` ends a hypothesis once its text has made it. Afterwards `gen` holds
     the state after each returned continuation, one row each, so generation can go on from them."""
     if not gen.is_text:
         raise UsageError("beam search chooses characters; this model generates numbers")
@@ -50,7 +50,7 @@ def beam_search(gen: Generator, length: int, beam: int, results: int = 1, stop: 
     scores = np.full(beam, -np.inf)
     scores[0] = 0.0
     history = np.zeros((beam, 0), dtype=np.int64)
-    matcher = StopMatcher(stop, vocab, beam) if stop is not None and len(stop) else None
+    matcher = stop_matcher(stop, gen.tokenizer, beam) if stop else None
     finished: list[Hypothesis] = []
     for t in range(1, length + 1):
         candidates = scores[:, None] + _log_probabilities(gen)
@@ -61,8 +61,8 @@ def beam_search(gen: Generator, length: int, beam: int, results: int = 1, stop: 
         gen.select(parents)
         gen.advance(tokens)
         if matcher is not None:
-            matcher.matched = matcher.matched[parents]
-            for row in np.flatnonzero(matcher.update(tokens) & np.isfinite(scores)):
+            matcher.select(parents)
+            for row in np.flatnonzero(matcher.update(tokens, gen.last_text) & np.isfinite(scores)):
                 finished.append(_finish(gen, row, history, scores, t, length_penalty, stopped=True))
                 scores[row] = -np.inf  # its row is free for another hypothesis
         if not np.isfinite(scores).any() or len(finished) >= beam:

@@ -3,7 +3,9 @@
 `reset` sets the state to zero, `feed` runs a prime through the network in one call, `step`
 chooses the next item from the last output and feeds it back (one step of the network, whatever
 the length so far), and `generate(n)` iterates `step`. The randomness is NumPy's, seeded, so the
-same seed gives the same output on either backend for the same weights.
+same seed gives the same output on either backend for the same weights. For text, each step also
+turns the chosen tokens into the text they complete (`last_text`), holding back the first bytes
+of a character whose last byte is still to come.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from ..data.tokenizers import CharTokenizer, Tokenizer, tokenizer_for
 from ..errors import DataError, UsageError
 from ..model.heads import head_for
 from ..model.numpy_backend import NumpyModel
-from .sampling import SampleConfig, choose_tokens, token_probability
+from .sampling import SampleConfig, choose_tokens, draw_tokens, sampling_weights, token_probability
 
 BACKENDS = ("auto", "numpy", "torch")
 
@@ -105,6 +107,9 @@ class Generator:
         self.state = self.model.init_state(batch_size)
         self._set_scale(None)
         self.last_output: np.ndarray | None = None
+        # Text: the text each stream's last token completed, and what turns tokens into it.
+        self.last_text: list[str] | None = None
+        self.detokenizer = self.tokenizer.detokenizer(batch_size) if self.tokenizer else None
         # A model of differences adds each step to the stream's last value, kept here.
         self.level: np.ndarray | None = None
         # An output head with a state of its own (the oscillator's sums) keeps it here.
@@ -157,7 +162,12 @@ class Generator:
                                 else np.full(len(x), self.typical_scale))
             x = x / self.scale[:, None]
         outputs, self.state = self.model.forward(x, self.state)
-        self._remember(x) if self.is_text else None
+        if self.is_text:
+            self._remember(x)
+        if self.detokenizer:
+            # Bytes of a character left incomplete can never be completed now that whole text
+            # follows them: they are dropped, not shown.
+            self.detokenizer.set_pending([b""] * self.batch_size)
         if self.head_state is not None:
             outputs, self.head_state, _ = self.head.forward_numpy(x, outputs, self.head_state)
         self.last_output = outputs[:, -1]
@@ -178,8 +188,7 @@ class Generator:
             raise UsageError("feed a prime before stepping: the generator has no output to continue from")
         if self.is_text:
             items, weights = choose_tokens(self.last_output, self.sampling, self.rng, self.counts)
-            self._last_choice = (items, weights)
-            self._remember(items[:, None])
+            self._chose(items, weights)
             return items, items
         # A likelihood head is sampled at the temperature's spread; greedy feeds back its mean.
         spread = 0.0 if self.sampling.greedy else self.sampling.temperature * self.spread_scale
@@ -189,6 +198,11 @@ class Generator:
             self.level = items
         return x, items
 
+    def _chose(self, items: np.ndarray, weights: np.ndarray) -> None:
+        self._last_choice = (items, weights)
+        self._remember(items[:, None])
+        self.last_text = self.detokenizer.add(items)
+
     def advance(self, items: np.ndarray) -> None:
         """Feed one given item per stream (text: token ids), as `step` feeds its own choices."""
         if not self.is_text:
@@ -196,6 +210,7 @@ class Generator:
             return
         x = np.asarray(items, dtype=np.int64)
         self._remember(x[:, None])
+        self.last_text = self.detokenizer.add(x)
         output, self.state = self.model.step(x, self.state)
         self.took(x, output)
 
@@ -242,6 +257,9 @@ class Generator:
         if not self.is_text:
             # A model of several series generates in the scale of one of them: a state goes on in it.
             snap["scaling"] = {"mean": float(self.mean), "std": float(self.std)}
+        pending = self.detokenizer.pending() if self.detokenizer else []
+        if any(pending):
+            snap["pending"] = pending
         return snap
 
     def restore(self, snapshot: dict) -> None:
@@ -265,6 +283,9 @@ class Generator:
                                else self.head.init_state(self.batch_size))
         # A state saved without penalties starts the window afresh (one with another window keeps its last tokens).
         self._reset_memory(snapshot.get("recent"))
+        if self.tokenizer:
+            self.detokenizer = self.tokenizer.detokenizer(self.batch_size)
+            self.detokenizer.set_pending(snapshot.get("pending") or [b""] * self.batch_size)
 
     def fork(self, n: int) -> None:
         """Turn the one stream fed so far into `n` identical streams, each going on on its own:
@@ -280,7 +301,13 @@ class Generator:
         return self.tokenizer.encode(text)
 
     def decode(self, tokens) -> str:
+        """The text of a whole sequence of token ids."""
         return self.tokenizer.decode(tokens)
+
+    def text_end(self) -> list[str]:
+        """What each stream's text still lacks at its end: U+FFFD for a character whose last
+        bytes never came (byte tokens), else "". Call it once the generation is over."""
+        return self.detokenizer.end()
 
     def _as_model_input(self, inputs) -> np.ndarray:
         if isinstance(inputs, str):
@@ -355,6 +382,38 @@ class Generator:
 BATCHED = ("last_output", "scale", "level", "recent")
 
 
+def choose_together(gens: list[Generator]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`choose` for many generators at once, as a server steps them: the text generators that
+    sample alike have their rows weighed in one call, each drawing from its own random numbers,
+    so each makes exactly what its own `choose` would have made."""
+    chosen: list = [None] * len(gens)
+    alike: dict[tuple, list[int]] = {}
+    for i, gen in enumerate(gens):
+        if gen.is_text and gen.last_output is not None:
+            alike.setdefault(tuple(vars(gen.sampling).values()), []).append(i)
+        else:
+            chosen[i] = gen.choose()
+    for members in alike.values():
+        if len(members) == 1:
+            chosen[members[0]] = gens[members[0]].choose()
+            continue
+        group = [gens[i] for i in members]
+        sampling = group[0].sampling
+        counts = None if group[0].counts is None else np.concatenate([gen.counts for gen in group])
+        weights = sampling_weights(np.concatenate([gen.last_output for gen in group]), sampling, counts)
+        if sampling.greedy:
+            tokens = weights.argmax(axis=1)
+        else:
+            tokens = draw_tokens(weights, np.concatenate([gen.rng.random(gen.batch_size) for gen in group]))
+        row = 0
+        for i, gen in zip(members, group):
+            rows = slice(row, row + gen.batch_size)
+            row = rows.stop
+            gen._chose(tokens[rows], weights[rows])
+            chosen[i] = (tokens[rows], tokens[rows])
+    return chosen
+
+
 def snapshot_rows(snapshot: dict, rows: np.ndarray) -> dict:
     """A snapshot of the given rows (streams) only, in that order."""
     picked = dict(snapshot)
@@ -364,6 +423,8 @@ def snapshot_rows(snapshot: dict, rows: np.ndarray) -> dict:
             picked[key] = snapshot[key][rows]
     if "head" in snapshot:
         picked["head"] = {k: v[rows] for k, v in snapshot["head"].items()}
+    if "pending" in snapshot:
+        picked["pending"] = [snapshot["pending"][row] for row in rows.tolist()]
     return picked
 
 
@@ -375,6 +436,8 @@ def joined_snapshots(snapshots: list[dict]) -> dict:
     for key in BATCHED:
         if snapshots[0].get(key) is not None:
             whole[key] = np.concatenate([s[key] for s in snapshots])
+    if any("pending" in s for s in snapshots):
+        whole["pending"] = [held for s in snapshots for held in s.get("pending") or [b""] * len(s["last_output"])]
     return whole
 
 

@@ -71,11 +71,21 @@ def choose_tokens(logits: np.ndarray, config: SampleConfig, rng: np.random.Gener
     `token_probability` gives each choice's probability when someone asks for it. This runs once
     per generated character, so it does nothing that is not needed to choose.
     """
+    weights = sampling_weights(logits, config, counts)
+    if config.greedy:
+        return weights.argmax(axis=1), weights
+    return draw_tokens(weights, rng.random(len(weights))), weights
+
+
+def sampling_weights(logits: np.ndarray, config: SampleConfig, counts: np.ndarray | None = None) -> np.ndarray:
+    """The first half of `choose_tokens`: each row's unnormalised sampling weights (for greedy
+    choice, the probabilities). Each row's weights depend on that row alone, bit for bit, so rows
+    of many generators can be weighed in one call."""
     weights = logits.astype(np.float64)
     if counts is not None and config.penalised:
         weights = penalise(weights, counts, config)
     if config.greedy:
-        return weights.argmax(axis=1), _softmax(weights)
+        return _softmax(weights)
     if config.temperature != 1.0:
         weights *= 1.0 / config.temperature
     if config.top_k is not None and config.top_k < weights.shape[1]:
@@ -87,13 +97,16 @@ def choose_tokens(logits: np.ndarray, config: SampleConfig, rng: np.random.Gener
         weights[weights < config.min_p] = 0.0
     if config.top_p is not None and config.top_p < 1:
         weights = _nucleus(weights / weights.sum(axis=1, keepdims=True), config.top_p)
+    return weights
+
+
+def draw_tokens(weights: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """The second half: the token of each row at uniform draw `u` (in [0, 1)) of its weights."""
     cdf = np.cumsum(weights, axis=1)
-    u = rng.random(len(weights)) * cdf[:, -1]
+    u = u * cdf[:, -1]
     if len(weights) == 1:  # the common case: one binary search instead of a full comparison
-        tokens = np.array([min(int(np.searchsorted(cdf[0], u[0], side="right")), weights.shape[1] - 1)])
-    else:
-        tokens = np.minimum((cdf <= u[:, None]).sum(axis=1), weights.shape[1] - 1)
-    return tokens, weights
+        return np.array([min(int(np.searchsorted(cdf[0], u[0], side="right")), weights.shape[1] - 1)])
+    return np.minimum((cdf <= u[:, None]).sum(axis=1), weights.shape[1] - 1)
 
 
 def penalise(logits: np.ndarray, counts: np.ndarray, config: SampleConfig) -> np.ndarray:
@@ -177,6 +190,14 @@ def sampling_config(kind: str, *, temperature: float | None = None, top_k: int |
     return config
 
 
+def stop_matcher(stop: str, tokenizer, batch_size: int) -> StopMatcher | TextStopMatcher:
+    """What spots `stop` in each stream: over token ids when every token is one character,
+    else over the text the tokens complete (a stop string may then end inside a token)."""
+    if tokenizer.kind == "char":
+        return StopMatcher(tokenizer.encode(stop), len(tokenizer), batch_size)
+    return TextStopMatcher(stop, batch_size)
+
+
 class StopMatcher:
     """Spots a stop string in each stream as it is generated: a string-matching automaton over
     token ids, so each step costs one table lookup for the whole batch."""
@@ -195,7 +216,50 @@ class StopMatcher:
         self.table, self.length = table, m
         self.matched = np.zeros(batch_size, dtype=np.int64)
 
-    def update(self, tokens: np.ndarray) -> np.ndarray:
+    def update(self, tokens: np.ndarray, texts: list[str] | None = None) -> np.ndarray:
         """Advance with one token per stream; True where the stop string has just been completed."""
         self.matched = self.table[self.matched, tokens]
         return self.matched == self.length
+
+    def select(self, rows: np.ndarray) -> None:
+        """Keep the given streams' progress, in that order (as `Generator.select` keeps streams)."""
+        self.matched = self.matched[rows]
+
+
+class TextStopMatcher:
+    """Spots a stop string in the text each stream's tokens complete, character by character
+    (Knuth-Morris-Pratt), for tokens of several characters or of bytes: the stream ends at the
+    token that completes the stop string, even where the string ends inside it."""
+
+    def __init__(self, stop: str, batch_size: int):
+        self.stop = stop
+        # fallback[j]: how much of `stop` is still matched when the character after j matched ones differs.
+        self.fallback = [0] * (len(stop) + 1)
+        k = 0
+        for j in range(1, len(stop)):
+            while k and stop[j] != stop[k]:
+                k = self.fallback[k]
+            k += stop[j] == stop[k]
+            self.fallback[j + 1] = k
+        self.matched = np.zeros(batch_size, dtype=np.int64)
+
+    def update(self, tokens: np.ndarray, texts: list[str]) -> np.ndarray:
+        """Advance with the text each stream's new token completed; True where the stop string
+        has just been completed."""
+        hits = np.zeros(len(texts), dtype=bool)
+        stop, length = self.stop, len(self.stop)
+        for k, text in enumerate(texts):
+            j = int(self.matched[k])
+            for ch in text:
+                while j and ch != stop[j]:
+                    j = self.fallback[j]
+                j += ch == stop[j]
+                if j == length:
+                    hits[k] = True
+                    j = self.fallback[j]
+            self.matched[k] = j
+        return hits
+
+    def select(self, rows: np.ndarray) -> None:
+        """Keep the given streams' progress, in that order (as `Generator.select` keeps streams)."""
+        self.matched = self.matched[rows]

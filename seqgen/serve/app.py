@@ -49,6 +49,7 @@ class Limits:
     max_body: int = 1_000_000
     session_ttl: float = 600.0
     read_timeout: float = 30.0
+    stream_interval: float = 0.02  # the shortest time between two events of a streamed answer
 
 
 class Server:
@@ -113,10 +114,11 @@ class Server:
             raise RequestError("`stop` applies to text models")
         gen, fed = await run_in_threadpool(served.generator, fields, fields["n"], fields["prompt"])
         inbox = Inbox()
-        stream = make_stream(gen, fields, stops, inbox)
+        stream = make_stream(gen, fields, stops, inbox, final=True)
         meta = {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion", "created": int(time.time()),
                 "model": served.name, "_fed": fed}
-        return await respond(served, stream, inbox, fields, meta, Output(served, gen.batch_size))
+        return await respond(served, stream, inbox, fields, meta, Output(served, gen.batch_size),
+                             self.limits.stream_interval)
 
     async def health(self, request: Request):
         return JSONResponse({"status": "ok", "models": list(self.models), "sessions": len(self.sessions),
@@ -124,7 +126,8 @@ class Server:
                              "uptime": round(time.time() - self.started, 1)})
 
     async def list_models(self, request: Request):
-        return JSONResponse({"object": "list", "data": [m.info for m in self.models.values()]})
+        return JSONResponse({"object": "list", "data": [{**m.info, "max_tokens": self.limits.max_tokens}
+                                                        for m in self.models.values()]})
 
     async def page(self, request: Request):
         return HTMLResponse(resources.files("seqgen.serve").joinpath("page.html").read_text(encoding="utf-8"))

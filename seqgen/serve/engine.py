@@ -2,10 +2,12 @@
 
 A request that generates becomes a `Stream`: a `Generator` of its own (its recurrent state, its
 random numbers, its sampling settings) and a number of items still to make. The engine's thread
-loops: it takes the streams generating now, lets each draw its next items (`Generator.choose`),
-steps the network once for all their rows, hands each stream its rows of the output
-(`Generator.took`), and passes the new items on. A stream joins between two steps and leaves
-when it is done, so N clients generating at once cost about one batched step per item, not N.
+loops: it takes the streams generating now, lets them draw their next items (`choose_together`,
+each from its own random numbers), steps the network once for all their rows, hands each stream
+its rows of the output (`Generator.took`), and passes the new items on. A stream joins between
+two steps and leaves when it is done, so N clients generating at once cost about one batched step
+per item, not N. The batch's recurrent state is one array that the model steps in place, gathered
+again only when a stream joins or leaves; meanwhile each generator's state is a view of its rows.
 What a stream makes depends on its seed alone: its draws come from its own random numbers, and
 the NumPy backend gives a row the same bits in any batch (see model/numpy_backend.py).
 """
@@ -19,8 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..generate.generator import Generator
-from ..generate.sampling import StopMatcher
+from ..generate.generator import Generator, choose_together
+from ..generate.sampling import stop_matcher
 
 
 log = logging.getLogger("seqgen.serve")
@@ -33,16 +35,18 @@ class Busy(Exception):
 @dataclass
 class Piece:
     """What one step gave a stream: an item per row, which rows it counts for, their log-probabilities
-    (text, when asked for), and which rows ended at it (by a stop string or the length)."""
+    (text, when asked for), which rows ended at it (by a stop string or the length), and for text
+    the text each row's token completed."""
 
     items: np.ndarray
     live: np.ndarray
     logprobs: np.ndarray | None
     ended: np.ndarray
     done: bool
+    texts: list[str] | None = None
 
 
-@dataclass
+@dataclass(eq=False)  # streams are told apart by identity: two alike are still two
 class Stream:
     """A generator that makes `length` more items, ending a row early where it makes one of `stops`
     (text). `deliver` is called from the engine's thread with each `Piece`, the last one with
@@ -53,13 +57,16 @@ class Stream:
     deliver: Callable[[Piece], None]
     stops: list[str] = field(default_factory=list)
     logprobs: bool = False
+    # Nothing continues the text after the last step (a completion, not a session): a character
+    # whose last bytes never came ends it as U+FFFD instead of being held back.
+    final: bool = False
     made: int = 0
     cancelled: bool = False
 
     def __post_init__(self):
         rows = self.gen.batch_size
         self.live = np.ones(rows, dtype=bool)
-        self.matchers = [StopMatcher(self.gen.encode(stop), len(self.gen.vocab), rows) for stop in self.stops]
+        self.matchers = [stop_matcher(stop, self.gen.tokenizer, rows) for stop in self.stops]
         self.stopped = np.zeros(rows, dtype=bool)  # rows that ended on a stop string (not the length)
 
     @property
@@ -82,6 +89,8 @@ class Engine:
         self._wake = threading.Condition()
         self._closing = False
         self.steps = 0  # batched steps taken, for /health and tests
+        self._members: list[Stream] = []  # the streams whose rows self._state holds, in order
+        self._state: list[np.ndarray] = []
         self._thread = threading.Thread(target=self._run, name=f"seqgen-engine-{name}", daemon=True)
         self._thread.start()
 
@@ -140,38 +149,64 @@ class Engine:
         with self._wake:
             if stream in self._streams:
                 self._streams.remove(stream)
+        self._release(stream)
         ended = np.zeros(stream.rows, dtype=bool)
         stream.deliver(Piece(np.zeros(0), np.zeros(0, bool), None, ended, True))
 
     def _step(self, streams: list[Stream]) -> None:
-        chosen = [s.gen.choose() for s in streams]
+        if streams != self._members:
+            self._gather(streams)
+        chosen = choose_together([s.gen for s in streams])
         x = np.concatenate([inputs for inputs, _ in chosen])
-        parts = len(streams[0].gen.state)
-        state = [np.concatenate([s.gen.state[k] for s in streams], axis=1) for k in range(parts)]
-        output, state = self.model.step(x, state)
+        output, state = self.model.step(x, self._state)
+        if state is not self._state:  # a backend that does not step in place
+            self._state = state
+            self._point(streams)
+        output = output.copy()  # the model's output buffer is reused by its next step
         self.steps += 1
         row = 0
         for stream, (inputs, items) in zip(streams, chosen):
-            rows = slice(row, row + stream.rows)
+            stream.gen.took(inputs, output[row : row + stream.rows])
             row += stream.rows
-            # Copies: the engine's batch arrays and the model's output buffer are reused.
-            stream.gen.state = [a[:, rows].copy() for a in state]
-            stream.gen.took(inputs, output[rows].copy())
             self._pass_on(stream, items)
+
+    def _gather(self, streams: list[Stream]) -> None:
+        """One state for the batch, which the model steps in place; each generator's state becomes
+        a view of its rows, so nothing is copied between steps while the batch stays the same."""
+        parts = len(streams[0].gen.state)
+        self._state = [np.concatenate([s.gen.state[k] for s in streams], axis=1) for k in range(parts)]
+        self._members = list(streams)
+        self._point(streams)
+
+    def _point(self, streams: list[Stream]) -> None:
+        row = 0
+        for stream in streams:
+            stream.gen.state = [a[:, row : row + stream.rows] for a in self._state]
+            row += stream.rows
+
+    @staticmethod
+    def _release(stream: Stream) -> None:
+        """A leaving stream's state becomes its own again (not a view into the batch's)."""
+        stream.gen.state = [np.array(a) for a in stream.gen.state]
 
     def _pass_on(self, stream: Stream, items: np.ndarray) -> None:
         live = stream.live.copy()
         logprobs = np.log(stream.gen.last_probability) if stream.logprobs and stream.gen.is_text else None
         stream.made += 1
+        texts = stream.gen.last_text
         for matcher in stream.matchers:
-            hit = matcher.update(items) & stream.live
+            hit = matcher.update(items, texts) & stream.live
             stream.stopped |= hit
             stream.live &= ~hit
         if stream.made >= stream.length:
+            if stream.final and texts is not None:
+                texts = [text + rest if on else text for text, rest, on in zip(texts, stream.gen.text_end(), stream.live)]
             stream.live[:] = False
         ended = live & ~stream.live
         done = not stream.live.any()
-        stream.deliver(Piece(items, live, logprobs, ended, done))
+        if done:
+            self._release(stream)  # before the client hears of it and perhaps uses its session
+        stream.deliver(Piece(items, live, logprobs, ended, done, texts))
         if done:
             with self._wake:
                 self._streams.remove(stream)

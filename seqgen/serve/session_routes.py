@@ -86,7 +86,7 @@ def session_routes(server) -> list[Route]:
 
         stream.deliver = deliver
         try:
-            return await respond(session.served, stream, inbox, fields, meta, output)
+            return await respond(session.served, stream, inbox, fields, meta, output, server.limits.stream_interval)
         except BaseException:
             session.busy = False
             raise
@@ -145,6 +145,7 @@ def _feed_prime(gen, prime, unknown: str) -> int:
         prime = gen.tokenizer.known(prime, unknown)
         if not prime:
             raise RequestError("none of the prompt's characters are known to the model")
+        prime = gen.encode(prime)  # counted in tokens
     gen.feed(prime)
     return len(prime)
 

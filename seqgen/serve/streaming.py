@@ -5,15 +5,58 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import weakref
 from collections import deque
 
 import numpy as np
 from starlette.responses import JSONResponse, StreamingResponse
 
-from ..generate.api import stop_tokens
+from ..generate.api import check_stop
 from .engine import Busy, Piece, Stream
 from .models import Served
 from .protocol import RequestError
+
+
+class Doorbell:
+    """Wakes an event loop from the engine's thread once for all the inboxes that got pieces since
+    it last looked. A call into the loop from another thread is a system call; one per stream per
+    step costs more than the rest of the step's work for that stream."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self._lock = threading.Lock()
+        self._ringing: list[asyncio.Event] = []
+        self._scheduled = False
+
+    def ring(self, ready: asyncio.Event) -> None:  # the engine's thread
+        with self._lock:
+            self._ringing.append(ready)
+            if self._scheduled:
+                return
+            self._scheduled = True
+        try:
+            self.loop.call_soon_threadsafe(self._answer)
+        except RuntimeError:  # the loop has closed: nobody is waiting any more
+            pass
+
+    def _answer(self) -> None:
+        with self._lock:
+            ringing, self._ringing, self._scheduled = self._ringing, [], False
+        for ready in ringing:
+            ready.set()
+
+
+_doorbells: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def doorbell() -> Doorbell:
+    """The running event loop's doorbell."""
+    loop = asyncio.get_running_loop()
+    bell = _doorbells.get(loop)
+    if bell is None:
+        bell = _doorbells[loop] = Doorbell(loop)
+    return bell
 
 
 class Inbox:
@@ -21,7 +64,7 @@ class Inbox:
     everything that arrived since it last looked, not once per piece."""
 
     def __init__(self):
-        self.loop = asyncio.get_running_loop()
+        self._bell = doorbell()
         self._pieces: deque[Piece] = deque()
         self._ready = asyncio.Event()
         self._signalled = False
@@ -30,13 +73,15 @@ class Inbox:
         self._pieces.append(piece)
         if not self._signalled:
             self._signalled = True
-            try:
-                self.loop.call_soon_threadsafe(self._ready.set)
-            except RuntimeError:  # the loop has closed: nobody is waiting any more
-                pass
+            self._bell.ring(self._ready)
 
     async def take(self) -> list[Piece]:
+        """Every piece that has arrived, waiting for one if none has."""
         await self._ready.wait()
+        return self.drain()
+
+    def drain(self) -> list[Piece]:
+        """Every piece that has arrived (perhaps none), without waiting."""
         self._ready.clear()
         self._signalled = False
         pieces = []
@@ -60,7 +105,7 @@ class Output:
         changed = []
         for row in np.flatnonzero(piece.live):
             item = piece.items[row]
-            self.items[row].append(self.served.ckpt.vocab[item] if self.served.is_text else float(item))
+            self.items[row].append(piece.texts[row] if self.served.is_text else float(item))
             if piece.logprobs is not None:
                 self.logprobs[row].append(float(piece.logprobs[row]))
             changed.append(int(row))
@@ -88,20 +133,23 @@ class Output:
         return sum(len(items) for items in self.items)
 
 
-def make_stream(gen, fields: dict, stops: list[str], inbox: Inbox) -> Stream:
+def make_stream(gen, fields: dict, stops: list[str], inbox: Inbox, final: bool = False) -> Stream:
+    """`final`: the text ends with this stream (a completion; a session's goes on)."""
     for stop in stops:
-        stop_tokens(gen, stop)  # a string the model can never make is the caller's mistake: 400
-    return Stream(gen, fields["max_tokens"], inbox.deliver, stops=stops, logprobs=bool(fields["logprobs"]))
+        check_stop(gen, stop)  # a string the model can never make is the caller's mistake: 400
+    return Stream(gen, fields["max_tokens"], inbox.deliver, stops=stops, logprobs=bool(fields["logprobs"]), final=final)
 
 
-async def respond(served: Served, stream: Stream, inbox: Inbox, fields: dict, meta: dict, output: Output):
-    """Hand `stream` to its engine and answer: the whole result, or server-sent events."""
+async def respond(served: Served, stream: Stream, inbox: Inbox, fields: dict, meta: dict, output: Output,
+                  interval: float = 0.0):
+    """Hand `stream` to its engine and answer: the whole result, or server-sent events at most one
+    per `interval` seconds (each carrying what was made since the last)."""
     try:
         served.engine.submit(stream)
     except Busy as e:
         raise RequestError(f"the server is busy ({e}); try again shortly", 503) from None
     if fields["stream"]:
-        return StreamingResponse(_events(stream, inbox, meta, output, fields["logprobs"]),
+        return StreamingResponse(_events(stream, inbox, meta, output, fields["logprobs"], interval),
                                  media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
     try:
         while True:
@@ -119,13 +167,22 @@ async def respond(served: Served, stream: Stream, inbox: Inbox, fields: dict, me
                                    "total_tokens": fed + output.count}})
 
 
-async def _events(stream: Stream, inbox: Inbox, meta: dict, output: Output, logprobs: bool):
+async def _events(stream: Stream, inbox: Inbox, meta: dict, output: Output, logprobs: bool, interval: float):
     meta = {k: v for k, v in meta.items() if not k.startswith("_")}
     sent = [0] * output.rows
     done = False
+    last = -interval
+    loop = asyncio.get_running_loop()
     try:
         while not done:
             pieces = await inbox.take()
+            # An event per item costs the server (and the client) more than making the item: under
+            # load, gather what comes within `interval` of the last event into one.
+            wait = last + interval - loop.time()
+            if wait > 0 and not any(p.done for p in pieces):
+                await asyncio.sleep(wait)
+                pieces += inbox.drain()
+            last = loop.time()
             changed: set[int] = set()
             for piece in pieces:
                 changed.update(output.add(piece, stream))

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from ..checkpoint import Checkpoint, save_checkpoint
 from ..config import MIN_WINDOW, ModelConfig, TrainConfig
 from ..data import Dataset
+from ..data.tokenizers import tokenization
 from ..device import resolve_device
 from .distributed import current as current_group, device_for
 from ..errors import CheckpointError, DataError, TrainingError, UsageError
@@ -65,6 +66,7 @@ class TrainResult:
     best_step: int
     items_per_sec: float
     stopped_by: str  # "limit", "interrupt", "early" (the validation loss kept above its best)
+    best_bpc: float | None = None  # text: the best validation loss in bits per character
 
 Event = dict
 
@@ -180,6 +182,10 @@ class Trainer:
         # every value is trained on: for a short series these are a fifth of the data.
         self.spare = tracks.shape[1] - 1 - self.windows * config.window
         self.steps_per_epoch = self.groups * self.windows
+        # Text losses are per token; times this they are per character of the validation text
+        # (1 for characters), which compares models whatever their tokens.
+        self.tokens_per_char = (sum(len(s) for s in data.val_streams) / max(1, sum(data.characters(s) for s in data.val_streams))
+                                if data.kind == "text" else 1.0)
         self.step, self.elapsed, self.items_seen = 0, 0.0, 0
         self.best_val: float | None = None
         self.best_step = 0
@@ -357,7 +363,8 @@ class Trainer:
         finally:
             self.threads.restore()
         rate = session_items / max(self.elapsed - elapsed_before, 1e-9)
-        return TrainResult(str(self.out), self.step, self.elapsed, self.best_val, self.best_step, rate, stopped_by)
+        return TrainResult(str(self.out), self.step, self.elapsed, self.best_val, self.best_step, rate, stopped_by,
+                           self.bits_per_char(self.best_val))
 
     def _train_steps(self, emit: EventHandler, should_stop: Callable[[], bool], metrics_path: Path,
                      elapsed_before: float) -> tuple[str, int]:
@@ -452,7 +459,7 @@ class Trainer:
                   "elapsed": round(self.elapsed, 3), "val_loss": val, "best_val_loss": self.best_val,
                   "lr": self.optimizer.param_groups[0]["lr"], "train_loss": self.last_loss}
         if self.model_config.is_text:
-            record["val_bpc"] = val / math.log(2)
+            record["val_bpc"] = self.bits_per_char(val)
         self.save()
         if not self.group.is_main:
             return
@@ -462,6 +469,10 @@ class Trainer:
         except OSError as e:
             raise TrainingError(f"cannot write {metrics_path} ({e.strerror}); the checkpoint {self.out} is saved") from None
         emit({"type": "eval", **record, "improved": improved})
+
+    def bits_per_char(self, loss: float | None) -> float | None:
+        """A text loss (nats per token) in bits per character of the validation text."""
+        return None if loss is None or not self.model_config.is_text else loss * self.tokens_per_char / math.log(2)
 
     # --- checkpoint -----------------------------------------------------------------------
     def weights(self) -> dict[str, np.ndarray]:
@@ -495,7 +506,7 @@ class Trainer:
                          "lr_scale": self.lr_scale, "rollbacks": self.rollbacks,
                          "loss_average": self.loss_average, "average_at_best": self.average_at_best,
                          "processes": self.group.world, "spread_ratio": self.best_spread,
-                         "precision": self.precision,
+                         "precision": self.precision, "best_val_bpc": self.bits_per_char(self.best_val),
                          # float16's loss scale, found over the run: a fresh one would skip steps finding it again.
                          **({"grad_scaler": self.scaler.state_dict()} if self.scaler is not None else {})},
             "optimizer": {"param_groups": self.optimizer.state_dict()["param_groups"]},
@@ -548,8 +559,10 @@ def data_meta(data: Dataset) -> dict:
     """What generation needs to know about the data: vocabulary or scaling, and a default prime."""
     meta = {"kind": data.kind, "name": data.name, "description": data.description, "source": data.source,
             "val_fraction": data.val_fraction}
-    if data.kind == "text":
-        meta["vocab"] = data.vocab
+    if data.kind == "text" and data.tokenizer is not None:
+        meta["tokenizer"] = data.tokenizer.to_dict()
+    elif data.kind == "text":
+        meta["vocab"] = data.vocab  # characters: what every checkpoint stored before other tokens
     else:
         meta.update(mean=data.mean, std=data.std)
         if data.typical_scale is not None:
@@ -572,8 +585,14 @@ def check_resume_compatible(ckpt: Checkpoint, data: Dataset, model_config: Model
     """`resume` must continue the same run: same kind of data, same vocabulary, same model shape."""
     if ckpt.kind != data.kind:
         raise UsageError(f"`resume` {ckpt.path}: that checkpoint was trained on {ckpt.kind} data, not {data.kind}")
-    if data.kind == "text" and ckpt.vocab != data.vocab:
+    ours = data.tokenizer.kind if data.tokenizer is not None else "char"
+    if data.kind == "text" and tokenization(ckpt.data) != ours:
+        raise UsageError(f"`resume` {ckpt.path}: that run's tokens are {tokenization(ckpt.data)}, not {ours} "
+                         "(give the same `tokens`)")
+    if data.kind == "text" and ours == "char" and ckpt.vocab != data.vocab:
         raise UsageError(f"`resume` {ckpt.path}: the data's characters differ from the checkpoint's vocabulary")
+    if data.kind == "text" and ours != "char" and ckpt.data["tokenizer"] != data.tokenizer.to_dict():
+        raise UsageError(f"`resume` {ckpt.path}: the data's tokens differ from the checkpoint's")
     if ckpt.data.get("target", "level") != data.target:
         raise UsageError(f"`resume` {ckpt.path}: that run modelled the series by its {ckpt.data.get('target', 'level')}, "
                          f"not its {data.target} (give the same `target`)")
