@@ -225,15 +225,17 @@ def evaluate_series(checkpoint: str | Path | Checkpoint, data: str | Path | None
     """Free-run error of a continuous model: on fresh sine waves from its training range, or on
     the validation tail of a numeric series (primed with the values just before the tail)."""
     from .generate import Generator
+    from .generate.generator import own_scaling, series_entry
     from .generate.sampling import SampleConfig
 
     ckpt = _load(checkpoint)
     if ckpt.kind == "text":
         raise UsageError(f"{ckpt.path} is a text model; free-running evaluation needs a continuous model")
     # A likelihood head free-runs on its mean: the error of its point forecast.
-    gen = Generator.from_checkpoint(ckpt, backend=backend, sampling=SampleConfig(greedy=True))
+    greedy = SampleConfig(greedy=True)
     source = ckpt.data.get("source", {})
     if data is None and source.get("type") == "sine":
+        gen = Generator.from_checkpoint(ckpt, backend=backend, sampling=greedy)
         if waves < 1:
             raise UsageError(f"`waves` must be >= 1, got {waves}")
         seed = seed if seed is not None else int(np.random.SeedSequence().entropy % 2**31)
@@ -246,13 +248,20 @@ def evaluate_series(checkpoint: str | Path | Checkpoint, data: str | Path | None
         path = resolve_data(ckpt, data)
         fraction = val_fraction if val_fraction is not None else checkpoint_val_fraction(ckpt)
         dataset = load_data(path, kind="series", val_fraction=fraction, table=TableOptions.from_source(source))
-        values = dataset.series[0]["values"] if dataset.series else dataset.unscale(dataset.streams[0].astype(np.float64))
-        split = dataset.splits[0]
+        # A model of several series free-runs on the data's first, in that series' own scale.
+        first = dataset.series[0] if dataset.series else {"name": None, "values": dataset.unscale(
+            dataset.streams[0].astype(np.float64))}
+        values, split = first["values"], dataset.splits[0]
         if len(values) - split < 1:
             raise DataError(f"{path}: the validation tail is empty")
+        series = stored_series(ckpt, first["name"], values)
+        scaling = series_entry(ckpt, series) if series or not ckpt.data.get("series") else own_scaling(ckpt, values[:split])
+        gen = Generator.from_checkpoint(ckpt, backend=backend, sampling=greedy, series=scaling)
         prime = values[max(0, split - PRIME_STEPS) : split]
         result = free_run_rmse(gen, prime, values[split:], horizons)
         result.source = {"type": "file", "path": path, "val_fraction": fraction}
+        if ckpt.data.get("series"):
+            result.source["series"] = first["name"] if first["name"] is not None else series
     result.checkpoint = str(ckpt.path)
     return result
 
@@ -298,6 +307,8 @@ def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None
     from .generate.forecast import forecast
     from .metrics import backtest_origins, detect_season, score, seasonal_naive
 
+    if origins < 1:
+        raise UsageError(f"`origins` must be >= 1, got {origins}")
     ckpt = _load(checkpoint)
     source = ckpt.data.get("source", {})
     if ckpt.kind == "text" or source.get("type") == "sine":
@@ -312,27 +323,46 @@ def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None
         season = detect_season(named[0]["values"][:first])
     if season < 1:
         raise UsageError(f"`season` must be >= 1, got {season}")
+    # A forecast from the first value of the shortest tail is the longest every series can score.
+    tail, shortest = min((len(e["values"]) - s, e["name"]) for e, s in zip(named, dataset.splits))
     if horizon is None:
         # At most half the shortest tail, so that several origins fit in it.
-        tail = min(len(e["values"]) - s for e, s in zip(named, dataset.splits))
         horizon = max(1, min(season if season > 1 else 8, tail // 2))
     if horizon < 1:
         raise UsageError(f"`horizon` must be >= 1, got {horizon}")
-    known = {e["name"] for e in ckpt.data.get("series") or []}
+    if horizon > tail:
+        whose = f" (of series {shortest!r}, the shortest)" if len(named) > 1 else ""
+        raise UsageError(f"`horizon` {horizon} is longer than the validation tail{whose}, {tail} values: the largest "
+                         f"usable `horizon` is {tail} (or give a larger `val_fraction`)")
     started = time.perf_counter()
     ours, naive = [], []
     for entry, split in zip(named, dataset.splits):
         values = entry["values"]
+        # Decided once per series, on all its values: a history that is none of the model's series is scaled by its own.
+        stored = stored_series(ckpt, entry["name"], values)
         for origin in backtest_origins(len(values), horizon, origins, split):
             history, truth = values[:origin], values[origin : origin + horizon]
             made = forecast(ckpt, history, horizon, samples=samples, seed=seed + origin, backend=backend,
-                            series=entry["name"] if entry["name"] in known else None)
+                            series=stored)
             ours.append(score(truth, made.paths, history, season, BACKTEST_LEVEL))
             naive.append(score(truth, seasonal_naive(history, horizon, season), history, season, BACKTEST_LEVEL))
     mean = lambda scores: {k: float(np.mean([s[k] for s in scores])) for k in METRICS}
     return Backtest(str(ckpt.path), path, horizon, len(ours), season, samples,
                     [e["name"] for e in named if e["name"] is not None], mean(ours), mean(naive),
                     time.perf_counter() - started)
+
+
+def stored_series(ckpt: Checkpoint, name: str | None, values: np.ndarray) -> str | None:
+    """Which stored series of a model of several the data's series `name` (None: unnamed) with
+    `values` is: the one of that name, else the one its values are (see `matching_series`);
+    None when it is none of them (or the model has one series)."""
+    from .generate.generator import matching_series
+
+    entries = ckpt.data.get("series") or []
+    if name is not None and any(e["name"] == name for e in entries):
+        return name
+    match = matching_series(ckpt, values)
+    return match["name"] if match else None
 
 
 def _load(checkpoint: str | Path | Checkpoint) -> Checkpoint:

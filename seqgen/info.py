@@ -42,5 +42,13 @@ def checkpoint_info(checkpoint: str | Path | Checkpoint) -> dict:
             info["data"]["token_preview"] = getattr(tokenizer, "learnt", [])[:TOKEN_PREVIEW]
     else:
         info["model"]["head"] = model.head
-        info["data"].update(mean=data.get("mean"), std=data.get("std"))
+        info["data"]["target"] = data.get("target", "level")
+        if data.get("series"):
+            # Each series was scaled by its own training part; the data's own mean 0, std 1 says nothing.
+            info["data"]["series"] = [{"name": e["name"], "mean": e["mean"], "std": e["std"]} for e in data["series"]]
+        elif data.get("source", {}).get("scale_each"):
+            info["data"]["scale_each"] = True
+            info["data"]["typical_scale"] = data.get("typical_scale")
+        else:
+            info["data"].update(mean=data.get("mean"), std=data.get("std"))
     return info

@@ -85,6 +85,17 @@ def test_mistakes_get_one_line_and_the_right_exit_status(tmp_path, args, code, m
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_library_parameter_becomes_a_flag_only_where_the_command_has_it():
+    from seqgen.cli.app import as_flags, command_flags
+
+    forecast = command_flags(["seqgen", "forecast", "m.safetensors"])
+    assert "--horizon" in forecast and "--fill" not in forecast
+    assert as_flags("`horizon` must be >= 1", forecast) == "--horizon must be >= 1"
+    assert as_flags("fill the gaps (`fill` linear)", forecast) == "fill the gaps (fill linear)"
+    assert as_flags("fill the gaps (`fill` linear)", command_flags(["seqgen", "--debug", "train"])) == \
+        "fill the gaps (--fill linear)"
+
+
 def test_sample_rejects_bad_options(text_checkpoint):
     runner = CliRunner()
     for args, message in ((["--temperature", "0"], "--temperature"), (["--top-k", "0"], "--top-k"),

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from seqgen import UsageError, load_checkpoint
 from seqgen.data import load_data
 from seqgen.data.load import TableOptions
 from seqgen.train.trainer import make_tracks
@@ -48,6 +49,18 @@ def test_a_date_and_one_column_train_and_forecast_with_dates(tmp_path, sales):
     lines = result.stdout.splitlines()
     assert lines[0] == "time,mean,q0.1,q0.5,q0.9"
     assert [line.split(",")[0] for line in lines[1:]] == ["2010-01", "2010-02", "2010-03"]
+
+
+def test_business_days_are_continued_on_weekdays(tmp_path):
+    days = np.arange(np.datetime64("2020-06-01"), np.datetime64("2020-12-31"))
+    days = days[np.is_busday(days)]  # Monday to Friday; the last is Wednesday 2020-12-30
+    rows = [f"{d},{100 + 10 * math.sin(k / 3):.3f}" for k, d in enumerate(days)]
+    data = write(tmp_path / "prices.csv", "date,close", rows)
+    assert seqgen("train", str(data), "--out", "prices.safetensors", *TINY, cwd=tmp_path).returncode == 0
+    result = seqgen("forecast", "prices.safetensors", "--horizon", "4", "--samples", "5", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    times = [line.split(",")[0] for line in result.stdout.splitlines()[1:]]
+    assert times == ["2020-12-31", "2021-01-01", "2021-01-04", "2021-01-05"]  # no Saturday 2 or Sunday 3
 
 
 def test_several_columns_are_several_series_of_one_model(tmp_path, sales):
@@ -115,3 +128,77 @@ def test_a_bad_date_names_its_line(tmp_path):
     result = seqgen("train", str(data), *TINY, cwd=tmp_path)
     assert result.returncode == 1 and "line 14" in result.stderr and "2001-13-01" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_forecast_and_eval_errors_name_only_their_own_options(tmp_path, sales):
+    assert seqgen("train", str(sales), "--columns", "shop", "--out", "shop.safetensors", *TINY, cwd=tmp_path).returncode == 0
+    lines = sales.read_text().splitlines()
+    gap = write(tmp_path / "gap.csv", lines[0], lines[1:9] + lines[10:])  # no row for 2000-09
+    renamed = write(tmp_path / "renamed.csv", "date,shap,web", lines[1:])
+    for command in ("forecast", "eval"):
+        result = seqgen(command, "shop.safetensors", str(gap), cwd=tmp_path)
+        assert result.returncode == 1 and "no row for 2000-09" in result.stderr
+        assert "fill the gaps in the file" in result.stderr and "--fill" not in result.stderr
+        result = seqgen(command, "shop.safetensors", str(renamed), cwd=tmp_path)
+        assert result.returncode == 1 and "has no column 'shop', which the model reads as a series" in result.stderr
+        assert "--columns" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    result = seqgen("eval", "shop.safetensors", "--origins", "0", cwd=tmp_path)
+    assert result.returncode == 2 and "error: --origins must be >= 1, got 0" in result.stderr
+    # seqgen train has the options, and its errors name them.
+    result = seqgen("train", str(gap), "--columns", "shop", *TINY, cwd=tmp_path)
+    assert result.returncode == 1 and "(--fill previous, linear or zero)" in result.stderr
+
+
+def test_training_says_which_columns_it_left_out(tmp_path):
+    rows = [f'{d},{m % 12},"{1000 + 37 * m + 90 * (m % 5):,}",{"ok" if m % 2 else "late"}' for m, d in enumerate(monthly(48))]
+    data = write(tmp_path / "orders.csv", "date,count,revenue,status", rows)
+    result = seqgen("train", str(data), "--out", "orders.safetensors", *TINY, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "note: not read as series: 'status' (it holds text such as 'late'); --columns names the series" in result.stderr
+    stored = load_checkpoint(tmp_path / "orders.safetensors").data["series"]
+    assert [s["name"] for s in stored] == ["count", "revenue"]  # "1,037" and on are numbers
+    assert stored[1]["prime"][-1] == 1000 + 37 * 47 + 90 * 2
+
+
+def test_each_series_of_a_model_of_several_is_generated_in_its_own_scale(tmp_path, sales):
+    from typer.testing import CliRunner
+
+    from seqgen import ModelConfig, TrainConfig, Trainer
+    from seqgen.cli import app
+
+    model = tmp_path / "both.safetensors"
+    Trainer(load_data(str(sales)), ModelConfig(hidden=16, layers=1, head="gaussian"),
+            TrainConfig(batch_size=4, window=24, steps=150, eval_every=50, lr=1e-2), model).run()
+    web = [line.split(",")[2] for line in sales.read_text().splitlines()[1:]]  # 200 + m: 200 to 330
+    runner = CliRunner()
+
+    def values(*args, input=None):
+        result = runner.invoke(app, [*map(str, args)], input=input)
+        assert result.exit_code == 0, result.output
+        return np.array(result.stdout.split(), dtype=float), result.stderr
+
+    named, _ = values("sample", model, "-n", "3", "--greedy", "--series", "web")
+    assert np.all((150 < named) & (named < 450))
+    first, note = values("sample", model, "-n", "3", "--greedy")
+    assert np.all((20 < first) & (first < 80)) and "continuing the first, 'shop' (--series chooses another)" in note
+    # A prime that is a stretch of web's data is continued as web, without being told.
+    primed, note = values("sample", model, "-n", "3", "--greedy", "--prime", " ".join(web[-100:]))
+    np.testing.assert_allclose(primed, named, rtol=1e-6)
+    assert "note" not in note
+    # A state goes on in the series it was generated in.
+    state = tmp_path / "s.safetensors"
+    values("sample", model, "-n", "3", "--series", "web", "--seed", "1", "--save-state", state)
+    going_on, _ = values("sample", model, "-n", "3", "--load-state", state)
+    assert np.all((150 < going_on) & (going_on < 450))
+
+    refused = runner.invoke(app, ["follow", str(model)], input="\n".join(web[-5:]))
+    assert isinstance(refused.exception, UsageError) and "name the one stdin continues with --series ('shop', 'web')" \
+        in str(refused.exception)
+    followed, _ = values("follow", model, "--series", "web", input="\n".join(web[-20:]))
+    assert np.all((150 < followed) & (followed < 450))
+
+    plain = tmp_path / "web.txt"
+    plain.write_text("\n".join(web) + "\n")  # web's numbers, without their name
+    result = runner.invoke(app, ["eval", str(model), str(plain), "--json", "--samples", "20"])
+    figures = json.loads(result.stdout)
+    assert figures["source"]["series"] == "web" and figures["rmse"]["12"] < 150  # in shop's scale: about 260

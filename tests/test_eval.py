@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -162,6 +165,20 @@ def test_eval_of_a_series_prints_the_backtest_and_puts_it_in_json(tmp_path, seri
     assert figures["backtest"]["horizon"] == 5 and figures["backtest"]["origins"] == 3
     assert set(figures["backtest"]["seqgen"]) == {"mae", "rmse", "mase", "crps", "coverage"}
     assert "seasonal naive" in result.stderr
+
+
+def test_a_horizon_longer_than_the_validation_tail_names_the_largest_usable_one(tmp_path, series_file):
+    out = tmp_path / "s.safetensors"
+    Trainer(load_data(str(series_file)), ModelConfig(hidden=8, layers=1),
+            TrainConfig(batch_size=4, window=32, steps=10, eval_every=10), out).run()
+    # 600 values, a tenth of them held out: a tail of 60, so one forecast of 60 steps fits and no longer one.
+    result = subprocess.run([sys.executable, "-m", "seqgen", "eval", str(out), "--horizon", "61"],
+                            capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == ("seqgen: error: --horizon 61 is longer than the validation tail, 60 values: "
+                                     "the largest usable --horizon is 60 (or give a larger --val-fraction)")
+    figures = json.loads(runner.invoke(app, ["eval", str(out), "--json", "--horizon", "60", "--samples", "5"]).stdout)
+    assert figures["backtest"]["horizon"] == 60 and figures["backtest"]["origins"] == 1
 
 
 def test_eval_json_is_strict_json_with_null_for_a_missing_figure(tmp_path, series_file):

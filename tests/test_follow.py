@@ -111,11 +111,11 @@ def test_a_point_model_of_several_series_bands_follow_by_that_series_error(tmp_p
     Trainer(load_data(str(tmp_path / "two.csv")), ModelConfig(hidden=8, layers=1, head="point"),
             TrainConfig(batch_size=4, window=30, steps=10, eval_every=10), out).run()
     stdin = "\n".join(f"{1000 + 300 * math.sin(t0 / 2):.3f}" for t0 in t[:20])
-    result = subprocess.run([sys.executable, "-m", "seqgen", "follow", str(out), "--quantiles", "0.1,0.9",
-                             "--samples", "400", "--seed", "0"], input=stdin, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "seqgen", "follow", str(out), "--series", "big", "--quantiles",
+                             "0.1,0.9", "--samples", "400", "--seed", "0"], input=stdin, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     last = json.loads(result.stdout.splitlines()[-1])
     ckpt = load_checkpoint(out)
-    error = validation_error(ckpt, series_entry(ckpt))  # in the units of 'big', its std about 210
+    error = validation_error(ckpt, series_entry(ckpt, "big"))  # in the units of 'big', its std about 210
     assert error > 10
     assert last["q0.9"][0] - last["q0.1"][0] == pytest.approx(2 * 1.2816 * error, rel=0.25)

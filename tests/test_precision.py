@@ -106,3 +106,20 @@ def test_a_full_size_text_gets_an_lstm_with_dropout_where_bfloat16_is_fast():
     model, _ = defaults_for("text", size=1_000_000, bf16=False)
     assert (model.cell, model.dropout) == ("gru", 0.0)
     assert defaults_for("text", size=5_000, bf16=True) == defaults_for("text", size=5_000)  # small texts: as they were
+
+
+def test_the_readme_and_the_reference_name_the_text_defaults_the_code_takes():
+    from pathlib import Path
+
+    from seqgen.config import defaults_for
+
+    root = Path(__file__).resolve().parents[1]
+    readme = " ".join((root / "README.md").read_text().split())
+    reference = " ".join((root / "docs" / "reference.md").read_text().split())
+    fast, _ = defaults_for("text", size=1_000_000, bf16=True)
+    other, _ = defaults_for("text", size=1_000_000, bf16=False)
+    assert (fast.cell, other.cell) == ("lstm", "gru")
+    assert (f"with an LSTM {fast.layers}x{fast.hidden} (dropout {fast.dropout:g}, trained in bfloat16) where the CPU "
+            f"or GPU has bfloat16 units, a GRU {other.layers}x{other.hidden} elsewhere") in readme
+    assert (f"LSTM, {fast.layers} layers x {fast.hidden}, embedding {fast.embed}, dropout {fast.dropout:g}; "
+            f"elsewhere GRU, {other.layers} layers x {other.hidden}") in reference

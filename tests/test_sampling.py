@@ -178,6 +178,25 @@ def test_a_continuation_changes_only_the_sampling_options_given(text_checkpoint,
     assert not sampling_for("text", str(state), temperature=0.5).greedy  # a temperature asks for sampling again
 
 
+def test_a_continuation_of_a_gaussian_model_keeps_the_settings_not_given(tmp_path):
+    from seqgen import ModelConfig, TrainConfig, Trainer
+    from seqgen.data import series_dataset
+    from seqgen.generate.state import saved_sampling
+
+    model = tmp_path / "g.safetensors"
+    values = np.sin(np.arange(300) / 4) + np.random.default_rng(0).normal(0, 0.2, 300)
+    Trainer(series_dataset(values, "g", "g", 0.1), ModelConfig(hidden=8, layers=1, head="gaussian"),
+            TrainConfig(batch_size=4, window=20, steps=10, eval_every=10), model).run()
+    first, second = tmp_path / "1.safetensors", tmp_path / "2.safetensors"
+    invoke("sample", model, "-n", "5", "--temperature", "0.3", "--seed", "1", "--save-state", first)
+    invoke("sample", model, "-n", "5", "--load-state", first, "--noise", "0.1", "--save-state", second)
+    assert saved_sampling(second) == SampleConfig(temperature=0.3, noise=0.1)  # the temperature goes on
+    invoke("sample", model, "-n", "5", "--load-state", second, "--greedy", "--save-state", first)
+    assert saved_sampling(first) == SampleConfig(temperature=0.3, noise=0.1, greedy=True)
+    invoke("sample", model, "-n", "5", "--load-state", first, "--temperature", "2", "--save-state", second)
+    assert saved_sampling(second) == SampleConfig(temperature=2, noise=0.1)  # a temperature samples again
+
+
 def test_output_and_save_state_cannot_be_one_file(text_checkpoint, tmp_path):
     same = tmp_path / "x"
     result = runner.invoke(app, ["sample", str(text_checkpoint), "-n", "5", "-o", str(same), "--save-state", str(same)])
@@ -247,6 +266,19 @@ def test_plot_file_says_how_to_get_matplotlib_when_missing(sine_checkpoint, tmp_
     else:
         invoke("sample", sine_checkpoint, "-n", "50", "--plot-file", tmp_path / "a.png")
         assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("name", ["wave.docx", "wave"])
+def test_a_plot_file_of_a_type_matplotlib_cannot_write_is_refused_before_any_work(sine_checkpoint, tmp_path, name):
+    pytest.importorskip("matplotlib")
+    result = runner.invoke(app, ["sample", str(sine_checkpoint), "-n", "5", "--plot-file", str(tmp_path / name)])
+    assert isinstance(result.exception, UsageError) and result.stdout == ""
+    message = str(result.exception)
+    assert message.startswith(f"--plot-file {tmp_path / name}: ") and ".png, " in message and ".svg" in message
+    assert "\n" not in message and not (tmp_path / name).exists() and not (tmp_path / f"{name}.png").exists()
+    # forecast checks it before it even reads the checkpoint
+    result = runner.invoke(app, ["forecast", str(tmp_path / "none.safetensors"), "--plot-file", str(tmp_path / name)])
+    assert isinstance(result.exception, UsageError) and str(result.exception) == message
 
 
 def test_the_matplotlib_hint_fits_a_source_checkout(sine_checkpoint, tmp_path, monkeypatch):

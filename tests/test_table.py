@@ -109,7 +109,21 @@ def test_a_month_without_a_row_is_inserted_and_filled():
 def test_business_days_skip_weekends_without_a_gap():
     # Friday 2020-01-03 to Monday 2020-01-06: no Saturday row is missing from stock prices.
     table = read_table("date,close\n2020-01-02,1\n2020-01-03,2\n2020-01-06,3\n2020-01-07,4\n", "s.csv")
-    assert len(table.series[0]) == 4 and table.frequency == Frequency("D", 1)
+    assert len(table.series[0]) == 4 and table.frequency == Frequency("B", 1)
+    assert str(table.frequency) == "1 business day"
+
+
+def test_weekdays_that_span_no_weekend_are_plain_days():
+    # Monday to Thursday: nothing says the weekend would be skipped.
+    table = read_table("date,close\n2020-01-06,1\n2020-01-07,2\n2020-01-08,3\n2020-01-09,4\n", "s.csv")
+    assert table.frequency == Frequency("D", 1)
+
+
+def test_business_days_continue_from_friday_to_monday():
+    np.testing.assert_array_equal(next_times(np.datetime64("2020-12-31"), Frequency("B", 1), 4),
+                                  days("2021-01-01", "2021-01-04", "2021-01-05", "2021-01-06"))
+    np.testing.assert_array_equal(next_times(np.datetime64("2021-01-07T16:00"), Frequency("B", 2), 2),
+                                  days("2021-01-11T16:00", "2021-01-13T16:00"))
 
 
 def test_a_bad_date_is_named_with_its_line():
@@ -151,6 +165,28 @@ def test_semicolons_and_tabs_separate_cells():
 def test_quoted_cells_may_hold_the_delimiter():
     table = read_table('"Date","Sales, in EUR"\n"2020-01-01","1"\n"2020-01-02","2"\n', "q.csv")
     assert table.names == ["Sales, in EUR"] and table.time_column == "Date"
+
+
+def test_thousands_separators_in_quoted_cells_are_read():
+    table = read_table('date,units,revenue\n2020-01-01,3,"1,234.5"\n2020-01-02,4,"987.25"\n'
+                       '2020-01-03,5,"-12,000"\n', "sales.csv")
+    assert table.names == ["units", "revenue"] and table.left_out == {}
+    np.testing.assert_array_equal(table.series[1], [1234.5, 987.25, -12000])
+
+
+def test_a_decimal_comma_is_read_in_a_semicolon_separated_export():
+    table = read_table("Datum;Wert;Menge\n01.03.2021;1,5;1.234,5\n02.03.2021;-0,25;7\n03.03.2021;2;12,75\n", "de.csv")
+    assert table.time_column == "Datum" and table.names == ["Wert", "Menge"]
+    np.testing.assert_array_equal(table.series[0], [1.5, -0.25, 2])
+    np.testing.assert_array_equal(table.series[1], [1234.5, 7, 12.75])
+
+
+def test_columns_that_are_not_series_are_named_with_why():
+    table = read_table("date,value,comment,t\n2020-01-01,1,fine,1\n2020-01-02,2,rain,2\n2020-01-03,3,,3\n", "t.csv")
+    assert table.names == ["value"]
+    assert table.left_out == {"comment": "it holds text such as 'fine'", "t": "it counts rows"}
+    assert read_table(",date,value\n0,2020-01-01,1\n1,2020-01-02,2\n", "pandas.csv").left_out == {}  # its row numbers
+    assert read_table("date,value,comment\n2020-01-01,1,x\n", "t.csv", columns=["value"]).left_out == {}  # as asked
 
 
 def test_newest_first_is_put_in_time_order():

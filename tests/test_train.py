@@ -259,3 +259,22 @@ def test_a_run_stopped_before_its_first_validation_says_so(capsys):
     display = TrainDisplay(quiet=True, kind="text", config=TrainConfig(eval_every=20))
     display.summary(TrainResult("m.safetensors", 7, 1.0, None, 0, 100.0, "interrupt"), "text")
     assert "none yet (the first comes at step 20)" in capsys.readouterr().err
+
+
+def test_free_run_training_asks_for_the_point_head_it_needs(tmp_path, series_file):
+    import os
+    import subprocess
+    import sys
+
+    def train(*args):
+        return subprocess.run([sys.executable, "-m", "seqgen", "train", str(series_file), "--steps", "20", "--hidden", "8",
+                               "--layers", "1", "--eval-every", "10", "--quiet", "--free-run", "5", *args],
+                              capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"})
+
+    refused = train("--out", "g.safetensors")  # a file's default head is gaussian
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "works only with --head point" in refused.stderr and "this model's head is gaussian" in refused.stderr
+    assert "trains a point head" not in refused.stderr
+    done = train("--head", "point", "--out", "p.safetensors")  # what the message says to do works
+    assert done.returncode == 0, done.stderr
+    assert load_checkpoint(tmp_path / "p.safetensors").meta["train"]["free_run"] == 5

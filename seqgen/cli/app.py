@@ -33,11 +33,16 @@ FLAG_NAMES = {"SineConfig.waves": "--sine-waves", "SineConfig.length": "--sine-l
 PARAMETER = re.compile(r"`([A-Za-z_][\w.]*)`")
 
 
-def as_flags(message: str) -> str:
-    """A library message worded for the command line: each `parameter` becomes its --flag."""
+def as_flags(message: str, flags: set[str] | None = None) -> str:
+    """A library message worded for the command line: each `parameter` becomes its --flag. With
+    `flags` (the options of the command that failed), a parameter that command has no flag for
+    is named in plain words: a message never points at an option the user cannot give."""
     def flag(match: re.Match) -> str:
         name = match[1]
-        return FLAG_NAMES.get(name) or "--" + name.rsplit(".", 1)[-1].replace("_", "-")
+        option = FLAG_NAMES.get(name) or "--" + name.rsplit(".", 1)[-1].replace("_", "-")
+        if flags is None or option in flags:
+            return option
+        return name.rsplit(".", 1)[-1].replace("_", " ")
 
     return PARAMETER.sub(flag, message)
 
@@ -96,7 +101,7 @@ def main() -> None:
             import traceback
 
             traceback.print_exc()  # and still the exit status a script would see without --debug
-        say(f"seqgen: error: {as_flags(str(e))}", style="red")
+        say(f"seqgen: error: {as_flags(str(e), command_flags(sys.argv))}", style="red")
         sys.exit(e.exit_code)
     except click.UsageError as e:  # an unknown option, a missing argument, a bad value...
         where = e.ctx.command_path if e.ctx is not None else _command_path(sys.argv)
@@ -124,6 +129,18 @@ def _command_path(argv: list[str]) -> str:
     names = {c.name or c.callback.__name__.replace("_", "-") for c in app.registered_commands if c.callback}
     command = next((arg for arg in argv[1:] if not arg.startswith("-")), None)
     return f"seqgen {command}" if command in names else "seqgen"
+
+
+def command_flags(argv: list[str]) -> set[str] | None:
+    """Every --option of the command named on `argv` (None when no command is)."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    name = next((arg for arg in argv[1:] if not arg.startswith("-")), None)
+    command = getattr(group, "commands", {}).get(name)
+    if command is None:
+        return None
+    return {opt for param in command.params for opt in (*param.opts, *param.secondary_opts) if opt.startswith("--")}
 
 
 def _lost_peer(error: Exception) -> bool:

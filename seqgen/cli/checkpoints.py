@@ -62,24 +62,21 @@ def eval_command(
         horizons = LONG_HORIZONS if long else HORIZONS
         result = evaluate_series(ckpt, data, horizons=horizons, waves=32 if waves is None else waves, seed=seed, val_fraction=val_fraction,
                                  backend=backend)
-        src = result.source
-        where = (f"{src['waves']} fresh sine waves (--seed {src['seed']})" if src["type"] == "sine"
-                 else f"the last {src['val_fraction']:g} of {src['path']}")
-        say(f"free run on {where}, after a {result.prime}-step prime:")
-        for steps, rmse in result.rmse.items():
-            say(f"  RMSE over {steps:>6,} steps  {rmse:.4f}  (worst stream {result.rmse_worst[steps]:.4f})")
-        say(f"  generated / true amplitude  {result.amplitude_ratio:.3f} "
-            f"(range {result.amplitude_ratio_min:.3f}-{result.amplitude_ratio_max:.3f})")
     figures = result.to_dict()
     # A backtest forecasts the series a model was trained on: a sine model has none, whatever DATA it is measured on.
     trained_on_file = ckpt.data.get("source", {}).get("type") != "sine"
+    tested = None
     if ckpt.kind != "text" and result.source["type"] == "file" and trained_on_file:
         from ..evaluate import backtest
 
+        # Before anything is shown: a --horizon too long for the data is one line, not the end of a report.
         tested = backtest(ckpt, data, horizon=horizon, origins=origins, season=season, samples=samples,
                           val_fraction=val_fraction, backend=backend)
-        _show_backtest(tested, season is None)
         figures["backtest"] = tested.to_dict()
+    if ckpt.kind != "text":
+        _show_free_run(result)
+    if tested is not None:
+        _show_backtest(tested, season is None)
     if json_out:
         print(json.dumps(_finite(figures)))
 
@@ -98,6 +95,19 @@ def _finite(value):
 
 def _nats(loss: float) -> str:
     return f"{loss:.4f} nats/char, {loss / math.log(2):.4f} bits/char"
+
+
+def _show_free_run(result) -> None:
+    src = result.source
+    where = (f"{src['waves']} fresh sine waves (--seed {src['seed']})" if src["type"] == "sine"
+             else f"the last {src['val_fraction']:g} of {src['path']}")
+    if src.get("series") is not None:
+        where = f"series {src['series']!r} ({where})"
+    say(f"free run on {where}, after a {result.prime}-step prime:")
+    for steps, rmse in result.rmse.items():
+        say(f"  RMSE over {steps:>6,} steps  {rmse:.4f}  (worst stream {result.rmse_worst[steps]:.4f})")
+    say(f"  generated / true amplitude  {result.amplitude_ratio:.3f} "
+        f"(range {result.amplitude_ratio_min:.3f}-{result.amplitude_ratio_max:.3f})")
 
 
 def _show_backtest(tested, detected: bool) -> None:
@@ -139,7 +149,7 @@ def info(
         shown = ", ".join(repr(piece) for piece in data["token_preview"])
         table.add_row("vocabulary", f"{data['vocab_size']} {data['tokens']} tokens" + (f": {shown}, ..." if shown else ""))
     else:
-        table.add_row("scaling", f"mean {data['mean']:.6g}, std {data['std']:.6g}")
+        table.add_row("scaling", _scaling(data))
     shape = f"{model['cell'].upper()}, {model['layers']} x {model['hidden']}"
     shape += f", embedding {model['embed']}" if "embed" in model else f", {model['head']} head"
     table.add_row("model", f"{shape}; {model['parameters']:,} parameters")
@@ -152,6 +162,25 @@ def info(
         table.add_row("best validation", f"{progress['best_val_loss']:.4g} {unit}{bits} at step {progress['best_step']}")
     table.add_row("format", f"seqgen-checkpoint version {details['format_version']}")
     console.print(table)
+
+
+# `seqgen info` lists this many series' scaling; --json lists them all.
+SHOWN_SERIES = 10
+
+
+def _scaling(data: dict) -> str:
+    """How a series model's values were scaled: one mean and std, each series' own, or each wave's size."""
+    of = " (of the steps between values)" if data.get("target") == "diff" else ""
+    if data.get("series"):
+        entries = data["series"]
+        lines = [f"{e['name']!r}: mean {e['mean']:.6g}, std {e['std']:.6g}" for e in entries[:SHOWN_SERIES]]
+        if len(entries) > SHOWN_SERIES:
+            lines.append(f"... and {len(entries) - SHOWN_SERIES} more (--json lists them all)")
+        return f"per series, each by its own training part{of}:\n" + "\n".join(lines)
+    if data.get("scale_each"):
+        typical = "" if data.get("typical_scale") is None else f" (the training waves' typical size {data['typical_scale']:.4g})"
+        return f"each stream divided by its own size{typical}"
+    return f"mean {data['mean']:.6g}, std {data['std']:.6g}{of}"
 
 
 @app.command()

@@ -40,13 +40,13 @@ def forecast(
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)} for forecast, got {fmt!r}")
     levels = parse_quantiles(quantiles)
+    if plot_file is not None:
+        from .plot import check_plot_file
+
+        check_plot_file(plot_file)  # before the work, not after it
     ckpt = load_checkpoint(checkpoint)
     if ckpt.kind == "text":
         raise UsageError(f"{checkpoint} is a text model; forecast continues numbers (use 'seqgen sample' for text)")
-    if plot_file is not None:
-        from .plot import require_matplotlib
-
-        require_matplotlib()  # before the work, not after it
     histories, frequency = _histories(ckpt, data, series, seed)
     results = []
     for name, history, last_time in histories:

@@ -66,6 +66,21 @@ def require_matplotlib():
     return plt
 
 
+def check_plot_file(path: Path) -> None:
+    """Fail before any work, not after it, when --plot-file cannot be written: matplotlib missing,
+    a file type it does not draw (or no extension to tell one), or a folder that is not there."""
+    require_matplotlib()
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    supported = sorted(FigureCanvasBase.get_supported_filetypes())
+    extension = path.suffix.lower().lstrip(".")
+    if extension not in supported:
+        what = f".{extension} is not an image type seqgen writes" if extension else "the name has no extension to say its image type"
+        raise UsageError(f"--plot-file {path}: {what}; end it with one of {', '.join('.' + e for e in supported)}")
+    if not path.parent.is_dir():
+        raise UsageError(f"--plot-file {path}: the folder {path.parent} does not exist")
+
+
 def save_plot(path: str | Path, prime: np.ndarray, generated: np.ndarray) -> None:
     """Write the picture as an image (needs matplotlib, the optional `plot` extra): every sample,
     given as one row each (or one sample as 1-D arrays)."""

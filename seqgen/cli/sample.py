@@ -43,6 +43,7 @@ def sample(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout."),
     plot: bool = typer.Option(False, "--plot", help="Continuous: draw the prime and the continuation on stderr."),
     plot_file: Optional[Path] = typer.Option(None, help="Continuous: save that picture as an image (needs the 'plot' extra: matplotlib)."),
+    series: Optional[str] = typer.Option(None, help="A model of several series: the one to continue, in its own scale. \\[default: the one a --prime is a stretch of, else the prime's own scale; without a prime the first]"),
     save_state: Optional[Path] = typer.Option(None, help="After generating, save the generator's state here for --load-state."),
     load_state: Optional[Path] = typer.Option(None, help="Continue from a state saved with --save-state (a --prime is fed after it)."),
     seed: Optional[int] = typer.Option(None, callback=check_seed, help="Random seed; the same seed gives the same output."),
@@ -52,11 +53,15 @@ def sample(
     """Generate from a trained checkpoint; the output goes to stdout (or --output)."""
     from ..checkpoint import load_checkpoint
     from ..generate import Generator
-    from ..generate.api import beam_steps, generate_steps, is_probabilistic, sampling_for, start
+    from ..generate.api import beam_steps, generate_steps, is_probabilistic, sampling_for, scaling_to_sample, start
     from .output import check_format, unescape
 
     if length < 0:
         raise UsageError(f"--length must be >= 0, got {length}")
+    if plot_file is not None:
+        from .plot import check_plot_file
+
+        check_plot_file(plot_file)  # before the work, not after it
     if save_state is not None:
         from ..generate.state import check_state_target
 
@@ -83,8 +88,10 @@ def sample(
         say(f"warning: the {num_samples} samples will be the same: --greedy makes the same choice in each", style="yellow")
     if beam is not None:
         _check_beam(beam, num_samples, per_step)
-    gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, sampling=sampling, seed=seed)
     user_prime = _read_prime(ckpt, prime, prime_file)
+    scaling = scaling_to_sample(ckpt, user_prime, series, str(load_state) if load_state else None)
+    gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, sampling=sampling, seed=seed, series=scaling)
+    _say_which_series(ckpt, scaling, series, user_prime)
     # Without a prime, a sine model's samples each start from a fresh wave of their own.
     own_primes = user_prime is None and load_state is None and ckpt.data.get("source", {}).get("type") == "sine"
     if ckpt.kind != "text" and (num_samples or 1) > 1 and not sampling.noise and not own_primes and not (
@@ -103,10 +110,6 @@ def sample(
     if plot or plot_file:
         if gen.is_text:
             raise UsageError("--plot and --plot-file draw continuous output; this model generates text")
-        if plot_file:
-            from .plot import require_matplotlib
-
-            require_matplotlib()  # before generating, not after
         steps = _recording(steps, drawn)
     with _open_output(output, line_flush=per_step) as out:
         # A part that --save-state will continue ends where generation stopped, so that the parts
@@ -130,6 +133,19 @@ def sample(
         from ..generate.state import save_state as write_state
 
         write_state(save_state, gen)
+
+
+def _say_which_series(ckpt, scaling, named: Optional[str], prime) -> None:
+    """A model of several series continues one of them: say which, when the user did not name it."""
+    entries = ckpt.data.get("series") or []
+    if named is not None or scaling is None or len(entries) < 2:
+        return
+    if "name" not in scaling:
+        say(f"note: the prime is none of the {len(entries)} series this model knows; it is scaled by its own mean and "
+            "standard deviation (--series names one of them)")
+    elif prime is None:
+        say(f"note: this model knows {len(entries)} series; continuing the first, {scaling['name']!r} "
+            "(--series chooses another)")
 
 
 def _check_beam(beam: int, num_samples: Optional[int], per_step: bool) -> None:
@@ -255,6 +271,7 @@ def follow(
     horizon: int = typer.Option(1, help="Values forecast after each input (free-running, on a copy of the state)."),
     quantiles: Optional[str] = typer.Option(None, help="Also forecast these quantiles (e.g. 0.1,0.9) from --samples sampled paths: each line becomes a JSON object {\"mean\": [...], \"q0.1\": [...], ...}."),
     samples: int = typer.Option(200, help="Sample paths per forecast, with --quantiles."),
+    series: Optional[str] = typer.Option(None, help="A model of several series: the one stdin continues, in its own scale (needed for such a model)."),
     seed: Optional[int] = typer.Option(None, callback=check_seed, help="Random seed for the sampled paths."),
     backend: str = typer.Option("auto", help="auto (NumPy on CPU), numpy or torch."),
     device: str = typer.Option("cpu", help="Device for the torch backend: cpu, cuda, mps or auto (the first available of those)."),
@@ -272,14 +289,20 @@ def follow(
     ckpt = load_checkpoint(checkpoint)
     if ckpt.kind == "text":
         raise UsageError(f"{checkpoint} is a text model; follow forecasts numbers")
-    gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, seed=seed)
+    from ..generate.generator import series_entry
+
+    entries = ckpt.data.get("series") or []
+    if len(entries) > 1 and series is None:
+        # Values arrive one at a time: there is no history yet to tell the series by.
+        raise UsageError(f"{checkpoint} models {len(entries)} series, each in its own scale: name the one stdin "
+                         f"continues with --series ({', '.join(repr(e['name']) for e in entries[:10])})")
+    entry = series_entry(ckpt, series)
+    gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, seed=seed, series=entry)
     if levels and not gen.head.probabilistic:
         from ..generate.forecast import validation_error
-        from ..generate.generator import series_entry
 
-        # A point model's paths, as seqgen forecast draws them: its error in the units of the
-        # series the generator scales by (the first of several).
-        gen.sampling.noise = validation_error(ckpt, series_entry(ckpt))
+        # A point model's paths, as seqgen forecast draws them: its error in the units of the series followed.
+        gen.sampling.noise = validation_error(ckpt, entry)
     names = ["mean", *(f"q{level:g}" for level in levels)]
     with StreamWriter(sys.stdout, line_flush=True) as out:
         for forecast in follow_values(gen, _stdin_values(), horizon, samples if levels else 0, levels):

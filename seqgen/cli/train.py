@@ -50,7 +50,7 @@ def train(
     id_column: Optional[str] = typer.Option(None, help="CSV in long format: the column that names each row's series (one series per id).", rich_help_panel=DATA_PANEL),
     fill: str = typer.Option("error", help="CSV: missing values and missing time steps: error (name the first), previous (carry the last value), linear (interpolate) or zero.", rich_help_panel=DATA_PANEL),
     target: Optional[str] = typer.Option(None, help="Series: what the model predicts: the values (level), their steps (diff), or auto: the steps when a straight line explains over half the series' variance (it trends). \\[default: auto]", rich_help_panel=DATA_PANEL),
-    free_run: Optional[int] = typer.Option(None, help="Series: after each window, let the model run this many steps on its own output and score them too (ramped in from 30% to 80% of the run). \\[default: 0, off]", rich_help_panel=TRAINING_PANEL),
+    free_run: Optional[int] = typer.Option(None, help="Series, with --head point: after each window, let the model run this many steps on its own output and score them too (ramped in from 30% to 80% of the run). \\[default: 0, off]", rich_help_panel=TRAINING_PANEL),
     steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps. \\[default: series 2500]", rich_help_panel=LIMITS_PANEL),
     epochs: Optional[float] = typer.Option(None, help="Stop after this many passes over the data.", rich_help_panel=LIMITS_PANEL),
     max_time: Optional[str] = typer.Option(None, help="Stop after this long, e.g. 90s, 5m, 1h. \\[default: text 5m (under 200,000 characters 2m, under 20,000 1m), series 50s]", rich_help_panel=LIMITS_PANEL),
@@ -273,6 +273,12 @@ def _sized_note(dataset, model_config, train_config) -> Optional[str]:
             f"validation loss keeps rising ({t.patience} evaluations); options given still win")
 
 
+def _left_out_note(left_out: dict[str, str]) -> str:
+    """Which columns of a table are not series of the model, and why."""
+    columns = ", ".join(f"{name!r} ({why})" for name, why in left_out.items())
+    return f"note: not read as series: {columns}; --columns names the series to train on"
+
+
 def _check_split(dataset, train_config, nproc: int) -> None:
     """What each rank would find wrong with the device, the data's length or the batch's split."""
     from ..train.distributed import Group
@@ -347,6 +353,9 @@ def _run_training(dataset, model_config, train_config, out: Path, checkpoint, qu
         note = None if checkpoint is not None else _sized_note(dataset, model_config, train_config)
         if note:
             say(note)
+    if main and dataset.left_out:
+        # Said even with --quiet: a column silently missing from the model is a surprise found too late.
+        say(_left_out_note(dataset.left_out))
     display = TrainDisplay(quiet, dataset.kind, train_config, log_every,
                            tokens=dataset.tokenizer.kind if dataset.tokenizer is not None else "char")
     def leaving(signum: int) -> None:

@@ -38,6 +38,8 @@ class Dataset:
     # so that one model serves series of any size: one dict per stream, {"name", "mean", "std",
     # "values" (the user's values), "last_time"}, and `mean`/`std` above are 0 and 1.
     series: list[dict] | None = None
+    # A table's columns that were not read as series (none named), each with why: for a note to the user.
+    left_out: dict[str, str] = field(default_factory=dict)
     # Text in tokens other than characters (bytes, words, BPE): the tokenizer, whose `vocab` is
     # `vocab`; None for characters, whose vocabulary is `vocab` itself.
     tokenizer: object | None = None  # a data.tokenizers.Tokenizer (not imported: tokenizers import series, which imports this)

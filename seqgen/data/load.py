@@ -114,10 +114,10 @@ class TableOptions:
     def read(self, text: str, label: str):
         """The table's series (a `Table`)."""
         return read_table(text, label, time_column=self.time_column, columns=self.columns, id_column=self.id_column,
-                          fill=self.fill)
+                          fill=self.fill, stored=self.stored)
 
     def dataset(self, text: str, name: str, label: str, val_fraction: float) -> Dataset:
-        data = table_dataset(self.read(text, label), name, label, val_fraction)
+        data = table_dataset(self.read(text, label), name, label, val_fraction, stored=self.stored)
         if self.fill != "error":
             data.source["fill"] = self.fill  # so that a resumed run reads the table the same way
         return data

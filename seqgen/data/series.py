@@ -104,10 +104,11 @@ def series_dataset(values: np.ndarray, name: str, label: str, val_fraction: floa
     )
 
 
-def table_dataset(table, name: str, label: str, val_fraction: float) -> Dataset:
+def table_dataset(table, name: str, label: str, val_fraction: float, stored: bool = False) -> Dataset:
     """The series of a CSV table (see table.py): one series as `series_dataset` makes it, several
     each scaled by its own training part. The source records the time column, the step between
-    times and where each series ends, so a forecast can go on with the right timestamps."""
+    times and where each series ends, so a forecast can go on with the right timestamps. `stored`:
+    the table was read with a checkpoint's options (errors then name no parameter to change)."""
     source = {"type": "file", "path": label, "columns": table.value_columns}
     if table.time_column is not None:
         source.update(time_column=table.time_column)
@@ -120,6 +121,7 @@ def table_dataset(table, name: str, label: str, val_fraction: float) -> Dataset:
     if len(table.series) == 1:
         data = series_dataset(table.series[0], name, label, val_fraction)
         data.source = {**source, "series": table.names[0], "last_time": last_times[0]}
+        data.left_out = table.left_out
         return data
     streams, splits, series = [], [], []
     for series_name, values, last in zip(table.names, table.series, last_times):
@@ -127,15 +129,15 @@ def table_dataset(table, name: str, label: str, val_fraction: float) -> Dataset:
         split = split_point(len(values), val_fraction, where)
         mean, std = float(values[:split].mean()), float(values[:split].std())
         if std == 0:
-            raise DataError(f"{where}: the training part has the same value everywhere; there is nothing to learn "
-                            f"(choose the other series with `columns`)")
+            way_out = "" if stored else " (choose the other series with `columns`)"
+            raise DataError(f"{where}: the training part has the same value everywhere; there is nothing to learn{way_out}")
         streams.append(((values - mean) / std).astype(np.float32))
         splits.append(split)
         series.append({"name": series_name, "mean": mean, "std": std, "values": values, "last_time": last})
     counts = f"{len(series)} series of {min(map(len, streams))} to {max(map(len, streams))} values"
     span = "" if table.frequency is None else f", every {table.frequency}"
     return Dataset(kind="series", name=name, description=f"{counts} from {label}{span}", streams=streams,
-                   splits=splits, source=source, val_fraction=val_fraction, series=series)
+                   splits=splits, source=source, val_fraction=val_fraction, series=series, left_out=table.left_out)
 
 
 def cache_series(path: str, encoding: str, val_fraction: float, folder: Path, key: str) -> tuple[np.ndarray, dict]:

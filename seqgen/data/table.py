@@ -13,7 +13,7 @@ import itertools
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -38,7 +38,11 @@ TIME_NAMES = {"year", "years", "date", "datetime", "time", "timestamp", "period"
 COUNTER_NAMES = {"t", "step", "index", "idx", "n", "row", "#"}
 # How many leading lines of a file, or present cells of a column, decide what it holds.
 SNIFF = 20
+# How a table read with a checkpoint's options names the column each option chose.
+STORED_NAMES = {"columns": "a series", "time_column": "its time column", "id_column": "its id column"}
 FILL_HINT = "fill the gaps (`fill` previous, linear or zero)"
+# The same, for a table read with a checkpoint's options: nobody named `fill`, so no parameter is named.
+STORED_FILL_HINT = "fill the gaps in the file (the model reads data as it was trained, without filling gaps)"
 
 
 @dataclass
@@ -55,35 +59,41 @@ class Table:
     id_column: str | None
     frequency: Frequency | None
     filled: int
+    # Columns not read as series when none were named, each with why (text, a row counter).
+    left_out: dict[str, str] = field(default_factory=dict)
 
 
 def looks_like_table(text: str) -> bool:
     """Whether `text` starts with a header of two or more names over rows as wide, a column of numbers among them."""
     lines = [line for line in itertools.islice(iter_lines(text.lstrip("\ufeff")), SNIFF * 4) if line.strip()][:SNIFF]
+    delimiter = _delimiter(lines)
     try:
-        header, *rows = list(csv.reader(lines, delimiter=_delimiter(lines), skipinitialspace=True))
+        header, *rows = list(csv.reader(lines, delimiter=delimiter, skipinitialspace=True))
     except (csv.Error, ValueError):
         return False
     if len(header) < 2 or not rows or any(len(row) != len(header) for row in rows):
         return False
     if any(_number(cell) is not None for cell in header):
         return False  # a number in the first line: data without a header
-    return any(_mostly_numbers(column) for column in zip(*rows))
+    return any(_mostly_numbers(column, delimiter) for column in zip(*rows))
 
 
 def read_table(text: str, label: str, *, time_column: str | None = None, columns: list[str] | None = None,
-               id_column: str | None = None, fill: str = "error") -> Table:
+               id_column: str | None = None, fill: str = "error", stored: bool = False) -> Table:
     """The series of a CSV export. Without `time_column` the first column of dates is the time; without
     `columns` every other column of numbers is a series (with `id_column`, one per id and column).
     `fill` (previous, linear or zero) fills missing cells and missing time steps, which the default
     "error" refuses: "previous" gives cells before the first value that value, "linear" interpolates
-    by position and carries the nearest value to the ends."""
+    by position and carries the nearest value to the ends. `stored`: the options are a checkpoint's,
+    not the caller's, so errors say what the model reads rather than name parameters to change."""
     if fill not in FILLS:
         raise UsageError(f"`fill` must be one of {', '.join(FILLS)} (got {fill!r})")
     sheet = _read_sheet(text, label)
+    sheet.stored = stored
     id_index = None if id_column is None else sheet.column(id_column, "id_column")
     time_index, years = _time_column(sheet, time_column, id_index)
     value_indexes = _value_columns(sheet, columns, {time_index, id_index})
+    left_out = {} if columns is not None else _left_out(sheet, {time_index, id_index, *value_indexes})
     values = np.stack([sheet.values(i) for i in value_indexes], axis=1)
     groups = sheet.groups(id_index)
     whose = {key: "" if id_index is None else f" for {sheet.header[id_index]} {key!r}" for key in groups}
@@ -93,7 +103,7 @@ def read_table(text: str, label: str, *, time_column: str | None = None, columns
     _check_present(sheet, values, groups, value_indexes, whose, fill)
     frequency = None if times is None else infer_frequency([times[index] for index in groups.values()])
     table = Table([], [], None if times is None else [], None if time_index is None else sheet.header[time_index],
-                  [sheet.header[i] for i in value_indexes], id_column, frequency, 0)
+                  [sheet.header[i] for i in value_indexes], id_column, frequency, 0, left_out)
     for key, index in groups.items():
         t, v = (None, values[index]) if times is None else _expand(sheet, index, times, values, frequency, fill, whose[key])
         for k, column in enumerate(table.value_columns):
@@ -112,10 +122,13 @@ class _Sheet:
     label: str
     header: list[str]
     rows: list[tuple[int, list[str]]]
+    delimiter: str = ","
+    stored: bool = False  # read with a checkpoint's options (see read_table)
 
     def column(self, name: str, option: str) -> int:
         if name not in self.header:
-            raise DataError(f"{self.label} has no column {name!r} (`{option}`); its columns are {self.names()}")
+            what = f", which the model reads as {STORED_NAMES[option]}" if self.stored else f" (`{option}`)"
+            raise DataError(f"{self.label} has no column {name!r}{what}; its columns are {self.names()}")
         if self.header.count(name) > 1:
             raise DataError(f"{self.label}: the header names column {name!r} twice; rename one of them")
         return self.header.index(name)
@@ -128,14 +141,15 @@ class _Sheet:
         return list(itertools.islice((cells[index] for _, cells in self.rows if not _missing(cells[index])), SNIFF))
 
     def values(self, index: int) -> np.ndarray:
-        """A column's numbers, NaN where a cell is missing."""
+        """A column's numbers, NaN where a cell is missing, read in the column's style (see `_number_style`)."""
+        style = _number_style([cells[index] for _, cells in self.rows if not _missing(cells[index])], self.delimiter)
         out = np.empty(len(self.rows))
         for k, (line, cells) in enumerate(self.rows):
-            value = math.nan if _missing(cells[index]) else _number(cells[index])
+            value = math.nan if _missing(cells[index]) else _number(cells[index], style)
             if value is None or math.isinf(value):
+                way_out = "" if self.stored else ", leave the cell empty, or choose other columns (`columns`)"
                 raise DataError(f"{self.label}, line {line}: {cells[index][:40]!r} in column {self.header[index]!r} is not "
-                                f"{'a' if value is None else 'a finite'} number; give one, leave the cell empty, "
-                                "or choose other columns (`columns`)")
+                                f"{'a' if value is None else 'a finite'} number; give one{way_out}")
             out[k] = value
         return out
 
@@ -165,7 +179,8 @@ class _Sheet:
 def _read_sheet(text: str, label: str) -> _Sheet:
     text = text.lstrip("\ufeff")  # spreadsheets start their UTF-8 exports with a byte-order mark
     head = [line for line in itertools.islice(iter_lines(text), SNIFF * 4) if line.strip()][:SNIFF]
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(head), skipinitialspace=True)
+    delimiter = _delimiter(head)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True)
     header, header_line, rows = None, 0, []
     try:
         for cells in reader:
@@ -185,7 +200,7 @@ def _read_sheet(text: str, label: str) -> _Sheet:
         raise DataError(f"{label} has no rows under a header line; give the column names, then one row per time")
     if all(_number(cell) is not None or parse_time(cell) is not None for cell in header):
         raise DataError(f"{label}, line {header_line} holds values, not column names; put a header line first (such as 'date,value')")
-    return _Sheet(label, header, rows)
+    return _Sheet(label, header, rows, delimiter)
 
 
 def _time_column(sheet: _Sheet, name: str | None, id_index: int | None) -> tuple[int | None, bool]:
@@ -201,7 +216,7 @@ def _time_column(sheet: _Sheet, name: str | None, id_index: int | None) -> tuple
             return index, _is_time_name(column)
     for index, column in enumerate(sheet.header):
         cells = sheet.present(index)
-        if index != id_index and _is_time_name(column) and cells and not _mostly_numbers(cells):
+        if index != id_index and _is_time_name(column) and cells and not _mostly_numbers(cells, sheet.delimiter):
             raise DataError(f"{sheet.label}: column {column!r} holds times such as {cells[0][:40]!r}, which seqgen does not read; "
                             "write them as 2021-03-01, 2021-03 or 2021-03-01 14:00")
     return None, False
@@ -211,7 +226,8 @@ def _value_columns(sheet: _Sheet, columns: list[str] | None, taken: set[int | No
     if columns is None:
         # An unnamed column is the row number pandas writes, not a series.
         chosen = [i for i, name in enumerate(sheet.header)
-                  if name and i not in taken and _mostly_numbers(sheet.present(i)) and not _is_counter(sheet, i)]
+                  if name and i not in taken and _mostly_numbers(sheet.present(i), sheet.delimiter)
+                  and not _is_counter(sheet, i)]
     else:
         chosen = [sheet.column(name, "columns") for name in columns]
         if len(set(chosen)) < len(chosen):
@@ -223,11 +239,35 @@ def _value_columns(sheet: _Sheet, columns: list[str] | None, taken: set[int | No
     return chosen
 
 
+def _left_out(sheet: _Sheet, taken: set[int | None]) -> dict[str, str]:
+    """Why each column that is neither time, id nor series was passed over (an unnamed column that
+    counts rows is the row number pandas writes, and goes without saying)."""
+    reasons = {}
+    for index, name in enumerate(sheet.header):
+        if index in taken:
+            continue
+        if not name:
+            if not _counts_up(sheet, index):
+                reasons[f"column {index + 1}"] = "it has no name"
+        elif _is_counter(sheet, index):
+            reasons[name] = "it counts rows"
+        else:
+            cells = sheet.present(index)
+            style = _number_style(cells, sheet.delimiter)
+            text = next((cell for cell in cells if _number(cell, style) is None), None)
+            reasons[name] = "it is empty" if text is None else f"it holds text such as {text[:40]!r}"
+    return reasons
+
+
 def _is_counter(sheet: _Sheet, index: int) -> bool:
     """Whether a column numbers its rows (a time-like or index name over whole numbers counting up,
     such as t = 1, 2, 3): an index like that is not a series."""
     if not (_is_time_name(sheet.header[index]) or sheet.header[index].strip().lower() in COUNTER_NAMES):
         return False
+    return _counts_up(sheet, index)
+
+
+def _counts_up(sheet: _Sheet, index: int) -> bool:
     numbers = [_number(cell) for cell in sheet.present(index)]
     if len(numbers) < 2 or any(n is None or n != int(n) for n in numbers):
         return False
@@ -251,12 +291,12 @@ def _check_present(sheet: _Sheet, values: np.ndarray, groups: dict[str, np.ndarr
     for key, index in groups.items():
         for k, column in enumerate(value_indexes):
             if np.isnan(values[index, k]).all():
-                raise DataError(f"{sheet.label}: column {sheet.header[column]!r}{whose[key]} has no values; "
-                                "choose other columns (`columns`)")
+                way_out = "the model needs its values" if sheet.stored else "choose other columns (`columns`)"
+                raise DataError(f"{sheet.label}: column {sheet.header[column]!r}{whose[key]} has no values; {way_out}")
     if fill == "error" and np.isnan(values).any():
         row, k = np.argwhere(np.isnan(values))[0]
         raise DataError(f"{sheet.label}, line {sheet.rows[row][0]}: the value in column {sheet.header[value_indexes[k]]!r} "
-                        f"is missing; {FILL_HINT} or remove the row")
+                        f"is missing; {_fill_hint(sheet)} or remove the row")
 
 
 def _expand(sheet: _Sheet, index: np.ndarray, times: np.ndarray, values: np.ndarray, frequency: Frequency | None,
@@ -273,10 +313,14 @@ def _expand(sheet: _Sheet, index: np.ndarray, times: np.ndarray, values: np.ndar
         start, stop = (format_time(x, frequency) for x in line[[at[gap] + 1, at[gap + 1] - 1]])
         what = f"no row for {start}" if start == stop else f"no rows for {start} to {stop}"
         raise DataError(f"{sheet.label}: {what}{whose} between line {sheet.rows[index[gap]][0]} and line "
-                        f"{sheet.rows[index[gap + 1]][0]} (the times step by {frequency}); {FILL_HINT} or add the rows")
+                        f"{sheet.rows[index[gap + 1]][0]} (the times step by {frequency}); {_fill_hint(sheet)} or add the rows")
     full = np.full((len(line), v.shape[1]), np.nan)
     full[at] = v
     return line, full
+
+
+def _fill_hint(sheet: _Sheet) -> str:
+    return STORED_FILL_HINT if sheet.stored else FILL_HINT
 
 
 def _fill(values: np.ndarray, rule: str) -> np.ndarray:
@@ -299,11 +343,38 @@ def _delimiter(lines: list[str]) -> str:
         return ","
 
 
-def _number(cell: str) -> float | None:
+# Numbers as spreadsheets write them besides 1234.5: "1,234.5" (thousands separated by commas, in
+# quotes in a comma-separated file) and 1234,5 or 1.234,5 (a decimal comma, in the semicolon- or
+# tab-separated exports of locales that write one).
+THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
+DECIMAL_COMMA = re.compile(r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d*),\d*|[+-]?\d{1,3}(?:\.\d{3})+")
+
+
+def _number(cell: str, style: str = "plain") -> float | None:
+    """A cell's number in `style` (plain, thousands or decimal comma; see `_number_style`), or None."""
+    if style == "thousands" and THOUSANDS.fullmatch(cell):
+        cell = cell.replace(",", "")
+    elif style == "decimal comma" and DECIMAL_COMMA.fullmatch(cell) and any(c.isdigit() for c in cell):
+        cell = cell.replace(".", "").replace(",", ".")
     try:
         return float(cell)
     except ValueError:
         return None
+
+
+def _number_style(cells: Sequence[str], delimiter: str) -> str:
+    """How a column writes its numbers: plain when no cell has a comma; otherwise with commas between
+    thousands or as the decimal mark, whichever reads more of the cells with one. When both read
+    them all ("1,234"), a comma-separated file had to quote the cell, and quoted commas separate
+    thousands; in a file separated otherwise the comma is the decimal mark."""
+    with_comma = [cell for cell in cells if "," in cell]
+    if not with_comma:
+        return "plain"
+    thousands = sum(THOUSANDS.fullmatch(cell) is not None for cell in with_comma)
+    decimal = sum(_number(cell, "decimal comma") is not None for cell in with_comma)
+    if thousands == decimal:
+        return "thousands" if delimiter == "," else "decimal comma"
+    return "thousands" if thousands > decimal else "decimal comma"
 
 
 def _missing(cell: str) -> bool:
@@ -312,9 +383,10 @@ def _missing(cell: str) -> bool:
 
 # A column is one of numbers or times when most of its present cells are, so that a typo among
 # them is reported with its line rather than taken as a sign that the column is something else.
-def _mostly_numbers(cells: Sequence[str]) -> bool:
+def _mostly_numbers(cells: Sequence[str], delimiter: str = ",") -> bool:
     present = [cell for cell in cells if not _missing(cell)]
-    return sum(_number(cell) is not None for cell in present) * 2 > len(present) > 0
+    style = _number_style(present, delimiter)
+    return sum(_number(cell, style) is not None for cell in present) * 2 > len(present) > 0
 
 
 def _mostly_times(cells: Sequence[str], years: bool) -> bool:

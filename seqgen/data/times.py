@@ -11,9 +11,11 @@ from dataclasses import dataclass
 import numpy as np
 
 DAY = 86400
-UNIT_NAMES = {"Y": "year", "M": "month", "W": "week", "D": "day", "h": "hour", "m": "minute", "s": "second"}
+# "B" is a business day: Monday to Friday, a weekend no step at all.
+UNIT_NAMES = {"Y": "year", "M": "month", "W": "week", "D": "day", "B": "business day", "h": "hour", "m": "minute",
+              "s": "second"}
 # The shortest printed form of each unit: "1960", "1960-03", "1960-03-01", "1960-03-01 14:00".
-SHORTEST = {"Y": 4, "M": 7, "W": 10, "D": 10, "h": 16, "m": 16, "s": 19}
+SHORTEST = {"Y": 4, "M": 7, "W": 10, "D": 10, "B": 10, "h": 16, "m": 16, "s": 19}
 
 _DATE = re.compile(
     r"(?:(?P<y>[0-9]{4})[-/](?P<m>[0-9]{1,2})(?:[-/](?P<d>[0-9]{1,2}))?"
@@ -24,7 +26,8 @@ _DATE = re.compile(
 
 @dataclass(frozen=True)
 class Frequency:
-    """The step between consecutive times: `count` units of Y M W D h m s (Y and M are calendar years and months)."""
+    """The step between consecutive times: `count` units of Y M W D B h m s (Y and M are calendar years and
+    months, B business days)."""
 
     unit: str
     count: int
@@ -67,9 +70,15 @@ def format_time(t: np.datetime64, frequency: Frequency) -> str:
 
 def next_times(last: np.datetime64, frequency: Frequency, n: int) -> np.ndarray:
     """The `n` times after `last`, one `frequency` step apart. Calendar steps keep `last`'s day of the
-    month, clipped to shorter months, or the month's end when `last` is one (Jan 31, Feb 29, Mar 31)."""
+    month, clipped to shorter months, or the month's end when `last` is one (Jan 31, Feb 29, Mar 31);
+    business days go from Friday to Monday."""
     last = np.datetime64(last, "s")
     k = np.arange(1, n + 1)
+    if frequency.unit == "B":
+        day = last.astype("datetime64[D]")
+        # A `last` on a weekend counts from the Friday before it, so the first step is still a Monday.
+        days = np.busday_offset(day, k * frequency.count, roll="backward")
+        return days.astype("datetime64[s]") + (last - day)
     if not frequency.months:
         return last + k * np.timedelta64(frequency.count, frequency.unit).astype("timedelta64[s]")
     day = last.astype("datetime64[D]")
@@ -83,7 +92,8 @@ def next_times(last: np.datetime64, frequency: Frequency, n: int) -> np.ndarray:
 
 def infer_frequency(times: list[np.ndarray]) -> Frequency | None:
     """The step of sorted datetime64[s] arrays: their median step, in calendar months when every time
-    falls on one day of the month (or every one on a month's end); None with fewer than two times."""
+    falls on one day of the month (or every one on a month's end), in business days when a step of
+    days never lands on a weekend although the times span one; None with fewer than two times."""
     steps = np.concatenate([np.diff(t).astype(np.int64) for t in times] + [np.zeros(0, np.int64)])
     if not steps.size:
         return None
@@ -93,14 +103,16 @@ def infer_frequency(times: list[np.ndarray]) -> Frequency | None:
         return Frequency("Y", months // 12) if months % 12 == 0 else Frequency("M", months)
     for unit, seconds in (("W", 7 * DAY), ("D", DAY), ("h", 3600), ("m", 60)):
         if step % seconds == 0:
+            if unit == "D" and _business_days(np.concatenate(times)):
+                return Frequency("B", step // seconds)
             return Frequency(unit, step // seconds)
     return Frequency("s", step)
 
 
 def timeline(times: np.ndarray, frequency: Frequency) -> np.ndarray | None:
     """Every step from the first of sorted `times` to the last, or None when the times keep to no such steps."""
-    if frequency == Frequency("D", 1) and (((times.astype("datetime64[D]").astype(np.int64) + 3) % 7) < 5).all():
-        return None  # Monday to Friday: business days, whose weekends are no gap
+    if frequency.unit == "B":
+        return None  # a missing weekday may be a holiday, not a gap
     if frequency.months:
         steps = int(_month_number(times[-1]) - _month_number(times[0])) // frequency.months
         line = np.concatenate([times[:1], next_times(times[0], frequency, steps)])
@@ -122,6 +134,14 @@ def _month_number(times: np.ndarray) -> np.ndarray:
 
 def _month_end(day: np.ndarray) -> np.ndarray:
     return (day + np.timedelta64(1, "D")).astype("datetime64[M]") != day.astype("datetime64[M]")
+
+
+def _business_days(times: np.ndarray) -> bool:
+    """Whether every time falls on a weekday and the times span at least one weekend."""
+    day = np.sort(times.astype("datetime64[D]"))
+    if not np.is_busday(day).all():
+        return False
+    return int(np.busday_count(day[0], day[-1])) < int((day[-1] - day[0]).astype(np.int64))
 
 
 def _on_calendar(times: np.ndarray) -> bool:

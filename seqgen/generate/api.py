@@ -15,17 +15,19 @@ from ..data import SCALE_PRIME, SineConfig, parse_numbers, sine_waves
 from ..data.tokenizers import UNKNOWN_POLICIES, tokenizer_for
 from ..errors import DataError, UsageError
 from ..model.heads import HEADS
-from .generator import Generator, series_entry
+from .generator import Generator, scaling_for, series_entry
 from .sampling import TEXT_CHOICES, SampleConfig, sampling_config, stop_matcher
 from . import state as state_files
 
 
-def default_prime(ckpt: Checkpoint, seed: int | None = None, length: int = 100, count: int = 1) -> str | np.ndarray:
+def default_prime(ckpt: Checkpoint, seed: int | None = None, length: int = 100, count: int = 1,
+                  entry: dict | None = None) -> str | np.ndarray:
     """What to prime with when the user gives nothing: a newline for text; for a series its last
     `length` values, validation tail included, so the continuation follows the end of the data (a
-    checkpoint written before seqgen 0.2 holds the values just before the tail instead); for sine,
-    a fresh wave in the training range, or with `count` > 1 a (count, length) array: a fresh wave
-    for each sample (the first is the wave `count` 1 gives, for the same `seed`)."""
+    checkpoint written before seqgen 0.2 holds the values just before the tail instead; a model of
+    several series: `entry`'s, default the first); for sine, a fresh wave in the training range, or
+    with `count` > 1 a (count, length) array: a fresh wave for each sample (the first is the wave
+    `count` 1 gives, for the same `seed`)."""
     data = ckpt.data
     if data["kind"] == "text":
         tokenizer = tokenizer_for(data)
@@ -37,7 +39,7 @@ def default_prime(ckpt: Checkpoint, seed: int | None = None, length: int = 100, 
         # One wave at a time from one generator: sample k's wave is the same whatever `count` is.
         waves = np.concatenate([sine_waves(1, length, config, rng) for _ in range(count)]).astype(np.float64)
         return waves[0] if count == 1 else waves
-    entry = series_entry(ckpt)
+    entry = entry if entry is not None and "prime" in entry else series_entry(ckpt)
     return np.asarray((entry or data)["prime"][-length:], dtype=np.float64)
 
 
@@ -55,6 +57,22 @@ def as_prime(ckpt: Checkpoint, prime: str | None, prime_values: Sequence[float] 
     if ckpt.kind == "text":
         return prime
     return parse_numbers(prime)
+
+
+def scaling_to_sample(ckpt: Checkpoint, prime: str | np.ndarray | None, series: str | None = None,
+                      load_state: str | None = None) -> dict | None:
+    """The scaling a model of several series samples in (None: the generator's default): the series
+    named; else the one the prime belongs to (see `scaling_for`); else, with no prime, the first,
+    whose end the default prime continues. A saved state brings the scaling it was generated in."""
+    if series is not None and ckpt.kind == "text":
+        raise UsageError("`series` names a series of a model of numbers; this model generates text")
+    if load_state is not None:
+        if series is not None:
+            raise UsageError("`series`: a state loaded with `load_state` goes on in the series it was saved in")
+        return None
+    if prime is not None and ckpt.kind != "text":
+        return scaling_for(ckpt, prime, series)
+    return series_entry(ckpt, series) if ckpt.kind != "text" else None
 
 
 def generate_steps(gen: Generator, length: int, stop: str | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -133,10 +151,13 @@ def sampling_for(kind: str, load_state: str | None = None, *, temperature: float
     saved = state_files.saved_sampling(load_state)
     if saved is None:  # a state from before sampling settings were saved
         return config
-    if kind != "text":
-        return config if any(v is not None for v in (noise, temperature)) or greedy else saved
-    sampled = [v for v in (temperature, top_k, top_p) if v is not None]
     keep = lambda value, stored: stored if value is None else value
+    if kind != "text" and not probabilistic:
+        return config if noise is not None or temperature is not None else saved  # both name the one noise
+    if kind != "text":
+        return SampleConfig(temperature=keep(temperature, saved.temperature), noise=keep(noise, saved.noise),
+                            greedy=greedy or (saved.greedy and temperature is None))
+    sampled = [v for v in (temperature, top_k, top_p) if v is not None]
     return SampleConfig(temperature=keep(temperature, saved.temperature), top_k=keep(top_k, saved.top_k),
                         top_p=keep(top_p, saved.top_p), greedy=greedy or (saved.greedy and not sampled),
                         **{k: keep(choices.get(k), getattr(saved, k)) for k in TEXT_CHOICES})
@@ -160,7 +181,7 @@ def start(gen: Generator, ckpt: Checkpoint, prime: str | np.ndarray | None = Non
         return prime
     if num_samples < 1:
         raise UsageError(f"`num_samples` must be >= 1, got {num_samples}")
-    prime = prime if prime is not None else default_prime(ckpt, seed, count=num_samples)
+    prime = prime if prime is not None else default_prime(ckpt, seed, count=num_samples, entry=gen.series)
     gen.reset(num_samples)
     if np.ndim(prime) < 2:
         gen.feed(prime)
@@ -181,14 +202,16 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
            greedy: bool = False, noise: float | None = None, stop: str | None = None, num_samples: int = 1,
            seed: int | None = None, backend: str = "auto", device: str = "cpu",
            load_state: str | None = None, save_state: str | None = None, unknown: str = "error",
-           beam: int | None = None, length_penalty: float = 1.0, **choices) -> list[str] | np.ndarray:
+           beam: int | None = None, length_penalty: float = 1.0, series: str | None = None,
+           **choices) -> list[str] | np.ndarray:
     """Generate from a checkpoint, with the options of `seqgen sample`: a list of texts (one per
     sample, each ending with the token that completed `stop` when it was produced; `length`
     counts tokens) or a (num_samples, length) array of values.
     `unknown` says what to do with characters of a text prime the model has never seen: "error",
     "skip" them or "replace" them with a space (see `CharTokenizer.known`). `choices`: text's
     min_p and penalties (see `SampleConfig`). `beam`: the `num_samples` most likely continuations
-    by beam search over that many hypotheses (see seqgen/generate/beam.py), best first."""
+    by beam search over that many hypotheses (see seqgen/generate/beam.py), best first. `series`:
+    which series of a model of several to generate (see `scaling_to_sample`)."""
     if length < 0:
         raise UsageError(f"`length` must be >= 0, got {length}")
     if save_state is not None:
@@ -197,10 +220,11 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     config = sampling_for(ckpt.kind, load_state, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
                           noise=noise, probabilistic=is_probabilistic(ckpt), **choices)
-    gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, sampling=config, seed=seed)
     user_prime = prime if isinstance(prime, str) or prime is None else np.asarray(prime, dtype=np.float64)
-    if isinstance(user_prime, str) and not gen.is_text:
+    if isinstance(user_prime, str) and ckpt.kind != "text":
         user_prime = parse_numbers(user_prime)
+    gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, sampling=config, seed=seed,
+                                    series=scaling_to_sample(ckpt, user_prime, series, load_state))
     if beam is not None:
         _, steps = beam_steps(gen, ckpt, user_prime, length, beam, results=num_samples, stop=stop,
                               length_penalty=length_penalty, load_state=load_state, unknown=unknown)

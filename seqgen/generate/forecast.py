@@ -21,7 +21,7 @@ import numpy as np
 from ..checkpoint import Checkpoint, load_checkpoint
 from ..errors import DataError, UsageError
 from .api import default_prime, is_probabilistic
-from .generator import Generator, series_entry
+from .generator import Generator, scaling_for, series_entry
 from .sampling import SampleConfig
 
 DEFAULT_QUANTILES = (0.1, 0.5, 0.9)
@@ -59,8 +59,9 @@ def forecast(checkpoint: str | Path | Checkpoint, history: Sequence[float] | Non
              backend: str = "auto", noise: float | None = None, series: str | None = None) -> Forecast:
     """Continue `history` (values in the data's units, oldest first; None: the end of the training
     data, see `stored_history`) by `horizon` steps, `samples` times. A model of several series
-    works in the scale of the one named by `series`; given a history and no name, in the
-    history's own scale (a series it never saw). `noise` overrides a point model's path noise (see the module's docstring)."""
+    works in the scale of the one named by `series`; given a history and no name, in the scale of
+    the series the history is a stretch of, or else in the history's own (a series it never saw;
+    see `scaling_for`). `noise` overrides a point model's path noise (see the module's docstring)."""
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     if ckpt.kind == "text":
         raise UsageError(f"{ckpt.path} is a text model; forecast continues numbers (use 'seqgen sample' for text)")
@@ -72,8 +73,8 @@ def forecast(checkpoint: str | Path | Checkpoint, history: Sequence[float] | Non
     entry = series_entry(ckpt, series)
     if history is None:
         history = stored_history(ckpt, entry, seed)
-    elif entry is not None and series is None:
-        entry = own_scaling(np.asarray(history, dtype=np.float64), ckpt.data.get("target", "level"))
+    elif series is None:
+        entry = scaling_for(ckpt, history)
     history = np.asarray(history, dtype=np.float64)
     if history.ndim != 1 or len(history) == 0:
         raise DataError("the history to forecast from is empty: give at least a few values")
@@ -98,16 +99,6 @@ def stored_history(ckpt: Checkpoint, entry: dict | None = None, seed: int | None
     if ckpt.data.get("source", {}).get("type") == "sine":
         return default_prime(ckpt, seed)
     return np.asarray((entry or ckpt.data)["prime"], dtype=np.float64)
-
-
-def own_scaling(history: np.ndarray, target: str) -> dict:
-    """A series' scaling measured on its history (its steps', for a model of steps), as a model of
-    several series, each scaled by its own, expects."""
-    values = np.diff(history) if target == "diff" else history
-    if len(values) < 2 or values.std() == 0:
-        raise DataError("a model of several series scales a new one by its own history: give at least 3 values "
-                        "that are not all the same (or name a series the model knows)")
-    return {"mean": float(values.mean()), "std": float(values.std())}
 
 
 def validation_error(ckpt: Checkpoint, scaling: dict | None = None) -> float:

@@ -76,6 +76,9 @@ class Generator:
         self.vocab = self.tokenizer.vocab if self.tokenizer else None
         self.head = None if self.config.is_text else head_for(self.config)
         self.mean, self.std, self.target = mean, std, target
+        # A model of several series: the stored entry of the one generated (its scaling, end and
+        # default prime), set by from_checkpoint; None for a model of one series.
+        self.series: dict | None = None
         self.sampling = sampling or SampleConfig()
         self.sampling.check()
         self.rng = np.random.default_rng(seed)
@@ -251,6 +254,9 @@ class Generator:
             snap["head"] = {name: np.array(value, dtype=np.float64) for name, value in self.head_state.items()}
         if self.recent is not None:
             snap["recent"] = self.recent.copy()
+        if not self.is_text:
+            # A model of several series generates in the scale of one of them: a state goes on in it.
+            snap["scaling"] = {"mean": float(self.mean), "std": float(self.std)}
         pending = self.detokenizer.pending() if self.detokenizer else []
         if any(pending):
             snap["pending"] = pending
@@ -267,6 +273,8 @@ class Generator:
         self.batch_size = len(snapshot["last_output"])
         self.last_output = np.array(snapshot["last_output"])
         self.rng.bit_generator.state = snapshot["rng"]
+        if snapshot.get("scaling"):
+            self.mean, self.std = float(snapshot["scaling"]["mean"]), float(snapshot["scaling"]["std"])
         self._set_scale(None if snapshot.get("scale") is None else np.array(snapshot["scale"], dtype=np.float64))
         self.level = None if snapshot.get("level") is None else np.array(snapshot["level"], dtype=np.float64)
         if self.head:
@@ -338,8 +346,8 @@ class Generator:
                         series: str | dict | None = None, model=None) -> "Generator":
         """Load a checkpoint into a generator on the NumPy backend (default on CPU) or torch. A model
         of several series generates in the scale of the one named by `series` (default: the first),
-        or of a dict with its "mean" and "std". `model`: a backend already made from this
-        checkpoint, to share (a server's generators share one)."""
+        or of a dict with its "mean" and "std" (a stored entry, or see `scaling_for`). `model`: a
+        backend already made from this checkpoint, to share (a server's generators share one)."""
         ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
         if backend not in BACKENDS:
             raise UsageError(f"`backend` must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -349,6 +357,7 @@ class Generator:
         scaling = series if isinstance(series, dict) else series_entry(ckpt, series) or data
         gen = cls(model, tokenizer=tokenizer_for(data) if ckpt.kind == "text" else None, mean=scaling.get("mean", 0.0),
                   std=scaling.get("std", 1.0), sampling=sampling, seed=seed, target=data.get("target", "level"))
+        gen.series = scaling if scaling is not data else None
         gen.checkpoint_checksum = ckpt.meta.get("checksum")
         # Only ever widened: a spread fitted on the training data can be too narrow for new data,
         # and a validation tail of a few values is too little to make it narrower with confidence.
@@ -447,6 +456,56 @@ def series_entry(ckpt: Checkpoint, name: str | None = None) -> dict | None:
             return entry
     known = ", ".join(repr(e["name"]) for e in entries[:10])
     raise DataError(f"{ckpt.path} knows no series {name!r}; its series are {known}")
+
+
+def scaling_for(ckpt: Checkpoint, values, name: str | None = None) -> dict | None:
+    """Which scaling a model of several series works in for `values` (in the data's units): the
+    series named; else the stored series the values are a stretch of (`matching_series`); else,
+    for values it never saw, their own (`own_scaling`). None for a model of one series."""
+    if name is not None or not ckpt.data.get("series"):
+        return series_entry(ckpt, name)
+    return matching_series(ckpt, values) or own_scaling(ckpt, values)
+
+
+def matching_series(ckpt: Checkpoint, values) -> dict | None:
+    """The stored series (of a model of several) that `values` belong to: the one whose stored end
+    of the data (its default prime) holds them as a stretch, or that they hold; None when none
+    does, an error when several do."""
+    values = np.asarray(values, dtype=np.float64)
+    found = [e for e in ckpt.data.get("series") or [] if _overlaps(np.asarray(e["prime"], dtype=np.float64), values)]
+    if len(found) > 1:
+        raise DataError(f"the values given are a stretch of several series of {ckpt.path} "
+                        f"({', '.join(repr(e['name']) for e in found)}); name one (`series`)")
+    return found[0] if found else None
+
+
+def own_scaling(ckpt: Checkpoint, values) -> dict:
+    """The scaling of values a model of several series never saw: their own mean and standard
+    deviation (their steps', for a model of steps), as each of its series was scaled by its own."""
+    values = np.asarray(values, dtype=np.float64)
+    steps = np.diff(values) if ckpt.data.get("target") == "diff" else values
+    if len(values) < 3 or steps.std() == 0:
+        known = ", ".join(repr(e["name"]) for e in ckpt.data["series"][:10])
+        raise DataError(f"{ckpt.path} models several series ({known}), each in its own scale, and these values are "
+                        "none of them: name the series they belong to (`series`), or give at least 3 values that are "
+                        "not all the same, to be scaled by their own mean and standard deviation")
+    return {"mean": float(steps.mean()), "std": float(steps.std())}
+
+
+# Fewer values than this could match a stored series by chance.
+MIN_MATCH = 3
+
+
+def _overlaps(stored: np.ndarray, values: np.ndarray) -> bool:
+    """Whether one array holds the other as a stretch, to float32 rounding (a series file's values
+    come back from the cache as float32)."""
+    inner, outer = (values, stored) if len(values) <= len(stored) else (stored, values)
+    if len(inner) < MIN_MATCH:
+        return False
+    tolerance = 1e-5 * (float(stored.std()) + 1e-12)
+    same = lambda a, b: np.allclose(a, b, rtol=1e-6, atol=tolerance)
+    starts = np.flatnonzero(np.isclose(outer[: len(outer) - len(inner) + 1], inner[0], rtol=1e-6, atol=tolerance))
+    return any(same(outer[k : k + len(inner)], inner) for k in starts)
 
 
 def _backend_for(ckpt: Checkpoint, backend: str, device: str):

@@ -45,6 +45,8 @@ def state_bytes(gen) -> bytes:
     meta = {"format": STATE_FORMAT, "format_version": STATE_VERSION, "checkpoint_checksum": gen.checkpoint_checksum,
             "kind": "text" if gen.is_text else "series", "batch_size": gen.batch_size, "rng": snap["rng"],
             "sampling": asdict(gen.sampling)}
+    if "scaling" in snap:
+        meta["scaling"] = snap["scaling"]
     if "pending" in snap:
         # Byte tokens: each stream's first bytes of a character still to be completed, in hex.
         meta["pending"] = [held.hex() for held in snap["pending"]]
@@ -121,7 +123,7 @@ def state_from_bytes(raw: bytes, gen, label: str = "the state") -> dict:
     return {"state": [tensors[f"state.{i}"] for i in range(count)], "last_output": tensors["last_output"],
             "rng": meta["rng"], "scale": tensors.get("scale"),
             "level": tensors.get("level"), "head": {k[5:]: v for k, v in tensors.items() if k.startswith("head.")},
-            "recent": tensors.get("recent"), "sampling": meta.get("sampling"),
+            "recent": tensors.get("recent"), "sampling": meta.get("sampling"), "scaling": meta.get("scaling"),
             "pending": [bytes.fromhex(held) for held in meta["pending"]] if meta.get("pending") else None}
 
 

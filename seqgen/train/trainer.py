@@ -145,7 +145,11 @@ class Trainer:
         self.model = SeqModel(model_config).to(self.device)
         self.head = None if model_config.is_text else head_for(model_config)
         if config.free_run and self.head and self.head.name != "point":
-            raise UsageError(f"`free_run` trains a point head; this model's head is {self.head.name}")
+            # The free run feeds each output back as the next input, and only a point head's output
+            # is a value; a likelihood head's is a distribution's parameters, the oscillator's a correction.
+            raise UsageError(f"`free_run` feeds the model's output back as its next input, which works only with "
+                             f"`head` point (its output is the next value); this model's head is {self.head.name}: "
+                             "give `head` point, or leave out `free_run`")
         # Under torchrun the forward pass goes through DDP, which averages the gradients across
         # ranks; validation, checkpoints and state_dict names use the bare model.
         self.net = self.model
