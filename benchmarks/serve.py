@@ -55,10 +55,10 @@ def free_port() -> int:
 class Server:
     """`seqgen serve` in a child process, with its resident memory read from /proc."""
 
-    def __init__(self, checkpoint: Path):
+    def __init__(self, checkpoint: Path, *options: str):
         self.port = free_port()
         command = [sys.executable, "-m", "seqgen", "serve", str(checkpoint), "--port", str(self.port),
-                   "--max-streams", "256"]
+                   "--max-streams", "256", *options]
         self.process = subprocess.Popen(command, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         env={**os.environ, "NO_COLOR": "1"})
         self.model = checkpoint.stem
@@ -204,12 +204,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter requests and one round (a smoke run)")
     parser.add_argument("--soak", type=float, default=0, help="also run the soak test for this many seconds")
     parser.add_argument("--checkpoint", type=Path, default=CHECKPOINT)
+    parser.add_argument("--stream-interval", default=None, help="passed to seqgen serve (default: its own)")
     args = parser.parse_args()
     length, rounds = (100, 1) if args.quick else (500, 3)
 
     bound, cores = bound_rate(args.checkpoint, 64, 100 if args.quick else 300, rounds + 2)
     library = library_rate(args.checkpoint, 64, 100 if args.quick else 300, rounds + 2)
-    server = Server(args.checkpoint)
+    server = Server(args.checkpoint, *(["--stream-interval", args.stream_interval] if args.stream_interval else []))
     rows = []
     try:
         identical = all(server_text(server.port, length, seed, stream) == cli_sample(args.checkpoint, length, seed)

@@ -23,7 +23,7 @@ def serve(
     session_ttl: str = typer.Option("10m", help="A session idle this long is dropped (90s, 10m, 1h)."),
     max_body: int = typer.Option(1_000_000, help="Largest request body, in bytes; larger gets 413."),
     timeout: float = typer.Option(30.0, help="Seconds a client has to send its request body (and idle keep-alive connections are kept)."),
-    stream_interval: float = typer.Option(0.02, help="Streamed answers: the shortest time in seconds between two events; what is made meanwhile goes in the next (0: an event per item)."),
+    stream_interval: float = typer.Option(0.05, help="Streamed answers: the shortest time in seconds between two events; what is made meanwhile goes in the next (0: an event per item)."),
 ) -> None:
     """Serve checkpoints over HTTP: completions, sessions that stay alive, a playground at /."""
     try:

@@ -49,7 +49,7 @@ class Limits:
     max_body: int = 1_000_000
     session_ttl: float = 600.0
     read_timeout: float = 30.0
-    stream_interval: float = 0.02  # the shortest time between two events of a streamed answer
+    stream_interval: float = 0.05  # the shortest time between two events of a streamed answer
 
 
 class Server:
