@@ -18,8 +18,8 @@ measured here (tests/test_numpy_backend.py holds them): a product of one row goe
 is not a multiple of 16. So a lone stream is stepped as a pair (about 15% slower than one row
 on the shipped text model) and the output layer is padded with zero columns to a multiple of 16.
 
-Products are cut into blocks of columns (multiples of 16) small enough for OpenBLAS's
-small-matrix kernels (rows x columns x inner size at most SMALL_PRODUCT). Above that it packs
+Products of up to 16 rows are cut into blocks of columns (multiples of 16) small enough for
+OpenBLAS's small-matrix kernels (rows x columns x inner size at most SMALL_PRODUCT). Above that it packs
 the whole weight matrix on every call, which for a few rows costs far more than the arithmetic:
 measured on a Xeon with OpenBLAS 0.3.31, one stream of an LSTM 2x384 (recurrent weights of 384 x
 1,536) stepped in 1.5 ms whole and 0.3 ms in blocks, and 8 streams of a GRU 2x384 took 177 us per
@@ -51,6 +51,9 @@ COLUMN_BLOCK = 16
 # OpenBLAS multiplies matrices of at most this many multiply-adds (rows x columns x inner size)
 # with its small-matrix kernels, which do not pack the weights first (see the module's docstring).
 SMALL_PRODUCT = 1_000_000
+# Products of more rows than this stay whole: for them the packing is paid for, and narrow blocks
+# were slower (64 rows of an LSTM 2x256: 235 us per product whole, 397 in blocks of 48 columns).
+SPLIT_ROWS = 16
 
 
 class NumpyModel:
@@ -270,7 +273,7 @@ def _product(x: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
     rows, inner = x.shape
     columns = w.shape[1]
     width = max(COLUMN_BLOCK, SMALL_PRODUCT // max(1, rows * inner) // COLUMN_BLOCK * COLUMN_BLOCK)
-    if width >= columns:
+    if width >= columns or rows > SPLIT_ROWS:
         np.matmul(x, w, out=out)
         return
     for start in range(0, columns, width):
