@@ -4,7 +4,7 @@ For each series that ships with statsmodels (yearly sunspots 1700-2008, yearly N
 Aswan 1871-1970, monthly CO2 at Mauna Loa 1958-2001 (weekly readings averaged by month),
 quarterly US real GDP 1959-2009 (macrodata), monthly El Nino sea temperatures 1950-2010) the
 last H values are held out (H: one or two seasons). seqgen trains on the rest, written as a CSV
-with a header, with its defaults (`seqgen train FILE --seed S`, and once more with each `--head`
+with a date column and a header (the monthly and quarterly series so get calendar inputs), with its defaults (`seqgen train FILE --seed S`, and once more with each `--head`
 asked for), then draws 200 sample paths of the held-out horizon from the end of the training
 data, as `seqgen forecast` does.
 
@@ -19,6 +19,7 @@ intervals come from 200 paths it simulates with its own residual errors.
 
     pip install statsmodels          # the benchmark's only extra need
     python benchmarks/forecast.py [--seed 0] [--only sunspots] [--heads point,gaussian,studentt]
+                                  [--train-options '--calendar none']
 
 Targets (issue 14), for the default: MASE below seasonal naive on every series, mean MASE at or
 below ETS's; 80% intervals covering 70-90% of the held-out values on average; training within
@@ -49,18 +50,29 @@ from seqgen.metrics import naive_scale, score, seasonal_naive  # noqa: E402
 SAMPLES = 200
 
 
-def series() -> dict[str, tuple[np.ndarray, int, int]]:
-    """name -> (values, held-out horizon, season length)."""
+def series() -> dict[str, tuple[np.ndarray, int, int, np.ndarray]]:
+    """name -> (values, held-out horizon, season length, the date of each value)."""
     import statsmodels.api as sm
 
-    sunspots = sm.datasets.sunspots.load_pandas().data["SUNACTIVITY"].to_numpy(float)
-    nile = sm.datasets.nile.load_pandas().data["volume"].to_numpy(float)
-    co2 = sm.datasets.co2.load_pandas().data["co2"].resample("MS").mean().ffill().to_numpy(float)
-    gdp = sm.datasets.macrodata.load_pandas().data["realgdp"].to_numpy(float)
+    def dates(first: str, unit: str, count: int, step: int = 1) -> np.ndarray:
+        return np.datetime64(first, unit) + step * np.arange(count)
+
+    sunspots = sm.datasets.sunspots.load_pandas().data
+    nile = sm.datasets.nile.load_pandas().data
+    co2 = sm.datasets.co2.load_pandas().data["co2"].resample("MS").mean().ffill()
+    macro = sm.datasets.macrodata.load_pandas().data
     months = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
-    elnino = sm.datasets.elnino.load_pandas().data[months].to_numpy(float).reshape(-1)
-    return {"sunspots": (sunspots, 22, 11), "nile": (nile, 10, 1), "co2": (co2, 48, 12), "realgdp": (gdp, 8, 4),
-            "elnino": (elnino, 24, 12)}
+    elnino = sm.datasets.elnino.load_pandas().data
+    gdp_start = f"{int(macro['year'][0])}-{3 * int(macro['quarter'][0]) - 2:02d}"
+    return {
+        "sunspots": (sunspots["SUNACTIVITY"].to_numpy(float), 22, 11,
+                     dates(str(int(sunspots["YEAR"][0])), "Y", len(sunspots))),
+        "nile": (nile["volume"].to_numpy(float), 10, 1, dates(str(int(nile["year"][0])), "Y", len(nile))),
+        "co2": (co2.to_numpy(float), 48, 12, co2.index.to_numpy().astype("datetime64[M]")),
+        "realgdp": (macro["realgdp"].to_numpy(float), 8, 4, dates(gdp_start, "M", len(macro), 3)),
+        "elnino": (elnino[months].to_numpy(float).reshape(-1), 24, 12,
+                   dates(str(int(elnino["YEAR"][0])), "M", 12 * len(elnino))),
+    }
 
 
 def baselines(train: np.ndarray, horizon: int, season: int, seed: int) -> dict[str, np.ndarray]:
@@ -82,21 +94,26 @@ def seqgen(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "seqgen", *args], capture_output=True, text=True, env=env, check=True)
 
 
-def seqgen_forecast(name: str, train: np.ndarray, horizon: int, seed: int, folder: Path, head: str | None):
-    """Train with the defaults (and `--head` when given), then draw the paths; returns
-    (paths or the error's last line, a note on training, the seconds the paths took)."""
+def seqgen_forecast(name: str, train: np.ndarray, times: np.ndarray, horizon: int, seed: int, folder: Path,
+                    head: str | None, options: list[str]):
+    """Train with the defaults (and `--head` when given, and `options`), then draw the paths;
+    returns (paths or the error's last line, a note on training, the seconds the paths took)."""
     data = folder / f"{name}.csv"
-    data.write_text(name.upper() + "\n" + "".join(f"{v:.6g}\n" for v in train))
+    # A date column, as an export has one: the first day of each year, month or quarter.
+    days = times.astype("datetime64[D]")
+    data.write_text("date," + name.upper() + "\n" + "".join(f"{t},{v:.6g}\n" for t, v in zip(days, train)))
     ckpt = folder / f"{name}-{head or 'default'}.safetensors"
-    extra = ["--head", head] if head else []
+    extra = (["--head", head] if head else []) + options
     try:
         seqgen("train", str(data), "--out", str(ckpt), "--seed", str(seed), "--quiet", *extra)
     except subprocess.CalledProcessError as e:
         return (e.stderr.strip().splitlines() or [f"exit {e.returncode}"])[-1], "", 0.0
     model = load_checkpoint(ckpt)
     progress = model.meta["progress"]
+    calendar = model.model_config.calendar
     note = (f"{model.model_config.head} head, {model.data.get('target', 'level')}, {progress['step']} steps in "
-            f"{progress['elapsed']:.0f} s, best at {progress['best_step']}")
+            f"{progress['elapsed']:.0f} s, best at {progress['best_step']}"
+            + (f", calendar {'/'.join(f'{p:g}' for p in calendar)}" if calendar else ""))
     started = time.perf_counter()
     result = forecast(model, train, horizon, samples=SAMPLES, seed=seed)
     return result.paths, note, time.perf_counter() - started
@@ -107,14 +124,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", help="one series: " + ", ".join(series()))
     parser.add_argument("--heads", default="", help="also train with these heads (comma-separated), beside the default")
+    parser.add_argument("--train-options", default="", help="more options for every `seqgen train`, e.g. '--calendar none'")
     args = parser.parse_args()
+    options = args.train_options.split()
     heads = [None] + [h for h in args.heads.split(",") if h]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}")
     print(f"{'series':<10} {'method':<26} {'MASE':>6} {'sCRPS':>6} {'cover80':>7}")
     scores: dict[str, dict[str, dict]] = {}
     timings: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (values, horizon, season) in series().items():
+        for name, (values, horizon, season, times) in series().items():
             if args.only and name != args.only:
                 continue
             train, truth = values[:-horizon], values[-horizon:]
@@ -122,7 +141,8 @@ def main() -> None:
             notes = {}
             for head in heads:
                 label = "seqgen" if head is None else f"seqgen --head {head}"
-                forecasts[label], notes[label], took = seqgen_forecast(name, train, horizon, args.seed, Path(tmp), head)
+                forecasts[label], notes[label], took = seqgen_forecast(name, train, times[:-horizon], horizon, args.seed,
+                                                                       Path(tmp), head, options)
                 timings.append(took) if head is None else None
             scale = naive_scale(train, season)
             for method, made in forecasts.items():

@@ -25,10 +25,21 @@ class ModelConfig:
     dropout: float = 0.0
     vocab_size: int = 0
     head: str = "point"  # continuous models: what the output means (model/heads.py)
+    # Continuous models of dated series: the calendar cycles (in steps) whose places are read in
+    # beside each value (data/calendar.py); none for a model that reads values alone.
+    calendar: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.calendar = tuple(float(p) for p in self.calendar)  # a list once stored as JSON
 
     @property
     def is_text(self) -> bool:
         return self.vocab_size > 0
+
+    @property
+    def inputs(self) -> int:
+        """How many numbers a continuous model reads per step: the value, then two per calendar cycle."""
+        return 1 + 2 * len(self.calendar)
 
     def check(self) -> None:
         if self.cell not in CELL_NAMES:

@@ -195,17 +195,19 @@ def _in_checkpoint_vocab(dataset: Dataset, ckpt: Checkpoint, label: str) -> Data
                    vocab=ckpt.vocab)
 
 
-def free_run_rmse(gen, prime: np.ndarray, truth: np.ndarray, horizons: Sequence[int] = HORIZONS) -> FreeRunEval:
+def free_run_rmse(gen, prime: np.ndarray, truth: np.ndarray, horizons: Sequence[int] = HORIZONS,
+                  end: float | None = None) -> FreeRunEval:
     """Prime every stream with its row of `prime` (batch, P), free-run for truth's length, compare.
 
     `gen` is a continuous-model Generator; all rows run as one batch. Horizons longer than the
-    truth are left out; the whole run is always reported.
+    truth are left out; the whole run is always reported. `end`: the step index of the prime's
+    last value, for a model with calendar inputs (see `Generator.feed`).
     """
     prime, truth = np.atleast_2d(prime), np.atleast_2d(truth)
     started = time.perf_counter()
     batch, length = truth.shape
     gen.reset(batch)
-    gen.feed_values(prime)
+    gen.feed_values(prime, end)
     generated = np.empty((length, batch))
     for t in range(length):
         generated[t] = gen.step()
@@ -258,7 +260,7 @@ def evaluate_series(checkpoint: str | Path | Checkpoint, data: str | Path | None
         scaling = series_entry(ckpt, series) if series or not ckpt.data.get("series") else own_scaling(ckpt, values[:split])
         gen = Generator.from_checkpoint(ckpt, backend=backend, sampling=greedy, series=scaling)
         prime = values[max(0, split - PRIME_STEPS) : split]
-        result = free_run_rmse(gen, prime, values[split:], horizons)
+        result = free_run_rmse(gen, prime, values[split:], horizons, end=_end_before(ckpt, dataset, 0, len(values) - split))
         result.source = {"type": "file", "path": path, "val_fraction": fraction}
         if ckpt.data.get("series"):
             result.source["series"] = first["name"] if first["name"] is not None else series
@@ -336,14 +338,14 @@ def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None
                          f"usable `horizon` is {tail} (or give a larger `val_fraction`)")
     started = time.perf_counter()
     ours, naive = [], []
-    for entry, split in zip(named, dataset.splits):
+    for index, (entry, split) in enumerate(zip(named, dataset.splits)):
         values = entry["values"]
         # Decided once per series, on all its values: a history that is none of the model's series is scaled by its own.
         stored = stored_series(ckpt, entry["name"], values)
         for origin in backtest_origins(len(values), horizon, origins, split):
             history, truth = values[:origin], values[origin : origin + horizon]
             made = forecast(ckpt, history, horizon, samples=samples, seed=seed + origin, backend=backend,
-                            series=stored)
+                            series=stored, end=_end_before(ckpt, dataset, index, len(values) - origin))
             ours.append(score(truth, made.paths, history, season, BACKTEST_LEVEL))
             naive.append(score(truth, seasonal_naive(history, horizon, season), history, season, BACKTEST_LEVEL))
     mean = lambda scores: {k: float(np.mean([s[k] for s in scores])) for k in METRICS}
@@ -363,6 +365,20 @@ def stored_series(ckpt: Checkpoint, name: str | None, values: np.ndarray) -> str
         return name
     match = matching_series(ckpt, values)
     return match["name"] if match else None
+
+
+def _end_before(ckpt: Checkpoint, dataset: Dataset, index: int, after: int) -> float | None:
+    """For a model with calendar inputs: the step index of the value `after` values before the
+    end of the data's series `index` (None for other models)."""
+    from .data.calendar import end_positions
+
+    if not ckpt.model_config.calendar:
+        return None
+    ends = end_positions(dataset)
+    if ends is None:
+        raise DataError(f"{dataset.source.get('path', 'the data')} has no times, and this model reads the calendar: "
+                        "give the data with its time column")
+    return ends[index] - after
 
 
 def _load(checkpoint: str | Path | Checkpoint) -> Checkpoint:

@@ -52,7 +52,7 @@ def forecast(
     for name, history, last_time in histories:
         known = name is not None and any(e["name"] == name for e in ckpt.data.get("series") or [])
         made = run_forecast(ckpt, history, horizon, samples=samples, quantiles=levels, seed=seed, backend=backend,
-                            series=name if known else None)
+                            series=name if known else None, end=_end(ckpt, data, last_time, frequency))
         results.append((name, _times(last_time, frequency, horizon), made))
     from .sample import _open_output
 
@@ -72,6 +72,26 @@ def forecast(
             from .plot import save_fan_plot
 
             save_fan_plot(plot_file, history, low, middle, high, levels)
+
+
+def _end(ckpt, data: Optional[str], last_time: Optional[str], frequency) -> Optional[float]:
+    """For a model with calendar inputs: the step index of the history's last value, from its time;
+    None (the training data's end) when DATA has no times, which the user is told."""
+    from ..data.calendar import step_index
+
+    if not ckpt.model_config.calendar or data is None:
+        return None
+    stored = ckpt.data["source"]["frequency"]
+    if last_time is None or frequency is None:
+        say(f"note: {data} has no times; this model reads the calendar, and takes its last value to be at the "
+            "training data's last time (give DATA as a CSV with its time column to forecast from another time)")
+        return None
+    if [frequency.unit, frequency.count] != list(stored):
+        from ..data.times import Frequency
+
+        raise DataError(f"{data} steps every {frequency}; the model was trained on a series that steps every "
+                        f"{Frequency(*stored)}, and reads its calendar in those steps")
+    return step_index(last_time, frequency)
 
 
 def _histories(ckpt, data: Optional[str], only: Optional[str], seed: Optional[int] = None):

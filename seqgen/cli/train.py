@@ -49,6 +49,7 @@ def train(
     columns: Optional[str] = typer.Option(None, help="CSV: the value columns to train on, comma-separated; several are several series of one model. \\[default: every column of numbers]", rich_help_panel=DATA_PANEL),
     id_column: Optional[str] = typer.Option(None, help="CSV in long format: the column that names each row's series (one series per id).", rich_help_panel=DATA_PANEL),
     fill: str = typer.Option("error", help="CSV: missing values and missing time steps: error (name the first), previous (carry the last value), linear (interpolate) or zero.", rich_help_panel=DATA_PANEL),
+    calendar: Optional[str] = typer.Option(None, help="Series with a time column: auto reads each step's place in the cycles its frequency implies (the year for monthly data; the week and the year for daily; the day and the week for hourly) beside its value, for the cycles the training part spans; none reads values alone. \\[default: auto; a resumed run its own]", rich_help_panel=DATA_PANEL),
     target: Optional[str] = typer.Option(None, help="Series: what the model predicts: the values (level), their steps (diff), or auto: the steps when a straight line explains over half the series' variance (it trends). \\[default: auto]", rich_help_panel=DATA_PANEL),
     free_run: Optional[int] = typer.Option(None, help="Series, with --head point: after each window, let the model run this many steps on its own output and score them too (ramped in from 30% to 80% of the run). \\[default: 0, off]", rich_help_panel=TRAINING_PANEL),
     steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps. \\[default: series 2500]", rich_help_panel=LIMITS_PANEL),
@@ -75,6 +76,7 @@ def train(
     """Train a model on DATA and save it as a checkpoint."""
     from ..config import ModelConfig, TrainConfig
     from ..data import SineConfig
+    from ..data.calendar import CALENDARS
     from ..data.load import TableOptions
     from ..train.distributed import launched, local_leader_first, process_group, relaunch
 
@@ -86,6 +88,8 @@ def train(
     train_opts = {k: v for k, v in train_opts.items() if v is not None}
     replace(ModelConfig(), **model_opts).check()  # fail on a bad option before reading any data
     replace(TrainConfig(), **train_opts).check()
+    if calendar is not None and calendar not in CALENDARS:
+        raise UsageError(f"--calendar must be one of {', '.join(CALENDARS)}, got {calendar!r}")
     if log_every is not None and log_every < 1:
         raise UsageError(f"--log-every must be >= 1, got {log_every}")
     sine = SineConfig(sine_waves, sine_length, period_min, period_max, amp_min, amp_max, sine_noise, scale_each)
@@ -100,7 +104,7 @@ def train(
         if data == "-":
             raise UsageError("--nproc: every process reads DATA, so it cannot be standard input; save it to a file")
         dataset, _, train_config, out_path = _train_setup(
-            data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, target, model_opts, train_opts, table,
+            data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, target, calendar, model_opts, train_opts, table,
                 text_as)
         _check_overwrite(out_path, resume, force)
         _check_split(dataset, train_config, nproc)
@@ -113,7 +117,7 @@ def train(
         checkpoint = _load_for_resume(resume) if resume else None
         with local_leader_first(group):
             dataset, model_config, train_config, out = _train_setup(
-                data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, target, model_opts, train_opts, table,
+                data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, target, calendar, model_opts, train_opts, table,
                 text_as)
         _check_overwrite(out, resume, force)
         earlier = checkpoint.meta["progress"].get("processes", 1) if checkpoint else 1
@@ -170,12 +174,13 @@ def _resumed_tokens(checkpoint, text_as):
     return TextOptions(stored, None, None if stored == "char" else tokenizer_for(checkpoint.data))
 
 
-def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, target,
+def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, target, calendar,
                  model_opts, train_opts, table, text_as):
     """The dataset and the configurations of a run: options given, else the checkpoint's, else the defaults."""
     from ..config import TrainConfig, defaults_for, fitted_window, from_dict
     from ..data import SineConfig, load_data
     from ..data.load import TableOptions
+    from ..data.calendar import with_calendar
     from ..data.transforms import with_target
 
     if data is None and checkpoint is not None:
@@ -201,11 +206,16 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
                         tokenizer=text_as.tokenizer)
     if target is not None and dataset.kind == "text":
         raise UsageError("--target applies to numeric series; this data is text")
+    if calendar is not None and dataset.kind == "text":
+        raise UsageError("--calendar applies to numeric series; this data is text")
     if given_tokens and dataset.kind != "text":
         raise UsageError("--tokens and --vocab-size apply to text; this data is a numeric series")
     # A resumed run models the series as it began; a new one decides from the data.
     if dataset.kind == "series":  # a text given to resume a series run is the resume check's to name
         dataset = with_target(dataset, target or (checkpoint.data.get("target", "level") if checkpoint else "auto"))
+        # A resumed run reads the calendar it began with.
+        stored = list(checkpoint.model_config.calendar) if checkpoint and checkpoint.kind == "series" else None
+        dataset = with_calendar(dataset, calendar or (stored if stored is not None else "auto"))
     if checkpoint:
         base_model, base_train = checkpoint.model_config, from_dict(TrainConfig, checkpoint.meta["train"])
     else:
@@ -217,6 +227,8 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
         # "5000 steps unless the default time limit comes first".
         base_train = replace(base_train, **{k: None for k in LIMITS})
     model_config = replace(base_model, **model_opts)
+    if dataset.kind == "series":
+        model_config.calendar = tuple(dataset.cycles or ())
     train_config = replace(base_train, **train_opts)
     if dataset.kind == "series" and dataset.source.get("type") != "sine" and "window" not in train_opts and not checkpoint:
         train_config.window = fitted_window(train_config.window, min(dataset.splits), several=len(dataset.streams) > 1)

@@ -42,6 +42,10 @@ class Dataset:
     left_out: dict[str, str] = field(default_factory=dict)
     # Text in tokens other than characters (bytes, words, BPE): the tokenizer, whose `vocab` is
     # `vocab`; None for characters, whose vocabulary is `vocab` itself.
+    # Calendar inputs (data/calendar.py): the cycles, in steps, and for each stream its items' sine
+    # and cosine places in them, (length, 2 x cycles); None without.
+    cycles: list[float] | None = None
+    features: list[np.ndarray] | None = None
     tokenizer: object | None = None  # a data.tokenizers.Tokenizer (not imported: tokenizers import series, which imports this)
 
     @property

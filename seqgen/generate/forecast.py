@@ -56,12 +56,15 @@ def check_quantiles(levels: Sequence[float]) -> tuple[float, ...]:
 
 def forecast(checkpoint: str | Path | Checkpoint, history: Sequence[float] | None, horizon: int, *,
              samples: int = 200, quantiles: Sequence[float] = DEFAULT_QUANTILES, seed: int | None = None,
-             backend: str = "auto", noise: float | None = None, series: str | None = None) -> Forecast:
+             backend: str = "auto", noise: float | None = None, series: str | None = None,
+             end: float | None = None) -> Forecast:
     """Continue `history` (values in the data's units, oldest first; None: the end of the training
     data, see `stored_history`) by `horizon` steps, `samples` times. A model of several series
     works in the scale of the one named by `series`; given a history and no name, in the scale of
     the series the history is a stretch of, or else in the history's own (a series it never saw;
-    see `scaling_for`). `noise` overrides a point model's path noise (see the module's docstring)."""
+    see `scaling_for`). `noise` overrides a point model's path noise (see the module's docstring).
+    `end`, for a model with calendar inputs: the step index of the history's last value
+    (`data.calendar.step_index` of its time); by default the history ends where the training data did."""
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     if ckpt.kind == "text":
         raise UsageError(f"{ckpt.path} is a text model; forecast continues numbers (use 'seqgen sample' for text)")
@@ -84,7 +87,7 @@ def forecast(checkpoint: str | Path | Checkpoint, history: Sequence[float] | Non
         noise = 0.0 if is_probabilistic(ckpt) else validation_error(ckpt, entry)
     gen = Generator.from_checkpoint(ckpt, backend=backend, sampling=SampleConfig(noise=noise), seed=seed, series=entry)
     gen.reset(1)
-    gen.feed_values(history[None, :])
+    gen.feed_values(history[None, :], end)
     gen.fork(samples)
     paths = np.empty((horizon, samples))
     for t in range(horizon):

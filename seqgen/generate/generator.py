@@ -17,6 +17,8 @@ import numpy as np
 from ..checkpoint import Checkpoint, load_checkpoint
 from ..config import ModelConfig
 from ..data import MIN_SCALE_PRIME, stream_scale
+from ..data.calendar import calendar_features, step_index
+from ..data.times import Frequency
 from ..data.tokenizers import CharTokenizer, Tokenizer, tokenizer_for
 from ..errors import DataError, UsageError
 from ..model.heads import head_for
@@ -90,6 +92,11 @@ class Generator:
         # Series models trained with each stream divided by its own size (SineConfig.scale_each)
         # divide each stream by its prime's size the same way; `scale` holds those sizes.
         self.scale_each, self.typical_scale = False, 1.0
+        # A model with calendar inputs reads each value's place in its cycles (data/calendar.py):
+        # it needs to know when the values are. `data_end` is the step index of the training
+        # data's last value, where a prime fed without an `end` is taken to end.
+        self.cycles = tuple(self.config.calendar)
+        self.data_end: float | None = None
         self.reset()
 
     @property
@@ -114,6 +121,8 @@ class Generator:
         self.level: np.ndarray | None = None
         # An output head with a state of its own (the oscillator's sums) keeps it here.
         self.head_state = self.head.init_state(batch_size) if self.head else None
+        # With calendar inputs: the step index of each stream's last value fed.
+        self.clock: np.ndarray | None = None
         self._reset_memory()
 
     def _reset_memory(self, recent: np.ndarray | None = None) -> None:
@@ -144,12 +153,14 @@ class Generator:
             self.recent[:, -1] = column
             np.add.at(self.counts, (rows, column), 1)
 
-    def feed(self, inputs) -> np.ndarray:
+    def feed(self, inputs, end: float | np.ndarray | None = None) -> np.ndarray:
         """Run inputs through the network, updating the state; returns the outputs for each input.
 
         `inputs`: a string (text), a sequence of values (series), or a (batch, time) array of
         token ids / scaled values. A 1-D input is given to every stream; `feed_values` gives
-        each stream values of its own.
+        each stream values of its own. `end`, for a model with calendar inputs: the step index
+        (`data.calendar.step_index`) of the last value, one for all streams or one each; by
+        default the values follow those fed before, or else end where the training data ended.
         """
         x = self._as_model_input(inputs)
         if x.shape[1] == 0:
@@ -161,7 +172,7 @@ class Generator:
                 self._set_scale(stream_scale(x) if x.shape[1] >= MIN_SCALE_PRIME
                                 else np.full(len(x), self.typical_scale))
             x = x / self.scale[:, None]
-        outputs, self.state = self.model.forward(x, self.state)
+        outputs, self.state = self.model.forward(self._with_calendar(x, end), self.state)
         if self.is_text:
             self._remember(x)
         if self.detokenizer:
@@ -196,7 +207,33 @@ class Generator:
         items = self.to_values(x)
         if self.level is not None:
             self.level = items
-        return x, items
+        return self._next_input(x), items
+
+    def _with_calendar(self, x: np.ndarray, end=None) -> np.ndarray:
+        """Scaled values (batch, time) as the network reads them: with calendar inputs,
+        (batch, time, inputs), each value's places in the cycles beside it."""
+        if not self.cycles:
+            return x
+        steps = x.shape[1]
+        if end is not None:
+            last = np.broadcast_to(np.asarray(end, dtype=np.float64), (self.batch_size,)).copy()
+        elif self.clock is not None:
+            last = self.clock + steps
+        elif self.data_end is not None:
+            last = np.full(self.batch_size, self.data_end)
+        else:
+            raise UsageError("this model reads calendar inputs: say when the values end (`end`, a step index)")
+        self.clock = last
+        places = calendar_features(last[:, None] - (steps - 1) + np.arange(steps), self.cycles)
+        return np.concatenate([np.asarray(x, dtype=np.float32)[..., None], places], axis=-1)
+
+    def _next_input(self, x: np.ndarray) -> np.ndarray:
+        """One value per stream, fed back as the network reads it (the next step's places beside it)."""
+        if not self.cycles:
+            return x
+        self.clock = self.clock + 1
+        return np.concatenate([np.asarray(x, dtype=np.float32)[:, None], calendar_features(self.clock, self.cycles)],
+                              axis=1)
 
     def _chose(self, items: np.ndarray, weights: np.ndarray) -> None:
         self._last_choice = (items, weights)
@@ -224,7 +261,8 @@ class Generator:
         advanced) becomes the output the next item is drawn from."""
         self.last_output = output
         if self.head_state is not None:
-            self.last_output, self.head_state = self.head.step_numpy(x, output, self.head_state)
+            values = x if np.ndim(x) == 1 else x[:, 0]  # without calendar inputs
+            self.last_output, self.head_state = self.head.step_numpy(values, output, self.head_state)
 
     def prediction(self) -> np.ndarray:
         """A series model's point prediction of each stream's next value, in the data's units
@@ -250,6 +288,8 @@ class Generator:
             snap["scale"] = self.scale.copy()
         if self.level is not None:
             snap["level"] = self.level.copy()
+        if self.clock is not None:
+            snap["clock"] = self.clock.copy()
         if self.head_state is not None:
             snap["head"] = {name: np.array(value, dtype=np.float64) for name, value in self.head_state.items()}
         if self.recent is not None:
@@ -277,6 +317,7 @@ class Generator:
             self.mean, self.std = float(snapshot["scaling"]["mean"]), float(snapshot["scaling"]["std"])
         self._set_scale(None if snapshot.get("scale") is None else np.array(snapshot["scale"], dtype=np.float64))
         self.level = None if snapshot.get("level") is None else np.array(snapshot["level"], dtype=np.float64)
+        self.clock = None if snapshot.get("clock") is None else np.array(snapshot["clock"], dtype=np.float64)
         if self.head:
             saved = snapshot.get("head")
             self.head_state = ({k: np.array(v, dtype=np.float64) for k, v in saved.items()} if saved
@@ -321,12 +362,12 @@ class Generator:
             return self._from_values(np.broadcast_to(values, (self.batch_size, len(values))))
         return np.broadcast_to(seq, (self.batch_size, len(seq)))
 
-    def feed_values(self, values: np.ndarray) -> np.ndarray:
+    def feed_values(self, values: np.ndarray, end: float | np.ndarray | None = None) -> np.ndarray:
         """`feed` for a series model, with a row of values of its own for each stream: (batch, time)."""
         values = np.asarray(values, dtype=np.float64)
         if values.ndim != 2 or len(values) != self.batch_size:
             raise UsageError(f"give one row of values per stream: ({self.batch_size}, time), got shape {values.shape}")
-        return self.feed(self._from_values(values))
+        return self.feed(self._from_values(values), end)
 
     def _from_values(self, values: np.ndarray) -> np.ndarray:
         """(batch, time) values in the data's units as model inputs. A model of differences takes
@@ -364,6 +405,8 @@ class Generator:
         gen.spread_scale = max(1.0, float((ckpt.meta.get("progress") or {}).get("spread_ratio") or 1.0))
         gen.scale_each = bool(data.get("source", {}).get("scale_each", False))
         gen.typical_scale = float(data.get("typical_scale", 1.0))
+        if gen.cycles:
+            gen.data_end = data_end(ckpt, scaling)
         return gen
 
     def to_values(self, outputs: np.ndarray) -> np.ndarray:
@@ -378,8 +421,19 @@ class Generator:
         self.unit = self.std if scale is None else self.std * scale
 
 
+def data_end(ckpt: Checkpoint, entry: dict | None = None) -> float | None:
+    """The step index of the last value of a dated series' training data: of the stored series
+    `entry` (its last time), else of the first or only one; None without times."""
+    source = ckpt.data.get("source", {})
+    if not source.get("frequency"):
+        return None
+    first = (ckpt.data.get("series") or [{}])[0]
+    last = (entry or {}).get("last_time") or source.get("last_time") or first.get("last_time")
+    return None if last is None else step_index(last, Frequency(*source["frequency"]))
+
+
 # What a snapshot holds one row of per stream (besides the state and the head's sums).
-BATCHED = ("last_output", "scale", "level", "recent")
+BATCHED = ("last_output", "scale", "level", "clock", "recent")
 
 
 def choose_together(gens: list[Generator]) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -38,6 +38,8 @@ def state_bytes(gen) -> bytes:
         tensors["scale"] = snap["scale"]
     if "level" in snap:
         tensors["level"] = snap["level"]
+    if "clock" in snap:
+        tensors["clock"] = snap["clock"]
     for name, value in snap.get("head", {}).items():
         tensors[f"head.{name}"] = value
     if "recent" in snap:
@@ -122,7 +124,7 @@ def state_from_bytes(raw: bytes, gen, label: str = "the state") -> dict:
     count = sum(1 for name in tensors if name.startswith("state."))
     return {"state": [tensors[f"state.{i}"] for i in range(count)], "last_output": tensors["last_output"],
             "rng": meta["rng"], "scale": tensors.get("scale"),
-            "level": tensors.get("level"), "head": {k[5:]: v for k, v in tensors.items() if k.startswith("head.")},
+            "level": tensors.get("level"), "clock": tensors.get("clock"), "head": {k[5:]: v for k, v in tensors.items() if k.startswith("head.")},
             "recent": tensors.get("recent"), "sampling": meta.get("sampling"), "scaling": meta.get("scaling"),
             "pending": [bytes.fromhex(held) for held in meta["pending"]] if meta.get("pending") else None}
 

@@ -34,7 +34,7 @@ class SeqModel(nn.Module):
             self.embed = nn.Embedding(config.vocab_size, config.embed)
             input_size, output_size = config.embed, config.vocab_size
         else:
-            input_size, output_size = 1, head_for(config).size
+            input_size, output_size = config.inputs, head_for(config).size
         self.rnn = CELLS[config.cell](
             input_size, config.hidden, num_layers=config.layers, batch_first=True,
             dropout=config.dropout if config.layers > 1 else 0.0,
@@ -49,22 +49,23 @@ class SeqModel(nn.Module):
         return (zeros, zeros.clone()) if c.cell == "lstm" else zeros
 
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """x: (batch, time) token ids or values. Returns logits (batch, time, vocab) or values (batch, time)."""
-        inputs = self.embed(x) if self.config.is_text else x.unsqueeze(-1)
+        """x: (batch, time) token ids or values, or (batch, time, inputs) for a model with calendar
+        inputs. Returns logits (batch, time, vocab) or values (batch, time)."""
+        inputs = self.embed(x) if self.config.is_text else (x.unsqueeze(-1) if x.dim() == 2 else x)
         out, state = self.rnn(inputs, state)
         y = self.head(self.drop(out))
         return (y if self.config.is_text else y.squeeze(-1)), state
 
 
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """One time step, x: (batch,) -> (batch, vocab) logits or (batch,) values.
+        """One time step, x: (batch,) (or (batch, inputs)) -> (batch, vocab) logits or (batch,) values.
 
         Same result as `forward` on a window of length one, but through the per-layer cell
         functions, which cost a fraction of a full `nn.LSTM` call: this is what makes
         free-running (feeding the model its own output) affordable in training.
         """
         c = self.config
-        inputs = self.embed(x) if c.is_text else x.unsqueeze(-1)
+        inputs = self.embed(x) if c.is_text else (x.unsqueeze(-1) if x.dim() == 1 else x)
         is_lstm = c.cell == "lstm"
         h_all, c_all = (state[0], state[1]) if is_lstm else (state, None)
         new_h, new_c = [], []

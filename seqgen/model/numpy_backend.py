@@ -111,9 +111,10 @@ class NumpyModel:
 
     # --- whole sequences ------------------------------------------------------------------
     def forward(self, x: np.ndarray, state: NumpyState | None = None) -> tuple[np.ndarray, NumpyState]:
-        """x: (batch, time) token ids or values -> (outputs, new state); the input state is not changed."""
+        """x: (batch, time) token ids or values, or (batch, time, inputs) with calendar inputs ->
+        (outputs, new state); the input state is not changed."""
         x = np.asarray(x)
-        batch, steps = x.shape
+        batch, steps = x.shape[:2]
         state = [s.copy() for s in (state if state is not None else self.init_state(batch))]
         buffers = self._new_buffers(batch)
         inputs = x
@@ -130,11 +131,14 @@ class NumpyModel:
             return inputs @ self.w_ih[layer] + self.b_x[layer]
         if self.config.is_text:
             return self.w_ih[0][inputs]
+        if inputs.ndim == 3:  # calendar inputs beside each value
+            return inputs.astype(self.dtype) @ self.w_ih[0] + self.b_x[0]
         return inputs[..., None].astype(self.dtype) * self.w_ih[0][0] + self.b_x[0]
 
     # --- one step, in place -----------------------------------------------------------------
     def step(self, x: np.ndarray, state: NumpyState) -> tuple[np.ndarray, NumpyState]:
-        """Advance `state` in place by one input per stream (x: (batch,)); returns (outputs, state).
+        """Advance `state` in place by one input per stream (x: (batch,), or (batch,
+        inputs) with calendar inputs); returns (outputs, state).
 
         The outputs are a buffer that the next call reuses: copy them to keep them.
         """
@@ -168,7 +172,7 @@ class NumpyModel:
                                            for _ in state])
         for own, twin in zip(state, pair):
             twin[:] = own
-        self._step_rows(np.repeat(np.asarray(x), 2), pair, buffers, buffers["out"])
+        self._step_rows(np.repeat(np.asarray(x), 2, axis=0), pair, buffers, buffers["out"])
         for own, twin in zip(state, pair):
             own[:] = twin[:, :1]
         return self._outputs(buffers["out"][:1]), state
@@ -192,6 +196,10 @@ class NumpyModel:
             h = self._cell(0, self.w_ih[0][token : token + 1], state, buffers)  # a view of the table: no copy
         elif self.config.is_text:
             np.take(self.w_ih[0], x, axis=0, out=gx)
+            h = self._cell(0, gx, state, buffers)
+        elif np.ndim(x) == 2:  # calendar inputs beside each value
+            _product(np.asarray(x, dtype=self.dtype), self.w_ih[0], gx)
+            gx += self.b_x[0]
             h = self._cell(0, gx, state, buffers)
         else:
             np.multiply(np.asarray(x, dtype=self.dtype)[:, None], self.w_ih[0][0], out=gx)

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from ..checkpoint import Checkpoint, save_checkpoint
 from ..config import MIN_WINDOW, ModelConfig, TrainConfig
 from ..data import Dataset
+from ..data.calendar import model_streams
 from ..data.tokenizers import tokenization
 from ..device import resolve_device
 from .distributed import current as current_group, device_for
@@ -82,7 +83,8 @@ def _float_state(state):
 
 
 def make_tracks(streams: list[np.ndarray], batch_size: int, window: int, label: str = "the training data") -> np.ndarray:
-    """Arrange the training streams as a (tracks, length) array of contiguous tracks.
+    """Arrange the training streams as a (tracks, length) array of contiguous tracks ((tracks,
+    length, inputs) for streams with calendar inputs).
 
     One stream is cut into `batch_size` tracks (fewer if it is too short to give each track one
     window); several streams are cut into tracks as long as the shortest of them. What does not
@@ -99,13 +101,13 @@ def make_tracks(streams: list[np.ndarray], batch_size: int, window: int, label: 
             raise DataError(f"{label}: the training part has {len(stream)} items, fewer than one window of {window} "
                             f"plus one; {shorter}")
         length = len(stream) // count
-        return stream[len(stream) - count * length :].reshape(count, length)
+        return stream[len(stream) - count * length :].reshape(count, length, *stream.shape[1:])
     length = min(len(s) for s in streams)
     if length < window + 1:
         raise DataError(f"the training streams are {length} items long, shorter than `window` {window} plus one")
     # Streams of other lengths (the series of a long table) give as many tracks of the shortest's
     # length as they hold, so no stream is cut down to the shortest.
-    return np.concatenate([s[len(s) % length :].reshape(-1, length) for s in streams])
+    return np.concatenate([s[len(s) % length :].reshape(-1, length, *s.shape[1:]) for s in streams])
 
 
 class Schedule:
@@ -144,6 +146,9 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.model = SeqModel(model_config).to(self.device)
         self.head = None if model_config.is_text else head_for(model_config)
+        if config.free_run and model_config.calendar:
+            raise UsageError("`free_run` feeds the model's output back as its next input, without the calendar inputs "
+                             "this model reads beside it: give `calendar` none, or leave out `free_run`")
         if config.free_run and self.head and self.head.name != "point":
             # The free run feeds each output back as the next input, and only a point head's output
             # is a value; a likelihood head's is a distribution's parameters, the oscillator's a correction.
@@ -172,7 +177,8 @@ class Trainer:
         self.threads = ThreadTuner(active=self.device.type == "cpu")
         label = data.source.get("path", "the training data")
         # A view of the (possibly memory-mapped) streams: each step copies only its own window.
-        tracks = self.tracks = make_tracks(data.train_streams, config.batch_size, config.window, label)
+        streams = [s[:k] for s, k in zip(model_streams(data), data.splits)]
+        tracks = self.tracks = make_tracks(streams, config.batch_size, config.window, label)
         self.batch = min(config.batch_size, len(tracks))
         self.first_row, self.rows = self.group.share(self.batch)  # this rank's tracks of each batch
         self.groups = len(tracks) // self.batch
@@ -236,7 +242,7 @@ class Trainer:
         rows = self._share(group)
         start = self._offset() + window * self.config.window
         chunk = self._rows(rows, start, start + self.config.window + 1)
-        return chunk[:, :-1], chunk[:, 1:]
+        return chunk[:, :-1], _values(chunk[:, 1:])
 
     def _offset(self) -> int:
         """Where this epoch's windows start in each track: at 0 in the first epoch, then spread
@@ -257,7 +263,8 @@ class Trainer:
         """One optimizer step on the next window; returns the training loss."""
         x, y = self._window()
         if self.config.input_noise and not self.model_config.is_text:
-            x = x + self.config.input_noise * torch.randn_like(x)
+            noise = self.config.input_noise * torch.randn_like(_values(x))
+            x = x + noise if x.dim() == 2 else torch.cat([x[..., :1] + noise[..., None], x[..., 1:]], dim=-1)
         for group in self.optimizer.param_groups:
             group["lr"] = self.schedule.lr(self.step, self.elapsed) * self.lr_scale
         self.model.train()
@@ -267,7 +274,7 @@ class Trainer:
             state = _float_state(state)
             mask = None
             if self.head:
-                out, self.head_state, mask = self.head.forward(x, out, self.head_state)
+                out, self.head_state, mask = self.head.forward(_values(x), out, self.head_state)
             loss = self._loss(out, y) if mask is None else self.head.loss(out, y, mask)
             horizon = self._free_run_horizon()
             if horizon:
@@ -633,11 +640,11 @@ def validation_pass(model: SeqModel, data: Dataset, warmup: int, device: torch.d
         # Rows are views of the streams (memmaps for files): only one chunk is copied at a time.
         for start in range(0, len(rows[0]) - 1, chunk):
             block = torch.as_tensor(np.stack([r[start : start + chunk + 1] for r in rows]).astype(dtype), device=device)
-            x, y = block[:, :-1], block[:, 1:]
+            x, y = block[:, :-1], _values(block[:, 1:])
             out, state = model(x, state)
             out = out.float()  # under autocast the logits may be bfloat16; the loss is summed in float32
             if head:
-                out, head_state, _ = head.forward(x, out, head_state)
+                out, head_state, _ = head.forward(_values(x), out, head_state)
             lo = max(skip - start, 0)
             if lo >= out.shape[1]:
                 continue
@@ -660,7 +667,7 @@ def _val_batches(data: Dataset, warmup: int, pieces: int) -> Iterator[tuple[list
     """Yield (rows, skip): equally long stretches of the streams, run side by side; each gives
     inputs row[:-1] and targets row[1:], and the loss of the first `skip` targets (warm-up) is not counted."""
     rows: dict[tuple[int, int], list[np.ndarray]] = {}
-    for stream, split in zip(data.streams, data.splits):
+    for stream, split in zip(model_streams(data), data.splits):
         size = -(-(len(stream) - split) // pieces)
         for first in range(split, len(stream), size):
             last = min(first + size, len(stream))  # targets are stream[first:last]
@@ -668,6 +675,11 @@ def _val_batches(data: Dataset, warmup: int, pieces: int) -> Iterator[tuple[list
             rows.setdefault((last - begin, first - 1 - begin), []).append(stream[begin:last])
     for (_, skip), group in rows.items():
         yield group, skip
+
+
+def _values(x: torch.Tensor) -> torch.Tensor:
+    """The values of a series model's inputs or targets, without the calendar inputs beside them."""
+    return x[..., 0] if x.dim() == 3 else x
 
 
 def metrics_log_path(out: Path) -> Path:
