@@ -40,7 +40,7 @@ def write_monthly(path: Path, months: int = 120, start: str = "2000-01") -> Path
 def monthly_model(tmp_path_factory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("calendar")
     data = write_monthly(folder / "sales.csv")
-    result = seqgen("train", str(data), "--out", "sales.safetensors", *TINY, cwd=folder)
+    result = seqgen("train", str(data), "--calendar", "auto", "--out", "sales.safetensors", *TINY, cwd=folder)
     assert result.returncode == 0, result.stderr
     return folder / "sales.safetensors", data
 
@@ -147,8 +147,8 @@ def test_calendar_mistakes_are_one_line_errors(monthly_model, tmp_path):
     checkpoint, data = monthly_model
     result = seqgen("train", str(data), "--calendar", "yes", "--out", "x.safetensors", *TINY, cwd=tmp_path)
     assert result.returncode == 2 and "--calendar must be one of auto, none" in result.stderr
-    result = seqgen("train", str(data), "--free-run", "5", "--head", "point", "--out", "x.safetensors", *TINY,
-                    cwd=tmp_path)
+    result = seqgen("train", str(data), "--calendar", "auto", "--free-run", "5", "--head", "point", "--out",
+                    "x.safetensors", *TINY, cwd=tmp_path)
     assert result.returncode == 2 and "calendar" in result.stderr and "Traceback" not in result.stderr
     daily = tmp_path / "daily.csv"
     days = np.arange(np.datetime64("2020-01-01"), np.datetime64("2020-03-01"))
@@ -157,9 +157,9 @@ def test_calendar_mistakes_are_one_line_errors(monthly_model, tmp_path):
     assert result.returncode == 1 and "steps every 1 day" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_calendar_none_and_old_checkpoints_read_values_alone(monthly_model, tmp_path):
+def test_by_default_and_in_old_checkpoints_a_model_reads_values_alone(monthly_model, tmp_path):
     _, data = monthly_model
-    result = seqgen("train", str(data), "--calendar", "none", "--out", "plain.safetensors", *TINY, cwd=tmp_path)
+    result = seqgen("train", str(data), "--out", "plain.safetensors", *TINY, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert load_checkpoint(tmp_path / "plain.safetensors").model_config.calendar == ()
     # A checkpoint written before calendars stores no such field.
@@ -168,7 +168,7 @@ def test_calendar_none_and_old_checkpoints_read_values_alone(monthly_model, tmp_
 
 def test_a_resumed_run_keeps_its_calendar(monthly_model, tmp_path):
     _, data = monthly_model
-    assert seqgen("train", str(data), "--out", "run.safetensors", *TINY, cwd=tmp_path).returncode == 0
+    assert seqgen("train", str(data), "--calendar", "auto", "--out", "run.safetensors", *TINY, cwd=tmp_path).returncode == 0
     result = seqgen("train", "--resume", "run.safetensors", "--steps", "60", "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     ckpt = load_checkpoint(tmp_path / "run.safetensors")

@@ -49,7 +49,7 @@ def train(
     columns: Optional[str] = typer.Option(None, help="CSV: the value columns to train on, comma-separated; several are several series of one model. \\[default: every column of numbers]", rich_help_panel=DATA_PANEL),
     id_column: Optional[str] = typer.Option(None, help="CSV in long format: the column that names each row's series (one series per id).", rich_help_panel=DATA_PANEL),
     fill: str = typer.Option("error", help="CSV: missing values and missing time steps: error (name the first), previous (carry the last value), linear (interpolate) or zero.", rich_help_panel=DATA_PANEL),
-    calendar: Optional[str] = typer.Option(None, help="Series with a time column: auto reads each step's place in the cycles its frequency implies (the year for monthly data; the week and the year for daily; the day and the week for hourly) beside its value, for the cycles the training part spans; none reads values alone. \\[default: auto; a resumed run its own]", rich_help_panel=DATA_PANEL),
+    calendar: Optional[str] = typer.Option(None, help="Series with a time column: auto reads each step's place in the cycles its frequency implies (the year for monthly data; the week and the year for daily; the day and the week for hourly) beside its value, for the cycles the training part spans; none reads values alone. \\[default: none (measured: see docs/results.md); a resumed run its own]", rich_help_panel=DATA_PANEL),
     target: Optional[str] = typer.Option(None, help="Series: what the model predicts: the values (level), their steps (diff), or auto: the steps when a straight line explains over half the series' variance (it trends). \\[default: auto]", rich_help_panel=DATA_PANEL),
     free_run: Optional[int] = typer.Option(None, help="Series, with --head point: after each window, let the model run this many steps on its own output and score them too (ramped in from 30% to 80% of the run). \\[default: 0, off]", rich_help_panel=TRAINING_PANEL),
     steps: Optional[int] = typer.Option(None, help="Stop after this many optimizer steps. \\[default: series 2500]", rich_help_panel=LIMITS_PANEL),
@@ -78,7 +78,7 @@ def train(
     from ..data import SineConfig
     from ..data.calendar import CALENDARS
     from ..data.load import TableOptions
-    from ..train.distributed import launched, local_leader_first, process_group, relaunch
+    from ..train.distributed import end_rank, launched, local_leader_first, process_group, relaunch
 
     model_opts = dict(head=head, cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout)
     train_opts = dict(batch_size=batch_size, window=window, lr=lr, clip=clip, warmup=warmup, input_noise=input_noise, free_run=free_run,
@@ -126,6 +126,8 @@ def train(
             say(f"note: this run trained in {earlier} processes and goes on in one; add --nproc {earlier} for {earlier}")
         _run_training(dataset, model_config, train_config, out, checkpoint, quiet or not group.is_main, log_every,
                       distributed=group.world > 1)
+        if group.world > 1:
+            end_rank(0)
 
 
 def without_nproc(argv: list[str]) -> list[str]:
@@ -215,7 +217,9 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
         dataset = with_target(dataset, target or (checkpoint.data.get("target", "level") if checkpoint else "auto"))
         # A resumed run reads the calendar it began with.
         stored = list(checkpoint.model_config.calendar) if checkpoint and checkpoint.kind == "series" else None
-        dataset = with_calendar(dataset, calendar or (stored if stored is not None else "auto"))
+        # Off unless asked for: on benchmarks/forecast.py's monthly and quarterly series it made
+        # the forecasts worse (docs/results.md, "Calendar inputs").
+        dataset = with_calendar(dataset, calendar or (stored if stored is not None else "none"))
     if checkpoint:
         base_model, base_train = checkpoint.model_config, from_dict(TrainConfig, checkpoint.meta["train"])
     else:

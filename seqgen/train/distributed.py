@@ -116,6 +116,19 @@ def process_group(device: str) -> Iterator[Group]:
     dist.destroy_process_group()
 
 
+def end_rank(status: int = 0) -> None:
+    """End a rank whose run is over: wait for every rank at a barrier (rank 0 has written the
+    checkpoint by then), flush the output, and leave without tearing the process group down.
+    With torch 2.13 on gloo a rank aborted at exit ("terminate called without an active
+    exception") in about one 3-step run in ten under torchrun, after the checkpoint was written:
+    the launcher then reported a failed run. Nothing is left to save, so nothing is lost by not
+    unwinding."""
+    dist.barrier()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 def relaunch(nproc: int, argv: list[str]) -> tuple[int, str | None]:
     """Run `python -m seqgen ARGV` (a command line that does not itself ask for processes) as `nproc` ranks on this machine; return the run's exit status
     and what to say of a rank that was killed (see `wait_for_ranks`).
