@@ -263,8 +263,9 @@ class Trainer:
         """One optimizer step on the next window; returns the training loss."""
         x, y = self._window()
         if self.config.input_noise and not self.model_config.is_text:
-            noise = self.config.input_noise * torch.randn_like(_values(x))
-            x = x + noise if x.dim() == 2 else torch.cat([x[..., :1] + noise[..., None], x[..., 1:]], dim=-1)
+            # Calendar inputs get the noise too: clean beside noisy values, the network leaned on
+            # them, and forecast worse (docs/results.md, "Calendar inputs").
+            x = x + self.config.input_noise * torch.randn_like(x)
         for group in self.optimizer.param_groups:
             group["lr"] = self.schedule.lr(self.step, self.elapsed) * self.lr_scale
         self.model.train()
