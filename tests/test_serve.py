@@ -344,3 +344,24 @@ def test_a_failing_step_ends_its_streams_and_the_engine_goes_on(text_checkpoint)
         time.sleep(0.01)
     engine.close()
     assert sum(int(p.live.sum()) for p in made) == 10
+
+
+def test_a_model_of_several_series_follows_values_in_their_own_series_scale(tmp_path):
+    """Posted values of the second series are forecast in its scale, not in the first one's."""
+    from seqgen.cli import app as cli
+    from typer.testing import CliRunner
+
+    months = np.datetime64("2000-01", "M") + np.arange(120)
+    rows = [f"{m},{50 + 10 * np.sin(k / 1.9):.3f},{2000 + 100 * np.cos(k / 1.9):.3f}" for k, m in enumerate(months)]
+    (tmp_path / "sales.csv").write_text("month,shop,web\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "both.safetensors"
+    result = CliRunner().invoke(cli, ["train", str(tmp_path / "sales.csv"), "--out", str(out), "--steps", "30",
+                                      "--hidden", "8", "--layers", "1", "--target", "level", "--quiet"])
+    assert result.exit_code == 0, result.output
+    web = [float(row.split(",")[2]) for row in rows[-30:]]
+    with TestClient(create_app([out])) as c:
+        got = c.post("/v1/follow", json={"model": "both", "values": web, "horizon": 2, "seed": 0}).json()
+        named = c.post("/v1/follow", json={"model": "both", "values": web, "horizon": 2, "seed": 0,
+                                           "series": "web"}).json()
+    assert got["forecasts"] == named["forecasts"]
+    assert all(1500 < value < 2500 for value in np.ravel(got["forecasts"][-1]))

@@ -11,7 +11,7 @@ from ..checkpoint import Checkpoint, load_checkpoint
 from ..data import parse_numbers
 from ..device import usable_cores
 from ..errors import DataError
-from ..generate.api import is_probabilistic, start
+from ..generate.api import is_probabilistic, scaling_to_sample, start
 from ..generate.generator import Generator
 from ..generate.sampling import TEXT_CHOICES, sampling_config
 from ..info import checkpoint_info
@@ -41,18 +41,22 @@ class Served:
         """A generator with the request's sampling settings and seed, fed its prompt (or, with
         none, what `seqgen sample` primes with) for `rows` streams; and how many items were fed.
         Runs the prompt through the network: call it off the event loop."""
-        gen = self.make_generator(fields)
         prime = self.prime(prompt)
+        gen = self.make_generator(fields, prime)
         fed = start(gen, self.ckpt, prime, num_samples=rows, seed=fields.get("seed"), unknown=fields.get("unknown", "error"))
         return gen, int(np.shape(fed)[-1]) if np.ndim(fed) else len(gen.encode(fed))  # tokens, for text
 
-    def make_generator(self, fields: dict) -> Generator:
-        """A generator with the request's sampling settings and seed, nothing fed yet."""
+    def make_generator(self, fields: dict, prime=None) -> Generator:
+        """A generator with the request's sampling settings and seed, nothing fed yet. A model of
+        several series works in the scale of the one `prime` (numbers) belongs to, as `seqgen
+        sample` does (see `scaling_to_sample`)."""
         choices = {k: fields.get(k) for k in TEXT_CHOICES}
         sampling = sampling_config(self.ckpt.kind, temperature=fields.get("temperature"), top_k=fields.get("top_k"),
                                    top_p=fields.get("top_p"), greedy=bool(fields.get("greedy")),
                                    noise=fields.get("noise"), probabilistic=is_probabilistic(self.ckpt), **choices)
-        return Generator.from_checkpoint(self.ckpt, model=self.model, sampling=sampling, seed=fields.get("seed"))
+        scaling = scaling_to_sample(self.ckpt, prime, fields.get("series")) if not self.is_text else None
+        return Generator.from_checkpoint(self.ckpt, model=self.model, sampling=sampling, seed=fields.get("seed"),
+                                         series=scaling)
 
     def prime(self, prompt) -> str | np.ndarray | None:
         """A request's `prompt` for this model: text, or numbers (a list, or a string of them)."""

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from ..generate.api import follow
-from ..generate.generator import Generator
+from ..generate.generator import Generator, scaling_for
 from ..generate.sampling import SampleConfig
 from ..generate.state import state_bytes, state_from_bytes
 from . import protocol
@@ -176,6 +176,9 @@ def _restored(served, fields: dict):
 
 
 def _follow(served, fields: dict, values: list[float], levels: list[float]) -> list:
-    gen = Generator.from_checkpoint(served.ckpt, model=served.model, seed=fields["seed"], series=fields["series"])
+    # A model of several series follows the values in the scale of the series they belong to (or
+    # their own), as `seqgen sample` primes, rather than the first series'.
+    scaling = scaling_for(served.ckpt, values, fields["series"])
+    gen = Generator.from_checkpoint(served.ckpt, model=served.model, seed=fields["seed"], series=scaling)
     made = follow(gen, values, horizon=fields["horizon"], samples=fields["samples"], quantiles=levels)
     return [np.asarray(f, dtype=float).tolist() for f in made]
