@@ -28,6 +28,9 @@ class ModelConfig:
     # Continuous models of dated series: the calendar cycles (in steps) whose places are read in
     # beside each value (data/calendar.py); none for a model that reads values alone.
     calendar: tuple[float, ...] = ()
+    # Continuous models: how many values a step reads and predicts (a table's columns modelled
+    # jointly, `joint`); 1 for a model of one value per step.
+    channels: int = 1
 
     def __post_init__(self) -> None:
         self.calendar = tuple(float(p) for p in self.calendar)  # a list once stored as JSON
@@ -38,17 +41,20 @@ class ModelConfig:
 
     @property
     def inputs(self) -> int:
-        """How many numbers a continuous model reads per step: the value, then two per calendar cycle."""
-        return 1 + 2 * len(self.calendar)
+        """How many numbers a continuous model reads per step: its channels' values, then two per calendar cycle."""
+        return self.channels + 2 * len(self.calendar)
 
     def check(self) -> None:
         if self.cell not in CELL_NAMES:
             raise UsageError(f"`cell` must be one of {', '.join(CELL_NAMES)}, got {self.cell!r}")
         if self.head not in HEAD_NAMES:
             raise UsageError(f"`head` must be one of {', '.join(HEAD_NAMES)}, got {self.head!r}")
-        for name in ("layers", "hidden", "embed"):
+        for name in ("layers", "hidden", "embed", "channels"):
             if getattr(self, name) < 1:
                 raise UsageError(f"`{name}` must be >= 1, got {getattr(self, name)}")
+        if self.channels > 1 and self.head not in ("gaussian", "studentt"):
+            raise UsageError(f"channels modelled jointly need a likelihood head (`head` gaussian or studentt), whose "
+                             f"spread is each channel's own; got {self.head}")
         if not 0 <= self.dropout < 1:
             raise UsageError(f"`dropout` must be in [0, 1), got {self.dropout}")
 

@@ -322,7 +322,8 @@ def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None
     named = dataset.series or [{"name": None, "values": dataset.unscale(dataset.streams[0].astype(np.float64))}]
     first = min(dataset.splits)
     if season is None:
-        season = detect_season(named[0]["values"][:first])
+        # Channels modelled jointly: the season of the first channel.
+        season = detect_season(named[0]["values"][:first].reshape(first, -1)[:, 0])
     if season < 1:
         raise UsageError(f"`season` must be >= 1, got {season}")
     # A forecast from the first value of the shortest tail is the longest every series can score.
@@ -337,7 +338,7 @@ def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None
         raise UsageError(f"`horizon` {horizon} is longer than the validation tail{whose}, {tail} values: the largest "
                          f"usable `horizon` is {tail} (or give a larger `val_fraction`)")
     started = time.perf_counter()
-    ours, naive = [], []
+    ours, naive, made_count = [], [], 0
     for index, (entry, split) in enumerate(zip(named, dataset.splits)):
         values = entry["values"]
         # Decided once per series, on all its values: a history that is none of the model's series is scaled by its own.
@@ -346,11 +347,17 @@ def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None
             history, truth = values[:origin], values[origin : origin + horizon]
             made = forecast(ckpt, history, horizon, samples=samples, seed=seed + origin, backend=backend,
                             series=stored, end=_end_before(ckpt, dataset, index, len(values) - origin))
-            ours.append(score(truth, made.paths, history, season, BACKTEST_LEVEL))
-            naive.append(score(truth, seasonal_naive(history, horizon, season), history, season, BACKTEST_LEVEL))
+            made_count += 1
+            # Channels modelled jointly are each scored in their own units, like separate series.
+            paths = made.paths if made.paths.ndim == 3 else made.paths[..., None]
+            for k in range(paths.shape[2]):
+                own = (lambda a: a) if values.ndim == 1 else (lambda a, k=k: a[:, k])
+                ours.append(score(own(truth), paths[..., k], own(history), season, BACKTEST_LEVEL))
+                naive.append(score(own(truth), seasonal_naive(own(history), horizon, season), own(history), season,
+                                   BACKTEST_LEVEL))
     mean = lambda scores: {k: float(np.mean([s[k] for s in scores])) for k in METRICS}
-    return Backtest(str(ckpt.path), path, horizon, len(ours), season, samples,
-                    [e["name"] for e in named if e["name"] is not None], mean(ours), mean(naive),
+    names = dataset.channels or [e["name"] for e in named if e["name"] is not None]
+    return Backtest(str(ckpt.path), path, horizon, made_count, season, samples, names, mean(ours), mean(naive),
                     time.perf_counter() - started)
 
 

@@ -43,6 +43,10 @@ def checkpoint_info(checkpoint: str | Path | Checkpoint) -> dict:
     else:
         info["model"]["head"] = model.head
         info["data"]["target"] = data.get("target", "level")
+        if model.calendar:
+            info["model"]["calendar"] = list(model.calendar)
+        if data.get("channels"):
+            info["data"]["channels"] = data["channels"]
         if data.get("series"):
             # Each series was scaled by its own training part; the data's own mean 0, std 1 says nothing.
             info["data"]["series"] = [{"name": e["name"], "mean": e["mean"], "std": e["std"]} for e in data["series"]]

@@ -173,3 +173,28 @@ def test_a_resumed_run_keeps_its_calendar(monthly_model, tmp_path):
     assert result.returncode == 0, result.stderr
     ckpt = load_checkpoint(tmp_path / "run.safetensors")
     assert ckpt.model_config.calendar == (12.0,) and ckpt.meta["progress"]["step"] == 60
+
+
+def test_auto_says_which_cycles_it_leaves_out(tmp_path):
+    days = np.arange(np.datetime64("2020-01-01"), np.datetime64("2020-04-01"))
+    daily = tmp_path / "daily.csv"
+    daily.write_text("day,visits\n" + "\n".join(f"{d},{k % 7}" for k, d in enumerate(days)) + "\n")
+    result = seqgen("train", str(daily), "--calendar", "auto", "--window", "20", "--out", "d.safetensors", *TINY,
+                    cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "cycle of 365.2 steps left out" in result.stderr
+    assert load_checkpoint(tmp_path / "d.safetensors").model_config.calendar == (7.0,)
+    plain = tmp_path / "plain.txt"
+    plain.write_text("\n".join(str(math.sin(k / 3)) for k in range(100)) + "\n")
+    result = seqgen("train", str(plain), "--calendar", "auto", "--out", "p.safetensors", *TINY, cwd=tmp_path)
+    assert result.returncode == 0 and "no time column" in result.stderr
+
+
+def test_a_calendar_run_resumes_only_on_data_of_its_step(monthly_model, tmp_path):
+    checkpoint, _ = monthly_model
+    days = np.arange(np.datetime64("2020-01-01"), np.datetime64("2020-12-31"))
+    daily = tmp_path / "daily.csv"
+    daily.write_text("month,sales\n" + "\n".join(f"{d},{k % 7}" for k, d in enumerate(days)) + "\n")
+    result = seqgen("train", str(daily), "--resume", str(checkpoint), "--steps", "60", "--out", "r.safetensors",
+                    cwd=tmp_path)
+    assert result.returncode == 2 and "steps every 1 month, and this data steps every 1 day" in result.stderr

@@ -58,22 +58,25 @@ def eval_command(
         if tokens:
             say(f"per token ({protocol}): {result.loss_per_token:.4f} nats")
         say(f"({result.seconds:.1f}s)")
+    elif ckpt.model_config.channels > 1:
+        # A free run's RMSE would add up channels in different units: the backtest scores each channel.
+        result = None
     else:
         horizons = LONG_HORIZONS if long else HORIZONS
         result = evaluate_series(ckpt, data, horizons=horizons, waves=32 if waves is None else waves, seed=seed, val_fraction=val_fraction,
                                  backend=backend)
-    figures = result.to_dict()
+    figures = result.to_dict() if result is not None else {"kind": "series", "checkpoint": str(checkpoint)}
     # A backtest forecasts the series a model was trained on: a sine model has none, whatever DATA it is measured on.
     trained_on_file = ckpt.data.get("source", {}).get("type") != "sine"
     tested = None
-    if ckpt.kind != "text" and result.source["type"] == "file" and trained_on_file:
+    if ckpt.kind != "text" and (result is None or result.source["type"] == "file") and trained_on_file:
         from ..evaluate import backtest
 
         # Before anything is shown: a --horizon too long for the data is one line, not the end of a report.
         tested = backtest(ckpt, data, horizon=horizon, origins=origins, season=season, samples=samples,
                           val_fraction=val_fraction, backend=backend)
         figures["backtest"] = tested.to_dict()
-    if ckpt.kind != "text":
+    if ckpt.kind != "text" and result is not None:
         _show_free_run(result)
     if tested is not None:
         _show_backtest(tested, season is None)
@@ -152,6 +155,10 @@ def info(
         table.add_row("scaling", _scaling(data))
     shape = f"{model['cell'].upper()}, {model['layers']} x {model['hidden']}"
     shape += f", embedding {model['embed']}" if "embed" in model else f", {model['head']} head"
+    if model.get("calendar"):
+        from ..data.calendar import describe
+
+        shape += f"; calendar inputs ({describe(model['calendar'])})"
     table.add_row("model", f"{shape}; {model['parameters']:,} parameters")
     table.add_row("training", f"{progress['steps']} steps, {progress['seconds'] or 0:.1f}s, {progress['epochs'] or 0:.2f} epochs"
                   f", {progress['precision']}" + ("" if progress["resumable"] else " (weights only)"))
@@ -177,6 +184,9 @@ def _scaling(data: dict) -> str:
         if len(entries) > SHOWN_SERIES:
             lines.append(f"... and {len(entries) - SHOWN_SERIES} more (--json lists them all)")
         return f"per series, each by its own training part{of}:\n" + "\n".join(lines)
+    if data.get("channels"):
+        lines = [f"{name!r}: mean {m:.6g}, std {s:.6g}" for name, m, s in zip(data["channels"], data["mean"], data["std"])]
+        return f"channels modelled jointly, each by its own training part{of}:\n" + "\n".join(lines)
     if data.get("scale_each"):
         typical = "" if data.get("typical_scale") is None else f" (the training waves' typical size {data['typical_scale']:.4g})"
         return f"each stream divided by its own size{typical}"

@@ -35,7 +35,7 @@ def forecast(
 ) -> None:
     """Forecast a series: sample many futures and write, per step, their mean and quantiles."""
     from ..checkpoint import load_checkpoint
-    from ..generate.forecast import forecast as run_forecast
+    from ..generate.forecast import Forecast, forecast as run_forecast
 
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)} for forecast, got {fmt!r}")
@@ -48,22 +48,31 @@ def forecast(
     if ckpt.kind == "text":
         raise UsageError(f"{checkpoint} is a text model; forecast continues numbers (use 'seqgen sample' for text)")
     histories, frequency = _histories(ckpt, data, series, seed)
-    results = []
+    results, histories_by_name = [], {}
     for name, history, last_time in histories:
         known = name is not None and any(e["name"] == name for e in ckpt.data.get("series") or [])
         made = run_forecast(ckpt, history, horizon, samples=samples, quantiles=levels, seed=seed, backend=backend,
                             series=name if known else None, end=_end(ckpt, data, last_time, frequency))
-        results.append((name, _times(last_time, frequency, horizon), made))
+        times = _times(last_time, frequency, horizon)
+        if made.paths.ndim == 3:  # channels modelled jointly: written (and plotted) one channel after another
+            for k, channel in enumerate(ckpt.data["channels"]):
+                results.append((channel, times, Forecast(made.paths[..., k], made.levels)))
+                histories_by_name[channel] = history[:, k]
+        else:
+            results.append((name, times, made))
+            histories_by_name[name] = history
     from .sample import _open_output
 
     with _open_output(output) as out:
         _write(out, _table(results, several=len(results) > 1), fmt)
     if plot or plot_file:
         name, _, first = results[0]
-        history = histories[0][1]
+        history = histories_by_name[name]
         low, high, middle = first.quantiles[0], first.quantiles[-1], np.median(first.paths, axis=0)
         if len(results) > 1:
-            say(f"the chart shows the first of {len(results)} series, {name!r} (--series chooses another)")
+            what = "channels" if ckpt.model_config.channels > 1 else "series"
+            say(f"the chart shows the first of {len(results)} {what}, {name!r}"
+                + ("" if what == "channels" else " (--series chooses another)"))
         if plot:
             from .plot import fan_chart
 
@@ -104,6 +113,9 @@ def _histories(ckpt, data: Optional[str], only: Optional[str], seed: Optional[in
 
     source = ckpt.data.get("source", {})
     stored = Frequency(*source["frequency"]) if source.get("frequency") else None
+    if ckpt.model_config.channels > 1 and only is not None:
+        raise UsageError(f"--series: {ckpt.path} models its columns jointly as the channels of one series; "
+                         "its forecast gives every channel")
     if data is None:
         entries = ckpt.data.get("series")
         if entries:
@@ -117,6 +129,9 @@ def _histories(ckpt, data: Optional[str], only: Optional[str], seed: Optional[in
         from ..data.load import TableOptions
 
         table = TableOptions.from_source(source).read(text, label)
+        if ckpt.model_config.channels > 1:
+            last = None if table.times is None else str(table.times[0][-1])
+            return [(None, np.stack(table.series, axis=1), last)], table.frequency
         rows = [(name, values, None if table.times is None else str(times[-1]))
                 for name, values, times in zip(table.names, table.series, table.times or [None] * len(table.names))]
         if only is not None:
@@ -126,6 +141,9 @@ def _histories(ckpt, data: Optional[str], only: Optional[str], seed: Optional[in
         return rows, table.frequency
     from ..data import read_values
 
+    if ckpt.model_config.channels > 1:
+        raise DataError(f"{label}: {ckpt.path} models the columns {', '.join(map(repr, ckpt.data['channels']))} "
+                        "jointly; give DATA as a CSV with those columns")
     values = read_values(raw, label, suffix)
     if len(values) == 0:
         raise DataError(f"{label} holds no numbers: give the history to continue")

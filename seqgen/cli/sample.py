@@ -89,6 +89,10 @@ def sample(
     if beam is not None:
         _check_beam(beam, num_samples, per_step)
     user_prime = _read_prime(ckpt, prime, prime_file)
+    if ckpt.kind != "text":
+        _check_channels(ckpt, "sample")
+        if user_prime is not None:
+            _calendar_note(ckpt, "the prime's last value")
     scaling = scaling_to_sample(ckpt, user_prime, series, str(load_state) if load_state else None)
     gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, sampling=sampling, seed=seed, series=scaling)
     _say_which_series(ckpt, scaling, series, user_prime)
@@ -297,6 +301,8 @@ def follow(
         raise UsageError(f"{checkpoint} models {len(entries)} series, each in its own scale: name the one stdin "
                          f"continues with --series ({', '.join(repr(e['name']) for e in entries[:10])})")
     entry = series_entry(ckpt, series)
+    _check_channels(ckpt, "follow")
+    _calendar_note(ckpt, "the first value from standard input")
     gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, seed=seed, series=entry)
     if levels and not gen.head.probabilistic:
         from ..generate.forecast import validation_error
@@ -333,3 +339,14 @@ def _stdin_values():
         yield value
 
 
+def _check_channels(ckpt, command: str) -> None:
+    if ckpt.model_config.channels > 1:
+        raise UsageError(f"{ckpt.path} models {ckpt.model_config.channels} channels jointly; `seqgen {command}` "
+                         "continues one value a step: use `seqgen forecast` (and `seqgen eval` for a backtest)")
+
+
+def _calendar_note(ckpt, what: str) -> None:
+    """A model that reads the calendar is given values without times: say where they are taken to be."""
+    if ckpt.model_config.calendar:
+        say(f"note: this model reads the calendar; {what} is taken to be at the training data's last time "
+            "(`seqgen forecast` with a CSV of dated values forecasts from any time)")

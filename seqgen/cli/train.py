@@ -47,6 +47,7 @@ def train(
     input_noise: Optional[float] = typer.Option(None, help="Std of noise added to series inputs while training. \\[default: 0.15]", rich_help_panel=TRAINING_PANEL),
     time_column: Optional[str] = typer.Option(None, help="CSV: the column of dates or times. \\[default: the first column of dates]", rich_help_panel=DATA_PANEL),
     columns: Optional[str] = typer.Option(None, help="CSV: the value columns to train on, comma-separated; several are several series of one model. \\[default: every column of numbers]", rich_help_panel=DATA_PANEL),
+    joint: bool = typer.Option(False, "--joint", help="CSV with several value columns: model them as the channels of one series (each step reads and predicts all of them) rather than as several series of one model.", rich_help_panel=DATA_PANEL),
     id_column: Optional[str] = typer.Option(None, help="CSV in long format: the column that names each row's series (one series per id).", rich_help_panel=DATA_PANEL),
     fill: str = typer.Option("error", help="CSV: missing values and missing time steps: error (name the first), previous (carry the last value), linear (interpolate) or zero.", rich_help_panel=DATA_PANEL),
     calendar: Optional[str] = typer.Option(None, help="Series with a time column: auto reads each step's place in the cycles its frequency implies (the year for monthly data; the week and the year for daily; the day and the week for hourly) beside its value, for the cycles the training part spans; none reads values alone. \\[default: none (measured: see docs/results.md); a resumed run its own]", rich_help_panel=DATA_PANEL),
@@ -94,7 +95,7 @@ def train(
         raise UsageError(f"--log-every must be >= 1, got {log_every}")
     sine = SineConfig(sine_waves, sine_length, period_min, period_max, amp_min, amp_max, sine_noise, scale_each)
     sine.check()
-    table = TableOptions(time_column, _names(columns), id_column, fill)
+    table = TableOptions(time_column, _names(columns), id_column, fill, joint=joint)
     text_as = _text_options(tokens, vocab_size, resume)
     if nproc is not None and not launched():
         # A mistake is reported once, here, rather than by every rank after they have started.
@@ -217,9 +218,13 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
         dataset = with_target(dataset, target or (checkpoint.data.get("target", "level") if checkpoint else "auto"))
         # A resumed run reads the calendar it began with.
         stored = list(checkpoint.model_config.calendar) if checkpoint and checkpoint.kind == "series" else None
+        if stored:
+            _check_same_step(checkpoint, dataset)
         # Off unless asked for: on benchmarks/forecast.py's monthly and quarterly series it made
         # the forecasts worse (docs/results.md, "Calendar inputs").
         dataset = with_calendar(dataset, calendar or (stored if stored is not None else "none"))
+        if calendar == "auto":
+            _note_calendar(dataset)
     if checkpoint:
         base_model, base_train = checkpoint.model_config, from_dict(TrainConfig, checkpoint.meta["train"])
     else:
@@ -233,6 +238,7 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
     model_config = replace(base_model, **model_opts)
     if dataset.kind == "series":
         model_config.calendar = tuple(dataset.cycles or ())
+        model_config.channels = len(dataset.channels) if dataset.channels else 1
     train_config = replace(base_train, **train_opts)
     if dataset.kind == "series" and dataset.source.get("type") != "sine" and "window" not in train_opts and not checkpoint:
         train_config.window = fitted_window(train_config.window, min(dataset.splits), several=len(dataset.streams) > 1)
@@ -244,6 +250,34 @@ def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, ca
         raise UsageError(f"{' and '.join(series_only)} apply to numeric series; this data is text")
     out = out or (resume if resume else Path("checkpoints") / f"{dataset.name}.safetensors")
     return dataset, model_config, train_config, out
+
+
+def _check_same_step(checkpoint, dataset) -> None:
+    """A resumed run of a model that reads the calendar must step as it did: its cycles are in those steps."""
+    from ..data.times import Frequency
+
+    theirs, ours = checkpoint.data["source"].get("frequency"), dataset.source.get("frequency")
+    if ours is None or list(ours) != list(theirs):
+        now = f"steps every {Frequency(*ours)}" if ours else "has no times"
+        raise UsageError(f"--resume {checkpoint.path}: that run read the calendar of data that steps every "
+                         f"{Frequency(*theirs)}, and this data {now}; resume it on such data")
+
+
+def _note_calendar(dataset) -> None:
+    """--calendar auto: say which cycles of the data's step were left out, and why."""
+    from ..data.calendar import cycles_for, describe
+    from ..data.times import Frequency
+
+    step = dataset.source.get("frequency")
+    possible = cycles_for(Frequency(*step)) if step else []
+    left = [p for p in possible if p not in (dataset.cycles or [])]
+    if not step:
+        say("note: --calendar auto: the data has no time column, so there is no calendar to read")
+    elif not possible:
+        say(f"note: --calendar auto: data that steps every {Frequency(*step)} has no calendar cycle to read")
+    elif left:
+        say(f"note: --calendar auto: the {describe(left)} left out: the training part ({min(dataset.splits)} values) "
+            f"does not span {'it' if len(left) == 1 else 'them'}")
 
 
 def _names(text: Optional[str]) -> Optional[list[str]]:

@@ -122,9 +122,9 @@ def describe(cycles: list[float] | tuple[float, ...]) -> str:
 
 
 def model_streams(data: Dataset) -> list[np.ndarray]:
-    """What the network reads: the streams themselves, or with calendar inputs (stream, 1 + features)
-    arrays whose first column is the stream."""
+    """What the network reads: the streams themselves, or with calendar inputs (length, channels +
+    features) arrays whose first columns are the stream's values."""
     if data.features is None:
         return data.streams
-    return [np.concatenate([np.asarray(s, dtype=np.float32)[:, None], f], axis=1)
-            for s, f in zip(data.streams, data.features)]
+    columns = lambda s: np.asarray(s, dtype=np.float32).reshape(len(s), -1)
+    return [np.concatenate([columns(s), f], axis=1) for s, f in zip(data.streams, data.features)]

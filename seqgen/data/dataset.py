@@ -45,6 +45,10 @@ class Dataset:
     # Calendar inputs (data/calendar.py): the cycles, in steps, and for each stream its items' sine
     # and cosine places in them, (length, 2 x cycles); None without.
     cycles: list[float] | None = None
+    # A table's value columns modelled jointly (`TableOptions.joint`): their names. Each stream is
+    # then (length, channels), every column scaled by its own training part, and `mean`/`std` are
+    # arrays of one entry per channel.
+    channels: list[str] | None = None
     features: list[np.ndarray] | None = None
     tokenizer: object | None = None  # a data.tokenizers.Tokenizer (not imported: tokenizers import series, which imports this)
 

@@ -11,7 +11,7 @@ from ..errors import DataError, UsageError
 from .cache import cache_key, default_cache_dir, load_entry
 from .dataset import Dataset, split_point
 from .reading import decode_text, read_file, read_head
-from .series import cache_series, load_npy, looks_numeric, parse_series, series_dataset, table_dataset
+from .series import cache_series, joint_dataset, load_npy, looks_numeric, parse_series, series_dataset, table_dataset
 from .table import looks_like_table, read_table
 from .sine import SineConfig, sine_dataset
 from .text import cache_text, cache_tokens, cached_tokens_dataset, text_dataset, tokenizer_key
@@ -95,16 +95,19 @@ class TableOptions:
     id_column: str | None = None
     fill: str = "error"
     stored: bool = False
+    # The value columns are the channels of one series, modelled jointly, rather than several series.
+    joint: bool = False
 
     @classmethod
     def from_source(cls, source: dict) -> "TableOptions":
         """How a checkpoint's training table was read, from its data source (defaults otherwise)."""
         return cls(source.get("time_column"), source.get("columns"), source.get("id_column"), source.get("fill", "error"),
-                   stored=True)
+                   stored=True, joint=bool(source.get("joint")))
 
     @property
     def given(self) -> bool:
-        return any(v is not None for v in (self.time_column, self.columns, self.id_column)) or self.fill != "error"
+        return (any(v is not None for v in (self.time_column, self.columns, self.id_column)) or self.fill != "error"
+                or self.joint)
 
     @property
     def forced(self) -> bool:
@@ -117,7 +120,11 @@ class TableOptions:
                           fill=self.fill, stored=self.stored)
 
     def dataset(self, text: str, name: str, label: str, val_fraction: float) -> Dataset:
-        data = table_dataset(self.read(text, label), name, label, val_fraction, stored=self.stored)
+        table = self.read(text, label)
+        if self.joint:
+            data = joint_dataset(table, name, label, val_fraction, stored=self.stored)
+        else:
+            data = table_dataset(table, name, label, val_fraction, stored=self.stored)
         if self.fill != "error":
             data.source["fill"] = self.fill  # so that a resumed run reads the table the same way
         return data

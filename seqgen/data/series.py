@@ -10,7 +10,7 @@ from typing import BinaryIO, Iterable, Iterator
 
 import numpy as np
 
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from .cache import store_entry
 from .dataset import Dataset, split_point
 from .reading import decode_text, decoded_chunks, iter_lines, stream_lines
@@ -138,6 +138,37 @@ def table_dataset(table, name: str, label: str, val_fraction: float, stored: boo
     span = "" if table.frequency is None else f", every {table.frequency}"
     return Dataset(kind="series", name=name, description=f"{counts} from {label}{span}", streams=streams,
                    splits=splits, source=source, val_fraction=val_fraction, series=series, left_out=table.left_out)
+
+
+def joint_dataset(table, name: str, label: str, val_fraction: float, stored: bool = False) -> Dataset:
+    """The value columns of a wide table as the channels of one series, modelled jointly: one
+    stream of (length, channels), each column scaled by its own training part's mean and std."""
+    if table.id_column is not None:
+        raise UsageError("`joint` models the value columns of one series together; a long table (`id_column`) "
+                         "holds several series: leave out one of the two")
+    if len(table.series) < 2:
+        raise UsageError(f"`joint` models several value columns together, and {label} gives one "
+                         f"({table.value_columns[0]!r}): name two or more with `columns`, or leave out `joint`")
+    values = np.stack(table.series, axis=1)
+    split = split_point(len(values), val_fraction, label)
+    mean, std = values[:split].mean(axis=0), values[:split].std(axis=0)
+    if (std == 0).any():
+        flat = table.names[int(np.flatnonzero(std == 0)[0])]
+        way_out = "" if stored else " (choose the other columns with `columns`)"
+        raise DataError(f"{label}, column {flat!r}: the training part has the same value everywhere; there is nothing "
+                        f"to learn{way_out}")
+    source = {"type": "file", "path": label, "columns": table.value_columns, "joint": True}
+    if table.time_column is not None:
+        source.update(time_column=table.time_column)
+        if table.frequency is not None:
+            source.update(frequency=[table.frequency.unit, table.frequency.count])
+    if table.times is not None and len(table.times[0]):
+        source["last_time"] = str(table.times[0][-1])
+    span = "" if table.frequency is None else f", every {table.frequency}"
+    return Dataset(kind="series", name=name, description=f"{len(table.names)} channels of {len(values)} values from "
+                   f"{label}{span}, modelled jointly", streams=[((values - mean) / std).astype(np.float32)],
+                   splits=[split], mean=mean, std=std, source=source, val_fraction=val_fraction,
+                   channels=list(table.names), left_out=table.left_out)
 
 
 def cache_series(path: str, encoding: str, val_fraction: float, folder: Path, key: str) -> tuple[np.ndarray, dict]:

@@ -52,6 +52,13 @@ def with_target(data: Dataset, target: str = "auto") -> Dataset:
         if target == "diff":
             raise UsageError("`target` diff is for a series that trends; the built-in sine waves do not")
         return data
+    if data.channels is not None:
+        # Channels of one series are modelled one way: "auto" goes by the typical channel.
+        levels = data.unscale(np.asarray(data.streams[0], dtype=np.float64))
+        shares = [trend_share(levels[: data.splits[0], k]) for k in range(levels.shape[1])]
+        if target == "level" or (target == "auto" and float(np.median(shares)) <= TREND_SHARE):
+            return data
+        return differenced(data)
     if data.series is not None:
         # Several series share one model, so one target for all: "auto" goes by the typical one.
         shares = [trend_share(s["values"][:split]) for s, split in zip(data.series, data.splits)]
@@ -69,10 +76,12 @@ def differenced(data: Dataset) -> Dataset:
     levels = _levels(data)
     if len(levels) < 4:
         raise DataError(f"{data.source.get('path', 'the series')}: too short to model by its differences")
-    steps = np.diff(levels)
+    steps = np.diff(levels, axis=0)
     split = data.splits[0] - 1  # the first difference is the second value's
-    mean, std = float(steps[:split].mean()), float(steps[:split].std())
-    if std == 0:
+    mean, std = steps[:split].mean(axis=0), steps[:split].std(axis=0)
+    if data.channels is None:
+        mean, std = float(mean), float(std)
+    if np.any(std == 0):
         raise DataError(f"{data.source.get('path', 'the series')}: the series changes by the same step everywhere; "
                         "there is nothing to learn beyond a straight line")
     return replace(data, streams=[((steps - mean) / std).astype(np.float32)], splits=[split], mean=mean, std=std,

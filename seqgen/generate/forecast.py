@@ -29,7 +29,8 @@ DEFAULT_QUANTILES = (0.1, 0.5, 0.9)
 
 @dataclass
 class Forecast:
-    """Sample paths (samples, horizon) in the data's units, with their summaries per step."""
+    """Sample paths (samples, horizon), or (samples, horizon, channels) for a model of several
+    channels, in the data's units, with their summaries per step."""
 
     paths: np.ndarray
     levels: tuple[float, ...]
@@ -42,7 +43,7 @@ class Forecast:
 
     @property
     def quantiles(self) -> np.ndarray:
-        """(len(levels), horizon)."""
+        """(len(levels), horizon[, channels])."""
         return np.quantile(self.paths, self.levels, axis=0)
 
 
@@ -79,7 +80,11 @@ def forecast(checkpoint: str | Path | Checkpoint, history: Sequence[float] | Non
     elif series is None:
         entry = scaling_for(ckpt, history)
     history = np.asarray(history, dtype=np.float64)
-    if history.ndim != 1 or len(history) == 0:
+    channels = ckpt.model_config.channels
+    if channels > 1 and (history.ndim != 2 or history.shape[1] != channels):
+        raise DataError(f"{ckpt.path} models {channels} channels jointly: give the history as rows of {channels} "
+                        f"values (got an array of shape {history.shape})")
+    if history.ndim != (1 if channels == 1 else 2) or len(history) == 0:
         raise DataError("the history to forecast from is empty: give at least a few values")
     if not np.all(np.isfinite(history)):
         raise DataError("the history holds NaN or infinite values; fill or remove them first")
@@ -89,10 +94,10 @@ def forecast(checkpoint: str | Path | Checkpoint, history: Sequence[float] | Non
     gen.reset(1)
     gen.feed_values(history[None, :], end)
     gen.fork(samples)
-    paths = np.empty((horizon, samples))
+    paths = np.empty((horizon, samples) + ((channels,) if channels > 1 else ()))
     for t in range(horizon):
         paths[t] = gen.step()
-    return Forecast(paths.T, levels, noise)
+    return Forecast(np.swapaxes(paths, 0, 1), levels, noise)
 
 
 def stored_history(ckpt: Checkpoint, entry: dict | None = None, seed: int | None = None) -> np.ndarray:

@@ -77,7 +77,9 @@ class Generator:
         self.tokenizer = tokenizer or (CharTokenizer(vocab) if vocab else None)
         self.vocab = self.tokenizer.vocab if self.tokenizer else None
         self.head = None if self.config.is_text else head_for(self.config)
-        self.mean, self.std, self.target = mean, std, target
+        # A model of several channels has a mean and std per channel (lists, as stored).
+        self.mean, self.std, self.target = _scaling(mean), _scaling(std), target
+        self.channels = self.config.channels
         # A model of several series: the stored entry of the one generated (its scaling, end and
         # default prime), set by from_checkpoint; None for a model of one series.
         self.series: dict | None = None
@@ -225,15 +227,17 @@ class Generator:
             raise UsageError("this model reads calendar inputs: say when the values end (`end`, a step index)")
         self.clock = last
         places = calendar_features(last[:, None] - (steps - 1) + np.arange(steps), self.cycles)
-        return np.concatenate([np.asarray(x, dtype=np.float32)[..., None], places], axis=-1)
+        values = np.asarray(x, dtype=np.float32)
+        return np.concatenate([values[..., None] if self.channels == 1 else values, places], axis=-1)
 
     def _next_input(self, x: np.ndarray) -> np.ndarray:
         """One value per stream, fed back as the network reads it (the next step's places beside it)."""
         if not self.cycles:
             return x
         self.clock = self.clock + 1
-        return np.concatenate([np.asarray(x, dtype=np.float32)[:, None], calendar_features(self.clock, self.cycles)],
-                              axis=1)
+        values = np.asarray(x, dtype=np.float32)
+        return np.concatenate([values[:, None] if self.channels == 1 else values,
+                               calendar_features(self.clock, self.cycles)], axis=1)
 
     def _chose(self, items: np.ndarray, weights: np.ndarray) -> None:
         self._last_choice = (items, weights)
@@ -296,7 +300,7 @@ class Generator:
             snap["recent"] = self.recent.copy()
         if not self.is_text:
             # A model of several series generates in the scale of one of them: a state goes on in it.
-            snap["scaling"] = {"mean": float(self.mean), "std": float(self.std)}
+            snap["scaling"] = {"mean": np.asarray(self.mean).tolist(), "std": np.asarray(self.std).tolist()}
         pending = self.detokenizer.pending() if self.detokenizer else []
         if any(pending):
             snap["pending"] = pending
@@ -314,7 +318,7 @@ class Generator:
         self.last_output = np.array(snapshot["last_output"])
         self.rng.bit_generator.state = snapshot["rng"]
         if snapshot.get("scaling"):
-            self.mean, self.std = float(snapshot["scaling"]["mean"]), float(snapshot["scaling"]["std"])
+            self.mean, self.std = _scaling(snapshot["scaling"]["mean"]), _scaling(snapshot["scaling"]["std"])
         self._set_scale(None if snapshot.get("scale") is None else np.array(snapshot["scale"], dtype=np.float64))
         self.level = None if snapshot.get("level") is None else np.array(snapshot["level"], dtype=np.float64)
         self.clock = None if snapshot.get("clock") is None else np.array(snapshot["clock"], dtype=np.float64)
@@ -353,21 +357,29 @@ class Generator:
     def _as_model_input(self, inputs) -> np.ndarray:
         if isinstance(inputs, str):
             seq = self.encode(inputs)
-        elif isinstance(inputs, np.ndarray) and inputs.ndim == 2:
-            return inputs
+        elif isinstance(inputs, np.ndarray) and inputs.ndim == (2 if self.channels == 1 else 3):
+            return inputs  # (batch, time[, channels]), scaled
         elif self.is_text:
             seq = np.asarray(inputs, dtype=np.int64)
         else:
-            values = np.asarray(inputs, dtype=np.float64)
-            return self._from_values(np.broadcast_to(values, (self.batch_size, len(values))))
+            values = self._check_channels(np.asarray(inputs, dtype=np.float64), 2)
+            return self._from_values(np.broadcast_to(values, (self.batch_size, *values.shape)))
         return np.broadcast_to(seq, (self.batch_size, len(seq)))
 
     def feed_values(self, values: np.ndarray, end: float | np.ndarray | None = None) -> np.ndarray:
         """`feed` for a series model, with a row of values of its own for each stream: (batch, time)."""
-        values = np.asarray(values, dtype=np.float64)
-        if values.ndim != 2 or len(values) != self.batch_size:
-            raise UsageError(f"give one row of values per stream: ({self.batch_size}, time), got shape {values.shape}")
+        values = self._check_channels(np.asarray(values, dtype=np.float64), 3)
+        if values.ndim != (2 if self.channels == 1 else 3) or len(values) != self.batch_size:
+            shape = f"({self.batch_size}, time)" if self.channels == 1 else f"({self.batch_size}, time, {self.channels})"
+            raise UsageError(f"give one row of values per stream: {shape}, got shape {values.shape}")
         return self.feed(self._from_values(values), end)
+
+    def _check_channels(self, values: np.ndarray, dims: int) -> np.ndarray:
+        """A model of several channels takes `dims`-dimensional values whose last axis holds them."""
+        if self.channels > 1 and (values.ndim != dims or values.shape[-1] != self.channels):
+            raise DataError(f"this model reads {self.channels} channels a step: give the values as rows of "
+                            f"{self.channels} numbers, got an array of shape {values.shape}")
+        return values
 
     def _from_values(self, values: np.ndarray) -> np.ndarray:
         """(batch, time) values in the data's units as model inputs. A model of differences takes
@@ -430,6 +442,11 @@ def data_end(ckpt: Checkpoint, entry: dict | None = None) -> float | None:
     first = (ckpt.data.get("series") or [{}])[0]
     last = (entry or {}).get("last_time") or source.get("last_time") or first.get("last_time")
     return None if last is None else step_index(last, Frequency(*source["frequency"]))
+
+
+def _scaling(value) -> float | np.ndarray:
+    """A stored mean or std: one number, or one per channel."""
+    return np.asarray(value, dtype=np.float64) if isinstance(value, (list, tuple, np.ndarray)) else float(value)
 
 
 # What a snapshot holds one row of per stream (besides the state and the head's sums).

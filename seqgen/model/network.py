@@ -34,7 +34,7 @@ class SeqModel(nn.Module):
             self.embed = nn.Embedding(config.vocab_size, config.embed)
             input_size, output_size = config.embed, config.vocab_size
         else:
-            input_size, output_size = config.inputs, head_for(config).size
+            input_size, output_size = config.inputs, config.channels * head_for(config).size
         self.rnn = CELLS[config.cell](
             input_size, config.hidden, num_layers=config.layers, batch_first=True,
             dropout=config.dropout if config.layers > 1 else 0.0,
@@ -54,7 +54,14 @@ class SeqModel(nn.Module):
         inputs = self.embed(x) if self.config.is_text else (x.unsqueeze(-1) if x.dim() == 2 else x)
         out, state = self.rnn(inputs, state)
         y = self.head(self.drop(out))
-        return (y if self.config.is_text else y.squeeze(-1)), state
+        return (y if self.config.is_text else self._per_channel(y)), state
+
+    def _per_channel(self, y: torch.Tensor) -> torch.Tensor:
+        """A continuous model's outputs: (..., head size), or for several channels (..., channels,
+        head size); a head size of 1 is squeezed out."""
+        if self.config.channels > 1:
+            y = y.reshape(*y.shape[:-1], self.config.channels, -1)
+        return y.squeeze(-1)
 
 
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
@@ -80,7 +87,7 @@ class SeqModel(nn.Module):
             inputs = F.dropout(h, self.rnn.dropout, self.training) if layer < c.layers - 1 else h
         y = self.head(self.drop(inputs))
         state = (torch.stack(new_h), torch.stack(new_c)) if is_lstm else torch.stack(new_h)
-        return (y if c.is_text else y.squeeze(-1)), state
+        return (y if c.is_text else self._per_channel(y)), state
 
 
 CELL_STEPS = {"gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell}

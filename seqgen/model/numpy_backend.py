@@ -94,8 +94,6 @@ class NumpyModel:
         self.w_out[:, : self.width] = w_out
         self.b_out = np.zeros(padded, dtype=dtype)
         self.b_out[: self.width] = b_out
-        # Logits, or a likelihood head's several parameters, keep their last axis; a value does not.
-        self._keeps_width = config.is_text or self.width > 1
         self.gates = len(order)
         self._cell = {"lstm": self._lstm, "gru": self._gru, "rnn": self._rnn}[config.cell]
         self._buffers: dict[tuple[int, int], dict[str, np.ndarray]] = {}
@@ -124,14 +122,14 @@ class NumpyModel:
             for t in range(steps):
                 inputs[:, t] = self._cell(layer, proj[:, t], state, buffers)
         y = (inputs @ self.w_out + self.b_out)[..., : self.width]
-        return (y if self._keeps_width else y[..., 0]), state
+        return self._shaped(y), state
 
     def _projection(self, layer: int, inputs: np.ndarray) -> np.ndarray:
         if layer > 0:
             return inputs @ self.w_ih[layer] + self.b_x[layer]
         if self.config.is_text:
             return self.w_ih[0][inputs]
-        if inputs.ndim == 3:  # calendar inputs beside each value
+        if inputs.ndim == 3:  # several inputs a step: channels, calendar places
             return inputs.astype(self.dtype) @ self.w_ih[0] + self.b_x[0]
         return inputs[..., None].astype(self.dtype) * self.w_ih[0][0] + self.b_x[0]
 
@@ -178,7 +176,17 @@ class NumpyModel:
         return self._outputs(buffers["out"][:1]), state
 
     def _outputs(self, out: np.ndarray) -> np.ndarray:
-        return out[:, : self.width] if self._keeps_width else out[:, 0]
+        return self._shaped(out[:, : self.width])
+
+    def _shaped(self, y: np.ndarray) -> np.ndarray:
+        """Outputs as `SeqModel` gives them: logits keep their last axis; a continuous model's are
+        (..., head size), or (..., channels, head size) for several channels, with a head size
+        of 1 squeezed out."""
+        if self.config.is_text:
+            return y
+        if self.config.channels > 1:
+            y = y.reshape(*y.shape[:-1], self.config.channels, -1)
+        return y[..., 0] if y.shape[-1] == 1 else y
 
     def _slices_for(self, batch: int) -> list[slice]:
         """The row slices a step of `batch` streams is cut into (one when it is too small to share)."""
@@ -197,7 +205,7 @@ class NumpyModel:
         elif self.config.is_text:
             np.take(self.w_ih[0], x, axis=0, out=gx)
             h = self._cell(0, gx, state, buffers)
-        elif np.ndim(x) == 2:  # calendar inputs beside each value
+        elif np.ndim(x) == 2:  # several inputs a step: channels, calendar places
             _product(np.asarray(x, dtype=self.dtype), self.w_ih[0], gx)
             gx += self.b_x[0]
             h = self._cell(0, gx, state, buffers)

@@ -10,7 +10,7 @@ import numpy as np
 from ..checkpoint import Checkpoint, load_checkpoint
 from ..data import parse_numbers
 from ..device import usable_cores
-from ..errors import DataError
+from ..errors import DataError, UsageError
 from ..generate.api import is_probabilistic, scaling_to_sample, start
 from ..generate.generator import Generator
 from ..generate.sampling import TEXT_CHOICES, sampling_config
@@ -25,6 +25,9 @@ class Served:
 
     def __init__(self, path: str | Path, name: str, max_rows: int):
         self.ckpt: Checkpoint = load_checkpoint(path)
+        if self.ckpt.model_config.channels > 1:
+            raise UsageError(f"{path} models {self.ckpt.model_config.channels} channels jointly; the server continues "
+                             "one value a step (forecast it with `seqgen forecast`)")
         self.name = name
         # One core is left to the event loop, which writes every client's events: on two cores,
         # 64 streaming clients got 14.5k characters/s this way against 12.9k with the batch split

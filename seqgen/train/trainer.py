@@ -149,6 +149,8 @@ class Trainer:
         if config.free_run and model_config.calendar:
             raise UsageError("`free_run` feeds the model's output back as its next input, without the calendar inputs "
                              "this model reads beside it: give `calendar` none, or leave out `free_run`")
+        if config.free_run and model_config.channels > 1:
+            raise UsageError("`free_run` trains a model of one value per step; leave it out for channels modelled jointly")
         if config.free_run and self.head and self.head.name != "point":
             # The free run feeds each output back as the next input, and only a point head's output
             # is a value; a likelihood head's is a distribution's parameters, the oscillator's a correction.
@@ -242,7 +244,7 @@ class Trainer:
         rows = self._share(group)
         start = self._offset() + window * self.config.window
         chunk = self._rows(rows, start, start + self.config.window + 1)
-        return chunk[:, :-1], _values(chunk[:, 1:])
+        return chunk[:, :-1], _values(chunk[:, 1:], self.model_config.channels)
 
     def _offset(self) -> int:
         """Where this epoch's windows start in each track: at 0 in the first epoch, then spread
@@ -275,7 +277,8 @@ class Trainer:
             state = _float_state(state)
             mask = None
             if self.head:
-                out, self.head_state, mask = self.head.forward(_values(x), out, self.head_state)
+                out, self.head_state, mask = self.head.forward(_values(x, self.model_config.channels), out,
+                                                               self.head_state)
             loss = self._loss(out, y) if mask is None else self.head.loss(out, y, mask)
             horizon = self._free_run_horizon()
             if horizon:
@@ -572,7 +575,9 @@ def data_meta(data: Dataset) -> dict:
     elif data.kind == "text":
         meta["vocab"] = data.vocab  # characters: what every checkpoint stored before other tokens
     else:
-        meta.update(mean=data.mean, std=data.std)
+        meta.update(mean=np.asarray(data.mean).tolist(), std=np.asarray(data.std).tolist())
+        if data.channels is not None:
+            meta["channels"] = data.channels
         if data.typical_scale is not None:
             meta["typical_scale"] = data.typical_scale
         if data.target != "level":
@@ -585,7 +590,7 @@ def data_meta(data: Dataset) -> dict:
             # The end of the data, validation tail included: a forecast with no prime continues
             # from the last value the user has, not from a point they already know the sequel of.
             values = data.levels if data.levels is not None else data.unscale(data.streams[0][-PRIME_KEEP:].astype(np.float64))
-            meta["prime"] = [float(v) for v in values[-PRIME_KEEP:]]
+            meta["prime"] = np.asarray(values[-PRIME_KEEP:], dtype=np.float64).tolist()
     return meta
 
 
@@ -641,11 +646,11 @@ def validation_pass(model: SeqModel, data: Dataset, warmup: int, device: torch.d
         # Rows are views of the streams (memmaps for files): only one chunk is copied at a time.
         for start in range(0, len(rows[0]) - 1, chunk):
             block = torch.as_tensor(np.stack([r[start : start + chunk + 1] for r in rows]).astype(dtype), device=device)
-            x, y = block[:, :-1], _values(block[:, 1:])
+            x, y = block[:, :-1], _values(block[:, 1:], model.config.channels)
             out, state = model(x, state)
             out = out.float()  # under autocast the logits may be bfloat16; the loss is summed in float32
             if head:
-                out, head_state, _ = head.forward(_values(x), out, head_state)
+                out, head_state, _ = head.forward(_values(x, model.config.channels), out, head_state)
             lo = max(skip - start, 0)
             if lo >= out.shape[1]:
                 continue
@@ -678,9 +683,12 @@ def _val_batches(data: Dataset, warmup: int, pieces: int) -> Iterator[tuple[list
         yield group, skip
 
 
-def _values(x: torch.Tensor) -> torch.Tensor:
-    """The values of a series model's inputs or targets, without the calendar inputs beside them."""
-    return x[..., 0] if x.dim() == 3 else x
+def _values(x: torch.Tensor, channels: int = 1) -> torch.Tensor:
+    """The values of a series model's inputs or targets, without the calendar inputs beside them:
+    (batch, time), or (batch, time, channels) for a model of several."""
+    if x.dim() < 3:
+        return x  # text, or one value a step
+    return x[..., 0] if channels == 1 else x[..., :channels]
 
 
 def metrics_log_path(out: Path) -> Path:

@@ -1,0 +1,144 @@
+"""Several value columns modelled jointly (`--joint`): each step reads and predicts every channel."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seqgen import load_checkpoint
+from seqgen.data import load_data
+from seqgen.data.load import TableOptions
+from seqgen.evaluate import backtest
+from seqgen.generate.forecast import forecast
+
+TINY = ["--steps", "60", "--hidden", "16", "--layers", "1", "--eval-every", "20", "--quiet", "--seed", "0"]
+
+
+def seqgen(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "seqgen", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "NO_COLOR": "1"}, timeout=120)
+
+
+def write_shop(path: Path, months: int = 150, trend: float = 0.0) -> Path:
+    """Visits lead sales by a month; sales are about 3x last month's visits, in another unit."""
+    rng = np.random.default_rng(0)
+    visits = 100 + 20 * np.sin(2 * np.pi * np.arange(months) / 12) + rng.normal(0, 2, months) + trend * np.arange(months)
+    sales = 3 * np.concatenate([[visits[0]], visits[:-1]]) + rng.normal(0, 3, months)
+    first = np.datetime64("2005-01", "M")
+    rows = [f"{first + m},{v:.2f},{s:.2f}" for m, (v, s) in enumerate(zip(visits, sales))]
+    path.write_text("month,visits,sales\n" + "\n".join(rows) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def joint_model(tmp_path_factory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("joint")
+    data = write_shop(folder / "shop.csv")
+    result = seqgen("train", str(data), "--joint", "--out", "shop.safetensors", *TINY, cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder / "shop.safetensors", data
+
+
+def test_the_columns_become_channels_of_one_stream_each_in_its_own_scale(tmp_path):
+    data = TableOptions(joint=True).dataset(write_shop(tmp_path / "shop.csv").read_text(), "shop", "shop.csv", 0.1)
+    assert data.channels == ["visits", "sales"] and len(data.streams) == 1
+    stream, split = data.streams[0], data.splits[0]
+    assert stream.shape == (150, 2)
+    np.testing.assert_allclose(stream[:split].mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(stream[:split].std(axis=0), 1, atol=1e-4)
+    assert data.mean[1] == pytest.approx(3 * data.mean[0], rel=0.05)  # sales are in their own units
+
+
+def test_a_joint_model_reads_and_predicts_every_channel(joint_model):
+    checkpoint, _ = joint_model
+    ckpt = load_checkpoint(checkpoint)
+    assert ckpt.model_config.channels == 2 and ckpt.data["channels"] == ["visits", "sales"]
+    assert ckpt.weights["rnn.weight_ih_l0"].shape[1] == 2
+    made = forecast(ckpt, None, 6, samples=50, seed=1)
+    assert made.paths.shape == (50, 6, 2)
+    visits, sales = made.mean[:, 0], made.mean[:, 1]
+    assert np.all((50 < visits) & (visits < 150)) and np.all((150 < sales) & (sales < 450))
+
+
+def test_one_channels_history_moves_the_others_forecast(joint_model):
+    checkpoint, _ = joint_model
+    ckpt = load_checkpoint(checkpoint)
+    history = np.asarray(ckpt.data["prime"])
+    changed = history.copy()
+    changed[:, 0] += 30  # more visits, same sales
+    plain = forecast(ckpt, history, 3, samples=20, seed=2)
+    moved = forecast(ckpt, changed, 3, samples=20, seed=2)
+    assert not np.allclose(plain.paths[..., 1], moved.paths[..., 1])
+
+
+def test_the_same_seed_gives_the_same_paths_on_both_backends(joint_model):
+    checkpoint, _ = joint_model
+    first = forecast(checkpoint, None, 5, samples=10, seed=4, backend="numpy").paths
+    again = forecast(checkpoint, None, 5, samples=10, seed=4, backend="numpy").paths
+    on_torch = forecast(checkpoint, None, 5, samples=10, seed=4, backend="torch").paths
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_allclose(first, on_torch, rtol=1e-4, atol=1e-3)
+
+
+def test_forecast_writes_each_channel_with_its_times(joint_model, tmp_path):
+    checkpoint, data = joint_model
+    result = seqgen("forecast", str(checkpoint), str(data), "--horizon", "2", "--format", "jsonl", "--seed", "0",
+                    cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["series"], r["time"]) for r in rows] == [("visits", "2017-07"), ("visits", "2017-08"),
+                                                        ("sales", "2017-07"), ("sales", "2017-08")]
+
+
+def test_the_backtest_scores_each_channel(joint_model):
+    checkpoint, _ = joint_model
+    tested = backtest(checkpoint, horizon=4, origins=2, samples=20)
+    assert tested.series == ["visits", "sales"] and tested.origins == 2
+    assert all(math.isfinite(v) for v in tested.seqgen.values())
+
+
+def test_trending_channels_are_modelled_by_their_steps(tmp_path):
+    data = write_shop(tmp_path / "growing.csv", trend=2.0)
+    assert seqgen("train", str(data), "--joint", "--out", "g.safetensors", *TINY, cwd=tmp_path).returncode == 0
+    ckpt = load_checkpoint(tmp_path / "g.safetensors")
+    assert ckpt.data["target"] == "diff"
+    made = forecast(ckpt, None, 24, samples=20, seed=0)
+    # A trend of 2 visits a month goes on past the highest value trained on (about 420).
+    assert made.mean[-1, 0] > np.asarray(ckpt.data["prime"])[:, 0].max()
+
+
+def test_joint_mistakes_are_one_line_errors(joint_model, tmp_path):
+    checkpoint, data = joint_model
+    cases = [
+        (["train", str(data), "--joint", "--columns", "sales"], "name two or more"),
+        (["train", str(data), "--joint", "--head", "point"], "likelihood head"),
+        (["sample", str(checkpoint)], "seqgen forecast"),
+        (["serve", str(checkpoint)], "seqgen forecast"),
+        (["forecast", str(checkpoint), "--series", "sales", "-H", "2"], "every channel"),
+    ]
+    for args, message in cases:
+        result = seqgen(*args, "--out", "x.safetensors", *TINY, cwd=tmp_path) if args[0] == "train" else \
+            seqgen(*args, cwd=tmp_path)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    numbers = tmp_path / "numbers.txt"
+    numbers.write_text("1\n2\n3\n")
+    result = seqgen("forecast", str(checkpoint), str(numbers), "-H", "2", cwd=tmp_path)
+    assert result.returncode == 1 and "give DATA as a CSV" in result.stderr
+
+
+def test_a_resumed_joint_run_goes_on_jointly(joint_model, tmp_path):
+    _, data = joint_model
+    assert seqgen("train", str(data), "--joint", "--out", "run.safetensors", *TINY, cwd=tmp_path).returncode == 0
+    result = seqgen("train", "--resume", "run.safetensors", "--steps", "80", "--quiet", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    ckpt = load_checkpoint(tmp_path / "run.safetensors")
+    assert ckpt.model_config.channels == 2 and ckpt.meta["progress"]["step"] == 80
+    assert load_data(str(data), table=TableOptions.from_source(ckpt.data["source"])).channels == ["visits", "sales"]
