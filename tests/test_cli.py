@@ -263,6 +263,8 @@ def test_resuming_a_finished_run_says_so_and_how_to_go_on(tmp_path, text_file):
     assert "the run is finished (step 4, its limit --steps 4)" in finished.stderr
     assert "seqgen train --resume m.safetensors --steps 8" in finished.stderr
     assert (tmp_path / "m.safetensors").read_bytes() == before  # nothing was trained or rewritten
+    elsewhere = run("train", "--resume", "m.safetensors", "--steps", "3", "--out", "other.safetensors", cwd=tmp_path)
+    assert "--resume m.safetensors --steps" in elsewhere.stderr and not (tmp_path / "other.safetensors").exists()
     further = run("train", "--resume", "m.safetensors", "--steps", "6", cwd=tmp_path)
     assert further.returncode == 0 and "resuming from step 4 of 6" in further.stderr
 

@@ -359,8 +359,8 @@ def _finished(out: Path, step: int, limit: str, config) -> str:
     """What to say when a resumed run is already at its limit: nothing to do, and how to go on."""
     value = getattr(config, limit)
     reached = f"--{limit.replace('_', '-')} {value:g}{'s' if limit == 'max_time' else ''}"
-    return (f"{out}: the run is finished (step {step}, its limit {reached}); nothing to train. To train further, "
-            f"resume with a larger limit, e.g. seqgen train --resume {out} --steps {2 * step}")
+    return (f"{out}: the run is finished (step {step}, its limit {reached}); nothing to train or write. To train "
+            f"further, resume with a larger limit, e.g. seqgen train --resume {out} --steps {2 * step}")
 
 
 def _check_overwrite(out: Path, resume: Optional[Path], force: bool) -> None:
@@ -396,7 +396,8 @@ def _run_training(dataset, model_config, train_config, out: Path, checkpoint, qu
     limit = trainer.limit_reached() if checkpoint is not None else None
     if limit is not None:
         if main:
-            say(_finished(out, trainer.step, limit, train_config))
+            # Nothing was written to `out`: the run to resume is the checkpoint it came from.
+            say(_finished(Path(checkpoint.path) if checkpoint.path else out, trainer.step, limit, train_config))
         return
     if not quiet:
         say(f"data: {dataset.description}")
