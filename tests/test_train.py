@@ -278,3 +278,12 @@ def test_free_run_training_asks_for_the_point_head_it_needs(tmp_path, series_fil
     done = train("--head", "point", "--out", "p.safetensors")  # what the message says to do works
     assert done.returncode == 0, done.stderr
     assert load_checkpoint(tmp_path / "p.safetensors").meta["train"]["free_run"] == 5
+
+
+def test_a_step_limited_schedule_does_not_depend_on_how_long_steps_take():
+    from seqgen.train.trainer import Schedule
+
+    both = Schedule(TrainConfig(steps=2500, max_time=50.0, warmup=0), total_steps=2500)
+    assert both.lr(500, elapsed=5.0) == both.lr(500, elapsed=45.0)  # a quiet machine and a busy one
+    by_time = Schedule(TrainConfig(max_time=300.0, warmup=0), total_steps=None)
+    assert by_time.lr(500, elapsed=30.0) > by_time.lr(500, elapsed=270.0)
