@@ -292,6 +292,10 @@ class Backtest:
     seasonal_naive: dict[str, float]
     seconds: float
     kind: str = "backtest"
+    # With several series or channels, each one's own means ({name: {"seqgen": ..., "seasonal_naive": ...}}):
+    # MAE, RMSE and CRPS are in each one's units, so only MASE and coverage mean anything across them.
+    per_series: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    joint: bool = False  # the series are the channels of one series, modelled jointly
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -338,7 +342,11 @@ def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None
         raise UsageError(f"`horizon` {horizon} is longer than the validation tail{whose}, {tail} values: the largest "
                          f"usable `horizon` is {tail} (or give a larger `val_fraction`)")
     started = time.perf_counter()
-    ours, naive, made_count = [], [], 0
+    if ckpt.model_config.channels > 1 and dataset.channels is None:
+        raise DataError(f"{path}: {ckpt.path} models the columns {', '.join(map(repr, ckpt.data['channels']))} jointly; "
+                        "give the data as a CSV with those columns")
+    labels = dataset.channels or [e["name"] for e in named]
+    ours, naive, made_count, whose = [], [], 0, []
     for index, (entry, split) in enumerate(zip(named, dataset.splits)):
         values = entry["values"]
         # Decided once per series, on all its values: a history that is none of the model's series is scaled by its own.
@@ -352,13 +360,19 @@ def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None
             paths = made.paths if made.paths.ndim == 3 else made.paths[..., None]
             for k in range(paths.shape[2]):
                 own = (lambda a: a) if values.ndim == 1 else (lambda a, k=k: a[:, k])
+                whose.append(labels[k] if dataset.channels else labels[index])
                 ours.append(score(own(truth), paths[..., k], own(history), season, BACKTEST_LEVEL))
                 naive.append(score(own(truth), seasonal_naive(own(history), horizon, season), own(history), season,
                                    BACKTEST_LEVEL))
     mean = lambda scores: {k: float(np.mean([s[k] for s in scores])) for k in METRICS}
     names = dataset.channels or [e["name"] for e in named if e["name"] is not None]
+    per_series = {}
+    if len(names) > 1:
+        for name in names:
+            rows = [i for i, owner in enumerate(whose) if owner == name]
+            per_series[name] = {"seqgen": mean([ours[i] for i in rows]), "seasonal_naive": mean([naive[i] for i in rows])}
     return Backtest(str(ckpt.path), path, horizon, made_count, season, samples, names, mean(ours), mean(naive),
-                    time.perf_counter() - started)
+                    time.perf_counter() - started, per_series=per_series, joint=bool(dataset.channels))
 
 
 def stored_series(ckpt: Checkpoint, name: str | None, values: np.ndarray) -> str | None:

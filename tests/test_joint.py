@@ -95,13 +95,22 @@ def test_forecast_writes_each_channel_with_its_times(joint_model, tmp_path):
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(r["series"], r["time"]) for r in rows] == [("visits", "2017-07"), ("visits", "2017-08"),
                                                         ("sales", "2017-07"), ("sales", "2017-08")]
+    # One channel asked for: still forecast with the other, so its numbers are the same.
+    only = seqgen("forecast", str(checkpoint), str(data), "--horizon", "2", "--format", "jsonl", "--seed", "0",
+                  "--series", "sales", cwd=tmp_path)
+    assert [json.loads(line) for line in only.stdout.splitlines()] == [
+        {k: v for k, v in row.items() if k != "series"} for row in rows[2:]]
 
 
 def test_the_backtest_scores_each_channel(joint_model):
     checkpoint, _ = joint_model
     tested = backtest(checkpoint, horizon=4, origins=2, samples=20)
-    assert tested.series == ["visits", "sales"] and tested.origins == 2
+    assert tested.series == ["visits", "sales"] and tested.origins == 2 and tested.joint
     assert all(math.isfinite(v) for v in tested.seqgen.values())
+    # Each channel in its own units: sales (about 3x visits) have the larger errors; the mean MASE is theirs.
+    visits, sales = tested.per_series["visits"]["seqgen"], tested.per_series["sales"]["seqgen"]
+    assert sales["mae"] > visits["mae"]
+    assert tested.seqgen["mase"] == pytest.approx((visits["mase"] + sales["mase"]) / 2)
 
 
 def test_trending_channels_are_modelled_by_their_steps(tmp_path):
@@ -121,13 +130,16 @@ def test_joint_mistakes_are_one_line_errors(joint_model, tmp_path):
         (["train", str(data), "--joint", "--head", "point"], "likelihood head"),
         (["sample", str(checkpoint)], "seqgen forecast"),
         (["serve", str(checkpoint)], "seqgen forecast"),
-        (["forecast", str(checkpoint), "--series", "sales", "-H", "2"], "every channel"),
+        (["forecast", str(checkpoint), "--series", "orders", "-H", "2"], "its channels are 'visits', 'sales'"),
+        (["eval", str(checkpoint), "--long"], "the backtest, channel by channel"),
     ]
     for args, message in cases:
         result = seqgen(*args, "--out", "x.safetensors", *TINY, cwd=tmp_path) if args[0] == "train" else \
             seqgen(*args, cwd=tmp_path)
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
+    result = seqgen("train", "--joint", *TINY, cwd=tmp_path)
+    assert result.returncode == 2 and "give DATA" in result.stderr
     numbers = tmp_path / "numbers.txt"
     numbers.write_text("1\n2\n3\n")
     result = seqgen("forecast", str(checkpoint), str(numbers), "-H", "2", cwd=tmp_path)

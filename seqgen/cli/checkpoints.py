@@ -60,6 +60,9 @@ def eval_command(
         say(f"({result.seconds:.1f}s)")
     elif ckpt.model_config.channels > 1:
         # A free run's RMSE would add up channels in different units: the backtest scores each channel.
+        if long or waves is not None:
+            raise UsageError(f"--long and --waves measure a free run, which a model of channels ({checkpoint}) has "
+                             "none of: its evaluation is the backtest, channel by channel")
         result = None
     else:
         horizons = LONG_HORIZONS if long else HORIZONS
@@ -117,16 +120,25 @@ def _show_backtest(tested, detected: bool) -> None:
     from rich.table import Table
 
     note = " (detected)" if detected else ""
-    several = f" of {len(tested.series)} series" if len(tested.series) > 1 else ""
+    what = "channels" if tested.joint else "series"
+    several = f" of {len(tested.series)} {what}" if len(tested.series) > 1 else ""
     say(f"backtest: {tested.origins} forecasts from origins in the validation tail{several}, {tested.horizon} steps "
         f"each, {tested.samples} paths; season {tested.season}{note}:")
     table = Table(box=None, padding=(0, 2))
     for column in ("", "MAE", "RMSE", "MASE", "CRPS", "80% interval covers"):
-        table.add_column(column, justify="left" if not column else "right")
-    for name, scores in (("seqgen", tested.seqgen), ("seasonal naive", tested.seasonal_naive)):
+        table.add_column(column, justify="left" if not column else "right", no_wrap=not column)
+    rows = [("seqgen", tested.seqgen), ("seasonal naive", tested.seasonal_naive)]
+    for series, scores in list(tested.per_series.items())[:SHOWN_SERIES]:
+        rows += [(f"{series}: seqgen", scores["seqgen"]), (f"{series}: seasonal naive", scores["seasonal_naive"])]
+    for name, scores in rows:
         cover = "-" if scores["coverage"] != scores["coverage"] else f"{scores['coverage']:.0%}"
-        table.add_row(f"  {name}", *(f"{scores[k]:.4g}" for k in ("mae", "rmse", "mase", "crps")), cover)
+        # Across series in their own units only MASE and coverage average: the others are each series' own.
+        mixed = bool(tested.per_series) and name in ("seqgen", "seasonal naive")
+        units = ("-",) * 3 if mixed else tuple(f"{scores[k]:.4g}" for k in ("mae", "rmse", "crps"))
+        table.add_row(f"  {name}", units[0], units[1], f"{scores['mase']:.4g}", units[2], cover)
     console.print(table)
+    if len(tested.per_series) > SHOWN_SERIES:
+        say(f"  ... and {len(tested.per_series) - SHOWN_SERIES} more series (--json lists them all)")
 
 
 @app.command()

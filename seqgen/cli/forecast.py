@@ -29,7 +29,7 @@ def forecast(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout."),
     plot: bool = typer.Option(False, "--plot", help="Draw the history and the forecast's band on stderr."),
     plot_file: Optional[Path] = typer.Option(None, help="Save the fan chart as an image (needs the 'plot' extra: matplotlib)."),
-    series: Optional[str] = typer.Option(None, help="Forecast only this series (a column, or an id of a long table). \\[default: every series]"),
+    series: Optional[str] = typer.Option(None, help="Forecast only this series (a column, an id of a long table, or a channel of a --joint model, which is still forecast with the others). \\[default: every series]"),
     seed: Optional[int] = typer.Option(None, callback=check_seed, help="Random seed; the same seed gives the same paths."),
     backend: str = typer.Option("auto", help="auto (NumPy on CPU), numpy or torch."),
 ) -> None:
@@ -55,7 +55,13 @@ def forecast(
                             series=name if known else None, end=_end(ckpt, data, last_time, frequency))
         times = _times(last_time, frequency, horizon)
         if made.paths.ndim == 3:  # channels modelled jointly: written (and plotted) one channel after another
-            for k, channel in enumerate(ckpt.data["channels"]):
+            channels = ckpt.data["channels"]
+            if series is not None and series not in channels:
+                raise UsageError(f"--series: {ckpt.path} has no channel {series!r}; its channels are "
+                                 f"{', '.join(map(repr, channels))}")
+            for k, channel in enumerate(channels):
+                if series is not None and channel != series:
+                    continue  # forecast with every channel, shown for the one asked for
                 results.append((channel, times, Forecast(made.paths[..., k], made.levels)))
                 histories_by_name[channel] = history[:, k]
         else:
@@ -113,9 +119,6 @@ def _histories(ckpt, data: Optional[str], only: Optional[str], seed: Optional[in
 
     source = ckpt.data.get("source", {})
     stored = Frequency(*source["frequency"]) if source.get("frequency") else None
-    if ckpt.model_config.channels > 1 and only is not None:
-        raise UsageError(f"--series: {ckpt.path} models its columns jointly as the channels of one series; "
-                         "its forecast gives every channel")
     if data is None:
         entries = ckpt.data.get("series")
         if entries:

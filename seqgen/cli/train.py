@@ -24,7 +24,7 @@ SINE_PANEL = "Sine data (no DATA)"
 
 @app.command()
 def train(
-    data: Optional[str] = typer.Argument(None, metavar="DATA", help="Text file, numeric series (.npy, .csv, one number per line), '-' for stdin, or nothing for built-in sine waves."),
+    data: Optional[str] = typer.Argument(None, metavar="DATA", help="Text file, numeric series (.npy, one number per line, or a CSV table: a date column and value columns), '-' for stdin, or nothing for built-in sine waves."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Checkpoint to write. \\[default: checkpoints/<data name>.safetensors]"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run saved in this checkpoint (options not given are taken from it)."),
     kind: str = typer.Option("auto", help="How to read DATA: auto, text or series.", rich_help_panel=DATA_PANEL),
@@ -95,6 +95,9 @@ def train(
         raise UsageError(f"--log-every must be >= 1, got {log_every}")
     sine = SineConfig(sine_waves, sine_length, period_min, period_max, amp_min, amp_max, sine_noise, scale_each)
     sine.check()
+    if joint and data is None and resume is None:
+        raise UsageError("--joint models the value columns of a CSV table together; give DATA (the built-in sine "
+                         "waves have one value a step)")
     table = TableOptions(time_column, _names(columns), id_column, fill, joint=joint)
     text_as = _text_options(tokens, vocab_size, resume)
     if nproc is not None and not launched():

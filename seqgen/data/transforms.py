@@ -84,9 +84,9 @@ def differenced(data: Dataset) -> Dataset:
     if np.any(std == 0):
         raise DataError(f"{data.source.get('path', 'the series')}: the series changes by the same step everywhere; "
                         "there is nothing to learn beyond a straight line")
+    how = ", modelled by their differences (they trend)" if data.channels else ", modelled by its differences (it trends)"
     return replace(data, streams=[((steps - mean) / std).astype(np.float32)], splits=[split], mean=mean, std=std,
-                   target="diff", levels=levels,
-                   description=data.description + ", modelled by its differences (it trends)")
+                   target="diff", levels=levels, description=data.description + how)
 
 
 def differenced_each(data: Dataset) -> Dataset:
