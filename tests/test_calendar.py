@@ -139,8 +139,16 @@ def test_forecast_from_a_csv_takes_its_last_time(monthly_model, tmp_path):
     values = tmp_path / "values.txt"
     values.write_text("\n".join(line.split(",")[1] for line in lines[1:67]) + "\n")
     plain = seqgen("forecast", str(checkpoint), str(values), "--horizon", "2", "--seed", "0", cwd=tmp_path)
-    assert plain.returncode == 0 and "has no times" in plain.stderr
-    assert plain.stdout.splitlines()[1:] != [",".join(r.split(",")[1:]) for r in result.stdout.splitlines()[1:]]
+    assert plain.returncode == 0 and "has no times" in plain.stderr and "last time, 2009-12" in plain.stderr
+    # The same values, taken to end where the training data did: dated from there, and another forecast.
+    dated = [row.split(",") for row in plain.stdout.splitlines()[1:]]
+    assert [row[0] for row in dated] == ["2010-01", "2010-02"]
+    assert [row[1:] for row in dated] != [row.split(",")[1:] for row in result.stdout.splitlines()[1:]]
+    one_row = tmp_path / "one-row.csv"
+    one_row.write_text(lines[0] + "\n" + lines[66] + "\n")  # 2005-06 alone: no step to infer, the model's
+    single = seqgen("forecast", str(checkpoint), str(one_row), "--horizon", "2", "--seed", "0", cwd=tmp_path)
+    assert single.returncode == 0, single.stderr
+    assert [row.split(",")[0] for row in single.stdout.splitlines()[1:]] == ["2005-07", "2005-08"]
 
 
 def test_calendar_mistakes_are_one_line_errors(monthly_model, tmp_path):

@@ -98,9 +98,7 @@ def _end(ckpt, data: Optional[str], last_time: Optional[str], frequency) -> Opti
         return None
     stored = ckpt.data["source"]["frequency"]
     if last_time is None or frequency is None:
-        say(f"note: {data} has no times; this model reads the calendar, and takes its last value to be at the "
-            "training data's last time (give DATA as a CSV with its time column to forecast from another time)")
-        return None
+        return None  # the training data's end (a checkpoint that stores no time)
     if [frequency.unit, frequency.count] != list(stored):
         from ..data.times import Frequency
 
@@ -132,16 +130,18 @@ def _histories(ckpt, data: Optional[str], only: Optional[str], seed: Optional[in
         from ..data.load import TableOptions
 
         table = TableOptions.from_source(source).read(text, label)
+        # A table of one row has a time but no step to infer: it steps as the training data did.
+        step = table.frequency or (stored if table.times is not None else None)
         if ckpt.model_config.channels > 1:
             last = None if table.times is None else str(table.times[0][-1])
-            return [(None, np.stack(table.series, axis=1), last)], table.frequency
+            return [(None, np.stack(table.series, axis=1), last)], step
         rows = [(name, values, None if table.times is None else str(times[-1]))
                 for name, values, times in zip(table.names, table.series, table.times or [None] * len(table.names))]
         if only is not None:
             rows = [row for row in rows if row[0] == only]
             if not rows:
                 raise DataError(f"{label} has no series {only!r}; its series are {', '.join(map(repr, table.names[:10]))}")
-        return rows, table.frequency
+        return rows, step
     from ..data import read_values
 
     if ckpt.model_config.channels > 1:
@@ -150,6 +150,15 @@ def _histories(ckpt, data: Optional[str], only: Optional[str], seed: Optional[in
     values = read_values(raw, label, suffix)
     if len(values) == 0:
         raise DataError(f"{label} holds no numbers: give the history to continue")
+    if ckpt.model_config.calendar:
+        # Values without times are placed where the training data ended, and dated from there.
+        from ..data.times import format_time
+
+        last = (series_entry(ckpt, only) or source).get("last_time")
+        say(f"note: {label} has no times; this model reads the calendar, and takes its last value to be at the "
+            f"training data's last time, {format_time(np.datetime64(last, 's'), stored)} (give DATA as a CSV with "
+            "its time column to forecast from another time)")
+        return [(only, values, last)], stored
     return [(only, values, None)], None
 
 

@@ -144,6 +144,10 @@ class Trainer:
         config.check()
         if data.kind == "text":
             model_config.vocab_size = len(data.vocab)
+        else:
+            # What the network reads follows the data, as a text model's vocabulary does.
+            model_config.calendar = tuple(data.cycles or ())
+            model_config.channels = len(data.channels) if data.channels else 1
         self.data, self.model_config, self.config, self.out = data, model_config, config, Path(out)
         self.group = current_group()
         self.device = resolve_device(device_for(config.device))
