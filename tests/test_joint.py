@@ -16,6 +16,7 @@ from seqgen import load_checkpoint
 from seqgen.data import load_data
 from seqgen.data.load import TableOptions
 from seqgen.evaluate import backtest
+from seqgen.generate import Generator, follow, sample
 from seqgen.generate.forecast import forecast
 
 TINY = ["--steps", "60", "--hidden", "16", "--layers", "1", "--eval-every", "20", "--quiet", "--seed", "0"]
@@ -102,6 +103,58 @@ def test_forecast_writes_each_channel_with_its_times(joint_model, tmp_path):
         {k: v for k, v in row.items() if k != "series"} for row in rows[2:]]
 
 
+def test_sample_generates_every_channel_together(joint_model, tmp_path):
+    checkpoint, data = joint_model
+    made = sample(checkpoint, length=4, num_samples=3, seed=5)
+    assert made.shape == (3, 4, 2)
+    np.testing.assert_array_equal(made, sample(checkpoint, length=4, num_samples=3, seed=5))
+    result = seqgen("sample", str(checkpoint), "-n", "4", "--num-samples", "3", "--seed", "5", "--format", "csv",
+                    cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    header, *rows = result.stdout.splitlines()
+    assert header == "step," + ",".join(f"sample_{k}_{name}" for k in (1, 2, 3) for name in ("visits", "sales"))
+    table = np.array([[float(cell) for cell in row.split(",")[1:]] for row in rows])
+    np.testing.assert_allclose(table, made.transpose(1, 0, 2).reshape(4, 6), rtol=1e-5)
+
+
+def test_a_joint_prime_is_a_csv_of_the_columns(joint_model, tmp_path):
+    checkpoint, data = joint_model
+    lines = data.read_text().splitlines()
+    prime = tmp_path / "prime.csv"
+    prime.write_text("\n".join(lines[:1] + lines[-24:]) + "\n")
+    result = seqgen("sample", str(checkpoint), "--prime-file", str(prime), "-n", "3", "--seed", "1",
+                    "--format", "jsonl", "--include-prime", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["prime"]["visits"][-1] == float(lines[-1].split(",")[1])
+    assert [len(record["values"][name]) for name in ("visits", "sales")] == [3, 3]
+    # The same prime through the library gives the same values.
+    history = np.array([[float(v) for v in line.split(",")[1:]] for line in lines[-24:]])
+    made = sample(checkpoint, length=3, prime=history, seed=1)
+    np.testing.assert_allclose(record["values"]["sales"], made[0, :, 1], rtol=1e-5)
+    numbers = tmp_path / "numbers.txt"
+    numbers.write_text("1\n2\n3\n")
+    result = seqgen("sample", str(checkpoint), "--prime-file", str(numbers), cwd=tmp_path)
+    assert result.returncode == 1 and "give the prime as a CSV with those columns" in result.stderr
+
+
+def test_follow_reads_a_row_of_channels_a_line(joint_model, tmp_path):
+    checkpoint, data = joint_model
+    rows = [line.split(",")[1:] for line in data.read_text().splitlines()[1:13]]
+    lines = "visits,sales\n" + "".join(",".join(row) + "\n" for row in rows)
+    result = subprocess.run([sys.executable, "-m", "seqgen", "follow", str(checkpoint), "--horizon", "2"], input=lines,
+                            capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"})
+    assert result.returncode == 0, result.stderr
+    written = np.array([[float(v) for v in line.split()] for line in result.stdout.splitlines()])
+    gen = Generator.from_checkpoint(checkpoint)
+    expected = [made.ravel() for made in follow(gen, [[float(v) for v in row] for row in rows], horizon=2)]
+    np.testing.assert_allclose(written, expected, rtol=1e-5)
+    assert written.shape == (12, 4)  # each line: step 1's two channels, then step 2's
+    result = subprocess.run([sys.executable, "-m", "seqgen", "follow", str(checkpoint)], input="1,2\n3\n",
+                            capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"})
+    assert result.returncode == 1 and "line 2: 1 number, expected 2 (one per channel)" in result.stderr
+
+
 def test_the_backtest_scores_each_channel(joint_model):
     checkpoint, _ = joint_model
     tested = backtest(checkpoint, horizon=4, origins=2, samples=20)
@@ -128,7 +181,8 @@ def test_joint_mistakes_are_one_line_errors(joint_model, tmp_path):
     cases = [
         (["train", str(data), "--joint", "--columns", "sales"], "name two or more"),
         (["train", str(data), "--joint", "--head", "point"], "likelihood head"),
-        (["sample", str(checkpoint)], "seqgen forecast"),
+        (["sample", str(checkpoint), "--prime", "1 2"], "as a CSV with those columns (--prime-file)"),
+        (["sample", str(checkpoint), "--plot"], "`seqgen forecast --plot` draws each"),
         (["serve", str(checkpoint)], "seqgen forecast"),
         (["forecast", str(checkpoint), "--series", "orders", "-H", "2"], "its channels are 'visits', 'sales'"),
         (["eval", str(checkpoint), "--long"], "the backtest, channel by channel"),

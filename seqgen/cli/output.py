@@ -142,6 +142,43 @@ def _step_records(gen, steps: Steps) -> Iterator[dict]:
                 yield {"step": step, "sample": int(k) + 1, "value": float(items[k])}
 
 
+def write_channels(out: Sink, fmt: str, gen, steps: Steps, names: list[str], prime: np.ndarray | None = None,
+                   per_step: bool = False) -> None:
+    """The output of a model of several channels (each step an item per channel, in the order of
+    `names`, its training columns): values, one line per step with each sample's channels in turn;
+    csv, columns sample_<k>_<name>; jsonl, per sample an object of each channel's values (or with
+    `per_step` one per step and sample). The prime, (time, channels), is the same for every sample."""
+    batch = gen.batch_size
+    shared = None if prime is None else np.asarray(prime, dtype=np.float64)
+    cells = lambda row: [_fmt(v) for sample in np.broadcast_to(row, (batch, len(names))) for v in sample]
+    if fmt == "values":
+        for row in [] if shared is None else shared:
+            out.write(" ".join(cells(row)) + "\n")
+        for items, _ in steps:
+            out.write(" ".join(cells(items)) + "\n")
+    elif fmt == "csv":
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["step", *(f"sample_{k + 1}_{name}" for k in range(batch) for name in names)])
+        rows = [] if shared is None else shared
+        for step, row in zip(range(1 - len(rows), 1), rows):
+            writer.writerow([step, *cells(row)])
+        for step, (items, _) in enumerate(steps, start=1):
+            writer.writerow([step, *cells(items)])
+    elif per_step:
+        for step, (items, _) in enumerate(steps, start=1):
+            for k in range(batch):
+                record = {"step": step, "sample": k + 1, "values": dict(zip(names, map(float, items[k])))}
+                out.write(json.dumps(record) + "\n")
+    else:
+        drawn = np.array([items for items, _ in steps]).reshape(-1, batch, len(names))
+        for k in range(batch):
+            record: dict = {"sample": k + 1}
+            if shared is not None:
+                record["prime"] = {name: shared[:, c].tolist() for c, name in enumerate(names)}
+            record["values"] = {name: drawn[:, k, c].tolist() for c, name in enumerate(names)}
+            out.write(json.dumps(record) + "\n")
+
+
 def parse_quantiles(text: str) -> tuple[float, ...]:
     """--quantiles as levels: numbers between 0 and 1, separated by commas, sorted."""
     from ..generate.forecast import check_quantiles

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -89,8 +91,11 @@ def sample(
     if beam is not None:
         _check_beam(beam, num_samples, per_step)
     user_prime = _read_prime(ckpt, prime, prime_file)
+    channels = ckpt.data.get("channels") if ckpt.model_config.channels > 1 else None
+    if channels and (plot or plot_file):
+        raise UsageError(f"--plot and --plot-file draw one channel; {checkpoint} models {len(channels)} jointly "
+                         "(`seqgen forecast --plot` draws each)")
     if ckpt.kind != "text":
-        _check_channels(ckpt, "sample")
         if user_prime is not None:
             _calendar_note(ckpt, "the prime's last value")
     scaling = scaling_to_sample(ckpt, user_prime, series, str(load_state) if load_state else None)
@@ -119,7 +124,12 @@ def sample(
         # A part that --save-state will continue ends where generation stopped, so that the parts
         # joined are the whole; otherwise text gets a final newline.
         between = unescape("\\n\\n" if separator is None else separator)
-        _write(fmt, out, gen, steps, fed if include_prime else None, between, per_step, final=save_state is None)
+        if channels:
+            from .output import write_channels
+
+            write_channels(out, fmt, gen, steps, channels, fed if include_prime else None, per_step)
+        else:
+            _write(fmt, out, gen, steps, fed if include_prime else None, between, per_step, final=save_state is None)
     if plot or plot_file:
         from .output import prime_rows
 
@@ -218,6 +228,10 @@ def _read_prime(ckpt, prime: Optional[str], prime_file: Optional[Path]):
 
     if prime is not None and prime_file is not None:
         raise UsageError("give either --prime or --prime-file, not both")
+    columns = ckpt.data.get("channels") if ckpt.model_config.channels > 1 else None
+    if columns and prime is not None:
+        raise UsageError(f"--prime: {ckpt.path} models the columns {', '.join(map(repr, columns))} jointly; give the "
+                         "prime as a CSV with those columns (--prime-file)")
     if prime_file is None:
         result = as_prime(ckpt, prime)
     else:
@@ -230,10 +244,27 @@ def _read_prime(ckpt, prime: Optional[str], prime_file: Optional[Path]):
         except OSError as e:
             raise DataError(f"--prime-file {prime_file}: cannot read ({e.strerror})") from None
         label = f"--prime-file {prime_file}"
-        result = decode_text(raw, label) if ckpt.kind == "text" else read_values(raw, label, prime_file.suffix)
+        if ckpt.kind == "text":
+            result = decode_text(raw, label)
+        elif columns:
+            result = _channel_rows(ckpt, decode_text(raw, label), label)
+        else:
+            result = read_values(raw, label, prime_file.suffix)
     if result is not None and len(result) == 0:
         raise UsageError("the prime is empty: give at least one character or value")
     return result
+
+
+def _channel_rows(ckpt, text: str, label: str) -> np.ndarray:
+    """A prime for a model of several channels: a CSV with its columns, as (time, channels)."""
+    from ..data.load import TableOptions
+    from ..data.table import looks_like_table
+
+    if not looks_like_table(text):
+        raise DataError(f"{label}: {ckpt.path} models the columns {', '.join(map(repr, ckpt.data['channels']))} "
+                        "jointly; give the prime as a CSV with those columns")
+    table = TableOptions.from_source(ckpt.data.get("source", {})).read(text, label)
+    return np.stack(table.series, axis=1)
 
 
 class StreamWriter:
@@ -301,7 +332,7 @@ def follow(
         raise UsageError(f"{checkpoint} models {len(entries)} series, each in its own scale: name the one stdin "
                          f"continues with --series ({', '.join(repr(e['name']) for e in entries[:10])})")
     entry = series_entry(ckpt, series)
-    _check_channels(ckpt, "follow")
+    channels = ckpt.data.get("channels") if ckpt.model_config.channels > 1 else None
     _calendar_note(ckpt, "the first value from standard input")
     gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, seed=seed, series=entry)
     if levels and not gen.head.probabilistic:
@@ -311,38 +342,40 @@ def follow(
         gen.sampling.noise = validation_error(ckpt, entry)
     names = ["mean", *(f"q{level:g}" for level in levels)]
     with StreamWriter(sys.stdout, line_flush=True) as out:
-        for forecast in follow_values(gen, _stdin_values(), horizon, samples if levels else 0, levels):
-            if levels:
+        for forecast in follow_values(gen, _stdin_values(len(channels or [0])), horizon, samples if levels else 0, levels):
+            if levels and channels:
+                out.write(json.dumps({n: {c: [round(float(v), 6) for v in row[:, k]] for k, c in enumerate(channels)}
+                                      for n, row in zip(names, forecast)}) + "\n")
+            elif levels:
                 out.write(json.dumps({n: [round(float(v), 6) for v in row] for n, row in zip(names, forecast)}) + "\n")
-            else:
-                out.write(" ".join(f"{v:.6g}" for v in forecast) + "\n")
+            else:  # a model of channels: each step's channels in turn
+                out.write(" ".join(f"{v:.6g}" for v in np.ravel(forecast)) + "\n")
 
 
-def _stdin_values():
+def _stdin_values(channels: int = 1):
     """Numbers from stdin as they arrive (readline, not a read-ahead), skipping blank lines and,
-    as in a series file, a header on the first line."""
+    as in a series file, a header on the first line; for a model of several channels, rows of that
+    many numbers separated by commas, spaces or tabs."""
     first = True
     for number, line in enumerate(iter(sys.stdin.readline, ""), start=1):
         text = line.strip()
         if not text:
             continue
         try:
-            value = float(text)
+            row = [float(part) for part in re.split(r"[,\s]+", text)]
         except ValueError:
             if first:
                 first = False
                 continue  # a CSV header, as `seqgen train` reads one
-            raise DataError(f"standard input, line {number}: {text[:40]!r} is not a number") from None
+            raise DataError(f"standard input, line {number}: {text[:40]!r} is not " +
+                            ("a number" if channels == 1 else f"a row of {channels} numbers")) from None
         first = False
-        if value != value or value in (float("inf"), float("-inf")):
+        if len(row) != channels:
+            raise DataError(f"standard input, line {number}: {len(row)} number{'s' * (len(row) != 1)}, expected " +
+                            ("one a line" if channels == 1 else f"{channels} (one per channel) separated by commas"))
+        if not all(math.isfinite(v) for v in row):
             raise DataError(f"standard input, line {number}: {text!r} is not a finite number")
-        yield value
-
-
-def _check_channels(ckpt, command: str) -> None:
-    if ckpt.model_config.channels > 1:
-        raise UsageError(f"{ckpt.path} models {ckpt.model_config.channels} channels jointly; `seqgen {command}` "
-                         "continues one value a step: use `seqgen forecast` (and `seqgen eval` for a backtest)")
+        yield row[0] if channels == 1 else row
 
 
 def _calendar_note(ckpt, what: str) -> None:

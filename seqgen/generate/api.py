@@ -183,7 +183,7 @@ def start(gen: Generator, ckpt: Checkpoint, prime: str | np.ndarray | None = Non
         raise UsageError(f"`num_samples` must be >= 1, got {num_samples}")
     prime = prime if prime is not None else default_prime(ckpt, seed, count=num_samples, entry=gen.series)
     gen.reset(num_samples)
-    if np.ndim(prime) < 2:
+    if np.ndim(prime) < (2 if gen.channels == 1 else 3):  # one prime for every stream
         gen.feed(prime)
     else:
         gen.feed_values(prime)  # a prime of its own for each stream
@@ -206,7 +206,8 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
            **choices) -> list[str] | np.ndarray:
     """Generate from a checkpoint, with the options of `seqgen sample`: a list of texts (one per
     sample, each ending with the token that completed `stop` when it was produced; `length`
-    counts tokens) or a (num_samples, length) array of values.
+    counts tokens) or a (num_samples, length) array of values ((num_samples, length, channels) for
+    a model of several channels, whose prime is rows of one value per channel).
     `unknown` says what to do with characters of a text prime the model has never seen: "error",
     "skip" them or "replace" them with a space (see `CharTokenizer.known`). `choices`: text's
     min_p and penalties (see `SampleConfig`). `beam`: the `num_samples` most likely continuations
@@ -234,10 +235,10 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
     if gen.is_text:
         result: list[str] | np.ndarray = collect_text(gen, steps, final=save_state is None)
     else:
-        result = np.empty((length, gen.batch_size))
+        result = np.empty((length, gen.batch_size) + ((gen.channels,) if gen.channels > 1 else ()))
         for t, (items, _) in enumerate(generate_steps(gen, length)):
             result[t] = items
-        result = result.T
+        result = np.swapaxes(result, 0, 1)
     if save_state is not None:
 
         state_files.save_state(save_state, gen)
@@ -267,7 +268,8 @@ def follow(gen: Generator, values: Iterable[float], horizon: int = 1, samples: i
     sees true values; a likelihood head's point forecast feeds back its mean. With `samples`,
     each forecast is instead `samples` sampled paths from that copy, and what is yielded is their
     mean and then each of `quantiles`: a (1 + len(quantiles), horizon) array. `gen` is a
-    continuous-model Generator with one stream.
+    continuous-model Generator with one stream. For a model of several channels each value is a
+    row of one per channel, and each forecast gains a last axis of them: (horizon, channels).
     """
     if gen.is_text:
         raise UsageError("follow works with continuous models; this one generates text")
@@ -287,8 +289,9 @@ def follow(gen: Generator, values: Iterable[float], horizon: int = 1, samples: i
     for value in values:
         if waiting:
             if first is None:
-                first = float(value)
-                yield np.full(horizon, first) if not samples else np.full((1 + len(quantiles), horizon), first)
+                first = value
+                shape = (horizon,) if not samples else (1 + len(quantiles), horizon)
+                yield np.broadcast_to(np.asarray(first, dtype=np.float64), shape + np.shape(first)).copy()
                 continue
             waiting = False
             gen.feed([first, value])
@@ -324,11 +327,11 @@ def _sampled_forecast(gen: Generator, horizon: int, samples: int, quantiles: Seq
     """Mean and quantiles of `samples` paths from a copy of the state; the random numbers go on."""
     saved = gen.snapshot()
     gen.fork(samples)
-    paths = np.array([gen.step() for _ in range(horizon)]).T
+    paths = np.array([gen.step() for _ in range(horizon)])  # (horizon, samples[, channels])
     drawn = gen.rng.bit_generator.state
     gen.restore(saved)
     gen.rng.bit_generator.state = drawn
-    rows = [paths.mean(axis=0)]
+    rows = [paths.mean(axis=1)]
     if quantiles:
-        rows.extend(np.quantile(paths, list(quantiles), axis=0))
+        rows.extend(np.quantile(paths, list(quantiles), axis=1))
     return np.array(rows)
