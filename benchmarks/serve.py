@@ -10,7 +10,8 @@ in a process of its own, then:
    later one carries; p50 and p99 over every character), and the time to the first character;
 3. the 64-stream matrix-product bound (the products of one batched step alone, with NumPy's BLAS,
    on all usable cores up to 4), measured in this run, as in benchmarks/speed.py,
-   and 64 streams of one Generator stepped by the library with no server: what HTTP costs;
+   and 64 streams of one Generator stepped by the library with no server: what HTTP costs; and
+   one stream so: what batching gains in the model itself, the ceiling of the 64-to-1 ratio;
 4. with --soak S: 64 clients asking again as soon as they are answered, for S seconds; the server's
    resident memory (RSS) at the end against after the first 10 seconds, and the failed requests.
 The clients share this process (asyncio, a plain HTTP/1.1 reader, so that they take as little of
@@ -210,6 +211,8 @@ def main() -> None:
 
     bound, cores = bound_rate(args.checkpoint, 64, 100 if args.quick else 300, rounds + 2)
     library = library_rate(args.checkpoint, 64, 100 if args.quick else 300, rounds + 2)
+    # The 8x target's ceiling on this machine: what batching gains in the model alone, before HTTP.
+    alone = library_rate(args.checkpoint, 1, 300 if args.quick else 1000, rounds + 2)
     server = Server(args.checkpoint, *(["--stream-interval", args.stream_interval] if args.stream_interval else []))
     rows = []
     try:
@@ -230,6 +233,8 @@ def main() -> None:
                       1000 * statistics.median(m["first"] for m in measured), "")]
         rows += [(f"64-stream matmul bound, {cores} cores (chars/s)", bound, ""),
                  ("64 streams of one Generator, no server (chars/s)", library, ""),
+                 ("1 stream of one Generator, no server (chars/s)", alone, ""),
+                 ("  64 streams / 1 stream in the library (the model's own gain)", library / alone, ""),
                  ("  64 clients / the same through the library", rates[64] / library, ""),
                  ("  64 clients / 1 client", rates[64] / rates[1], at_least(8)),
                  ("  64 clients / bound", rates[64] / bound, at_least(0.5, ""))]

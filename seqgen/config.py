@@ -69,6 +69,9 @@ class TrainConfig:
     lr_min_ratio: float = 0.1
     warmup: int = 50
     clip: float = 1.0
+    # Decoupled weight decay (AdamW) on the weight matrices and embeddings, never on biases; 0 is
+    # plain Adam.
+    weight_decay: float = 0.0
     steps: int | None = None
     epochs: float | None = None
     max_time: float | None = None
@@ -99,7 +102,7 @@ class TrainConfig:
                 raise UsageError(f"`{name}` must be > 0, got {getattr(self, name)}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise UsageError(f"`precision` must be one of auto, fp32, bf16, fp16, got {self.precision!r}")
-        for name in ("input_noise", "warmup", "free_run", "patience"):
+        for name in ("input_noise", "warmup", "free_run", "patience", "weight_decay"):
             if getattr(self, name) < 0:
                 raise UsageError(f"`{name}` must be >= 0, got {getattr(self, name)}")
 

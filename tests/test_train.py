@@ -7,9 +7,11 @@ import math
 import time
 
 import numpy as np
+import pytest
 import torch
 
 from seqgen import Generator, ModelConfig, SineConfig, TrainConfig, Trainer, load_checkpoint, load_data
+from seqgen.errors import UsageError
 from seqgen.train import ThreadTuner
 
 
@@ -43,10 +45,11 @@ def test_checkpoint_keeps_best_weights_and_metadata(text_file, tmp_path):
     assert set(ckpt.weights) == set(dict(torch.nn.Module.state_dict(__import__("seqgen").SeqModel(ckpt.model_config))))
 
 
-def test_resume_gives_the_same_weights_as_an_uninterrupted_run(text_file, tmp_path):
+@pytest.mark.parametrize("weight_decay", [0.0, 0.1])
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(text_file, tmp_path, weight_decay):
     data = load_data(str(text_file))
     model_cfg = dict(hidden=24, embed=8, dropout=0.1)
-    config = TrainConfig(batch_size=4, window=16, steps=24, eval_every=8, seed=3)
+    config = TrainConfig(batch_size=4, window=16, steps=24, eval_every=8, seed=3, weight_decay=weight_decay)
 
     whole = tmp_path / "whole.safetensors"
     Trainer(data, ModelConfig(**model_cfg), config, whole).run()
@@ -62,6 +65,22 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(text_file, tmp_pa
     assert a.meta["progress"]["step"] == b.meta["progress"]["step"] == 24
     for name in a.weights:
         np.testing.assert_array_equal(a.weights[name], b.weights[name])
+
+
+def test_weight_decay_shrinks_the_matrices_and_a_resumed_run_keeps_it(text_file, tmp_path):
+    data = load_data(str(text_file))
+    norms = {}
+    for decay in (0.0, 0.5):
+        out = tmp_path / f"decay{decay}.safetensors"
+        config = TrainConfig(batch_size=2, window=16, steps=30, eval_every=30, lr=1e-2, weight_decay=decay)
+        Trainer(data, ModelConfig(hidden=16, embed=8), config, out).run()
+        ckpt = load_checkpoint(out)
+        assert ckpt.meta["train"]["weight_decay"] == decay
+        norms[decay] = sum(float(np.square(w).sum()) for w in ckpt.weights.values() if w.ndim == 2)
+    assert norms[0.5] < norms[0.0]
+    with pytest.raises(UsageError, match="weight decay was 0.5, not 0"):
+        Trainer(data, ModelConfig(hidden=16, embed=8), TrainConfig(batch_size=2, window=16, steps=40),
+                tmp_path / "decay0.5.safetensors", resume=load_checkpoint(tmp_path / "decay0.5.safetensors"))
 
 
 def test_same_seed_same_weights(text_file, tmp_path):

@@ -44,6 +44,7 @@ def train(
     lr: Optional[float] = typer.Option(None, help="Peak learning rate (Adam). \\[default: text 5e-3, series 3e-3]", rich_help_panel=TRAINING_PANEL),
     clip: Optional[float] = typer.Option(None, help="Gradient-norm clipping. \\[default: 1.0]", rich_help_panel=TRAINING_PANEL),
     warmup: Optional[int] = typer.Option(None, help="Learning-rate warm-up steps. \\[default: 50]", rich_help_panel=TRAINING_PANEL),
+    weight_decay: Optional[float] = typer.Option(None, help="Decoupled weight decay (AdamW) on the weight matrices and embeddings; 0 is plain Adam. \\[default: 0]", rich_help_panel=TRAINING_PANEL),
     input_noise: Optional[float] = typer.Option(None, help="Std of noise added to series inputs while training. \\[default: 0.15]", rich_help_panel=TRAINING_PANEL),
     time_column: Optional[str] = typer.Option(None, help="CSV: the column of dates or times. \\[default: the first column of dates]", rich_help_panel=DATA_PANEL),
     columns: Optional[str] = typer.Option(None, help="CSV: the value columns to train on, comma-separated; several are several series of one model. \\[default: every column of numbers]", rich_help_panel=DATA_PANEL),
@@ -82,7 +83,7 @@ def train(
     from ..train.distributed import end_rank, launched, local_leader_first, process_group, relaunch
 
     model_opts = dict(head=head, cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout)
-    train_opts = dict(batch_size=batch_size, window=window, lr=lr, clip=clip, warmup=warmup, input_noise=input_noise, free_run=free_run,
+    train_opts = dict(batch_size=batch_size, window=window, lr=lr, clip=clip, warmup=warmup, weight_decay=weight_decay, input_noise=input_noise, free_run=free_run,
                       steps=steps, epochs=epochs, max_time=parse_duration(max_time) if max_time else None,
                       eval_every=eval_every, patience=patience, seed=seed, device=device, precision=precision)
     model_opts = {k: v for k, v in model_opts.items() if v is not None}

@@ -173,7 +173,7 @@ class Trainer:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = DistributedDataParallel(self.model, device_ids=ids)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.optimizer = make_optimizer(self.model, config)
         # A resumed run keeps the precision it began with, whatever `auto` would choose now (a
         # precision named for the resumed run is taken: the weights then go on less exactly).
         trained_in = resume.meta["progress"].get("precision", "fp32") if resume is not None else None
@@ -621,10 +621,25 @@ def check_resume_compatible(ckpt: Checkpoint, data: Dataset, model_config: Model
         theirs, ours = asdict(ckpt.model_config), asdict(model_config)
         diff = ", ".join(f"{k} {theirs[k]} vs {ours[k]}" for k in theirs if theirs[k] != ours.get(k))
         raise UsageError(f"`resume` {ckpt.path}: the model shape differs from the checkpoint's ({diff})")
+    decay = ckpt.meta.get("train", {}).get("weight_decay", 0.0)
+    if decay != config.weight_decay:
+        raise UsageError(f"`resume` {ckpt.path}: that run's weight decay was {decay:g}, not {config.weight_decay:g} "
+                         "(give the same `weight_decay`)")
     # Only stripped checkpoints lack the optimizer's metadata; its moments may be empty (saved
     # just after a restart from the best weights), and then they start afresh on resume.
     if "optimizer" not in ckpt.meta:
         raise CheckpointError(f"{ckpt.path} holds no training state to resume from")
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam; with `weight_decay`, AdamW decaying the matrices (weights, embeddings) and not the
+    biases, whose size sets an offset, not a capacity."""
+    if not config.weight_decay:
+        return torch.optim.Adam(model.parameters(), lr=config.lr)
+    matrices = [p for p in model.parameters() if p.dim() >= 2]
+    vectors = [p for p in model.parameters() if p.dim() < 2]
+    return torch.optim.AdamW([{"params": matrices, "weight_decay": config.weight_decay},
+                              {"params": vectors, "weight_decay": 0.0}], lr=config.lr)
 
 
 @torch.no_grad()
