@@ -272,6 +272,7 @@ def evaluate_series(checkpoint: str | Path | Checkpoint, data: str | Path | None
 BACKTEST_ORIGINS = 5
 BACKTEST_LEVEL = 0.8
 METRICS = ("mae", "rmse", "mase", "crps", "coverage")
+UNIT_FREE = ("mase", "coverage")
 
 
 @dataclass
@@ -288,8 +289,8 @@ class Backtest:
     season: int
     samples: int
     series: list[str]
-    seqgen: dict[str, float]
-    seasonal_naive: dict[str, float]
+    seqgen: dict[str, float | None]
+    seasonal_naive: dict[str, float | None]
     seconds: float
     kind: str = "backtest"
     # With several series or channels, each one's own means ({name: {"seqgen": ..., "seasonal_naive": ...}}):
@@ -367,11 +368,14 @@ def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None
     mean = lambda scores: {k: float(np.mean([s[k] for s in scores])) for k in METRICS}
     names = dataset.channels or [e["name"] for e in named if e["name"] is not None]
     per_series = {}
+    overall = mean
     if len(names) > 1:
         for name in names:
             rows = [i for i, owner in enumerate(whose) if owner == name]
             per_series[name] = {"seqgen": mean([ours[i] for i in rows]), "seasonal_naive": mean([naive[i] for i in rows])}
-    return Backtest(str(ckpt.path), path, horizon, made_count, season, samples, names, mean(ours), mean(naive),
+        # Across series in their own units, MAE, RMSE and CRPS would add up different units: None.
+        overall = lambda scores: {k: (v if k in UNIT_FREE else None) for k, v in mean(scores).items()}
+    return Backtest(str(ckpt.path), path, horizon, made_count, season, samples, names, overall(ours), overall(naive),
                     time.perf_counter() - started, per_series=per_series, joint=bool(dataset.channels))
 
 

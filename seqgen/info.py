@@ -31,6 +31,11 @@ def checkpoint_info(checkpoint: str | Path | Checkpoint) -> dict:
                      "best_val_bpc": progress.get("best_val_bpc")},
         "checksum": meta.get("checksum"),
     }
+    train = meta.get("train") or {}
+    # How it was trained (a stripped or very old checkpoint may not say).
+    info["training"]["settings"] = {key: train.get(key) for key in ("batch_size", "window", "lr", "weight_decay")
+                                    if key in train}
+    info["training"]["settings"]["dropout"] = model.dropout
     if model.is_text:
         info["model"]["embed"] = model.embed
         tokenizer = tokenizer_for(data)

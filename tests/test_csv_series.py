@@ -94,7 +94,7 @@ def test_a_long_table_trains_one_model_over_its_ids(tmp_path):
     assert time == "2006-05-01" or time == "2006-05"
     assert 2 < float(mean) < 8  # south's scale, not north's
     wrong = seqgen("forecast", "long.safetensors", "--series", "west", cwd=tmp_path)
-    assert wrong.returncode == 1 and "'north', 'south'" in wrong.stderr
+    assert wrong.returncode == 2 and "'north', 'south'" in wrong.stderr
 
 
 def test_streams_of_different_lengths_all_give_tracks():

@@ -152,14 +152,60 @@ def test_follow_reads_a_row_of_channels_a_line(joint_model, tmp_path):
     assert written.shape == (12, 4)  # each line: step 1's two channels, then step 2's
     result = subprocess.run([sys.executable, "-m", "seqgen", "follow", str(checkpoint)], input="1,2\n3\n",
                             capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"})
-    assert result.returncode == 1 and "line 2: 1 number, expected 2 (one per channel)" in result.stderr
+    assert result.returncode == 1 and "line 2: 1 value, expected 2 (one per channel)" in result.stderr
+
+
+def follow_lines(checkpoint: Path, lines: str, *options: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "seqgen", "follow", str(checkpoint), *options], input=lines,
+                          capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+
+
+def test_follow_finds_the_channels_by_the_header_and_refuses_a_header_without_them(joint_model):
+    checkpoint, _ = joint_model
+    plain = follow_lines(checkpoint, "100,300\n104,310\n")
+    assert plain.returncode == 0, plain.stderr
+    for header, rows in [("visits,sales", "100,300\n104,310\n"), ("sales,visits", "300,100\n310,104\n"),
+                         ("month,visits,sales", "2020-01,100,300\n2020-02,104,310\n")]:
+        result = follow_lines(checkpoint, f"{header}\n{rows}")
+        assert result.returncode == 0 and result.stdout == plain.stdout, (header, result.stderr)
+    wrong = follow_lines(checkpoint, "foo,bar\n1,2\n")
+    assert wrong.returncode == 1 and "this model reads the columns 'visits', 'sales'" in wrong.stderr
+    bad_first = follow_lines(checkpoint, "100,abc\n")  # a number in it: a bad row, not a header
+    assert bad_first.returncode == 1 and "line 1: '100,abc' is not a row of 2 numbers" in bad_first.stderr
+
+
+def test_series_picks_the_one_channel_to_write(joint_model, tmp_path):
+    checkpoint, _ = joint_model
+    both = seqgen("sample", str(checkpoint), "-n", "3", "--seed", "2", "--format", "csv", cwd=tmp_path)
+    sales = seqgen("sample", str(checkpoint), "-n", "3", "--seed", "2", "--format", "csv", "--series", "sales",
+                   cwd=tmp_path)
+    assert sales.stdout.splitlines() == [",".join(row.split(",")[::2]) for row in both.stdout.splitlines()]
+    pair = follow_lines(checkpoint, "100,300\n", "--horizon", "2").stdout.split()
+    assert follow_lines(checkpoint, "100,300\n", "--horizon", "2", "--series", "sales").stdout.split() == pair[1::2]
+    for command in ("sample", "follow"):
+        result = subprocess.run([sys.executable, "-m", "seqgen", command, str(checkpoint), "--series", "orders"],
+                                input="", capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+        assert result.returncode == 2 and "models the channels 'visits', 'sales'" in result.stderr
+
+
+def test_a_prime_of_a_header_alone_is_empty_and_the_stored_prime_is_the_data(joint_model, tmp_path):
+    checkpoint, data = joint_model
+    header = tmp_path / "header.csv"
+    header.write_text(data.read_text().splitlines()[0] + "\n")
+    result = seqgen("sample", str(checkpoint), "--prime-file", str(header), cwd=tmp_path)
+    assert result.returncode == 2 and "the prime is empty" in result.stderr
+    # The default prime is the end of the data as written, not float32's rounding of it.
+    last = [float(v) for v in data.read_text().splitlines()[-1].split(",")[1:]]
+    assert load_checkpoint(checkpoint).data["prime"][-1] == last
 
 
 def test_the_backtest_scores_each_channel(joint_model):
     checkpoint, _ = joint_model
     tested = backtest(checkpoint, horizon=4, origins=2, samples=20)
     assert tested.series == ["visits", "sales"] and tested.origins == 2 and tested.joint
-    assert all(math.isfinite(v) for v in tested.seqgen.values())
+    # Across channels only the unit-free figures: MAE, RMSE and CRPS would add up visits and sales.
+    assert [k for k, v in tested.seqgen.items() if v is not None] == ["mase", "coverage"]
+    assert all(math.isfinite(tested.seqgen[k]) for k in ("mase", "coverage"))
     # Each channel in its own units: sales (about 3x visits) have the larger errors; the mean MASE is theirs.
     visits, sales = tested.per_series["visits"]["seqgen"], tested.per_series["sales"]["seqgen"]
     assert sales["mae"] > visits["mae"]
@@ -182,7 +228,7 @@ def test_joint_mistakes_are_one_line_errors(joint_model, tmp_path):
         (["train", str(data), "--joint", "--columns", "sales"], "name two or more"),
         (["train", str(data), "--joint", "--head", "point"], "likelihood head"),
         (["sample", str(checkpoint), "--prime", "1 2"], "as a CSV with those columns (--prime-file)"),
-        (["sample", str(checkpoint), "--plot"], "`seqgen forecast --plot` draws each"),
+        (["sample", str(checkpoint), "--plot"], "`seqgen forecast --plot` draws their forecast"),
         (["serve", str(checkpoint)], "seqgen forecast"),
         (["forecast", str(checkpoint), "--series", "orders", "-H", "2"], "its channels are 'visits', 'sales'"),
         (["eval", str(checkpoint), "--long"], "the backtest, channel by channel"),

@@ -174,9 +174,14 @@ def info(
     table.add_row("model", f"{shape}; {model['parameters']:,} parameters")
     table.add_row("training", f"{progress['steps']} steps, {progress['seconds'] or 0:.1f}s, {progress['epochs'] or 0:.2f} epochs"
                   f", {progress['precision']}" + ("" if progress["resumable"] else " (weights only)"))
+    settings = progress.get("settings") or {}
+    if "batch_size" in settings:
+        decay = f", weight decay {settings['weight_decay']:g}" if settings.get("weight_decay") else ""
+        table.add_row("settings", f"batch {settings['batch_size']} x {settings['window']}, learning rate {settings['lr']:g}, "
+                      f"dropout {settings['dropout']:g}{decay}")
     if progress["best_val_loss"] is not None:
         tokens = data.get("tokens", "char")
-        unit = "MSE, scaled" if data["kind"] != "text" else "nats/char" if tokens == "char" else "nats/token"
+        unit = "MSE of the scaled values," if data["kind"] != "text" else "nats/char" if tokens == "char" else "nats/token"
         bits = f" ({progress['best_val_bpc']:.4g} bits/char)" if data["kind"] == "text" and progress.get("best_val_bpc") else ""
         table.add_row("best validation", f"{progress['best_val_loss']:.4g} {unit}{bits} at step {progress['best_step']}")
     table.add_row("format", f"seqgen-checkpoint version {details['format_version']}")

@@ -143,11 +143,16 @@ def _step_records(gen, steps: Steps) -> Iterator[dict]:
 
 
 def write_channels(out: Sink, fmt: str, gen, steps: Steps, names: list[str], prime: np.ndarray | None = None,
-                   per_step: bool = False) -> None:
+                   per_step: bool = False, only: int | None = None) -> None:
     """The output of a model of several channels (each step an item per channel, in the order of
     `names`, its training columns): values, one line per step with each sample's channels in turn;
     csv, columns sample_<k>_<name>; jsonl, per sample an object of each channel's values (or with
-    `per_step` one per step and sample). The prime, (time, channels), is the same for every sample."""
+    `per_step` one per step and sample). The prime, (time, channels), is the same for every sample.
+    `only`: write that channel alone (all were generated together)."""
+    if only is not None:
+        names = [names[only]]
+        prime = None if prime is None else np.asarray(prime)[:, only : only + 1]
+        steps = ((np.asarray(items)[:, only : only + 1], live) for items, live in steps)
     batch = gen.batch_size
     shared = None if prime is None else np.asarray(prime, dtype=np.float64)
     cells = lambda row: [_fmt(v) for sample in np.broadcast_to(row, (batch, len(names))) for v in sample]

@@ -22,7 +22,7 @@ def sample(
     checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="A checkpoint written by 'seqgen train'."),
     length: int = typer.Option(500, "--length", "-n", help="Tokens (characters, for a char model) or values to generate."),
     prime: Optional[str] = typer.Option(None, help="Start from this text (text models) or these numbers, e.g. \"0.1 0.3 0.5\"."),
-    prime_file: Optional[Path] = typer.Option(None, help="Start from the contents of this file (text, or numbers one per line)."),
+    prime_file: Optional[Path] = typer.Option(None, help="Start from the contents of this file (text, or numbers one per line; for a model of channels, a CSV with its columns)."),
     unknown: str = typer.Option("error", help="Text: what to do with prime characters the model has never seen: error, skip (leave them out) or replace (with a space, or a newline if the model knows no space)."),
     temperature: Optional[float] = typer.Option(None, help="Text: divide the logits by this (lower is more conservative). A gaussian or studentt series model: scale the spread it samples from. A point model: the same as --noise. \\[default: 1.0; a point model 0]"),
     top_k: Optional[int] = typer.Option(None, help="Text: sample only from the k most likely tokens."),
@@ -45,7 +45,7 @@ def sample(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout."),
     plot: bool = typer.Option(False, "--plot", help="Continuous: draw the prime and the continuation on stderr."),
     plot_file: Optional[Path] = typer.Option(None, help="Continuous: save that picture as an image (needs the 'plot' extra: matplotlib)."),
-    series: Optional[str] = typer.Option(None, help="A model of several series: the one to continue, in its own scale. \\[default: the one a --prime is a stretch of, else the prime's own scale; without a prime the first]"),
+    series: Optional[str] = typer.Option(None, help="A model of several series: the one to continue, in its own scale; of several channels (--joint): the one channel to write. \\[default: the one a --prime is a stretch of, else the prime's own scale; without a prime the first]"),
     save_state: Optional[Path] = typer.Option(None, help="After generating, save the generator's state here for --load-state."),
     load_state: Optional[Path] = typer.Option(None, help="Continue from a state saved with --save-state (a --prime is fed after it)."),
     seed: Optional[int] = typer.Option(None, callback=check_seed, help="Random seed; the same seed gives the same output."),
@@ -92,9 +92,12 @@ def sample(
         _check_beam(beam, num_samples, per_step)
     user_prime = _read_prime(ckpt, prime, prime_file)
     channels = ckpt.data.get("channels") if ckpt.model_config.channels > 1 else None
+    picked = _picked_channel(ckpt, series)
     if channels and (plot or plot_file):
-        raise UsageError(f"--plot and --plot-file draw one channel; {checkpoint} models {len(channels)} jointly "
-                         "(`seqgen forecast --plot` draws each)")
+        raise UsageError(f"--plot and --plot-file draw the values of one series; {checkpoint} models {len(channels)} "
+                         "channels jointly (`seqgen forecast --plot` draws their forecast, one channel at a time with --series)")
+    if channels:
+        series = None  # a channel picked for the output; the model reads and generates all of them
     if ckpt.kind != "text":
         if user_prime is not None:
             _calendar_note(ckpt, "the prime's last value")
@@ -127,7 +130,7 @@ def sample(
         if channels:
             from .output import write_channels
 
-            write_channels(out, fmt, gen, steps, channels, fed if include_prime else None, per_step)
+            write_channels(out, fmt, gen, steps, channels, fed if include_prime else None, per_step, picked)
         else:
             _write(fmt, out, gen, steps, fed if include_prime else None, between, per_step, final=save_state is None)
     if plot or plot_file:
@@ -260,6 +263,8 @@ def _channel_rows(ckpt, text: str, label: str) -> np.ndarray:
     from ..data.load import TableOptions
     from ..data.table import looks_like_table
 
+    if len([line for line in text.splitlines() if line.strip()]) <= 1:
+        raise UsageError(f"the prime is empty: {label} has no rows of values (give at least one)")
     if not looks_like_table(text):
         raise DataError(f"{label}: {ckpt.path} models the columns {', '.join(map(repr, ckpt.data['channels']))} "
                         "jointly; give the prime as a CSV with those columns")
@@ -306,12 +311,12 @@ def follow(
     horizon: int = typer.Option(1, help="Values forecast after each input (free-running, on a copy of the state)."),
     quantiles: Optional[str] = typer.Option(None, help="Also forecast these quantiles (e.g. 0.1,0.9) from --samples sampled paths: each line becomes a JSON object {\"mean\": [...], \"q0.1\": [...], ...}."),
     samples: int = typer.Option(200, help="Sample paths per forecast, with --quantiles."),
-    series: Optional[str] = typer.Option(None, help="A model of several series: the one stdin continues, in its own scale (needed for such a model)."),
+    series: Optional[str] = typer.Option(None, help="A model of several series: the one stdin continues, in its own scale (needed for such a model); of several channels (--joint): the one channel to write."),
     seed: Optional[int] = typer.Option(None, callback=check_seed, help="Random seed for the sampled paths."),
     backend: str = typer.Option("auto", help="auto (NumPy on CPU), numpy or torch."),
     device: str = typer.Option("cpu", help="Device for the torch backend: cpu, cuda, mps or auto (the first available of those)."),
 ) -> None:
-    """Read values from stdin, one per line; after each, write the forecast of the next value(s)."""
+    """Read values from stdin, one per line (a model of channels: a row of them a line); after each, write the forecast of the next value(s)."""
     import json
 
     from ..checkpoint import load_checkpoint
@@ -331,8 +336,9 @@ def follow(
         # Values arrive one at a time: there is no history yet to tell the series by.
         raise UsageError(f"{checkpoint} models {len(entries)} series, each in its own scale: name the one stdin "
                          f"continues with --series ({', '.join(repr(e['name']) for e in entries[:10])})")
-    entry = series_entry(ckpt, series)
     channels = ckpt.data.get("channels") if ckpt.model_config.channels > 1 else None
+    picked = _picked_channel(ckpt, series)
+    entry = None if channels else series_entry(ckpt, series)
     _calendar_note(ckpt, "the first value from standard input")
     gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, seed=seed, series=entry)
     if levels and not gen.head.probabilistic:
@@ -342,8 +348,10 @@ def follow(
         gen.sampling.noise = validation_error(ckpt, entry)
     names = ["mean", *(f"q{level:g}" for level in levels)]
     with StreamWriter(sys.stdout, line_flush=True) as out:
-        for forecast in follow_values(gen, _stdin_values(len(channels or [0])), horizon, samples if levels else 0, levels):
-            if levels and channels:
+        for forecast in follow_values(gen, _stdin_values(channels), horizon, samples if levels else 0, levels):
+            if picked is not None:  # one channel of several: written as a model of one series would write it
+                forecast = forecast[..., picked]
+            if levels and channels and picked is None:
                 out.write(json.dumps({n: {c: [round(float(v), 6) for v in row[:, k]] for k, c in enumerate(channels)}
                                       for n, row in zip(names, forecast)}) + "\n")
             elif levels:
@@ -352,30 +360,68 @@ def follow(
                 out.write(" ".join(f"{v:.6g}" for v in np.ravel(forecast)) + "\n")
 
 
-def _stdin_values(channels: int = 1):
+def _stdin_values(channels: Optional[list[str]] = None):
     """Numbers from stdin as they arrive (readline, not a read-ahead), skipping blank lines and,
-    as in a series file, a header on the first line; for a model of several channels, rows of that
-    many numbers separated by commas, spaces or tabs."""
+    as in a series file, a header on the first line (a line with no number in it). For a model of
+    several channels, rows of one number per channel separated by commas, spaces or tabs, in the
+    order of its columns; or, after a header that names them, in the header's order, any other
+    columns (a date) left aside."""
+    width = len(channels) if channels else 1
+    columns = list(range(width))  # where each channel's value is in a row
     first = True
     for number, line in enumerate(iter(sys.stdin.readline, ""), start=1):
         text = line.strip()
         if not text:
             continue
+        fields = [f.strip().strip('"') for f in re.split(r"," if "," in text else r"\s+", text)]
+        if first:
+            first = False
+            if not any(_is_number(f) for f in fields):  # a header, as `seqgen train` reads one
+                if channels:
+                    columns, width = _header_columns(fields, channels), len(fields)
+                continue
+        if len(fields) != width:
+            what = "one a line" if width == 1 else (f"{width} (one per channel) separated by commas" if len(columns) == width
+                                                     else f"{width}, as the header names")
+            raise DataError(f"standard input, line {number}: {len(fields)} value{'s' * (len(fields) != 1)}, expected {what}")
         try:
-            row = [float(part) for part in re.split(r"[,\s]+", text)]
+            row = [float(fields[k]) for k in columns]
         except ValueError:
-            if first:
-                first = False
-                continue  # a CSV header, as `seqgen train` reads one
             raise DataError(f"standard input, line {number}: {text[:40]!r} is not " +
-                            ("a number" if channels == 1 else f"a row of {channels} numbers")) from None
-        first = False
-        if len(row) != channels:
-            raise DataError(f"standard input, line {number}: {len(row)} number{'s' * (len(row) != 1)}, expected " +
-                            ("one a line" if channels == 1 else f"{channels} (one per channel) separated by commas"))
+                            ("a number" if width == 1 else f"a row of {len(columns)} numbers")) from None
         if not all(math.isfinite(v) for v in row):
             raise DataError(f"standard input, line {number}: {text!r} is not a finite number")
-        yield row[0] if channels == 1 else row
+        yield row[0] if not channels else row
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _header_columns(header: list[str], channels: list[str]) -> list[int]:
+    """Where a header puts each of the model's channels."""
+    missing = [name for name in channels if name not in header]
+    if missing:
+        raise DataError(f"standard input: the header names {', '.join(map(repr, header))}; this model reads the columns "
+                        f"{', '.join(map(repr, channels))} (name them in the header, or leave the header out and give "
+                        "the values in that order)")
+    return [header.index(name) for name in channels]
+
+
+def _picked_channel(ckpt, series: Optional[str]) -> Optional[int]:
+    """`--series NAME` on a model of several channels: the index of the channel to write (all of
+    them are still read and generated together)."""
+    channels = ckpt.data.get("channels") if ckpt.model_config.channels > 1 else None
+    if not channels or series is None:
+        return None
+    if series not in channels:
+        raise UsageError(f"--series {series!r}: {ckpt.path} models the channels {', '.join(map(repr, channels))}; "
+                         "name one of them")
+    return channels.index(series)
 
 
 def _calendar_note(ckpt, what: str) -> None:

@@ -134,7 +134,8 @@ def table_dataset(table, name: str, label: str, val_fraction: float, stored: boo
         streams.append(((values - mean) / std).astype(np.float32))
         splits.append(split)
         series.append({"name": series_name, "mean": mean, "std": std, "values": values, "last_time": last})
-    counts = f"{len(series)} series of {min(map(len, streams))} to {max(map(len, streams))} values"
+    shortest, longest = min(map(len, streams)), max(map(len, streams))
+    counts = f"{len(series)} series of {shortest}{'' if shortest == longest else f' to {longest}'} values"
     span = "" if table.frequency is None else f", every {table.frequency}"
     return Dataset(kind="series", name=name, description=f"{counts} from {label}{span}", streams=streams,
                    splits=splits, source=source, val_fraction=val_fraction, series=series, left_out=table.left_out)
@@ -168,7 +169,7 @@ def joint_dataset(table, name: str, label: str, val_fraction: float, stored: boo
     return Dataset(kind="series", name=name, description=f"{len(table.names)} channels of {len(values)} values from "
                    f"{label}{span}, modelled jointly", streams=[((values - mean) / std).astype(np.float32)],
                    splits=[split], mean=mean, std=std, source=source, val_fraction=val_fraction,
-                   channels=list(table.names), left_out=table.left_out)
+                   channels=list(table.names), left_out=table.left_out, levels=values)
 
 
 def cache_series(path: str, encoding: str, val_fraction: float, folder: Path, key: str) -> tuple[np.ndarray, dict]:

@@ -108,4 +108,6 @@ def differenced_each(data: Dataset) -> Dataset:
 def _levels(data: Dataset) -> np.ndarray:
     if len(data.streams) != 1:
         raise UsageError("`target` diff models one series; this data has several streams")
+    if data.levels is not None:  # the values as read, not float32's rounding of them
+        return np.asarray(data.levels, dtype=np.float64)
     return data.unscale(np.asarray(data.streams[0], dtype=np.float64))

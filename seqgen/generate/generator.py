@@ -518,7 +518,7 @@ def series_entry(ckpt: Checkpoint, name: str | None = None) -> dict | None:
     entries = ckpt.data.get("series")
     if not entries:
         if name is not None and name != ckpt.data.get("source", {}).get("series", name):
-            raise DataError(f"{ckpt.path} was trained on one series, {ckpt.data['source']['series']!r}, not {name!r}")
+            raise UsageError(f"{ckpt.path} was trained on one series, {ckpt.data['source']['series']!r}, not {name!r}")
         return None
     if name is None:
         return entries[0]
@@ -526,7 +526,7 @@ def series_entry(ckpt: Checkpoint, name: str | None = None) -> dict | None:
         if entry["name"] == name:
             return entry
     known = ", ".join(repr(e["name"]) for e in entries[:10])
-    raise DataError(f"{ckpt.path} knows no series {name!r}; its series are {known}")
+    raise UsageError(f"{ckpt.path} knows no series {name!r}; its series are {known}")
 
 
 def scaling_for(ckpt: Checkpoint, values, name: str | None = None) -> dict | None:
