@@ -110,10 +110,12 @@ def _show_free_run(result) -> None:
     if src.get("series") is not None:
         where = f"series {src['series']!r} ({where})"
     say(f"free run on {where}, after a {result.prime}-step prime:")
+    several = result.streams > 1  # the worst stream and the range mean something only then
     for steps, rmse in result.rmse.items():
-        say(f"  RMSE over {steps:>6,} steps  {rmse:.4f}  (worst stream {result.rmse_worst[steps]:.4f})")
-    say(f"  generated / true amplitude  {result.amplitude_ratio:.3f} "
-        f"(range {result.amplitude_ratio_min:.3f}-{result.amplitude_ratio_max:.3f})")
+        worst = f"  (worst stream {result.rmse_worst[steps]:.4f})" if several else ""
+        say(f"  RMSE over {steps:>6,} steps  {rmse:.4f}{worst}")
+    spread = f" (range {result.amplitude_ratio_min:.3f}-{result.amplitude_ratio_max:.3f})" if several else ""
+    say(f"  generated / true amplitude  {result.amplitude_ratio:.3f}{spread}")
 
 
 def _show_backtest(tested, detected: bool) -> None:

@@ -321,7 +321,9 @@ def _sized_note(dataset, model_config, train_config) -> Optional[str]:
     if dataset.kind != "text" or defaults_for(dataset.kind, size=size) == defaults_for(dataset.kind):
         return None
     m, t = model_config, train_config
-    limit = f"at most {t.max_time:g}s" if t.max_time else "at its limit"
+    limits = [f"{t.steps:,} steps" if t.steps else "", f"{t.epochs:g} epochs" if t.epochs else "",
+              f"{t.max_time:g}s" if t.max_time else ""]
+    limit = ("until " + " or ".join(part for part in limits if part)) if any(limits) else "with no limit"
     return (f"note: a small text ({size:,} characters): defaults sized to it, {m.cell.upper()} {m.layers} x {m.hidden}, "
             f"batch {t.batch_size} x {t.window}, validation every {t.eval_every} steps, {limit}, or earlier once the "
             f"validation loss keeps rising ({t.patience} evaluations); options given still win")
