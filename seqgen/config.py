@@ -5,6 +5,7 @@ They live apart from the torch code so that sampling can read a checkpoint witho
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 
 from .errors import UsageError
@@ -102,6 +103,9 @@ class TrainConfig:
                 raise UsageError(f"`{name}` must be > 0, got {getattr(self, name)}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise UsageError(f"`precision` must be one of auto, fp32, bf16, fp16, got {self.precision!r}")
+        for name in ("lr", "clip", "input_noise", "weight_decay"):
+            if not math.isfinite(getattr(self, name)):
+                raise UsageError(f"`{name}` must be a finite number, got {getattr(self, name)}")
         for name in ("input_noise", "warmup", "free_run", "patience", "weight_decay"):
             if getattr(self, name) < 0:
                 raise UsageError(f"`{name}` must be >= 0, got {getattr(self, name)}")

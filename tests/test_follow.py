@@ -100,6 +100,31 @@ def test_follow_after_a_prime_keeps_the_primed_state(sine_checkpoint):
     np.testing.assert_allclose(live, expected, rtol=1e-6)
 
 
+def test_follow_skips_a_header_and_reads_rows_of_the_training_csv(tmp_path, wave_checkpoint):
+    def follow_lines(checkpoint, lines: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "seqgen", "follow", str(checkpoint)], input=lines,
+                              capture_output=True, text=True, timeout=120)
+
+    values = [f"{v:.6f}" for v in true_wave(0, 6)]
+    plain = follow_lines(wave_checkpoint, "\n".join(values) + "\n")
+    assert plain.returncode == 0 and len(plain.stdout.splitlines()) == 6
+    # A header, even one with a number in its name, as `seqgen train` skips it.
+    assert follow_lines(wave_checkpoint, "sensor 1\n" + "\n".join(values) + "\n").stdout == plain.stdout
+    # A model trained on a CSV column reads rows of that CSV, its date column left aside.
+    t = np.arange(120)
+    days = np.datetime64("2020-01-01") + t
+    (tmp_path / "temps.csv").write_text("day,temp\n" + "".join(f"{d},{20 + 5 * math.sin(x / 4):.3f}\n"
+                                                                 for d, x in zip(days, t)))
+    out = tmp_path / "temps.safetensors"
+    Trainer(load_data(str(tmp_path / "temps.csv")), ModelConfig(hidden=8, layers=1),
+            TrainConfig(batch_size=4, window=20, steps=5, eval_every=5), out).run()
+    rows = (tmp_path / "temps.csv").read_text().splitlines()[:8]
+    as_rows = follow_lines(out, "\n".join(rows) + "\n")
+    as_values = follow_lines(out, "\n".join(row.split(",")[1] for row in rows[1:]) + "\n")
+    assert as_rows.returncode == 0, as_rows.stderr
+    assert as_rows.stdout == as_values.stdout and len(as_rows.stdout.splitlines()) == 7
+
+
 def test_a_point_model_of_several_series_bands_follow_by_that_series_error(tmp_path):
     from seqgen.generate.forecast import validation_error
     from seqgen.generate.generator import series_entry

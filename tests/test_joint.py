@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from seqgen import load_checkpoint
+from seqgen import UsageError, load_checkpoint
 from seqgen.data import load_data
 from seqgen.data.load import TableOptions
 from seqgen.evaluate import backtest
@@ -172,6 +172,8 @@ def test_follow_finds_the_channels_by_the_header_and_refuses_a_header_without_th
     assert wrong.returncode == 1 and "this model reads the columns 'visits', 'sales'" in wrong.stderr
     bad_first = follow_lines(checkpoint, "100,abc\n")  # a number in it: a bad row, not a header
     assert bad_first.returncode == 1 and "line 1: '100,abc' is not a row of 2 numbers" in bad_first.stderr
+    for other in ("\ufeffvisits;sales\n100;300\n104;310\n", "visits\tsales\n100\t300\n104\t310\n"):
+        assert follow_lines(checkpoint, other).stdout == plain.stdout, repr(other)
 
 
 def test_series_picks_the_one_channel_to_write(joint_model, tmp_path):
@@ -186,6 +188,21 @@ def test_series_picks_the_one_channel_to_write(joint_model, tmp_path):
         result = subprocess.run([sys.executable, "-m", "seqgen", command, str(checkpoint), "--series", "orders"],
                                 input="", capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
         assert result.returncode == 2 and "models the channels 'visits', 'sales'" in result.stderr
+
+
+def test_a_prime_needs_no_time_column_and_the_library_picks_a_channel(joint_model, tmp_path):
+    checkpoint, data = joint_model
+    rows = [line.split(",") for line in data.read_text().splitlines()[-24:]]
+    with_times, values_only = tmp_path / "with.csv", tmp_path / "values.csv"
+    with_times.write_text("month,visits,sales\n" + "".join(",".join(row) + "\n" for row in rows))
+    values_only.write_text("visits,sales\n" + "".join(",".join(row[1:]) + "\n" for row in rows))
+    first, second = (seqgen("sample", str(checkpoint), "--prime-file", str(path), "-n", "3", "--seed", "1",
+                            cwd=tmp_path) for path in (with_times, values_only))
+    assert first.returncode == 0 and first.stdout == second.stdout, second.stderr
+    both = sample(checkpoint, length=3, num_samples=2, seed=4)
+    np.testing.assert_array_equal(sample(checkpoint, length=3, num_samples=2, seed=4, series="sales"), both[..., 1])
+    with pytest.raises(UsageError, match="models the channels 'visits', 'sales'"):
+        sample(checkpoint, length=3, series="orders")
 
 
 def test_a_prime_of_a_header_alone_is_empty_and_the_stored_prime_is_the_data(joint_model, tmp_path):

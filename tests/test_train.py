@@ -78,6 +78,8 @@ def test_weight_decay_shrinks_the_matrices_and_a_resumed_run_keeps_it(text_file,
         assert ckpt.meta["train"]["weight_decay"] == decay
         norms[decay] = sum(float(np.square(w).sum()) for w in ckpt.weights.values() if w.ndim == 2)
     assert norms[0.5] < norms[0.0]
+    with pytest.raises(UsageError, match="`weight_decay` must be a finite number"):
+        TrainConfig(weight_decay=float("nan")).check()
     with pytest.raises(UsageError, match="weight decay was 0.5, not 0"):
         Trainer(data, ModelConfig(hidden=16, embed=8), TrainConfig(batch_size=2, window=16, steps=40),
                 tmp_path / "decay0.5.safetensors", resume=load_checkpoint(tmp_path / "decay0.5.safetensors"))

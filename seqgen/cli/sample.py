@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -263,13 +263,19 @@ def _channel_rows(ckpt, text: str, label: str) -> np.ndarray:
     from ..data.load import TableOptions
     from ..data.table import looks_like_table
 
-    if len([line for line in text.splitlines() if line.strip()]) <= 1:
+    lines = [line for line in text.lstrip("\ufeff").splitlines() if line.strip()]
+    columns = ", ".join(map(repr, ckpt.data["channels"]))
+    if len(lines) == 1 and any(_is_number(f) for f in _fields(lines[0])):
+        raise DataError(f"{label}: a CSV needs a header line naming its columns ({columns}) above the values")
+    if len(lines) <= 1:
         raise UsageError(f"the prime is empty: {label} has no rows of values (give at least one)")
     if not looks_like_table(text):
-        raise DataError(f"{label}: {ckpt.path} models the columns {', '.join(map(repr, ckpt.data['channels']))} "
-                        "jointly; give the prime as a CSV with those columns")
-    table = TableOptions.from_source(ckpt.data.get("source", {})).read(text, label)
-    return np.stack(table.series, axis=1)
+        raise DataError(f"{label}: {ckpt.path} models the columns {columns} jointly; give the prime as a CSV with those "
+                        "columns")
+    options = TableOptions.from_source(ckpt.data.get("source", {}))
+    if options.time_column is not None and options.time_column not in _fields(lines[0]):
+        options = replace(options, time_column=None)  # a prime's times are not read: values alone will do
+    return np.stack(options.read(text, label).series, axis=1)
 
 
 class StreamWriter:
@@ -348,7 +354,8 @@ def follow(
         gen.sampling.noise = validation_error(ckpt, entry)
     names = ["mean", *(f"q{level:g}" for level in levels)]
     with StreamWriter(sys.stdout, line_flush=True) as out:
-        for forecast in follow_values(gen, _stdin_values(channels), horizon, samples if levels else 0, levels):
+        read = _stdin_values(channels, column=_training_column(ckpt, entry))
+        for forecast in follow_values(gen, read, horizon, samples if levels else 0, levels):
             if picked is not None:  # one channel of several: written as a model of one series would write it
                 forecast = forecast[..., picked]
             if levels and channels and picked is None:
@@ -356,42 +363,72 @@ def follow(
                                       for n, row in zip(names, forecast)}) + "\n")
             elif levels:
                 out.write(json.dumps({n: [round(float(v), 6) for v in row] for n, row in zip(names, forecast)}) + "\n")
-            else:  # a model of channels: each step's channels in turn
+            else:  # each forecast step (and each channel of it) in turn
                 out.write(" ".join(f"{v:.6g}" for v in np.ravel(forecast)) + "\n")
 
 
-def _stdin_values(channels: Optional[list[str]] = None):
+def _stdin_values(channels: Optional[list[str]] = None, column: Optional[str] = None):
     """Numbers from stdin as they arrive (readline, not a read-ahead), skipping blank lines and,
-    as in a series file, a header on the first line (a line with no number in it). For a model of
-    several channels, rows of one number per channel separated by commas, spaces or tabs, in the
-    order of its columns; or, after a header that names them, in the header's order, any other
-    columns (a date) left aside."""
+    as in a series file, a header on the first line. For a model of several channels (`channels`,
+    its column names), rows of one number per channel separated by commas, semicolons, tabs or
+    spaces, in the order of its columns. A header that names the columns (the channels, or a
+    one-series model's training `column`) says where they are in each row, any other column (a
+    date) left aside: rows copied from the training CSV can be followed."""
+    names = channels or ([column] if column else [])
     width = len(channels) if channels else 1
-    columns = list(range(width))  # where each channel's value is in a row
+    columns = list(range(width))  # where each value the model reads is in a row
     first = True
     for number, line in enumerate(iter(sys.stdin.readline, ""), start=1):
-        text = line.strip()
+        text = line.strip().lstrip("\ufeff")
         if not text:
             continue
-        fields = [f.strip().strip('"') for f in re.split(r"," if "," in text else r"\s+", text)]
+        fields = _fields(text)
         if first:
             first = False
-            if not any(_is_number(f) for f in fields):  # a header, as `seqgen train` reads one
-                if channels:
-                    columns, width = _header_columns(fields, channels), len(fields)
+            if _is_header(fields, channels, names):
+                if channels or any(f in names for f in fields):
+                    columns, width = _header_columns(fields, names), len(fields)
                 continue
         if len(fields) != width:
-            what = "one a line" if width == 1 else (f"{width} (one per channel) separated by commas" if len(columns) == width
-                                                     else f"{width}, as the header names")
-            raise DataError(f"standard input, line {number}: {len(fields)} value{'s' * (len(fields) != 1)}, expected {what}")
+            raise DataError(f"standard input, line {number}: {len(fields)} value{'s' * (len(fields) != 1)}, expected "
+                            f"{_row_width(width, columns)}")
         try:
             row = [float(fields[k]) for k in columns]
         except ValueError:
             raise DataError(f"standard input, line {number}: {text[:40]!r} is not " +
-                            ("a number" if width == 1 else f"a row of {len(columns)} numbers")) from None
+                            ("a number" if len(columns) == 1 else f"a row of {len(columns)} numbers")) from None
         if not all(math.isfinite(v) for v in row):
             raise DataError(f"standard input, line {number}: {text!r} is not a finite number")
-        yield row[0] if not channels else row
+        yield row if channels else row[0]
+
+
+def _fields(line: str) -> list[str]:
+    """A line's cells: split at commas (or else semicolons, tabs or spaces), quotes respected."""
+    import csv
+
+    delimiter = next((d for d in ",;\t" if d in line), None)
+    if delimiter is None:
+        return line.split()
+    return [cell.strip() for cell in next(csv.reader([line], delimiter=delimiter))]
+
+
+def _is_header(fields: list[str], channels: Optional[list[str]], names: list[str]) -> bool:
+    """Whether a first line is a header: it names a column the model reads; or, for one series,
+    it is not one number (as `seqgen train` reads a file); or, for channels, it holds no number
+    (one with a number in it is a row with a mistake, said as such)."""
+    if any(f in names for f in fields):
+        return True
+    if channels:
+        return not any(_is_number(f) for f in fields)
+    return len(fields) != 1 or not _is_number(fields[0])
+
+
+def _row_width(width: int, columns: list[int]) -> str:
+    if width == 1:
+        return "one a line"
+    if len(columns) == width:
+        return f"{width} (one per channel) separated by commas"
+    return f"{width}, as the header names"
 
 
 def _is_number(text: str) -> bool:
@@ -402,26 +439,34 @@ def _is_number(text: str) -> bool:
         return False
 
 
-def _header_columns(header: list[str], channels: list[str]) -> list[int]:
-    """Where a header puts each of the model's channels."""
-    missing = [name for name in channels if name not in header]
+def _header_columns(header: list[str], names: list[str]) -> list[int]:
+    """Where a header puts each of the columns the model reads."""
+    missing = [name for name in names if name not in header]
     if missing:
         raise DataError(f"standard input: the header names {', '.join(map(repr, header))}; this model reads the columns "
-                        f"{', '.join(map(repr, channels))} (name them in the header, or leave the header out and give "
+                        f"{', '.join(map(repr, names))} (name them in the header, or leave the header out and give "
                         "the values in that order)")
-    return [header.index(name) for name in channels]
+    return [header.index(name) for name in names]
+
+
+def _training_column(ckpt, entry: Optional[dict]) -> Optional[str]:
+    """The CSV column a one-series model was trained on (of several series, the one followed)."""
+    if ckpt.model_config.channels > 1:
+        return None
+    if entry is not None:
+        return entry["name"] if entry["name"] in (ckpt.data.get("source", {}).get("columns") or []) else None
+    columns = ckpt.data.get("source", {}).get("columns") or []
+    return columns[0] if len(columns) == 1 else None
 
 
 def _picked_channel(ckpt, series: Optional[str]) -> Optional[int]:
-    """`--series NAME` on a model of several channels: the index of the channel to write (all of
-    them are still read and generated together)."""
-    channels = ckpt.data.get("channels") if ckpt.model_config.channels > 1 else None
-    if not channels or series is None:
-        return None
-    if series not in channels:
-        raise UsageError(f"--series {series!r}: {ckpt.path} models the channels {', '.join(map(repr, channels))}; "
-                         "name one of them")
-    return channels.index(series)
+    """`--series NAME` on a model of several channels: the index of the channel to write."""
+    from ..generate.api import channel_index
+
+    try:
+        return channel_index(ckpt, series)
+    except UsageError as e:
+        raise UsageError(str(e).replace("`series`", "--series", 1)) from None
 
 
 def _calendar_note(ckpt, what: str) -> None:

@@ -41,7 +41,7 @@ def train(
     dropout: Optional[float] = typer.Option(None, help="Dropout between layers and before the head. \\[default: 0; a text's LSTM in bfloat16 0.2]", rich_help_panel=MODEL_PANEL),
     batch_size: Optional[int] = typer.Option(None, help="Tracks trained side by side. \\[default: 32; a text under 20,000 characters 16]", rich_help_panel=TRAINING_PANEL),
     window: Optional[int] = typer.Option(None, help="Steps per backpropagation window. \\[default: text 128 (under 20,000 characters 64), series 100]", rich_help_panel=TRAINING_PANEL),
-    lr: Optional[float] = typer.Option(None, help="Peak learning rate (Adam). \\[default: text 5e-3, series 3e-3]", rich_help_panel=TRAINING_PANEL),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate (Adam; AdamW with --weight-decay). \\[default: text 5e-3, series 3e-3]", rich_help_panel=TRAINING_PANEL),
     clip: Optional[float] = typer.Option(None, help="Gradient-norm clipping. \\[default: 1.0]", rich_help_panel=TRAINING_PANEL),
     warmup: Optional[int] = typer.Option(None, help="Learning-rate warm-up steps. \\[default: 50]", rich_help_panel=TRAINING_PANEL),
     weight_decay: Optional[float] = typer.Option(None, help="Decoupled weight decay (AdamW) on the weight matrices and embeddings; 0 is plain Adam. \\[default: 0]", rich_help_panel=TRAINING_PANEL),

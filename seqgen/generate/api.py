@@ -212,7 +212,8 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
     "skip" them or "replace" them with a space (see `CharTokenizer.known`). `choices`: text's
     min_p and penalties (see `SampleConfig`). `beam`: the `num_samples` most likely continuations
     by beam search over that many hypotheses (see seqgen/generate/beam.py), best first. `series`:
-    which series of a model of several to generate (see `scaling_to_sample`)."""
+    which series of a model of several to generate (see `scaling_to_sample`), or of a model of
+    several channels the one to give back (a (num_samples, length) array)."""
     if length < 0:
         raise UsageError(f"`length` must be >= 0, got {length}")
     if save_state is not None:
@@ -224,6 +225,9 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
     user_prime = prime if isinstance(prime, str) or prime is None else np.asarray(prime, dtype=np.float64)
     if isinstance(user_prime, str) and ckpt.kind != "text":
         user_prime = parse_numbers(user_prime)
+    picked = channel_index(ckpt, series)
+    if picked is not None:
+        series = None  # a channel to return; the model reads and generates all of them
     gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, sampling=config, seed=seed,
                                     series=scaling_to_sample(ckpt, user_prime, series, load_state))
     if beam is not None:
@@ -239,10 +243,24 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
         for t, (items, _) in enumerate(generate_steps(gen, length)):
             result[t] = items
         result = np.swapaxes(result, 0, 1)
+        if picked is not None:
+            result = result[..., picked]
     if save_state is not None:
 
         state_files.save_state(save_state, gen)
     return result
+
+
+def channel_index(ckpt: Checkpoint, series: str | None) -> int | None:
+    """`series` naming a channel of a model of several channels (`joint`): its index, the one
+    channel to give back (all of them are still read and generated together); None otherwise."""
+    channels = ckpt.data.get("channels") if ckpt.model_config.channels > 1 else None
+    if not channels or series is None:
+        return None
+    if series not in channels:
+        raise UsageError(f"`series` {series!r}: {ckpt.path} models the channels {', '.join(map(repr, channels))}; "
+                         "name one of them")
+    return channels.index(series)
 
 
 def collect_text(gen: Generator, steps: Iterable[tuple[np.ndarray, np.ndarray]], final: bool = True) -> list[str]:
