@@ -60,10 +60,6 @@ def sample(
 
     if length < 0:
         raise UsageError(f"--length must be >= 0, got {length}")
-    if plot_file is not None:
-        from .plot import check_plot_file
-
-        check_plot_file(plot_file)  # before the work, not after it
     if save_state is not None:
         from ..generate.state import check_state_target
 
@@ -96,6 +92,10 @@ def sample(
     if channels and (plot or plot_file):
         raise UsageError(f"--plot and --plot-file draw the values of one series; {checkpoint} models {len(channels)} "
                          "channels jointly (`seqgen forecast --plot` draws their forecast, one channel at a time with --series)")
+    if plot_file is not None:
+        from .plot import check_plot_file
+
+        check_plot_file(plot_file)  # before the work, not after it
     if channels:
         series = None  # a channel picked for the output; the model reads and generates all of them
     if ckpt.kind != "text":
