@@ -373,8 +373,9 @@ def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None
         for name in names:
             rows = [i for i, owner in enumerate(whose) if owner == name]
             per_series[name] = {"seqgen": mean([ours[i] for i in rows]), "seasonal_naive": mean([naive[i] for i in rows])}
-        # Across series in their own units, MAE, RMSE and CRPS would add up different units: None.
-        overall = lambda scores: {k: (v if k in UNIT_FREE else None) for k, v in mean(scores).items()}
+
+        def overall(scores):  # across series MAE, RMSE and CRPS would add up different units: None
+            return {k: (v if k in UNIT_FREE else None) for k, v in mean(scores).items()}
     return Backtest(str(ckpt.path), path, horizon, made_count, season, samples, names, overall(ours), overall(naive),
                     time.perf_counter() - started, per_series=per_series, joint=bool(dataset.channels))
 

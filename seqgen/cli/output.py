@@ -155,7 +155,10 @@ def write_channels(out: Sink, fmt: str, gen, steps: Steps, names: list[str], pri
         steps = ((np.asarray(items)[:, only : only + 1], live) for items, live in steps)
     batch = gen.batch_size
     shared = None if prime is None else np.asarray(prime, dtype=np.float64)
-    cells = lambda row: [_fmt(v) for sample in np.broadcast_to(row, (batch, len(names))) for v in sample]
+
+    def cells(row) -> list[str]:  # one step's values of every sample, each sample's channels in turn
+        return [_fmt(v) for sample in np.broadcast_to(row, (batch, len(names))) for v in sample]
+
     if fmt == "values":
         for row in [] if shared is None else shared:
             out.write(" ".join(cells(row)) + "\n")
