@@ -13,6 +13,7 @@ from typing import Optional
 import numpy as np
 import typer
 
+from ..data.series import is_number
 from ..errors import DataError, UsageError
 from .app import app, check_seed, console, say
 
@@ -265,7 +266,7 @@ def _channel_rows(ckpt, text: str, label: str) -> np.ndarray:
 
     lines = [line for line in text.lstrip("\ufeff").splitlines() if line.strip()]
     columns = ", ".join(map(repr, ckpt.data["channels"]))
-    if len(lines) == 1 and any(_is_number(f) for f in _fields(lines[0])):
+    if len(lines) == 1 and any(is_number(f) for f in _fields(lines[0])):
         raise DataError(f"{label}: a CSV needs a header line naming its columns ({columns}) above the values")
     if len(lines) <= 1:
         raise UsageError(f"the prime is empty: {label} has no rows of values (give at least one)")
@@ -419,8 +420,8 @@ def _is_header(fields: list[str], channels: Optional[list[str]], names: list[str
     if any(f in names for f in fields):
         return True
     if channels:
-        return not any(_is_number(f) for f in fields)
-    return len(fields) != 1 or not _is_number(fields[0])
+        return not any(is_number(f) for f in fields)
+    return len(fields) != 1 or not is_number(fields[0])
 
 
 def _row_width(width: int, columns: list[int]) -> str:
@@ -429,14 +430,6 @@ def _row_width(width: int, columns: list[int]) -> str:
     if len(columns) == width:
         return f"{width} (one per channel) separated by commas"
     return f"{width}, as the header names"
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def _header_columns(header: list[str], names: list[str]) -> list[int]:
