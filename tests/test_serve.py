@@ -17,7 +17,9 @@ from seqgen import SampleConfig
 from seqgen.generate import sample
 from seqgen.generate.api import follow
 from seqgen.generate.generator import Generator
-from seqgen.serve import Engine, Stream
+from seqgen.checkpoint import load_checkpoint
+from seqgen.serve import Busy, Engine, Stream
+from seqgen.serve.remote import ProcessEngine
 from seqgen.serve.app import Limits, create_app
 
 with warnings.catch_warnings():
@@ -110,13 +112,23 @@ def test_stream_interval_gathers_what_was_made_meanwhile_into_one_event(text_che
 
 
 # --- batching -----------------------------------------------------------------------------------
-def test_streams_stepped_together_make_what_each_makes_alone(text_checkpoint):
+def in_a_thread(gen, path):
+    return Engine(gen.model)
+
+
+def in_a_process(gen, path):
+    return ProcessEngine(gen.model, load_checkpoint(path).weights, gen.tokenizer)
+
+
+@pytest.mark.parametrize("engine_for", [in_a_thread, in_a_process])
+def test_streams_stepped_together_make_what_each_makes_alone(text_checkpoint, engine_for):
     """Continuous batching: streams joining while another is running share its steps of the
-    network and still give, seed for seed, what each gives on its own."""
+    network and still give, seed for seed, what each gives on its own (the server steps them in a
+    process of its own)."""
     lengths = [200, 50, 60, 70, 80, 90]
     alone = [sample(text_checkpoint, prime="To", length=n, seed=k, temperature=0.9)[0] for k, n in enumerate(lengths)]
     first = Generator.from_checkpoint(text_checkpoint)
-    engine = Engine(first.model)
+    engine = engine_for(first, text_checkpoint)
     results: dict[int, list[str]] = {k: [] for k in range(6)}
     done = threading.Event()
     streams = []
@@ -140,6 +152,65 @@ def test_streams_stepped_together_make_what_each_makes_alone(text_checkpoint):
     engine.close()
     assert ["".join(results[k]) for k in range(6)] == alone
     assert engine.steps == 200  # the others made their 350 items within the first stream's 200 steps
+
+
+def engine_in_a_process(path) -> tuple[Generator, ProcessEngine]:
+    first = Generator.from_checkpoint(path)
+    return first, in_a_process(first, path)
+
+
+def run(engine, stream: Stream) -> list:
+    """Submit `stream` and wait for its pieces, the last one done."""
+    pieces, done = [], threading.Event()
+
+    def deliver(piece):
+        pieces.append(piece)
+        if piece.done:
+            done.set()
+
+    stream.deliver = deliver
+    engine.submit(stream)
+    assert done.wait(30)
+    return pieces
+
+
+def test_a_generator_comes_back_from_the_engines_process_where_it_left_off(text_checkpoint):
+    """The engine's process steps a copy; the server's generator (a session's) carries on from
+    the copy's state, random numbers and held-back bytes, as if it had made the items itself."""
+    whole = sample(text_checkpoint, prime="To", length=90, seed=3, temperature=0.9)[0]
+    first, engine = engine_in_a_process(text_checkpoint)
+    gen = Generator.from_checkpoint(text_checkpoint, model=first.model, seed=3, sampling=SampleConfig(temperature=0.9))
+    gen.feed("To")
+    try:
+        pieces = run(engine, Stream(gen, 60, None))
+    finally:
+        engine.close()
+    made = "".join(first.vocab[i] for p in pieces for i, live in zip(p.items, p.live) if live)
+    assert made + gen.decode([int(items[0]) for items in gen.generate(30)]) == whole
+
+
+def test_streams_end_and_new_ones_are_refused_when_the_engines_process_dies(text_checkpoint):
+    first, engine = engine_in_a_process(text_checkpoint)
+    gen = Generator.from_checkpoint(text_checkpoint, model=first.model)
+    gen.feed("To")
+    started = threading.Event()
+    pieces = []
+
+    def deliver(piece):
+        pieces.append(piece)
+        started.set()
+
+    engine.submit(Stream(gen, 10**6, deliver))
+    assert started.wait(30)
+    engine._process.kill()  # a crash of the child, from outside
+    for _ in range(300):
+        if pieces[-1].done:
+            break
+        time.sleep(0.01)
+    assert pieces[-1].done and engine.rows == 0
+    with pytest.raises(Busy):
+        engine.submit(Stream(Generator.from_checkpoint(text_checkpoint, model=first.model), 5, deliver))
+    engine.close()
 
 
 def test_concurrent_clients_get_what_they_get_alone(client):

@@ -62,6 +62,8 @@ class Stream:
     final: bool = False
     made: int = 0
     cancelled: bool = False
+    # Told of a cancel, where the stream is stepped somewhere else (see remote.ProcessEngine).
+    on_cancel: Callable[[], None] | None = None
 
     def __post_init__(self):
         rows = self.gen.batch_size
@@ -75,15 +77,22 @@ class Stream:
 
     def cancel(self) -> None:
         """Leave at the next step (a client that went away); `deliver` gets a last, empty piece."""
+        if self.cancelled or not self.live.any():
+            return
         self.cancelled = True
+        if self.on_cancel is not None:
+            self.on_cancel()
 
 
 class Engine:
     """The batching thread of one model. `submit` a stream; it is stepped with all the others
     until it is done. At most `max_rows` rows generate at once: beyond that `submit` raises `Busy`."""
 
-    def __init__(self, model, max_rows: int = 256, name: str = "model"):
-        self.model, self.max_rows = model, max_rows
+    def __init__(self, model, max_rows: int = 256, name: str = "model",
+                 after_step: Callable[[int], None] | None = None):
+        """`after_step` is called from the engine's thread with the count of steps after each round
+        of deliveries (a step, or streams leaving)."""
+        self.model, self.max_rows, self.after_step = model, max_rows, after_step
         self._streams: list[Stream] = []
         self._waiting: list[Stream] = []
         self._wake = threading.Condition()
@@ -135,15 +144,16 @@ class Engine:
                     return
             for stream in [s for s in self._streams if s.cancelled]:
                 self._leave(stream)
-            if not self._streams:
-                continue
-            try:
-                self._step(list(self._streams))
-            except Exception:  # a bug, not a client's mistake: end these streams, keep serving
-                log.exception("the batched step failed; ending the %d streams in it", len(self._streams))
-                for stream in list(self._streams):
-                    stream.cancel()
-                    self._leave(stream)
+            if self._streams:
+                try:
+                    self._step(list(self._streams))
+                except Exception:  # a bug, not a client's mistake: end these streams, keep serving
+                    log.exception("the batched step failed; ending the %d streams in it", len(self._streams))
+                    for stream in list(self._streams):
+                        stream.cancel()
+                        self._leave(stream)
+            if self.after_step is not None:
+                self.after_step(self.steps)
 
     def _leave(self, stream: Stream) -> None:
         with self._wake:

@@ -17,13 +17,15 @@ from ..generate.sampling import TEXT_CHOICES, sampling_config
 from ..info import checkpoint_info
 from ..model.numpy_backend import NumpyModel
 from .engine import Engine
+from .remote import ProcessEngine
 from .protocol import RequestError, numbers
 
 
 class Served:
     """One checkpoint being served under `name` (its file name without the extension)."""
 
-    def __init__(self, path: str | Path, name: str, max_rows: int):
+    def __init__(self, path: str | Path, name: str, max_rows: int, process: bool = True):
+        """`process`: step the batch in a process of its own (see remote.py), else in a thread."""
         self.ckpt: Checkpoint = load_checkpoint(path)
         if self.ckpt.model_config.channels > 1:
             raise UsageError(f"{path} models {self.ckpt.model_config.channels} channels jointly; the server continues "
@@ -32,8 +34,14 @@ class Served:
         # One core is left to the event loop, which writes every client's events: on two cores,
         # 64 streaming clients got 14.5k characters/s this way against 12.9k with the batch split
         # over both (benchmarks/serve.py, three runs each, Intel Xeon).
-        self.model = NumpyModel(self.ckpt.weights, self.ckpt.model_config, threads=max(1, min(usable_cores() - 1, 4)))
-        self.engine = Engine(self.model, max_rows=max_rows, name=name)
+        threads = max(1, min(usable_cores() - 1, 4))
+        self.model = NumpyModel(self.ckpt.weights, self.ckpt.model_config, threads=threads)
+        if process:
+            tokenizer = self.make_generator({}).tokenizer
+            self.engine = ProcessEngine(self.model, self.ckpt.weights, tokenizer, max_rows=max_rows, name=name,
+                                        threads=threads)
+        else:
+            self.engine = Engine(self.model, max_rows=max_rows, name=name)
         self.info = {"id": name, "object": "model", "kind": self.ckpt.kind, **_jsonable(checkpoint_info(self.ckpt))}
 
     @property
