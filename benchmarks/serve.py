@@ -75,14 +75,29 @@ class Server:
         raise SystemExit("seqgen serve did not answer /health within 60 s")
 
     def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        """The server's resident memory with its engines' (each a child process)."""
+        return sum(rss_mb(pid) for pid in [self.process.pid, *children(self.process.pid)])
 
     def close(self) -> None:
         self.process.terminate()
         self.process.wait(30)
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 async def complete(port: int, body: dict) -> tuple[list[tuple[float, str]], float]:
