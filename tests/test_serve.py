@@ -189,10 +189,11 @@ def test_a_generator_comes_back_from_the_engines_process_where_it_left_off(text_
     assert made + gen.decode([int(items[0]) for items in gen.generate(30)]) == whole
 
 
-def test_streams_end_and_new_ones_are_refused_when_the_engines_process_dies(text_checkpoint):
+def test_a_dead_engine_process_ends_its_streams_and_another_takes_over(text_checkpoint):
     first, engine = engine_in_a_process(text_checkpoint)
-    gen = Generator.from_checkpoint(text_checkpoint, model=first.model)
+    gen = Generator.from_checkpoint(text_checkpoint, model=first.model, seed=1)
     gen.feed("To")
+    before = gen.snapshot()
     started = threading.Event()
     pieces = []
 
@@ -200,17 +201,47 @@ def test_streams_end_and_new_ones_are_refused_when_the_engines_process_dies(text
         pieces.append(piece)
         started.set()
 
-    engine.submit(Stream(gen, 10**6, deliver))
+    stream = Stream(gen, 10**6, deliver)
+    engine.submit(stream)
     assert started.wait(30)
     engine._process.kill()  # a crash of the child, from outside
     for _ in range(300):
         if pieces[-1].done:
             break
         time.sleep(0.01)
-    assert pieces[-1].done and engine.rows == 0
-    with pytest.raises(Busy):
-        engine.submit(Stream(Generator.from_checkpoint(text_checkpoint, model=first.model), 5, deliver))
-    engine.close()
+    assert pieces[-1].done and stream.lost and engine.rows == 0
+    assert np.array_equal(gen.snapshot()["state"][0], before["state"][0])  # as before: nothing came back
+    fresh = Generator.from_checkpoint(text_checkpoint, model=first.model)
+    fresh.feed("To")
+    try:
+        again = run(engine, Stream(fresh, 5, None))
+    finally:
+        engine.close()
+    assert sum(int(p.live.sum()) for p in again) == 5 and engine.restarts == 1
+
+
+def test_two_requests_for_one_session_at_once_never_both_run(text_checkpoint):
+    """Both requests read their bodies before either runs: the second finds the session taken
+    (409) instead of running on a state the first is about to replace."""
+    import asyncio
+
+    import httpx
+
+    app = create_app([text_checkpoint])
+
+    async def race(first: tuple, second: tuple) -> list[int]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
+            session = (await c.post("/v1/sessions", json={"prompt": "To", "seed": 1})).json()["id"]
+            answers = await asyncio.gather(*[c.post(f"/v1/sessions/{session}/{path}", json=body)
+                                             for path, body in (first, second)])
+            return sorted(a.status_code for a in answers)
+
+    generate = ("generate", {"max_tokens": 20})
+    try:
+        assert asyncio.run(race(generate, generate)) == [200, 409]
+        assert asyncio.run(race(("feed", {"prompt": "To"}), generate)) == [200, 409]
+    finally:
+        app.state.server.close()
 
 
 def test_concurrent_clients_get_what_they_get_alone(client):

@@ -64,6 +64,8 @@ class Stream:
     cancelled: bool = False
     # Told of a cancel, where the stream is stepped somewhere else (see remote.ProcessEngine).
     on_cancel: Callable[[], None] | None = None
+    # The engine that stepped it went away with its state: the generator is as it was before.
+    lost: bool = False
 
     def __post_init__(self):
         rows = self.gen.batch_size

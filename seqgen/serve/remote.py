@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import signal
 import socket
 import subprocess
@@ -35,24 +36,60 @@ from .engine import Busy, Engine, Piece, Stream
 
 log = logging.getLogger("seqgen.serve")
 
-# Attributes of a generator that stay in their own process: the model (each process has one) and
-# what never changes while generating (the tokenizer and its vocabulary, the model's settings).
-KEPT = ("model", "tokenizer", "vocab", "config")
+# Attributes of a generator that stay in their own process: the model (each process has one),
+# what never changes while generating (the tokenizer and its vocabulary, the model's settings),
+# the detokenizer (its vocabulary too; only its held-back bytes cross) and the weights of the
+# last choice (rows x vocabulary; read right after a step, in the engine, never later).
+KEPT = ("model", "tokenizer", "vocab", "config", "detokenizer", "_last_choice")
 
 
 def portable(gen: Generator) -> dict:
     """What a generator is, apart from what each process keeps of its own."""
-    return {k: v for k, v in gen.__dict__.items() if k not in KEPT}
+    state = {k: v for k, v in gen.__dict__.items() if k not in KEPT}
+    state["_pending"] = gen.detokenizer.pending() if gen.detokenizer is not None else None
+    return state
+
+
+def take_back(gen: Generator, state: dict) -> None:
+    """`gen` (this process's) as the other process left its copy."""
+    state = dict(state)
+    pending = state.pop("_pending")
+    gen.__dict__.update(state)
+    if gen.detokenizer is not None:
+        gen.detokenizer.set_pending(pending)
+
+
+def arrived(state: dict, model: NumpyModel, tokenizer) -> Generator:
+    """A generator rebuilt in this process around its own model."""
+    gen = Generator.__new__(Generator)
+    gen.model, gen.config, gen.tokenizer = model, model.config, tokenizer
+    gen.vocab = tokenizer.vocab if tokenizer else None
+    gen._last_choice = None
+    gen.detokenizer = tokenizer.detokenizer(state["batch_size"]) if tokenizer else None
+    take_back(gen, state)
+    return gen
 
 
 class ProcessEngine:
     """An `Engine` in a child process, driven from the server's process. `model` is the server's
-    own copy (the one its generators feed primes with); the child is given its weights."""
+    own copy (the one its generators feed primes with); the child is given its weights. A child
+    that dies (killed, out of memory) ends the streams it held and is started again."""
 
     def __init__(self, model: NumpyModel, weights: dict[str, np.ndarray], tokenizer, max_rows: int = 256,
                  name: str = "model", threads: int = 1):
         self.model, self.max_rows = model, max_rows
+        self._start_args = (weights, model.config, tokenizer, threads)
         self.steps = 0
+        self.restarts = 0
+        self._streams: dict[int, Stream] = {}
+        self._ids = count()
+        self._lock = threading.Lock()  # the streams, the ids, the child, and writes to the pipe
+        self._closing = False
+        self._start()
+        self._reader = threading.Thread(target=self._read, name=f"seqgen-engine-reader-{name}", daemon=True)
+        self._reader.start()
+
+    def _start(self) -> None:
         # A fresh interpreter running this module, not multiprocessing's spawn: that would import
         # the server's main script again in the child, which a script without a main guard runs.
         ours, theirs = socket.socketpair()
@@ -61,13 +98,7 @@ class ProcessEngine:
                                          pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env)
         theirs.close()
         self._conn = Connection(ours.detach())
-        self._conn.send((weights, model.config, tokenizer, threads))
-        self._streams: dict[int, Stream] = {}
-        self._ids = count()
-        self._lock = threading.Lock()  # the streams, the ids, and writes to the pipe
-        self._closing = False
-        self._reader = threading.Thread(target=self._read, name=f"seqgen-engine-reader-{name}", daemon=True)
-        self._reader.start()
+        self._conn.send(self._start_args)
 
     @property
     def rows(self) -> int:
@@ -81,20 +112,24 @@ class ProcessEngine:
     def submit(self, stream: Stream) -> None:
         if stream.gen.model is not self.model:
             raise ValueError("a stream's generator must use its engine's model")
+        if stream.length <= 0:
+            stream.deliver(Piece(np.zeros(0), np.zeros(0, bool), None, np.zeros(0, bool), True))
+            return
         with self._lock:
-            if self._closing or not self.alive:
-                raise Busy("the server is shutting down" if self._closing else "its engine has stopped")
+            if self._closing:
+                raise Busy("the server is shutting down")
             rows = sum(s.rows for s in self._streams.values())
             if rows + stream.rows > self.max_rows:
                 raise Busy(f"{rows} rows are generating; at most {self.max_rows} at once")
-            if stream.length <= 0:
-                stream.deliver(Piece(np.zeros(0), np.zeros(0, bool), None, np.zeros(0, bool), True))
-                return
             sid = next(self._ids)
+            message = pickle.dumps(("join", sid, portable(stream.gen), stream.length, stream.stops, stream.logprobs,
+                                    stream.final), protocol=pickle.HIGHEST_PROTOCOL)
+            try:
+                self._conn.send_bytes(message)
+            except OSError:  # the child has just gone; the reader is starting another
+                raise Busy("the engine is restarting") from None
             self._streams[sid] = stream
             stream.on_cancel = lambda: self._send(("cancel", sid))
-            self._conn.send(("join", sid, portable(stream.gen), stream.length, stream.stops, stream.logprobs,
-                             stream.final))
 
     def _send(self, message: tuple) -> None:
         with self._lock:
@@ -116,20 +151,34 @@ class ProcessEngine:
             self._process.wait()
 
     def _read(self) -> None:
-        """The server's side of the pipe: each step's pieces to their streams."""
-        try:
-            while True:
-                message = self._conn.recv()
-                if message[0] == "closed":
-                    break
-                _, self.steps, pieces = message
-                for sid, piece, made, stopped, cancelled, state in pieces:
+        """The server's side of the pipe: each step's pieces to their streams; a child that dies
+        is started again (unless the server is closing)."""
+        while True:
+            try:
+                self._read_until_closed()
+                break
+            except (EOFError, OSError):
+                self._end_all()
+                with self._lock:
+                    if self._closing:
+                        break
+                    log.error("the engine's process ended (exit code %s); its streams ended, starting another",
+                              self._process.wait())
+                    self.restarts += 1
+                    self._start()
+        self._end_all()
+
+    def _read_until_closed(self) -> None:
+        while True:
+            message = self._conn.recv()
+            if message[0] == "closed":
+                return
+            _, self.steps, pieces = message
+            for sid, piece, made, stopped, cancelled, state in pieces:
+                try:
                     self._deliver(sid, unpacked(piece), made, np.array(stopped, dtype=bool), cancelled, state)
-        except (EOFError, OSError):
-            if not self._closing:
-                log.error("the engine's process ended (exit code %s); ending its streams", self._process.poll())
-        finally:
-            self._end_all()
+                except Exception:  # a bug in one stream's delivery must not stop every other's
+                    log.exception("passing on a piece failed")
 
     def _deliver(self, sid: int, piece: Piece, made: int, stopped: np.ndarray, cancelled: bool,
                  state: dict | None) -> None:
@@ -144,15 +193,16 @@ class ProcessEngine:
         if state is not None:
             # Before the client hears of it and perhaps uses its session: the generator as the
             # engine left it.
-            stream.gen.__dict__.update(state)
+            take_back(stream.gen, state)
         stream.deliver(piece)
 
     def _end_all(self) -> None:
+        """End the streams the child held: their generators stay as they were before (`lost`)."""
         with self._lock:
             streams, self._streams = list(self._streams.values()), {}
-            self._closing = True
         for stream in streams:
-            stream.cancelled = True
+            stream.cancelled = stream.lost = True
+            stream.live[:] = False
             stream.deliver(Piece(np.zeros(0), np.zeros(0, bool), None, np.zeros(stream.rows, dtype=bool), True))
 
 
@@ -201,15 +251,6 @@ def run_child(weights: dict, config, tokenizer, threads: int, conn) -> None:
             pass
 
 
-def arrived(state: dict, model: NumpyModel, tokenizer) -> Generator:
-    """A generator rebuilt in this process around its own model."""
-    gen = Generator.__new__(Generator)
-    gen.__dict__.update(state)
-    gen.model, gen.config, gen.tokenizer = model, model.config, tokenizer
-    gen.vocab = tokenizer.vocab if tokenizer else None
-    return gen
-
-
 def _collector(sid: int, stream: Stream, outbox: list, streams: dict):
     """A stream's `deliver` in the child: its pieces wait in `outbox` for the step's message; the
     last carries the generator back."""
@@ -240,7 +281,9 @@ def unpacked(fields: tuple) -> Piece:
 
 if __name__ == "__main__":
     # The server stops its engine itself (a "close" message, or its end of the pipe closing): a
-    # Ctrl-C in the terminal reaches this process too and must not cut it short with a traceback.
+    # Ctrl-C in the terminal, or a SIGTERM to the whole group (systemd, `kill -- -PGID`), reaches
+    # this process too and must not end streams the server is still letting finish.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     channel = Connection(int(sys.argv[1]))
     run_child(*channel.recv(), channel)

@@ -48,8 +48,11 @@ def session_routes(server) -> list[Route]:
         return JSONResponse({"id": session.id, "object": "session", "deleted": True})
 
     async def feed(request: Request):
-        session = sessions.get(request.path_params["id"])
+        sessions.get(request.path_params["id"])  # a wrong id is a 404 before the body is looked at
         fields = await server.body(request, protocol.FEED)
+        # Looked up again after the body's await: another request may have taken the session
+        # meanwhile, and from here to `busy` nothing awaits.
+        session = sessions.get(request.path_params["id"])
         prime = session.served.prime(fields["prompt"])
         if prime is None:
             raise RequestError("`prompt`: give the text or values to feed")
@@ -62,8 +65,9 @@ def session_routes(server) -> list[Route]:
         return described(session)
 
     async def generate(request: Request):
-        session = sessions.get(request.path_params["id"])
+        sessions.get(request.path_params["id"])
         fields = await server.body(request, protocol.GENERATE)
+        session = sessions.get(request.path_params["id"])  # as in feed: nothing awaits from here to `busy`
         server.check_length(fields)
         stops = protocol.stops(fields["stop"])
         if stops and not session.served.is_text:
@@ -80,7 +84,8 @@ def session_routes(server) -> list[Route]:
             # Free before the last piece is passed on: a client that asks again as soon as it has
             # its answer must find the session idle.
             if piece.done:
-                session.generated += stream.made
+                if not stream.lost:  # else the engine went away with the state: the session is as before
+                    session.generated += stream.made
                 session.busy = False
             to_inbox(piece)
 
@@ -98,8 +103,9 @@ def session_routes(server) -> list[Route]:
                              "state": base64.b64encode(raw).decode("ascii")})
 
     async def restore(request: Request):
-        session = sessions.get(request.path_params["id"])
+        sessions.get(request.path_params["id"])
         fields = await server.body(request, protocol.RESTORE)
+        session = sessions.get(request.path_params["id"])  # not generating now, after the body's await
         if fields["state"] is None:
             raise RequestError("`state`: give a state from GET /v1/sessions/ID/snapshot")
         session.gen.restore(_snapshot(session.served, session.gen, fields["state"]))
