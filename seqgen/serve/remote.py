@@ -7,9 +7,9 @@ so 0.9 of the two cores stood idle while the engine waited for the lock between 
 
 `ProcessEngine` has `Engine`'s interface (`submit`, `close`, `rows`, `steps`) in the server's
 process; a child process runs an `Engine` over copies of the submitted generators. A generator
-crosses when its stream joins (its state, random numbers and settings: everything but the
-model, which the child has its own copy of) and comes back with its stream's last piece, so the
-server's generator (a session's, say) carries on from where the engine left it. What a stream
+crosses when its stream joins (its state, random numbers, settings and held-back bytes; not the
+model or the tokenizer, which the child has copies of) and comes back with its stream's last
+piece, so the server's generator (a session's, say) carries on from where the engine left it. What a stream
 makes is the same bits as in a thread engine: the same code steps the same state with the same
 random numbers. Each step's pieces cross back as one message, not one per stream.
 """
@@ -165,6 +165,7 @@ class ProcessEngine:
                     log.error("the engine's process ended (exit code %s); its streams ended, starting another",
                               self._process.wait())
                     self.restarts += 1
+                    self._conn.close()
                     self._start()
         self._end_all()
 
