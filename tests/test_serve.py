@@ -360,7 +360,12 @@ def test_bad_json_a_large_body_and_unknown_paths_get_4xx(text_checkpoint):
 
 def test_a_full_engine_says_busy_with_503(text_checkpoint):
     with TestClient(create_app([text_checkpoint], Limits(max_rows=2))) as c:
-        response = c.post("/v1/completions", json={"n": 3, "max_tokens": 5})
+        served = next(iter(c.app.state.server.models.values()))
+        gen, _ = served.generator({}, 2, "To")
+        running = Stream(gen, 10**6, lambda piece: None)  # two rows: the engine is full
+        served.engine.submit(running)
+        response = c.post("/v1/completions", json={"max_tokens": 5})
+        running.cancel()
         assert response.status_code == 503 and response.headers["retry-after"] == "1"
         assert "busy" in response.json()["error"]["message"]
 
@@ -411,6 +416,79 @@ def test_seqgen_serve_answers_and_stops_cleanly_on_sigterm(text_checkpoint):
         assert server.stdout.read() == ""  # stdout is for data; the server says everything on stderr
     finally:
         server.kill()
+
+
+def test_stopping_the_server_ends_a_running_stream_with_its_last_event(text_checkpoint):
+    """A request still running when the server is asked to stop gets `cancelled` and [DONE] after
+    the grace period, and the server exits 0 with no traceback."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "seqgen", "serve", str(text_checkpoint), "--port", str(port),
+                               "--max-tokens", "1000000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if httpx.get(f"{url}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        events = []
+        body = {"prompt": "To", "max_tokens": 1000000, "stream": True}
+        with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=30) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    events.append(line[6:])
+                    if len(events) == 2:
+                        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=30) == 0
+        import json
+
+        assert events[-1] == "[DONE]" and json.loads(events[-2])["choices"][0]["finish_reason"] == "cancelled"
+        assert "Traceback" not in server.stderr.read()
+    finally:
+        server.kill()
+
+
+def test_a_taken_port_is_one_line_and_exit_status_1(text_checkpoint):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "seqgen", "serve", str(text_checkpoint), "--port", str(port)],
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and result.stderr.strip().splitlines() == [
+        f"seqgen: error: cannot listen on 127.0.0.1:{port}: the port is in use (give another with --port)"]
+
+
+def test_more_samples_than_the_server_steps_at_once_is_a_400_not_a_503(text_checkpoint):
+    with TestClient(create_app([text_checkpoint], Limits(max_rows=2))) as c:
+        r = c.post("/v1/completions", json={"prompt": "To", "max_tokens": 5, "n": 3})
+    assert r.status_code == 400 and "`n` is at most 2" in r.json()["error"]["message"]
+
+
+def test_values_beyond_float32_are_refused_and_a_runaway_series_gives_null_not_nan(client):
+    r = client.post("/v1/completions", json={"model": "sine", "prompt": [1e200, 2e200], "max_tokens": 3})
+    assert r.status_code == 400 and "prompt" in r.json()["error"]["message"]
+    r = client.post("/v1/sessions", json={"model": "sine", "prompt": [1e200, 2e200]})
+    assert r.status_code == 400 and client.get("/health").json()["sessions"] == 0
+    r = client.post("/v1/completions", json={"model": "sine", "prompt": [0.1, 0.2, 0.3], "max_tokens": 5,
+                                             "noise": 1e300, "seed": 0})
+    assert r.status_code == 200
+    values = r.json()["choices"][0]["values"]
+    assert len(values) == 5 and all(v is None or np.isfinite(v) for v in values)
 
 
 def test_serve_says_what_is_wrong_with_a_checkpoint_in_one_line(tmp_path):

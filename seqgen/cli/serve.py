@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import signal
+import socket
+import threading
 from pathlib import Path
 
 import typer
 
-from ..errors import MissingPackage, UsageError
+from ..errors import MissingPackage, SeqgenError, UsageError
 from .app import app, parse_duration, say
 
 
@@ -47,25 +50,75 @@ def serve(
     limits = Limits(max_tokens=max_tokens, max_rows=max_streams, max_sessions=max_sessions, max_body=max_body,
                     session_ttl=parse_duration(session_ttl, "--session-ttl"), read_timeout=timeout,
                     stream_interval=stream_interval)
+    listening = _listen(host, port)  # before anything is loaded or said: a taken port is one line
     web = create_app([str(p) for p in checkpoints], limits, api_key)
     names = ", ".join(web.state.server.models)
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         say(f"warning: listening on {host} with no --api-key: anyone who can reach it can use it", "yellow")
     say(f"serving {names} on http://{host}:{port}/ (Ctrl-C to stop)")
-    # uvicorn stops taking connections on Ctrl-C or SIGTERM, lets running requests finish for up
-    # to 5 s, then cancels the rest; the app's shutdown stops the engines. Then it raises the
-    # signal again for the handler it found, which here ends the command as a success: being
-    # asked to stop is how a server's work ends.
+    # uvicorn stops taking connections on Ctrl-C or SIGTERM and lets running requests finish for
+    # up to GRACE s; then the engines cancel what still runs, so that each client gets its last
+    # event (`cancelled`) before uvicorn's own limit would cut the connection; the app's shutdown
+    # stops the engines. Then uvicorn raises the signal again for the handler it found, which
+    # here ends the command as a success: being asked to stop is how a server's work ends.
+    config = uvicorn.Config(web, log_level="warning", timeout_keep_alive=int(max(1, timeout)),
+                            timeout_graceful_shutdown=GRACE + 2)
     previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        uvicorn.run(web, host=host, port=port, log_level="warning", timeout_keep_alive=int(max(1, timeout)),
-                    timeout_graceful_shutdown=5)
+        _Server(config, web.state.server).run(sockets=[listening])
     except Stopped:
         pass
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        listening.close()
     say("stopped")
+
+
+# Seconds running requests get to finish once the server is asked to stop.
+GRACE = 5.0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, or one line saying why there cannot be one."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as e:
+        raise UsageError(f"--host {host}: not an address this machine can listen on ({e})") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as e:
+        sock.close()
+        reason = "the port is in use (give another with --port)" if e.errno == errno.EADDRINUSE else e.strerror
+        raise SeqgenError(f"cannot listen on {host}:{port}: {reason}") from None
+    return sock
+
+
+def _make_server_class():
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn's server, which on being asked to stop cancels what still runs after GRACE s."""
+
+        def __init__(self, config, app_server):
+            super().__init__(config)
+            self.app_server = app_server
+
+        def handle_exit(self, sig, frame) -> None:
+            if not self.should_exit:
+                timer = threading.Timer(GRACE, self.app_server.cancel_streams)
+                timer.daemon = True
+                timer.start()
+            super().handle_exit(sig, frame)
+
+    return Server
+
+
+def _Server(config, app_server):
+    return _make_server_class()(config, app_server)
 
 
 class Stopped(Exception):

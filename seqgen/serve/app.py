@@ -112,6 +112,9 @@ class Server:
         stops = protocol.stops(fields["stop"])
         if stops and not served.is_text:
             raise RequestError("`stop` applies to text models")
+        if fields["n"] > self.limits.max_rows:  # a 503 would say "try again", which could never work
+            raise RequestError(f"`n` is at most {self.limits.max_rows} on this server (the most streams it "
+                               f"generates at once), got {fields['n']}")
         gen, fed = await run_in_threadpool(served.generator, fields, fields["n"], fields["prompt"])
         inbox = Inbox()
         stream = make_stream(gen, fields, stops, inbox, final=True)
@@ -131,6 +134,11 @@ class Server:
 
     async def page(self, request: Request):
         return HTMLResponse(resources.files("seqgen.serve").joinpath("page.html").read_text(encoding="utf-8"))
+
+    def cancel_streams(self) -> None:
+        """End every request that is generating: each gets its last event (`cancelled`)."""
+        for served in self.models.values():
+            served.engine.cancel_all()
 
     def close(self) -> None:
         for served in self.models.values():

@@ -126,6 +126,13 @@ class Engine:
             self._waiting.append(stream)
             self._wake.notify()
 
+    def cancel_all(self) -> None:
+        """Cancel every stream; the engine goes on taking new ones."""
+        with self._wake:
+            for stream in self._streams + self._waiting:
+                stream.cancel()
+            self._wake.notify()
+
     def close(self, timeout: float | None = None) -> None:
         """Cancel every stream, stop the thread."""
         with self._wake:

@@ -21,6 +21,9 @@ from .remote import ProcessEngine
 from .protocol import RequestError, numbers
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 class Served:
     """One checkpoint being served under `name` (its file name without the extension)."""
 
@@ -79,10 +82,14 @@ class Served:
             return prompt
         if isinstance(prompt, str):
             try:
-                return parse_numbers(prompt, "`prompt`")
+                values = np.asarray(parse_numbers(prompt, "`prompt`"))
             except DataError as e:
                 raise RequestError(str(e)) from None
-        return np.asarray(numbers(prompt, "prompt"))
+        else:
+            values = np.asarray(numbers(prompt, "prompt"))
+        if not np.all(np.abs(values) <= FLOAT32_MAX):  # the network computes in float32
+            raise RequestError(f"`prompt`: values must lie within +-{FLOAT32_MAX:.3g}")
+        return values
 
     def close(self) -> None:
         self.engine.close(timeout=5)

@@ -131,6 +131,13 @@ class ProcessEngine:
             self._streams[sid] = stream
             stream.on_cancel = lambda: self._send(("cancel", sid))
 
+    def cancel_all(self) -> None:
+        """Cancel every stream; the engine goes on taking new ones."""
+        with self._lock:
+            streams = list(self._streams.values())
+        for stream in streams:
+            stream.cancel()
+
     def _send(self, message: tuple) -> None:
         with self._lock:
             try:

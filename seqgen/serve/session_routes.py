@@ -17,7 +17,7 @@ from ..generate.sampling import SampleConfig
 from ..generate.state import state_bytes, state_from_bytes
 from . import protocol
 from .protocol import RequestError
-from .streaming import Inbox, Output, make_stream, respond
+from .streaming import Inbox, Output, finite_or_none, make_stream, respond
 
 SAMPLING_FIELDS = [k for k in protocol.SAMPLING if k not in ("seed", "unknown")]
 
@@ -28,7 +28,7 @@ def session_routes(server) -> list[Route]:
     def described(session, status: int = 200, **extra) -> JSONResponse:
         body = session.describe(sessions.ttl)
         if not session.served.is_text and session.gen.last_output is not None:
-            body["prediction"] = float(session.gen.prediction()[0])  # the next value's forecast
+            body["prediction"] = finite_or_none(session.gen.prediction()[0])  # the next value's forecast
         return JSONResponse({**body, **extra}, status_code=status)
 
     async def create(request: Request):
@@ -76,7 +76,7 @@ def session_routes(server) -> list[Route]:
         stream = make_stream(session.gen, fields, stops, inbox)
         output = Output(session.served, session.gen.batch_size)
         meta = {"id": f"cmpl-{session.id[:12]}-{session.generated}", "object": "text_completion",
-                "created": int(session.created), "model": session.served.name, "session": session.id}
+                "created": int(session.born), "model": session.served.name, "session": session.id}
         session.busy = True
         to_inbox = stream.deliver
 

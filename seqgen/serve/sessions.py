@@ -24,6 +24,7 @@ class Session:
     gen: Generator
     unknown: str = "error"
     created: float = field(default_factory=time.monotonic)
+    born: float = field(default_factory=time.time)  # wall time, for the `created` of its completions
     used: float = field(default_factory=time.monotonic)
     busy: bool = False  # generating: the engine owns its state until it is done
     fed: int = 0

@@ -90,6 +90,13 @@ class Inbox:
         return pieces
 
 
+def finite_or_none(value) -> float | None:
+    """A value for JSON, which has no NaN or infinity: those (a model driven out of its range by
+    extreme settings) become null."""
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
 class Output:
     """What a stream made, per row: items (text pieces or values), log-probabilities, the reason
     each row ended."""
@@ -105,7 +112,7 @@ class Output:
         changed = []
         for row in np.flatnonzero(piece.live):
             item = piece.items[row]
-            self.items[row].append(piece.texts[row] if self.served.is_text else float(item))
+            self.items[row].append(piece.texts[row] if self.served.is_text else finite_or_none(item))
             if piece.logprobs is not None:
                 self.logprobs[row].append(float(piece.logprobs[row]))
             changed.append(int(row))
