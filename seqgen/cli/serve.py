@@ -13,6 +13,9 @@ import typer
 from ..errors import MissingPackage, SeqgenError, UsageError
 from .app import app, parse_duration, say
 
+# Seconds running requests get to finish once the server is asked to stop.
+GRACE = 5.0
+
 
 @app.command()
 def serve(
@@ -65,7 +68,7 @@ def serve(
                             timeout_graceful_shutdown=GRACE + 2)
     previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        _Server(config, web.state.server).run(sockets=[listening])
+        _stopping_server(config, web.state.server).run(sockets=[listening])
     except Stopped:
         pass
     finally:
@@ -73,10 +76,6 @@ def serve(
             signal.signal(sig, handler)
         listening.close()
     say("stopped")
-
-
-# Seconds running requests get to finish once the server is asked to stop.
-GRACE = 5.0
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -97,28 +96,19 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _make_server_class():
-    import uvicorn
+def _stopping_server(config, app_server):
+    """uvicorn's server, which on being asked to stop cancels what still runs after GRACE s."""
+    import uvicorn  # the serve extra: imported once the command runs
 
     class Server(uvicorn.Server):
-        """uvicorn's server, which on being asked to stop cancels what still runs after GRACE s."""
-
-        def __init__(self, config, app_server):
-            super().__init__(config)
-            self.app_server = app_server
-
         def handle_exit(self, sig, frame) -> None:
             if not self.should_exit:
-                timer = threading.Timer(GRACE, self.app_server.cancel_streams)
+                timer = threading.Timer(GRACE, app_server.cancel_streams)
                 timer.daemon = True
                 timer.start()
             super().handle_exit(sig, frame)
 
-    return Server
-
-
-def _Server(config, app_server):
-    return _make_server_class()(config, app_server)
+    return Server(config)
 
 
 class Stopped(Exception):
