@@ -479,6 +479,14 @@ def test_more_samples_than_the_server_steps_at_once_is_a_400_not_a_503(text_chec
     assert r.status_code == 400 and "`n` is at most 2" in r.json()["error"]["message"]
 
 
+def test_logprobs_of_a_series_model_are_a_400(client):
+    r = client.post("/v1/completions", json={"model": "sine", "max_tokens": 3, "logprobs": True})
+    assert r.status_code == 400 and "text models" in r.json()["error"]["message"]
+    session = client.post("/v1/sessions", json={"model": "sine"}).json()["id"]
+    r = client.post(f"/v1/sessions/{session}/generate", json={"max_tokens": 3, "logprobs": True})
+    assert r.status_code == 400
+
+
 def test_values_beyond_float32_are_refused_and_a_runaway_series_gives_null_not_nan(client):
     r = client.post("/v1/completions", json={"model": "sine", "prompt": [1e200, 2e200], "max_tokens": 3})
     assert r.status_code == 400 and "prompt" in r.json()["error"]["message"]

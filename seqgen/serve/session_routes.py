@@ -72,6 +72,8 @@ def session_routes(server) -> list[Route]:
         stops = protocol.stops(fields["stop"])
         if stops and not session.served.is_text:
             raise RequestError("`stop` applies to text models")
+        if fields["logprobs"] and not session.served.is_text:
+            raise RequestError("`logprobs` applies to text models (a series model's values have no probabilities)")
         inbox = Inbox()
         stream = make_stream(session.gen, fields, stops, inbox)
         output = Output(session.served, session.gen.batch_size)
