@@ -6,6 +6,7 @@ import base64
 import threading
 import time
 import warnings
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -388,8 +389,9 @@ def test_health_and_models_describe_what_is_served(client):
 
 
 # --- the command ---------------------------------------------------------------------------------
-def test_seqgen_serve_answers_and_stops_cleanly_on_sigterm(text_checkpoint):
-    import signal
+@contextmanager
+def running_server(checkpoint, *options: str):
+    """`seqgen serve CHECKPOINT` in a process of its own, answering /health: (process, base url)."""
     import socket
     import subprocess
     import sys
@@ -399,7 +401,7 @@ def test_seqgen_serve_answers_and_stops_cleanly_on_sigterm(text_checkpoint):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "seqgen", "serve", str(text_checkpoint), "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "seqgen", "serve", str(checkpoint), "--port", str(port), *options],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -409,38 +411,33 @@ def test_seqgen_serve_answers_and_stops_cleanly_on_sigterm(text_checkpoint):
                     break
             except httpx.TransportError:
                 time.sleep(0.05)
+        yield server, url
+    finally:
+        server.kill()
+
+
+def test_seqgen_serve_answers_and_stops_cleanly_on_sigterm(text_checkpoint):
+    import signal
+
+    import httpx
+
+    with running_server(text_checkpoint) as (server, url):
         got = httpx.post(f"{url}/v1/completions", json={"prompt": "To be", "max_tokens": 50, "seed": 9}).json()
         assert got["choices"][0]["text"] == sample(text_checkpoint, prime="To be", length=50, seed=9)[0]
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=20) == 0
         assert server.stdout.read() == ""  # stdout is for data; the server says everything on stderr
-    finally:
-        server.kill()
 
 
 def test_stopping_the_server_ends_a_running_stream_with_its_last_event(text_checkpoint):
     """A request still running when the server is asked to stop gets `cancelled` and [DONE] after
     the grace period, and the server exits 0 with no traceback."""
+    import json
     import signal
-    import socket
-    import subprocess
-    import sys
 
     import httpx
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "seqgen", "serve", str(text_checkpoint), "--port", str(port),
-                               "--max-tokens", "1000000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+    with running_server(text_checkpoint, "--max-tokens", "1000000") as (server, url):
         events = []
         body = {"prompt": "To", "max_tokens": 1000000, "stream": True}
         with httpx.stream("POST", f"{url}/v1/completions", json=body, timeout=30) as r:
@@ -450,12 +447,8 @@ def test_stopping_the_server_ends_a_running_stream_with_its_last_event(text_chec
                     if len(events) == 2:
                         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=30) == 0
-        import json
-
         assert events[-1] == "[DONE]" and json.loads(events[-2])["choices"][0]["finish_reason"] == "cancelled"
         assert "Traceback" not in server.stderr.read()
-    finally:
-        server.kill()
 
 
 def test_a_taken_port_is_one_line_and_exit_status_1(text_checkpoint):
