@@ -16,7 +16,6 @@ from ..generate.generator import Generator
 from ..generate.sampling import TEXT_CHOICES, sampling_config
 from ..info import checkpoint_info
 from ..model.numpy_backend import NumpyModel
-from .engine import Engine
 from .remote import ProcessEngine
 from .protocol import RequestError, numbers
 
@@ -27,8 +26,7 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 class Served:
     """One checkpoint being served under `name` (its file name without the extension)."""
 
-    def __init__(self, path: str | Path, name: str, max_rows: int, process: bool = True):
-        """`process`: step the batch in a process of its own (see remote.py), else in a thread."""
+    def __init__(self, path: str | Path, name: str, max_rows: int):
         self.ckpt: Checkpoint = load_checkpoint(path)
         if self.ckpt.model_config.channels > 1:
             raise UsageError(f"{path} models {self.ckpt.model_config.channels} channels jointly; the server continues "
@@ -39,12 +37,9 @@ class Served:
         # over both (benchmarks/serve.py, three runs each, Intel Xeon).
         threads = max(1, min(usable_cores() - 1, 4))
         self.model = NumpyModel(self.ckpt.weights, self.ckpt.model_config, threads=threads)
-        if process:
-            tokenizer = self.make_generator({}).tokenizer
-            self.engine = ProcessEngine(self.model, self.ckpt.weights, tokenizer, max_rows=max_rows, name=name,
-                                        threads=threads)
-        else:
-            self.engine = Engine(self.model, max_rows=max_rows, name=name)
+        # The batch is stepped in a process of its own (see remote.py).
+        self.engine = ProcessEngine(self.model, self.ckpt.weights, self.make_generator({}).tokenizer,
+                                    max_rows=max_rows, name=name, threads=threads)
         self.info = {"id": name, "object": "model", "kind": self.ckpt.kind, **_jsonable(checkpoint_info(self.ckpt))}
 
     @property

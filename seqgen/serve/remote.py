@@ -105,10 +105,6 @@ class ProcessEngine:
         with self._lock:
             return sum(s.rows for s in self._streams.values())
 
-    @property
-    def alive(self) -> bool:
-        return self._process.poll() is None
-
     def submit(self, stream: Stream) -> None:
         if stream.gen.model is not self.model:
             raise ValueError("a stream's generator must use its engine's model")
