@@ -109,11 +109,7 @@ class Server:
         fields = await self.body(request, protocol.COMPLETION)
         self.check_length(fields)
         served = self.model(fields["model"])
-        stops = protocol.stops(fields["stop"])
-        if stops and not served.is_text:
-            raise RequestError("`stop` applies to text models")
-        if fields["logprobs"] and not served.is_text:
-            raise RequestError("`logprobs` applies to text models (a series model's values have no probabilities)")
+        stops = protocol.generation_stops(fields, served.is_text)
         if fields["n"] > self.limits.max_rows:  # a 503 would say "try again", which could never work
             raise RequestError(f"`n` is at most {self.limits.max_rows} on this server (the most streams it "
                                f"generates at once), got {fields['n']}")

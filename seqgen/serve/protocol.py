@@ -113,6 +113,16 @@ def stops(value: str | list | None) -> list[str]:
     return items
 
 
+def generation_stops(fields: dict, is_text: bool) -> list[str]:
+    """A generating request's stop strings, once its text-only fields are checked against the model."""
+    items = stops(fields["stop"])
+    if items and not is_text:
+        raise RequestError("`stop` applies to text models")
+    if fields["logprobs"] and not is_text:
+        raise RequestError("`logprobs` applies to text models (a series model's values have no probabilities)")
+    return items
+
+
 def numbers(value: Any, name: str) -> list[float]:
     """A list of finite numbers."""
     if not isinstance(value, list) or not all(isinstance(v, NUMBER) and not isinstance(v, bool) for v in value):

@@ -69,11 +69,7 @@ def session_routes(server) -> list[Route]:
         fields = await server.body(request, protocol.GENERATE)
         session = sessions.get(request.path_params["id"])  # as in feed: nothing awaits from here to `busy`
         server.check_length(fields)
-        stops = protocol.stops(fields["stop"])
-        if stops and not session.served.is_text:
-            raise RequestError("`stop` applies to text models")
-        if fields["logprobs"] and not session.served.is_text:
-            raise RequestError("`logprobs` applies to text models (a series model's values have no probabilities)")
+        stops = protocol.generation_stops(fields, session.served.is_text)
         inbox = Inbox()
         stream = make_stream(session.gen, fields, stops, inbox)
         output = Output(session.served, session.gen.batch_size)
