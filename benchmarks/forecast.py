@@ -113,7 +113,9 @@ def seqgen_forecast(name: str, train: np.ndarray, times: np.ndarray, horizon: in
     calendar = model.model_config.calendar
     note = (f"{model.model_config.head} head, {model.data.get('target', 'level')}, {progress['step']} steps in "
             f"{progress['elapsed']:.0f} s, best at {progress['best_step']}"
-            + (f", calendar {'/'.join(f'{p:g}' for p in calendar)}" if calendar else ""))
+            + (f", calendar {'/'.join(f'{p:g}' for p in calendar)}" if calendar else "")
+            + (f", spread x{progress['interval_scale']:.2f} (validation tail {progress['calibration']['coverage_before']:.0%}"
+               f" -> {progress['calibration']['coverage']:.0%})" if progress.get("calibration") else ""))
     started = time.perf_counter()
     result = forecast(model, train, horizon, samples=SAMPLES, seed=seed)
     return result.paths, note, time.perf_counter() - started

@@ -228,6 +228,7 @@ def evaluate_series(checkpoint: str | Path | Checkpoint, data: str | Path | None
     the validation tail of a numeric series (primed with the values just before the tail)."""
     from .generate import Generator
     from .generate.generator import own_scaling, series_entry
+    from .generate.forecast import end_before
     from .generate.sampling import SampleConfig
 
     ckpt = _load(checkpoint)
@@ -260,7 +261,7 @@ def evaluate_series(checkpoint: str | Path | Checkpoint, data: str | Path | None
         scaling = series_entry(ckpt, series) if series or not ckpt.data.get("series") else own_scaling(ckpt, values[:split])
         gen = Generator.from_checkpoint(ckpt, backend=backend, sampling=greedy, series=scaling)
         prime = values[max(0, split - PRIME_STEPS) : split]
-        result = free_run_rmse(gen, prime, values[split:], horizons, end=_end_before(ckpt, dataset, 0, len(values) - split))
+        result = free_run_rmse(gen, prime, values[split:], horizons, end=end_before(ckpt, dataset, 0, len(values) - split))
         result.source = {"type": "file", "path": path, "val_fraction": fraction}
         if ckpt.data.get("series"):
             result.source["series"] = first["name"] if first["name"] is not None else series
@@ -311,8 +312,8 @@ def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None
     the coverage of the central 80% interval. `season` defaults to the one detected in the
     training part (1 when there is none), `horizon` to that season (8 steps without one), cut to
     half the validation tail. `origins` in the result counts the forecasts made over all series."""
-    from .generate.forecast import forecast
-    from .metrics import backtest_origins, detect_season, score, seasonal_naive
+    from .generate.forecast import end_before, forecast
+    from .metrics import backtest_origins, default_horizon, detect_season, score, seasonal_naive
 
     if origins < 1:
         raise UsageError(f"`origins` must be >= 1, got {origins}")
@@ -334,8 +335,7 @@ def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None
     # A forecast from the first value of the shortest tail is the longest every series can score.
     tail, shortest = min((len(e["values"]) - s, e["name"]) for e, s in zip(named, dataset.splits))
     if horizon is None:
-        # At most half the shortest tail, so that several origins fit in it.
-        horizon = max(1, min(season if season > 1 else 8, tail // 2))
+        horizon = default_horizon(named[0]["values"][:first], tail, season)
     if horizon < 1:
         raise UsageError(f"`horizon` must be >= 1, got {horizon}")
     if horizon > tail:
@@ -355,7 +355,7 @@ def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None
         for origin in backtest_origins(len(values), horizon, origins, split):
             history, truth = values[:origin], values[origin : origin + horizon]
             made = forecast(ckpt, history, horizon, samples=samples, seed=seed + origin, backend=backend,
-                            series=stored, end=_end_before(ckpt, dataset, index, len(values) - origin))
+                            series=stored, end=end_before(ckpt, dataset, index, len(values) - origin))
             made_count += 1
             # Channels modelled jointly are each scored in their own units, like separate series.
             paths = made.paths if made.paths.ndim == 3 else made.paths[..., None]
@@ -391,20 +391,6 @@ def stored_series(ckpt: Checkpoint, name: str | None, values: np.ndarray) -> str
         return name
     match = matching_series(ckpt, values)
     return match["name"] if match else None
-
-
-def _end_before(ckpt: Checkpoint, dataset: Dataset, index: int, after: int) -> float | None:
-    """For a model with calendar inputs: the step index of the value `after` values before the
-    end of the data's series `index` (None for other models)."""
-    from .data.calendar import end_positions
-
-    if not ckpt.model_config.calendar:
-        return None
-    ends = end_positions(dataset)
-    if ends is None:
-        raise DataError(f"{dataset.source.get('path', 'the data')} has no times, and this model reads the calendar: "
-                        "give the data with its time column")
-    return ends[index] - after
 
 
 def _load(checkpoint: str | Path | Checkpoint) -> Checkpoint:

@@ -192,6 +192,15 @@ def coverage(samples, actual, level: float = 0.8) -> float:
     return float(np.mean((low <= actual) & (actual <= high)))
 
 
+def default_horizon(train: np.ndarray, tail: int, season: int | None = None) -> int:
+    """A backtest's horizon: a season of the training values `train` (detected when not given;
+    8 steps when there is none), at most half the validation tail of `tail` values so that
+    several origins fit in it."""
+    if season is None:
+        season = detect_season(np.asarray(train).reshape(len(train), -1)[:, 0])
+    return max(1, min(season if season > 1 else 8, tail // 2))
+
+
 def backtest_origins(n_values: int, horizon: int, count: int, first: int) -> list[int]:
     """Up to `count` evenly spaced forecast origins (index of the first forecast value) from `first`
     (at least 1: a forecast needs some history), the last forecast ending at the last value.

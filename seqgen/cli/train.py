@@ -556,6 +556,11 @@ class TrainDisplay:
             table.add_row(label, f"{self._loss(result.best_val)} at step {result.best_step}")
             if kind == "text":
                 table.add_row("best val bits/char", f"{result.best_bpc:.4f}")
+        calibration = getattr(result, "calibration", None)
+        if calibration is not None:
+            table.add_row("80% intervals", f"spread x{calibration.scale:.2f}: covered {calibration.coverage:.0%} of the "
+                          f"validation tail ({calibration.coverage_before:.0%} as trained; 80% needed "
+                          f"x{calibration.fitted:.2f}) in {calibration.origins} forecasts of {calibration.horizon} steps")
         table.add_row("steps", str(result.steps))
         if result.stopped_by == "early":
             table.add_row("stopped early", f"the validation loss stayed above its best (step {result.best_step}) for "

@@ -5,8 +5,9 @@ stream, whose state is then copied to every path (`Generator.fork`); each step d
 per stream and feeds it back, so 200 paths of length H cost one pass over the history and H
 batched steps. A likelihood head's paths come from the distribution it predicts at each step. A
 point model predicts no spread of its own, so its paths get Gaussian noise the size of its
-one-step validation error (the square root of its validation MSE): an honest spread for the
-first step, and widening as the fed-back errors compound.
+one-step validation error (the square root of its validation MSE), widening as the fed-back
+errors compound. Either spread is scaled by the factor training found for the model's intervals
+(see calibrate.py).
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from typing import Sequence
 import numpy as np
 
 from ..checkpoint import Checkpoint, load_checkpoint
+from ..data import Dataset
+from ..data.calendar import end_positions
 from ..errors import DataError, UsageError
 from .api import default_prime, is_probabilistic
-from .generator import Generator, scaling_for, series_entry
+from .generator import Generator, scaling_for, series_entry, stored_scale
 from .sampling import SampleConfig
 
 DEFAULT_QUANTILES = (0.1, 0.5, 0.9)
@@ -89,7 +92,8 @@ def forecast(checkpoint: str | Path | Checkpoint, history: Sequence[float] | Non
     if not np.all(np.isfinite(history)):
         raise DataError("the history holds NaN or infinite values; fill or remove them first")
     if noise is None:
-        noise = 0.0 if is_probabilistic(ckpt) else validation_error(ckpt, entry)
+        # A point model's noise: its one-step error, scaled as calibration found (see calibrate.py).
+        noise = 0.0 if is_probabilistic(ckpt) else validation_error(ckpt, entry) * stored_scale(ckpt.meta.get("progress") or {})
     gen = Generator.from_checkpoint(ckpt, backend=backend, sampling=SampleConfig(noise=noise), seed=seed, series=entry)
     gen.reset(1)
     gen.feed_values(history[None, :], end)
@@ -116,3 +120,15 @@ def validation_error(ckpt: Checkpoint, scaling: dict | None = None) -> float:
     if mse is None or not math.isfinite(mse):
         return 0.0
     return math.sqrt(max(mse, 0.0)) * float((scaling or ckpt.data).get("std", 1.0))
+
+
+def end_before(ckpt: Checkpoint, dataset: Dataset, index: int, after: int) -> float | None:
+    """For a model with calendar inputs: the step index of the value `after` values before the
+    end of the data's series `index` (None for other models)."""
+    if not ckpt.model_config.calendar:
+        return None
+    ends = end_positions(dataset)
+    if ends is None:
+        raise DataError(f"{dataset.source.get('path', 'the data')} has no times, and this model reads the calendar: "
+                        "give the data with its time column")
+    return ends[index] - after

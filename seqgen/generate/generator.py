@@ -10,6 +10,7 @@ of a character whose last byte is still to come.
 
 from __future__ import annotations
 
+import math
 from typing import Iterator
 
 import numpy as np
@@ -412,9 +413,8 @@ class Generator:
                   std=scaling.get("std", 1.0), sampling=sampling, seed=seed, target=data.get("target", "level"))
         gen.series = scaling if scaling is not data else None
         gen.checkpoint_checksum = ckpt.meta.get("checksum")
-        # Only ever widened: a spread fitted on the training data can be too narrow for new data,
-        # and a validation tail of a few values is too little to make it narrower with confidence.
-        gen.spread_scale = max(1.0, float((ckpt.meta.get("progress") or {}).get("spread_ratio") or 1.0))
+        # The factor that made the 80% intervals of forecasts in the validation tail cover 80% (see calibrate.py).
+        gen.spread_scale = stored_scale(ckpt.meta.get("progress") or {})
         gen.scale_each = bool(data.get("source", {}).get("scale_each", False))
         gen.typical_scale = float(data.get("typical_scale", 1.0))
         if gen.cycles:
@@ -431,6 +431,16 @@ class Generator:
         # `unit` (data units per model unit) is worked out here, once, not on every step.
         self.scale = scale
         self.unit = self.std if scale is None else self.std * scale
+
+
+def stored_scale(progress: dict) -> float:
+    """The spread factor a checkpoint's progress holds: its calibrated one, or, for a checkpoint
+    written before calibration, the one-step `spread_ratio` when it widens (never narrowing: a
+    ratio from one step of a short tail was too little to narrow on)."""
+    scale = progress.get("interval_scale")
+    if scale is not None and math.isfinite(scale) and scale > 0:
+        return float(scale)
+    return max(1.0, float(progress.get("spread_ratio") or 1.0))
 
 
 def data_end(ckpt: Checkpoint, entry: dict | None = None) -> float | None:

@@ -68,6 +68,7 @@ class TrainResult:
     items_per_sec: float
     stopped_by: str  # "limit", "interrupt", "early" (the validation loss kept above its best)
     best_bpc: float | None = None  # text: the best validation loss in bits per character
+    calibration: object | None = None  # a series model's interval calibration (calibrate.Calibration)
 
 Event = dict
 
@@ -211,6 +212,8 @@ class Trainer:
         # A likelihood head's error over its predicted spread on validation data (see validation_pass).
         self.last_spread: float | None = None
         self.best_spread: float | None = None
+        # The factor fitted to the validation tail at the end of a run (see calibrate.py).
+        self.calibration = None
         self.last_loss: float | None = None
         self.loss_average: float | None = None  # smoothed training loss
         self.average_at_best: float | None = None
@@ -379,11 +382,26 @@ class Trainer:
                 self.save()
             elif self.step > 0 and self.step % self.config.eval_every != 0:
                 self._evaluate_and_save(emit, metrics_path)  # on the thread count the run found fastest
+            if stopped_by != "interrupt":
+                self._calibrate(emit)
         finally:
             self.threads.restore()
         rate = session_items / max(self.elapsed - elapsed_before, 1e-9)
         return TrainResult(str(self.out), self.step, self.elapsed, self.best_val, self.best_step, rate, stopped_by,
-                           self.bits_per_char(self.best_val))
+                           self.bits_per_char(self.best_val), self.calibration)
+
+    def _calibrate(self, emit: EventHandler) -> None:
+        """Fit the spread of a series model's forecasts to its validation tail (see calibrate.py)
+        and store the factor with the best weights."""
+        from ..calibrate import calibrate
+
+        if self.model_config.is_text or self.best_weights is None or self.data.source.get("type") == "sine":
+            return
+        if self.group.is_main:
+            self.calibration = calibrate(Checkpoint(self.meta(), self.best_weights), self.data, seed=self.config.seed)
+            if self.calibration is not None:
+                emit({"type": "calibrated", **self.calibration.to_dict()})
+        self.save()  # on every rank: saving gathers the batch's state from all of them
 
     def _train_steps(self, emit: EventHandler, should_stop: Callable[[], bool], metrics_path: Path,
                      elapsed_before: float) -> tuple[str, int]:
@@ -525,6 +543,8 @@ class Trainer:
                          "lr_scale": self.lr_scale, "rollbacks": self.rollbacks,
                          "loss_average": self.loss_average, "average_at_best": self.average_at_best,
                          "processes": self.group.world, "spread_ratio": self.best_spread,
+                         "interval_scale": self.calibration.scale if self.calibration else None,
+                         "calibration": self.calibration.to_dict() if self.calibration else None,
                          "precision": self.precision, "best_val_bpc": self.bits_per_char(self.best_val),
                          # float16's loss scale, found over the run: a fresh one would skip steps finding it again.
                          **({"grad_scaler": self.scaler.state_dict()} if self.scaler is not None else {})},
