@@ -19,7 +19,7 @@ intervals come from 200 paths it simulates with its own residual errors.
 
     pip install statsmodels          # the benchmark's only extra need
     python benchmarks/forecast.py [--seed 0] [--only sunspots] [--heads point,gaussian,studentt]
-                                  [--train-options '--calendar none']
+                                  [--train-options '--calendar none'] [--spread-rules]
 
 Targets (issue 14), for the default: MASE below seasonal naive on every series, mean MASE at or
 below ETS's; 80% intervals covering 70-90% of the held-out values on average; training within
@@ -121,12 +121,39 @@ def seqgen_forecast(name: str, train: np.ndarray, times: np.ndarray, horizon: in
     return result.paths, note, time.perf_counter() - started
 
 
+# How the factor on a likelihood head's spread could be chosen from what a checkpoint stores: the
+# one-step `spread_ratio` and the factor the validation tail's forecasts asked for (`fitted`).
+SPREAD_RULES = {
+    "x1 (as trained)": lambda ratio, fitted: 1.0,
+    "max(1, ratio)": lambda ratio, fitted: max(1.0, ratio),
+    "fitted": lambda ratio, fitted: fitted,
+    "max(1, fitted)": lambda ratio, fitted: max(1.0, fitted),
+    "max(1, ratio, fitted)": lambda ratio, fitted: max(1.0, ratio, fitted),
+}
+
+
+def spread_rules(model, train: np.ndarray, horizon: int, seed: int) -> dict[str, np.ndarray]:
+    """The default model's paths with its spread factor chosen by each rule of SPREAD_RULES."""
+    progress = model.meta["progress"]
+    if not progress.get("calibration"):
+        return {}
+    ratio, fitted = progress.get("spread_ratio") or 1.0, progress["calibration"]["fitted"]
+    stored, out = progress["interval_scale"], {}
+    for rule, choose in SPREAD_RULES.items():
+        progress["interval_scale"] = choose(ratio, fitted)
+        out[rule] = forecast(model, train, horizon, samples=SAMPLES, seed=seed).paths
+    progress["interval_scale"] = stored
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", help="one series: " + ", ".join(series()))
     parser.add_argument("--heads", default="", help="also train with these heads (comma-separated), beside the default")
     parser.add_argument("--train-options", default="", help="more options for every `seqgen train`, e.g. '--calendar none'")
+    parser.add_argument("--spread-rules", action="store_true",
+                        help="also score the default model's paths with the spread widened by each rule of SPREAD_RULES")
     args = parser.parse_args()
     options = args.train_options.split()
     heads = [None] + [h for h in args.heads.split(",") if h]
@@ -146,6 +173,10 @@ def main() -> None:
                 forecasts[label], notes[label], took = seqgen_forecast(name, train, times[:-horizon], horizon, args.seed,
                                                                        Path(tmp), head, options)
                 timings.append(took) if head is None else None
+            if args.spread_rules and not isinstance(forecasts["seqgen"], str):
+                model = load_checkpoint(Path(tmp) / f"{name}-default.safetensors")
+                for rule, paths in spread_rules(model, train, horizon, args.seed).items():
+                    forecasts[f"seqgen, spread {rule}"] = paths
             scale = naive_scale(train, season)
             for method, made in forecasts.items():
                 if isinstance(made, str):

@@ -152,6 +152,30 @@ def test_thread_tuner_tries_one_thread_when_the_step_did_not_get_its_cores(monke
         torch.set_num_threads(threads)
 
 
+def test_a_run_that_keeps_its_thread_count_says_once_that_the_cores_are_shared(monkeypatch):
+    from seqgen.train.threads import CROWDED_NOTE
+
+    clock = {"wall": 0.0, "cpu": 0.0}
+    monkeypatch.setattr(time, "perf_counter", lambda: clock["wall"])
+    monkeypatch.setattr(time, "process_time", lambda: clock["cpu"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    tuner = ThreadTuner(period=2)
+    tuner.switching = False  # this model's weights depend on the thread count (Trainer.threads_agree)
+    notes = []
+    try:
+        for cores_used in [2.0] * 30 + [1.0] * 60:  # quiet, then another process takes a core
+            tuner.before_step()
+            assert torch.get_num_threads() == 2  # never probed
+            clock["wall"] += 1.0
+            clock["cpu"] += cores_used
+            assert tuner.after_step(1.0) is None
+            notes.append(tuner.note_crowded())
+    finally:
+        torch.set_num_threads(threads)
+    assert notes.count(True) == 1 and notes.index(True) == 30 + CROWDED_NOTE - 1
+
+
 def test_a_quiet_run_where_one_thread_is_faster_prints_no_note_about_other_processes(monkeypatch, capsys):
     from seqgen.cli.train import TrainDisplay
 
@@ -308,3 +332,31 @@ def test_a_step_limited_schedule_does_not_depend_on_how_long_steps_take():
     assert both.lr(500, elapsed=5.0) == both.lr(500, elapsed=45.0)  # a quiet machine and a busy one
     by_time = Schedule(TrainConfig(max_time=300.0, warmup=0), total_steps=None)
     assert by_time.lr(500, elapsed=30.0) > by_time.lr(500, elapsed=270.0)
+
+
+def test_a_seed_trains_the_same_weights_however_often_the_thread_count_would_change(tmp_path):
+    """The thread tuner changes torch's thread count when the machine's load says so, at moments
+    no seed decides. A run it may switch (here: every other step, as if each probe won) must
+    train what a run on a fixed thread count trains, bit for bit: where one thread and two compute
+    other bits for this model, the trainer keeps the count fixed."""
+    from seqgen.data import series_dataset
+
+    values = 10 + np.sin(np.arange(600) * 2 * math.pi / 12) + np.random.default_rng(0).normal(0, 0.3, 600)
+    data = series_dataset(values, "wave", "wave", 0.1)
+
+    def train(out, tuner: ThreadTuner) -> dict:
+        trainer = Trainer(data, ModelConfig(hidden=64, layers=2, head="gaussian"),
+                          TrainConfig(batch_size=4, window=100, steps=40, eval_every=20, seed=1), tmp_path / out)
+        trainer.threads = tuner
+        trainer.run()
+        return load_checkpoint(tmp_path / out).weights
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        fixed = train("fixed.safetensors", ThreadTuner(active=False))
+        switched = train("switched.safetensors", ThreadTuner(period=2, margin=0.0))
+    finally:
+        torch.set_num_threads(threads)
+    for name in fixed:
+        np.testing.assert_array_equal(fixed[name], switched[name], err_msg=name)

@@ -513,6 +513,10 @@ class TrainDisplay:
             elif event["threads"] > 1 and self.crowded:
                 self.crowded = False
                 say(f"note: at step {event['step']} the cores were free again; back to {event['threads']} torch threads")
+        elif kind == "crowded":
+            say(f"note: from step {event['step']} the cores look shared with another process; training stays on "
+                f"{event['threads']} torch threads, since on this machine the thread count changes the weights a seed "
+                "trains; OMP_NUM_THREADS=1 may be faster while the cores are shared")
         elif kind == "rollback":
             # Shown even with --quiet: the run changed course, and the user should know why.
             say(f"warning: {event['reason']} at step {event['step']}; went back to step "

@@ -282,18 +282,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = self.schedule.lr(self.step, self.elapsed) * self.lr_scale
         self.model.train()
-        with autocast(self.device, self.precision):
-            out, state = self.net(x, self.state)
-            out = out.float()  # the loss, and the head's arithmetic, in float32
-            state = _float_state(state)
-            mask = None
-            if self.head:
-                out, self.head_state, mask = self.head.forward(_values(x, self.model_config.channels), out,
-                                                               self.head_state)
-            loss = self._loss(out, y) if mask is None else self.head.loss(out, y, mask)
-            horizon = self._free_run_horizon()
-            if horizon:
-                loss = loss + self._free_run_loss(out[:, -1], state, horizon)
+        loss, state, self.head_state = self._forward_loss(self.net, x, y)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -309,6 +298,47 @@ class Trainer:
         self.step += 1
         self.items_seen += y.numel() * self.group.world
         return loss.item()
+
+    def _forward_loss(self, net, x: torch.Tensor, y: torch.Tensor):
+        """A window's training loss through `net` (the model, or DDP around it), with the
+        recurrent state and the head's state it ends in."""
+        with autocast(self.device, self.precision):
+            out, state = net(x, self.state)
+            out = out.float()  # the loss, and the head's arithmetic, in float32
+            state = _float_state(state)
+            mask, head_state = None, self.head_state
+            if self.head:
+                out, head_state, mask = self.head.forward(_values(x, self.model_config.channels), out, self.head_state)
+            loss = self._loss(out, y) if mask is None else self.head.loss(out, y, mask)
+            horizon = self._free_run_horizon()
+            if horizon:
+                loss = loss + self._free_run_loss(out[:, -1], state, horizon)
+        return loss, state, head_state
+
+    def threads_agree(self) -> bool:
+        """Whether one torch thread computes the gradients of this run's next window bit for bit
+        as all of them do. It depends on the kernels, the sizes and the CPU: on a 2-core AMD EPYC
+        the series default (LSTM 2x64, batch 4 of 100 steps) came out otherwise, and a run whose
+        thread count changed mid-way then trained other weights from the same seed. Only when
+        they agree may the thread count follow the machine's load (see threads.py)."""
+        most = torch.get_num_threads()
+        if self.device.type != "cpu" or most <= 1:
+            return True
+        x, y = self._window()
+        random = torch.get_rng_state()
+        grads = []
+        self.model.train()
+        for threads in (most, 1):
+            torch.set_num_threads(threads)
+            torch.set_rng_state(random)  # the same dropout masks
+            self.model.zero_grad(set_to_none=True)
+            loss, _, _ = self._forward_loss(self.model, x, y)  # not through DDP: nothing to share with other ranks
+            loss.backward()
+            grads.append([p.grad.clone() for p in self.model.parameters() if p.grad is not None])
+        torch.set_num_threads(most)
+        torch.set_rng_state(random)
+        self.model.zero_grad(set_to_none=True)
+        return all(torch.equal(a, b) for a, b in zip(*grads))
 
     def _free_run_horizon(self) -> int:
         """Free-running steps for this window: none for text; for series, growing from 0 after
@@ -375,6 +405,8 @@ class Trainer:
         # This session's speed counts its own steps over its own training time (evaluations
         # excluded): a resumed run's figure is not diluted by the steps or time before it.
         elapsed_before = self.elapsed
+        if self.threads.active and not self.threads_agree():
+            self.threads.switching = False
         try:
             stopped_by, session_items = self._train_steps(emit, should_stop, metrics_path, elapsed_before)
             if stopped_by == "interrupt":
@@ -420,6 +452,8 @@ class Trainer:
             threads = self.threads.after_step(now - last)
             if threads is not None:
                 emit({"type": "threads", "step": self.step, "threads": threads, "crowded": self.threads.probe_crowded})
+            elif self.threads.note_crowded():
+                emit({"type": "crowded", "step": self.step, "threads": torch.get_num_threads()})
             self.elapsed += now - last
             last = now
             several = self.group.world > 1
