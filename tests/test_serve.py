@@ -279,7 +279,10 @@ def test_feeding_a_session_then_snapshot_and_restore_repeat_the_same_future(clie
     assert fed["fed"] == 5 + 8
     state = client.get(f"/v1/sessions/{sid}/snapshot").json()["state"]
     first = client.post(f"/v1/sessions/{sid}/generate", json={"max_tokens": 40}).json()["choices"][0]["text"]
-    assert client.post(f"/v1/sessions/{sid}/restore", json={"state": state}).status_code == 200
+    assert client.get(f"/v1/sessions/{sid}").json()["generated"] == 40
+    restored = client.post(f"/v1/sessions/{sid}/restore", json={"state": state})
+    assert restored.status_code == 200
+    assert (restored.json()["fed"], restored.json()["generated"]) == (13, 0)  # the counts go back with the state
     again = client.post(f"/v1/sessions/{sid}/generate", json={"max_tokens": 40}).json()["choices"][0]["text"]
     assert again == first
     # A state is portable: a new session made from it goes on the same way.

@@ -27,8 +27,9 @@ def save_state(path: str | Path, gen) -> None:
     write_atomic(path, state_bytes(gen))
 
 
-def state_bytes(gen) -> bytes:
-    """`gen`'s state as the bytes of a state file (what `save_state` writes; a server hands them out)."""
+def state_bytes(gen, counts: dict[str, int] | None = None) -> bytes:
+    """`gen`'s state as the bytes of a state file (what `save_state` writes; a server hands them
+    out, with `counts`: how much its session had fed and generated, restored with the state)."""
     from safetensors.numpy import save
 
     snap = gen.snapshot()
@@ -49,6 +50,8 @@ def state_bytes(gen) -> bytes:
             "sampling": asdict(gen.sampling)}
     if "scaling" in snap:
         meta["scaling"] = snap["scaling"]
+    if counts:
+        meta["counts"] = {k: int(v) for k, v in counts.items()}
     if "pending" in snap:
         # Byte tokens: each stream's first bytes of a character still to be completed, in hex.
         meta["pending"] = [held.hex() for held in snap["pending"]]
@@ -126,7 +129,15 @@ def state_from_bytes(raw: bytes, gen, label: str = "the state") -> dict:
             "rng": meta["rng"], "scale": tensors.get("scale"),
             "level": tensors.get("level"), "clock": tensors.get("clock"), "head": {k[5:]: v for k, v in tensors.items() if k.startswith("head.")},
             "recent": tensors.get("recent"), "sampling": meta.get("sampling"), "scaling": meta.get("scaling"),
-            "pending": [bytes.fromhex(held) for held in meta["pending"]] if meta.get("pending") else None}
+            "pending": [bytes.fromhex(held) for held in meta["pending"]] if meta.get("pending") else None,
+            "counts": _counts(meta.get("counts"))}
+
+
+def _counts(saved) -> dict[str, int]:
+    """A server session's counts kept with its state (none in a state file `save_state` wrote)."""
+    if not isinstance(saved, dict):
+        return {}
+    return {k: v for k, v in saved.items() if k in ("fed", "generated") and isinstance(v, int) and v >= 0}
 
 
 def _metadata(raw: bytes) -> dict:

@@ -96,7 +96,7 @@ def session_routes(server) -> list[Route]:
 
     async def snapshot(request: Request):
         session = sessions.get(request.path_params["id"])
-        raw = state_bytes(session.gen)
+        raw = state_bytes(session.gen, {"fed": session.fed, "generated": session.generated})
         return JSONResponse({"id": session.id, "object": "session.state", "model": session.served.name,
                              "state": base64.b64encode(raw).decode("ascii")})
 
@@ -106,7 +106,11 @@ def session_routes(server) -> list[Route]:
         session = sessions.get(request.path_params["id"])  # not generating now, after the body's await
         if fields["state"] is None:
             raise RequestError("`state`: give a state from GET /v1/sessions/ID/snapshot")
-        session.gen.restore(_snapshot(session.served, session.gen, fields["state"]))
+        snap = _snapshot(session.served, session.gen, fields["state"])
+        session.gen.restore(snap)
+        # The counts go back with the state (a state from elsewhere brings none: they stay).
+        session.fed = snap["counts"].get("fed", session.fed)
+        session.generated = snap["counts"].get("generated", session.generated)
         return described(session)
 
     async def follow_values(request: Request):
