@@ -48,12 +48,14 @@ BISECTIONS = 8
 
 @dataclass
 class Calibration:
-    """The spread factor applied (`scale`) and the one the validation tail asked for (`fitted`);
+    """The spread factor applied (`scale`), the one the validation tail asked for (`fitted`) and
+    the one-step ratio (`ratio`): `scale` is the largest of them and 1;
     the coverage of the tail's 80% intervals with the spread as trained (`coverage_before`) and
     with the factor applied (`coverage`), over `origins` forecasts of `horizon` steps."""
 
     scale: float
     fitted: float
+    ratio: float  # the one-step ratio the checkpoint held (1 without one)
     coverage_before: float
     coverage: float
     horizon: int
@@ -100,7 +102,7 @@ def calibrate(ckpt: Checkpoint, data: Dataset, *, seed: int = 0, samples: int = 
     fitted = 2.0**high  # the smallest factor found that covers at least 80%
     ratio = (ckpt.meta.get("progress") or {}).get("spread_ratio") or 1.0
     scale = max(1.0, ratio, fitted)
-    return Calibration(round(scale, 4), round(fitted, 4), before, coverage(scale), horizon,
+    return Calibration(round(scale, 4), round(fitted, 4), round(ratio, 4), before, coverage(scale), horizon,
                        sum(len(t.origins) for t in trials))
 
 

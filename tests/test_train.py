@@ -334,29 +334,31 @@ def test_a_step_limited_schedule_does_not_depend_on_how_long_steps_take():
     assert by_time.lr(500, elapsed=30.0) > by_time.lr(500, elapsed=270.0)
 
 
-def test_a_seed_trains_the_same_weights_however_often_the_thread_count_would_change(tmp_path):
+@pytest.mark.parametrize("batch, steady_threads", [(8, 2), (4, 1)])
+def test_a_seed_trains_the_same_weights_however_often_the_thread_count_would_change(tmp_path, batch, steady_threads):
     """The thread tuner changes torch's thread count when the machine's load says so, at moments
     no seed decides. A run it may switch (here: every other step, as if each probe won) must
-    train what a run on a fixed thread count trains, bit for bit: where one thread and two compute
-    other bits for this model, the trainer keeps the count fixed."""
+    train what a run on one fixed thread count trains, bit for bit: where one thread and two
+    compute other bits for this model, the trainer keeps one count for the whole run (one thread
+    for a batch of at most 4 rows, else torch's)."""
     from seqgen.data import series_dataset
 
-    values = 10 + np.sin(np.arange(600) * 2 * math.pi / 12) + np.random.default_rng(0).normal(0, 0.3, 600)
+    values = 10 + np.sin(np.arange(1200) * 2 * math.pi / 12) + np.random.default_rng(0).normal(0, 0.3, 1200)
     data = series_dataset(values, "wave", "wave", 0.1)
 
-    def train(out, tuner: ThreadTuner) -> dict:
+    def train(out, tuner: ThreadTuner, threads: int) -> dict:
+        torch.set_num_threads(threads)
         trainer = Trainer(data, ModelConfig(hidden=64, layers=2, head="gaussian"),
-                          TrainConfig(batch_size=4, window=100, steps=40, eval_every=20, seed=1), tmp_path / out)
+                          TrainConfig(batch_size=batch, window=100, steps=40, eval_every=20, seed=1), tmp_path / out)
         trainer.threads = tuner
         trainer.run()
         return load_checkpoint(tmp_path / out).weights
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(2)
     try:
-        fixed = train("fixed.safetensors", ThreadTuner(active=False))
-        switched = train("switched.safetensors", ThreadTuner(period=2, margin=0.0))
+        steady = train("steady.safetensors", ThreadTuner(active=False), steady_threads)
+        switched = train("switched.safetensors", ThreadTuner(period=2, margin=0.0), 2)
     finally:
         torch.set_num_threads(threads)
-    for name in fixed:
-        np.testing.assert_array_equal(fixed[name], switched[name], err_msg=name)
+    for name in steady:
+        np.testing.assert_array_equal(steady[name], switched[name], err_msg=name)

@@ -438,6 +438,17 @@ def _run_training(dataset, model_config, train_config, out: Path, checkpoint, qu
         raise typer.Exit(128 + signum)
 
 
+def _calibration_line(c) -> str:
+    """What the training summary says of the spread's calibration (see seqgen/calibrate.py)."""
+    tail = (f"{c.coverage:.0%} of the validation tail's values inside them ({c.coverage_before:.0%} as trained), "
+            f"{c.origins} forecasts of {c.horizon} steps")
+    if c.scale > 1 and c.scale == c.fitted:
+        return f"spread x{c.scale:.2f}, the factor that covers 80% of the validation tail: {tail}"
+    why = (f"the one-step error ratio x{c.ratio:.2f}" if c.scale > 1 else "as trained") + (
+        f"; the tail asked for x{c.fitted:.2f}, and the spread is never narrowed" if c.fitted < c.scale else "")
+    return f"spread x{c.scale:.2f} ({why}): {tail}"
+
+
 # Off a terminal, an evaluation line at most this often (training seconds): a short series is
 # validated every 20 steps, a line each would be a hundred lines in ten seconds.
 EVAL_LINE_SECONDS = 5.0
@@ -562,10 +573,13 @@ class TrainDisplay:
                 table.add_row("best val bits/char", f"{result.best_bpc:.4f}")
         calibration = getattr(result, "calibration", None)
         if calibration is not None:
-            table.add_row("80% intervals", f"spread x{calibration.scale:.2f}: covered {calibration.coverage:.0%} of the "
-                          f"validation tail ({calibration.coverage_before:.0%} as trained; 80% needed "
-                          f"x{calibration.fitted:.2f}) in {calibration.origins} forecasts of {calibration.horizon} steps")
+            table.add_row("80% intervals", _calibration_line(calibration))
         table.add_row("steps", str(result.steps))
+        planned = self.config.steps if self.config is not None else None
+        if getattr(result, "limit", None) == "max_time" and planned and result.steps < planned:
+            # The time limit came first: say so, or a short run looks like a finished one.
+            table.add_row("stopped at the time limit", f"{self.config.max_time:g} s, after {result.steps} of {planned} "
+                          "steps (a busy machine trains slower); --max-time or --steps changes the limits")
         if result.stopped_by == "early":
             table.add_row("stopped early", f"the validation loss stayed above its best (step {result.best_step}) for "
                           f"{self.config.patience} evaluations: more steps would overfit; the checkpoint holds the best weights")

@@ -56,6 +56,12 @@ BLOWUP_FACTOR = 1.25
 # (the default sine run), so its rise must be larger.
 OVERFIT_FACTOR = {"text": 1.05, "series": 1.5}
 GOLDEN_RATIO = (math.sqrt(5) - 1) / 2
+# A run whose weights depend on the thread count keeps one count for the whole run: one thread
+# when its batch has at most this many rows. Measured on a 2-core AMD EPYC (LSTM 2x64, a window of
+# 100, quiet machine): 4 rows ran at 109,000 values/s on one thread against 90,000 on two, 8 rows
+# at 112,000 against 129,000, 32 rows at 119,000 against 192,000. Two threads on cores another
+# process shares ran 15 times slower than alone.
+FEW_ROWS = 4
 
 
 @dataclass
@@ -69,6 +75,7 @@ class TrainResult:
     stopped_by: str  # "limit", "interrupt", "early" (the validation loss kept above its best)
     best_bpc: float | None = None  # text: the best validation loss in bits per character
     calibration: object | None = None  # a series model's interval calibration (calibrate.Calibration)
+    limit: str | None = None  # the limit reached, as `Trainer.limit_reached` names it
 
 Event = dict
 
@@ -407,6 +414,9 @@ class Trainer:
         elapsed_before = self.elapsed
         if self.threads.active and not self.threads_agree():
             self.threads.switching = False
+            if self.rows <= FEW_ROWS:
+                # One thread is as fast here on a quiet machine, and never slows to a crawl on a busy one.
+                torch.set_num_threads(1)
         try:
             stopped_by, session_items = self._train_steps(emit, should_stop, metrics_path, elapsed_before)
             if stopped_by == "interrupt":
@@ -420,7 +430,7 @@ class Trainer:
             self.threads.restore()
         rate = session_items / max(self.elapsed - elapsed_before, 1e-9)
         return TrainResult(str(self.out), self.step, self.elapsed, self.best_val, self.best_step, rate, stopped_by,
-                           self.bits_per_char(self.best_val), self.calibration)
+                           self.bits_per_char(self.best_val), self.calibration, self.limit_reached())
 
     def _calibrate(self, emit: EventHandler) -> None:
         """Fit the spread of a series model's forecasts to its validation tail (see calibrate.py)
