@@ -186,6 +186,8 @@ def test_columns_that_are_not_series_are_named_with_why():
     assert table.names == ["value"]
     assert table.left_out == {"comment": "it holds text such as 'fine'", "t": "it counts rows"}
     assert read_table(",date,value\n0,2020-01-01,1\n1,2020-01-02,2\n", "pandas.csv").left_out == {}  # its row numbers
+    newest_first = read_table("date,value,t\n2020-01-03,3,3\n2020-01-02,2,2\n2020-01-01,1,1\n", "t.csv")
+    assert newest_first.names == ["value"] and newest_first.left_out == {"t": "it counts rows"}
     assert read_table("date,value,comment\n2020-01-01,1,x\n", "t.csv", columns=["value"]).left_out == {}  # as asked
 
 

@@ -268,10 +268,12 @@ def _is_counter(sheet: _Sheet, index: int) -> bool:
 
 
 def _counts_up(sheet: _Sheet, index: int) -> bool:
+    """Whole numbers that rise row by row, or fall (an export written newest first, counting with time)."""
     numbers = [_number(cell) for cell in sheet.present(index)]
     if len(numbers) < 2 or any(n is None or n != int(n) for n in numbers):
         return False
-    return bool(np.all(np.diff(numbers) > 0))
+    steps = np.diff(numbers)
+    return bool(np.all(steps > 0) or np.all(steps < 0))
 
 
 def _sort(sheet: _Sheet, index: np.ndarray, times: np.ndarray, time_index: int, whose: str) -> np.ndarray:
