@@ -88,9 +88,13 @@ def resolve_data(ckpt: Checkpoint, data: str | Path | None) -> str:
     """DATA as given, else the file the checkpoint was trained on (when it is still there)."""
     if data is not None:
         return str(data)
-    path = ckpt.data.get("source", {}).get("path")
-    if path and Path(path).is_file():
-        return path
+    from .data.load import stored_data_path
+
+    source = ckpt.data.get("source", {})
+    found = stored_data_path(source)
+    if found is not None:
+        return found
+    path = source.get("path")
     where = f" ({path} is not a file here)" if path else ""
     raise UsageError(f"give the DATA to evaluate on: {ckpt.path} does not point to its training file{where}")
 

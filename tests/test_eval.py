@@ -95,6 +95,22 @@ def test_series_eval_runs_on_the_validation_tail(tmp_path, series_file):
     assert list(result.rmse) == [60]  # the 600-value series holds out its last 60 values
 
 
+def test_eval_finds_the_training_file_from_another_folder(tmp_path, series_file, monkeypatch):
+    from seqgen import ModelConfig, TrainConfig, Trainer
+
+    monkeypatch.chdir(series_file.parent)
+    out = tmp_path / "wave.safetensors"
+    Trainer(load_data(series_file.name), ModelConfig(hidden=8, layers=1),  # a relative path, as a user types it
+            TrainConfig(batch_size=4, window=20, steps=5, eval_every=5), out).run()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert list(evaluate_series(out).rmse) == [60]
+    series_file.rename(tmp_path / "moved.txt")
+    with pytest.raises(UsageError, match="give the DATA to evaluate on"):
+        evaluate_series(out)
+
+
 def test_eval_command_prints_a_summary_and_json(text_checkpoint, sine_checkpoint):
     text = runner.invoke(app, ["eval", str(text_checkpoint), "--json"])
     assert text.exit_code == 0, text.output

@@ -349,6 +349,8 @@ def _check_split(dataset, train_config, nproc: int) -> None:
 
 def _resume_source(checkpoint, resume: Path) -> Optional[str]:
     """The data a resumed run trained on, when DATA is not given again (None for sine waves)."""
+    from ..data.load import stored_data_path
+
     source = checkpoint.data.get("source", {})
     if source.get("type") != "file":
         return None
@@ -356,9 +358,10 @@ def _resume_source(checkpoint, resume: Path) -> Optional[str]:
     if stored == "standard input":
         raise UsageError(f"--resume {resume}: the run read its data from standard input; give it again: "
                          f"seqgen train - --resume {resume} < DATA")
-    if not stored or not Path(stored).is_file():
+    found = stored_data_path(source)
+    if found is None:
         raise UsageError(f"--resume {resume}: give the training data again (the run read {stored!r}, not found here)")
-    return stored
+    return found
 
 
 def _finished(out: Path, step: int, limit: str, config) -> str:

@@ -62,12 +62,26 @@ def load_data(
                                text_as)
     suffix = Path(path).suffix.lower()
     if suffix == ".npy":
-        return _memory_dataset(read_file(path), Path(path).stem or "data", suffix, path, kind, encoding, val_fraction, table,
-                               text_as)
-    if kind != "text" and (table.forced or looks_like_table(read_head(path, encoding))):
+        data = _memory_dataset(read_file(path), Path(path).stem or "data", suffix, path, kind, encoding, val_fraction,
+                               table, text_as)
+    elif kind != "text" and (table.forced or looks_like_table(read_head(path, encoding))):
         text = decode_text(read_file(path), path, encoding)
-        return table.dataset(text, Path(path).stem or "data", path, val_fraction)
-    return _file_dataset(path, kind, encoding, val_fraction, cache_dir, text_as)
+        data = table.dataset(text, Path(path).stem or "data", path, val_fraction)
+    else:
+        data = _file_dataset(path, kind, encoding, val_fraction, cache_dir, text_as)
+    # The path as given names the file in messages; the absolute one finds it again from another folder.
+    data.source = {**data.source, "absolute_path": str(Path(path).resolve())}
+    return data
+
+
+def stored_data_path(source: dict) -> str | None:
+    """The training file a checkpoint's data `source` names, if it is still there: the path as it
+    was given (relative to the folder training ran in), else its absolute form; None otherwise."""
+    for key in ("path", "absolute_path"):
+        candidate = source.get(key)
+        if candidate and candidate != "standard input" and Path(candidate).is_file():
+            return candidate
+    return None
 
 
 @dataclass
