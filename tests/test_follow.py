@@ -123,6 +123,12 @@ def test_follow_skips_a_header_and_reads_rows_of_the_training_csv(tmp_path, wave
     as_values = follow_lines(out, "\n".join(row.split(",")[1] for row in rows[1:]) + "\n")
     assert as_rows.returncode == 0, as_rows.stderr
     assert as_rows.stdout == as_values.stdout and len(as_rows.stdout.splitlines()) == 7
+    # Rows without their header are rows, not a header to skip silently: the mistake is named.
+    for headless in ("1,2\n", "\n".join(rows[1:4]) + "\n"):
+        result = follow_lines(out, headless)
+        assert result.returncode == 1 and result.stdout == ""
+        assert "line 1: 2 values, expected one a line (for rows copied from a CSV, put its header line, naming 'temp'" \
+            in result.stderr
 
 
 def test_a_point_model_of_several_series_bands_follow_by_that_series_error(tmp_path):

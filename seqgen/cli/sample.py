@@ -391,8 +391,11 @@ def _stdin_values(channels: Optional[list[str]] = None, column: Optional[str] = 
                     columns, width = _header_columns(fields, names), len(fields)
                 continue
         if len(fields) != width:
+            # Rows copied from a CSV without its header: say how to pick the column out of them.
+            hint = (f" (for rows copied from a CSV, put its header line, naming {', '.join(map(repr, names))}, above them)"
+                    if names and width == len(names) and len(fields) > width else "")
             raise DataError(f"standard input, line {number}: {len(fields)} value{'s' * (len(fields) != 1)}, expected "
-                            f"{_row_width(width, columns)}")
+                            f"{_row_width(width, columns)}{hint}")
         try:
             row = [float(fields[k]) for k in columns]
         except ValueError:
@@ -414,14 +417,18 @@ def _fields(line: str) -> list[str]:
 
 
 def _is_header(fields: list[str], channels: Optional[list[str]], names: list[str]) -> bool:
-    """Whether a first line is a header: it names a column the model reads; or, for one series,
-    it is not one number (as `seqgen train` reads a file); or, for channels, it holds no number
-    (one with a number in it is a row with a mistake, said as such)."""
+    """Whether a first line is a header to skip: it names a column the model reads; for
+    channels, it holds no number; for one series, it is neither a row of numbers nor a dated row."""
+    from ..data.times import parse_time
+
     if any(f in names for f in fields):
         return True
-    if channels:
+    if channels:  # a line with a number in it is a row with a mistake, said as such
         return not any(is_number(f) for f in fields)
-    return len(fields) != 1 or not is_number(fields[0])
+    # One series: a header's words (even "sensor 1") are skipped, as `seqgen train` skips them; a
+    # row of numbers, or a dated row ("1967-01-01,1100" copied without its header), is a row,
+    # said as such when it is not the one number a line the model reads.
+    return not (all(is_number(f) for f in fields) or any(parse_time(f) is not None for f in fields))
 
 
 def _row_width(width: int, columns: list[int]) -> str:
