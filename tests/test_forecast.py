@@ -147,6 +147,13 @@ def test_forecast_mistakes_are_one_line_usage_errors(models, args, message):
     assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_missing_history_file_is_a_failure_as_for_every_command(models, tmp_path):
+    # Exit 1, as `seqgen train missing.txt` and `seqgen eval CKPT missing.txt` (2 is for options and arguments).
+    for data in (tmp_path / "missing.csv", tmp_path):
+        result = seqgen("forecast", str(models["point"]), str(data))
+        assert result.returncode == 1 and str(data) in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
 def test_forecast_refuses_a_text_model(text_checkpoint):
     result = seqgen("forecast", str(text_checkpoint))
     assert result.returncode == 2 and "text model" in result.stderr

@@ -167,9 +167,9 @@ def _read_data(data: str) -> tuple[bytes, str, str]:
         return sys.stdin.buffer.read(), "standard input", ""
     path = Path(data)
     if path.is_dir():
-        raise UsageError(f"{data} is a directory: give a file of numbers")
+        raise DataError(f"{data} is a directory: give a file of numbers")
     if not path.is_file():
-        raise UsageError(f"{data}: no such file")
+        raise DataError(f"{data}: no such file")
     try:
         return path.read_bytes(), data, path.suffix
     except OSError as e:

@@ -240,9 +240,9 @@ def _read_prime(ckpt, prime: Optional[str], prime_file: Optional[Path]):
         result = as_prime(ckpt, prime)
     else:
         if prime_file.is_dir():
-            raise UsageError(f"--prime-file {prime_file} is a directory: give a file")
+            raise DataError(f"--prime-file {prime_file} is a directory: give a file")
         if not prime_file.is_file():
-            raise UsageError(f"--prime-file {prime_file}: no such file")
+            raise DataError(f"--prime-file {prime_file}: no such file")
         try:
             raw = prime_file.read_bytes()
         except OSError as e:
