@@ -49,6 +49,12 @@ def test_a_date_and_one_column_train_and_forecast_with_dates(tmp_path, sales):
     lines = result.stdout.splitlines()
     assert lines[0] == "time,mean,q0.1,q0.5,q0.9"
     assert [line.split(",")[0] for line in lines[1:]] == ["2010-01", "2010-02", "2010-03"]
+    # History that steps otherwise than the training data: continued at its own step, with a note.
+    daily = write(tmp_path / "daily.csv", "date,shop", [f"2011-01-{d:02d},{50 + d / 10}" for d in range(1, 31)])
+    other = seqgen("forecast", "shop.safetensors", str(daily), "--horizon", "2", "--seed", "0", cwd=tmp_path)
+    assert other.returncode == 0 and [line.split(",")[0] for line in other.stdout.splitlines()[1:]] == \
+        ["2011-01-31", "2011-02-01"]
+    assert "steps every 1 day" in other.stderr and "trained on data that steps every 1 month" in other.stderr
 
 
 def test_business_days_are_continued_on_weekdays(tmp_path):

@@ -132,6 +132,10 @@ def _histories(ckpt, data: Optional[str], only: Optional[str], seed: Optional[in
         table = TableOptions.from_source(source).read(text, label)
         # A table of one row has a time but no step to infer: it steps as the training data did.
         step = table.frequency or (stored if table.times is not None else None)
+        if stored is not None and table.frequency is not None and table.frequency != stored:
+            # A calendar model refuses it later; a model of values alone continues at DATA's step, as asked.
+            say(f"note: {label} steps every {table.frequency}, and {ckpt.path} was trained on data that steps every "
+                f"{stored}: the forecast continues at {label}'s step, from a model that learnt the other one")
         if ckpt.model_config.channels > 1:
             last = None if table.times is None else str(table.times[0][-1])
             return [(None, np.stack(table.series, axis=1), last)], step
