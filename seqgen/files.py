@@ -12,6 +12,8 @@ from .errors import CheckpointError
 def write_atomic(path: str | Path, payload: bytes) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over `path`."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"cannot write {path}: it is a folder, not a file; give a file's path")
     folder = path.parent if str(path.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)

@@ -640,3 +640,12 @@ def test_big_text_and_series_train_and_sample_well_under_2_gb(tmp_path, monkeypa
     monkeypatch.setenv("PYTHONPATH", env()["PYTHONPATH"])  # the processes it starts import this checkout
     for label, seconds, peak_mb in stress.run(tmp_path):
         assert peak_mb < 1500, (label, peak_mb)
+
+
+def test_writing_to_a_folder_says_so(tmp_path):
+    from seqgen.errors import CheckpointError
+    from seqgen.files import write_atomic
+
+    with pytest.raises(CheckpointError, match="it is a folder, not a file"):
+        write_atomic(tmp_path, b"data")
+    assert list(tmp_path.iterdir()) == []  # no temporary file left behind
