@@ -11,11 +11,11 @@ intervals cover 80% of what followed is found by bisection.
 
 The factor applied (`progress.interval_scale` in the checkpoint) only ever widens: it is the
 largest of 1, that fitted factor and the one-step `spread_ratio` (see train/trainer.py's
-validation_pass). On benchmarks/forecast.py's five series and four seeds, intervals narrowed to
-the fitted factor covered 59% of the held-out values and the largest of the three 67% (the
-one-step ratio alone 63%), with the lowest CRPS of the rules tried (docs/experiments.md): a
-validation tail of a few dozen values measures coverage roughly, and the values after it were
-harder to forecast than it, as is common. A point head's forecast noise is scaled the same way.
+validation_pass). On benchmarks/forecast.py's five series and four seeds (`--spread-rules`),
+intervals narrowed to the fitted factor covered 62% of the held-out values, the largest of the
+three 69% (the one-step ratio alone 64%; docs/results.md, "Interval calibration"): a validation
+tail of a few dozen values measures coverage roughly, and the values after it were harder to
+forecast than it, as is common. A point head's forecast noise is scaled the same way.
 
 One pass over each series feeds the history up to every origin (the state is copied at each),
 and all origins' sample paths are stepped together as one batch, so a trial scale costs
