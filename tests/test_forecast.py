@@ -147,6 +147,13 @@ def test_forecast_mistakes_are_one_line_usage_errors(models, args, message):
     assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+def test_too_few_samples_for_quantiles_get_a_note(models):
+    few = seqgen("forecast", str(models["gaussian"]), "--horizon", "2", "--samples", "3", "--seed", "0")
+    assert few.returncode == 0 and "--samples 3: the quantiles of so few paths" in few.stderr
+    assert len(few.stdout.splitlines()) == 3  # the table is written all the same
+    assert "so few paths" not in seqgen("forecast", str(models["gaussian"]), "--horizon", "2", "--seed", "0").stderr
+
+
 def test_a_missing_history_file_is_a_failure_as_for_every_command(models, tmp_path):
     # Exit 1, as `seqgen train missing.txt` and `seqgen eval CKPT missing.txt` (2 is for options and arguments).
     for data in (tmp_path / "missing.csv", tmp_path):

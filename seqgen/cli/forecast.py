@@ -48,6 +48,8 @@ def forecast(
     if ckpt.kind == "text":
         raise UsageError(f"{checkpoint} is a text model; forecast continues numbers (use 'seqgen sample' for text)")
     histories, frequency = _histories(ckpt, data, series, seed)
+    if 0 < samples < FEW_SAMPLES:
+        say(f"note: --samples {samples}: the quantiles of so few paths say little about the spread (the default is 200)")
     results, histories_by_name = [], {}
     for name, history, last_time in histories:
         known = name is not None and any(e["name"] == name for e in ckpt.data.get("series") or [])
@@ -164,6 +166,10 @@ def _histories(ckpt, data: Optional[str], only: Optional[str], seed: Optional[in
             "its time column to forecast from another time)")
         return [(only, values, last)], stored
     return [(only, values, None)], None
+
+
+# Fewer sample paths than this get a note: their quantiles are rough (one path: all the same).
+FEW_SAMPLES = 20
 
 
 def _read_data(data: str) -> tuple[bytes, str, str]:
