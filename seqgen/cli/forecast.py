@@ -74,7 +74,7 @@ def forecast(
     with _open_output(output) as out:
         _write(out, _table(results, several=len(results) > 1), fmt)
     if plot or plot_file:
-        name, _, first = results[0]
+        name, times, first = results[0]
         history = histories_by_name[name]
         low, high, middle = first.quantiles[0], first.quantiles[-1], np.median(first.paths, axis=0)
         if len(results) > 1:
@@ -88,7 +88,8 @@ def forecast(
         if plot_file is not None:
             from .plot import save_fan_plot
 
-            save_fan_plot(plot_file, history, low, middle, high, levels)
+            save_fan_plot(plot_file, history, low, middle, high, levels,
+                          start=None if times is None else str(times[0]))
 
 
 def _end(ckpt, data: Optional[str], last_time: Optional[str], frequency) -> Optional[float]:

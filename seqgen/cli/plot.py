@@ -153,23 +153,30 @@ def fan_chart(history: np.ndarray, low: np.ndarray, middle: np.ndarray, high: np
             chart.append(ch, style=style)
         chart.append("\n")
     chart.append(f"{'':>{pad}}   {PRIME_MARK} history ({len(history)} shown)", style="blue")
-    chart.append(f"   {MIDDLE_MARK} median   {BAND_MARK} {levels[0]:g} to {levels[-1]:g} quantiles ({len(middle)} steps)",
-                 style="green")
+    chart.append(f"   {MIDDLE_MARK} median   {BAND_MARK} {band_label(levels)} ({len(middle)} steps)", style="green")
     return chart
 
 
+def band_label(levels) -> str:
+    """What the band between the lowest and highest quantile asked for is called in a legend."""
+    if levels[0] == levels[-1]:
+        return f"the {levels[0]:g} quantile (ask for two, such as 0.1,0.9, for a band)"
+    return f"{levels[0]:g} to {levels[-1]:g} quantiles"
+
+
 def save_fan_plot(path: str | Path, history: np.ndarray, low: np.ndarray, middle: np.ndarray, high: np.ndarray,
-                  levels) -> None:
-    """The fan chart as an image (needs matplotlib): history, median and the quantile band."""
+                  levels, start: str | None = None) -> None:
+    """The fan chart as an image (needs matplotlib): history, median and the quantile band;
+    `start`, the time of the first forecast step, if the data has times."""
     plt = require_matplotlib()
     fig, ax = plt.subplots(figsize=(10, 3.5))
     n = len(history)
     steps = np.arange(n, n + len(middle))
     ax.plot(np.arange(n), history, color="tab:blue", label="history")
-    ax.fill_between(steps, low, high, color="tab:green", alpha=0.25, label=f"{levels[0]:g} to {levels[-1]:g} quantiles")
+    ax.fill_between(steps, low, high, color="tab:green", alpha=0.25, label=band_label(levels))
     ax.plot(steps, middle, color="tab:green", label="median")
     ax.axvline(n - 0.5, color="grey", linewidth=0.8, linestyle=":")
-    ax.set_xlabel("step")
+    ax.set_xlabel("step" if start is None else f"step (the forecast starts at {start})")
     ax.legend(loc="upper left")
     fig.tight_layout()
     try:
