@@ -154,6 +154,12 @@ def test_too_few_samples_for_quantiles_get_a_note(models):
     assert "so few paths" not in seqgen("forecast", str(models["gaussian"]), "--horizon", "2", "--seed", "0").stderr
 
 
+def test_a_history_of_only_a_header_says_so(models, tmp_path):
+    (tmp_path / "empty.csv").write_text("date,value\n")
+    result = seqgen("forecast", str(models["point"]), str(tmp_path / "empty.csv"))
+    assert result.returncode == 1 and "holds a header line ('date,value') and no values under it" in result.stderr
+
+
 def test_a_missing_history_file_is_a_failure_as_for_every_command(models, tmp_path):
     # Exit 1, as `seqgen train missing.txt` and `seqgen eval CKPT missing.txt` (2 is for options and arguments).
     for data in (tmp_path / "missing.csv", tmp_path):

@@ -250,6 +250,9 @@ def read_values(raw: bytes, label: str, suffix: str = "") -> np.ndarray:
     values = parse_series(text, label)
     lines = [line.strip() for line in iter_lines(text) if line.strip()]
     if not len(values) and lines:  # a lone line of text, read as a header
+        if len(lines) == 1 and ("," in lines[0] or ";" in lines[0] or "\t" in lines[0]):
+            raise DataError(f"{label} holds a header line ({lines[0][:40]!r}) and no values under it: give the "
+                            "history's rows below it")
         raise DataError(f"{label}: {lines[0][:40]!r} is not a number (this model continues numbers)")
     return values
 
