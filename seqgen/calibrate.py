@@ -11,7 +11,7 @@ intervals cover 80% of what followed is found by bisection.
 
 The factor applied (`progress.interval_scale` in the checkpoint) only ever widens: it is the
 largest of 1, that fitted factor and the one-step `spread_ratio` (see train/trainer.py's
-validation_pass). On benchmarks/forecast.py's five series and four seeds (`--spread-rules`),
+validation_pass). On benchmarks/forecast.py's five series and four seeds (its spread rules),
 intervals narrowed to the fitted factor covered 62% of the held-out values, the largest of the
 three 69% (the one-step ratio alone 64%; docs/results.md, "Interval calibration"): a validation
 tail of a few dozen values measures coverage roughly, and the values after it were harder to
