@@ -306,6 +306,23 @@ def test_a_run_stopped_before_its_first_validation_says_so(capsys):
     assert "none yet (the first comes at step 20)" in capsys.readouterr().err
 
 
+def test_the_summary_says_when_the_time_limit_came_before_the_steps(capsys):
+    from seqgen.calibrate import Calibration
+    from seqgen.cli.train import TrainDisplay
+    from seqgen.train import TrainResult
+
+    display = TrainDisplay(quiet=True, kind="series", config=TrainConfig(steps=2500, max_time=50.0))
+    cut = TrainResult("m.safetensors", 165, 50.2, 0.07, 80, 4000.0, "limit", limit="max_time",
+                      calibration=Calibration(1.3, 0.9, 1.3, 0.83, 0.87, 5, 6))
+    display.summary(cut, "series")
+    said = " ".join(capsys.readouterr().err.split())
+    assert "stopped at the time limit 50 s, after 165 of 2500 steps" in said
+    assert "spread x1.30 (the one-step error ratio x1.30; the tail asked for x0.90, and the spread is never narrowed)" \
+        in said
+    display.summary(TrainResult("m.safetensors", 2500, 20.0, 0.07, 80, 4000.0, "limit", limit="steps"), "series")
+    assert "time limit" not in capsys.readouterr().err
+
+
 def test_free_run_training_asks_for_the_point_head_it_needs(tmp_path, series_file):
     import os
     import subprocess
