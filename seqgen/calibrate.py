@@ -19,8 +19,8 @@ forecast than it, as is common. A point head's forecast noise is scaled the same
 
 One pass over each series feeds the history up to every origin (the state is copied at each),
 and all origins' sample paths are stepped together as one batch, so a trial scale costs
-`horizon` batched steps. Every trial draws the same random numbers, so the coverage moves only
-with the scale.
+`horizon` batched steps. Every trial starts from the same random state, so the coverage moves
+(almost: a Student-t draw takes a varying count of numbers) only with the scale.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import numpy as np
 from .checkpoint import Checkpoint
 from .data import Dataset
 from .generate.forecast import end_before, validation_error
-from .generate.generator import Generator, joined_snapshots, series_entry
+from .generate.generator import Generator, _backend_for, joined_snapshots, series_entry
 from .generate.sampling import SampleConfig
 from .metrics import default_horizon
 
@@ -41,6 +41,9 @@ SAMPLES = 100
 # At most this many origins per series: enough values to measure a coverage near 80% to a few points.
 MAX_ORIGINS = 50
 MAX_SERIES = 32
+# At most this many sample paths in all series' batches together (memory and time: a reviewer
+# measured 87 s and 1.2 GB for 40 series of 600 values before this cap).
+MAX_ROWS = 20_000
 # The scale searched, as powers of two: a quarter of the one-step spread to eight times it.
 LOWEST, HIGHEST = -2.0, 3.0
 BISECTIONS = 8
@@ -65,10 +68,12 @@ class Calibration:
         return asdict(self)
 
 
-def calibrate(ckpt: Checkpoint, data: Dataset, *, seed: int = 0, samples: int = SAMPLES) -> Calibration | None:
+def calibrate(ckpt: Checkpoint, data: Dataset, *, seed: int = 0, samples: int = SAMPLES,
+              should_stop=lambda: False) -> Calibration | None:
     """Find the spread factor for `ckpt`'s model on `data` (the dataset it trained on, as the
     Trainer holds it). None where there is nothing to calibrate: text, the built-in sine waves,
-    a model with no spread to scale, or a validation tail too short for two forecasts."""
+    a model with no spread to scale, or a validation tail too short for two forecasts; and when
+    `should_stop()` turns true (a Ctrl-C) between trials."""
     if data.kind != "series" or data.source.get("type") == "sine" or ckpt.model_config.head == "oscillator":
         return None
     tracks = user_series(data)
@@ -80,9 +85,15 @@ def calibrate(ckpt: Checkpoint, data: Dataset, *, seed: int = 0, samples: int = 
     if tail < horizon + 1:
         return None
     trials = []
+    # One model for every series' generator (its work buffers are sized for the batch), and at most
+    # MAX_ROWS paths stepped in all: a table of many series costs no more than a few.
+    model = _backend_for(ckpt, "numpy", "cpu")
+    per_series = max(2, MAX_ROWS // (samples * len(tracks)))
     for index, name, values, split in tracks:
-        origins = origins_in(len(values), horizon, split)
-        trial = _Trial(ckpt, data, index, name, values, origins, horizon, samples, seed)
+        if should_stop():
+            return None
+        origins = origins_in(len(values), horizon, split, min(MAX_ORIGINS, per_series))
+        trial = _Trial(ckpt, data, index, name, values, origins, horizon, samples, seed + index, model)
         if ckpt.model_config.head == "point" and trial.noise == 0:
             return None
         trials.append(trial)
@@ -94,6 +105,8 @@ def calibrate(ckpt: Checkpoint, data: Dataset, *, seed: int = 0, samples: int = 
     before = coverage(1.0)
     low, high = LOWEST, HIGHEST
     for _ in range(BISECTIONS):
+        if should_stop():
+            return None
         middle = (low + high) / 2
         if coverage(2.0**middle) < LEVEL:
             low = middle
@@ -106,14 +119,15 @@ def calibrate(ckpt: Checkpoint, data: Dataset, *, seed: int = 0, samples: int = 
                        sum(len(t.origins) for t in trials))
 
 
-def origins_in(length: int, horizon: int, split: int) -> list[int]:
+def origins_in(length: int, horizon: int, split: int, most: int = MAX_ORIGINS) -> list[int]:
     """Every forecast origin of the validation tail from `split` whose horizon fits, thinned
-    evenly to MAX_ORIGINS."""
+    evenly to `most` (at least 2)."""
     last = length - horizon
     count = last - split + 1
-    if count <= MAX_ORIGINS:
+    most = max(2, most)
+    if count <= most:
         return list(range(split, last + 1))
-    return sorted({split + round(i * (last - split) / (MAX_ORIGINS - 1)) for i in range(MAX_ORIGINS)})
+    return sorted({split + round(i * (last - split) / (most - 1)) for i in range(most)})
 
 
 def user_series(data: Dataset) -> list[tuple[int, str | None, np.ndarray, int]]:
@@ -134,9 +148,9 @@ class _Trial:
     """One series' forecasts from all its origins, ready to be drawn at any spread factor."""
 
     def __init__(self, ckpt: Checkpoint, data: Dataset, index: int, name: str | None, values: np.ndarray,
-                 origins: list[int], horizon: int, samples: int, seed: int):
+                 origins: list[int], horizon: int, samples: int, seed: int, model):
         self.point = ckpt.model_config.head == "point"
-        self.gen = Generator.from_checkpoint(ckpt, backend="numpy", seed=seed, series=series_entry(ckpt, name))
+        self.gen = Generator.from_checkpoint(ckpt, model=model, seed=seed, series=series_entry(ckpt, name))
         self.noise = validation_error(ckpt, self.gen.series) if self.point else 0.0
         self.origins, self.samples = origins, samples
         # Fed in pieces, one pass: the state at each origin is the state after the values before it.

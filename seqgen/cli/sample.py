@@ -352,7 +352,7 @@ def follow(
         from ..generate.forecast import validation_error
 
         # A point model's paths, as seqgen forecast draws them: its error in the units of the series followed.
-        gen.sampling.noise = validation_error(ckpt, entry)
+        gen.sampling.noise = validation_error(ckpt, entry) * gen.spread_scale  # widened as calibrated
     names = ["mean", *(f"q{level:g}" for level in levels)]
     with StreamWriter(sys.stdout, line_flush=True) as out:
         read = _stdin_values(channels, column=_training_column(ckpt, entry))

@@ -446,6 +446,8 @@ def _calibration_line(c) -> str:
     tail = (f"{c.coverage:.0%} of the validation tail's values inside them ({c.coverage_before:.0%} as trained), "
             f"{c.origins} forecasts of {c.horizon} steps")
     if c.scale > 1 and c.scale == c.fitted:
+        if c.coverage < 0.8:  # the search's widest factor, and still short of 80%
+            return f"spread x{c.scale:.2f}, the widest calibration tries (80% of the validation tail was not reached): {tail}"
         return f"spread x{c.scale:.2f}, the factor that covers 80% of the validation tail: {tail}"
     why = (f"the one-step error ratio x{c.ratio:.2f}" if c.scale > 1 else "as trained") + (
         f"; the tail asked for x{c.fitted:.2f}, and the spread is never narrowed" if c.fitted < c.scale else "")
@@ -527,6 +529,9 @@ class TrainDisplay:
             elif event["threads"] > 1 and self.crowded:
                 self.crowded = False
                 say(f"note: at step {event['step']} the cores were free again; back to {event['threads']} torch threads")
+        elif kind == "calibration_failed":
+            say(f"warning: the intervals could not be calibrated ({event['reason']}); forecasts widen the spread by "
+                "the one-step error ratio", style="yellow")
         elif kind == "crowded":
             say(f"note: from step {event['step']} the cores look shared with another process; training stays on "
                 f"{event['threads']} torch threads, since on this machine the thread count changes the weights a seed "

@@ -425,14 +425,14 @@ class Trainer:
             elif self.step > 0 and self.step % self.config.eval_every != 0:
                 self._evaluate_and_save(emit, metrics_path)  # on the thread count the run found fastest
             if stopped_by != "interrupt":
-                self._calibrate(emit)
+                self._calibrate(emit, should_stop)
         finally:
             self.threads.restore()
         rate = session_items / max(self.elapsed - elapsed_before, 1e-9)
         return TrainResult(str(self.out), self.step, self.elapsed, self.best_val, self.best_step, rate, stopped_by,
                            self.bits_per_char(self.best_val), self.calibration, self.limit_reached())
 
-    def _calibrate(self, emit: EventHandler) -> None:
+    def _calibrate(self, emit: EventHandler, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Fit the spread of a series model's forecasts to its validation tail (see calibrate.py)
         and store the factor with the best weights."""
         from ..calibrate import calibrate
@@ -440,7 +440,13 @@ class Trainer:
         if self.model_config.is_text or self.best_weights is None or self.data.source.get("type") == "sine":
             return
         if self.group.is_main:
-            self.calibration = calibrate(Checkpoint(self.meta(), self.best_weights), self.data, seed=self.config.seed)
+            try:
+                self.calibration = calibrate(Checkpoint(self.meta(), self.best_weights), self.data,
+                                             seed=self.config.seed, should_stop=should_stop)
+            except (MemoryError, ValueError, FloatingPointError) as e:
+                # The run is trained and saved; its forecasts widen by the one-step ratio, as before calibration.
+                emit({"type": "calibration_failed", "reason": f"{type(e).__name__}: {e}"})
+                self.calibration = None
             if self.calibration is not None:
                 emit({"type": "calibrated", **self.calibration.to_dict()})
         self.save()  # on every rank: saving gathers the batch's state from all of them
