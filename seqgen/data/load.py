@@ -75,9 +75,10 @@ def load_data(
 
 
 def stored_data_path(source: dict) -> str | None:
-    """The training file a checkpoint's data `source` names, if it is still there: the path as it
-    was given (relative to the folder training ran in), else its absolute form; None otherwise."""
-    for key in ("path", "absolute_path"):
+    """The training file a checkpoint's data `source` names, if it is still there: its absolute
+    path (the very file trained on), else the path as it was given (relative to the folder the
+    command runs in: a copy of the project elsewhere); None otherwise."""
+    for key in ("absolute_path", "path"):
         candidate = source.get(key)
         if candidate and candidate != "standard input" and Path(candidate).is_file():
             return candidate
