@@ -32,7 +32,7 @@ import numpy as np
 from .checkpoint import Checkpoint
 from .data import Dataset
 from .generate.forecast import end_before, validation_error
-from .generate.generator import Generator, _backend_for, joined_snapshots, series_entry
+from .generate.generator import Generator, backend_for, joined_snapshots, series_entry
 from .generate.sampling import SampleConfig
 from .metrics import default_horizon
 
@@ -87,7 +87,7 @@ def calibrate(ckpt: Checkpoint, data: Dataset, *, seed: int = 0, samples: int = 
     trials = []
     # One model for every series' generator (its work buffers are sized for the batch), and at most
     # MAX_ROWS paths stepped in all: a table of many series costs no more than a few.
-    model = _backend_for(ckpt, "numpy", "cpu")
+    model = backend_for(ckpt, "numpy", "cpu")
     per_series = max(2, MAX_ROWS // (samples * len(tracks)))
     for index, name, values, split in tracks:
         if should_stop():

@@ -406,7 +406,7 @@ class Generator:
         if backend not in BACKENDS:
             raise UsageError(f"`backend` must be one of {', '.join(BACKENDS)}, got {backend!r}")
         if model is None:
-            model = _backend_for(ckpt, backend, device)
+            model = backend_for(ckpt, backend, device)
         data = ckpt.data
         scaling = series if isinstance(series, dict) else series_entry(ckpt, series) or data
         gen = cls(model, tokenizer=tokenizer_for(data) if ckpt.kind == "text" else None, mean=scaling.get("mean", 0.0),
@@ -589,7 +589,7 @@ def _overlaps(stored: np.ndarray, values: np.ndarray) -> bool:
     return any(same(outer[k : k + len(inner)], inner) for k in starts)
 
 
-def _backend_for(ckpt: Checkpoint, backend: str, device: str):
+def backend_for(ckpt: Checkpoint, backend: str, device: str):
     if backend == "torch" or (backend == "auto" and device != "cpu"):
         return torch_model_from_checkpoint(ckpt, device)
     if device != "cpu":
