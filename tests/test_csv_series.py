@@ -136,6 +136,13 @@ def test_a_bad_date_names_its_line(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_a_header_without_rows_says_there_is_nothing_to_train_on(tmp_path):
+    data = write(tmp_path / "empty.csv", "date,value", [])
+    result = seqgen("train", str(data), *TINY, cwd=tmp_path)
+    assert result.returncode == 1 and "holds nothing to train on" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_forecast_and_eval_errors_name_only_their_own_options(tmp_path, sales):
     assert seqgen("train", str(sales), "--columns", "shop", "--out", "shop.safetensors", *TINY, cwd=tmp_path).returncode == 0
     lines = sales.read_text().splitlines()

@@ -70,6 +70,9 @@ class Dataset:
 
 def split_point(n: int, val_fraction: float, label: str) -> int:
     split = n - max(1, int(round(n * val_fraction)))
+    if n == 0:
+        # A CSV export with its header and no rows lands here too; "0 items" read like a count gone wrong.
+        raise DataError(f"{label} holds nothing to train on (no values or text after any header)")
     if split < 2:
         raise DataError(f"{label} is too short ({n} items) to split into training and validation data")
     return split
