@@ -110,7 +110,7 @@ def seqgen_forecast(name: str, train: np.ndarray, times: np.ndarray, horizon: in
     ckpt = folder / f"{name}-{head or 'default'}.safetensors"
     extra = (["--head", head] if head else []) + options
     try:
-        seqgen("train", str(data), "--out", str(ckpt), "--seed", str(seed), "--quiet", *extra)
+        seqgen("train", str(data), "--out", str(ckpt), "--seed", str(seed), "--quiet", "--force", *extra)
     except subprocess.CalledProcessError as e:
         return (e.stderr.strip().splitlines() or [f"exit {e.returncode}"])[-1], "", 0.0
     model = load_checkpoint(ckpt)
