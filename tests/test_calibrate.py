@@ -122,3 +122,17 @@ def test_the_series_calibrated_are_the_users_values_whatever_the_model_reads(tmp
     found = user_series(stores)
     assert [(i, n, s) for i, n, _, s in found] == [(0, "a", 24), (1, "b", 24)]
     np.testing.assert_array_equal(found[1][2][:3], [20, 21, 22])
+
+
+def test_a_resumed_run_keeps_the_calibration_of_the_weights_it_has_not_replaced(models, tmp_path):
+    # A resumed run stopped (Ctrl-C) before it found better weights still holds the calibrated
+    # factor of the weights it keeps, not the one-step ratio of an uncalibrated checkpoint.
+    path = tmp_path / "cycle.safetensors"
+    path.write_bytes(models["gaussian"].read_bytes())
+    before = load_checkpoint(path).meta["progress"]
+    Trainer(cycle_data(), ModelConfig(hidden=24, head="gaussian"),
+            TrainConfig(batch_size=8, window=40, steps=600, eval_every=100, lr=1e-2), path,
+            resume=load_checkpoint(path)).run(should_stop=lambda: True)
+    after = load_checkpoint(path).meta["progress"]
+    assert after["best_step"] == before["best_step"]
+    assert after["calibration"] == before["calibration"] and after["interval_scale"] == before["interval_scale"]

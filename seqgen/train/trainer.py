@@ -439,7 +439,7 @@ class Trainer:
 
         if self.model_config.is_text or self.best_weights is None or self.data.source.get("type") == "sine":
             return
-        if self.group.is_main:
+        if self.group.is_main and self.calibration is None:  # else a resumed run's weights are those calibrated
             try:
                 self.calibration = calibrate(Checkpoint(self.meta(), self.best_weights), self.data,
                                              seed=self.config.seed, should_stop=should_stop)
@@ -447,8 +447,8 @@ class Trainer:
                 # The run is trained and saved; its forecasts widen by the one-step ratio, as before calibration.
                 emit({"type": "calibration_failed", "reason": f"{type(e).__name__}: {e}"})
                 self.calibration = None
-            if self.calibration is not None:
-                emit({"type": "calibrated", **self.calibration.to_dict()})
+        if self.group.is_main and self.calibration is not None:
+            emit({"type": "calibrated", **self.calibration.to_dict()})
         self.save()  # on every rank: saving gathers the batch's state from all of them
 
     def _train_steps(self, emit: EventHandler, should_stop: Callable[[], bool], metrics_path: Path,
@@ -540,6 +540,7 @@ class Trainer:
         if improved:
             self.best_val, self.best_step = val, self.step
             self.best_weights = self.weights()
+            self.calibration = None  # it was fitted to the weights these replace
             self.average_at_best = self.loss_average
             self.best_spread = self.last_spread
         record = {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4),
@@ -614,6 +615,13 @@ class Trainer:
         self.lr_scale, self.rollbacks = progress.get("lr_scale", 1.0), progress.get("rollbacks", 0)
         self.loss_average, self.average_at_best = progress.get("loss_average"), progress.get("average_at_best")
         self.best_spread = progress.get("spread_ratio")
+        # The stored best weights keep their calibration until better ones replace them, so a
+        # resumed run interrupted before its own end still forecasts with calibrated intervals.
+        if progress.get("calibration"):
+            from ..calibrate import Calibration
+            from ..config import from_dict
+
+            self.calibration = from_dict(Calibration, progress["calibration"])
         if self.scaler is not None and progress.get("grad_scaler"):
             self.scaler.load_state_dict(progress["grad_scaler"])
         rows = slice(self.first_row, self.first_row + self.rows)
