@@ -286,8 +286,12 @@ def test_feeding_a_session_then_snapshot_and_restore_repeat_the_same_future(clie
     again = client.post(f"/v1/sessions/{sid}/generate", json={"max_tokens": 40}).json()["choices"][0]["text"]
     assert again == first
     # A state is portable: a new session made from it goes on the same way.
-    other = client.post("/v1/sessions", json={"model": "poem", "state": state}).json()["id"]
-    assert client.post(f"/v1/sessions/{other}/generate", json={"max_tokens": 40}).json()["choices"][0]["text"] == first
+    other = client.post("/v1/sessions", json={"model": "poem", "state": state}).json()
+    assert (other["fed"], other["generated"]) == (13, 0)  # it carries its counts too
+    assert client.post(f"/v1/sessions/{other['id']}/generate", json={"max_tokens": 40}).json()["choices"][0]["text"] == first
+    later = client.get(f"/v1/sessions/{other['id']}/snapshot").json()["state"]
+    third = client.post("/v1/sessions", json={"model": "poem", "state": later, "prompt": "T"}).json()
+    assert (third["fed"], third["generated"]) == (14, 40)
     base64.b64decode(state)  # plain base64 of a state file: `seqgen sample --load-state` reads it
 
 

@@ -34,11 +34,14 @@ def session_routes(server) -> list[Route]:
     async def create(request: Request):
         fields = await server.body(request, protocol.SESSION)
         served = server.model(fields["model"])
+        generated = 0
         if fields["state"] is None:
             gen, fed = await run_in_threadpool(served.generator, fields, 1, fields["prompt"])
         else:
-            gen, fed = await run_in_threadpool(_restored, served, fields)
-        return described(sessions.add(served, gen, fed, fields["unknown"]), 201)
+            gen, fed, generated = await run_in_threadpool(_restored, served, fields)
+        session = sessions.add(served, gen, fed, fields["unknown"])
+        session.generated = generated
+        return described(session, 201)
 
     async def show(request: Request):
         return described(sessions.get(request.path_params["id"], idle=False))
@@ -166,9 +169,10 @@ def _snapshot(served, gen, encoded: str) -> dict:
     return state_from_bytes(raw, gen, "`state`")
 
 
-def _restored(served, fields: dict):
+def _restored(served, fields: dict) -> tuple[Generator, int, int]:
     """A session from a saved state: the sampling settings it was saved with, unless the request
-    gives its own; then the prompt, if any, fed after it."""
+    gives its own; then the prompt, if any, fed after it. Returns the generator and the items
+    fed and generated, counting those the state's own session had (a snapshot carries them)."""
     given = any(fields.get(k) not in (None, False) for k in SAMPLING_FIELDS)
     gen = served.make_generator(fields)
     snap = _snapshot(served, gen, fields["state"])
@@ -177,10 +181,11 @@ def _restored(served, fields: dict):
         saved.check()
         gen.sampling = saved
     gen.restore(snap)
+    fed, generated = snap["counts"].get("fed", 0), snap["counts"].get("generated", 0)
     prime = served.prime(fields["prompt"])
-    if prime is None:
-        return gen, 0
-    return gen, _feed_prime(gen, prime, fields["unknown"])
+    if prime is not None:
+        fed += _feed_prime(gen, prime, fields["unknown"])
+    return gen, fed, generated
 
 
 def _follow(served, fields: dict, values: list[float], levels: list[float]) -> list:
