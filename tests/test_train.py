@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -295,6 +298,24 @@ def test_a_small_text_gets_defaults_sized_to_it():
     assert small_train.max_time < train.max_time and small_train.patience == train.patience  # early stopping kept
     assert defaults_for("text", size=2_000_000) == (model, train)
     assert defaults_for("series", size=300)[1].eval_every < defaults_for("series")[1].eval_every  # a short series too
+
+
+def test_a_yearly_series_of_a_hundred_values_gets_one_small_layer(tmp_path):
+    from seqgen.config import SMALL_SERIES, defaults_for
+
+    small, _ = defaults_for("series", size=100)
+    full, _ = defaults_for("series", size=SMALL_SERIES)
+    assert (small.layers, small.hidden) == (1, 16) and (full.layers, full.hidden) == (2, 64)
+    assert small.head == full.head == "gaussian"
+    data = tmp_path / "flow.csv"
+    data.write_text("year,flow\n" + "".join(f"{1871 + i},{900 + 80 * math.sin(i / 3):.1f}\n" for i in range(90)))
+    out = tmp_path / "flow.safetensors"
+    result = subprocess.run([sys.executable, "-m", "seqgen", "train", str(data), "--out", str(out), "--steps", "20"],
+                            capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+    assert result.returncode == 0, result.stderr
+    assert "a short series (90 values)" in result.stderr and "LSTM 1 x 16" in result.stderr
+    model = load_checkpoint(out).model_config
+    assert (model.layers, model.hidden) == (1, 16)
 
 
 def test_a_run_stopped_before_its_first_validation_says_so(capsys):

@@ -35,8 +35,8 @@ def train(
     vocab_size: Optional[int] = typer.Option(None, help="Text: the most tokens word or bpe learns (characters or bytes included). \\[default: word 8000, bpe 1024]", rich_help_panel=DATA_PANEL),
     head: Optional[str] = typer.Option(None, help="Series: what the output is: gaussian or studentt (a distribution of the next value, trained by its likelihood and sampled from: forecasts with intervals), point (the next value itself) or oscillator (an order-2 recurrence fitted to everything the stream has shown, which holds a sine's period, plus the network's correction of its coefficient). \\[default: sine oscillator, a file gaussian]", rich_help_panel=MODEL_PANEL),
     cell: Optional[str] = typer.Option(None, help="Recurrent cell: lstm, gru or rnn. \\[default: series lstm; text gru, or lstm where the hardware has bfloat16 units (see --precision)]", rich_help_panel=MODEL_PANEL),
-    layers: Optional[int] = typer.Option(None, help="Stacked recurrent layers. \\[default: 2; a text under 20,000 characters 1]", rich_help_panel=MODEL_PANEL),
-    hidden: Optional[int] = typer.Option(None, help="Units per layer. \\[default: text 384 (under 200,000 characters 128), series 64]", rich_help_panel=MODEL_PANEL),
+    layers: Optional[int] = typer.Option(None, help="Stacked recurrent layers. \\[default: 2; a text under 20,000 characters or a series under 150 values 1]", rich_help_panel=MODEL_PANEL),
+    hidden: Optional[int] = typer.Option(None, help="Units per layer. \\[default: text 384 (under 200,000 characters 128), series 64 (under 150 values 16)]", rich_help_panel=MODEL_PANEL),
     embed: Optional[int] = typer.Option(None, help="Character embedding size (text). \\[default: 64]", rich_help_panel=MODEL_PANEL),
     dropout: Optional[float] = typer.Option(None, help="Dropout between layers and before the head. \\[default: 0; a text's LSTM in bfloat16 0.2]", rich_help_panel=MODEL_PANEL),
     batch_size: Optional[int] = typer.Option(None, help="Tracks trained side by side. \\[default: 32; a text under 20,000 characters 16]", rich_help_panel=TRAINING_PANEL),
@@ -314,13 +314,17 @@ def data_size(dataset) -> int:
 
 
 def _sized_note(dataset, model_config, train_config) -> Optional[str]:
-    """What a small text's defaults are, when they are not the full-size ones (options given included)."""
-    from ..config import defaults_for
+    """What a small text's or a short series' defaults are, when they are not the full-size ones
+    (options given included)."""
+    from ..config import SMALL_SERIES, defaults_for
 
     size = data_size(dataset)
+    m, t = model_config, train_config
+    if dataset.kind == "series" and dataset.source.get("type") != "sine" and size < SMALL_SERIES:
+        return (f"note: a short series ({size:,} values): a model sized to it, {m.cell.upper()} {m.layers} x {m.hidden} "
+                f"(larger ones learn its first values by heart); options given still win")
     if dataset.kind != "text" or defaults_for(dataset.kind, size=size) == defaults_for(dataset.kind):
         return None
-    m, t = model_config, train_config
     limits = [f"{t.steps:,} steps" if t.steps else "", f"{t.epochs:g} epochs" if t.epochs else "",
               f"{t.max_time:g}s" if t.max_time else ""]
     limit = ("until " + " or ".join(part for part in limits if part)) if any(limits) else "with no limit"
