@@ -125,8 +125,8 @@ SHORT_SERIES = 2_000
 # (docs/results.md): on the Nile's yearly flow (40-90 values) one LSTM layer of 16 units had a
 # mean MASE of 0.77 / 0.93 / 0.87 over seeds 0-2 against 1.08 / 1.19 for the two layers of 64
 # (seasonal naive 0.91): the larger model learnt the level of its first years by heart and went
-# back to it after the river's fall. On real GDP (150-190 values) the two sizes were level (0.94,
-# 0.96); on sunspots (155-265) the small one was worse (1.31 against 1.21).
+# back to it after the river's fall. On real GDP (155-195 values) the two sizes were level (0.94,
+# 0.96); on sunspots (177-287) the small one was worse (1.31 against 1.21).
 SMALL_SERIES = 150
 
 
