@@ -85,24 +85,6 @@ def test_a_large_batch_stepped_on_two_threads_matches_torch(cell, vocab):
     assert numpy_model._pool is not None  # the slices did run on a second thread
 
 
-def test_slices_stepped_on_threads_run_openblas_on_one_thread_each():
-    # A program that imports the library keeps OpenBLAS's own thread count; the backend's threads
-    # each running two OpenBLAS threads made 200 forecast paths 60 times slower on two cores.
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    blas = threadpoolctl.ThreadpoolController().select(user_api="blas")
-    if not blas.info():
-        pytest.skip("NumPy's BLAS is not one threadpoolctl can set")
-    model = make_model("lstm", 2, 16, 0)
-    numpy_model = NumpyModel(weights(model), model.config, threads=2)
-    seen = []
-    step_rows = numpy_model._step_rows
-    numpy_model._step_rows = lambda *job: (seen.append(blas.info()[0]["num_threads"]), step_rows(*job))
-    with blas.limit(limits=2):
-        numpy_model.step(inputs(0, batch=40, steps=1)[:, 0].numpy(), numpy_model.init_state(40))
-        assert seen == [1, 1]  # two slices, each with one OpenBLAS thread
-        assert blas.info()[0]["num_threads"] == 2  # and the program's own count back afterwards
-
-
 @pytest.mark.parametrize("vocab", [0, 65], ids=["series", "text"])
 @pytest.mark.parametrize("cell,hidden", [("lstm", 64), ("gru", 384), ("lstm", 384)])
 def test_a_stream_gets_the_same_bits_alone_or_in_any_batch(cell, hidden, vocab):

@@ -56,54 +56,6 @@ SMALL_PRODUCT = 1_000_000
 SPLIT_ROWS = 16
 
 
-class OneBlasThread:
-    """A context in which NumPy's BLAS (OpenBLAS) runs on one thread, for the steps this backend
-    cuts into slices on threads of its own: there each slice's products would start OpenBLAS
-    threads of their own and oversubscribe the cores. `python benchmarks/blas_threads.py` on a
-    2-core AMD EPYC (2026-12-04): with two other processes spinning, 200 forecast paths took 1.09 s
-    with OpenBLAS's default of two threads and 0.046 s with one; on a quiet machine one thread was
-    0.7-1.4x as fast (0.023 against 0.019 s for 200 paths, 0.64 against 0.89 s for 20,000).
-    `seqgen` itself sets OPENBLAS_NUM_THREADS=1 before NumPy loads (seqgen/cli); this is for a
-    program that imports the library. threadpoolctl sets OpenBLAS's count for the whole process,
-    so nested and concurrent users share one limit, lifted when the last leaves."""
-
-    def __init__(self) -> None:
-        self.enabled = True  # benchmarks/blas_threads.py turns it off to measure what it saves
-        self._lock = threading.Lock()
-        self._depth = 0
-        self._limiter = None
-        self._controller = None
-
-    def __enter__(self) -> "OneBlasThread":
-        with self._lock:
-            if self._depth == 0 and self.enabled:
-                self._limiter = self._limit()
-            self._depth += 1
-        return self
-
-    def __exit__(self, *exc) -> None:
-        with self._lock:
-            self._depth -= 1
-            if self._depth == 0 and self._limiter is not None:
-                self._limiter.restore_original_limits()
-                self._limiter = None
-
-    def _limit(self):
-        if self._controller is None:
-            try:
-                from threadpoolctl import ThreadpoolController
-            except ImportError:  # a core dependency; without it OpenBLAS keeps its own count
-                self._controller = False
-            else:
-                self._controller = ThreadpoolController().select(user_api="blas")
-        if not self._controller or all(lib["num_threads"] == 1 for lib in self._controller.info()):
-            return None
-        return self._controller.limit(limits=1)
-
-
-one_blas_thread = OneBlasThread()
-
-
 class NumpyModel:
     """Inference-only twin of `SeqModel`: same weights, same outputs (to float tolerance)."""
 
@@ -205,11 +157,10 @@ class NumpyModel:
                     for i, s in enumerate(slices)]
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="seqgen-step")
-            with one_blas_thread:
-                futures = [self._pool.submit(self._step_rows, *job) for job in jobs[1:]]
-                self._step_rows(*jobs[0])
-                for future in futures:
-                    future.result()
+            futures = [self._pool.submit(self._step_rows, *job) for job in jobs[1:]]
+            self._step_rows(*jobs[0])
+            for future in futures:
+                future.result()
         return self._outputs(out), state
 
     def _step_alone(self, x: np.ndarray, state: NumpyState) -> tuple[np.ndarray, NumpyState]:
