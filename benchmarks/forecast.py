@@ -181,8 +181,10 @@ def main() -> None:
                 window, notes = score_window(name, values[:end], times[:end], horizon, season, args, heads, options,
                                              Path(tmp), timings)
                 by_origin.append(window)
-            for method in by_origin[0]:
-                results = [window[method] for window in by_origin]
+            methods = list(dict.fromkeys(m for window in by_origin for m in window))
+            for method in methods:
+                # A method an origin lacks (its seqgen run failed, so no spread-rule rows) fails the row.
+                results = [window.get(method, "no result at every origin") for window in by_origin]
                 if any(isinstance(r, str) for r in results):
                     print(f"{name:<10} {method:<26} {next(r for r in results if isinstance(r, str))}")
                     continue

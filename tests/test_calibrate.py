@@ -136,3 +136,13 @@ def test_a_resumed_run_keeps_the_calibration_of_the_weights_it_has_not_replaced(
     after = load_checkpoint(path).meta["progress"]
     assert after["best_step"] == before["best_step"]
     assert after["calibration"] == before["calibration"] and after["interval_scale"] == before["interval_scale"]
+
+
+def test_a_run_resumed_on_other_data_does_not_keep_the_old_calibration(models, tmp_path):
+    path = tmp_path / "cycle.safetensors"
+    path.write_bytes(models["gaussian"].read_bytes())
+    more = series_dataset(np.concatenate([noisy_cycle(), noisy_cycle(100, seed=1)]), "cycle", "cycle", 0.2)
+    Trainer(more, ModelConfig(hidden=24, head="gaussian"),
+            TrainConfig(batch_size=8, window=40, steps=600, eval_every=100, lr=1e-2), path,
+            resume=load_checkpoint(path)).run(should_stop=lambda: True)
+    assert load_checkpoint(path).meta["progress"]["calibration"] is None  # its tail is another one

@@ -310,7 +310,7 @@ def data_size(dataset) -> int:
     """How many characters (text, whatever its tokens) or values the data holds: what the defaults are sized by."""
     if dataset.kind == "text":
         return sum(dataset.characters(stream) for stream in dataset.streams)
-    return sum(len(stream) for stream in dataset.streams)
+    return sum(int(stream.size) for stream in dataset.streams)  # channels read jointly count each value
 
 
 def _sized_note(dataset, model_config, train_config) -> Optional[str]:
@@ -320,7 +320,9 @@ def _sized_note(dataset, model_config, train_config) -> Optional[str]:
 
     size = data_size(dataset)
     m, t = model_config, train_config
-    if dataset.kind == "series" and dataset.source.get("type") != "sine" and size < SMALL_SERIES:
+    small, _ = defaults_for("series", size=size)
+    if (dataset.kind == "series" and dataset.source.get("type") != "sine" and size < SMALL_SERIES
+            and (m.layers, m.hidden) == (small.layers, small.hidden)):  # not when options chose the size
         return (f"note: a short series ({size:,} values): a model sized to it, {m.cell.upper()} {m.layers} x {m.hidden} "
                 f"(larger ones learn its first values by heart); options given still win")
     if dataset.kind != "text" or defaults_for(dataset.kind, size=size) == defaults_for(dataset.kind):

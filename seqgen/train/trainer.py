@@ -617,11 +617,15 @@ class Trainer:
         self.best_spread = progress.get("spread_ratio")
         # The stored best weights keep their calibration until better ones replace them, so a
         # resumed run interrupted before its own end still forecasts with calibrated intervals.
-        if progress.get("calibration"):
+        # Only on the same data: resumed on more or other values, the tail is another one.
+        if progress.get("calibration") and ckpt.data == data_meta(self.data):
             from ..calibrate import Calibration
             from ..config import from_dict
 
-            self.calibration = from_dict(Calibration, progress["calibration"])
+            try:
+                self.calibration = from_dict(Calibration, progress["calibration"])
+            except TypeError:  # a calibration stored before all its fields were: calibrated anew at the end
+                self.calibration = None
         if self.scaler is not None and progress.get("grad_scaler"):
             self.scaler.load_state_dict(progress["grad_scaler"])
         rows = slice(self.first_row, self.first_row + self.rows)
