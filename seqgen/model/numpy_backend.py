@@ -10,22 +10,21 @@ elementwise operations on preallocated buffers:
 A step of many streams is cut into slices of rows that threads advance side by side (see
 ROWS_PER_THREAD); a single stream runs on the calling thread alone.
 
-A stream's numbers do not depend on which other streams share its step (a server batches the
-streams of many clients, and a seed must give the same text alone or in company). OpenBLAS
-gives a row of a matrix product the same bits whatever the number of rows, with two exceptions
-measured here (tests/test_numpy_backend.py holds them): a product of one row goes another way
-(a matrix-vector kernel that sums in another order), and so does a product whose column count
-is not a multiple of 16. So a lone stream is stepped as a pair (about 15% slower than one row
-on the shipped text model) and the output layer is padded with zero columns to a multiple of 16.
-
-Products of up to 16 rows are cut into blocks of columns (multiples of 16) small enough for
-OpenBLAS's small-matrix kernels (rows x columns x inner size at most SMALL_PRODUCT). Above that it packs
-the whole weight matrix on every call, which for a few rows costs far more than the arithmetic:
-measured on a Xeon with OpenBLAS 0.3.31, one stream of an LSTM 2x384 (recurrent weights of 384 x
-1,536) stepped in 1.5 ms whole and 0.3 ms in blocks, and 8 streams of a GRU 2x384 took 177 us per
-product whole against 68 in blocks. The blocks give every row the same bits as the whole product
-(tests/test_generate.py holds it); where a CPU's OpenBLAS has no such kernels they cost a few
-calls more.
+A stream's numbers do not depend on which other streams share its step, nor on the CPU's BLAS
+kernels: a server batches the streams of many clients, and a seed must give the same text alone
+or in company. A float32 matrix product cannot promise that: a BLAS sums a row's products in an
+order that may depend on how many rows the call has and where the row sits. OpenBLAS's AVX-512
+kernels happened not to, which hid it; its Haswell kernels, which every AVX2-only CPU gets, give
+a row other bits in 40 of the 64 positions of a 64-row product. So every matrix product here is
+exact, and no order of its sums can matter (see ExactWeights): each row of the left side is
+scaled by a power of two and rounded to integers of at most INPUT_BITS bits, the weights are
+integers of a few more bits times a power of two per column, and the product is taken in
+float64, where every partial sum of integers that small is exact. What is left is the rounding of
+the inputs (to 2^-21 of their row's largest magnitude) and of the weights (to 2^-21 or finer of
+their column's largest), far below what float32 training resolves, and one rounding of each
+result to float32. It holds on any BLAS, any CPU and any thread count, and a whole sequence
+(`forward`) gives the bits that stepping it gives. It costs float64 arithmetic:
+benchmarks/kernels.py measures it beside the float32 product it replaced.
 """
 
 from __future__ import annotations
@@ -46,26 +45,26 @@ NumpyState = list
 ROWS_PER_THREAD = 16
 # Work buffers are kept for this many batch sizes (and slices of them).
 KEPT_BUFFERS = 12
-# Output columns are padded to a multiple of this (see the module's docstring).
-COLUMN_BLOCK = 16
-# OpenBLAS multiplies matrices of at most this many multiply-adds (rows x columns x inner size)
-# with its small-matrix kernels, which do not pack the weights first (see the module's docstring).
-SMALL_PRODUCT = 1_000_000
-# Products of more rows than this stay whole: for them the packing is paid for, and narrow blocks
-# were slower (64 rows of an LSTM 2x256: 235 us per product whole, 397 in blocks of 48 columns).
-SPLIT_ROWS = 16
+# The left side of a product, a cell's output within [-1, 1], is rounded to multiples of
+# 2^-INPUT_BITS: integers of at most INPUT_BITS + 1 bits for |x| <= INPUT_LIMIT (see ExactWeights).
+INPUT_BITS = 21
+INPUT_LIMIT = 2.0
+# Products of at most this many rows are taken a row at a time: measured on a 2-core AMD EPYC
+# (OpenBLAS 0.3.31, SkylakeX and Haswell kernels alike), (384 x 1536) weights in float64 took
+# 57 us for one row, 108 for two rows one by one against 249 as a matrix product, 214 against 248
+# for four, 417 against 284 for eight.
+ROWS_ONE_BY_ONE = 3
+# Every partial sum must stay below 2^SUM_BITS in magnitude to be exact in float64.
+SUM_BITS = 52
 
 
 class NumpyModel:
     """Inference-only twin of `SeqModel`: same weights, same outputs (to float tolerance)."""
 
     def __init__(self, weights: dict[str, np.ndarray], config: ModelConfig, dtype=np.float32,
-                 threads: int | None = None, invariant: bool = True):
-        """`threads`: how many cores a large batch may be stepped on (default: all usable, up to 4);
-        `invariant`: step a lone stream as a pair, so that its numbers are those it would get in any
-        batch (see the module's docstring; False takes the faster one-row product)."""
+                 threads: int | None = None):
+        """`threads`: how many cores a large batch may be stepped on (default: all usable, up to 4)."""
         self.config = config
-        self.invariant = invariant
         self.dtype = dtype
         self.threads = max(1, threads if threads is not None else min(usable_cores(), 4))
         self._pool: ThreadPoolExecutor | None = None
@@ -83,17 +82,13 @@ class NumpyModel:
                 b_x, b_h = b_ih + b_hh, None
             if layer == 0 and config.is_text:
                 w_ih = f("embed.weight") @ w_ih + b_x  # (vocab, gates): lookup, input product and bias in one
-            self.w_ih.append(np.ascontiguousarray(w_ih, dtype=dtype))
+            # The first layer's inputs are a token's row of that table or a few values (see _first_layer).
+            self.w_ih.append(np.ascontiguousarray(w_ih, dtype=dtype) if layer == 0 else ExactWeights(w_ih))
             self.b_x.append(b_x.astype(dtype))
-            self.w_hh.append(np.ascontiguousarray(w_hh, dtype=dtype))
+            self.w_hh.append(ExactWeights(w_hh))
             self.b_h.append(None if b_h is None else b_h.astype(dtype))
-        w_out, b_out = f("head.weight").T, f("head.bias")
-        self.width = len(b_out)
-        padded = -(-self.width // COLUMN_BLOCK) * COLUMN_BLOCK
-        self.w_out = np.zeros((w_out.shape[0], padded), dtype=dtype)
-        self.w_out[:, : self.width] = w_out
-        self.b_out = np.zeros(padded, dtype=dtype)
-        self.b_out[: self.width] = b_out
+        self.w_out, self.b_out = ExactWeights(f("head.weight").T), f("head.bias").astype(dtype)
+        self.width = len(self.b_out)
         self.gates = len(order)
         self._cell = {"lstm": self._lstm, "gru": self._gru, "rnn": self._rnn}[config.cell]
         self._buffers: dict[tuple[int, int], dict[str, np.ndarray]] = {}
@@ -110,28 +105,42 @@ class NumpyModel:
     # --- whole sequences ------------------------------------------------------------------
     def forward(self, x: np.ndarray, state: NumpyState | None = None) -> tuple[np.ndarray, NumpyState]:
         """x: (batch, time) token ids or values, or (batch, time, inputs) with calendar inputs ->
-        (outputs, new state); the input state is not changed."""
+        (outputs, new state); the input state is not changed. The same bits as stepping x."""
         x = np.asarray(x)
         batch, steps = x.shape[:2]
         state = [s.copy() for s in (state if state is not None else self.init_state(batch))]
         buffers = self._new_buffers(batch)
-        inputs = x
+        inputs = x.reshape(batch * steps, *x.shape[2:])
+        everything = self._new_buffers(batch * steps)
         for layer in range(self.config.layers):
-            proj = self._projection(layer, inputs)  # (batch, time, gates): all input products at once
-            inputs = np.empty((batch, steps, self.config.hidden), dtype=self.dtype)
+            proj = everything["gx"]  # (batch * time, gates): all input products at once
+            if layer == 0:
+                self._first_layer(inputs, proj)
+            else:
+                self.w_ih[layer].product(inputs, proj, everything)
+                proj += self.b_x[layer]
+            proj = proj.reshape(batch, steps, -1)
+            outputs = np.empty((batch, steps, self.config.hidden), dtype=self.dtype)
             for t in range(steps):
-                inputs[:, t] = self._cell(layer, proj[:, t], state, buffers)
-        y = (inputs @ self.w_out + self.b_out)[..., : self.width]
-        return self._shaped(y), state
+                outputs[:, t] = self._cell(layer, proj[:, t], state, buffers)
+            inputs = outputs.reshape(batch * steps, -1)
+        y = everything["out"]
+        self.w_out.product(inputs, y, everything)
+        y += self.b_out
+        return self._shaped(y.reshape(batch, steps, -1)), state
 
-    def _projection(self, layer: int, inputs: np.ndarray) -> np.ndarray:
-        if layer > 0:
-            return inputs @ self.w_ih[layer] + self.b_x[layer]
+    def _first_layer(self, x: np.ndarray, gx: np.ndarray) -> None:
+        """gx = the first layer's input product plus bias, for rows of tokens or values."""
         if self.config.is_text:
-            return self.w_ih[0][inputs]
-        if inputs.ndim == 3:  # several inputs a step: channels, calendar places
-            return inputs.astype(self.dtype) @ self.w_ih[0] + self.b_x[0]
-        return inputs[..., None].astype(self.dtype) * self.w_ih[0][0] + self.b_x[0]
+            np.take(self.w_ih[0], x, axis=0, out=gx)
+        elif x.ndim == 2:  # several inputs a step (channels, calendar places): a short sum, in a fixed order
+            np.multiply(x[:, :1].astype(self.dtype), self.w_ih[0][0], out=gx)
+            for k in range(1, x.shape[1]):
+                gx += x[:, k : k + 1].astype(self.dtype) * self.w_ih[0][k]
+            gx += self.b_x[0]
+        else:
+            np.multiply(np.asarray(x, dtype=self.dtype)[:, None], self.w_ih[0][0], out=gx)
+            gx += self.b_x[0]
 
     # --- one step, in place -----------------------------------------------------------------
     def step(self, x: np.ndarray, state: NumpyState) -> tuple[np.ndarray, NumpyState]:
@@ -145,8 +154,6 @@ class NumpyModel:
 
     def _step(self, x: np.ndarray, state: NumpyState) -> tuple[np.ndarray, NumpyState]:
         batch = len(x)
-        if batch == 1 and self.invariant:
-            return self._step_alone(x, state)
         out = self._buffers_for(batch)["out"]
         slices = self._slices_for(batch)
         if len(slices) == 1:
@@ -161,22 +168,7 @@ class NumpyModel:
             self._step_rows(*jobs[0])
             for future in futures:
                 future.result()
-        return self._outputs(out), state
-
-    def _step_alone(self, x: np.ndarray, state: NumpyState) -> tuple[np.ndarray, NumpyState]:
-        """One stream, stepped as two copies of itself (see the module's docstring)."""
-        buffers = self._buffers_for(2)
-        pair = buffers.setdefault("pair", [np.empty((self.config.layers, 2, self.config.hidden), dtype=self.dtype)
-                                           for _ in state])
-        for own, twin in zip(state, pair):
-            twin[:] = own
-        self._step_rows(np.repeat(np.asarray(x), 2, axis=0), pair, buffers, buffers["out"])
-        for own, twin in zip(state, pair):
-            own[:] = twin[:, :1]
-        return self._outputs(buffers["out"][:1]), state
-
-    def _outputs(self, out: np.ndarray) -> np.ndarray:
-        return self._shaped(out[:, : self.width])
+        return self._shaped(out), state
 
     def _shaped(self, y: np.ndarray) -> np.ndarray:
         """Outputs as `SeqModel` gives them: logits keep their last axis; a continuous model's are
@@ -202,22 +194,14 @@ class NumpyModel:
         if self.config.is_text and len(x) == 1:
             token = int(x[0])
             h = self._cell(0, self.w_ih[0][token : token + 1], state, buffers)  # a view of the table: no copy
-        elif self.config.is_text:
-            np.take(self.w_ih[0], x, axis=0, out=gx)
-            h = self._cell(0, gx, state, buffers)
-        elif np.ndim(x) == 2:  # several inputs a step: channels, calendar places
-            _product(np.asarray(x, dtype=self.dtype), self.w_ih[0], gx)
-            gx += self.b_x[0]
-            h = self._cell(0, gx, state, buffers)
         else:
-            np.multiply(np.asarray(x, dtype=self.dtype)[:, None], self.w_ih[0][0], out=gx)
-            gx += self.b_x[0]
+            self._first_layer(np.asarray(x), gx)
             h = self._cell(0, gx, state, buffers)
         for layer in range(1, self.config.layers):
-            _product(h, self.w_ih[layer], gx)
+            self.w_ih[layer].product(h, gx, buffers)
             gx += self.b_x[layer]
             h = self._cell(layer, gx, state, buffers)
-        _product(h, self.w_out, out)
+        self.w_out.product(h, out, buffers)
         out += self.b_out
 
     def _buffers_for(self, batch: int, part: int = 0) -> dict[str, np.ndarray]:
@@ -235,14 +219,14 @@ class NumpyModel:
         H, G = self.config.hidden, self.gates
         empty = lambda *shape: np.empty(shape, dtype=self.dtype)
         return {"gx": empty(batch, G), "gates": empty(batch, G), "tmp": empty(batch, H),
-                "out": empty(batch, len(self.b_out))}
+                "out": empty(batch, self.width), **ExactWeights.work_buffers(batch, H, max(G, self.width))}
 
     # --- the cells: gx is the input product plus bias; state is updated in place ------------
     def _lstm(self, layer: int, gx: np.ndarray, state: NumpyState, buffers: dict) -> np.ndarray:
         H = self.config.hidden
         h, c = state[0][layer], state[1][layer]
         gates, tmp = buffers["gates"], buffers["tmp"]
-        _product(h, self.w_hh[layer], gates)
+        self.w_hh[layer].product(h, gates, buffers)
         gates += gx
         np.tanh(gates, out=gates)
         sig = gates[:, : 3 * H]  # i, f, o: tanh of the halved input, mapped to a sigmoid
@@ -259,7 +243,7 @@ class NumpyModel:
         H = self.config.hidden
         h = state[0][layer]
         gh, tmp = buffers["gates"], buffers["tmp"]
-        _product(h, self.w_hh[layer], gh)
+        self.w_hh[layer].product(h, gh, buffers)
         gh += self.b_h[layer]
         rz = gh[:, : 2 * H]
         rz += gx[:, : 2 * H]
@@ -278,22 +262,49 @@ class NumpyModel:
     def _rnn(self, layer: int, gx: np.ndarray, state: NumpyState, buffers: dict) -> np.ndarray:
         h = state[0][layer]
         gates = buffers["gates"]
-        _product(h, self.w_hh[layer], gates)
+        self.w_hh[layer].product(h, gates, buffers)
         gates += gx
         np.tanh(gates, out=h)
         return h
 
 
-def _product(x: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
-    """out = x @ w, in blocks of columns that OpenBLAS multiplies with its small-matrix kernels."""
-    rows, inner = x.shape
-    columns = w.shape[1]
-    width = max(COLUMN_BLOCK, SMALL_PRODUCT // max(1, rows * inner) // COLUMN_BLOCK * COLUMN_BLOCK)
-    if width >= columns or rows > SPLIT_ROWS:
-        np.matmul(x, w, out=out)
-        return
-    for start in range(0, columns, width):
-        np.matmul(x, w[:, start : start + width], out=out[:, start : start + width])
+class ExactWeights:
+    """A weight matrix (inner x columns) kept for exact products: integers of at most `bits` bits
+    (float64) and a power of two per column that scales them back (see the module's docstring)."""
+
+    def __init__(self, weights: np.ndarray):
+        inner, self.columns = weights.shape
+        # |inputs| <= INPUT_LIMIT gives integers of at most INPUT_BITS + 1 bits, so every partial
+        # sum of `inner` products stays below 2^SUM_BITS with integer weights of `bits` bits.
+        self.bits = SUM_BITS - (INPUT_BITS + 1) - max(1, int(np.ceil(np.log2(max(inner, 2)))))
+        largest = np.abs(weights).max(axis=0)
+        exponents = np.frexp(largest)[1]  # largest < 2^exponent (and 0 for an all-zero column)
+        scale = np.ldexp(1.0, exponents - self.bits)
+        # Transposed: BLAS packs it faster for a few rows, and a row alone is a matrix-vector product.
+        self.integers = np.ascontiguousarray(np.rint(weights / scale).T)
+        self.scale = scale / 2.0**INPUT_BITS  # from integer sums back to the product: a power of two
+
+    @staticmethod
+    def work_buffers(rows: int, inner: int, columns: int) -> dict[str, np.ndarray]:
+        """Float64 work space for products of up to `rows` rows of `inner` values."""
+        return {"scaled": np.empty((rows, inner)), "sums": np.empty((rows, columns))}
+
+    def product(self, x: np.ndarray, out: np.ndarray, work: dict[str, np.ndarray]) -> None:
+        """out = x @ weights, the same bits for a row whatever other rows the call has, as long as
+        every |x| <= INPUT_LIMIT (a cell's output is within 1; larger inputs still give the right
+        numbers, but their last bits may then depend on the BLAS's order of sums)."""
+        rows = len(x)
+        scaled, sums = work["scaled"][:rows], work["sums"][:rows, : self.columns]
+        np.multiply(x, 2.0**INPUT_BITS, out=scaled)
+        np.rint(scaled, out=scaled)
+        # Integers: exact in any order, so the fastest way for the row count may be taken. A few
+        # rows are faster one by one than through a matrix product's packing (see ROWS_ONE_BY_ONE).
+        if rows <= ROWS_ONE_BY_ONE:
+            for row in range(rows):
+                np.matmul(self.integers, scaled[row], out=sums[row])
+        else:
+            np.matmul(self.integers, scaled.T, out=sums.T)
+        np.multiply(sums, self.scale, out=out)  # a power of two: exact, then one rounding to out's float32
 
 
 def _gate_layout(cell: str, hidden: int) -> tuple[np.ndarray, np.ndarray]:
