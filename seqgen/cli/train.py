@@ -303,7 +303,10 @@ def _fast_bf16(train_opts: dict) -> bool:
     if asked not in ("auto", "bf16"):
         return False
     device = resolve_device(device_for(train_opts.get("device", "auto")))
-    return resolve_precision(asked, device, "lstm", 384, is_text=True) == "bf16"
+    try:
+        return resolve_precision(asked, device, "lstm", 384, is_text=True) == "bf16"
+    except UsageError:  # bf16 asked for where an LSTM cannot run it: the trainer says so for the run's cell
+        return False
 
 
 def data_size(dataset) -> int:

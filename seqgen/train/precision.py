@@ -9,11 +9,19 @@ in float32 (2.1x), a GRU step 260 ms against 285 ms (1.1x: most of PyTorch's GRU
 bfloat16 kernels), so `auto` takes bfloat16 for an LSTM text model where the CPU has bfloat16
 units, and float32 otherwise. A series model keeps float32: bfloat16 carries 3 significant digits,
 too few for the values a forecast is scored on.
+
+A precision asked for by name must have the hardware's units and a kernel for the run's cell,
+or it is a one-line usage error before any work. On a CPU without bfloat16 units (an AVX2-only
+AMD EPYC, or any CPU under ONEDNN_MAX_CPU_ISA=AVX2) oneDNN has no bfloat16 LSTM kernel, and
+PyTorch raised deep inside the first step; its GRU and Elman cells run there, but emulated, slower
+than float32. So the units are checked, and one forward and backward pass of a tiny model of the
+run's cell is tried (`runs_in`): a kernel that is missing shows only when it is asked for.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 
@@ -39,12 +47,46 @@ def resolve_precision(precision: str, device: torch.device, cell: str, hidden: i
     if precision == "fp16" and device.type != "cuda":
         raise UsageError("`precision` fp16 is for CUDA devices; on this device use bf16 or fp32")
     if precision != "auto":
+        if precision != "fp32" and not hardware_runs(device, precision, cell):
+            raise UsageError(f"`precision` {precision}: this {_hardware(device)} has no {_NAMES[precision]} units or "
+                             f"no {_NAMES[precision]} kernel for the {cell.upper()} cell; use `precision` fp32, or auto, "
+                             "which takes what the hardware runs")
         return precision
     if not is_text or cell != "lstm" or hidden < MIN_BF16_HIDDEN:
         return "fp32"
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if device.type == "cpu" and cpu_has_bf16() else "fp32"
+    return "bf16" if hardware_runs(device, "bf16", cell) else "fp32"
+
+
+_NAMES = {"bf16": "bfloat16", "fp16": "float16"}
+
+
+def hardware_runs(device: torch.device, precision: str, cell: str) -> bool:
+    """Whether `device` has the units for `precision` ("bf16" or "fp16") and a kernel for `cell`."""
+    if precision == "bf16" and device.type == "cpu" and not cpu_has_bf16():
+        return False
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return False
+    return runs_in(device, precision, cell)
+
+
+def _hardware(device: torch.device) -> str:
+    return "CPU" if device.type == "cpu" else f"{device.type} device"
+
+
+@functools.lru_cache(maxsize=None)
+def runs_in(device: torch.device, precision: str, cell: str) -> bool:
+    """Whether a training step of `cell` runs under autocast in `precision` on `device`: a tiny
+    model's forward and backward pass, tried once per process (a few milliseconds)."""
+    from ..model.network import CELLS
+
+    try:
+        model = CELLS[cell](4, 8, num_layers=2, batch_first=True).to(device)
+        with autocast(device, precision):
+            out, _ = model(torch.randn(2, 3, 4, device=device))
+        out.float().sum().backward()
+        return True
+    except RuntimeError:  # oneDNN's "could not create a primitive descriptor", an unsupported dtype
+        return False
 
 
 def autocast(device: torch.device, precision: str):
