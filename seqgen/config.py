@@ -88,6 +88,9 @@ class TrainConfig:
     device: str = "auto"
     # The training step's arithmetic: auto, fp32, bf16 or fp16 (train/precision.py).
     precision: str = "auto"
+    # Torch threads for the training step, fixed for the run; None: OMP_NUM_THREADS if set, a
+    # resumed run's own, else measured when the run starts (train/threads.py).
+    threads: int | None = None
 
     def check(self) -> None:
         for name in ("batch_size", "window", "eval_every"):
@@ -101,6 +104,8 @@ class TrainConfig:
         for name in ("lr", "clip"):
             if getattr(self, name) <= 0:
                 raise UsageError(f"`{name}` must be > 0, got {getattr(self, name)}")
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"`threads` must be >= 1, got {self.threads}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise UsageError(f"`precision` must be one of auto, fp32, bf16, fp16, got {self.precision!r}")
         for name in ("lr", "clip", "input_noise", "weight_decay"):

@@ -37,3 +37,28 @@ def resolve_device(name: str):
     if name != "cpu" and not name.startswith(("cuda", "mps")):
         raise UsageError(f"`device` must be auto, cpu, cuda or mps, got {name!r}")
     return torch.device(name)
+
+
+# glibc's malloc hands an allocation above its mmap threshold (128 KiB at first, raised as such
+# blocks are freed) straight to the kernel and back when it is freed, and returns the top of its
+# heap once more than twice that is free. A training step allocates and frees the same
+# megabyte-sized buffers every time, so each step paid for fresh pages: the default sine run
+# trained 139,000-160,000 values/s on one thread, and 235,000-254,000 with both limits raised
+# (2-core AMD EPYC; benchmarks/busy.py). These are the largest values glibc accepts for the
+# first (32 MiB on 64-bit) and a bound on the memory kept idle for the second.
+MMAP_THRESHOLD = 32 * 1024 * 1024
+TRIM_THRESHOLD = 512 * 1024 * 1024
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc's malloc keep freed memory for the next allocation of its size instead of
+    returning it to the kernel (see above). Process-wide; does nothing (False) without glibc."""
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+        ctypes.CDLL(None).gnu_get_libc_version  # glibc's own; musl's mallopt does nothing
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
+    return bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD)) and bool(mallopt(m_trim_threshold, TRIM_THRESHOLD))

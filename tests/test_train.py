@@ -15,7 +15,8 @@ import torch
 
 from seqgen import Generator, ModelConfig, SineConfig, TrainConfig, Trainer, load_checkpoint, load_data
 from seqgen.errors import UsageError
-from seqgen.train import ThreadTuner
+from seqgen.train import threads as threads_module
+from seqgen.train.threads import measure_threads
 
 
 def test_text_training_lowers_validation_loss(text_file, tmp_path):
@@ -99,111 +100,92 @@ def test_same_seed_same_weights(text_file, tmp_path):
         np.testing.assert_array_equal(runs[0][name], runs[1][name])
 
 
-def test_switching_torch_threads_mid_run_gives_the_same_weights(text_file, tmp_path):
-    # The thread tuner may move a run between one thread and several at any step (it does when
-    # another process crowds the cores); a seeded run must not notice.
-    data, threads = load_data(str(text_file)), torch.get_num_threads()
-    runs, switches = [], []
+def fake_pass(seconds_by_threads: dict[int, float], clock: dict):
+    """A training pass that takes the given time on each thread count, on a fake clock."""
+    def run() -> None:
+        clock["now"] += seconds_by_threads[torch.get_num_threads()]
+    return run
+
+
+@pytest.mark.parametrize("two, one, chosen", [(0.5, 1.0, 2), (0.95, 1.0, 1), (10.0, 1.0, 1)],
+                         ids=["quiet: two threads win", "a tie: one thread", "busy cores: one thread"])
+def test_the_thread_count_is_measured_once_and_several_threads_must_be_clearly_faster(two, one, chosen):
+    clock = {"now": 0.0}
+    before = torch.get_num_threads()
     try:
-        for name, tuner in (("steady", ThreadTuner(period=10**9)), ("switching", ThreadTuner(period=2, margin=0.0))):
-            torch.set_num_threads(2)
-            tuner.most = 2
-            trainer = Trainer(data, ModelConfig(hidden=48, embed=8), TrainConfig(batch_size=8, window=32, steps=12,
-                                                                                  eval_every=6), tmp_path / f"{name}.safetensors")
-            trainer.threads = tuner
-            trainer.run(on_event=lambda e: switches.append(e["threads"]) if e["type"] == "threads" else None)
-            runs.append(load_checkpoint(trainer.out).weights)
+        assert measure_threads(fake_pass({2: two, 1: one}, clock), 2, clock=lambda: clock["now"]) == chosen
+        assert torch.get_num_threads() == chosen  # left on the count it chose
+        assert measure_threads(fake_pass({1: one}, clock), 1, clock=lambda: clock["now"]) == 1  # one core: no probe
     finally:
-        torch.set_num_threads(threads)
-    assert 1 in switches and 2 in switches  # the probes won, both ways
-    for name in runs[0]:
-        np.testing.assert_array_equal(runs[0][name], runs[1][name])
+        torch.set_num_threads(before)
 
 
-def test_thread_tuner_tries_one_thread_when_the_step_did_not_get_its_cores(monkeypatch):
-    clock = {"wall": 0.0, "cpu": 0.0}
-    monkeypatch.setattr(time, "perf_counter", lambda: clock["wall"])
-    monkeypatch.setattr(time, "process_time", lambda: clock["cpu"])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    tuner = ThreadTuner(period=100)
+def test_a_probe_on_busy_cores_ends_after_its_first_timed_pair():
+    clock, calls = {"now": 0.0}, []
 
-    def step(wall: float, cores_used: float) -> tuple[int | None, bool]:
-        tuner.before_step()
-        probing = torch.get_num_threads() == 1
-        clock["wall"] += wall
-        clock["cpu"] += wall * cores_used
-        return tuner.after_step(wall), probing
+    def run() -> None:
+        calls.append(torch.get_num_threads())
+        clock["now"] += 10.0 if torch.get_num_threads() > 1 else 1.0
 
+    before = torch.get_num_threads()
     try:
-        # A quiet machine: both threads busy (spinning counts), so no probe step is spent.
-        assert all(step(1.0, 2.0) == (None, False) for _ in range(20))
-        # Another process takes a core: the next step tries one thread, which wins and stays.
-        assert step(1.0, 1.0) == (None, False)
-        assert step(0.5, 1.0) == (1, True)
-        assert torch.get_num_threads() == 1
-        # Where a crowded look is misleading (idle threads that sleep), the losing probes thin out.
+        assert measure_threads(run, 2, clock=lambda: clock["now"]) == 1
+    finally:
+        torch.set_num_threads(before)
+    assert calls == [2, 1, 2, 1]  # an untimed pair, then one timed pair was enough
+
+
+def test_threads_asked_for_win_over_the_environment_and_bad_counts_are_usage_errors(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert threads_module.threads_asked(2) == 2
+    assert threads_module.threads_asked(None) == 3  # OMP_NUM_THREADS is a choice too: no probe
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert threads_module.threads_asked(None) is None  # to be measured
+    with pytest.raises(UsageError, match="`threads` must be >= 1"):
+        TrainConfig(threads=0).check()
+
+
+def test_the_probe_trains_nothing_and_the_count_is_stored_and_resumed(text_file, tmp_path, monkeypatch):
+    """A run whose count was measured trains what a run told that count trains, bit for bit (the
+    probe's passes leave no trace), stores it, and a resumed run takes it without measuring."""
+    from seqgen.train import trainer as trainer_module
+
+    data = load_data(str(text_file))
+    model = ModelConfig(hidden=32, embed=8, dropout=0.2, layers=2)  # dropout: the probe must put the random state back
+    config = TrainConfig(batch_size=4, window=16, steps=6, eval_every=3, seed=3)
+    probes = []
+
+    def measure(pass_, most, clock=time.perf_counter):
+        for _ in range(3):
+            pass_()  # real forward and backward passes of the run's model
+        probes.append(most)
+        torch.set_num_threads(1)
+        return 1
+
+    monkeypatch.setattr(trainer_module, "measure_threads", measure)
+    before = torch.get_num_threads()
+    try:
+        Trainer(data, model, replace_config(config, threads=1), tmp_path / "told.safetensors").run()
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
         torch.set_num_threads(2)
-        tuner = ThreadTuner(period=100, recheck=10)
-        probes = [step(1.0, 1.2)[1] for _ in range(100)]  # one thread is never faster here
-        assert 2 <= sum(probes) <= 5  # at steps about 10, 20, 40, 80 instead of every 10th
-        # On a GPU the CPU waits for the device: a low share there says nothing about the cores.
-        torch.set_num_threads(2)
-        tuner = ThreadTuner(period=100, active=False)
-        assert all(step(1.0, 0.2) == (None, False) for _ in range(30))
+        Trainer(data, model, config, tmp_path / "measured.safetensors").run()
+        assert probes == [2] and torch.get_num_threads() == 2  # measured once; the caller's count put back
+        told, measured = load_checkpoint(tmp_path / "told.safetensors"), load_checkpoint(tmp_path / "measured.safetensors")
+        assert measured.meta["progress"]["threads"] == 1
+        for name in told.weights:
+            np.testing.assert_array_equal(told.weights[name], measured.weights[name], err_msg=name)
+        longer = replace_config(config, steps=9)
+        Trainer(data, model, longer, tmp_path / "measured.safetensors", resume=measured).run()
+        assert probes == [2]  # the resumed run took its stored count
+        assert load_checkpoint(tmp_path / "measured.safetensors").meta["progress"]["threads"] == 1
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
 
 
-def test_a_run_that_keeps_its_thread_count_says_once_that_the_cores_are_shared(monkeypatch):
-    from seqgen.train.threads import CROWDED_NOTE
+def replace_config(config: TrainConfig, **changes) -> TrainConfig:
+    from dataclasses import replace
 
-    clock = {"wall": 0.0, "cpu": 0.0}
-    monkeypatch.setattr(time, "perf_counter", lambda: clock["wall"])
-    monkeypatch.setattr(time, "process_time", lambda: clock["cpu"])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    tuner = ThreadTuner(period=2)
-    tuner.switching = False  # this model's weights depend on the thread count (Trainer.threads_agree)
-    notes = []
-    try:
-        for cores_used in [2.0] * 30 + [1.0] * 60:  # quiet, then another process takes a core
-            tuner.before_step()
-            assert torch.get_num_threads() == 2  # never probed
-            clock["wall"] += 1.0
-            clock["cpu"] += cores_used
-            assert tuner.after_step(1.0) is None
-            notes.append(tuner.note_crowded())
-    finally:
-        torch.set_num_threads(threads)
-    assert notes.count(True) == 1 and notes.index(True) == 30 + CROWDED_NOTE - 1
-
-
-def test_a_quiet_run_where_one_thread_is_faster_prints_no_note_about_other_processes(monkeypatch, capsys):
-    from seqgen.cli.train import TrainDisplay
-
-    clock = {"wall": 0.0, "cpu": 0.0}
-    monkeypatch.setattr(time, "perf_counter", lambda: clock["wall"])
-    monkeypatch.setattr(time, "process_time", lambda: clock["cpu"])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    tuner, display = ThreadTuner(period=10), TrainDisplay(quiet=False, kind="series", config=None)
-    try:
-        for n in range(1, 13):
-            tuner.before_step()
-            one = torch.get_num_threads() == 1
-            wall = 0.5 if one else 1.0  # a small model: one thread is faster, on a quiet machine
-            clock["wall"] += wall
-            clock["cpu"] += wall * torch.get_num_threads()  # every thread got its core
-            switched = tuner.after_step(wall)
-            if switched is not None:
-                display.handle({"type": "threads", "step": n, "threads": switched, "crowded": tuner.probe_crowded})
-        assert torch.get_num_threads() == 1 and not tuner.probe_crowded  # the scheduled probe won
-    finally:
-        torch.set_num_threads(threads)
-    assert "another process" not in capsys.readouterr().err
-    display.handle({"type": "threads", "step": 20, "threads": 1, "crowded": True})
-    assert "another process is using the cores" in capsys.readouterr().err
+    return replace(config, **changes)
 
 
 def test_brief_sine_training_free_runs_close_to_the_wave_for_a_period(tmp_path):
@@ -372,31 +354,3 @@ def test_a_step_limited_schedule_does_not_depend_on_how_long_steps_take():
     assert by_time.lr(500, elapsed=30.0) > by_time.lr(500, elapsed=270.0)
 
 
-@pytest.mark.parametrize("batch, steady_threads", [(8, 2), (4, 1)])
-def test_a_seed_trains_the_same_weights_however_often_the_thread_count_would_change(tmp_path, batch, steady_threads):
-    """The thread tuner changes torch's thread count when the machine's load says so, at moments
-    no seed decides. A run it may switch (here: every other step, as if each probe won) must
-    train what a run on one fixed thread count trains, bit for bit: where one thread and two
-    compute other bits for this model, the trainer keeps one count for the whole run (one thread
-    for a batch of at most 4 rows, else torch's)."""
-    from seqgen.data import series_dataset
-
-    values = 10 + np.sin(np.arange(1200) * 2 * math.pi / 12) + np.random.default_rng(0).normal(0, 0.3, 1200)
-    data = series_dataset(values, "wave", "wave", 0.1)
-
-    def train(out, tuner: ThreadTuner, threads: int) -> dict:
-        torch.set_num_threads(threads)
-        trainer = Trainer(data, ModelConfig(hidden=64, layers=2, head="gaussian"),
-                          TrainConfig(batch_size=batch, window=100, steps=40, eval_every=20, seed=1), tmp_path / out)
-        trainer.threads = tuner
-        trainer.run()
-        return load_checkpoint(tmp_path / out).weights
-
-    threads = torch.get_num_threads()
-    try:
-        steady = train("steady.safetensors", ThreadTuner(active=False), steady_threads)
-        switched = train("switched.safetensors", ThreadTuner(period=2, margin=0.0), 2)
-    finally:
-        torch.set_num_threads(threads)
-    for name in steady:
-        np.testing.assert_array_equal(steady[name], switched[name], err_msg=name)

@@ -10,6 +10,11 @@ import os
 # before NumPy is first imported; a user's own setting wins. Torch's threads are not affected.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+from ..device import keep_freed_memory  # noqa: E402
+
+# Every command reuses freed memory instead of faulting in fresh pages (see device.py).
+keep_freed_memory()
+
 from . import train, sample, forecast, checkpoints, serve  # noqa: E402  (registers the commands, in --help's order)
 from .app import app, main  # noqa: E402
 

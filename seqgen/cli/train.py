@@ -62,6 +62,7 @@ def train(
     seed: Optional[int] = typer.Option(None, callback=check_seed, help="Random seed; the same seed gives the same weights on CPU. \\[default: 0]", rich_help_panel=TRAINING_PANEL),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps. \\[default: auto]", rich_help_panel=TRAINING_PANEL),
     precision: Optional[str] = typer.Option(None, help="The training step's arithmetic: fp32, bf16 (float32 weights, bfloat16 products), fp16 (CUDA), or auto: bf16 for an LSTM text model where the CPU or GPU has bfloat16 units, else fp32. Checkpoints are float32 either way. \\[default: auto]", rich_help_panel=TRAINING_PANEL),
+    threads: Optional[int] = typer.Option(None, help="Torch threads for the training step, kept for the whole run: the same seed gives the same weights on the same thread count and kind of CPU. \\[default: OMP_NUM_THREADS if set, a resumed run's own, else measured when the run starts: all cores where they are clearly faster than one (not when other processes keep the cores busy), else one]", rich_help_panel=TRAINING_PANEL),
     sine_waves: int = typer.Option(256, help="Number of waves.", rich_help_panel=SINE_PANEL),
     sine_length: int = typer.Option(1000, help="Steps per wave.", rich_help_panel=SINE_PANEL),
     period_min: float = typer.Option(20.0, help="Shortest period in steps.", rich_help_panel=SINE_PANEL),
@@ -85,7 +86,8 @@ def train(
     model_opts = dict(head=head, cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout)
     train_opts = dict(batch_size=batch_size, window=window, lr=lr, clip=clip, warmup=warmup, weight_decay=weight_decay, input_noise=input_noise, free_run=free_run,
                       steps=steps, epochs=epochs, max_time=parse_duration(max_time) if max_time else None,
-                      eval_every=eval_every, patience=patience, seed=seed, device=device, precision=precision)
+                      eval_every=eval_every, patience=patience, seed=seed, device=device, precision=precision,
+                      threads=threads)
     model_opts = {k: v for k, v in model_opts.items() if v is not None}
     train_opts = {k: v for k, v in train_opts.items() if v is not None}
     replace(ModelConfig(), **model_opts).check()  # fail on a bad option before reading any data
@@ -476,7 +478,6 @@ class TrainDisplay:
         self.progress = None
         self.task = None
         self.val = "-"
-        self.crowded = False  # the last thread switch was to one thread, on crowded cores
         self.unit = "values" if kind != "text" else "chars" if tokens == "char" else "tokens"
         self.pending: Optional[tuple[int, str]] = None  # a --log-every line waiting for its step's evaluation
         self.last_line = -1.0  # when (training seconds) the last evaluation line was printed
@@ -528,23 +529,14 @@ class TrainDisplay:
             if event["step"] % self.log_every == 0:
                 self.pending = (event["step"], f"step {event['step']}  loss {event['loss']:.4f}  val {{val}}  "
                                 f"{event['items_per_sec']:,.0f} {self.unit}/s  {event['elapsed']:.0f}s")
-        elif kind == "threads":
-            # Only a switch the crowded cores explain is worth a note: on a quiet machine one
-            # thread is often just faster for a small model, and that changes no result.
-            if event["threads"] == 1 and event.get("crowded"):
-                self.crowded = True
-                say(f"note: at step {event['step']} one torch thread was faster than several (another process "
-                    "is using the cores); training goes on with one, which gives the same results")
-            elif event["threads"] > 1 and self.crowded:
-                self.crowded = False
-                say(f"note: at step {event['step']} the cores were free again; back to {event['threads']} torch threads")
+        elif kind == "threads" and event["measured"] and not self.quiet:
+            many = event["threads"] > 1
+            say(f"threads: {event['threads']} torch thread{'s' if many else ''}, measured "
+                + ("faster than one" if many else "faster than several here (are other processes using the cores?)")
+                + "; --threads N fixes the count")
         elif kind == "calibration_failed":
             say(f"warning: the intervals could not be calibrated ({event['reason']}); forecasts widen the spread by "
                 "the one-step error ratio", style="yellow")
-        elif kind == "crowded":
-            say(f"note: from step {event['step']} the cores look shared with another process; training stays on "
-                f"{event['threads']} torch threads, since on this machine the thread count changes the weights a seed "
-                "trains; OMP_NUM_THREADS=1 may be faster while the cores are shared")
         elif kind == "rollback":
             # Shown even with --quiet: the run changed course, and the user should know why.
             say(f"warning: {event['reason']} at step {event['step']}; went back to step "

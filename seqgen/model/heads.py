@@ -30,6 +30,8 @@ class PointHead:
     size = 1
     # Whether the head outputs a distribution to sample from (the likelihood heads) or a value.
     probabilistic = False
+    # Whether the network's output layer starts at exactly zero (see OscillatorHead).
+    zero_start = False
 
     def init_state(self, batch: int):
         return None
@@ -87,6 +89,11 @@ class OscillatorHead(PointHead):
     """
 
     name = "oscillator"
+    # The network's output layer starts at exactly zero, so an untrained correction is none at all
+    # and a run stopped after a handful of steps holds the period as the recurrence alone does.
+    # With PyTorch's random start, a model stopped at step 59 of 2,500 drifted to a free-run RMSE
+    # of 0.30 over 1,000 steps where the recurrence alone keeps 1e-10 (issue 30).
+    zero_start = True
 
     def init_state(self, batch: int) -> dict:
         return {name: np.zeros(batch) for name in ("x1", "x2", "num", "den", "seen")}

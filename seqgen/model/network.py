@@ -41,6 +41,9 @@ class SeqModel(nn.Module):
         )
         self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, output_size)
+        if not config.is_text and head_for(config).zero_start:
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def init_state(self, batch_size: int, device: torch.device | str = "cpu") -> State:
         """The zero state for `batch_size` streams."""

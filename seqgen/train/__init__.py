@@ -1,8 +1,8 @@
 """Training: the `Trainer` (trainer.py: truncated backpropagation through time, validation,
-checkpoints, recovery from blow-ups), the thread count it measures as it goes (threads.py), and
+checkpoints, recovery from blow-ups), the thread count it measures when a run starts (threads.py), and
 training in several processes (distributed.py)."""
 
 from .trainer import Trainer, TrainResult, evaluate_loss, make_tracks, stop_on_signals
-from .threads import ThreadTuner
+from .threads import measure_threads
 
-__all__ = ["ThreadTuner", "TrainResult", "Trainer", "evaluate_loss", "make_tracks", "stop_on_signals"]
+__all__ = ["measure_threads", "TrainResult", "Trainer", "evaluate_loss", "make_tracks", "stop_on_signals"]

@@ -1,91 +1,73 @@
-"""How many torch threads a training step gets: measured while training, since crowded cores make several threads slower than one."""
+"""How many torch threads a training run gets: chosen once when the run starts, kept to its end,
+stored in the checkpoint and taken again by `resume`.
+
+torch's OpenMP threads meet at a barrier after every operation. When other processes want the
+same cores, one of the run's threads is often waiting for the scheduler, and every operation waits
+for it: measured on a 2-core AMD EPYC with two busy processes beside it (benchmarks/busy.py), the
+default sine run trained 8,000-19,000 values/s on two threads against 85,000-94,000 on one. On
+the same cores left quiet two threads are worth having (267,000-312,000 against 114,000-146,000).
+Letting idle threads sleep instead of spin (OMP_WAIT_POLICY=PASSIVE) is no way out: 41,000-50,000
+quiet, 47,000 busy, since the barriers remain.
+
+So the count is measured, once, before the first step (`measure_threads`): a few forward and
+backward passes of the run's own model on its first window, alternately on all threads and on
+one, and several threads are kept only when they are clearly faster. Nothing is trained by the
+probe (the gradients are thrown away and the random state is put back), so it changes no weight.
+
+The count is then fixed for the whole run, because it can change the weights a seed trains: a
+sum split over threads is added in another order. A later probe that switched counts mid-run
+would make the weights depend on the machine's load at that moment; a run that starts on busy
+cores and becomes quiet keeps one thread (say `threads` to choose). Given `threads`, or
+OMP_NUM_THREADS in the environment, no probe runs: that is how to train the same weights from the
+same seed whatever the load (see docs/reference.md, "Reproducibility").
+"""
 
 from __future__ import annotations
 
-import math
+import os
+import statistics
 import time
+from typing import Callable
 
 import torch
 
+from ..errors import UsageError
 
-# Steps in a row that must look crowded before a run that keeps its thread count says so.
-CROWDED_NOTE = 20
+# Several threads are kept only when a step on them takes at most this share of a step on one:
+# on a quiet machine they are 1.5-2.5x faster for the default models, on a busy one 4-10x slower.
+KEEP_SEVERAL = 0.9
+# Timed passes on each count; one untimed pass on each goes first (the first calls are slow).
+PROBE_PASSES = 2
+# A probe whose several-thread pass takes this much longer than one thread's ends at once.
+CLEARLY_SLOWER = 2.0
 
 
-class ThreadTuner:
-    """Times a training step on a single torch thread against the step before it, when the cores
-    look crowded or every `period` steps, and keeps whichever thread count was faster.
+def threads_asked(threads: int | None) -> int | None:
+    """The count a user chose: `threads`, else OMP_NUM_THREADS, else None (to be measured)."""
+    if threads is not None:
+        if threads < 1:
+            raise UsageError(f"`threads` must be >= 1, got {threads}")
+        return threads
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(env) if env.isdigit() and int(env) >= 1 else None
 
-    torch's OpenMP threads wait for each other by spinning. When another multi-threaded process
-    wants the same cores, every operation waits for a thread that is not running: measured on 2
-    cores, two default text trainings side by side ran at 200 characters/s each with two threads,
-    against about 7,000 each on one (11,000 alone on two). A step that got much less CPU time than
-    its threads could have used (spinning counts as CPU time, so an uncrowded step gets nearly
-    all of it) means the cores are shared, and the probe runs at once; otherwise it runs only
-    every `period` steps, so a short run on a quiet machine never pays for a slow probe step.
-    A thread count that changes mid-run must not change what a seed trains: the trainer first
-    checks that one thread computes its gradients bit for bit as several do (Trainer.threads_agree;
-    often so, since the thread count splits the work, not the sums, but not for every model and
-    CPU). Where they differ, `switching` is off: the count stays, and `note_crowded` says once
-    when the cores look shared, so the user can choose one thread (OMP_NUM_THREADS=1) themselves.
-    """
 
-    def __init__(self, period: int = 100, margin: float = 1.2, recheck: int = 10, crowded: float = 0.75,
-                 active: bool = True):
-        """`active`: False where the thread count does not set the pace (a GPU does the work)."""
-        self.most = torch.get_num_threads()
-        self.active = active
-        self.period, self.margin, self.recheck, self.crowded_share = period, margin, recheck, crowded
-        self.steps, self.before, self.probing = 0, math.inf, None
-        self.last_probe, self.crowded, self.started = -recheck, False, (0.0, 0.0)
-        self.wait = recheck  # steps between probes while crowded; doubles each time one thread loses
-        # Whether the last probe ran because the cores looked crowded (rather than on schedule):
-        # only then does a win say anything about other processes. On a quiet machine one thread
-        # can simply be faster for a small model, whose operations are too short to share.
-        self.probe_crowded = False
-        # False where the thread count changes the weights: then only crowding is noted, once.
-        self.switching = True
-        self.crowded_steps, self.noted = 0, False
-
-    def before_step(self) -> None:
-        self.steps += 1
-        self.started = (time.perf_counter(), time.process_time())
-        if not self.active or not self.switching or self.most <= 1 or self.steps < 3:  # not the slow first steps
-            return
-        since = self.steps - self.last_probe
-        if self.steps % self.period == 0 or (self.crowded and since >= self.wait):
-            self.last_probe = self.steps
-            self.probe_crowded = self.crowded
-            self.probing = torch.get_num_threads()
-            torch.set_num_threads(1 if self.probing > 1 else self.most)
-
-    def note_crowded(self) -> bool:
-        """True once, when the cores have looked shared for CROWDED_NOTE steps in a row of a run
-        that keeps its thread count (`switching` off)."""
-        if self.switching or self.noted or not self.active:
-            return False
-        self.crowded_steps = self.crowded_steps + 1 if self.crowded else 0
-        self.noted = self.crowded_steps >= CROWDED_NOTE
-        return self.noted
-
-    def restore(self) -> None:
-        """Leave torch with the thread count it had (a library caller's setting)."""
-        torch.set_num_threads(self.most)
-
-    def after_step(self, seconds: float) -> int | None:
-        """Record the step's wall time; return the new thread count when the probe won."""
-        threads, (wall, cpu) = torch.get_num_threads(), self.started
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        self.crowded = threads > 1 and cpu < self.crowded_share * threads * wall
-        if self.probing is None:
-            self.before = seconds
-            return None
-        kept, self.probing = self.probing, None
-        if seconds * self.margin < self.before:
-            self.wait = self.recheck
-            return threads
-        # Where idle threads sleep rather than spin (OMP_WAIT_POLICY=PASSIVE), a quiet machine
-        # also looks crowded: probes that keep losing come ever more rarely.
-        self.wait = min(2 * self.wait, self.period)
-        torch.set_num_threads(kept)
-        return None
+def measure_threads(pass_: Callable[[], None], most: int, clock: Callable[[], float] = time.perf_counter) -> int:
+    """The thread count to train on: `most` when a pass (a forward and backward pass of the run's
+    model) is clearly faster on `most` threads than on one, else 1. Leaves torch on that count."""
+    if most <= 1:
+        torch.set_num_threads(1)
+        return 1
+    times: dict[int, list[float]] = {most: [], 1: []}
+    for round_ in range(PROBE_PASSES + 1):
+        for threads in (most, 1):
+            torch.set_num_threads(threads)
+            start = clock()
+            pass_()
+            if round_ > 0:
+                times[threads].append(clock() - start)
+        if round_ > 0 and times[most][-1] > CLEARLY_SLOWER * times[1][-1]:
+            break
+    chosen = most if statistics.median(times[most]) <= KEEP_SEVERAL * statistics.median(times[1]) else 1
+    torch.set_num_threads(chosen)
+    return chosen

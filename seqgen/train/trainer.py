@@ -27,13 +27,13 @@ from ..config import MIN_WINDOW, ModelConfig, TrainConfig
 from ..data import Dataset
 from ..data.calendar import model_streams
 from ..data.tokenizers import tokenization
-from ..device import resolve_device
+from ..device import keep_freed_memory, resolve_device
 from .distributed import current as current_group, device_for
 from ..errors import CheckpointError, DataError, TrainingError, UsageError
 from ..model.heads import head_for
 from ..model.network import SeqModel, State, detach_state, parameter_count, state_from_tensors, state_tensors
 from .precision import autocast, grad_scaler, resolve_precision
-from .threads import ThreadTuner
+from .threads import measure_threads, threads_asked
 
 
 # How many values of a series (its last) the checkpoint keeps as the default prime for `seqgen sample`.
@@ -56,12 +56,6 @@ BLOWUP_FACTOR = 1.25
 # (the default sine run), so its rise must be larger.
 OVERFIT_FACTOR = {"text": 1.05, "series": 1.5}
 GOLDEN_RATIO = (math.sqrt(5) - 1) / 2
-# A run whose weights depend on the thread count keeps one count for the whole run: one thread
-# when its batch has at most this many rows. Measured on a 2-core AMD EPYC (LSTM 2x64, a window of
-# 100, quiet machine): 4 rows ran at 109,000 values/s on one thread against 90,000 on two, 8 rows
-# at 112,000 against 129,000, 32 rows at 119,000 against 192,000. Two threads on cores another
-# process shares ran 15 times slower than alone.
-FEW_ROWS = 4
 
 
 @dataclass
@@ -192,7 +186,11 @@ class Trainer:
         self.precision = stored or resolve_precision(config.precision, self.device, model_config.cell,
                                                      model_config.hidden, model_config.is_text)
         self.scaler = grad_scaler(self.device, self.precision)
-        self.threads = ThreadTuner(active=self.device.type == "cpu")
+        # The torch threads of the training step: asked for, a resumed run's own, or measured
+        # when the run starts (see threads.py); a GPU sets the pace elsewhere.
+        self.threads = threads_asked(config.threads)
+        if self.threads is None and resume is not None:
+            self.threads = resume.meta["progress"].get("threads")
         label = data.source.get("path", "the training data")
         # A view of the (possibly memory-mapped) streams: each step copies only its own window.
         streams = [s[:k] for s, k in zip(model_streams(data), data.splits)]
@@ -322,30 +320,28 @@ class Trainer:
                 loss = loss + self._free_run_loss(out[:, -1], state, horizon)
         return loss, state, head_state
 
-    def threads_agree(self) -> bool:
-        """Whether one torch thread computes the gradients of this run's next window bit for bit
-        as all of them do. It depends on the kernels, the sizes and the CPU: on a 2-core AMD EPYC
-        the series default (LSTM 2x64, batch 4 of 100 steps) came out otherwise, and a run whose
-        thread count changed mid-way then trained other weights from the same seed. Only when
-        they agree may the thread count follow the machine's load (see threads.py)."""
-        most = torch.get_num_threads()
-        if self.device.type != "cpu" or most <= 1:
-            return True
+    def _probe_pass(self) -> None:
+        """A forward and backward pass of the next window that trains nothing: what the thread
+        count is measured on (see threads.py). The gradients are dropped and the random state
+        (dropout's masks) put back."""
         x, y = self._window()
         random = torch.get_rng_state()
-        grads = []
         self.model.train()
-        for threads in (most, 1):
-            torch.set_num_threads(threads)
-            torch.set_rng_state(random)  # the same dropout masks
-            self.model.zero_grad(set_to_none=True)
-            loss, _, _ = self._forward_loss(self.model, x, y)  # not through DDP: nothing to share with other ranks
-            loss.backward()
-            grads.append([p.grad.clone() for p in self.model.parameters() if p.grad is not None])
-        torch.set_num_threads(most)
-        torch.set_rng_state(random)
         self.model.zero_grad(set_to_none=True)
-        return all(torch.equal(a, b) for a, b in zip(*grads))
+        loss, _, _ = self._forward_loss(self.model, x, y)  # not through DDP: nothing to share with other ranks
+        loss.backward()
+        self.model.zero_grad(set_to_none=True)
+        torch.set_rng_state(random)
+
+    def _settle_threads(self, emit: EventHandler) -> None:
+        """Set torch's thread count for the run: asked for, stored by a resumed run, or measured now."""
+        if self.device.type != "cpu":
+            return
+        measured = self.threads is None
+        if measured:
+            self.threads = measure_threads(self._probe_pass, torch.get_num_threads())
+        torch.set_num_threads(self.threads)
+        emit({"type": "threads", "threads": self.threads, "measured": measured})
 
     def _free_run_horizon(self) -> int:
         """Free-running steps for this window: none for text; for series, growing from 0 after
@@ -412,22 +408,20 @@ class Trainer:
         # This session's speed counts its own steps over its own training time (evaluations
         # excluded): a resumed run's figure is not diluted by the steps or time before it.
         elapsed_before = self.elapsed
-        if self.threads.active and not self.threads_agree():
-            self.threads.switching = False
-            if self.rows <= FEW_ROWS:
-                # One thread is as fast here on a quiet machine, and never slows to a crawl on a busy one.
-                torch.set_num_threads(1)
+        keep_freed_memory()  # each step's buffers reuse the last step's pages (see device.py)
+        threads_before = torch.get_num_threads()
         try:
+            self._settle_threads(emit)
             stopped_by, session_items = self._train_steps(emit, should_stop, metrics_path, elapsed_before)
             if stopped_by == "interrupt":
                 # No evaluation here: the checkpoint must be what an uninterrupted run would hold at this step.
                 self.save()
             elif self.step > 0 and self.step % self.config.eval_every != 0:
-                self._evaluate_and_save(emit, metrics_path)  # on the thread count the run found fastest
+                self._evaluate_and_save(emit, metrics_path)
             if stopped_by != "interrupt":
                 self._calibrate(emit, should_stop)
         finally:
-            self.threads.restore()
+            torch.set_num_threads(threads_before)  # a library caller's own setting
         rate = session_items / max(self.elapsed - elapsed_before, 1e-9)
         return TrainResult(str(self.out), self.step, self.elapsed, self.best_val, self.best_step, rate, stopped_by,
                            self.bits_per_char(self.best_val), self.calibration, self.limit_reached())
@@ -462,14 +456,8 @@ class Trainer:
             if stop or (self.group.world == 1 and should_stop()):
                 stopped_by = "interrupt"
                 break
-            self.threads.before_step()
             loss = self.train_step()
             now = time.perf_counter()
-            threads = self.threads.after_step(now - last)
-            if threads is not None:
-                emit({"type": "threads", "step": self.step, "threads": threads, "crowded": self.threads.probe_crowded})
-            elif self.threads.note_crowded():
-                emit({"type": "crowded", "step": self.step, "threads": torch.get_num_threads()})
             self.elapsed += now - last
             last = now
             several = self.group.world > 1
@@ -596,7 +584,8 @@ class Trainer:
                          "processes": self.group.world, "spread_ratio": self.best_spread,
                          "interval_scale": self.calibration.scale if self.calibration else None,
                          "calibration": self.calibration.to_dict() if self.calibration else None,
-                         "precision": self.precision, "best_val_bpc": self.bits_per_char(self.best_val),
+                         "precision": self.precision, "threads": self.threads,
+                         "best_val_bpc": self.bits_per_char(self.best_val),
                          # float16's loss scale, found over the run: a fresh one would skip steps finding it again.
                          **({"grad_scaler": self.scaler.state_dict()} if self.scaler is not None else {})},
             "optimizer": {"param_groups": self.optimizer.state_dict()["param_groups"]},
