@@ -62,3 +62,37 @@ def keep_freed_memory() -> bool:
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
     return bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD)) and bool(mallopt(m_trim_threshold, TRIM_THRESHOLD))
+
+
+def idle_cores(interval: float = 0.2) -> float | None:
+    """How many of this process's cores were idle over the next `interval` seconds (this process
+    sleeps meanwhile), from Linux's /proc/stat; None where there is no such file."""
+    import time
+
+    cores = {f"cpu{n}" for n in (os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else ())}
+    first = _cpu_times(cores)
+    if not first:
+        return None
+    time.sleep(interval)
+    second = _cpu_times(cores)
+    idle = total = 0
+    for name, (idle_then, total_then) in first.items():
+        idle_now, total_now = second.get(name, (idle_then, total_then))
+        idle, total = idle + idle_now - idle_then, total + total_now - total_then
+    return len(first) * idle / total if total > 0 else None
+
+
+def _cpu_times(cores: set[str]) -> dict[str, tuple[int, int]]:
+    """Per core: (idle, total) clock ticks since boot, as /proc/stat counts them."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            lines = stat.read().splitlines()
+    except OSError:
+        return {}
+    times = {}
+    for line in lines:
+        name, *fields = line.split()
+        if name in cores and len(fields) >= 5:
+            ticks = [int(f) for f in fields[:8]]  # user nice system idle iowait irq softirq steal
+            times[name] = (ticks[3] + ticks[4], sum(ticks))
+    return times

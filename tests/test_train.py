@@ -107,15 +107,16 @@ def fake_pass(seconds_by_threads: dict[int, float], clock: dict):
     return run
 
 
-@pytest.mark.parametrize("two, one, chosen", [(0.5, 1.0, 2), (0.95, 1.0, 1), (10.0, 1.0, 1)],
-                         ids=["quiet: two threads win", "a tie: one thread", "busy cores: one thread"])
-def test_the_thread_count_is_measured_once_and_several_threads_must_be_clearly_faster(two, one, chosen):
+@pytest.mark.parametrize("two, one, chosen", [(0.5, 1.0, 2), (1.0, 1.0, 2), (1.1, 1.0, 1), (10.0, 1.0, 1)],
+                         ids=["two threads faster", "a tie: two", "two threads slower", "busy cores, unread: one"])
+def test_on_idle_cores_several_threads_are_kept_unless_they_are_slower(two, one, chosen):
     clock = {"now": 0.0}
     before = torch.get_num_threads()
     try:
-        assert measure_threads(fake_pass({2: two, 1: one}, clock), 2, clock=lambda: clock["now"]) == chosen
+        quiet = lambda: 2.0  # both cores idle
+        assert measure_threads(fake_pass({2: two, 1: one}, clock), 2, clock=lambda: clock["now"], idle=quiet).threads == chosen
         assert torch.get_num_threads() == chosen  # left on the count it chose
-        assert measure_threads(fake_pass({1: one}, clock), 1, clock=lambda: clock["now"]) == 1  # one core: no probe
+        assert measure_threads(fake_pass({1: one}, clock), 1, clock=lambda: clock["now"], idle=quiet) == (1, "one core")
     finally:
         torch.set_num_threads(before)
 
@@ -129,10 +130,31 @@ def test_a_probe_on_busy_cores_ends_after_its_first_timed_pair():
 
     before = torch.get_num_threads()
     try:
-        assert measure_threads(run, 2, clock=lambda: clock["now"]) == 1
+        assert measure_threads(run, 2, clock=lambda: clock["now"], idle=lambda: None) == (1, "slower")  # no /proc/stat
     finally:
         torch.set_num_threads(before)
     assert calls == [2, 1, 2, 1]  # an untimed pair, then one timed pair was enough
+
+
+@pytest.mark.parametrize("idle, tried", [(0.1, False), (0.9, False), (1.6, True)],
+                         ids=["two busy processes", "one busy process", "a light load"])
+def test_cores_other_processes_keep_busy_are_not_timed_at_all(idle, tried):
+    calls = []
+    before = torch.get_num_threads()
+    try:
+        threads, why = measure_threads(lambda: calls.append(torch.get_num_threads()), 2, idle=lambda: idle)
+    finally:
+        torch.set_num_threads(before)
+    assert bool(calls) == tried and ((threads, why) == (1, "busy") if not tried else threads in (1, 2))
+
+
+def test_idle_cores_are_read_where_the_system_counts_them():
+    from seqgen.device import idle_cores
+
+    idle = idle_cores(0.05)
+    if idle is None:
+        pytest.skip("no /proc/stat here")
+    assert 0.0 <= idle <= len(os.sched_getaffinity(0)) + 1e-9
 
 
 def test_threads_asked_for_win_over_the_environment_and_bad_counts_are_usage_errors(monkeypatch):
@@ -155,12 +177,12 @@ def test_the_probe_trains_nothing_and_the_count_is_stored_and_resumed(text_file,
     config = TrainConfig(batch_size=4, window=16, steps=6, eval_every=3, seed=3)
     probes = []
 
-    def measure(pass_, most, clock=time.perf_counter):
+    def measure(pass_, most, clock=time.perf_counter, idle=None):
         for _ in range(3):
             pass_()  # real forward and backward passes of the run's model
         probes.append(most)
         torch.set_num_threads(1)
-        return 1
+        return threads_module.ThreadChoice(1, "slower")
 
     monkeypatch.setattr(trainer_module, "measure_threads", measure)
     before = torch.get_num_threads()

@@ -59,10 +59,10 @@ def train(
     max_time: Optional[str] = typer.Option(None, help="Stop after this long, e.g. 90s, 5m, 1h. \\[default: text 5m (under 200,000 characters 2m, under 20,000 1m), series 50s]", rich_help_panel=LIMITS_PANEL),
     eval_every: Optional[int] = typer.Option(None, help="Validate and save every N steps. \\[default: text 200 (under 200,000 characters 50, under 20,000 20), series 100 (under 2,000 values 20)]", rich_help_panel=LIMITS_PANEL),
     patience: Optional[int] = typer.Option(None, help="Stop early once the validation loss has stayed clearly above its best for this many evaluations in a row (0: never). \\[default: 5]", rich_help_panel=LIMITS_PANEL),
-    seed: Optional[int] = typer.Option(None, callback=check_seed, help="Random seed; the same seed gives the same weights on CPU. \\[default: 0]", rich_help_panel=TRAINING_PANEL),
+    seed: Optional[int] = typer.Option(None, callback=check_seed, help="Random seed; the same seed gives the same weights on the same kind of CPU with the same --threads. \\[default: 0]", rich_help_panel=TRAINING_PANEL),
     device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or mps. \\[default: auto]", rich_help_panel=TRAINING_PANEL),
     precision: Optional[str] = typer.Option(None, help="The training step's arithmetic: fp32, bf16 (float32 weights, bfloat16 products), fp16 (CUDA), or auto: bf16 for an LSTM text model where the CPU or GPU has bfloat16 units, else fp32. Checkpoints are float32 either way. \\[default: auto]", rich_help_panel=TRAINING_PANEL),
-    threads: Optional[int] = typer.Option(None, help="Torch threads for the training step, kept for the whole run: the same seed gives the same weights on the same thread count and kind of CPU. \\[default: OMP_NUM_THREADS if set, a resumed run's own, else measured when the run starts: all cores where they are clearly faster than one (not when other processes keep the cores busy), else one]", rich_help_panel=TRAINING_PANEL),
+    threads: Optional[int] = typer.Option(None, help="Torch threads for the training step, kept for the whole run: the same seed gives the same weights on the same thread count and kind of CPU. \\[default: OMP_NUM_THREADS if set, a resumed run's own, else measured when the run starts: one per core other processes leave idle, where that is faster than one]", rich_help_panel=TRAINING_PANEL),
     sine_waves: int = typer.Option(256, help="Number of waves.", rich_help_panel=SINE_PANEL),
     sine_length: int = typer.Option(1000, help="Steps per wave.", rich_help_panel=SINE_PANEL),
     period_min: float = typer.Option(20.0, help="Shortest period in steps.", rich_help_panel=SINE_PANEL),
@@ -530,10 +530,10 @@ class TrainDisplay:
                 self.pending = (event["step"], f"step {event['step']}  loss {event['loss']:.4f}  val {{val}}  "
                                 f"{event['items_per_sec']:,.0f} {self.unit}/s  {event['elapsed']:.0f}s")
         elif kind == "threads" and event["measured"] and not self.quiet:
-            many = event["threads"] > 1
-            say(f"threads: {event['threads']} torch thread{'s' if many else ''}, measured "
-                + ("faster than one" if many else "faster than several here (are other processes using the cores?)")
-                + "; --threads N fixes the count")
+            why = {"busy": "other processes keep the cores busy", "slower": "more were slower for this model",
+                   "faster": "measured faster than one", "one core": "one core"}[event["measured"]]
+            count = event["threads"]
+            say(f"threads: {count} torch thread{'s' if count > 1 else ''} ({why}); --threads N fixes the count")
         elif kind == "calibration_failed":
             say(f"warning: the intervals could not be calibrated ({event['reason']}); forecasts widen the spread by "
                 "the one-step error ratio", style="yellow")

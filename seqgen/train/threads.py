@@ -9,10 +9,15 @@ the same cores left quiet two threads are worth having (267,000-312,000 against 
 Letting idle threads sleep instead of spin (OMP_WAIT_POLICY=PASSIVE) is no way out: 41,000-50,000
 quiet, 47,000 busy, since the barriers remain.
 
-So the count is measured, once, before the first step (`measure_threads`): a few forward and
-backward passes of the run's own model on its first window, alternately on all threads and on
-one, and several threads are kept only when they are clearly faster. Nothing is trained by the
-probe (the gradients are thrown away and the random state is put back), so it changes no weight.
+So the count is measured, once, before the first step (`measure_threads`). First, how many of
+the cores other processes leave idle, over a fifth of a second (Linux's /proc/stat): on busy
+cores the run takes one thread without timing anything, because a timing of a few short passes
+can catch both threads running by luck (it did: two threads chosen beside two busy processes,
+then 50,000 values/s where one thread made 125,000-164,000). Then, with cores to spare, a few
+forward and backward passes of the run's own model on its first window, alternately on all
+threads and on one; several threads are kept unless their fastest pass is slower than one
+thread's. Nothing is trained by the probe (the gradients are thrown away and the random state is
+put back), so it changes no weight.
 
 The count is then fixed for the whole run, because it can change the weights a seed trains: a
 sum split over threads is added in another order. A later probe that switched counts mid-run
@@ -25,20 +30,24 @@ same seed whatever the load (see docs/reference.md, "Reproducibility").
 from __future__ import annotations
 
 import os
-import statistics
 import time
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
+from ..device import idle_cores
 from ..errors import UsageError
 
-# Several threads are kept only when a step on them takes at most this share of a step on one:
-# on a quiet machine they are 1.5-2.5x faster for the default models, on a busy one 4-10x slower.
-KEEP_SEVERAL = 0.9
+# Several threads are kept when their fastest pass takes at most this share of one thread's. The
+# cores are known to be idle by then, so a tie costs nothing either way; a margin did: the sine
+# default's passes are only 1.2-1.3x faster on two threads (7.0-7.7 ms against 9.1-10.0) where its
+# whole steps are 1.4x (330,000-340,000 values/s against 240,000), and a 0.9 margin chose one
+# thread on a quiet machine in two runs of three.
+KEEP_SEVERAL = 1.0
 # Timed passes on each count; one untimed pass on each goes first (the first calls are slow).
-PROBE_PASSES = 2
-# A probe whose several-thread pass takes this much longer than one thread's ends at once.
+PROBE_PASSES = 3
+# A probe whose several-thread pass takes this much longer than one thread's ends at once (where
+# the cores' idle time cannot be read, this is how busy cores show).
 CLEARLY_SLOWER = 2.0
 
 
@@ -52,12 +61,28 @@ def threads_asked(threads: int | None) -> int | None:
     return int(env) if env.isdigit() and int(env) >= 1 else None
 
 
-def measure_threads(pass_: Callable[[], None], most: int, clock: Callable[[], float] = time.perf_counter) -> int:
-    """The thread count to train on: `most` when a pass (a forward and backward pass of the run's
-    model) is clearly faster on `most` threads than on one, else 1. Leaves torch on that count."""
+class ThreadChoice(NamedTuple):
+    """A measured thread count and why: "one core" (no other to use), "busy" (other processes
+    keep the cores busy), "faster" (several threads timed faster) or "slower" (they were not)."""
+
+    threads: int
+    why: str
+
+
+def measure_threads(pass_: Callable[[], None], most: int, clock: Callable[[], float] = time.perf_counter,
+                    idle: Callable[[], float | None] = idle_cores) -> ThreadChoice:
+    """The thread count to train on: as many of `most` as the cores other processes leave idle,
+    and of those, several unless a pass (a forward and backward pass of the run's model) is
+    slower on them than on one thread. Leaves torch on that count."""
     if most <= 1:
         torch.set_num_threads(1)
-        return 1
+        return ThreadChoice(1, "one core")
+    free = idle()
+    if free is not None:
+        most = min(most, max(1, int(free + 0.5)))
+    if most <= 1:
+        torch.set_num_threads(1)
+        return ThreadChoice(1, "busy")
     times: dict[int, list[float]] = {most: [], 1: []}
     for round_ in range(PROBE_PASSES + 1):
         for threads in (most, 1):
@@ -68,6 +93,7 @@ def measure_threads(pass_: Callable[[], None], most: int, clock: Callable[[], fl
                 times[threads].append(clock() - start)
         if round_ > 0 and times[most][-1] > CLEARLY_SLOWER * times[1][-1]:
             break
-    chosen = most if statistics.median(times[most]) <= KEEP_SEVERAL * statistics.median(times[1]) else 1
+    # The fastest pass of each: on quiet cores the others are slower only by chance.
+    chosen = most if min(times[most]) <= KEEP_SEVERAL * min(times[1]) else 1
     torch.set_num_threads(chosen)
-    return chosen
+    return ThreadChoice(chosen, "faster" if chosen > 1 else "slower")

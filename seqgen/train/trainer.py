@@ -337,11 +337,11 @@ class Trainer:
         """Set torch's thread count for the run: asked for, stored by a resumed run, or measured now."""
         if self.device.type != "cpu":
             return
-        measured = self.threads is None
-        if measured:
-            self.threads = measure_threads(self._probe_pass, torch.get_num_threads())
+        why = None  # asked for, or a resumed run's own
+        if self.threads is None:
+            self.threads, why = measure_threads(self._probe_pass, torch.get_num_threads())
         torch.set_num_threads(self.threads)
-        emit({"type": "threads", "threads": self.threads, "measured": measured})
+        emit({"type": "threads", "threads": self.threads, "measured": why})
 
     def _free_run_horizon(self) -> int:
         """Free-running steps for this window: none for text; for series, growing from 0 after
