@@ -7,7 +7,11 @@ table (a context for benchmarks/speed.py, not a test of seqgen):
    BLAS against torch's, in microseconds and GFLOP/s;
 2. a training step of the default-sized text model (2 x 384, batch 32, window 128) in float32 and
    under torch.autocast in bfloat16, for the LSTM and the GRU;
-3. which kernel takes most of that step's time for each cell (torch.profiler).
+3. which kernel takes most of that step's time for each cell (torch.profiler);
+4. the NumPy backend's exact product (float64 on small integers, model/numpy_backend.py) against
+   a float32 product of the same shapes, (rows x 384) times (384 x 1536), and a whole step of the
+   shipped text model (LSTM 2x384) for 1, 8 and 64 streams on one core.
+With --exact, only 4 (about 10 s).
 """
 
 from __future__ import annotations
@@ -87,10 +91,36 @@ def training_steps() -> None:
               f"oneDNN RNN layer kernels, forward and backward: {fused / total:.0%}")
 
 
+def exact_products() -> None:
+    from seqgen.checkpoint import load_checkpoint
+    from seqgen.model.numpy_backend import ExactWeights, NumpyModel
+
+    rng = np.random.default_rng(0)
+    weights = rng.standard_normal((384, 1536)) * 0.05
+    exact, single = ExactWeights(weights), weights.astype(np.float32)
+    for rows in (1, 2, 8, 64):
+        x = np.tanh(rng.standard_normal((rows, 384))).astype(np.float32)
+        out = np.empty((rows, 1536), np.float32)
+        work = ExactWeights.work_buffers(rows, 384, 1536)
+        timed = {name: median_seconds(fn, 200) for name, fn in
+                 (("exact", lambda: exact.product(x, out, work)), ("float32", lambda: np.matmul(x, single, out=out)))}
+        print(f"(rows {rows:2} x 384)(384 x 1536), one core: exact {timed['exact'] * 1e6:7.1f} us, "
+              f"float32 {timed['float32'] * 1e6:7.1f} us ({timed['exact'] / timed['float32']:.2f}x)")
+    ckpt = load_checkpoint(Path(__file__).resolve().parents[1] / "checkpoints" / "tinyshakespeare.safetensors")
+    model = NumpyModel(ckpt.weights, ckpt.model_config, threads=1)
+    for streams in (1, 8, 64):
+        state, x = model.init_state(streams), np.zeros(streams, dtype=np.int64)
+        seconds = median_seconds(lambda: model.step(x, state), 200 if streams < 64 else 50)
+        print(f"shipped text model ({ckpt.model_config.cell} {ckpt.model_config.layers}x{ckpt.model_config.hidden}), "
+              f"{streams:2} streams, one core: {seconds * 1e3:.3f} ms a step")
+
+
 def main() -> None:
     print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__}")
-    one_product()
-    training_steps()
+    if "--exact" not in sys.argv:
+        one_product()
+        training_steps()
+    exact_products()
 
 
 if __name__ == "__main__":
