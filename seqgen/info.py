@@ -28,6 +28,8 @@ def checkpoint_info(checkpoint: str | Path | Checkpoint) -> dict:
                      "best_step": progress.get("best_step"), "resumable": bool(ckpt.training),
                      # Checkpoints from before mixed precision trained in float32.
                      "precision": progress.get("precision", "fp32"),
+                     # Torch threads of the training step (None: trained before seqgen stored them).
+                     "threads": progress.get("threads"),
                      "best_val_bpc": progress.get("best_val_bpc")},
         "checksum": meta.get("checksum"),
     }

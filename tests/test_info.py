@@ -22,6 +22,7 @@ def test_info_json_describes_a_text_checkpoint(text_checkpoint):
     assert details["model"] == {"cell": "lstm", "layers": 2, "hidden": 32, "embed": 16,
                                 "parameters": details["model"]["parameters"]}
     assert details["training"]["steps"] == 30 and details["training"]["best_val_loss"] > 0
+    assert details["training"]["threads"] == 1  # the tests run with OMP_NUM_THREADS=1: the count asked for, stored
     assert details["format_version"] == 1
 
 

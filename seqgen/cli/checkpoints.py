@@ -175,7 +175,9 @@ def info(
         shape += f"; calendar inputs ({describe(model['calendar'])})"
     table.add_row("model", f"{shape}; {model['parameters']:,} parameters")
     table.add_row("training", f"{progress['steps']} steps, {progress['seconds'] or 0:.1f}s, {progress['epochs'] or 0:.2f} epochs"
-                  f", {progress['precision']}" + ("" if progress["resumable"] else " (weights only)"))
+                  f", {progress['precision']}"
+                  + (f", {progress['threads']} torch thread{'s' if progress['threads'] > 1 else ''}" if progress.get("threads") else "")
+                  + ("" if progress["resumable"] else " (weights only)"))
     settings = progress.get("settings") or {}
     if "batch_size" in settings:
         decay = f", weight decay {settings['weight_decay']:g}" if settings.get("weight_decay") else ""

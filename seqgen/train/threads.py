@@ -46,6 +46,9 @@ from ..errors import UsageError
 KEEP_SEVERAL = 1.0
 # Timed passes on each count; one untimed pass on each goes first (the first calls are slow).
 PROBE_PASSES = 3
+# The timed rounds stop once the probe has taken this long (seconds): a pass of the full-size text
+# model takes about half a second, and one timed pair of it says enough.
+PROBE_BUDGET = 2.0
 # A probe whose several-thread pass takes this much longer than one thread's ends at once (where
 # the cores' idle time cannot be read, this is how busy cores show).
 CLEARLY_SLOWER = 2.0
@@ -84,6 +87,7 @@ def measure_threads(pass_: Callable[[], None], most: int, clock: Callable[[], fl
         torch.set_num_threads(1)
         return ThreadChoice(1, "busy")
     times: dict[int, list[float]] = {most: [], 1: []}
+    began = clock()
     for round_ in range(PROBE_PASSES + 1):
         for threads in (most, 1):
             torch.set_num_threads(threads)
@@ -91,7 +95,7 @@ def measure_threads(pass_: Callable[[], None], most: int, clock: Callable[[], fl
             pass_()
             if round_ > 0:
                 times[threads].append(clock() - start)
-        if round_ > 0 and times[most][-1] > CLEARLY_SLOWER * times[1][-1]:
+        if round_ > 0 and (times[most][-1] > CLEARLY_SLOWER * times[1][-1] or clock() - began > PROBE_BUDGET):
             break
     # The fastest pass of each: on quiet cores the others are slower only by chance.
     chosen = most if min(times[most]) <= KEEP_SEVERAL * min(times[1]) else 1
