@@ -86,10 +86,27 @@ def test_a_bf16_run_saves_float32_weights_and_resumes_exactly(text_file, tmp_pat
 def test_a_resumed_run_keeps_its_precision_unless_another_is_named(text_file, tmp_path, monkeypatch):
     out = tmp_path / "m.safetensors"
     train(text_file, out, 3, precision="bf16")
-    monkeypatch.setattr(precision_module, "cpu_has_bf16", lambda: False)  # auto would now say fp32
-    train(text_file, out, 6, precision="auto", resume=True)
+    train(text_file, out, 6, precision="auto", resume=True)  # auto alone would say fp32 for 32 units
     assert load_checkpoint(out).meta["progress"]["precision"] == "bf16"
     train(text_file, out, 9, precision="fp32", resume=True)
+    assert load_checkpoint(out).meta["progress"]["precision"] == "fp32"
+
+
+def test_a_bf16_run_resumed_where_bf16_cannot_run_says_so_and_how_to_go_on(text_file, tmp_path, monkeypatch):
+    """The default full-size text model trains in bf16 where the CPU has the units; resumed on
+    one without them (an AVX2-only CPU), it must not crash inside oneDNN."""
+    from seqgen.checkpoint import save_checkpoint
+
+    out = tmp_path / "m.safetensors"
+    train(text_file, out, 3, precision="fp32")
+    ckpt = load_checkpoint(out)  # as a run trained in bf16 elsewhere would have saved it
+    meta = {k: v for k, v in ckpt.meta.items() if k not in ("format", "format_version", "checksum")}
+    meta["train"]["precision"] = meta["progress"]["precision"] = "bf16"
+    save_checkpoint(out, meta, ckpt.weights, ckpt.training)
+    monkeypatch.setattr(precision_module, "cpu_has_bf16", lambda: False)
+    with pytest.raises(UsageError, match="trained in bf16.*give `precision` fp32"):
+        train(text_file, out, 6, precision="auto", resume=True)
+    train(text_file, out, 6, precision="fp32", resume=True)  # as the message says
     assert load_checkpoint(out).meta["progress"]["precision"] == "fp32"
 
 

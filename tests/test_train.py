@@ -165,6 +165,8 @@ def test_threads_asked_for_win_over_the_environment_and_bad_counts_are_usage_err
     assert threads_module.threads_asked(None) is None  # to be measured
     with pytest.raises(UsageError, match="`threads` must be >= 1"):
         TrainConfig(threads=0).check()
+    with pytest.raises(UsageError, match="may use .* cores; give at most that"):
+        threads_module.threads_asked(os.cpu_count() + 64)  # threads beyond the cores crawl
 
 
 def test_the_probe_trains_nothing_and_the_count_is_stored_and_resumed(text_file, tmp_path, monkeypatch):

@@ -92,6 +92,10 @@ def train(
     train_opts = {k: v for k, v in train_opts.items() if v is not None}
     replace(ModelConfig(), **model_opts).check()  # fail on a bad option before reading any data
     replace(TrainConfig(), **train_opts).check()
+    if threads is not None:
+        from ..train.threads import check_threads
+
+        check_threads(threads)  # more than this machine's cores: before reading any data
     if calendar is not None and calendar not in CALENDARS:
         raise UsageError(f"--calendar must be one of {', '.join(CALENDARS)}, got {calendar!r}")
     if log_every is not None and log_every < 1:
@@ -529,9 +533,11 @@ class TrainDisplay:
             if event["step"] % self.log_every == 0:
                 self.pending = (event["step"], f"step {event['step']}  loss {event['loss']:.4f}  val {{val}}  "
                                 f"{event['items_per_sec']:,.0f} {self.unit}/s  {event['elapsed']:.0f}s")
-        elif kind == "threads" and event["measured"] and not self.quiet:
+        elif kind == "threads" and event["measured"] != "asked" and not self.quiet:
             why = {"busy": "other processes keep the cores busy", "slower": "more were slower for this model",
-                   "faster": "measured faster than one", "one core": "one core"}[event["measured"]]
+                   "faster": "measured faster than one", "one core": "one core",
+                   "resumed": "the run's own", "fewer cores": "fewer than the run had: this machine has no more cores"
+                   }[event["measured"]]
             count = event["threads"]
             say(f"threads: {count} torch thread{'s' if count > 1 else ''} ({why}); --threads N fixes the count")
         elif kind == "calibration_failed":

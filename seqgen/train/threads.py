@@ -35,7 +35,7 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from ..device import idle_cores
+from ..device import idle_cores, usable_cores
 from ..errors import UsageError
 
 # Several threads are kept when their fastest pass takes at most this share of one thread's. The
@@ -54,19 +54,30 @@ PROBE_BUDGET = 2.0
 CLEARLY_SLOWER = 2.0
 
 
+def check_threads(threads: int) -> None:
+    """A thread count must be at least one and at most the cores this process may use: more
+    threads than cores wait for each other at every operation (64 on 2 cores trained 80 times
+    slower than one)."""
+    if threads < 1:
+        raise UsageError(f"`threads` must be >= 1, got {threads}")  # as TrainConfig.check says it
+    if threads > usable_cores():
+        raise UsageError(f"`threads` {threads}: this process may use {usable_cores()} cores; give at most that")
+
+
 def threads_asked(threads: int | None) -> int | None:
     """The count a user chose: `threads`, else OMP_NUM_THREADS, else None (to be measured)."""
     if threads is not None:
-        if threads < 1:
-            raise UsageError(f"`threads` must be >= 1, got {threads}")
+        check_threads(threads)
         return threads
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
     return int(env) if env.isdigit() and int(env) >= 1 else None
 
 
 class ThreadChoice(NamedTuple):
-    """A measured thread count and why: "one core" (no other to use), "busy" (other processes
-    keep the cores busy), "faster" (several threads timed faster) or "slower" (they were not)."""
+    """A thread count and why: measured, "one core" (no other to use), "busy" (other processes
+    keep the cores busy), "faster" (several threads timed faster) or "slower" (they were not);
+    otherwise "asked", "resumed" (a resumed run's own) or "fewer cores" (a resumed run's own count
+    was more than this machine's cores)."""
 
     threads: int
     why: str

@@ -27,12 +27,12 @@ from ..config import MIN_WINDOW, ModelConfig, TrainConfig
 from ..data import Dataset
 from ..data.calendar import model_streams
 from ..data.tokenizers import tokenization
-from ..device import keep_freed_memory, resolve_device
+from ..device import keep_freed_memory, resolve_device, usable_cores
 from .distributed import current as current_group, device_for
 from ..errors import CheckpointError, DataError, TrainingError, UsageError
 from ..model.heads import head_for
 from ..model.network import SeqModel, State, detach_state, parameter_count, state_from_tensors, state_tensors
-from .precision import autocast, grad_scaler, resolve_precision
+from .precision import autocast, grad_scaler, hardware_runs, resolve_precision
 from .threads import measure_threads, threads_asked
 
 
@@ -183,14 +183,22 @@ class Trainer:
         if trained_in == "fp16" and (stored or config.precision) == "fp16" and self.device.type != "cuda":
             raise UsageError(f"`resume` {resume.path}: that run trained in fp16, which runs on CUDA only; resume it with "
                              "`device` cuda, or give `precision` bf16 or fp32 to go on in that")
+        if stored == "bf16" and not hardware_runs(self.device, "bf16", model_config.cell):
+            raise UsageError(f"`resume` {resume.path}: that run trained in bf16, which this {self.device.type.upper()} "
+                             f"cannot run (no bfloat16 units, or no bfloat16 kernel for the {model_config.cell.upper()} "
+                             "cell); give `precision` fp32 to go on in float32")
         self.precision = stored or resolve_precision(config.precision, self.device, model_config.cell,
                                                      model_config.hidden, model_config.is_text)
         self.scaler = grad_scaler(self.device, self.precision)
         # The torch threads of the training step: asked for, a resumed run's own, or measured
         # when the run starts (see threads.py); a GPU sets the pace elsewhere.
         self.threads = threads_asked(config.threads)
-        if self.threads is None and resume is not None:
-            self.threads = resume.meta["progress"].get("threads")
+        self.threads_from = "asked"
+        if self.threads is None and resume is not None and resume.meta["progress"].get("threads"):
+            # More than this machine's cores would crawl (threads wait at every barrier): fewer,
+            # though the weights may then differ from an uninterrupted run's.
+            self.threads = min(resume.meta["progress"]["threads"], usable_cores())
+            self.threads_from = "resumed" if self.threads == resume.meta["progress"]["threads"] else "fewer cores"
         label = data.source.get("path", "the training data")
         # A view of the (possibly memory-mapped) streams: each step copies only its own window.
         streams = [s[:k] for s, k in zip(model_streams(data), data.splits)]
@@ -337,7 +345,7 @@ class Trainer:
         """Set torch's thread count for the run: asked for, stored by a resumed run, or measured now."""
         if self.device.type != "cpu":
             return
-        why = None  # asked for, or a resumed run's own
+        why = self.threads_from  # asked for, or a resumed run's own
         if self.threads is None:
             self.threads, why = measure_threads(self._probe_pass, torch.get_num_threads())
         torch.set_num_threads(self.threads)
