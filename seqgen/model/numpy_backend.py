@@ -16,13 +16,12 @@ or in company. A float32 matrix product cannot promise that: a BLAS sums a row's
 order that may depend on how many rows the call has and where the row sits. OpenBLAS's AVX-512
 kernels happened not to, which hid it; its Haswell kernels, which every AVX2-only CPU gets, give
 a row other bits in 40 of the 64 positions of a 64-row product. So every matrix product here is
-exact, and no order of its sums can matter (see ExactWeights): each row of the left side is
-scaled by a power of two and rounded to integers of at most INPUT_BITS bits, the weights are
-integers of a few more bits times a power of two per column, and the product is taken in
-float64, where every partial sum of integers that small is exact. What is left is the rounding of
-the inputs (to 2^-21 of their row's largest magnitude) and of the weights (to 2^-21 or finer of
-their column's largest), far below what float32 training resolves, and one rounding of each
-result to float32. It holds on any BLAS, any CPU and any thread count, and a whole sequence
+exact, and no order of its sums can matter (see ExactWeights): the left side, a cell's output
+within [-1, 1], is rounded to multiples of 2^-INPUT_BITS (integers once scaled), the weights are
+integers times a power of two per column, and the product is taken in float64, where every
+partial sum of integers that small is exact. What is left is the rounding of the inputs (to
+2^-21) and of the weights (to 21 bits of their column's largest for 384 inputs, 24 for 64, 20 for
+1,024), far below what float32 training resolves, and one rounding of each result to float32. It holds on any BLAS, any CPU and any thread count, and a whole sequence
 (`forward`) gives the bits that stepping it gives. It costs float64 arithmetic:
 benchmarks/kernels.py measures it beside the float32 product it replaced.
 """
@@ -50,9 +49,9 @@ KEPT_BUFFERS = 12
 INPUT_BITS = 21
 INPUT_LIMIT = 2.0
 # Products of at most this many rows are taken a row at a time: measured on a 2-core AMD EPYC
-# (OpenBLAS 0.3.31, SkylakeX and Haswell kernels alike), (384 x 1536) weights in float64 took
-# 57 us for one row, 108 for two rows one by one against 249 as a matrix product, 214 against 248
-# for four, 417 against 284 for eight.
+# (OpenBLAS 0.3.31, SkylakeX and Haswell kernels alike), a whole exact product with (384 x 1536)
+# weights took 168 us for two rows one by one against 285 as a matrix product, and 326 against
+# 282 for four.
 ROWS_ONE_BY_ONE = 3
 # Every partial sum must stay below 2^SUM_BITS in magnitude to be exact in float64.
 SUM_BITS = 52
