@@ -21,8 +21,9 @@ within [-1, 1], is rounded to multiples of 2^-INPUT_BITS (integers once scaled),
 integers times a power of two per column, and the product is taken in float64, where every
 partial sum of integers that small is exact. What is left is the rounding of the inputs (to
 2^-21) and of the weights (to 21 bits of their column's largest for 384 inputs, 24 for 64, 20 for
-1,024), far below what float32 training resolves, and one rounding of each result to float32. It holds on any BLAS, any CPU and any thread count, and a whole sequence
-(`forward`) gives the bits that stepping it gives. It costs float64 arithmetic:
+1,024), far below what float32 training resolves, and one rounding of each result to float32.
+It holds on any BLAS, any CPU and any thread count, and a whole sequence (`forward`) gives the
+bits that stepping it gives. It costs float64 arithmetic:
 benchmarks/kernels.py measures it beside the float32 product it replaced.
 """
 
@@ -275,7 +276,8 @@ class ExactWeights:
         inner, self.columns = weights.shape
         # |inputs| <= INPUT_LIMIT gives integers of at most INPUT_BITS + 1 bits, so every partial
         # sum of `inner` products stays below 2^SUM_BITS with integer weights of `bits` bits.
-        self.bits = SUM_BITS - (INPUT_BITS + 1) - max(1, int(np.ceil(np.log2(max(inner, 2)))))
+        input_bits = INPUT_BITS + int(np.log2(INPUT_LIMIT))
+        self.bits = SUM_BITS - input_bits - max(1, int(np.ceil(np.log2(max(inner, 2)))))
         largest = np.abs(weights).max(axis=0)
         exponents = np.frexp(largest)[1]  # largest < 2^exponent (and 0 for an all-zero column)
         scale = np.ldexp(1.0, exponents - self.bits)
