@@ -43,6 +43,9 @@ class Checkpoint:
 
     @property
     def model_config(self) -> ModelConfig:
+        if self.kind == "forecaster":  # every command but forecast and info reads a trained model's config
+            raise CheckpointError(f"{self.path} is the pretrained forecaster, which only forecasts: "
+                                  f"seqgen forecast {self.path} DATA")
         return from_dict(ModelConfig, self.meta["model"])
 
     @property

@@ -14,6 +14,8 @@ TOKEN_PREVIEW = 20  # learnt word pieces or BPE tokens shown
 def checkpoint_info(checkpoint: str | Path | Checkpoint) -> dict:
     """Data, model, training progress and format of a checkpoint."""
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+    if ckpt.kind == "forecaster":
+        return _forecaster_info(ckpt)
     meta, data, model = ckpt.meta, ckpt.data, ckpt.model_config
     progress = meta.get("progress", {})
     info = {
@@ -63,3 +65,19 @@ def checkpoint_info(checkpoint: str | Path | Checkpoint) -> dict:
         else:
             info["data"].update(mean=data.get("mean"), std=data.get("std"))
     return info
+
+
+def _forecaster_info(ckpt: Checkpoint) -> dict:
+    """The pretrained forecaster's: its network, its recipe and how far it went."""
+    model, progress, train = ckpt.meta["model"], ckpt.meta.get("progress", {}), ckpt.meta.get("train", {})
+    return {
+        "path": ckpt.path,
+        "format_version": ckpt.meta.get("format_version"),
+        "data": {"kind": "forecaster", "description": f"synthetic series, seed {train.get('seed')}"},
+        "model": {"cell": "lstm", "layers": model["layers"], "hidden": model["hidden"], "horizon": model["horizon"],
+                  "levels": model["levels"], "context": model["context"],
+                  "parameters": int(sum(w.size for w in ckpt.weights.values()))},
+        "training": {"steps": progress.get("step"), "seconds": progress.get("seconds"),
+                     "val_loss": progress.get("val_loss"), "settings": train},
+        "checksum": ckpt.meta.get("checksum"),
+    }

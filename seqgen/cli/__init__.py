@@ -15,7 +15,7 @@ from ..device import keep_freed_memory  # noqa: E402
 # Every command reuses freed memory instead of faulting in fresh pages (see device.py).
 keep_freed_memory()
 
-from . import train, sample, forecast, checkpoints, serve  # noqa: E402  (registers the commands, in --help's order)
+from . import train, pretrain, sample, forecast, checkpoints, serve  # noqa: E402  (registers the commands, in --help's order)
 from .app import app, main  # noqa: E402
 
-__all__ = ["app", "main", "train", "sample", "forecast", "checkpoints", "serve"]
+__all__ = ["app", "main", "train", "pretrain", "sample", "forecast", "checkpoints", "serve"]

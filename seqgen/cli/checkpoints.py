@@ -159,6 +159,11 @@ def info(
         return
     data, model, progress = details["data"], details["model"], details["training"]
     table = Table(show_header=False, box=None, padding=(0, 2))
+    if data["kind"] == "forecaster":
+        _forecaster_rows(table, model, progress)
+        table.add_row("format", f"seqgen-checkpoint version {details['format_version']}")
+        console.print(table)
+        return
     table.add_row("data", f"{data['kind']}: {data['description']}")
     if data.get("tokens", "char") == "char" and "vocab_size" in data:
         table.add_row("vocabulary", f"{data['vocab_size']} characters: {data['vocab_preview']!r}")
@@ -190,6 +195,14 @@ def info(
         table.add_row("best validation", f"{progress['best_val_loss']:.4g} {unit}{bits} at step {progress['best_step']}")
     table.add_row("format", f"seqgen-checkpoint version {details['format_version']}")
     console.print(table)
+
+
+def _forecaster_rows(table, model: dict, progress: dict) -> None:
+    table.add_row("data", "forecaster, pretrained on synthetic series: forecasts a series it has never seen")
+    table.add_row("model", f"LSTM, {model['layers']} x {model['hidden']}; quantiles of the next {model['horizon']} "
+                  f"steps; reads the last {model['context']} values; {model['parameters']:,} parameters")
+    table.add_row("training", f"{progress['steps']} steps of {progress['settings'].get('batch')} series, "
+                  f"{progress['seconds'] or 0:.0f}s; validation pinball loss {progress['val_loss'] or float('nan'):.4f}")
 
 
 # `seqgen info` lists this many series' scaling; --json lists them all.

@@ -32,10 +32,15 @@ def forecast(
     series: Optional[str] = typer.Option(None, help="Forecast only this series (a column, an id of a long table, or a channel of a --joint model, which is still forecast with the others). \\[default: every series]"),
     seed: Optional[int] = typer.Option(None, callback=check_seed, help="Random seed; the same seed gives the same paths."),
     backend: str = typer.Option("auto", help="auto (NumPy on CPU), numpy or torch."),
+    season: Optional[int] = typer.Option(None, min=1, help="For the pretrained forecaster: the season length in steps (1: none). \\[default: from DATA's dates (12 for monthly, 4 for quarterly, 1 for yearly), else from its autocorrelation]"),
 ) -> None:
-    """Forecast a series: sample many futures and write, per step, their mean and quantiles."""
+    """Forecast a series: sample many futures and write, per step, their mean and quantiles.
+
+    CHECKPOINT 'pretrained' is the shipped forecaster, which forecasts a series it was never
+    trained on: seqgen forecast pretrained DATA.csv -H 12."""
     from ..checkpoint import load_checkpoint
     from ..generate.forecast import Forecast, forecast as run_forecast
+    from ..generate.zero_shot import is_forecaster
 
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)} for forecast, got {fmt!r}")
@@ -44,12 +49,18 @@ def forecast(
         from .plot import check_plot_file
 
         check_plot_file(plot_file)  # before the work, not after it
-    ckpt = load_checkpoint(checkpoint)
+    ckpt = load_checkpoint(resolve_checkpoint(checkpoint))
     if ckpt.kind == "text":
         raise UsageError(f"{checkpoint} is a text model; forecast continues numbers (use 'seqgen sample' for text)")
-    histories, frequency = _histories(ckpt, data, series, seed)
     if 0 < samples < FEW_SAMPLES:
         say(f"note: --samples {samples}: the quantiles of so few paths say little about the spread (the default is 200)")
+    if is_forecaster(ckpt):
+        results, histories_by_name = _zero_shot(ckpt, data, series, season, horizon, samples, levels)
+        _finish(results, histories_by_name, output, fmt, plot, plot_file, "series")
+        return
+    if season is not None:
+        raise UsageError(f"--season applies to the pretrained forecaster; {checkpoint} reads its season from training")
+    histories, frequency = _histories(ckpt, data, series, seed)
     results, histories_by_name = [], {}
     for name, history, last_time in histories:
         known = name is not None and any(e["name"] == name for e in ckpt.data.get("series") or [])
@@ -69,6 +80,70 @@ def forecast(
         else:
             results.append((name, times, made))
             histories_by_name[name] = history
+    _finish(results, histories_by_name, output, fmt, plot, plot_file,
+            "channels" if ckpt.model_config.channels > 1 else "series")
+
+
+PRETRAINED = "pretrained"
+
+
+def resolve_checkpoint(checkpoint: Path) -> Path:
+    """CHECKPOINT as given, or for the name 'pretrained' (when no such file exists) the shipped
+    forecaster in the project's checkpoints/ folder."""
+    if str(checkpoint) != PRETRAINED or checkpoint.exists():
+        return checkpoint
+    from ..generate.zero_shot import shipped_forecaster
+
+    return shipped_forecaster()
+
+
+def _zero_shot(ckpt, data: Optional[str], only: Optional[str], season: Optional[int], horizon: int, samples: int,
+               levels) -> tuple[list, dict]:
+    """The pretrained forecaster's forecast of each series of DATA, with the season each is read with."""
+    from ..generate.zero_shot import guess_season, season_for, zero_shot
+
+    if data is None:
+        raise UsageError(f"{ckpt.path} is the pretrained forecaster, which continues a series you give: "
+                         "seqgen forecast pretrained DATA.csv --horizon 12")
+    rows, frequency = _user_series(data, only)
+    results, histories = [], {}
+    for name, values, last_time in rows:
+        m = season or (season_for(frequency) if frequency is not None else guess_season(values))
+        if season is None and frequency is None:
+            say(f"note: {name or data} has no dates; read with a season of {m} step{'s' if m != 1 else ''} "
+                "(from its autocorrelation; --season sets it)")
+        made = zero_shot(ckpt, values, horizon, m, samples=samples, quantiles=levels)
+        results.append((name, _times(last_time, frequency, horizon), made))
+        histories[name] = values
+    return results, histories
+
+
+def _user_series(data: str, only: Optional[str]):
+    """[(series name or None, values, time of the last value or None)] of a file read as
+    'seqgen train' reads one with no options, and the step between its times (None without)."""
+    from ..data import read_values
+    from ..data.load import TableOptions
+    from ..data.table import looks_like_table
+
+    raw, label, suffix = _read_data(data)
+    text = None if suffix.lower() == ".npy" else _decode(raw, label)
+    if text is not None and looks_like_table(text):
+        table = TableOptions().read(text, label)
+        rows = [(name, values, None if table.times is None else str(times[-1]))
+                for name, values, times in zip(table.names, table.series, table.times or [None] * len(table.names))]
+        if only is not None:
+            rows = [row for row in rows if row[0] == only]
+            if not rows:
+                raise DataError(f"{label} has no series {only!r}; its series are {', '.join(map(repr, table.names[:10]))}")
+        return rows, table.frequency
+    values = read_values(raw, label, suffix)
+    if len(values) == 0:
+        raise DataError(f"{label} holds no numbers: give the history to continue")
+    return [(only, values, None)], None
+
+
+def _finish(results, histories_by_name, output, fmt, plot, plot_file, what: str) -> None:
+    """Write the forecasts' table, then draw the first one's chart where asked."""
     from .sample import _open_output
 
     with _open_output(output) as out:
@@ -76,9 +151,9 @@ def forecast(
     if plot or plot_file:
         name, times, first = results[0]
         history = histories_by_name[name]
+        levels = first.levels
         low, high, middle = first.quantiles[0], first.quantiles[-1], np.median(first.paths, axis=0)
         if len(results) > 1:
-            what = "channels" if ckpt.model_config.channels > 1 else "series"
             say(f"the chart shows the first of {len(results)} {what}, {name!r}"
                 + ("" if what == "channels" else " (--series chooses another)"))
         if plot:

@@ -111,3 +111,39 @@ def _levels(data: Dataset) -> np.ndarray:
     if data.levels is not None:  # the values as read, not float32's rounding of them
         return np.asarray(data.levels, dtype=np.float64)
     return data.unscale(np.asarray(data.streams[0], dtype=np.float64))
+
+
+# A log transform is considered only where the level moves this much (largest chunk mean over
+# smallest): on a series that stays near one level, logs change nothing worth the risk.
+LOG_MIN_RANGE = 1.3
+
+
+def log_helps(values: np.ndarray, seasons: np.ndarray) -> np.ndarray:
+    """For each row of `values` (N, T) with season length `seasons` (N,): whether to model it in
+    logs. Guerrero's idea with two candidates: cut the series into chunks of one season (or 5
+    values without a season), and take logs when the chunks' spread divided by their level
+    varies less than the spread itself, that is when the swings grow with the level. Only for
+    series above zero everywhere whose level moves (LOG_MIN_RANGE)."""
+    values = np.asarray(values, dtype=np.float64)
+    seasons = np.asarray(seasons)
+    out = np.zeros(len(values), dtype=bool)
+    for m in np.unique(seasons):
+        rows = np.flatnonzero(seasons == m)
+        k = int(m) if m > 1 else 5
+        chunks = values.shape[1] // k
+        if chunks < 3:
+            continue
+        block = values[rows, values.shape[1] - chunks * k:].reshape(len(rows), chunks, k)
+        level = block.mean(axis=2)
+        spread = block.std(axis=2, ddof=1)
+        positive = (values[rows] > 0).all(axis=1)
+        safe = np.where(level > 0, level, 1.0)
+        moves = level.max(axis=1) > LOG_MIN_RANGE * np.where(positive, level.min(axis=1), np.inf)
+        relative = spread / safe
+        out[rows] = positive & moves & (_variation(relative) < _variation(spread))
+    return out
+
+
+def _variation(x: np.ndarray) -> np.ndarray:
+    """Coefficient of variation of each row."""
+    return x.std(axis=1) / (np.abs(x.mean(axis=1)) + 1e-12)

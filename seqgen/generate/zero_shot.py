@@ -1,0 +1,107 @@
+"""Forecasting a series with the pretrained forecaster, without training on it (zero-shot).
+
+The history is read once by the network (model/forecaster.py), on NumPy, so no torch import and
+no training: a forecast costs a few milliseconds past process start. The head gives quantiles per
+step; sample paths for the `Forecast` they share with the other models are read off those
+quantiles on an even grid of levels (path i takes level (i + 1/2) / samples at every step), so the
+paths' quantiles are the predicted ones and their mean is the mean of the predicted distribution.
+Nothing is drawn at random: the same history gives the same forecast, whatever the seed.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from ..checkpoint import Checkpoint
+from ..data.transforms import log_helps
+from ..errors import DataError, UsageError
+from ..metrics import detect_season
+from ..model.forecaster import ForecasterConfig, NumpyForecaster, encode
+
+MIN_HISTORY = 3
+# Without times, a season is looked for among periods up to this (a year of weeks).
+LONGEST_SEASON = 52
+
+
+def is_forecaster(ckpt: Checkpoint) -> bool:
+    return ckpt.kind == "forecaster"
+
+
+def season_for(frequency) -> int:
+    """The season length of data that steps at `frequency` (a data.times.Frequency, or None): a year
+    of months (12) or quarters (4), a week of days (7) or business days (5), a day of hours (24),
+    a year of weeks (52); 1 (no season) for yearly data and any other step."""
+    if frequency is None:
+        return 1
+    months = frequency.months
+    if months:
+        return 12 // months if 12 % months == 0 and months < 12 else 1
+    per = {"W": 52, "D": 7, "B": 5, "h": 24}.get(frequency.unit)
+    return per if per is not None and frequency.count == 1 else 1
+
+
+def guess_season(history: np.ndarray) -> int:
+    """A season for a history without times: its autocorrelation's period, seen 3 times at least."""
+    return detect_season(history, max_season=LONGEST_SEASON, min_cycles=3)
+
+
+def zero_shot(ckpt: Checkpoint, history: Sequence[float], horizon: int, season: int, *,
+              samples: int = 200, quantiles: Sequence[float] = (0.1, 0.5, 0.9)):
+    """The forecast of `history` (oldest first, in its own units) `horizon` steps ahead, for a
+    series whose season is `season` steps long (1: none)."""
+    from .forecast import Forecast, check_quantiles
+
+    config = ForecasterConfig.from_dict(ckpt.meta["model"])
+    levels = check_quantiles(quantiles)
+    if not 1 <= horizon <= config.horizon:
+        raise UsageError(f"`horizon` must be between 1 and {config.horizon} for {ckpt.path}, "
+                         f"which forecasts at most {config.horizon} steps at once; got {horizon}")
+    if samples < 1:
+        raise UsageError(f"`samples` must be >= 1, got {samples}")
+    if season < 1:
+        raise UsageError(f"`season` must be >= 1, got {season}")
+    y = np.asarray(history, dtype=np.float64).ravel()[-config.context:]
+    if len(y) < MIN_HISTORY:
+        raise DataError(f"the history holds {len(y)} values; the forecaster needs at least {MIN_HISTORY}")
+    if not np.all(np.isfinite(y)):
+        raise DataError("the history holds NaN or infinite values; fill or remove them first")
+    logged = bool(log_helps(y[None], np.array([season]))[0])
+    y_model = np.log(y) if logged else y
+    x, scale = encode(y_model[None], np.array([season]), np.array([logged]))
+    out = NumpyForecaster(config, ckpt.weights).last_output(x)[0, :horizon]
+    steps = y_model[-1] + np.sort(out, axis=1) * scale[0, -1]  # (horizon, levels)
+    grid = (np.arange(samples) + 0.5) / samples
+    paths = np.stack([_interpolate(grid, config.levels, row) for row in steps], axis=1)
+    if logged:
+        paths = np.exp(paths)
+    if y.min() >= 0:
+        paths = np.maximum(paths, 0.0)  # counts and amounts that never went below zero do not now
+    return Forecast(paths, levels, extra={"log": logged, "season": season})
+
+
+def _interpolate(grid: np.ndarray, levels: Sequence[float], values: np.ndarray) -> np.ndarray:
+    """The quantile function through (levels, values) at `grid`, straight beyond the end levels."""
+    levels = np.asarray(levels)
+    inside = np.interp(grid, levels, values)
+    low_slope = (values[1] - values[0]) / (levels[1] - levels[0])
+    high_slope = (values[-1] - values[-2]) / (levels[-1] - levels[-2])
+    inside = np.where(grid < levels[0], values[0] + (grid - levels[0]) * low_slope, inside)
+    return np.where(grid > levels[-1], values[-1] + (grid - levels[-1]) * high_slope, inside)
+
+
+def shipped_forecaster() -> "Path":
+    """The pretrained forecaster that ships in the project's checkpoints/ folder."""
+    from pathlib import Path
+
+    from ..errors import CheckpointError
+
+    path = Path(__file__).resolve().parents[2] / "checkpoints" / SHIPPED_NAME
+    if not path.is_file():
+        raise CheckpointError(f"no pretrained forecaster at {path}: "
+                              "give the path of a forecaster checkpoint, or make one with 'seqgen pretrain'")
+    return path
+
+
+SHIPPED_NAME = "forecaster.safetensors"

@@ -1,0 +1,191 @@
+"""The pretrained forecaster: one recurrent network that forecasts a series it has never seen.
+
+It reads a series one value at a time (an LSTM, so its state is O(1) whatever the length) and,
+after any value, its head gives the quantiles of each of the next HORIZON values at once (a
+multi-horizon quantile head, as MQ-RNN's): no sampled value is fed back, so errors do not
+compound, and the same history always gives the same forecast.
+
+What makes one network fit series of any size and shape is the encoding, the same in training
+and in use (`encode`):
+- a positive series whose swings grow with its level is read in logs (`transforms.log_helps`),
+  so that multiplicative seasonality becomes additive and every output is exponentiated back;
+- every value is measured against a running scale: the mean absolute step so far, weighted
+  toward the last ~50 steps (`running_scale`); a forecast is the change from the last value in
+  that scale, so the naive forecast is 0, and the training loss is close to MASE;
+- the season length (1 for none) is an input, with the position in the season as a sine and
+  cosine and the step one season back, so that a monthly series is read as monthly.
+The network is trained on synthetic series only (data/synthetic.py; train/pretrain.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+# Quantile levels the head predicts; the tails make the CRPS and wide intervals meaningful.
+LEVELS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98)
+FEATURES = 13
+# Inputs and targets beyond this many scale units are clipped: one outlier must not swamp the state.
+CLIP = 10.0
+TARGET_CLIP = 50.0
+# The running scale's weight on each new step, once there are more steps than 1/SCALE_WEIGHT.
+SCALE_WEIGHT = 0.02
+
+
+@dataclass
+class ForecasterConfig:
+    hidden: int = 128
+    layers: int = 2
+    horizon: int = 48
+    levels: tuple[float, ...] = field(default=LEVELS)
+    context: int = 512  # the most recent values read; training saw series up to this long
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "levels": list(self.levels)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ForecasterConfig":
+        return cls(**{**d, "levels": tuple(d["levels"])})
+
+
+def running_scale(y: np.ndarray) -> np.ndarray:
+    """(N, T): at each step, the mean absolute step so far, exponentially weighted once there are
+    more than 1/SCALE_WEIGHT steps; floored so that a flat stretch does not divide by zero."""
+    steps = np.abs(np.diff(y, axis=1))
+    n, t = y.shape
+    scale = np.empty((n, t))
+    mean = np.zeros(n)
+    for i in range(1, t):
+        weight = max(1.0 / i, SCALE_WEIGHT)
+        mean = mean + weight * (steps[:, i - 1] - mean)
+        scale[:, i] = mean
+    scale[:, 0] = scale[:, 1] if t > 1 else 0.0
+    size = np.maximum.accumulate(np.abs(y), axis=1)
+    return np.maximum(scale, 1e-3 * size + 1e-8)
+
+
+def _ewm(y: np.ndarray, weight: float) -> np.ndarray:
+    out = np.empty_like(y)
+    level = y[:, 0].copy()
+    for i in range(y.shape[1]):
+        level += max(1.0 / (i + 1), weight) * (y[:, i] - level)
+        out[:, i] = level
+    return out
+
+
+def _lagged(y: np.ndarray, seasons: np.ndarray, shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """y at step t - m + shift for each series' season m, and where that step exists (m > 1)."""
+    n, t = y.shape
+    index = np.arange(t)[None, :] - seasons[:, None] + shift
+    valid = (index >= 0) & (index < t) & (seasons[:, None] > 1)
+    return np.take_along_axis(y, np.clip(index, 0, t - 1), axis=1), valid
+
+
+def encode(y: np.ndarray, seasons: np.ndarray, logged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The network's inputs (N, T, FEATURES) float32 and the running scale (N, T), for series `y`
+    (N, T) already in logs where `logged` says so, with season lengths `seasons` (N,)."""
+    n, t = y.shape
+    scale = running_scale(y)
+    features = np.zeros((n, t, FEATURES))
+    step = np.zeros_like(y)
+    step[:, 1:] = np.diff(y, axis=1)
+    features[..., 0] = step / scale
+    features[..., 1] = (y - _ewm(y, 0.3)) / scale
+    features[..., 2] = (y - _ewm(y, 0.05)) / scale
+    ahead, valid = _lagged(y, seasons, 1)  # the value one season before the next step
+    features[..., 3] = np.where(valid, ahead - y, 0.0) / scale
+    back, valid = _lagged(y, seasons, 0)  # the change over the last season
+    features[..., 4] = np.where(valid, y - back, 0.0) / scale
+    phase = 2 * math.pi * np.arange(t)[None, :] / seasons[:, None]
+    seasonal = (seasons > 1)[:, None]
+    features[..., 5] = np.where(seasonal, np.sin(phase), 0.0)
+    features[..., 6] = np.where(seasonal, np.cos(phase), 0.0)
+    features[..., 7] = seasonal
+    features[..., 8] = (np.log(seasons) / 4)[:, None]
+    features[..., 9] = np.log1p(np.arange(t))[None, :] / 6
+    features[..., 10] = logged[:, None]
+    features[..., 11] = np.log1p(np.abs(_ewm(y, 0.05)) / scale) / 5
+    features[..., 12] = (y - np.minimum.accumulate(y, axis=1)) / scale
+    return np.clip(features, -CLIP, CLIP).astype(np.float32), scale
+
+
+def targets(y: np.ndarray, scale: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, T, horizon) changes from each step to each of the next `horizon`, in that step's
+    scale, and the mask of those that exist."""
+    n, t = y.shape
+    ahead = np.arange(1, horizon + 1)
+    index = np.arange(t)[:, None] + ahead[None, :]
+    valid = index < t
+    future = y[:, np.minimum(index, t - 1)]
+    z = (future - y[:, :, None]) / scale[:, :, None]
+    return np.clip(np.where(valid[None], z, 0.0), -TARGET_CLIP, TARGET_CLIP).astype(np.float32), np.broadcast_to(valid, z.shape)
+
+
+def build_network(config: ForecasterConfig):
+    """The torch module: an LSTM over the encoded inputs and a two-layer head to the quantiles."""
+    import torch
+    from torch import nn
+
+    class ForecasterNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = config
+            self.lstm = nn.LSTM(FEATURES, config.hidden, config.layers, batch_first=True)
+            self.head = nn.Sequential(nn.Linear(config.hidden + FEATURES, config.hidden), nn.GELU(),
+                                      nn.Linear(config.hidden, config.horizon * len(config.levels)))
+
+        def forward(self, x: "torch.Tensor") -> "torch.Tensor":
+            out, _ = self.lstm(x)
+            q = self.head(torch.cat([out, x], dim=-1))
+            return q.view(*x.shape[:2], config.horizon, len(config.levels))
+
+    return ForecasterNet()
+
+
+class NumpyForecaster:
+    """The network's forward pass in NumPy, for forecasting without importing torch (a forecast
+    is one pass over the history: a few milliseconds)."""
+
+    def __init__(self, config: ForecasterConfig, weights: dict[str, np.ndarray]) -> None:
+        self.config = config
+        self.w = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
+
+    def last_output(self, x: np.ndarray) -> np.ndarray:
+        """x (N, T, FEATURES) -> the head's output after the last step, (N, horizon, levels)."""
+        h = x.astype(np.float64)
+        for layer in range(self.config.layers):
+            h = self._lstm_layer(h, layer)
+        last = np.concatenate([h[:, -1], x[:, -1].astype(np.float64)], axis=1)
+        w = self.w
+        hidden = last @ w["head.0.weight"].T + w["head.0.bias"]
+        hidden = 0.5 * hidden * (1 + _erf(hidden / math.sqrt(2)))  # exact GELU, as torch's default
+        q = hidden @ w["head.2.weight"].T + w["head.2.bias"]
+        return q.reshape(len(x), self.config.horizon, len(self.config.levels))
+
+    def _lstm_layer(self, x: np.ndarray, layer: int) -> np.ndarray:
+        w = self.w
+        size = self.config.hidden
+        inputs = x @ w[f"lstm.weight_ih_l{layer}"].T + w[f"lstm.bias_ih_l{layer}"] + w[f"lstm.bias_hh_l{layer}"]
+        recurrent = w[f"lstm.weight_hh_l{layer}"].T
+        n, t, _ = x.shape
+        h, c = np.zeros((n, size)), np.zeros((n, size))
+        out = np.empty((n, t, size))
+        for i in range(t):
+            gates = inputs[:, i] + h @ recurrent
+            gate_in, forget, cell, gate_out = np.split(gates, 4, axis=1)
+            c = _sigmoid(forget) * c + _sigmoid(gate_in) * np.tanh(cell)
+            h = _sigmoid(gate_out) * np.tanh(c)
+            out[:, i] = h
+        return out
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1 + np.tanh(0.5 * x))
+
+
+def _erf(x: np.ndarray) -> np.ndarray:
+    from math import erf
+
+    return np.vectorize(erf, otypes=[np.float64])(x)

@@ -1,0 +1,127 @@
+"""The pretrained forecaster: synthetic series, the log transform, pretraining and zero-shot forecasts."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from seqgen import load_checkpoint
+from seqgen.cli import app
+from seqgen.data.synthetic import synthetic_series
+from seqgen.data.times import Frequency
+from seqgen.data.transforms import log_helps
+from seqgen.errors import DataError, UsageError
+from seqgen.generate.zero_shot import season_for, zero_shot
+from seqgen.model.forecaster import ForecasterConfig, NumpyForecaster, build_network, encode
+from seqgen.train.pretrain import PretrainConfig, pretrain
+
+runner = CliRunner()
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "seqgen", *args], capture_output=True, text=True,
+                          env={**os.environ, "NO_COLOR": "1"}, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def forecaster(tmp_path_factory):
+    """A forecaster pretrained for a few steps: untrained in skill, complete in form."""
+    out = tmp_path_factory.mktemp("forecaster") / "forecaster.safetensors"
+    pretrain(out, ForecasterConfig(hidden=16, layers=1, horizon=12),
+             PretrainConfig(steps=3, batch=8, warmup=1, save_every=3), log=lambda line: None)
+    return out
+
+
+def monthly_csv(path, values, start_year=2000):
+    lines = ["date,sales"] + [f"{start_year + i // 12}-{i % 12 + 1:02d}-01,{v:.4f}" for i, v in enumerate(values)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_the_same_seed_draws_the_same_synthetic_series():
+    a, seasons_a = synthetic_series(64, 50, np.random.default_rng(3))
+    b, seasons_b = synthetic_series(64, 50, np.random.default_rng(3))
+    assert np.array_equal(a, b) and np.array_equal(seasons_a, seasons_b)
+    assert a.shape == (64, 50) and np.isfinite(a).all()
+    assert set(np.unique(seasons_a)) <= {1, 4, 7, 12, 24, 52}
+
+
+def test_logs_are_taken_where_the_swings_grow_with_the_level():
+    t = np.arange(120)
+    season = np.sin(2 * math.pi * t / 12)
+    multiplicative = 100 * 1.02 ** t * (1 + 0.3 * season)
+    additive = 100 + 5 * t + 20 * season
+    with_zero = np.concatenate([[0.0], multiplicative[1:]])
+    chosen = log_helps(np.stack([multiplicative, additive, with_zero]), np.array([12, 12, 12]))
+    assert chosen.tolist() == [True, False, False]
+
+
+def test_numpy_inference_matches_the_torch_network(forecaster):
+    ckpt = load_checkpoint(forecaster)
+    config = ForecasterConfig.from_dict(ckpt.meta["model"])
+    net = build_network(config)
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in ckpt.weights.items()})
+    y = np.cumsum(np.random.default_rng(0).normal(size=(2, 40)), axis=1)
+    x, _ = encode(y, np.array([1, 12]), np.array([False, False]))
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x))[:, -1].numpy()
+    assert np.allclose(NumpyForecaster(config, ckpt.weights).last_output(x), expected, atol=1e-5)
+
+
+def test_a_zero_shot_forecast_is_the_same_every_time_and_its_quantiles_are_ordered(forecaster):
+    ckpt = load_checkpoint(forecaster)
+    history = 50 + 10 * np.sin(2 * math.pi * np.arange(60) / 12)
+    first = zero_shot(ckpt, history, 6, 12, quantiles=(0.1, 0.5, 0.9))
+    second = zero_shot(ckpt, history, 6, 12, quantiles=(0.1, 0.5, 0.9))
+    assert first.paths.shape == (200, 6)
+    assert np.array_equal(first.paths, second.paths)
+    q = first.quantiles
+    assert (q[0] <= q[1]).all() and (q[1] <= q[2]).all()
+
+
+def test_a_series_that_never_went_below_zero_is_not_forecast_below_it(forecaster):
+    history = np.array([0, 0, 3, 0, 0, 5, 0, 1, 0, 0, 0, 2, 0, 0], dtype=float)
+    made = zero_shot(load_checkpoint(forecaster), history, 5, 1)
+    assert made.paths.min() >= 0
+
+
+def test_zero_shot_refuses_what_it_cannot_do(forecaster):
+    ckpt = load_checkpoint(forecaster)
+    with pytest.raises(UsageError, match="at most 12 steps"):
+        zero_shot(ckpt, np.arange(30.0), 13, 1)
+    with pytest.raises(DataError, match="at least 3"):
+        zero_shot(ckpt, [1.0, 2.0], 3, 1)
+    with pytest.raises(DataError, match="NaN"):
+        zero_shot(ckpt, [1.0, np.nan, 2.0, 3.0], 3, 1)
+
+
+def test_the_season_follows_the_step_of_the_dates():
+    assert season_for(Frequency("M", 1)) == 12
+    assert season_for(Frequency("M", 3)) == 4
+    assert season_for(Frequency("Y", 1)) == 1
+    assert season_for(Frequency("D", 1)) == 7
+    assert season_for(None) == 1
+
+
+def test_seqgen_forecast_continues_a_csv_with_the_forecaster(forecaster, tmp_path):
+    data = monthly_csv(tmp_path / "sales.csv", 100 + 10 * np.sin(2 * math.pi * np.arange(48) / 12))
+    result = runner.invoke(app, ["forecast", str(forecaster), str(data), "-H", "3"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert lines[0] == "time,mean,q0.1,q0.5,q0.9"
+    assert [line.split(",")[0] for line in lines[1:]] == ["2004-01", "2004-02", "2004-03"]
+
+
+def test_the_forecaster_says_clearly_what_it_does_not_do(forecaster):
+    no_data = run("forecast", str(forecaster))
+    assert no_data.returncode == 2 and "continues a series you give" in no_data.stderr
+    sampled = run("sample", str(forecaster))
+    assert sampled.returncode == 1 and "only forecasts" in sampled.stderr
+    assert len(sampled.stderr.strip().splitlines()) == 1
