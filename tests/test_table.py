@@ -271,3 +271,19 @@ def test_irregular_times_are_taken_as_they_are():
     # Mostly one second apart, then five hours: an event log, not a series with 18,000 missing rows.
     table = read_table("time,v\n2020-01-01 00:00:00,1\n2020-01-01 00:00:01,2\n2020-01-01 05:00:03,3\n", "log.csv")
     assert table.frequency == Frequency("s", 1) and len(table.series[0]) == 3
+
+
+def test_an_r_export_is_the_series_it_holds():
+    # R writes a ts as a row number, then the time in decimal years, then the value.
+    text = "rownames,time,value\n" + "".join(f"{i + 1},{1999 + i / 4},{10 + i}\n" for i in range(8))
+    table = read_table(text, "r.csv")
+    assert table.names == ["value"]
+    assert str(table.frequency) == "3 months"
+    assert [str(t)[:7] for t in table.times[0][:3]] == ["1999-01", "1999-04", "1999-07"]
+
+
+def test_monthly_decimal_years_land_on_their_months():
+    text = "time,sales\n" + "".join(f"{1949 + i / 12:.6f},{100 + i}\n" for i in range(14))
+    table = read_table(text, "air.csv")
+    assert str(table.frequency) == "1 month"
+    assert str(table.times[0][13])[:7] == "1950-02"

@@ -35,7 +35,7 @@ MISSING = {"", "na", "n/a", "nan", "null"}
 # A bare four-digit number is a year only under a header with one of these words; elsewhere it is a value.
 TIME_NAMES = {"year", "years", "date", "datetime", "time", "timestamp", "period", "month", "ds"}
 # Besides the time names, the names of a column that counts rows rather than holding a series.
-COUNTER_NAMES = {"t", "step", "index", "idx", "n", "row", "#"}
+COUNTER_NAMES = {"t", "step", "index", "idx", "n", "row", "#", "rownames"}  # rownames: R's exports
 # How many leading lines of a file, or present cells of a column, decide what it holds.
 SNIFF = 20
 # How a table read with a checkpoint's options names the column each option chose.

@@ -47,6 +47,8 @@ def parse_time(cell: str, years: bool = False) -> np.datetime64 | None:
     cell = cell.strip()
     if years and re.fullmatch("[0-9]{4}", cell):
         return np.datetime64(cell, "s")
+    if years and _DECIMAL_YEAR.fullmatch(cell):
+        return _decimal_year(cell)
     match = _DATE.fullmatch(cell)
     if not match or (match["H"] and not (match["d"] or match["d2"])):
         return None
@@ -57,6 +59,19 @@ def parse_time(cell: str, years: bool = False) -> np.datetime64 | None:
     except ValueError:  # month 13, February 30, hour 25
         return None
     return np.datetime64(stamp, "s")
+
+
+# R writes the times of a monthly or quarterly series as decimal years: 1949.083333 is February 1949.
+_DECIMAL_YEAR = re.compile(r"[0-9]{4}\.[0-9]+")
+
+
+def _decimal_year(cell: str) -> np.datetime64 | None:
+    """The month a decimal year starts (None unless its fraction is a whole number of months)."""
+    year, fraction = int(cell[:4]), float("0" + cell[4:])
+    month = fraction * 12
+    if abs(month - round(month)) > 0.01:
+        return None
+    return np.datetime64(f"{year:04d}-{int(round(month)) + 1:02d}-01", "s")
 
 
 def format_time(t: np.datetime64, frequency: Frequency) -> str:

@@ -69,9 +69,9 @@ def zero_shot(ckpt: Checkpoint, history: Sequence[float], horizon: int, season: 
         raise DataError("the history holds NaN or infinite values; fill or remove them first")
     logged = bool(log_helps(y[None], np.array([season]))[0])
     y_model = np.log(y) if logged else y
-    x, scale = encode(y_model[None], np.array([season]), np.array([logged]))
-    out = NumpyForecaster(config, ckpt.weights).last_output(x)[0, :horizon]
-    steps = y_model[-1] + np.sort(out, axis=1) * scale[0, -1]  # (horizon, levels)
+    network = NumpyForecaster(config, ckpt.weights)
+    members = [_member(network, y_model[-n:], season, logged, horizon) for n in contexts(len(y), season)]
+    steps = np.median(np.stack(members), axis=0)  # (horizon, levels), still in order along levels
     grid = (np.arange(samples) + 0.5) / samples
     paths = np.stack([_interpolate(grid, config.levels, row) for row in steps], axis=1)
     if logged:
@@ -79,6 +79,26 @@ def zero_shot(ckpt: Checkpoint, history: Sequence[float], horizon: int, season: 
     if y.min() >= 0:
         paths = np.maximum(paths, 0.0)  # counts and amounts that never went below zero do not now
     return Forecast(paths, levels, extra={"log": logged, "season": season})
+
+
+# The ensemble reads the history from several starts: all of it, and its last two thirds and
+# third where those still hold MEMBER_SEASONS seasons (MEMBER_VALUES values without a season).
+# Each member is a plausible reading; the median of their quantiles is steadier than any one.
+MEMBER_SEASONS = 4
+MEMBER_VALUES = 16
+
+
+def contexts(length: int, season: int) -> list[int]:
+    """How many of the last values each member of the ensemble reads."""
+    shortest = max(MEMBER_SEASONS * season, MEMBER_VALUES)
+    return [length] + [n for n in (length * 2 // 3, length // 3) if n >= shortest]
+
+
+def _member(network: NumpyForecaster, y: np.ndarray, season: int, logged: bool, horizon: int) -> np.ndarray:
+    """One reading's quantiles (horizon, levels) in the model's units (logs where `logged`)."""
+    x, scale = encode(y[None], np.array([season]), np.array([logged]))
+    out = network.last_output(x)[0, :horizon]
+    return y[-1] + np.sort(out, axis=1) * scale[0, -1]
 
 
 def _interpolate(grid: np.ndarray, levels: Sequence[float], values: np.ndarray) -> np.ndarray:
