@@ -19,7 +19,8 @@ from seqgen.data.times import Frequency
 from seqgen.data.transforms import log_helps
 from seqgen.errors import DataError, UsageError
 from seqgen.generate.zero_shot import season_for, zero_shot
-from seqgen.model.forecaster import ForecasterConfig, NumpyForecaster, build_network, encode
+from seqgen.model.forecaster import (ForecasterConfig, NumpyForecaster, baselines, build_network, encode,
+                                     running_scale, targets)
 from seqgen.train.pretrain import PretrainConfig, pretrain
 
 runner = CliRunner()
@@ -69,10 +70,26 @@ def test_numpy_inference_matches_the_torch_network(forecaster):
     net = build_network(config)
     net.load_state_dict({k: torch.from_numpy(v) for k, v in ckpt.weights.items()})
     y = np.cumsum(np.random.default_rng(0).normal(size=(2, 40)), axis=1)
-    x, _ = encode(y, np.array([1, 12]), np.array([False, False]))
+    seasons = np.array([1, 12])
+    x, scale = encode(y, seasons, np.array([False, False]))
+    base = baselines(y, scale, seasons, np.arange(2), np.array([39, 39]), config.horizon)
     with torch.no_grad():
-        expected = net(torch.from_numpy(x))[:, -1].numpy()
-    assert np.allclose(NumpyForecaster(config, ckpt.weights).last_output(x), expected, atol=1e-5)
+        hidden, _ = net.lstm(torch.from_numpy(x))
+        read = torch.cat([hidden[:, -1], torch.from_numpy(x[:, -1])], dim=-1)
+        expected = net.quantiles(read, torch.from_numpy(base)).numpy()
+    assert np.allclose(NumpyForecaster(config, ckpt.weights).last_output(x, base), expected, atol=1e-5)
+
+
+def test_the_seasonal_baselines_are_the_future_of_a_series_that_only_repeats():
+    t = np.arange(100)
+    y = (10 + np.sin(2 * math.pi * t / 12) + 0.3 * np.cos(2 * math.pi * t / 4))[None]
+    scale = running_scale(y)
+    rows, origins = np.array([0, 0]), np.array([50, 79])
+    future, _ = targets(y, scale, 18)
+    base = baselines(y, scale, np.array([12]), rows, origins, 18)
+    assert np.allclose(base[..., 0], future[rows, origins], atol=1e-5)
+    assert np.allclose(base[..., 1], future[rows, origins], atol=1e-5)
+    assert not baselines(y, scale, np.array([1]), rows, origins, 18).any()  # no season, no baseline
 
 
 def test_a_zero_shot_forecast_is_the_same_every_time_and_its_quantiles_are_ordered(forecaster):

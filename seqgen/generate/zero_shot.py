@@ -18,7 +18,7 @@ from ..checkpoint import Checkpoint
 from ..data.transforms import log_helps
 from ..errors import DataError, UsageError
 from ..metrics import detect_season
-from ..model.forecaster import ForecasterConfig, NumpyForecaster, encode
+from ..model.forecaster import ForecasterConfig, NumpyForecaster, baselines, encode
 
 MIN_HISTORY = 3
 # Without times, a season is looked for among periods up to this (a year of weeks).
@@ -69,8 +69,8 @@ def zero_shot(ckpt: Checkpoint, history: Sequence[float], horizon: int, season: 
         raise DataError("the history holds NaN or infinite values; fill or remove them first")
     logged = bool(log_helps(y[None], np.array([season]))[0])
     y_model = np.log(y) if logged else y
-    network = NumpyForecaster(config, ckpt.weights)
-    members = [_member(network, y_model[-n:], season, logged, horizon) for n in contexts(len(y), season)]
+    members = [_member(network, y_model[-n:], season, logged, horizon)
+               for network in networks(ckpt, config) for n in contexts(len(y), season)]
     steps = np.median(np.stack(members), axis=0)  # (horizon, levels), still in order along levels
     grid = (np.arange(samples) + 0.5) / samples
     paths = np.stack([_interpolate(grid, config.levels, row) for row in steps], axis=1)
@@ -88,6 +88,16 @@ MEMBER_SEASONS = 4
 MEMBER_VALUES = 16
 
 
+def networks(ckpt: Checkpoint, config: ForecasterConfig) -> list[NumpyForecaster]:
+    """The checkpoint's network, and for a fine-tuned one also the pretrained network it started from."""
+    base = "base."  # train.pretrain.BASE_PREFIX, not imported: it would import the training code
+    own = {k: v for k, v in ckpt.weights.items() if not k.startswith(base)}
+    found = [NumpyForecaster(config, own)]
+    if len(own) < len(ckpt.weights):
+        found.append(NumpyForecaster(config, {k[len(base):]: v for k, v in ckpt.weights.items() if k.startswith(base)}))
+    return found
+
+
 def contexts(length: int, season: int) -> list[int]:
     """How many of the last values each member of the ensemble reads."""
     shortest = max(MEMBER_SEASONS * season, MEMBER_VALUES)
@@ -96,8 +106,11 @@ def contexts(length: int, season: int) -> list[int]:
 
 def _member(network: NumpyForecaster, y: np.ndarray, season: int, logged: bool, horizon: int) -> np.ndarray:
     """One reading's quantiles (horizon, levels) in the model's units (logs where `logged`)."""
-    x, scale = encode(y[None], np.array([season]), np.array([logged]))
-    out = network.last_output(x)[0, :horizon]
+    seasons = np.array([season])
+    x, scale = encode(y[None], seasons, np.array([logged]))
+    last = np.array([len(y) - 1])
+    base = baselines(y[None], scale, seasons, np.array([0]), last, network.config.horizon)
+    out = network.last_output(x, base)[0, :horizon]
     return y[-1] + np.sort(out, axis=1) * scale[0, -1]
 
 

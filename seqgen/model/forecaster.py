@@ -13,7 +13,12 @@ and in use (`encode`):
   toward the last ~50 steps (`running_scale`); a forecast is the change from the last value in
   that scale, so the naive forecast is 0, and the training loss is close to MASE;
 - the season length (1 for none) is an input, with the position in the season as a sine and
-  cosine and the step one season back, so that a monthly series is read as monthly.
+  cosine and the step one season back, so that a monthly series is read as monthly;
+- the head adds to its own output two seasonal naive forecasts (the last season repeated, and
+  the mean pattern of the last SEASONS_AVERAGED seasons), each weighed by a gate the network
+  sets per step ahead: seasonal patterns that are plain to see need not be relearnt from the
+  state. Measured on 66 real series before the gates (1,000 pretraining steps): seasonal series
+  such as monthly deaths or gas demand came out at two to three times the seasonal naive error.
 The network is trained on synthetic series only (data/synthetic.py; train/pretrain.py).
 """
 
@@ -30,6 +35,9 @@ FEATURES = 13
 # Inputs and targets beyond this many scale units are clipped: one outlier must not swamp the state.
 CLIP = 10.0
 TARGET_CLIP = 50.0
+# The second seasonal baseline averages the pattern of this many past seasons.
+SEASONS_AVERAGED = 3
+BASELINES = 2
 # The running scale's weight on each new step, once there are more steps than 1/SCALE_WEIGHT.
 SCALE_WEIGHT = 0.02
 
@@ -123,8 +131,43 @@ def targets(y: np.ndarray, scale: np.ndarray, horizon: int) -> tuple[np.ndarray,
     return np.clip(np.where(valid[None], z, 0.0), -TARGET_CLIP, TARGET_CLIP).astype(np.float32), np.broadcast_to(valid, z.shape)
 
 
+def baselines(y: np.ndarray, scale: np.ndarray, seasons: np.ndarray, rows: np.ndarray, origins: np.ndarray,
+              horizon: int) -> np.ndarray:
+    """(R, horizon, BASELINES): at forecast origin `origins[r]` of series `rows[r]`, the change to
+    each step ahead that the seasonal naive forecasts predict, in that origin's scale: the value
+    one season before that step, and that step's place in the mean pattern of the last
+    SEASONS_AVERAGED seasons, moved to the level of the last one. Zero without a season or where
+    the history is shorter than one season."""
+    m = seasons[rows][:, None]  # (R, 1)
+    h = np.arange(1, horizon + 1)[None, :]
+    t = origins[:, None]
+    last = y[rows, origins][:, None]
+    out = np.zeros((len(rows), horizon, BASELINES))
+    back = t + h - m * np.ceil(h / m).astype(int)  # the same place, one season back
+    ok = (m > 1) & (back >= 0)
+    series = y[rows]
+    out[..., 0] = np.where(ok, np.take_along_axis(series, np.clip(back, 0, None), axis=1) - last, 0.0)
+    total, count = np.zeros_like(out[..., 1]), np.zeros_like(out[..., 1])
+    for k in range(SEASONS_AVERAGED):
+        index = back - k * m
+        valid = ok & (index >= 0) & (t - m * (k + 1) + 1 >= 0)
+        value = np.take_along_axis(series, np.clip(index, 0, None), axis=1)
+        # Each season's value less that season's mean: a pattern, free of the level it sat at.
+        start = np.clip(t - m * (k + 1) + 1, 0, None)
+        cumulative = np.concatenate([np.zeros((len(rows), 1)), np.cumsum(series, axis=1)], axis=1)
+        end = np.clip(t + 1 - m * k, 0, None)
+        mean = (np.take_along_axis(cumulative, end, axis=1) - np.take_along_axis(cumulative, start, axis=1)) / m
+        total += np.where(valid, value - mean, 0.0)
+        count += valid
+        if k == 0:
+            level = mean
+    out[..., 1] = np.where(count > 0, total / np.maximum(count, 1) + level - last, 0.0)
+    return (out / scale[rows, origins][:, None, None]).clip(-TARGET_CLIP, TARGET_CLIP).astype(np.float32)
+
+
 def build_network(config: ForecasterConfig):
-    """The torch module: an LSTM over the encoded inputs and a two-layer head to the quantiles."""
+    """The torch module: an LSTM over the encoded inputs, a two-layer head to the quantiles, and
+    the gates that weigh the seasonal baselines added to them (see the module's docstring)."""
     import torch
     from torch import nn
 
@@ -135,11 +178,13 @@ def build_network(config: ForecasterConfig):
             self.lstm = nn.LSTM(FEATURES, config.hidden, config.layers, batch_first=True)
             self.head = nn.Sequential(nn.Linear(config.hidden + FEATURES, config.hidden), nn.GELU(),
                                       nn.Linear(config.hidden, config.horizon * len(config.levels)))
+            self.gate = nn.Linear(config.hidden + FEATURES, config.horizon * BASELINES)
 
-        def forward(self, x: "torch.Tensor") -> "torch.Tensor":
-            out, _ = self.lstm(x)
-            q = self.head(torch.cat([out, x], dim=-1))
-            return q.view(*x.shape[:2], config.horizon, len(config.levels))
+        def quantiles(self, read: "torch.Tensor", base: "torch.Tensor") -> "torch.Tensor":
+            """read (R, hidden + FEATURES): the state and inputs at each origin; base (R, H, BASELINES)."""
+            q = self.head(read).view(len(read), config.horizon, len(config.levels))
+            gates = torch.sigmoid(self.gate(read)).view(len(read), config.horizon, BASELINES)
+            return q + (gates * base).sum(-1, keepdim=True)
 
     return ForecasterNet()
 
@@ -152,8 +197,9 @@ class NumpyForecaster:
         self.config = config
         self.w = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
 
-    def last_output(self, x: np.ndarray) -> np.ndarray:
-        """x (N, T, FEATURES) -> the head's output after the last step, (N, horizon, levels)."""
+    def last_output(self, x: np.ndarray, base: np.ndarray) -> np.ndarray:
+        """x (N, T, FEATURES) and the baselines at the last step (N, horizon, BASELINES) -> the
+        quantiles after the last step, (N, horizon, levels)."""
         h = x.astype(np.float64)
         for layer in range(self.config.layers):
             h = self._lstm_layer(h, layer)
@@ -161,8 +207,9 @@ class NumpyForecaster:
         w = self.w
         hidden = last @ w["head.0.weight"].T + w["head.0.bias"]
         hidden = 0.5 * hidden * (1 + _erf(hidden / math.sqrt(2)))  # exact GELU, as torch's default
-        q = hidden @ w["head.2.weight"].T + w["head.2.bias"]
-        return q.reshape(len(x), self.config.horizon, len(self.config.levels))
+        q = (hidden @ w["head.2.weight"].T + w["head.2.bias"]).reshape(len(x), self.config.horizon, -1)
+        gates = _sigmoid(last @ w["gate.weight"].T + w["gate.bias"]).reshape(len(x), self.config.horizon, BASELINES)
+        return q + (gates * base).sum(-1, keepdims=True)
 
     def _lstm_layer(self, x: np.ndarray, layer: int) -> np.ndarray:
         w = self.w

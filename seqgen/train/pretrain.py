@@ -21,10 +21,10 @@ from typing import Callable
 
 import numpy as np
 
-from ..checkpoint import save_checkpoint
+from ..checkpoint import Checkpoint, save_checkpoint
 from ..data.synthetic import synthetic_series
 from ..data.transforms import log_helps
-from ..model.forecaster import ForecasterConfig, build_network, encode, targets
+from ..model.forecaster import ForecasterConfig, baselines, build_network, encode, targets
 
 MIN_LENGTH = 16
 POSITIONS = 32  # forecast origins scored per series and step
@@ -49,7 +49,7 @@ def draw_batch(count: int, length: int, rng: np.random.Generator):
     logged = log_helps(values, seasons)
     y = np.where(logged[:, None], np.log(np.where(logged[:, None], values, 1.0)), values)
     x, scale = encode(y, seasons, logged)
-    return x, scale, y
+    return x, scale, y, seasons
 
 
 def pinball(q, z, mask, levels):
@@ -62,13 +62,14 @@ def pinball(q, z, mask, levels):
 
 
 def pretrain(out: str | Path, config: ForecasterConfig | None = None, train: PretrainConfig | None = None,
-             log: Callable[[str], None] = print) -> dict:
+             log: Callable[[str], None] | None = None) -> dict:
     """Train a forecaster from scratch on synthetic series and write it to `out` (atomically,
     every `save_every` steps and at the end; Ctrl-C writes what there is and stops)."""
     import torch
 
     config = config or ForecasterConfig()
     train = train or PretrainConfig()
+    log = log or (lambda line: print(line, flush=True))
     if train.threads:
         torch.set_num_threads(train.threads)
     torch.manual_seed(train.seed)
@@ -83,9 +84,9 @@ def pretrain(out: str | Path, config: ForecasterConfig | None = None, train: Pre
         for step in range(1, train.steps + 1):
             net.train()
             length = int(round(math.exp(rng.uniform(math.log(MIN_LENGTH), math.log(config.context)))))
-            x, scale, y = draw_batch(train.batch, length, rng)
+            x, scale, y, seasons = draw_batch(train.batch, length, rng)
             rows, origins = _origins(train.batch, length, rng)
-            loss = _loss(net, x, y, scale, rows, origins, config, levels)
+            loss = _loss(net, x, y, scale, seasons, rows, origins, config, levels)
             for group in opt.param_groups:
                 group["lr"] = _lr(step, train)
             opt.zero_grad(set_to_none=True)
@@ -110,14 +111,14 @@ def _origins(batch: int, length: int, rng: np.random.Generator) -> tuple[np.ndar
     return np.repeat(np.arange(batch), POSITIONS), origins.reshape(-1)
 
 
-def _loss(net, x, y, scale, rows, origins, config, levels):
+def _loss(net, x, y, scale, seasons, rows, origins, config, levels):
     import torch
 
     z, mask = targets(y, scale, config.horizon)
     hidden, _ = net.lstm(torch.from_numpy(x))
     xt = torch.from_numpy(x)
     picked = torch.cat([hidden[rows, origins], xt[rows, origins]], dim=-1)
-    q = net.head(picked).view(len(rows), config.horizon, len(config.levels))
+    q = net.quantiles(picked, torch.from_numpy(baselines(y, scale, seasons, rows, origins, config.horizon)))
     zt = torch.from_numpy(z[rows, origins])
     mt = torch.from_numpy(np.ascontiguousarray(mask[rows, origins])).float()
     return pinball(q, zt, mt, levels)
@@ -125,9 +126,9 @@ def _loss(net, x, y, scale, rows, origins, config, levels):
 
 def _validation_batch(config: ForecasterConfig, length: int):
     rng = np.random.default_rng(VALIDATION_SEED + length)
-    x, scale, y = draw_batch(128, length, rng)
+    x, scale, y, seasons = draw_batch(128, length, rng)
     rows, origins = _origins(128, length, rng)
-    return x, scale, y, rows, origins
+    return x, y, scale, seasons, rows, origins
 
 
 def _validate(net, batches, config, levels) -> float:
@@ -135,8 +136,7 @@ def _validate(net, batches, config, levels) -> float:
 
     net.eval()
     with torch.no_grad():
-        losses = [_loss(net, x, y, scale, rows, origins, config, levels).item()
-                  for x, scale, y, rows, origins in batches]
+        losses = [_loss(net, *batch, config, levels).item() for batch in batches]
     return float(np.mean(losses))
 
 
@@ -158,3 +158,62 @@ def _save(out, net, config: ForecasterConfig, train: PretrainConfig, progress: d
         "progress": dict(progress),
     }
     save_checkpoint(out, meta, weights)
+
+
+@dataclass
+class FinetuneConfig:
+    steps: int = 40
+    lr: float = 2e-4
+    seed: int = 0
+
+
+def finetune(base: Checkpoint, series: list[tuple[np.ndarray, int]], out: str | Path,
+             train: FinetuneConfig | None = None) -> dict:
+    """Fine-tune a pretrained forecaster on a user's series ([(values, season length)]) and write
+    it to `out`. Every step scores every forecast origin of every series on what followed it (the
+    pretraining loss, on real data); the base weights are kept beside the new ones, and a forecast
+    takes the median of both models' quantiles (see generate/zero_shot.py)."""
+    import torch
+
+    from ..model.forecaster import ForecasterConfig
+
+    train = train or FinetuneConfig()
+    config = ForecasterConfig.from_dict(base.meta["model"])
+    torch.manual_seed(train.seed)
+    net = build_network(config)
+    own = {k: v for k, v in base.weights.items() if not k.startswith(BASE_PREFIX)}
+    net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in own.items()})
+    opt = torch.optim.Adam(net.parameters(), lr=train.lr)
+    levels = torch.tensor(config.levels, dtype=torch.float32)
+    batches = [_series_batch(values, season, config) for values, season in series]
+    batches = [b for b in batches if b is not None]
+    started = time.perf_counter()
+    for _ in range(train.steps if batches else 0):
+        loss = sum(_loss(net, *batch, config, levels) for batch in batches) / len(batches)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+    weights = {k: v.detach().numpy().astype(np.float32) for k, v in net.state_dict().items()}
+    weights.update({BASE_PREFIX + k: np.asarray(v) for k, v in own.items()})
+    progress = {"steps": train.steps, "seconds": round(time.perf_counter() - started, 2), "series": len(batches)}
+    meta = {k: v for k, v in base.meta.items() if k not in ("format", "format_version", "checksum")}
+    meta["finetune"] = {"steps": train.steps, "lr": train.lr, "seed": train.seed, "series": len(batches)}
+    save_checkpoint(out, meta, weights)
+    return progress
+
+
+# A fine-tuned forecaster keeps the weights it started from under this prefix.
+BASE_PREFIX = "base."
+
+
+def _series_batch(values: np.ndarray, season: int, config: "ForecasterConfig"):
+    """One series as a batch of its forecast origins (None when it is too short to score any)."""
+    y = np.asarray(values, dtype=np.float64)[-config.context:]
+    if len(y) < FIRST_ORIGIN + 2:
+        return None
+    logged = log_helps(y[None], np.array([season]))
+    y = np.log(y)[None] if logged[0] else y[None]
+    x, scale = encode(y, np.array([season]), logged)
+    origins = np.arange(FIRST_ORIGIN, y.shape[1] - 1)
+    return x, y, scale, np.array([season]), np.zeros(len(origins), dtype=int), origins
