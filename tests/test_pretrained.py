@@ -142,3 +142,36 @@ def test_the_forecaster_says_clearly_what_it_does_not_do(forecaster):
     sampled = run("sample", str(forecaster))
     assert sampled.returncode == 1 and "only forecasts" in sampled.stderr
     assert len(sampled.stderr.strip().splitlines()) == 1
+
+
+def test_fine_tuning_keeps_the_pretrained_weights_beside_the_new_ones(forecaster, tmp_path):
+    from seqgen.train.pretrain import BASE_PREFIX, FinetuneConfig, finetune
+
+    base = load_checkpoint(forecaster)
+    history = 20 + 5 * np.sin(2 * math.pi * np.arange(60) / 12) + np.arange(60) * 0.1
+    finetune(base, [(history, 12)], tmp_path / "tuned.safetensors", FinetuneConfig(steps=5, lr=1e-3))
+    tuned = load_checkpoint(tmp_path / "tuned.safetensors")
+    for name, weights in base.weights.items():
+        assert np.array_equal(tuned.weights[BASE_PREFIX + name], weights)
+    assert any(not np.array_equal(tuned.weights[name], weights) for name, weights in base.weights.items())
+    assert zero_shot(tuned, history, 6, 12).paths.shape == (200, 6)
+
+
+def test_seqgen_train_init_fine_tunes_the_forecaster_on_a_csv(forecaster, tmp_path):
+    data = monthly_csv(tmp_path / "sales.csv", 100 + 10 * np.sin(2 * math.pi * np.arange(48) / 12))
+    out = tmp_path / "sales.safetensors"
+    tuned = run("train", str(data), "--init", str(forecaster), "--steps", "3", "-o", str(out))
+    assert tuned.returncode == 0, tuned.stderr
+    made = run("forecast", str(out), str(data), "-H", "2")
+    assert made.returncode == 0 and made.stdout.splitlines()[1].startswith("2004-01,")
+    refused = run("train", str(data), "--init", str(forecaster), "--hidden", "8", "-o", str(tmp_path / "x.safetensors"))
+    assert refused.returncode == 2 and "--hidden" in refused.stderr
+
+
+def test_the_same_seed_pretrains_the_same_weights(tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        pretrain(tmp_path / f"{name}.safetensors", ForecasterConfig(hidden=8, layers=1, horizon=4),
+                 PretrainConfig(steps=2, batch=4, warmup=1, save_every=2, seed=7), log=lambda line: None)
+        runs.append(load_checkpoint(tmp_path / f"{name}.safetensors").weights)
+    assert all(np.array_equal(runs[0][k], runs[1][k]) for k in runs[0])

@@ -38,3 +38,35 @@ def pretrain(
                    log=say)
     say(f"wrote {out}: {progress['step']} steps in {progress['seconds']:.0f} s, "
         f"validation loss {progress['val_loss']:.4f}")
+
+
+def finetune_command(data: Optional[str], init: Path, out: Optional[Path], steps: Optional[int], lr: Optional[float],
+                     seed: Optional[int], force: bool, not_for_init: list[str]) -> None:
+    """`seqgen train DATA --init FORECASTER`: fine-tune the forecaster on DATA's series."""
+    from ..checkpoint import load_checkpoint
+    from ..errors import UsageError
+    from ..generate.zero_shot import guess_season, is_forecaster, season_for
+    from ..train.pretrain import FinetuneConfig, finetune
+    from .forecast import _user_series, resolve_checkpoint
+
+    if not_for_init:
+        raise UsageError(f"{', '.join(not_for_init)}: --init fine-tunes the pretrained forecaster as it is; "
+                         "leave out --init to train a model of your own design")
+    if data is None:
+        raise UsageError("--init fine-tunes the forecaster on your series: give DATA")
+    base = load_checkpoint(resolve_checkpoint(init))
+    if not is_forecaster(base):
+        raise UsageError(f"--init {init} is not a pretrained forecaster (it was made by 'seqgen train'); "
+                         "give 'pretrained' or a checkpoint written by 'seqgen pretrain'")
+    rows, frequency = _user_series(data, None)
+    series = [(values, season_for(frequency) if frequency is not None else guess_season(values))
+              for _, values, _ in rows]
+    out = out or Path("checkpoints") / f"{Path(data).stem if data != '-' else 'stdin'}.safetensors"
+    if out.exists() and not force:
+        raise UsageError(f"{out} exists; give --force to overwrite it, or another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    defaults = FinetuneConfig()
+    config = FinetuneConfig(steps=steps or defaults.steps, lr=lr or defaults.lr, seed=seed or 0)
+    progress = finetune(base, series, out, config)
+    say(f"wrote {out}: {base.path} fine-tuned on {progress['series']} series for {config.steps} steps "
+        f"({progress['seconds']:.1f} s); forecast with: seqgen forecast {out} {data} --horizon 12")

@@ -27,6 +27,7 @@ def train(
     data: Optional[str] = typer.Argument(None, metavar="DATA", help="Text file, numeric series (.npy, one number per line, or a CSV table: a date column and value columns), '-' for stdin, or nothing for built-in sine waves."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Checkpoint to write. \\[default: checkpoints/<data name>.safetensors]"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run saved in this checkpoint (options not given are taken from it)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Fine-tune this pretrained forecaster ('pretrained': the shipped one) on DATA's series instead of training a new model; --steps, --lr, --seed and --out apply."),
     kind: str = typer.Option("auto", help="How to read DATA: auto, text or series.", rich_help_panel=DATA_PANEL),
     encoding: str = typer.Option("utf-8", help="Text encoding of DATA (for example latin-1).", rich_help_panel=DATA_PANEL),
     val_fraction: float = typer.Option(0.1, help="Fraction at the end of each source kept for validation.", rich_help_panel=DATA_PANEL),
@@ -77,6 +78,13 @@ def train(
     nproc: Optional[int] = typer.Option(None, help="Train in N processes on this machine (one rank each, as torchrun would start them); --batch-size is split across them."),
 ) -> None:
     """Train a model on DATA and save it as a checkpoint."""
+    if init is not None:
+        from .pretrain import finetune_command
+
+        given = {"--resume": resume, "--head": head, "--cell": cell, "--layers": layers, "--hidden": hidden,
+                 "--embed": embed, "--target": target, "--calendar": calendar, "--nproc": nproc}
+        finetune_command(data, init, out, steps, lr, seed, force, [flag for flag, v in given.items() if v is not None])
+        return
     from ..config import ModelConfig, TrainConfig
     from ..data import SineConfig
     from ..data.calendar import CALENDARS
