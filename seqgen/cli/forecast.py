@@ -32,6 +32,7 @@ def forecast(
     series: Optional[str] = typer.Option(None, help="Forecast only this series (a column, an id of a long table, or a channel of a --joint model, which is still forecast with the others). \\[default: every series]"),
     seed: Optional[int] = typer.Option(None, callback=check_seed, help="Random seed; the same seed gives the same paths."),
     backend: str = typer.Option("auto", help="auto (NumPy on CPU), numpy or torch."),
+    fill: str = typer.Option("error", help="For the pretrained forecaster, a CSV's missing values and time steps: error (name the first), previous, linear or zero."),
     season: Optional[int] = typer.Option(None, min=1, help="For the pretrained forecaster: the season length in steps (1: none). \\[default: from DATA's dates (12 for monthly, 4 for quarterly, 1 for yearly), else from its autocorrelation]"),
 ) -> None:
     """Forecast a series: sample many futures and write, per step, their mean and quantiles.
@@ -55,11 +56,12 @@ def forecast(
     if 0 < samples < FEW_SAMPLES:
         say(f"note: --samples {samples}: the quantiles of so few paths say little about the spread (the default is 200)")
     if is_forecaster(ckpt):
-        results, histories_by_name = _zero_shot(ckpt, data, series, season, horizon, samples, levels)
+        results, histories_by_name = _zero_shot(ckpt, data, series, season, horizon, samples, levels, fill)
         _finish(results, histories_by_name, output, fmt, plot, plot_file, "series")
         return
-    if season is not None:
-        raise UsageError(f"--season applies to the pretrained forecaster; {checkpoint} reads its season from training")
+    if season is not None or fill != "error":
+        raise UsageError(f"--{'season' if season is not None else 'fill'} applies to the pretrained forecaster; "
+                         f"{checkpoint} reads DATA as its training data was read")
     histories, frequency = _histories(ckpt, data, series, seed)
     results, histories_by_name = [], {}
     for name, history, last_time in histories:
@@ -98,14 +100,14 @@ def resolve_checkpoint(checkpoint: Path) -> Path:
 
 
 def _zero_shot(ckpt, data: Optional[str], only: Optional[str], season: Optional[int], horizon: int, samples: int,
-               levels) -> tuple[list, dict]:
+               levels, fill: str = "error") -> tuple[list, dict]:
     """The pretrained forecaster's forecast of each series of DATA, with the season each is read with."""
     from ..generate.zero_shot import guess_season, season_for, zero_shot
 
     if data is None:
         raise UsageError(f"{ckpt.path} is the pretrained forecaster, which continues a series you give: "
                          "seqgen forecast pretrained DATA.csv --horizon 12")
-    rows, frequency = _user_series(data, only)
+    rows, frequency = _user_series(data, only, fill)
     results, histories = [], {}
     for name, values, last_time in rows:
         m = season or (season_for(frequency) if frequency is not None else guess_season(values))
@@ -118,7 +120,7 @@ def _zero_shot(ckpt, data: Optional[str], only: Optional[str], season: Optional[
     return results, histories
 
 
-def _user_series(data: str, only: Optional[str]):
+def _user_series(data: str, only: Optional[str], fill: str = "error"):
     """[(series name or None, values, time of the last value or None)] of a file read as
     'seqgen train' reads one with no options, and the step between its times (None without)."""
     from ..data import read_values
@@ -128,7 +130,7 @@ def _user_series(data: str, only: Optional[str]):
     raw, label, suffix = _read_data(data)
     text = None if suffix.lower() == ".npy" else _decode(raw, label)
     if text is not None and looks_like_table(text):
-        table = TableOptions().read(text, label)
+        table = TableOptions(fill=fill).read(text, label)
         rows = [(name, values, None if table.times is None else str(times[-1]))
                 for name, values, times in zip(table.names, table.series, table.times or [None] * len(table.names))]
         if only is not None:

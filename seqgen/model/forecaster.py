@@ -119,16 +119,15 @@ def encode(y: np.ndarray, seasons: np.ndarray, logged: np.ndarray) -> tuple[np.n
     return np.clip(features, -CLIP, CLIP).astype(np.float32), scale
 
 
-def targets(y: np.ndarray, scale: np.ndarray, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """(N, T, horizon) changes from each step to each of the next `horizon`, in that step's
-    scale, and the mask of those that exist."""
-    n, t = y.shape
-    ahead = np.arange(1, horizon + 1)
-    index = np.arange(t)[:, None] + ahead[None, :]
-    valid = index < t
-    future = y[:, np.minimum(index, t - 1)]
-    z = (future - y[:, :, None]) / scale[:, :, None]
-    return np.clip(np.where(valid[None], z, 0.0), -TARGET_CLIP, TARGET_CLIP).astype(np.float32), np.broadcast_to(valid, z.shape)
+def targets(y: np.ndarray, scale: np.ndarray, rows: np.ndarray, origins: np.ndarray,
+            horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """(R, horizon): the change from origin `origins[r]` of series `rows[r]` to each of the next
+    `horizon` values, in that origin's scale, and the mask of those that exist."""
+    index = origins[:, None] + np.arange(1, horizon + 1)[None, :]
+    valid = index < y.shape[1]
+    future = y[rows[:, None], np.minimum(index, y.shape[1] - 1)]
+    z = (future - y[rows, origins][:, None]) / scale[rows, origins][:, None]
+    return np.clip(np.where(valid, z, 0.0), -TARGET_CLIP, TARGET_CLIP).astype(np.float32), valid
 
 
 def baselines(y: np.ndarray, scale: np.ndarray, seasons: np.ndarray, rows: np.ndarray, origins: np.ndarray,
@@ -141,23 +140,21 @@ def baselines(y: np.ndarray, scale: np.ndarray, seasons: np.ndarray, rows: np.nd
     m = seasons[rows][:, None]  # (R, 1)
     h = np.arange(1, horizon + 1)[None, :]
     t = origins[:, None]
+    r = rows[:, None]
     last = y[rows, origins][:, None]
+    cumulative = np.concatenate([np.zeros((len(y), 1)), np.cumsum(y, axis=1)], axis=1)
     out = np.zeros((len(rows), horizon, BASELINES))
     back = t + h - m * np.ceil(h / m).astype(int)  # the same place, one season back
     ok = (m > 1) & (back >= 0)
-    series = y[rows]
-    out[..., 0] = np.where(ok, np.take_along_axis(series, np.clip(back, 0, None), axis=1) - last, 0.0)
-    total, count = np.zeros_like(out[..., 1]), np.zeros_like(out[..., 1])
+    out[..., 0] = np.where(ok, y[r, np.clip(back, 0, None)] - last, 0.0)
+    total, count = np.zeros((len(rows), horizon)), np.zeros((len(rows), horizon))
+    level = 0.0
     for k in range(SEASONS_AVERAGED):
-        index = back - k * m
-        valid = ok & (index >= 0) & (t - m * (k + 1) + 1 >= 0)
-        value = np.take_along_axis(series, np.clip(index, 0, None), axis=1)
+        start = t - m * (k + 1) + 1  # the first value of the k-th season back
         # Each season's value less that season's mean: a pattern, free of the level it sat at.
-        start = np.clip(t - m * (k + 1) + 1, 0, None)
-        cumulative = np.concatenate([np.zeros((len(rows), 1)), np.cumsum(series, axis=1)], axis=1)
-        end = np.clip(t + 1 - m * k, 0, None)
-        mean = (np.take_along_axis(cumulative, end, axis=1) - np.take_along_axis(cumulative, start, axis=1)) / m
-        total += np.where(valid, value - mean, 0.0)
+        mean = (cumulative[r, np.clip(start + m, 0, None)] - cumulative[r, np.clip(start, 0, None)]) / m
+        valid = ok & (start >= 0)
+        total += np.where(valid, y[r, np.clip(back - k * m, 0, None)] - mean, 0.0)
         count += valid
         if k == 0:
             level = mean

@@ -39,7 +39,7 @@ class PretrainConfig:
     lr: float = 1e-3
     warmup: int = 100
     seed: int = 0
-    threads: int | None = None
+    threads: int | None = 1
     save_every: int = 250
 
 
@@ -94,6 +94,8 @@ def pretrain(out: str | Path, config: ForecasterConfig | None = None, train: Pre
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
             opt.step()
             progress.update(step=step, seconds=round(time.perf_counter() - started, 1))
+            if step == 20:
+                log(f"step 20: {progress['seconds'] / 20:.2f} s a step")
             if step % train.save_every == 0 or step == train.steps:
                 progress["val_loss"] = _validate(net, valid, config, levels)
                 log(f"step {step}/{train.steps}  loss {loss.item():.4f}  val {progress['val_loss']:.4f}  "
@@ -114,13 +116,13 @@ def _origins(batch: int, length: int, rng: np.random.Generator) -> tuple[np.ndar
 def _loss(net, x, y, scale, seasons, rows, origins, config, levels):
     import torch
 
-    z, mask = targets(y, scale, config.horizon)
+    z, mask = targets(y, scale, rows, origins, config.horizon)
     hidden, _ = net.lstm(torch.from_numpy(x))
     xt = torch.from_numpy(x)
     picked = torch.cat([hidden[rows, origins], xt[rows, origins]], dim=-1)
     q = net.quantiles(picked, torch.from_numpy(baselines(y, scale, seasons, rows, origins, config.horizon)))
-    zt = torch.from_numpy(z[rows, origins])
-    mt = torch.from_numpy(np.ascontiguousarray(mask[rows, origins])).float()
+    zt = torch.from_numpy(z)
+    mt = torch.from_numpy(mask).float()
     return pinball(q, zt, mt, levels)
 
 
@@ -154,7 +156,7 @@ def _save(out, net, config: ForecasterConfig, train: PretrainConfig, progress: d
         "model": config.to_dict(),
         "data": {"kind": "forecaster", "source": {"type": "synthetic", "seed": train.seed}},
         "train": {"steps": train.steps, "batch": train.batch, "lr": train.lr, "warmup": train.warmup,
-                  "seed": train.seed},
+                  "seed": train.seed, "threads": train.threads},
         "progress": dict(progress),
     }
     save_checkpoint(out, meta, weights)
