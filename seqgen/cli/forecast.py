@@ -56,8 +56,8 @@ def forecast(
     if 0 < samples < FEW_SAMPLES:
         say(f"note: --samples {samples}: the quantiles of so few paths say little about the spread (the default is 200)")
     if is_forecaster(ckpt):
-        results, histories_by_name = _zero_shot(ckpt, data, series, season, horizon, samples, levels, fill)
-        _finish(results, histories_by_name, output, fmt, plot, plot_file, "series")
+        results, histories_by_name, frequency = _zero_shot(ckpt, data, series, season, horizon, samples, levels, fill)
+        _finish(results, histories_by_name, output, fmt, plot, plot_file, "series", frequency)
         return
     if season is not None or fill != "error":
         raise UsageError(f"--{'season' if season is not None else 'fill'} applies to the pretrained forecaster; "
@@ -83,7 +83,7 @@ def forecast(
             results.append((name, times, made))
             histories_by_name[name] = history
     _finish(results, histories_by_name, output, fmt, plot, plot_file,
-            "channels" if ckpt.model_config.channels > 1 else "series")
+            "channels" if ckpt.model_config.channels > 1 else "series", frequency)
 
 
 PRETRAINED = "pretrained"
@@ -100,8 +100,9 @@ def resolve_checkpoint(checkpoint: Path) -> Path:
 
 
 def _zero_shot(ckpt, data: Optional[str], only: Optional[str], season: Optional[int], horizon: int, samples: int,
-               levels, fill: str = "error") -> tuple[list, dict]:
-    """The pretrained forecaster's forecast of each series of DATA, with the season each is read with."""
+               levels, fill: str = "error") -> tuple[list, dict, object]:
+    """The pretrained forecaster's forecast of each series of DATA, the histories, and the step of
+    DATA's dates (None without)."""
     from ..generate.zero_shot import guess_season, season_for, zero_shot
 
     if data is None:
@@ -117,7 +118,7 @@ def _zero_shot(ckpt, data: Optional[str], only: Optional[str], season: Optional[
         made = zero_shot(ckpt, values, horizon, m, samples=samples, quantiles=levels)
         results.append((name, _times(last_time, frequency, horizon), made))
         histories[name] = values
-    return results, histories
+    return results, histories, frequency
 
 
 def _user_series(data: str, only: Optional[str], fill: str = "error"):
@@ -144,7 +145,7 @@ def _user_series(data: str, only: Optional[str], fill: str = "error"):
     return [(only, values, None)], None
 
 
-def _finish(results, histories_by_name, output, fmt, plot, plot_file, what: str) -> None:
+def _finish(results, histories_by_name, output, fmt, plot, plot_file, what: str, frequency=None) -> None:
     """Write the forecasts' table, then draw the first one's chart where asked."""
     from .sample import _open_output
 
@@ -166,7 +167,7 @@ def _finish(results, histories_by_name, output, fmt, plot, plot_file, what: str)
             from .plot import save_fan_plot
 
             save_fan_plot(plot_file, history, low, middle, high, levels,
-                          start=None if times is None else str(times[0]))
+                          start=None if times is None else str(times[0]), frequency=frequency, name=name)
 
 
 def _end(ckpt, data: Optional[str], last_time: Optional[str], frequency) -> Optional[float]:

@@ -165,18 +165,30 @@ def band_label(levels) -> str:
 
 
 def save_fan_plot(path: str | Path, history: np.ndarray, low: np.ndarray, middle: np.ndarray, high: np.ndarray,
-                  levels, start: str | None = None) -> None:
+                  levels, start: str | None = None, frequency=None, name: str | None = None) -> None:
     """The fan chart as an image (needs matplotlib): history, median and the quantile band;
-    `start`, the time of the first forecast step, if the data has times."""
+    `start`, the time of the first forecast step, and `frequency`, the data's step, if the data
+    has times (the x-axis is then dated); `name` labels the y-axis."""
     plt = require_matplotlib()
     fig, ax = plt.subplots(figsize=(10, 3.5))
     n = len(history)
-    steps = np.arange(n, n + len(middle))
-    ax.plot(np.arange(n), history, color="tab:blue", label="history")
+    past, steps = np.arange(n), np.arange(n, n + len(middle))
+    if start is not None and frequency is not None:
+        from ..data.times import shifted
+
+        first = np.datetime64(start, "s")
+        past = shifted(first, frequency, np.arange(-n, 0)).astype("datetime64[D]")
+        steps = shifted(first, frequency, np.arange(len(middle))).astype("datetime64[D]")
+    ax.plot(past, history, color="tab:blue", label="history")
     ax.fill_between(steps, low, high, color="tab:green", alpha=0.25, label=band_label(levels))
     ax.plot(steps, middle, color="tab:green", label="median")
-    ax.axvline(n - 0.5, color="grey", linewidth=0.8, linestyle=":")
-    ax.set_xlabel("step" if start is None else f"step (the forecast starts at {start})")
+    if start is None or frequency is None:
+        ax.axvline(n - 0.5, color="grey", linewidth=0.8, linestyle=":")
+        ax.set_xlabel("step" if start is None else f"step (the forecast starts at {start})")
+    else:
+        ax.axvline(steps[0], color="grey", linewidth=0.8, linestyle=":")
+    if name:
+        ax.set_ylabel(name)
     ax.legend(loc="upper left")
     fig.tight_layout()
     try:

@@ -87,8 +87,12 @@ def next_times(last: np.datetime64, frequency: Frequency, n: int) -> np.ndarray:
     """The `n` times after `last`, one `frequency` step apart. Calendar steps keep `last`'s day of the
     month, clipped to shorter months, or the month's end when `last` is one (Jan 31, Feb 29, Mar 31);
     business days go from Friday to Monday."""
-    last = np.datetime64(last, "s")
-    k = np.arange(1, n + 1)
+    return shifted(last, frequency, np.arange(1, n + 1))
+
+
+def shifted(anchor: np.datetime64, frequency: Frequency, k: np.ndarray) -> np.ndarray:
+    """The times `k` steps of `frequency` from `anchor` (k may be negative: the times before it)."""
+    last = np.datetime64(anchor, "s")
     if frequency.unit == "B":
         day = last.astype("datetime64[D]")
         # A `last` on a weekend counts from the Friday before it, so the first step is still a Monday.

@@ -15,6 +15,7 @@ the NumPy backend gives a row the same bits in any batch (see model/numpy_backen
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,8 @@ class Piece:
     ended: np.ndarray
     done: bool
     texts: list[str] | None = None
+    # Per row, the most likely tokens (ids) and their log-probabilities, when asked for.
+    top: list[list[tuple[int, float]]] | None = None
 
 
 @dataclass(eq=False)  # streams are told apart by identity: two alike are still two
@@ -57,6 +60,10 @@ class Stream:
     deliver: Callable[[Piece], None]
     stops: list[str] = field(default_factory=list)
     logprobs: bool = False
+    # Regular expressions that end a row where the text matches them (a chat's next turn).
+    patterns: list[str] = field(default_factory=list)
+    top_logprobs: int = 0  # how many of the most likely tokens to report beside each chosen one
+    bias: np.ndarray | None = None  # added to the logits before each choice (OpenAI's logit_bias)
     # Nothing continues the text after the last step (a completion, not a session): a character
     # whose last bytes never came ends it as U+FFFD instead of being held back.
     final: bool = False
@@ -71,11 +78,17 @@ class Stream:
         rows = self.gen.batch_size
         self.live = np.ones(rows, dtype=bool)
         self.matchers = [stop_matcher(stop, self.gen.tokenizer, rows) for stop in self.stops]
+        self.matchers += [PatternStopMatcher(pattern, rows) for pattern in self.patterns]
         self.stopped = np.zeros(rows, dtype=bool)  # rows that ended on a stop string (not the length)
 
     @property
     def rows(self) -> int:
         return self.gen.batch_size
+
+    def options(self) -> dict:
+        """What the stream asks of an engine besides its generator and length (for another process)."""
+        return {"stops": self.stops, "logprobs": self.logprobs, "final": self.final, "patterns": self.patterns,
+                "top_logprobs": self.top_logprobs, "bias": self.bias}
 
     def cancel(self) -> None:
         """Leave at the next step (a client that went away); `deliver` gets a last, empty piece."""
@@ -175,6 +188,9 @@ class Engine:
     def _step(self, streams: list[Stream]) -> None:
         if streams != self._members:
             self._gather(streams)
+        for stream in streams:
+            if stream.bias is not None:  # a fresh output each step: the bias is added once
+                stream.gen.last_output = stream.gen.last_output + stream.bias
         chosen = choose_together([s.gen for s in streams])
         x = np.concatenate([inputs for inputs, _ in chosen])
         output, state = self.model.step(x, self._state)
@@ -211,6 +227,7 @@ class Engine:
     def _pass_on(self, stream: Stream, items: np.ndarray) -> None:
         live = stream.live.copy()
         logprobs = np.log(stream.gen.last_probability) if stream.logprobs and stream.gen.is_text else None
+        top = most_likely(stream.gen, stream.top_logprobs) if stream.top_logprobs and stream.gen.is_text else None
         stream.made += 1
         texts = stream.gen.last_text
         for matcher in stream.matchers:
@@ -225,7 +242,43 @@ class Engine:
         done = not stream.live.any()
         if done:
             self._release(stream)  # before the client hears of it and perhaps uses its session
-        stream.deliver(Piece(items, live, logprobs, ended, done, texts))
+        stream.deliver(Piece(items, live, logprobs, ended, done, texts, top))
         if done:
             with self._wake:
                 self._streams.remove(stream)
+
+
+def most_likely(gen: Generator, k: int) -> list[list[tuple[int, float]]]:
+    """Each row's `k` most likely tokens under the distribution its last token was drawn from,
+    with their log-probabilities, most likely first; tokens the sampling settings ruled out
+    (probability 0) are left out."""
+    weights = gen._last_choice[1]
+    probs = weights / weights.sum(axis=1, keepdims=True)
+    k = min(k, probs.shape[1])
+    best = np.argpartition(-probs, k - 1, axis=1)[:, :k]
+    rows = []
+    for row, ids in zip(probs, best):
+        ids = ids[np.argsort(-row[ids], kind="stable")]
+        rows.append([(int(i), float(np.log(row[i]))) for i in ids if row[i] > 0])
+    return rows
+
+
+class PatternStopMatcher:
+    """Ends a row where its text matches a regular expression (a chat's next turn: a newline, a
+    speaker's name in capitals and a colon). Only the last characters are searched: a match is
+    short, and the row ends at the first."""
+
+    KEEP = 80
+
+    def __init__(self, pattern: str, batch_size: int):
+        self.pattern = re.compile(pattern)
+        self.tails = [""] * batch_size
+
+    def update(self, tokens: np.ndarray, texts: list[str]) -> np.ndarray:
+        hits = np.zeros(len(texts), dtype=bool)
+        for k, text in enumerate(texts):
+            if text:
+                tail = (self.tails[k] + text)[-self.KEEP:]
+                self.tails[k] = tail
+                hits[k] = self.pattern.search(tail) is not None
+        return hits

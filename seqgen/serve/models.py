@@ -40,7 +40,9 @@ class Served:
         # The batch is stepped in a process of its own (see remote.py).
         self.engine = ProcessEngine(self.model, self.ckpt.weights, self.make_generator({}).tokenizer,
                                     max_rows=max_rows, name=name, threads=threads)
-        self.info = {"id": name, "object": "model", "kind": self.ckpt.kind, **_jsonable(checkpoint_info(self.ckpt))}
+        # OpenAI's `created` is when the model was made: here, when its checkpoint was last written.
+        self.info = {"id": name, "object": "model", "created": int(Path(path).stat().st_mtime), "owned_by": "seqgen",
+                     "kind": self.ckpt.kind, **_jsonable(checkpoint_info(self.ckpt))}
 
     @property
     def is_text(self) -> bool:
@@ -59,6 +61,7 @@ class Served:
         """A generator with the request's sampling settings and seed, nothing fed yet. A model of
         several series works in the scale of the one `prime` (numbers) belongs to, as `seqgen
         sample` does (see `scaling_to_sample`)."""
+        fields = self.greedy_at_zero(fields)
         choices = {k: fields.get(k) for k in TEXT_CHOICES}
         sampling = sampling_config(self.ckpt.kind, temperature=fields.get("temperature"), top_k=fields.get("top_k"),
                                    top_p=fields.get("top_p"), greedy=bool(fields.get("greedy")),
@@ -66,6 +69,14 @@ class Served:
         scaling = scaling_to_sample(self.ckpt, prime, fields.get("series")) if not self.is_text else None
         return Generator.from_checkpoint(self.ckpt, model=self.model, sampling=sampling, seed=fields.get("seed"),
                                          series=scaling)
+
+    def greedy_at_zero(self, fields: dict) -> dict:
+        """`temperature` 0 as OpenAI means it: the most likely token every time (for a series
+        model that draws from a distribution, its mean), whatever `top_k`, `top_p` or `min_p`
+        say, since they would change nothing. A point series model takes it as no noise."""
+        if fields.get("temperature") != 0 or not (self.is_text or is_probabilistic(self.ckpt)):
+            return fields
+        return {**fields, "temperature": None, "top_k": None, "top_p": None, "min_p": None, "greedy": True}
 
     def prime(self, prompt) -> str | np.ndarray | None:
         """A request's `prompt` for this model: text, or numbers (a list, or a string of them)."""

@@ -1,9 +1,11 @@
 """The shapes of the server's requests: each field's type, range and default, checked before any
 work, so that a bad request gets one line saying what is wrong (HTTP 400) and nothing else runs.
 
-Requests follow OpenAI's legacy completions API where it has a name for the thing (`prompt`,
-`max_tokens`, `temperature`, `top_p`, `stop`, `n`, `stream`, `logprobs`, `seed`); seqgen's own
-settings keep their command-line names with underscores (`top_k`, `min_p`, `penalty_window`).
+Requests follow OpenAI's completions and chat completions APIs where they have a name for the
+thing (`prompt`, `max_tokens`, `temperature`, `top_p`, `stop`, `n`, `stream`, `logprobs`, `seed`);
+seqgen's own settings keep their command-line names with underscores (`top_k`, `min_p`,
+`penalty_window`). The OpenAI-style endpoints ignore fields they do not know, as OpenAI-style
+servers do (clients and wrappers send defaults of their own); seqgen's own endpoints refuse them.
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 
 class RequestError(Exception):
-    """A request the server will not run: `status` (4xx) and a one-line message."""
+    """A request the server will not run: `status` (4xx) and a one-line message; for a 429 or
+    503, `retry_after` says in how many seconds asking again may work."""
 
-    def __init__(self, message: str, status: int = 400):
+    def __init__(self, message: str, status: int = 400, retry_after: int = 1):
         super().__init__(message)
-        self.status = status
+        self.status, self.retry_after = status, retry_after
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,7 @@ def positive(v: float) -> str | None:
 
 NUMBER = (int, float)
 SAMPLING = {
-    "temperature": Field(NUMBER, None, positive),
+    "temperature": Field(NUMBER, None, at_least(0)),  # 0: the most likely token every time, as OpenAI's
     "top_k": Field((int,), None, at_least(1)),
     "top_p": Field(NUMBER, None, lambda v: None if 0 < v <= 1 else "must be in (0, 1]"),
     "min_p": Field(NUMBER, None, lambda v: None if 0 < v <= 1 else "must be in (0, 1]"),
@@ -61,11 +66,29 @@ GENERATION = {
     "max_tokens": Field((int,), 256, at_least(0)),
     "stop": Field((str, list), None),
     "stream": Field((bool,), False),
-    "logprobs": Field((bool, int), False, lambda v: None if v in (True, False, 0, 1) else
-                      "true or false (the probability of each chosen token; top alternatives are not reported)"),
+    # OpenAI's completions: an integer 0-5, the chosen token's log-probability and that many of the
+    # most likely tokens beside it; true is 0.
+    "logprobs": Field((bool, int), None, lambda v: None if isinstance(v, bool) or 0 <= v <= MOST_LOGPROBS else
+                      f"must be true, false or an integer 0-{MOST_LOGPROBS}"),
+    "include_stop_str_in_output": Field((bool,), False),  # vLLM's name: keep the stop string in the text
 }
-COMPLETION = {"model": Field((str,), None), "prompt": Field((str, list), None),
-              "n": Field((int,), 1, between(1, 64)), **SAMPLING, **GENERATION}
+MOST_LOGPROBS = 5
+MOST_TOP_LOGPROBS = 20  # chat's `top_logprobs`, as OpenAI's
+# What OpenAI's clients may send as well, for every generating endpoint of that API.
+OPENAI = {
+    "model": Field((str,), None),
+    "n": Field((int,), 1, between(1, 64)),
+    "stream_options": Field((dict,), None),
+    "logit_bias": Field((dict,), None),
+    "user": Field((str,), None),
+}
+# Taken and ignored: a left-to-right network has nothing to put before a given ending.
+IGNORED = {"suffix": Field((str,), None)}
+COMPLETION = {**OPENAI, "prompt": Field((str, list), None), "echo": Field((bool,), False),
+              "best_of": Field((int,), None, between(1, 64)), **IGNORED, **SAMPLING, **GENERATION}
+CHAT = {**OPENAI, "messages": Field((list,), None), **SAMPLING, **GENERATION,
+        "max_tokens": Field((int,), None, at_least(0)), "max_completion_tokens": Field((int,), None, at_least(0)),
+        "logprobs": Field((bool,), False), "top_logprobs": Field((int,), None, between(0, MOST_TOP_LOGPROBS))}
 SESSION = {"model": Field((str,), None), "prompt": Field((str, list), None), "state": Field((str,), None),
            **SAMPLING}
 FEED = {"prompt": Field((str, list), None)}
@@ -77,12 +100,20 @@ FOLLOW = {"model": Field((str,), None), "values": Field((list,), None), "horizon
 
 
 def parse(body: Any, spec: dict[str, Field], what: str = "the request") -> dict:
-    """The fields of a JSON object checked against `spec`, defaults filled in."""
+    """The fields of a JSON object checked against `spec`, defaults filled in; a field `spec`
+    does not name is an error."""
+    fields, unknown = parse_known(body, spec, what)
+    if unknown:
+        raise RequestError(f"unknown field `{unknown[0]}`; known: {', '.join(sorted(spec))}")
+    return fields
+
+
+def parse_known(body: Any, spec: dict[str, Field], what: str = "the request") -> tuple[dict, list[str]]:
+    """The fields of a JSON object that `spec` names, checked, defaults filled in; and the names
+    of the others, sorted."""
     if not isinstance(body, dict):
         raise RequestError(f"{what} must be a JSON object")
     unknown = sorted(set(body) - set(spec))
-    if unknown:
-        raise RequestError(f"unknown field `{unknown[0]}`; known: {', '.join(sorted(spec))}")
     fields = {}
     for name, field in spec.items():
         value = body.get(name)
@@ -100,7 +131,7 @@ def parse(body: Any, spec: dict[str, Field], what: str = "the request") -> dict:
         if problem:
             raise RequestError(f"`{name}` {problem}, got {value!r}")
         fields[name] = value
-    return fields
+    return fields, unknown
 
 
 def stops(value: str | list | None) -> list[str]:
@@ -118,9 +149,62 @@ def generation_stops(fields: dict, is_text: bool) -> list[str]:
     items = stops(fields["stop"])
     if items and not is_text:
         raise RequestError("`stop` applies to text models")
-    if fields["logprobs"] and not is_text:
+    if logprobs_count(fields) is not None and not is_text:
         raise RequestError("`logprobs` applies to text models (a series model's values have no probabilities)")
+    if fields.get("logit_bias") and not is_text:
+        raise RequestError("`logit_bias` applies to text models (a series model has no tokens)")
     return items
+
+
+def logprobs_count(fields: dict) -> int | None:
+    """How many of the most likely tokens to report beside each chosen one; None: no log-probabilities."""
+    value = fields.get("logprobs")
+    if value is None or value is False:
+        return None
+    if "top_logprobs" in fields:  # chat: `logprobs` true, `top_logprobs` how many
+        return fields["top_logprobs"] or 0
+    return 0 if value is True else value
+
+
+def include_usage(fields: dict) -> bool:
+    """Whether a streamed answer ends with a chunk of usage (`stream_options.include_usage`)."""
+    options = fields.get("stream_options") or {}
+    value = options.get("include_usage", False)
+    if not isinstance(value, bool):
+        raise RequestError("`stream_options.include_usage` must be true or false")
+    return value
+
+
+# OpenAI's range for a logit bias: -100 bans a token, 100 makes it all but certain.
+MOST_BIAS = 100
+
+
+def logit_bias(value: dict | None, vocab_size: int) -> np.ndarray | None:
+    """OpenAI's `logit_bias` (token id, as a string, to a number added to its logit) as one
+    number per token of the vocabulary; None when there is none."""
+    if not value:
+        return None
+    bias = np.zeros(vocab_size, dtype=np.float64)
+    for key, amount in value.items():
+        if not (isinstance(key, str) and key.strip().isdigit() and int(key) < vocab_size):
+            raise RequestError(f"`logit_bias`: {key!r} is not a token id of this model (0 to {vocab_size - 1})")
+        if isinstance(amount, bool) or not isinstance(amount, NUMBER) or not -MOST_BIAS <= amount <= MOST_BIAS:
+            raise RequestError(f"`logit_bias`: the bias of token {key} must be a number from -{MOST_BIAS} to {MOST_BIAS}")
+        bias[int(key)] = amount
+    return bias
+
+
+def prompts(value: Any, is_text: bool) -> list:
+    """A completion's prompts: for a text model, a string, a list of token ids, or a list of
+    either (a choice per prompt); for a series model, one prompt (numbers). None: the default."""
+    if not is_text or not isinstance(value, list) or not value:
+        return [value]
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return [value]
+    if all(isinstance(v, str) or (isinstance(v, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in v))
+           for v in value):
+        return list(value)
+    raise RequestError("`prompt` must be text, a list of token ids, or a list of those")
 
 
 def numbers(value: Any, name: str) -> list[float]:
@@ -133,5 +217,6 @@ def numbers(value: Any, name: str) -> list[float]:
 
 
 def _kind_names(kinds: tuple[type, ...]) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", list: "a list", bool: "true or false"}
+    names = {int: "an integer", float: "a number", str: "a string", list: "a list", bool: "true or false",
+             dict: "an object"}
     return " or ".join(dict.fromkeys(names[k] for k in kinds))

@@ -118,8 +118,8 @@ class ProcessEngine:
             if rows + stream.rows > self.max_rows:
                 raise Busy(f"{rows} rows are generating; at most {self.max_rows} at once")
             sid = next(self._ids)
-            message = pickle.dumps(("join", sid, portable(stream.gen), stream.length, stream.stops, stream.logprobs,
-                                    stream.final), protocol=pickle.HIGHEST_PROTOCOL)
+            message = pickle.dumps(("join", sid, portable(stream.gen), stream.length, stream.options()),
+                                   protocol=pickle.HIGHEST_PROTOCOL)
             try:
                 self._conn.send_bytes(message)
             except OSError:  # the child has just gone; the reader is starting another
@@ -234,9 +234,9 @@ def run_child(weights: dict, config, tokenizer, threads: int, conn) -> None:
             except EOFError:
                 break
             if message[0] == "join":
-                _, sid, state, length, stops, logprobs, final = message
+                _, sid, state, length, options = message
                 gen = arrived(state, model, tokenizer)
-                stream = Stream(gen, length, None, stops=stops, logprobs=logprobs, final=final)
+                stream = Stream(gen, length, None, **options)
                 stream.deliver = _collector(sid, stream, outbox, streams)
                 streams[sid] = stream
                 engine.submit(stream)
@@ -274,13 +274,13 @@ def _collector(sid: int, stream: Stream, outbox: list, streams: dict):
 def packed(piece: Piece) -> tuple:
     logprobs = None if piece.logprobs is None else piece.logprobs.tolist()
     return (piece.items.dtype.str, piece.items.tolist(), piece.live.tolist(), logprobs, piece.ended.tolist(),
-            piece.done, piece.texts)
+            piece.done, piece.texts, piece.top)
 
 
 def unpacked(fields: tuple) -> Piece:
-    dtype, items, live, logprobs, ended, done, texts = fields
+    dtype, items, live, logprobs, ended, done, texts, top = fields
     return Piece(np.array(items, dtype=dtype), np.array(live, dtype=bool),
-                 None if logprobs is None else np.array(logprobs), np.array(ended, dtype=bool), done, texts)
+                 None if logprobs is None else np.array(logprobs), np.array(ended, dtype=bool), done, texts, top)
 
 
 if __name__ == "__main__":
