@@ -89,7 +89,20 @@ def test_the_seasonal_baselines_are_the_future_of_a_series_that_only_repeats():
     base = baselines(y, scale, np.array([12]), rows, origins, 18)
     assert np.allclose(base[..., 0], future, atol=1e-5)
     assert np.allclose(base[..., 1], future, atol=1e-5)
-    assert not baselines(y, scale, np.array([1]), rows, origins, 18).any()  # no season, no baseline
+    assert not baselines(y, scale, np.array([1]), rows, origins, 18)[..., :2].any()  # no season: no seasonal baseline
+
+
+def test_the_trend_baseline_continues_a_season_that_climbs_and_a_steady_drift():
+    t = np.arange(100)
+    climbing = (10 + 0.5 * t + np.sin(2 * math.pi * t / 12))[None]
+    rows, origins = np.array([0]), np.array([70])
+    future, _ = targets(climbing, running_scale(climbing), rows, origins, 18)
+    base = baselines(climbing, running_scale(climbing), np.array([12]), rows, origins, 18)
+    assert np.allclose(base[..., 2], future, atol=1e-5)
+    drifting = (3.0 + 0.2 * t)[None]
+    future, _ = targets(drifting, running_scale(drifting), rows, origins, 6)
+    assert np.allclose(baselines(drifting, running_scale(drifting), np.array([1]), rows, origins, 6)[..., 2], future,
+                       atol=1e-5)
 
 
 def test_a_zero_shot_forecast_is_the_same_every_time_and_its_quantiles_are_ordered(forecaster):

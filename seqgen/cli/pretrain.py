@@ -13,7 +13,7 @@ from .app import app, check_seed, say
 @app.command()
 def pretrain(
     out: Path = typer.Option(Path("checkpoints/forecaster.safetensors"), "--out", "-o", help="Checkpoint to write."),
-    steps: int = typer.Option(4000, min=1, help="Optimizer steps, each on a fresh batch of synthetic series."),
+    steps: int = typer.Option(3000, min=1, help="Optimizer steps, each on a fresh batch of synthetic series."),
     batch_size: int = typer.Option(256, min=1, help="Series per step."),
     hidden: int = typer.Option(128, min=1, help="Units per LSTM layer."),
     layers: int = typer.Option(2, min=1, help="Stacked LSTM layers."),

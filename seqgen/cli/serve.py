@@ -30,6 +30,7 @@ def serve(
     max_body: int = typer.Option(1_000_000, help="Largest request body, in bytes; larger gets 413."),
     timeout: float = typer.Option(30.0, help="Seconds a client has to send its request body (and idle keep-alive connections are kept)."),
     stream_interval: float = typer.Option(0.05, help="Streamed answers: the shortest time in seconds between two events; what is made meanwhile goes in the next (0: an event per item)."),
+    chat_template: Path | None = typer.Option(None, help="A Jinja chat template (Hugging Face's convention: messages, add_generation_prompt) for /v1/chat/completions; default: 'ROLE: content' lines. Needs jinja2."),
 ) -> None:
     """Serve checkpoints over HTTP: completions, sessions that stay alive, a playground at /."""
     try:
@@ -53,8 +54,9 @@ def serve(
     limits = Limits(max_tokens=max_tokens, max_rows=max_streams, max_sessions=max_sessions, max_body=max_body,
                     session_ttl=parse_duration(session_ttl, "--session-ttl"), read_timeout=timeout,
                     stream_interval=stream_interval)
+    template = _template(chat_template) if chat_template is not None else None
     listening = _listen(host, port)  # before anything is loaded or said: a taken port is one line
-    web = create_app([str(p) for p in checkpoints], limits, api_key)
+    web = create_app([str(p) for p in checkpoints], limits, api_key, template)
     names = ", ".join(web.state.server.models)
     if host not in ("127.0.0.1", "localhost", "::1") and not api_key:
         say(f"warning: listening on {host} with no --api-key: anyone who can reach it can use it", "yellow")
@@ -76,6 +78,19 @@ def serve(
             signal.signal(sig, handler)
         listening.close()
     say("stopped")
+
+
+def _template(path: Path):
+    """The chat template in `path`, or one line saying why it cannot be used."""
+    try:
+        import jinja2  # noqa: F401
+    except ImportError:
+        from ..extras import install_hint
+
+        raise MissingPackage(f"--chat-template needs jinja2: {install_hint('chat')}") from None
+    from ..serve.chat import load_template
+
+    return load_template(path)
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -1,11 +1,15 @@
 """`seqgen serve`'s HTTP API: a Starlette app over the batching engines and the session store.
 
 Endpoints (docs/serve.md has every field and an example of each):
-- `POST /v1/completions`: generate from a prompt, whole or streamed as server-sent events;
+- `POST /v1/completions`: generate from a prompt (or several), whole or streamed as server-sent events;
+- `POST /v1/chat/completions`: a text model answers a conversation rendered by a chat template;
 - `POST /v1/sessions`, `GET|DELETE /v1/sessions/{id}`, `POST /v1/sessions/{id}/feed|generate|restore`,
   `GET /v1/sessions/{id}/snapshot`: generators that stay alive between calls;
 - `POST /v1/follow`: one-step-ahead (or H-step) forecasts of posted values, for series models;
-- `GET /health`, `GET /v1/models` (and `/models`), and the playground page at `/`.
+- `GET /health`, `GET /v1/models` (and `/models`), `GET /v1/models/{id}`, and the playground page
+  at `/` (with its icon at `/favicon.ico`).
+The OpenAI-style endpoints ignore fields they do not know (naming them in the answer's
+`x-seqgen-ignored-fields` header), as OpenAI-style servers do; seqgen's own refuse them.
 Errors are JSON, `{"error": {"message": "...", "type": "..."}}`, with a 4xx status for the
 caller's mistakes; a request's failure never touches another's stream or session.
 """
@@ -20,13 +24,14 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from importlib import resources
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import SeqgenError
@@ -34,7 +39,7 @@ from . import protocol
 from .models import Served, load_models
 from .protocol import RequestError, parse
 from .sessions import Sessions
-from .streaming import Inbox, Output, make_stream, respond
+from .streaming import Inbox, Job, Output, Shape, Stops, make_stream, respond
 
 log = logging.getLogger("seqgen.serve")
 
@@ -55,9 +60,17 @@ class Limits:
 class Server:
     """The state behind the routes: the models, the sessions, the limits."""
 
-    def __init__(self, checkpoints: list[str | Path], limits: Limits | None = None, api_key: str | None = None):
+    def __init__(self, checkpoints: list[str | Path], limits: Limits | None = None, api_key: str | None = None,
+                 chat_template=None):
+        """`chat_template`: a Jinja file (or a `chat.JinjaTemplate`) for chat completions; None
+        for the default, `ROLE: content` lines."""
         self.limits = limits or Limits()
         self.api_key = api_key or None
+        if isinstance(chat_template, (str, Path)):
+            from .chat import load_template
+
+            chat_template = load_template(chat_template)
+        self.chat_template = chat_template  # before the models: a bad template is told at once
         self.models = load_models(checkpoints, self.limits.max_rows)
         self.sessions = Sessions(self.limits.max_sessions, self.limits.session_ttl)
         self.started = time.time()
@@ -74,7 +87,24 @@ class Server:
 
     async def body(self, request: Request, spec: dict) -> dict:
         """The request's JSON body checked against `spec` (see protocol.py), read within the
-        size and time limits."""
+        size and time limits; a field `spec` does not name is a 400."""
+        return parse(await self.json(request), spec)
+
+    async def openai_body(self, request: Request, spec: dict) -> tuple[dict, list[str]]:
+        """As `body`, for an endpoint of OpenAI's API: fields it does not know are ignored, as
+        OpenAI-style servers do (clients send defaults and options of other servers); they are
+        returned, with the known ones this server takes and ignores, to be named in a header."""
+        fields, unknown = protocol.parse_known(await self.json(request), spec)
+        ignored = sorted(unknown + [name for name in protocol.IGNORED if fields.get(name) is not None])
+        if ignored:
+            log.debug("%s: ignoring %s", request.url.path, ", ".join(ignored))
+        if fields.get("user") is not None:
+            log.debug("%s: for user %r", request.url.path, fields["user"])
+        protocol.include_usage(fields)  # checked before any work
+        return fields, ignored
+
+    async def json(self, request: Request):
+        """The request's body as JSON, read within the size and time limits."""
         limit = self.limits.max_body
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -98,28 +128,59 @@ class Server:
                 body = json.loads(raw)
             except (ValueError, UnicodeDecodeError) as e:
                 raise RequestError(f"the body is not valid JSON ({e})") from None
-        return parse(body, spec)
+        return body
 
     def check_length(self, fields: dict) -> None:
         if fields["max_tokens"] > self.limits.max_tokens:
             raise RequestError(f"`max_tokens` is at most {self.limits.max_tokens} on this server, got {fields['max_tokens']}")
 
     # --- routes ------------------------------------------------------------------------------
+    def check_rows(self, rows: int, what: str = "`n`") -> None:
+        if rows > self.limits.max_rows:  # a 503 would say "try again", which could never work
+            raise RequestError(f"{what} is at most {self.limits.max_rows} on this server (the most streams it "
+                               f"generates at once), got {rows}")
+
     async def completions(self, request: Request):
-        fields = await self.body(request, protocol.COMPLETION)
+        fields, ignored = await self.openai_body(request, protocol.COMPLETION)
         self.check_length(fields)
         served = self.model(fields["model"])
         stops = protocol.generation_stops(fields, served.is_text)
-        if fields["n"] > self.limits.max_rows:  # a 503 would say "try again", which could never work
-            raise RequestError(f"`n` is at most {self.limits.max_rows} on this server (the most streams it "
-                               f"generates at once), got {fields['n']}")
-        gen, fed = await run_in_threadpool(served.generator, fields, fields["n"], fields["prompt"])
+        prompts = [served.prompt_text(p) for p in protocol.prompts(fields["prompt"], served.is_text)]
+        n = fields["n"]
+        rows = fields["best_of"] or n
+        if rows < n:
+            raise RequestError(f"`best_of` must be at least `n` ({n}), got {rows}")
+        if rows > n and fields["stream"]:
+            raise RequestError("`best_of` above `n` cannot stream: which samples are best is known only at the end")
+        if fields["echo"] and not served.is_text:
+            raise RequestError("`echo` applies to text models")
+        self.check_rows(rows * len(prompts), "`n`" if rows == n and len(prompts) == 1 else
+                        "the samples in all (`best_of`, else `n`, times the prompts)")
+        top = protocol.logprobs_count(fields)
+        bias = protocol.logit_bias(fields["logit_bias"], len(served.tokenizer)) if served.is_text else None
         inbox = Inbox()
-        stream = make_stream(gen, fields, stops, inbox, final=True)
-        meta = {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion", "created": int(time.time()),
-                "model": served.name, "_fed": fed}
-        return await respond(served, stream, inbox, fields, meta, Output(served, gen.batch_size),
-                             self.limits.stream_interval)
+        streams, echoed, fed = [], [], 0
+        for number, prompt in enumerate(prompts):
+            # Each prompt from the request's seed: a choice is what its prompt alone would give.
+            gen, count, prime = await run_in_threadpool(served.generator, fields, rows, prompt)
+            fed += count
+            echoed.append(served.token_texts(prime) if fields["echo"] else [])
+            streams.append(make_stream(gen, fields, stops, partial(inbox.deliver, stream=number), final=True,
+                                       top=top, bias=bias, logprobs=rows > n))
+        cut = [] if fields["include_stop_str_in_output"] else stops
+        output = Output(served, [rows] * len(prompts), Stops(cut), echo=echoed)
+        meta = {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": served.name}
+        job = Job(served, streams, inbox, output, Shape(served, top), meta, fed=fed, stream=fields["stream"],
+                  usage_chunk=protocol.include_usage(fields), keep=n if rows > n else None)
+        return with_ignored(await respond(job, self.limits.stream_interval), ignored)
+
+    async def chat_completions(self, request: Request):
+        from .chat import chat_job
+
+        fields, ignored = await self.openai_body(request, protocol.CHAT)
+        served = self.model(fields["model"])
+        job = await chat_job(self, served, fields)
+        return with_ignored(await respond(job, self.limits.stream_interval), ignored)
 
     async def health(self, request: Request):
         return JSONResponse({"status": "ok", "models": list(self.models), "sessions": len(self.sessions),
@@ -127,14 +188,22 @@ class Server:
                              "uptime": round(time.time() - self.started, 1)})
 
     async def list_models(self, request: Request):
-        return JSONResponse({"object": "list", "data": [{**m.info, "max_tokens": self.limits.max_tokens}
-                                                        for m in self.models.values()]})
+        return JSONResponse({"object": "list", "data": [self.describe(m) for m in self.models.values()]})
+
+    async def show_model(self, request: Request):
+        return JSONResponse(self.describe(self.model(request.path_params["id"])))
+
+    def describe(self, served: Served) -> dict:
+        return {**served.info, "max_tokens": self.limits.max_tokens}
 
     async def page(self, request: Request):
         return HTMLResponse(resources.files("seqgen.serve").joinpath("page.html").read_text(encoding="utf-8"))
 
+    async def icon(self, request: Request):
+        return Response(ICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
     def cancel_streams(self) -> None:
-        """End every request that is generating: each gets its last event (`cancelled`)."""
+        """End every request that is generating: each gets its last event (an error event, or a 503)."""
         for served in self.models.values():
             served.engine.cancel_all()
 
@@ -143,9 +212,11 @@ class Server:
             served.close()
 
 
-def create_app(checkpoints: list[str | Path], limits: Limits | None = None, api_key: str | None = None) -> Starlette:
-    """The ASGI app serving `checkpoints` (run it with uvicorn, or `seqgen serve`)."""
-    server = Server(checkpoints, limits, api_key)
+def create_app(checkpoints: list[str | Path], limits: Limits | None = None, api_key: str | None = None,
+               chat_template=None) -> Starlette:
+    """The ASGI app serving `checkpoints` (run it with uvicorn, or `seqgen serve`); see `Server`
+    for `chat_template`."""
+    server = Server(checkpoints, limits, api_key, chat_template)
     sessions = server.sessions
 
     @asynccontextmanager
@@ -162,7 +233,10 @@ def create_app(checkpoints: list[str | Path], limits: Limits | None = None, api_
         Route("/health", server.health, methods=["GET"]),
         Route("/models", server.list_models, methods=["GET"]),
         Route("/v1/models", server.list_models, methods=["GET"]),
+        Route("/v1/models/{id:path}", server.show_model, methods=["GET"]),
         Route("/v1/completions", server.completions, methods=["POST"]),
+        Route("/v1/chat/completions", server.chat_completions, methods=["POST"]),
+        Route("/favicon.ico", server.icon, methods=["GET"]),
     ]
     from .session_routes import session_routes
 
@@ -176,12 +250,25 @@ def create_app(checkpoints: list[str | Path], limits: Limits | None = None, api_
     return app
 
 
+# A wave on a dark square: the playground's tab icon, so that a browser's request for it finds one.
+ICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#1f2937"/>'
+        '<path d="M3 16c4-9 7-9 10 0s6 9 10 0 4-5 6-3" fill="none" stroke="#38bdf8" stroke-width="3" '
+        'stroke-linecap="round"/></svg>')
+
+
+def with_ignored(response: Response, ignored: list[str]) -> Response:
+    """The response, naming the request's fields this server ignored in a header."""
+    if ignored:
+        response.headers["x-seqgen-ignored-fields"] = ", ".join(ignored)
+    return response
+
+
 def error(message: str, status: int, kind: str = "invalid_request_error", headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status, headers=headers)
 
 
 async def _request_error(request: Request, exc: RequestError):
-    headers = {"Retry-After": "1"} if exc.status in (429, 503) else None
+    headers = {"Retry-After": str(exc.retry_after)} if exc.status in (429, 503) else None
     return error(str(exc), exc.status, "server_busy" if exc.status in (429, 503) else "invalid_request_error", headers)
 
 
@@ -211,7 +298,7 @@ class RequireKey:
         self.app, self.key = app, key.encode()
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and not (scope["path"] == "/" and scope["method"] == "GET"):
+        if scope["type"] == "http" and not (scope["path"] in ("/", "/favicon.ico") and scope["method"] == "GET"):
             headers = dict(scope["headers"])
             auth = headers.get(b"authorization", b"")
             given = auth[7:] if auth[:7].lower() == b"bearer " else headers.get(b"x-api-key", b"")

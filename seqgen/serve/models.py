@@ -38,7 +38,8 @@ class Served:
         threads = max(1, min(usable_cores() - 1, 4))
         self.model = NumpyModel(self.ckpt.weights, self.ckpt.model_config, threads=threads)
         # The batch is stepped in a process of its own (see remote.py).
-        self.engine = ProcessEngine(self.model, self.ckpt.weights, self.make_generator({}).tokenizer,
+        self.tokenizer = self.make_generator({}).tokenizer  # None for a series model
+        self.engine = ProcessEngine(self.model, self.ckpt.weights, self.tokenizer,
                                     max_rows=max_rows, name=name, threads=threads)
         # OpenAI's `created` is when the model was made: here, when its checkpoint was last written.
         self.info = {"id": name, "object": "model", "created": int(Path(path).stat().st_mtime), "owned_by": "seqgen",
@@ -48,14 +49,31 @@ class Served:
     def is_text(self) -> bool:
         return self.ckpt.kind == "text"
 
-    def generator(self, fields: dict, rows: int = 1, prompt=None) -> tuple[Generator, int]:
+    def generator(self, fields: dict, rows: int = 1, prompt=None) -> tuple[Generator, int, str | np.ndarray]:
         """A generator with the request's sampling settings and seed, fed its prompt (or, with
-        none, what `seqgen sample` primes with) for `rows` streams; and how many items were fed.
-        Runs the prompt through the network: call it off the event loop."""
+        none, what `seqgen sample` primes with) for `rows` streams; how many items were fed, and
+        what. Runs the prompt through the network: call it off the event loop."""
         prime = self.prime(prompt)
         gen = self.make_generator(fields, prime)
         fed = start(gen, self.ckpt, prime, num_samples=rows, seed=fields.get("seed"), unknown=fields.get("unknown", "error"))
-        return gen, int(np.shape(fed)[-1]) if np.ndim(fed) else len(gen.encode(fed))  # tokens, for text
+        return gen, int(np.shape(fed)[-1]) if np.ndim(fed) else len(gen.encode(fed)), fed  # tokens, for text
+
+    def prompt_text(self, prompt):
+        """A prompt of token ids (OpenAI's API takes them) as the text they spell; any other as it is."""
+        if self.is_text and isinstance(prompt, list) and prompt:
+            if not all(0 <= t < len(self.tokenizer) for t in prompt):
+                raise RequestError(f"`prompt`: token ids of this model are 0 to {len(self.tokenizer) - 1}")
+            return self.tokenizer.decode(prompt)
+        return prompt
+
+    def token_texts(self, text: str) -> list[str]:
+        """The text each token of `text` completes (\"\" for the first bytes of a character)."""
+        if not text:
+            return []
+        reader = self.tokenizer.detokenizer(1)
+        pieces = [reader.add(np.array([token]))[0] for token in self.tokenizer.encode(text)]
+        pieces[-1] += reader.end()[0]
+        return pieces
 
     def make_generator(self, fields: dict, prime=None) -> Generator:
         """A generator with the request's sampling settings and seed, nothing fed yet. A model of

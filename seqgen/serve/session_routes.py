@@ -17,7 +17,7 @@ from ..generate.sampling import SampleConfig
 from ..generate.state import state_bytes, state_from_bytes
 from . import protocol
 from .protocol import RequestError
-from .streaming import Inbox, Output, finite_or_none, make_stream, respond
+from .streaming import Inbox, Job, Output, Shape, Stops, finite_or_none, make_stream, respond
 
 SAMPLING_FIELDS = [k for k in protocol.SAMPLING if k not in ("seed", "unknown")]
 
@@ -36,7 +36,7 @@ def session_routes(server) -> list[Route]:
         served = server.model(fields["model"])
         generated = 0
         if fields["state"] is None:
-            gen, fed = await run_in_threadpool(served.generator, fields, 1, fields["prompt"])
+            gen, fed, _ = await run_in_threadpool(served.generator, fields, 1, fields["prompt"])
         else:
             gen, fed, generated = await run_in_threadpool(_restored, served, fields)
         session = sessions.add(served, gen, fed, fields["unknown"])
@@ -72,12 +72,15 @@ def session_routes(server) -> list[Route]:
         fields = await server.body(request, protocol.GENERATE)
         session = sessions.get(request.path_params["id"])  # as in feed: nothing awaits from here to `busy`
         server.check_length(fields)
-        stops = protocol.generation_stops(fields, session.served.is_text)
+        served = session.served
+        stops = protocol.generation_stops(fields, served.is_text)
+        top = protocol.logprobs_count(fields)
         inbox = Inbox()
-        stream = make_stream(session.gen, fields, stops, inbox)
-        output = Output(session.served, session.gen.batch_size)
-        meta = {"id": f"cmpl-{session.id[:12]}-{session.generated}", "object": "text_completion",
-                "created": int(session.born), "model": session.served.name, "session": session.id}
+        stream = make_stream(session.gen, fields, stops, inbox.deliver, top=top)
+        output = Output(served, [stream.rows], Stops([] if fields["include_stop_str_in_output"] else stops))
+        meta = {"id": f"cmpl-{session.id[:12]}-{session.generated}", "created": int(session.born),
+                "model": served.name, "session": session.id}
+        job = Job(served, [stream], inbox, output, Shape(served, top), meta, stream=fields["stream"])
         session.busy = True
         to_inbox = stream.deliver
 
@@ -92,7 +95,7 @@ def session_routes(server) -> list[Route]:
 
         stream.deliver = deliver
         try:
-            return await respond(session.served, stream, inbox, fields, meta, output, server.limits.stream_interval)
+            return await respond(job, server.limits.stream_interval)
         except BaseException:
             session.busy = False
             raise

@@ -8,6 +8,7 @@ and restored; it goes when deleted or after `ttl` seconds without a request. The
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -49,10 +50,18 @@ class Sessions:
         self.sweep()
         if len(self._sessions) >= self.limit:
             raise RequestError(f"{self.limit} sessions are open, the most this server keeps; delete one "
-                               f"(DELETE /v1/sessions/ID) or wait for one to expire", 429)
+                               f"(DELETE /v1/sessions/ID) or wait for one to expire", 429, self.next_free())
         session = Session(uuid.uuid4().hex, served, gen, unknown, fed=fed)
         self._sessions[session.id] = session
         return session
+
+    def next_free(self) -> int:
+        """Whole seconds until a session expires and frees a place, if none is deleted first: the
+        longest idle one's; a session generating now is not idle, so with every one busy, a full
+        time to live."""
+        now = time.monotonic()
+        idle = [self.ttl - (now - s.used) for s in self._sessions.values() if not s.busy]
+        return max(1, math.ceil(min(idle, default=self.ttl)))
 
     def get(self, session_id: str, idle: bool = True) -> Session:
         """The session, its idle clock restarted; with `idle`, one that is not generating now."""

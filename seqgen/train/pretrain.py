@@ -34,7 +34,7 @@ VALIDATION_SEED = 12345  # a fixed synthetic set, apart from any training seed
 
 @dataclass
 class PretrainConfig:
-    steps: int = 4000
+    steps: int = 3000
     batch: int = 256
     lr: float = 1e-3
     warmup: int = 100
