@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -188,3 +189,14 @@ def test_the_same_seed_pretrains_the_same_weights(tmp_path):
                  PretrainConfig(steps=2, batch=4, warmup=1, save_every=2, seed=7), log=lambda line: None)
         runs.append(load_checkpoint(tmp_path / f"{name}.safetensors").weights)
     assert all(np.array_equal(runs[0][k], runs[1][k]) for k in runs[0])
+
+
+def test_follow_with_the_forecaster_writes_one_forecast_per_value(forecaster):
+    values = "\n".join(str(20 + (i % 4)) for i in range(10)) + "\n"
+    made = subprocess.run([sys.executable, "-m", "seqgen", "follow", str(forecaster), "--horizon", "3", "--season", "4",
+                           "--quantiles", "0.1,0.9"], input=values, capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr
+    lines = [json.loads(line) for line in made.stdout.splitlines()]
+    assert len(lines) == 10 and all(len(line["mean"]) == 3 for line in lines)
+    assert lines[0]["mean"] == [20.0, 20.0, 20.0]  # too little history yet: the last value
+    assert all(a <= b for line in lines[2:] for a, b in zip(line["q0.1"], line["q0.9"]))

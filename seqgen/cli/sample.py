@@ -322,18 +322,26 @@ def follow(
     seed: Optional[int] = typer.Option(None, callback=check_seed, help="Random seed for the sampled paths."),
     backend: str = typer.Option("auto", help="auto (NumPy on CPU), numpy or torch."),
     device: str = typer.Option("cpu", help="Device for the torch backend: cpu, cuda, mps or auto (the first available of those)."),
+    season: Optional[int] = typer.Option(None, min=1, help="For the pretrained forecaster: the season length of the values read, in steps. \\[default: 1, none]"),
 ) -> None:
     """Read values from stdin, one per line (a model of channels: a row of them a line); after each, write the forecast of the next value(s)."""
     import json
 
     from ..checkpoint import load_checkpoint
     from ..generate import Generator, follow as follow_values
+    from ..generate.zero_shot import is_forecaster
+    from .forecast import resolve_checkpoint
     from .output import parse_quantiles
 
     levels = parse_quantiles(quantiles) if quantiles is not None else ()
     if quantiles is not None and samples < 1:
         raise UsageError(f"--samples must be >= 1, got {samples}")
-    ckpt = load_checkpoint(checkpoint)
+    ckpt = load_checkpoint(resolve_checkpoint(checkpoint))
+    if is_forecaster(ckpt):
+        _follow_forecaster(ckpt, horizon, levels, season)
+        return
+    if season is not None:
+        raise UsageError(f"--season applies to the pretrained forecaster; {checkpoint} learnt its season in training")
     if ckpt.kind == "text":
         raise UsageError(f"{checkpoint} is a text model; follow forecasts numbers")
     from ..generate.generator import series_entry
@@ -366,6 +374,23 @@ def follow(
                 out.write(json.dumps({n: [round(float(v), 6) for v in row] for n, row in zip(names, forecast)}) + "\n")
             else:  # each forecast step (and each channel of it) in turn
                 out.write(" ".join(f"{v:.6g}" for v in np.ravel(forecast)) + "\n")
+
+
+def _follow_forecaster(ckpt, horizon: int, levels: tuple, season: Optional[int]) -> None:
+    """follow with the pretrained forecaster: the same lines as for a trained model."""
+    import json
+
+    from ..generate.zero_shot import follow_zero_shot
+
+    if season is None:
+        say("note: values on stdin carry no dates: read without a season (--season sets one, e.g. 12 for monthly)")
+    names = ["mean", *(f"q{level:g}" for level in levels)]
+    with StreamWriter(sys.stdout, line_flush=True) as out:
+        for forecast in follow_zero_shot(ckpt, _stdin_values(), horizon, season or 1, levels):
+            if levels:
+                out.write(json.dumps({n: [round(float(v), 6) for v in row] for n, row in zip(names, forecast)}) + "\n")
+            else:
+                out.write(" ".join(f"{v:.6g}" for v in forecast[0]) + "\n")
 
 
 def _stdin_values(channels: Optional[list[str]] = None, column: Optional[str] = None):

@@ -10,7 +10,7 @@ Nothing is drawn at random: the same history gives the same forecast, whatever t
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -138,3 +138,25 @@ def shipped_forecaster() -> "Path":
 
 
 SHIPPED_NAME = "forecaster.safetensors"
+
+
+def follow_zero_shot(ckpt: Checkpoint, values: Iterable[float], horizon: int, season: int,
+                     quantiles: Sequence[float] = ()) -> Iterator[np.ndarray]:
+    """After each value of `values` (as they arrive), the forecast of the next `horizon`: a
+    (1 + len(quantiles), horizon) array of the mean and the quantiles. Each forecast reads the
+    history again (its last `context` values, a few milliseconds); until there are MIN_HISTORY
+    values, the last one is repeated, with no spread."""
+    levels = tuple(quantiles)
+    history: list[float] = []
+    for value in values:
+        history.append(float(value))
+        if len(history) < MIN_HISTORY:
+            yield np.full((1 + len(levels), horizon), history[-1])
+            continue
+        made = zero_shot(ckpt, history[-MAX_CONTEXT:], horizon, season, quantiles=levels or (0.5,))
+        rows = [made.mean] + ([made.quantiles[i] for i in range(len(levels))] if levels else [])
+        yield np.stack(rows)
+
+
+# The most values `follow_zero_shot` keeps: the forecaster reads no more than its context (512).
+MAX_CONTEXT = 4096
