@@ -302,6 +302,9 @@ class Backtest:
     # MAE, RMSE and CRPS are in each one's units, so only MASE and coverage mean anything across them.
     per_series: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     joint: bool = False  # the series are the channels of one series, modelled jointly
+    # Classical baselines made from the same origins where statsforecast is installed ({"ETS": means, ...}).
+    others: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    where: str = "the validation tail"  # where the origins lie
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -351,7 +354,7 @@ def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None
         raise DataError(f"{path}: {ckpt.path} models the columns {', '.join(map(repr, ckpt.data['channels']))} jointly; "
                         "give the data as a CSV with those columns")
     labels = dataset.channels or [e["name"] for e in named]
-    ours, naive, made_count, whose = [], [], 0, []
+    ours, naive, made_count, whose, classical = [], [], 0, [], {}
     for index, (entry, split) in enumerate(zip(named, dataset.splits)):
         values = entry["values"]
         # Decided once per series, on all its values: a history that is none of the model's series is scaled by its own.
@@ -369,6 +372,7 @@ def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None
                 ours.append(score(own(truth), paths[..., k], own(history), season, BACKTEST_LEVEL))
                 naive.append(score(own(truth), seasonal_naive(own(history), horizon, season), own(history), season,
                                    BACKTEST_LEVEL))
+                _score_classical(classical, own(history), own(truth), season, samples)
     mean = lambda scores: {k: float(np.mean([s[k] for s in scores])) for k in METRICS}
     names = dataset.channels or [e["name"] for e in named if e["name"] is not None]
     per_series = {}
@@ -381,7 +385,61 @@ def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None
         def overall(scores):  # across series MAE, RMSE and CRPS would add up different units: None
             return {k: (v if k in UNIT_FREE else None) for k, v in mean(scores).items()}
     return Backtest(str(ckpt.path), path, horizon, made_count, season, samples, names, overall(ours), overall(naive),
-                    time.perf_counter() - started, per_series=per_series, joint=bool(dataset.channels))
+                    time.perf_counter() - started, per_series=per_series, joint=bool(dataset.channels),
+                    others=_classical_means(classical, len(ours), overall))
+
+
+def _score_classical(scores: dict, history: np.ndarray, truth: np.ndarray, season: int, samples: int) -> None:
+    """Add the classical baselines' scores of one forecast (see baselines.py) to `scores`."""
+    from .baselines import classical_paths
+    from .metrics import score
+
+    for name, paths in classical_paths(history, len(truth), season, samples).items():
+        scores.setdefault(name, []).append(score(truth, paths, history, season, BACKTEST_LEVEL))
+
+
+def _classical_means(scores: dict, forecasts: int, overall) -> dict:
+    """Each baseline's means, for those that forecast from every origin (a partial mean would not compare)."""
+    return {name: overall(rows) for name, rows in scores.items() if len(rows) == forecasts}
+
+
+def backtest_forecaster(checkpoint: str | Path | Checkpoint, series: list[tuple[str | None, np.ndarray, int]], *,
+                        horizon: int | None = None, origins: int = BACKTEST_ORIGINS, samples: int = 200,
+                        label: str = "") -> Backtest:
+    """A rolling-origin backtest of the pretrained forecaster on `series` ([(name, values, season)]):
+    forecasts of `horizon` steps (default: the first series' season, or 8 without one) from
+    `origins` evenly spaced points of each series' last third, scored as `backtest` scores a
+    trained model's, beside the seasonal naive forecast and the classical baselines."""
+    from .generate.zero_shot import zero_shot
+    from .metrics import backtest_origins, score, seasonal_naive
+
+    ckpt = _load(checkpoint)
+    if origins < 1:
+        raise UsageError(f"`origins` must be >= 1, got {origins}")
+    season = series[0][2]
+    horizon = horizon or (season if season > 1 else 8)
+    started = time.perf_counter()
+    ours, naive, classical = [], [], {}
+    for name, values, m in series:
+        first = max(len(values) - max(len(values) // 3, horizon), 2 * m + 1, 3)
+        if first + horizon > len(values):
+            raise DataError(f"{label or 'the data'}{'' if name is None else f', series {name!r}'}: {len(values)} values "
+                            f"are too few to forecast {horizon} steps from past origins; give a smaller `horizon`")
+        for origin in backtest_origins(len(values), horizon, origins, first):
+            history, truth = values[:origin], values[origin : origin + horizon]
+            ours.append(score(truth, zero_shot(ckpt, history, horizon, m, samples=samples).paths, history, m,
+                              BACKTEST_LEVEL))
+            naive.append(score(truth, seasonal_naive(history, horizon, m), history, m, BACKTEST_LEVEL))
+            _score_classical(classical, history, truth, m, samples)
+    mean = lambda scores: {k: float(np.mean([s[k] for s in scores])) for k in METRICS}
+    names = [name for name, _, _ in series if name is not None]
+
+    def overall(scores):
+        means = mean(scores)
+        return means if len(series) == 1 else {k: (v if k in UNIT_FREE else None) for k, v in means.items()}
+    return Backtest(str(ckpt.path), label, horizon, len(ours), season, samples, names, overall(ours), overall(naive),
+                    time.perf_counter() - started, others=_classical_means(classical, len(ours), overall),
+                    where="the last third")
 
 
 def stored_series(ckpt: Checkpoint, name: str | None, values: np.ndarray) -> str | None:

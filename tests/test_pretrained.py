@@ -200,3 +200,14 @@ def test_follow_with_the_forecaster_writes_one_forecast_per_value(forecaster):
     assert len(lines) == 10 and all(len(line["mean"]) == 3 for line in lines)
     assert lines[0]["mean"] == [20.0, 20.0, 20.0]  # too little history yet: the last value
     assert all(a <= b for line in lines[2:] for a, b in zip(line["q0.1"], line["q0.9"]))
+
+
+def test_seqgen_eval_backtests_the_forecaster_beside_the_seasonal_naive(forecaster, tmp_path):
+    noise = np.random.default_rng(0).normal(0, 1, 72)
+    data = monthly_csv(tmp_path / "sales.csv", 100 + 10 * np.sin(2 * math.pi * np.arange(72) / 12) + noise)
+    made = run("eval", str(forecaster), str(data), "--horizon", "6", "--origins", "3", "--json")
+    assert made.returncode == 0, made.stderr
+    tested = json.loads(made.stdout)["backtest"]
+    assert tested["origins"] == 3 and tested["horizon"] == 6 and tested["season"] == 12
+    assert 0 < tested["seasonal_naive"]["mase"] < 3 and tested["seqgen"]["mase"] > 0
+    assert "seasonal naive" in made.stderr

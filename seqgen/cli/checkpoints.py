@@ -41,7 +41,15 @@ def eval_command(
         raise UsageError(f"--val-fraction must be between 0 and 1 (exclusive), got {val_fraction}")
     if data not in (None, "-") and not Path(data).exists():
         raise DataError(f"{data}: no such file (give the data to evaluate on, or nothing for the checkpoint's own)")
-    ckpt = load_checkpoint(checkpoint)
+    from .forecast import resolve_checkpoint
+
+    ckpt = load_checkpoint(resolve_checkpoint(checkpoint))
+    if ckpt.kind == "forecaster":
+        tested = _backtest_forecaster(ckpt, data, horizon, origins, season, samples)
+        _show_backtest(tested, " (from the dates, or detected)" if season is None else "")
+        if json_out:
+            print(json.dumps(_finite({"kind": "forecaster", "checkpoint": str(checkpoint), "backtest": tested.to_dict()})))
+        return
     if ckpt.kind == "text" and (long or waves is not None or seed is not None):
         raise UsageError("--long, --waves and --seed measure continuous models; this checkpoint generates text")
     if ckpt.kind == "text":
@@ -82,7 +90,7 @@ def eval_command(
     if ckpt.kind != "text" and result is not None:
         _show_free_run(result)
     if tested is not None:
-        _show_backtest(tested, season is None)
+        _show_backtest(tested, " (detected)" if season is None else "")
     if json_out:
         print(json.dumps(_finite(figures)))
 
@@ -118,24 +126,40 @@ def _show_free_run(result) -> None:
     say(f"  generated / true amplitude  {result.amplitude_ratio:.3f}{spread}")
 
 
-def _show_backtest(tested, detected: bool) -> None:
+def _backtest_forecaster(ckpt, data: Optional[str], horizon: Optional[int], origins: int, season: Optional[int],
+                         samples: int):
+    """The pretrained forecaster's backtest on DATA's series, each read with its season."""
+    from ..evaluate import backtest_forecaster
+    from ..generate.zero_shot import guess_season, season_for
+    from .forecast import _user_series
+
+    if data is None:
+        raise UsageError(f"{ckpt.path} is the pretrained forecaster, trained on no file of yours: give the DATA to "
+                         "backtest it on")
+    rows, frequency = _user_series(data, None)
+    series = [(name, values, season or (season_for(frequency) if frequency is not None else guess_season(values)))
+              for name, values, _ in rows]
+    return backtest_forecaster(ckpt, series, horizon=horizon, origins=origins, samples=samples, label=data)
+
+
+def _show_backtest(tested, note: str) -> None:
     from rich.table import Table
 
-    note = " (detected)" if detected else ""
     what = "channels" if tested.joint else "series"
     several = f" of {len(tested.series)} {what}" if len(tested.series) > 1 else ""
-    say(f"backtest: {tested.origins} forecasts from origins in the validation tail{several}, {tested.horizon} steps "
+    say(f"backtest: {tested.origins} forecasts from origins in {tested.where}{several}, {tested.horizon} steps "
         f"each, {tested.samples} paths; season {tested.season}{note}:")
     table = Table(box=None, padding=(0, 2))
     for column in ("", "MAE", "RMSE", "MASE", "CRPS", "80% interval covers"):
         table.add_column(column, justify="left" if not column else "right", no_wrap=not column)
     rows = [("seqgen", tested.seqgen), ("seasonal naive", tested.seasonal_naive)]
+    rows += [(f"{name} (statsforecast)", scores) for name, scores in tested.others.items()]
     for series, scores in list(tested.per_series.items())[:SHOWN_SERIES]:
         rows += [(f"{series}: seqgen", scores["seqgen"]), (f"{series}: seasonal naive", scores["seasonal_naive"])]
     for name, scores in rows:
         cover = "-" if scores["coverage"] != scores["coverage"] else f"{scores['coverage']:.0%}"
         # Across series in their own units only MASE and coverage average: the others are each series' own.
-        mixed = bool(tested.per_series) and name in ("seqgen", "seasonal naive")
+        mixed = scores["mae"] is None
         units = ("-",) * 3 if mixed else tuple(f"{scores[k]:.4g}" for k in ("mae", "rmse", "crps"))
         table.add_row(f"  {name}", units[0], units[1], f"{scores['mase']:.4g}", units[2], cover)
     console.print(table)
