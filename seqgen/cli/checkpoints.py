@@ -30,6 +30,7 @@ def eval_command(
     origins: int = typer.Option(5, help="Series: forecast origins spread over the validation tail."),
     season: Optional[int] = typer.Option(None, help="Series: the seasonal period for MASE and the seasonal naive forecast. \\[default: detected from the training part]"),
     samples: int = typer.Option(200, help="Series: sample paths per forecast."),
+    fill: str = typer.Option("error", help="The pretrained forecaster's DATA: a CSV's missing values and time steps: error (name the first), previous, linear or zero."),
     json_out: bool = typer.Option(False, "--json", help="Print the figures as one JSON object on stdout."),
 ) -> None:
     """Measure a checkpoint: text validation loss; continuous free-running error, and for a
@@ -45,11 +46,13 @@ def eval_command(
 
     ckpt = load_checkpoint(resolve_checkpoint(checkpoint))
     if ckpt.kind == "forecaster":
-        tested = _backtest_forecaster(ckpt, data, horizon, origins, season, samples)
+        tested = _backtest_forecaster(ckpt, data, horizon, origins, season, samples, fill)
         _show_backtest(tested, " (from the dates, or detected)" if season is None else "")
         if json_out:
             print(json.dumps(_finite({"kind": "forecaster", "checkpoint": str(checkpoint), "backtest": tested.to_dict()})))
         return
+    if fill != "error":
+        raise UsageError(f"--fill applies to the pretrained forecaster; {checkpoint} reads DATA as its training data was read")
     if ckpt.kind == "text" and (long or waves is not None or seed is not None):
         raise UsageError("--long, --waves and --seed measure continuous models; this checkpoint generates text")
     if ckpt.kind == "text":
@@ -127,7 +130,7 @@ def _show_free_run(result) -> None:
 
 
 def _backtest_forecaster(ckpt, data: Optional[str], horizon: Optional[int], origins: int, season: Optional[int],
-                         samples: int):
+                         samples: int, fill: str):
     """The pretrained forecaster's backtest on DATA's series, each read with its season."""
     from ..evaluate import backtest_forecaster
     from ..generate.zero_shot import guess_season, season_for
@@ -136,7 +139,7 @@ def _backtest_forecaster(ckpt, data: Optional[str], horizon: Optional[int], orig
     if data is None:
         raise UsageError(f"{ckpt.path} is the pretrained forecaster, trained on no file of yours: give the DATA to "
                          "backtest it on")
-    rows, frequency = _user_series(data, None)
+    rows, frequency = _user_series(data, None, fill)
     series = [(name, values, season or (season_for(frequency) if frequency is not None else guess_season(values)))
               for name, values, _ in rows]
     return backtest_forecaster(ckpt, series, horizon=horizon, origins=origins, samples=samples, label=data)

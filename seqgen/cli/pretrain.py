@@ -41,7 +41,7 @@ def pretrain(
 
 
 def finetune_command(data: Optional[str], init: Path, out: Optional[Path], steps: Optional[int], lr: Optional[float],
-                     seed: Optional[int], force: bool, not_for_init: list[str]) -> None:
+                     seed: Optional[int], force: bool, not_for_init: list[str], fill: str = "error") -> None:
     """`seqgen train DATA --init FORECASTER`: fine-tune the forecaster on DATA's series."""
     from ..checkpoint import load_checkpoint
     from ..errors import UsageError
@@ -58,7 +58,7 @@ def finetune_command(data: Optional[str], init: Path, out: Optional[Path], steps
     if not is_forecaster(base):
         raise UsageError(f"--init {init} is not a pretrained forecaster (it was made by 'seqgen train'); "
                          "give 'pretrained' or a checkpoint written by 'seqgen pretrain'")
-    rows, frequency = _user_series(data, None)
+    rows, frequency = _user_series(data, None, fill)
     series = [(values, season_for(frequency) if frequency is not None else guess_season(values))
               for _, values, _ in rows]
     out = out or Path("checkpoints") / f"{Path(data).stem if data != '-' else 'stdin'}.safetensors"
@@ -69,4 +69,5 @@ def finetune_command(data: Optional[str], init: Path, out: Optional[Path], steps
     config = FinetuneConfig(steps=steps or defaults.steps, lr=lr or defaults.lr, seed=seed or 0)
     progress = finetune(base, series, out, config)
     say(f"wrote {out}: {base.path} fine-tuned on {progress['series']} series for {config.steps} steps "
-        f"({progress['seconds']:.1f} s); forecast with: seqgen forecast {out} {data} --horizon 12")
+        f"({progress['seconds']:.1f} s); forecast with: seqgen forecast {out} {data} --horizon 12"
+        + (f" --fill {fill}" if fill != "error" else ""))

@@ -83,7 +83,7 @@ def train(
 
         given = {"--resume": resume, "--head": head, "--cell": cell, "--layers": layers, "--hidden": hidden,
                  "--embed": embed, "--target": target, "--calendar": calendar, "--nproc": nproc}
-        finetune_command(data, init, out, steps, lr, seed, force, [flag for flag, v in given.items() if v is not None])
+        finetune_command(data, init, out, steps, lr, seed, force, [flag for flag, v in given.items() if v is not None], fill)
         return
     from ..config import ModelConfig, TrainConfig
     from ..data import SineConfig
