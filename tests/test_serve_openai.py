@@ -76,8 +76,19 @@ def test_echo_puts_the_prompt_before_the_completion(client):
     echoed = complete(client, prompt="To be", max_tokens=20, seed=4, echo=True, logprobs=0)["choices"][0]
     assert echoed["text"] == "To be" + plain
     logprobs = echoed["logprobs"]
-    assert logprobs["tokens"][:5] == list("To be") and logprobs["token_logprobs"][:5] == [None] * 5
-    assert logprobs["text_offset"][:6] == [0, 1, 2, 3, 4, 5]
+    assert logprobs["tokens"][:5] == list("To be") and logprobs["text_offset"][:6] == [0, 1, 2, 3, 4, 5]
+    assert logprobs["token_logprobs"][0] is None and all(lp < 0 for lp in logprobs["token_logprobs"][1:])
+
+
+def test_echo_with_no_tokens_scores_a_text_as_generating_it_would(client):
+    """How evaluation harnesses score a text: each token's log-probability given those before it."""
+    made = complete(client, prompt="To", max_tokens=8, temperature=0, logprobs=2)["choices"][0]
+    scored = complete(client, prompt="To" + made["text"], max_tokens=0, temperature=0, echo=True,
+                      logprobs=2)["choices"][0]
+    assert scored["text"] == "To" + made["text"] and scored["finish_reason"] == "length"
+    np.testing.assert_allclose(scored["logprobs"]["token_logprobs"][2:], made["logprobs"]["token_logprobs"], rtol=1e-9)
+    for mine, theirs in zip(scored["logprobs"]["top_logprobs"][2:], made["logprobs"]["top_logprobs"]):
+        assert mine.keys() == theirs.keys()
 
 
 def test_logit_bias_on_token_ids_bans_or_forces_tokens(client, text_checkpoint):

@@ -164,7 +164,7 @@ class Server:
             # Each prompt from the request's seed: a choice is what its prompt alone would give.
             gen, count, prime = await run_in_threadpool(served.generator, fields, rows, prompt)
             fed += count
-            echoed.append(served.token_texts(prime) if fields["echo"] else [])
+            echoed.append(await run_in_threadpool(self.echo, served, fields, prime, top) if fields["echo"] else [])
             streams.append(make_stream(gen, fields, stops, partial(inbox.deliver, stream=number), final=True,
                                        top=top, bias=bias, logprobs=rows > n))
         cut = [] if fields["include_stop_str_in_output"] else stops
@@ -173,6 +173,14 @@ class Server:
         job = Job(served, streams, inbox, output, Shape(served, top), meta, fed=fed, stream=fields["stream"],
                   usage_chunk=protocol.include_usage(fields), keep=n if rows > n else None)
         return with_ignored(await respond(job, self.limits.stream_interval), ignored)
+
+    @staticmethod
+    def echo(served: Served, fields: dict, prime: str, top: int | None) -> list[tuple]:
+        """The prompt's tokens as an echo begins the text: with `logprobs`, each with its own."""
+        tokens = served.token_texts(prime)
+        if top is None:
+            return [(token,) for token in tokens]
+        return [(token, *scored) for token, scored in zip(tokens, served.prompt_logprobs(fields, prime, top))]
 
     async def chat_completions(self, request: Request):
         from .chat import chat_job

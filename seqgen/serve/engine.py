@@ -253,7 +253,12 @@ def most_likely(gen: Generator, k: int) -> list[list[tuple[int, float]]]:
     with their log-probabilities, most likely first; tokens the sampling settings ruled out
     (probability 0) are left out."""
     weights = gen._last_choice[1]
-    probs = weights / weights.sum(axis=1, keepdims=True)
+    return top_tokens(weights / weights.sum(axis=1, keepdims=True), k)
+
+
+def top_tokens(probs: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+    """Each row's `k` most likely tokens of (rows, vocabulary) probabilities, with their
+    log-probabilities, most likely first; those of probability 0 left out."""
     k = min(k, probs.shape[1])
     best = np.argpartition(-probs, k - 1, axis=1)[:, :k]
     rows = []

@@ -13,9 +13,10 @@ from ..device import usable_cores
 from ..errors import DataError, UsageError
 from ..generate.api import is_probabilistic, scaling_to_sample, start
 from ..generate.generator import Generator
-from ..generate.sampling import TEXT_CHOICES, sampling_config
+from ..generate.sampling import TEXT_CHOICES, sampling_config, sampling_weights
 from ..info import checkpoint_info
 from ..model.numpy_backend import NumpyModel
+from .engine import top_tokens
 from .remote import ProcessEngine
 from .protocol import RequestError, numbers
 
@@ -57,6 +58,23 @@ class Served:
         gen = self.make_generator(fields, prime)
         fed = start(gen, self.ckpt, prime, num_samples=rows, seed=fields.get("seed"), unknown=fields.get("unknown", "error"))
         return gen, int(np.shape(fed)[-1]) if np.ndim(fed) else len(gen.encode(fed)), fed  # tokens, for text
+
+    def prompt_logprobs(self, fields: dict, text: str, top: int) -> list[tuple[float | None, list | None]]:
+        """Each token of `text` with its log-probability given the tokens before it (the first has
+        none), under the request's sampling distribution without penalties, and the `top` most
+        likely tokens there: what `echo` with `logprobs` reports of the prompt, which is how
+        evaluation harnesses score a text. None where the sampling settings rule the token out.
+        Runs the text through the network: call it off the event loop."""
+        ids = self.tokenizer.encode(text)
+        if len(ids) < 2:
+            return [(None, None)] * len(ids)
+        outputs, _ = self.model.forward(np.asarray(ids[:-1])[None, :])
+        weights = sampling_weights(outputs[0], self.make_generator(fields).sampling)
+        probs = weights / weights.sum(axis=1, keepdims=True)
+        chosen = probs[np.arange(len(ids) - 1), ids[1:]]
+        logprobs = [float(np.log(p)) if p > 0 else None for p in chosen]
+        tops = top_tokens(probs, top) if top else [None] * len(logprobs)
+        return [(None, None), *zip(logprobs, tops)]
 
     def prompt_text(self, prompt):
         """A prompt of token ids (OpenAI's API takes them) as the text they spell; any other as it is."""

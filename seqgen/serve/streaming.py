@@ -232,16 +232,17 @@ class Output:
     """What a request's streams made, a `Row` per row, the streams' rows one after another."""
 
     def __init__(self, served: Served, sizes: list[int], stops: Stops | None = None, strip: bool = False,
-                 echo: list[list[str]] | None = None):
+                 echo: list[list[tuple]] | None = None):
         """`sizes`: each stream's rows; `strip`: the returned text leaves out leading spaces (a
-        chat's answer); `echo`: the tokens of each stream's prompt, which its rows' text begins with."""
+        chat's answer); `echo`: the tokens of each stream's prompt, which its rows' text begins
+        with, each as `Row.add` takes it (its text, and perhaps its log-probability and alternatives)."""
         self.served, self.stops, self.strip = served, stops or Stops(), strip
         self.first = [sum(sizes[:k]) for k in range(len(sizes))]
         self.rows = [Row() for _ in range(sum(sizes))]
         for k, size in enumerate(sizes):
             for row in self.rows[self.first[k]: self.first[k] + size]:
                 for token in (echo[k] if echo else []):
-                    row.add(token)
+                    row.add(*token)
                 row.begin, row.echoed = len(row.text), len(row.tokens)
         self.cancelled = self.lost = False  # a stream the server ended before its rows did
 
