@@ -193,7 +193,8 @@ def test_a_full_session_store_says_when_a_place_frees(text_checkpoint):
         time.sleep(1.2)
         c.post("/v1/sessions", json={})
         full = c.post("/v1/sessions", json={})
-    assert full.status_code == 429 and full.headers["retry-after"] == "99"  # the older one's 100 s, less the 1.2 idle
+    # The older one expires first: its 100 s, less the 1.2 s (and a little) it has been idle.
+    assert full.status_code == 429 and 95 <= int(full.headers["retry-after"]) <= 99
 
 
 def test_the_page_has_an_icon(client):
