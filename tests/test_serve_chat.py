@@ -136,6 +136,9 @@ def test_a_jinja_template_of_ones_own(dialogue_checkpoint, tmp_path):
               "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
     assert JinjaTemplate(chatml).stops() == (["<|im_end|>"], [])
     assert JinjaTemplate(PLAIN_JINJA).stops() == (["\nUSER:"], [])
+    llama = ("{% for m in messages %}{% if m.role == 'user' %}<s>[INST] {{ m.content }} [/INST]"
+             "{% else %} {{ m.content }} </s>{% endif %}{% endfor %}")
+    assert JinjaTemplate(llama).stops() == (["</s><s>[INST]"], [])
 
 
 def test_chat_template_without_jinja2_is_one_line_naming_the_extra(dialogue_checkpoint, tmp_path):

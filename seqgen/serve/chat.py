@@ -84,9 +84,11 @@ class JinjaTemplate(ChatTemplate):
         between = text[text.index("\x02") + 1: text.index("\x03")].rstrip()
         if not between:
             return None
-        # One that begins on the answer's own line (`<|im_end|>`) is enough up to the line's end;
-        # one that begins a new line (`\nUSER:`) needs the new line to tell it from the answer.
-        return between if between[0].isspace() else between.split("\n")[0]
+        # One that begins a new line (`\nUSER:`) needs the new line to tell it from the answer;
+        # one on the answer's own line (`<|im_end|>`, ` </s>`) is enough up to the line's end.
+        if between.startswith("\n"):
+            return between
+        return between.lstrip(" \t").split("\n")[0] or None
 
     def stops(self) -> tuple[list[str], list[tuple[str, str]]]:
         return ([self.marker] if self.marker else []), []
