@@ -249,15 +249,18 @@ class Output:
     def add(self, number: int, piece: Piece, stream: Stream) -> None:
         """Take in a piece of stream `number`."""
         rows = self.rows[self.first[number]: self.first[number] + stream.rows]
-        for k in np.flatnonzero(piece.live):
-            row = rows[k]
+        # Once per token of every stream: plain lists, not NumPy's per-call cost on a row or two.
+        for k, live in enumerate(piece.live.tolist()):
+            if not live:
+                continue
             if self.served.is_text:
                 logprob = None if piece.logprobs is None else float(piece.logprobs[k])
-                row.add(piece.texts[k], logprob, None if piece.top is None else piece.top[k])
+                rows[k].add(piece.texts[k], logprob, None if piece.top is None else piece.top[k])
             else:
-                row.values.append(finite_or_none(piece.items[k]))
-        for k in np.flatnonzero(piece.ended):
-            self._finish(rows[k], "stop" if stream.stopped[k] else "length")
+                rows[k].values.append(finite_or_none(piece.items[k]))
+        if piece.ended.any():
+            for k in np.flatnonzero(piece.ended):
+                self._finish(rows[k], "stop" if stream.stopped[k] else "length")
         if piece.done:
             for row in rows:
                 if row.finish is None and (stream.cancelled or stream.lost):
