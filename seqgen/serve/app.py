@@ -21,15 +21,12 @@ import hmac
 import json
 import logging
 import time
-import uuid
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import partial
 from importlib import resources
 from pathlib import Path
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -39,7 +36,7 @@ from . import protocol
 from .models import Served, load_models
 from .protocol import RequestError, parse
 from .sessions import Sessions
-from .streaming import Inbox, Job, Output, Shape, Stops, make_stream, respond
+from .streaming import respond
 
 log = logging.getLogger("seqgen.serve")
 
@@ -134,53 +131,19 @@ class Server:
         if fields["max_tokens"] > self.limits.max_tokens:
             raise RequestError(f"`max_tokens` is at most {self.limits.max_tokens} on this server, got {fields['max_tokens']}")
 
-    # --- routes ------------------------------------------------------------------------------
     def check_rows(self, rows: int, what: str = "`n`") -> None:
         if rows > self.limits.max_rows:  # a 503 would say "try again", which could never work
             raise RequestError(f"{what} is at most {self.limits.max_rows} on this server (the most streams it "
                                f"generates at once), got {rows}")
 
-    async def completions(self, request: Request):
-        fields, ignored = await self.openai_body(request, protocol.COMPLETION)
-        self.check_length(fields)
-        served = self.model(fields["model"])
-        stops = protocol.generation_stops(fields, served.is_text)
-        prompts = [served.prompt_text(p) for p in protocol.prompts(fields["prompt"], served.is_text)]
-        n = fields["n"]
-        rows = fields["best_of"] or n
-        if rows < n:
-            raise RequestError(f"`best_of` must be at least `n` ({n}), got {rows}")
-        if rows > n and fields["stream"]:
-            raise RequestError("`best_of` above `n` cannot stream: which samples are best is known only at the end")
-        if fields["echo"] and not served.is_text:
-            raise RequestError("`echo` applies to text models")
-        self.check_rows(rows * len(prompts), "`n`" if rows == n and len(prompts) == 1 else
-                        "the samples in all (`best_of`, else `n`, times the prompts)")
-        top = protocol.logprobs_count(fields)
-        bias = protocol.logit_bias(fields["logit_bias"], len(served.tokenizer)) if served.is_text else None
-        inbox = Inbox()
-        streams, echoed, fed = [], [], 0
-        for number, prompt in enumerate(prompts):
-            # Each prompt from the request's seed: a choice is what its prompt alone would give.
-            gen, count, prime = await run_in_threadpool(served.generator, fields, rows, prompt)
-            fed += count
-            echoed.append(await run_in_threadpool(self.echo, served, fields, prime, top) if fields["echo"] else [])
-            streams.append(make_stream(gen, fields, stops, partial(inbox.deliver, stream=number), final=True,
-                                       top=top, bias=bias, logprobs=rows > n))
-        cut = [] if fields["include_stop_str_in_output"] else stops
-        output = Output(served, [rows] * len(prompts), Stops(cut), echo=echoed)
-        meta = {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": served.name}
-        job = Job(served, streams, inbox, output, Shape(served, top), meta, fed=fed, stream=fields["stream"],
-                  usage_chunk=protocol.include_usage(fields), keep=n if rows > n else None)
-        return with_ignored(await respond(job, self.limits.stream_interval), ignored)
+    # --- routes ------------------------------------------------------------------------------
 
-    @staticmethod
-    def echo(served: Served, fields: dict, prime: str, top: int | None) -> list[tuple]:
-        """The prompt's tokens as an echo begins the text: with `logprobs`, each with its own."""
-        tokens = served.token_texts(prime)
-        if top is None:
-            return [(token,) for token in tokens]
-        return [(token, *scored) for token, scored in zip(tokens, served.prompt_logprobs(fields, prime, top))]
+    async def completions(self, request: Request):
+        from .completions import completion_job
+
+        fields, ignored = await self.openai_body(request, protocol.COMPLETION)
+        job = await completion_job(self, self.model(fields["model"]), fields)
+        return with_ignored(await respond(job, self.limits.stream_interval), ignored)
 
     async def chat_completions(self, request: Request):
         from .chat import chat_job
