@@ -1,6 +1,8 @@
 """`seqgen serve`: generators kept alive behind an HTTP API, the streams of many clients stepped
-as one batch (engine.py), sessions kept between calls (sessions.py), a playground page at `/`.
-Needs the `serve` extra (Starlette and uvicorn); the engine itself needs only NumPy."""
+as one batch (engine.py), OpenAI's completions and chat completions (completions.py, chat.py),
+sessions kept between calls (sessions.py), a playground page at `/`. Needs the `serve` extra
+(Starlette and uvicorn), and jinja2 for a chat template of one's own; the engine itself needs
+only NumPy."""
 
 from .engine import Busy, Engine, Piece, Stream
 
