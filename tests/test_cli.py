@@ -88,10 +88,10 @@ def test_mistakes_get_one_line_and_the_right_exit_status(tmp_path, args, code, m
 def test_a_library_parameter_becomes_a_flag_only_where_the_command_has_it():
     from seqgen.cli.app import as_flags, command_flags
 
-    forecast = command_flags(["seqgen", "forecast", "m.safetensors"])
-    assert "--horizon" in forecast and "--fill" not in forecast
-    assert as_flags("`horizon` must be >= 1", forecast) == "--horizon must be >= 1"
-    assert as_flags("fill the gaps (`fill` linear)", forecast) == "fill the gaps (fill linear)"
+    sample = command_flags(["seqgen", "sample", "m.safetensors"])
+    assert "--length" in sample and "--fill" not in sample
+    assert as_flags("`length` must be >= 1", sample) == "--length must be >= 1"
+    assert as_flags("fill the gaps (`fill` linear)", sample) == "fill the gaps (fill linear)"
     assert as_flags("fill the gaps (`fill` linear)", command_flags(["seqgen", "--debug", "train"])) == \
         "fill the gaps (--fill linear)"
 

@@ -42,7 +42,7 @@ def eval_command(
         raise UsageError(f"--val-fraction must be between 0 and 1 (exclusive), got {val_fraction}")
     if data not in (None, "-") and not Path(data).exists():
         raise DataError(f"{data}: no such file (give the data to evaluate on, or nothing for the checkpoint's own)")
-    from .forecast import resolve_checkpoint
+    from ..generate.zero_shot import resolve as resolve_checkpoint
 
     ckpt = load_checkpoint(resolve_checkpoint(checkpoint))
     if ckpt.kind == "forecaster":
@@ -134,12 +134,12 @@ def _backtest_forecaster(ckpt, data: Optional[str], horizon: Optional[int], orig
     """The pretrained forecaster's backtest on DATA's series, each read with its season."""
     from ..evaluate import backtest_forecaster
     from ..generate.zero_shot import guess_season, season_for
-    from .forecast import _user_series
+    from .forecast import user_series
 
     if data is None:
         raise UsageError(f"{ckpt.path} is the pretrained forecaster, trained on no file of yours: give the DATA to "
                          "backtest it on")
-    rows, frequency = _user_series(data, None, fill)
+    rows, frequency = user_series(data, None, fill)
     series = [(name, values, season or (season_for(frequency) if frequency is not None else guess_season(values)))
               for name, values, _ in rows]
     return backtest_forecaster(ckpt, series, horizon=horizon, origins=origins, samples=samples, label=data)

@@ -41,7 +41,7 @@ def forecast(
     trained on: seqgen forecast pretrained DATA.csv -H 12."""
     from ..checkpoint import load_checkpoint
     from ..generate.forecast import Forecast, forecast as run_forecast
-    from ..generate.zero_shot import is_forecaster
+    from ..generate.zero_shot import is_forecaster, resolve
 
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)} for forecast, got {fmt!r}")
@@ -50,7 +50,7 @@ def forecast(
         from .plot import check_plot_file
 
         check_plot_file(plot_file)  # before the work, not after it
-    ckpt = load_checkpoint(resolve_checkpoint(checkpoint))
+    ckpt = load_checkpoint(resolve(checkpoint))
     if ckpt.kind == "text":
         raise UsageError(f"{checkpoint} is a text model; forecast continues numbers (use 'seqgen sample' for text)")
     if 0 < samples < FEW_SAMPLES:
@@ -86,19 +86,6 @@ def forecast(
             "channels" if ckpt.model_config.channels > 1 else "series", frequency)
 
 
-PRETRAINED = "pretrained"
-
-
-def resolve_checkpoint(checkpoint: Path) -> Path:
-    """CHECKPOINT as given, or for the name 'pretrained' (when no such file exists) the shipped
-    forecaster in the project's checkpoints/ folder."""
-    if str(checkpoint) != PRETRAINED or checkpoint.exists():
-        return checkpoint
-    from ..generate.zero_shot import shipped_forecaster
-
-    return shipped_forecaster()
-
-
 def _zero_shot(ckpt, data: Optional[str], only: Optional[str], season: Optional[int], horizon: int, samples: int,
                levels, fill: str = "error") -> tuple[list, dict, object]:
     """The pretrained forecaster's forecast of each series of DATA, the histories, and the step of
@@ -108,7 +95,7 @@ def _zero_shot(ckpt, data: Optional[str], only: Optional[str], season: Optional[
     if data is None:
         raise UsageError(f"{ckpt.path} is the pretrained forecaster, which continues a series you give: "
                          "seqgen forecast pretrained DATA.csv --horizon 12")
-    rows, frequency = _user_series(data, only, fill)
+    rows, frequency = user_series(data, only, fill)
     results, histories = [], {}
     for name, values, last_time in rows:
         m = season or (season_for(frequency) if frequency is not None else guess_season(values))
@@ -121,7 +108,7 @@ def _zero_shot(ckpt, data: Optional[str], only: Optional[str], season: Optional[
     return results, histories, frequency
 
 
-def _user_series(data: str, only: Optional[str], fill: str = "error"):
+def user_series(data: str, only: Optional[str], fill: str = "error"):
     """[(series name or None, values, time of the last value or None)] of a file read as
     'seqgen train' reads one with no options, and the step between its times (None without)."""
     from ..data import read_values

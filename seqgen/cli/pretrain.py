@@ -47,7 +47,8 @@ def finetune_command(data: Optional[str], init: Path, out: Optional[Path], steps
     from ..errors import UsageError
     from ..generate.zero_shot import guess_season, is_forecaster, season_for
     from ..train.pretrain import FinetuneConfig, finetune
-    from .forecast import _user_series, resolve_checkpoint
+    from ..generate.zero_shot import resolve as resolve_checkpoint
+    from .forecast import user_series
 
     if not_for_init:
         raise UsageError(f"{', '.join(not_for_init)}: --init fine-tunes the pretrained forecaster as it is; "
@@ -58,7 +59,7 @@ def finetune_command(data: Optional[str], init: Path, out: Optional[Path], steps
     if not is_forecaster(base):
         raise UsageError(f"--init {init} is not a pretrained forecaster (it was made by 'seqgen train'); "
                          "give 'pretrained' or a checkpoint written by 'seqgen pretrain'")
-    rows, frequency = _user_series(data, None, fill)
+    rows, frequency = user_series(data, None, fill)
     series = [(values, season_for(frequency) if frequency is not None else guess_season(values))
               for _, values, _ in rows]
     out = out or Path("checkpoints") / f"{Path(data).stem if data != '-' else 'stdin'}.safetensors"

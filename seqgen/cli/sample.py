@@ -330,7 +330,7 @@ def follow(
     from ..checkpoint import load_checkpoint
     from ..generate import Generator, follow as follow_values
     from ..generate.zero_shot import is_forecaster
-    from .forecast import resolve_checkpoint
+    from ..generate.zero_shot import resolve as resolve_checkpoint
     from .output import parse_quantiles
 
     levels = parse_quantiles(quantiles) if quantiles is not None else ()

@@ -10,6 +10,7 @@ Nothing is drawn at random: the same history gives the same forecast, whatever t
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -124,10 +125,19 @@ def _interpolate(grid: np.ndarray, levels: Sequence[float], values: np.ndarray) 
     return np.where(grid > levels[-1], values[-1] + (grid - levels[-1]) * high_slope, inside)
 
 
-def shipped_forecaster() -> "Path":
-    """The pretrained forecaster that ships in the project's checkpoints/ folder."""
-    from pathlib import Path
+PRETRAINED = "pretrained"
 
+
+def resolve(checkpoint: str | Path) -> Path:
+    """A checkpoint path as given, or for the name 'pretrained' (when no such file exists) the
+    shipped forecaster."""
+    if str(checkpoint) != PRETRAINED or Path(checkpoint).exists():
+        return Path(checkpoint)
+    return shipped_forecaster()
+
+
+def shipped_forecaster() -> Path:
+    """The pretrained forecaster that ships in the project's checkpoints/ folder."""
     from ..errors import CheckpointError
 
     path = Path(__file__).resolve().parents[2] / "checkpoints" / SHIPPED_NAME
