@@ -164,8 +164,12 @@ def _save(out, net, config: ForecasterConfig, train: PretrainConfig, progress: d
 
 @dataclass
 class FinetuneConfig:
-    steps: int = 40
-    lr: float = 2e-4
+    # Measured on 66 real series, pretrained model at 1,750 steps, mean / median MASE of the
+    # fine-tuned checkpoint's forecasts: 40 steps at 2e-4 1.266 / 0.935, 100 at 3e-4 1.240 / 0.930,
+    # 60 at 1e-3 1.238 / 0.992 (zero-shot 1.474 / 1.118). The fine-tuned network alone, without
+    # the pretrained one beside it: 1.258 / 1.046 and 66% coverage of the 80% interval, not 76%.
+    steps: int = 100
+    lr: float = 3e-4
     seed: int = 0
 
 
