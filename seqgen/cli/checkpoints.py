@@ -180,7 +180,9 @@ def info(
 
     from ..info import checkpoint_info
 
-    details = checkpoint_info(checkpoint)
+    from ..generate.zero_shot import resolve
+
+    details = checkpoint_info(resolve(checkpoint))
     if json_out:
         print(json.dumps(details, ensure_ascii=False))
         return
