@@ -30,3 +30,15 @@ def test_shipped_sine_continues_a_wave_without_blowing_up():
     values = np.array([v[0] for v in gen.generate(500)])
     assert np.all(np.abs(values) < 1.5)
     assert values.std() > 0.2  # still oscillating, not flat
+
+
+def test_the_shipped_forecaster_continues_a_climbing_season_better_than_repeating_the_last_one():
+    from seqgen.generate.zero_shot import resolve, zero_shot
+
+    ckpt = load_checkpoint(resolve("pretrained"))
+    t = np.arange(132)
+    series = 100 + 10 * np.sin(2 * np.pi * t / 12) + 0.5 * t + np.random.default_rng(0).normal(0, 0.5, len(t))
+    history, future = series[:120], series[120:]
+    made = zero_shot(ckpt, history, 12, 12)
+    naive_error = np.abs(history[-12:] - future).mean()  # the last season repeated misses a year of trend
+    assert np.abs(np.median(made.paths, axis=0) - future).mean() < naive_error / 2
