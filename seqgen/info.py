@@ -80,4 +80,5 @@ def _forecaster_info(ckpt: Checkpoint) -> dict:
         "training": {"steps": progress.get("step"), "seconds": progress.get("seconds"),
                      "val_loss": progress.get("val_loss"), "settings": train},
         "checksum": ckpt.meta.get("checksum"),
+        "finetune": ckpt.meta.get("finetune"),
     }

@@ -211,3 +211,17 @@ def test_seqgen_eval_backtests_the_forecaster_beside_the_seasonal_naive(forecast
     assert tested["origins"] == 3 and tested["horizon"] == 6 and tested["season"] == 12
     assert 0 < tested["seasonal_naive"]["mase"] < 3 and tested["seqgen"]["mase"] > 0
     assert "seasonal naive" in made.stderr
+
+
+def test_fine_tuning_refuses_series_too_short_to_learn_from(forecaster, tmp_path):
+    from seqgen.train.pretrain import finetune
+
+    with pytest.raises(DataError, match="too short to fine-tune"):
+        finetune(load_checkpoint(forecaster), [(np.array([1.0, 2.0]), 1)], tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_a_season_as_long_as_the_history_is_refused(forecaster, tmp_path):
+    data = monthly_csv(tmp_path / "sales.csv", 100 + np.arange(30.0))
+    made = run("forecast", str(forecaster), str(data), "--season", "30")
+    assert made.returncode == 2 and "--season 30" in made.stderr

@@ -137,8 +137,7 @@ def _backtest_forecaster(ckpt, data: Optional[str], horizon: Optional[int], orig
     from .forecast import user_series
 
     if data is None:
-        raise UsageError(f"{ckpt.path} is the pretrained forecaster, trained on no file of yours: give the DATA to "
-                         "backtest it on")
+        raise UsageError(f"{ckpt.path} is a forecaster, which backtests on the series you give: give DATA")
     rows, frequency = user_series(data, None, fill)
     series = [(name, values, season or (season_for(frequency) if frequency is not None else guess_season(values)))
               for name, values, _ in rows]
@@ -189,7 +188,7 @@ def info(
     data, model, progress = details["data"], details["model"], details["training"]
     table = Table(show_header=False, box=None, padding=(0, 2))
     if data["kind"] == "forecaster":
-        _forecaster_rows(table, model, progress)
+        _forecaster_rows(table, model, progress, details.get("finetune"))
         table.add_row("format", f"seqgen-checkpoint version {details['format_version']}")
         console.print(table)
         return
@@ -226,8 +225,11 @@ def info(
     console.print(table)
 
 
-def _forecaster_rows(table, model: dict, progress: dict) -> None:
+def _forecaster_rows(table, model: dict, progress: dict, tuned: dict | None) -> None:
     table.add_row("data", "forecaster, pretrained on synthetic series: forecasts a series it has never seen")
+    if tuned:
+        table.add_row("fine-tuned", f"on {tuned.get('data') or 'a series'} ({tuned['series']} series), {tuned['steps']} steps "
+                      f"at {tuned['lr']:g}; forecasts with both networks")
     table.add_row("model", f"LSTM, {model['layers']} x {model['hidden']}; quantiles of the next {model['horizon']} "
                   f"steps; reads the last {model['context']} values; {model['parameters']:,} parameters")
     table.add_row("training", f"{progress['steps']} steps of {progress['settings'].get('batch')} series, "

@@ -93,11 +93,14 @@ def _zero_shot(ckpt, data: Optional[str], only: Optional[str], season: Optional[
     from ..generate.zero_shot import guess_season, season_for, zero_shot
 
     if data is None:
-        raise UsageError(f"{ckpt.path} is the pretrained forecaster, which continues a series you give: "
-                         "seqgen forecast pretrained DATA.csv --horizon 12")
+        raise UsageError(f"{ckpt.path} is a forecaster, which continues a series you give: "
+                         f"seqgen forecast {ckpt.path} DATA.csv --horizon 12")
     rows, frequency = user_series(data, only, fill)
     results, histories = [], {}
     for name, values, last_time in rows:
+        if season is not None and season >= len(values):
+            raise UsageError(f"--season {season} is as long as {name or data}'s whole history ({len(values)} values): "
+                             "a season must repeat in the history; give a shorter one, or 1 for none")
         m = season or (season_for(frequency) if frequency is not None else guess_season(values))
         if season is None and frequency is None:
             say(f"note: {name or data} has no dates; read with a season of {m} step{'s' if m != 1 else ''} "

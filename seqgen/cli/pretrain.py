@@ -68,7 +68,7 @@ def finetune_command(data: Optional[str], init: Path, out: Optional[Path], steps
     out.parent.mkdir(parents=True, exist_ok=True)
     defaults = FinetuneConfig()
     config = FinetuneConfig(steps=steps or defaults.steps, lr=lr or defaults.lr, seed=seed or 0)
-    progress = finetune(base, series, out, config)
+    progress = finetune(base, series, out, config, data=data)
     say(f"wrote {out}: {base.path} fine-tuned on {progress['series']} series for {config.steps} steps "
         f"({progress['seconds']:.1f} s); forecast with: seqgen forecast {out} {data} --horizon 12"
         + (f" --fill {fill}" if fill != "error" else ""))

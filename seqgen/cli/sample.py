@@ -67,7 +67,9 @@ def sample(
         check_state_target(save_state)
         if output is not None and output.resolve() == save_state.resolve():
             raise UsageError(f"--output and --save-state are both {output}: the state would replace the output; give two files")
-    ckpt = load_checkpoint(checkpoint)
+    from ..generate.zero_shot import resolve
+
+    ckpt = load_checkpoint(resolve(checkpoint))
     sampling = sampling_for(ckpt.kind, str(load_state) if load_state else None, temperature=temperature, top_k=top_k,
                             top_p=top_p, greedy=greedy, noise=noise, probabilistic=is_probabilistic(ckpt), min_p=min_p,
                             repetition_penalty=repetition_penalty, frequency_penalty=frequency_penalty,

@@ -58,7 +58,8 @@ def zero_shot(ckpt: Checkpoint, history: Sequence[float], horizon: int, season: 
     levels = check_quantiles(quantiles)
     if not 1 <= horizon <= config.horizon:
         raise UsageError(f"`horizon` must be between 1 and {config.horizon} for {ckpt.path}, "
-                         f"which forecasts at most {config.horizon} steps at once; got {horizon}")
+                         f"which forecasts at most {config.horizon} steps at once; got {horizon} (for longer, train a "
+                         "model of the series, which runs as far as asked)")
     if samples < 1:
         raise UsageError(f"`samples` must be >= 1, got {samples}")
     if season < 1:

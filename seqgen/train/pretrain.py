@@ -174,7 +174,7 @@ class FinetuneConfig:
 
 
 def finetune(base: Checkpoint, series: list[tuple[np.ndarray, int]], out: str | Path,
-             train: FinetuneConfig | None = None) -> dict:
+             train: FinetuneConfig | None = None, data: str | None = None) -> dict:
     """Fine-tune a pretrained forecaster on a user's series ([(values, season length)]) and write
     it to `out`. Every step scores every forecast origin of every series on what followed it (the
     pretraining loss, on real data); the base weights are kept beside the new ones, and a forecast
@@ -196,6 +196,11 @@ def finetune(base: Checkpoint, series: list[tuple[np.ndarray, int]], out: str | 
     levels = torch.tensor(config.levels, dtype=torch.float32)
     batches = [_series_batch(values, season, config) for values, season in series]
     batches = [b for b in batches if b is not None]
+    if not batches:
+        from ..errors import DataError
+
+        raise DataError(f"every series is shorter than {FIRST_ORIGIN + 2} values: too short to fine-tune on "
+                        "(forecast it with the pretrained forecaster as it is)")
     started = time.perf_counter()
     for _ in range(train.steps if batches else 0):
         loss = sum(_loss(net, *batch, config, levels) for batch in batches) / len(batches)
@@ -207,7 +212,8 @@ def finetune(base: Checkpoint, series: list[tuple[np.ndarray, int]], out: str | 
     weights.update({BASE_PREFIX + k: np.asarray(v) for k, v in own.items()})
     progress = {"steps": train.steps, "seconds": round(time.perf_counter() - started, 2), "series": len(batches)}
     meta = {k: v for k, v in base.meta.items() if k not in ("format", "format_version", "checksum")}
-    meta["finetune"] = {"steps": train.steps, "lr": train.lr, "seed": train.seed, "series": len(batches)}
+    meta["finetune"] = {"steps": train.steps, "lr": train.lr, "seed": train.seed, "series": len(batches),
+                        "data": data, "from": base.path}
     save_checkpoint(out, meta, weights)
     return progress
 
