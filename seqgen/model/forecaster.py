@@ -17,8 +17,9 @@ and in use (`encode`):
 - the head adds to its own output three simple forecasts (the last season repeated; the mean
   pattern of the last SEASONS_AVERAGED seasons; the last season repeated and moved by the recent
   trend, or without a season the recent drift), each weighed by a gate the network sets per step
-  ahead: patterns that are plain to see need not be relearnt from the state. Measured on 66 real series before the gates (1,000 pretraining steps): seasonal series
-  such as monthly deaths or gas demand came out at two to three times the seasonal naive error.
+  ahead: patterns that are plain to see need not be relearnt from the state. Measured on 66
+  real series before the gates (1,000 pretraining steps): seasonal series such as monthly
+  deaths or gas demand came out at two to three times the seasonal naive error.
 The network is trained on synthetic series only (data/synthetic.py; train/pretrain.py).
 """
 
