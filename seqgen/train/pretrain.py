@@ -171,6 +171,10 @@ class FinetuneConfig:
     steps: int = 100
     lr: float = 3e-4
     seed: int = 0
+    # The most recent values of each series it learns from. Measured with the shipped forecaster on
+    # the 66 series: the last 240 1.233 / 0.948, all (up to 512) 1.261 / 0.919, and a 408-value
+    # monthly series fine-tunes in 6.4 s with the process start when read whole.
+    context: int = 240
 
 
 def finetune(base: Checkpoint, series: list[tuple[np.ndarray, int]], out: str | Path,
@@ -192,9 +196,8 @@ def finetune(base: Checkpoint, series: list[tuple[np.ndarray, int]], out: str | 
     net = build_network(config)
     own = {k: v for k, v in base.weights.items() if not k.startswith(BASE_PREFIX)}
     net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in own.items()})
-    opt = torch.optim.Adam(net.parameters(), lr=train.lr)
     levels = torch.tensor(config.levels, dtype=torch.float32)
-    batches = [_series_batch(values, season, config) for values, season in series]
+    batches = [_series_batch(values[-train.context:], season, config) for values, season in series]
     batches = [b for b in batches if b is not None]
     if not batches:
         from ..errors import DataError
@@ -202,12 +205,13 @@ def finetune(base: Checkpoint, series: list[tuple[np.ndarray, int]], out: str | 
         raise DataError(f"every series is shorter than {FIRST_ORIGIN + 2} values: too short to fine-tune on "
                         "(forecast it with the pretrained forecaster as it is)")
     started = time.perf_counter()
-    for _ in range(train.steps if batches else 0):
+    adam = _Adam(list(net.parameters()), train.lr)
+    for _ in range(train.steps):
         loss = sum(_loss(net, *batch, config, levels) for batch in batches) / len(batches)
-        opt.zero_grad(set_to_none=True)
+        net.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
+        adam.step()
     weights = {k: v.detach().numpy().astype(np.float32) for k, v in net.state_dict().items()}
     weights.update({BASE_PREFIX + k: np.asarray(v) for k, v in own.items()})
     progress = {"steps": train.steps, "seconds": round(time.perf_counter() - started, 2), "series": len(batches)}
@@ -216,6 +220,31 @@ def finetune(base: Checkpoint, series: list[tuple[np.ndarray, int]], out: str | 
                         "data": data, "from": base.path}
     save_checkpoint(out, meta, weights)
     return progress
+
+
+class _Adam:
+    """Adam, written out: torch.optim's first optimizer imports torch's compiler (2.2 s measured,
+    of a 5.8 s fine-tuning command), which a hundred steps on one series do not need."""
+
+    def __init__(self, params: list, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
+        import torch
+
+        self.params, self.lr, self.betas, self.eps, self.count = params, lr, betas, eps, 0
+        self.moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
+
+    def step(self) -> None:
+        import torch
+
+        self.count += 1
+        first, second = self.betas
+        with torch.no_grad():
+            for p, (m, v) in zip(self.params, self.moments):
+                if p.grad is None:
+                    continue
+                m.mul_(first).add_(p.grad, alpha=1 - first)
+                v.mul_(second).addcmul_(p.grad, p.grad, value=1 - second)
+                size = self.lr / (1 - first ** self.count)
+                p.addcdiv_(m, (v / (1 - second ** self.count)).sqrt_().add_(self.eps), value=-size)
 
 
 # A fine-tuned forecaster keeps the weights it started from under this prefix.
