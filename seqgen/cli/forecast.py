@@ -122,17 +122,23 @@ def user_series(data: str, only: Optional[str], fill: str = "error"):
     text = None if suffix.lower() == ".npy" else _decode(raw, label)
     if text is not None and looks_like_table(text):
         table = TableOptions(fill=fill).read(text, label)
-        rows = [(name, values, None if table.times is None else str(times[-1]))
-                for name, values, times in zip(table.names, table.series, table.times or [None] * len(table.names))]
-        if only is not None:
-            rows = [row for row in rows if row[0] == only]
-            if not rows:
-                raise DataError(f"{label} has no series {only!r}; its series are {', '.join(map(repr, table.names[:10]))}")
+        rows = _table_rows(table, only, label)
         return rows, table.frequency
     values = read_values(raw, label, suffix)
     if len(values) == 0:
         raise DataError(f"{label} holds no numbers: give the history to continue")
     return [(only, values, None)], None
+
+
+def _table_rows(table, only: Optional[str], label: str) -> list:
+    """[(series name, values, time of the last value or None)] of a table: every series, or the one named `only`."""
+    rows = [(name, values, None if table.times is None else str(times[-1]))
+            for name, values, times in zip(table.names, table.series, table.times or [None] * len(table.names))]
+    if only is not None:
+        rows = [row for row in rows if row[0] == only]
+        if not rows:
+            raise DataError(f"{label} has no series {only!r}; its series are {', '.join(map(repr, table.names[:10]))}")
+    return rows
 
 
 def _finish(results, histories_by_name, output, fmt, plot, plot_file, what: str, frequency=None) -> None:
@@ -210,12 +216,7 @@ def _histories(ckpt, data: Optional[str], only: Optional[str], seed: Optional[in
         if ckpt.model_config.channels > 1:
             last = None if table.times is None else str(table.times[0][-1])
             return [(None, np.stack(table.series, axis=1), last)], step
-        rows = [(name, values, None if table.times is None else str(times[-1]))
-                for name, values, times in zip(table.names, table.series, table.times or [None] * len(table.names))]
-        if only is not None:
-            rows = [row for row in rows if row[0] == only]
-            if not rows:
-                raise DataError(f"{label} has no series {only!r}; its series are {', '.join(map(repr, table.names[:10]))}")
+        rows = _table_rows(table, only, label)
         return rows, step
     from ..data import read_values
 
