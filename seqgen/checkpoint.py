@@ -44,7 +44,7 @@ class Checkpoint:
     @property
     def model_config(self) -> ModelConfig:
         if self.kind == "forecaster":  # every command but forecast and info reads a trained model's config
-            raise CheckpointError(f"{self.path} is a forecaster (made by 'seqgen pretrain' or --init), which only forecasts: "
+            raise CheckpointError(f"{self.path} is a forecaster (made by 'seqgen pretrain' or fine-tuned from one), which only forecasts: "
                                   f"seqgen forecast {self.path} DATA")
         return from_dict(ModelConfig, self.meta["model"])
 
