@@ -40,7 +40,8 @@ def classical_paths(history: np.ndarray, horizon: int, season: int, samples: int
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                table = StatsForecast(models=[model], freq=1, n_jobs=1).forecast(df=frame, h=horizon, level=list(WIDTHS))
+                fitted = StatsForecast(models=[model], freq=1, n_jobs=1)
+                table = fitted.forecast(df=frame, h=horizon, level=list(WIDTHS))
         except Exception:  # statsforecast refuses short or constant series in several ways
             continue
         column = type(model).__name__

@@ -158,7 +158,8 @@ def _gp(count: int, length: int, m: int, rng: np.random.Generator) -> np.ndarray
         decay = np.exp(-k[None, :] ** 2 * rng.uniform(0.05, 0.6, size=(count, 1)))
         a = rng.standard_normal((count, 5)) * decay
         b = rng.uniform(0, 2 * np.pi, size=(count, 5))
-        return (a[:, :, None] * np.cos(2 * np.pi * k[None, :, None] * t / period[:, None, None] + b[:, :, None])).sum(axis=1)
+        angle = 2 * np.pi * k[None, :, None] * t / period[:, None, None] + b[:, :, None]
+        return (a[:, :, None] * np.cos(angle)).sum(axis=1)
 
     x = smooth(np.exp(rng.uniform(np.log(3), np.log(length), size=count))) * rng.uniform(0, 1.5, size=(count, 1))
     if m > 1:
