@@ -28,16 +28,19 @@ def pretrain(
     from ..model.forecaster import ForecasterConfig
     from ..train.pretrain import PretrainConfig, pretrain as run
 
-    if out.exists() and not force:
-        raise UsageError(f"{out} exists; give --force to overwrite it, or another --out")
     if out.is_dir():
         raise UsageError(f"--out {out} is a directory; give a file name such as {out}/forecaster.safetensors")
+    if out.exists() and not force:
+        raise UsageError(f"{out} exists; give --force to overwrite it, or another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
     config = ForecasterConfig(hidden=hidden, layers=layers)
     progress = run(out, config, PretrainConfig(steps=steps, batch=batch_size, lr=lr, seed=seed, threads=threads),
                    log=say)
-    say(f"wrote {out}: {progress['step']} steps in {progress['seconds']:.0f} s, "
-        f"validation loss {progress['val_loss']:.4f}")
+    loss = progress["val_loss"]
+    say(f"wrote {out}: {progress['step']} steps in {progress['seconds']:.0f} s"
+        + (f", validation loss {loss:.4f}" if loss is not None else ""))
+    if progress.get("interrupted"):
+        raise typer.Exit(130)  # as any command stopped by Ctrl-C, after saving what there is
 
 
 def finetune_command(data: Optional[str], init: Path, out: Optional[Path], steps: Optional[int], lr: Optional[float],

@@ -104,6 +104,7 @@ def pretrain(out: str | Path, config: ForecasterConfig | None = None, train: Pre
     except KeyboardInterrupt:
         log(f"interrupted at step {progress['step']}: saving")
         _save(out, net, config, train, progress)
+        progress["interrupted"] = True
     return progress
 
 
