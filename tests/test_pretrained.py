@@ -159,7 +159,8 @@ def test_the_forecaster_says_clearly_what_it_does_not_do(forecaster):
 
 
 def test_fine_tuning_keeps_the_pretrained_weights_beside_the_new_ones(forecaster, tmp_path):
-    from seqgen.train.pretrain import BASE_PREFIX, FinetuneConfig, finetune
+    from seqgen.model.forecaster import BASE_PREFIX
+    from seqgen.train.pretrain import FinetuneConfig, finetune
 
     base = load_checkpoint(forecaster)
     history = 20 + 5 * np.sin(2 * math.pi * np.arange(60) / 12) + np.arange(60) * 0.1

@@ -19,9 +19,11 @@ from ..checkpoint import Checkpoint
 from ..data.transforms import log_helps
 from ..errors import DataError, UsageError
 from ..metrics import detect_season
-from ..model.forecaster import ForecasterConfig, NumpyForecaster, baselines, encode
+from ..model.forecaster import BASE_PREFIX, ForecasterConfig, NumpyForecaster, baselines, encode
 
 MIN_HISTORY = 3
+# The most values `follow_zero_shot` keeps: the forecaster reads no more than its context (512).
+MAX_CONTEXT = 4096
 # Without times, a season is looked for among periods up to this (a year of weeks).
 LONGEST_SEASON = 52
 
@@ -74,8 +76,7 @@ def zero_shot(ckpt: Checkpoint, history: Sequence[float], horizon: int, season: 
     members = [_member(network, y_model[-n:], season, logged, horizon)
                for network in networks(ckpt, config) for n in contexts(len(y), season)]
     steps = np.median(np.stack(members), axis=0)  # (horizon, levels), still in order along levels
-    grid = (np.arange(samples) + 0.5) / samples
-    paths = np.stack([_interpolate(grid, config.levels, row) for row in steps], axis=1)
+    paths = paths_from_quantiles(config.levels, steps, samples)
     if logged:
         paths = np.exp(paths)
     if y.min() >= 0:
@@ -92,11 +93,11 @@ MEMBER_VALUES = 16
 
 def networks(ckpt: Checkpoint, config: ForecasterConfig) -> list[NumpyForecaster]:
     """The checkpoint's network, and for a fine-tuned one also the pretrained network it started from."""
-    base = "base."  # train.pretrain.BASE_PREFIX, not imported: it would import the training code
-    own = {k: v for k, v in ckpt.weights.items() if not k.startswith(base)}
+    own = {k: v for k, v in ckpt.weights.items() if not k.startswith(BASE_PREFIX)}
     found = [NumpyForecaster(config, own)]
     if len(own) < len(ckpt.weights):
-        found.append(NumpyForecaster(config, {k[len(base):]: v for k, v in ckpt.weights.items() if k.startswith(base)}))
+        found.append(NumpyForecaster(config, {k[len(BASE_PREFIX):]: v for k, v in ckpt.weights.items()
+                                              if k.startswith(BASE_PREFIX)}))
     return found
 
 
@@ -114,6 +115,13 @@ def _member(network: NumpyForecaster, y: np.ndarray, season: int, logged: bool, 
     base = baselines(y[None], scale, seasons, np.array([0]), last, network.config.horizon)
     out = network.last_output(x, base)[0, :horizon]
     return y[-1] + np.sort(out, axis=1) * scale[0, -1]
+
+
+def paths_from_quantiles(levels: Sequence[float], steps: np.ndarray, samples: int) -> np.ndarray:
+    """(samples, horizon) paths read off quantiles `steps` (horizon, len(levels)) on an even grid
+    of levels: path i takes level (i + 1/2) / samples at every step."""
+    grid = (np.arange(samples) + 0.5) / samples
+    return np.stack([_interpolate(grid, levels, row) for row in steps], axis=1)
 
 
 def _interpolate(grid: np.ndarray, levels: Sequence[float], values: np.ndarray) -> np.ndarray:
@@ -168,6 +176,3 @@ def follow_zero_shot(ckpt: Checkpoint, values: Iterable[float], horizon: int, se
         rows = [made.mean] + ([made.quantiles[i] for i in range(len(levels))] if levels else [])
         yield np.stack(rows)
 
-
-# The most values `follow_zero_shot` keeps: the forecaster reads no more than its context (512).
-MAX_CONTEXT = 4096

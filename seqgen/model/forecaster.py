@@ -42,6 +42,8 @@ SEASONS_AVERAGED = 3
 # it, or without a season over the last DRIFT_STEPS steps.
 DRIFT_STEPS = 10
 BASELINES = 3
+# A fine-tuned forecaster keeps the weights it started from under this prefix.
+BASE_PREFIX = "base."
 # The running scale's weight on each new step, once there are more steps than 1/SCALE_WEIGHT.
 SCALE_WEIGHT = 0.02
 
@@ -105,7 +107,8 @@ def encode(y: np.ndarray, seasons: np.ndarray, logged: np.ndarray) -> tuple[np.n
     step[:, 1:] = np.diff(y, axis=1)
     features[..., 0] = step / scale
     features[..., 1] = (y - _ewm(y, 0.3)) / scale
-    features[..., 2] = (y - _ewm(y, 0.05)) / scale
+    slow = _ewm(y, 0.05)
+    features[..., 2] = (y - slow) / scale
     ahead, valid = _lagged(y, seasons, 1)  # the value one season before the next step
     features[..., 3] = np.where(valid, ahead - y, 0.0) / scale
     back, valid = _lagged(y, seasons, 0)  # the change over the last season
@@ -118,7 +121,7 @@ def encode(y: np.ndarray, seasons: np.ndarray, logged: np.ndarray) -> tuple[np.n
     features[..., 8] = (np.log(seasons) / 4)[:, None]
     features[..., 9] = np.log1p(np.arange(t))[None, :] / 6
     features[..., 10] = logged[:, None]
-    features[..., 11] = np.log1p(np.abs(_ewm(y, 0.05)) / scale) / 5
+    features[..., 11] = np.log1p(np.abs(slow) / scale) / 5
     features[..., 12] = (y - np.minimum.accumulate(y, axis=1)) / scale
     return np.clip(features, -CLIP, CLIP).astype(np.float32), scale
 

@@ -24,7 +24,7 @@ import numpy as np
 from ..checkpoint import Checkpoint, save_checkpoint
 from ..data.synthetic import synthetic_series
 from ..data.transforms import log_helps
-from ..model.forecaster import ForecasterConfig, baselines, build_network, encode, targets
+from ..model.forecaster import BASE_PREFIX, ForecasterConfig, baselines, build_network, encode, targets
 
 MIN_LENGTH = 16
 POSITIONS = 32  # forecast origins scored per series and step
@@ -49,7 +49,7 @@ def draw_batch(count: int, length: int, rng: np.random.Generator):
     logged = log_helps(values, seasons)
     y = np.where(logged[:, None], np.log(np.where(logged[:, None], values, 1.0)), values)
     x, scale = encode(y, seasons, logged)
-    return x, scale, y, seasons
+    return x, y, scale, seasons
 
 
 def pinball(q, z, mask, levels):
@@ -84,9 +84,9 @@ def pretrain(out: str | Path, config: ForecasterConfig | None = None, train: Pre
         for step in range(1, train.steps + 1):
             net.train()
             length = int(round(math.exp(rng.uniform(math.log(MIN_LENGTH), math.log(config.context)))))
-            x, scale, y, seasons = draw_batch(train.batch, length, rng)
+            batch = draw_batch(train.batch, length, rng)
             rows, origins = _origins(train.batch, length, rng)
-            loss = _loss(net, x, y, scale, seasons, rows, origins, config, levels)
+            loss = _loss(net, *batch, rows, origins, config, levels)
             for group in opt.param_groups:
                 group["lr"] = _lr(step, train)
             opt.zero_grad(set_to_none=True)
@@ -129,9 +129,8 @@ def _loss(net, x, y, scale, seasons, rows, origins, config, levels):
 
 def _validation_batch(config: ForecasterConfig, length: int):
     rng = np.random.default_rng(VALIDATION_SEED + length)
-    x, scale, y, seasons = draw_batch(128, length, rng)
-    rows, origins = _origins(128, length, rng)
-    return x, y, scale, seasons, rows, origins
+    batch = draw_batch(128, length, rng)
+    return (*batch, *_origins(128, length, rng))
 
 
 def _validate(net, batches, config, levels) -> float:
@@ -247,9 +246,6 @@ class _Adam:
                 size = self.lr / (1 - first ** self.count)
                 p.addcdiv_(m, (v / (1 - second ** self.count)).sqrt_().add_(self.eps), value=-size)
 
-
-# A fine-tuned forecaster keeps the weights it started from under this prefix.
-BASE_PREFIX = "base."
 
 
 def _series_batch(values: np.ndarray, season: int, config: "ForecasterConfig"):
