@@ -22,7 +22,7 @@ _MODULES = {
     "evaluate_series": "evaluate", "evaluate_text": "evaluate", "free_run_rmse": "evaluate",
     "Generator": "generate", "SampleConfig": "generate", "follow": "generate", "sample": "generate",
     "checkpoint_info": "info",
-    "Trainer": "train", "evaluate_loss": "train", "SeqModel": "model.network", "NumpyModel": "model.numpy_backend",
+    "Trainer": "train", "evaluate_loss": "train", "plan_run": "train", "RunPlan": "train", "SeqModel": "model.network", "NumpyModel": "model.numpy_backend",
 }
 
 

@@ -30,6 +30,8 @@ def say(message: str, style: str | None = None) -> None:
 # names the flag that sets it. Most flags are the parameter's name with dashes.
 FLAG_NAMES = {"SineConfig.waves": "--sine-waves", "SineConfig.length": "--sine-length",
               "SineConfig.noise": "--sine-noise"}
+# Parameters the command line takes as positional arguments, named as its help names them.
+ARGUMENTS = {"data": "DATA"}
 PARAMETER = re.compile(r"`([A-Za-z_][\w.]*)`")
 
 
@@ -39,6 +41,8 @@ def as_flags(message: str, flags: set[str] | None = None) -> str:
     is named in plain words: a message never points at an option the user cannot give."""
     def flag(match: re.Match) -> str:
         name = match[1]
+        if name in ARGUMENTS:
+            return ARGUMENTS[name]
         option = FLAG_NAMES.get(name) or "--" + name.rsplit(".", 1)[-1].replace("_", "-")
         if flags is None or option in flags:
             return option

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import signal
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from ..errors import SeqgenError, UsageError
-from .app import app, check_seed, console, parse_duration, say
+from ..errors import UsageError
+from .app import app, as_flags, check_seed, console, parse_duration, say
 
 
 # `train --help` groups its many options; the ones left ungrouped (output, resume, display) stay on top.
@@ -85,66 +84,47 @@ def train(
                  "--embed": embed, "--target": target, "--calendar": calendar, "--nproc": nproc}
         finetune_command(data, init, out, steps, lr, seed, force, [flag for flag, v in given.items() if v is not None], fill)
         return
-    from ..config import ModelConfig, TrainConfig
     from ..data import SineConfig
-    from ..data.calendar import CALENDARS
-    from ..data.load import TableOptions
+    from ..train.plan import plan_run
     from ..train.distributed import end_rank, launched, local_leader_first, process_group, relaunch
 
-    model_opts = dict(head=head, cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout)
-    train_opts = dict(batch_size=batch_size, window=window, lr=lr, clip=clip, warmup=warmup, weight_decay=weight_decay, input_noise=input_noise, free_run=free_run,
-                      steps=steps, epochs=epochs, max_time=parse_duration(max_time) if max_time else None,
-                      eval_every=eval_every, patience=patience, seed=seed, device=device, precision=precision,
-                      threads=threads)
-    model_opts = {k: v for k, v in model_opts.items() if v is not None}
-    train_opts = {k: v for k, v in train_opts.items() if v is not None}
-    replace(ModelConfig(), **model_opts).check()  # fail on a bad option before reading any data
-    replace(TrainConfig(), **train_opts).check()
-    if threads is not None:
-        from ..train.threads import check_threads
-
-        check_threads(threads)  # more than this machine's cores: before reading any data
-    if calendar is not None and calendar not in CALENDARS:
-        raise UsageError(f"--calendar must be one of {', '.join(CALENDARS)}, got {calendar!r}")
     if log_every is not None and log_every < 1:
         raise UsageError(f"--log-every must be >= 1, got {log_every}")
+    options = dict(head=head, cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout,
+                   batch_size=batch_size, window=window, lr=lr, clip=clip, warmup=warmup, weight_decay=weight_decay,
+                   input_noise=input_noise, free_run=free_run, steps=steps, epochs=epochs,
+                   max_time=parse_duration(max_time) if max_time else None, eval_every=eval_every, patience=patience,
+                   seed=seed, device=device, precision=precision, threads=threads)
     sine = SineConfig(sine_waves, sine_length, period_min, period_max, amp_min, amp_max, sine_noise, scale_each)
-    sine.check()
-    if joint and data is None and resume is None:
-        raise UsageError("--joint models the value columns of a CSV table together; give DATA (the built-in sine "
-                         "waves have one value a step)")
-    table = TableOptions(time_column, _names(columns), id_column, fill, joint=joint)
-    text_as = _text_options(tokens, vocab_size, resume)
+
+    def plan(checkpoint):
+        return plan_run(data, out=out, resume=checkpoint, force=force, kind=kind, encoding=encoding,
+                        val_fraction=val_fraction, cache_dir=cache_dir, tokens=tokens, vocab_size=vocab_size,
+                        target=target, calendar=calendar, time_column=time_column, columns=_names(columns),
+                        id_column=id_column, fill=fill, joint=joint, sine=sine, **options)
+
     if nproc is not None and not launched():
         # A mistake is reported once, here, rather than by every rank after they have started.
         if nproc < 1:
             raise UsageError(f"--nproc must be >= 1, got {nproc}")
-        checkpoint = _load_for_resume(resume) if resume else None
         if data == "-":
             raise UsageError("--nproc: every process reads DATA, so it cannot be standard input; save it to a file")
-        dataset, _, train_config, out_path = _train_setup(
-            data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, target, calendar, model_opts, train_opts, table,
-                text_as)
-        _check_overwrite(out_path, resume, force)
-        _check_split(dataset, train_config, nproc)
-        del dataset, checkpoint  # the ranks read their own (from the cache just built)
+        run = plan(_load_for_resume(resume, data))
+        _check_split(run.data, run.train, nproc)
+        del run  # the ranks read their own data (from the cache just built)
         status, killed = relaunch(nproc, without_nproc(sys.argv[1:]))
         if killed:
             say(f"seqgen: error: {killed}", style="red")
         raise typer.Exit(status)
     with process_group(device or "auto") as group:
-        checkpoint = _load_for_resume(resume) if resume else None
+        checkpoint = _load_for_resume(resume, data)
         with local_leader_first(group):
-            dataset, model_config, train_config, out = _train_setup(
-                data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, target, calendar, model_opts, train_opts, table,
-                text_as)
-        _check_overwrite(out, resume, force)
+            run = plan(checkpoint)
         earlier = checkpoint.meta["progress"].get("processes", 1) if checkpoint else 1
         if earlier > 1 and nproc is None and not launched() and not quiet:
             # Any process count can resume a run (its state is saved whole); say which one this is.
             say(f"note: this run trained in {earlier} processes and goes on in one; add --nproc {earlier} for {earlier}")
-        _run_training(dataset, model_config, train_config, out, checkpoint, quiet or not group.is_main, log_every,
-                      distributed=group.world > 1)
+        _run_training(run, quiet or not group.is_main, log_every, distributed=group.world > 1)
         if group.world > 1:
             end_rank(0)
 
@@ -162,142 +142,6 @@ def without_nproc(argv: list[str]) -> list[str]:
     return out
 
 
-LIMITS = ("steps", "epochs", "max_time")
-
-
-def _text_options(tokens: Optional[str], vocab_size: Optional[int], resume: Optional[Path]):
-    """--tokens and --vocab-size, checked before any data is read; None when neither is given
-    (characters, or a resumed run's own tokens)."""
-    from ..data.load import TextOptions
-    from ..data.tokenizers import check_tokens, require_tokenizers
-
-    if tokens is None and vocab_size is None:
-        return None
-    if resume is not None and vocab_size is not None:
-        raise UsageError(f"--vocab-size: a resumed run keeps the tokens of {resume}")
-    check_tokens(tokens or "char", vocab_size)
-    if tokens == "bpe" and resume is None:
-        require_tokenizers()  # before reading a large text, not after
-    return TextOptions(tokens or "char", vocab_size)
-
-
-def _resumed_tokens(checkpoint, text_as):
-    """How the data becomes tokens: as given (or characters); a resumed text run encodes it with
-    its checkpoint's tokenizer, never a new one."""
-    from ..data.load import TextOptions
-    from ..data.tokenizers import tokenization, tokenizer_for
-
-    if checkpoint is None or checkpoint.kind != "text":
-        return text_as or TextOptions()
-    stored = tokenization(checkpoint.data)
-    if text_as is not None and text_as.tokens != stored:
-        raise UsageError(f"--tokens {text_as.tokens}: the run being resumed has {stored} tokens, and keeps them")
-    return TextOptions(stored, None, None if stored == "char" else tokenizer_for(checkpoint.data))
-
-
-def _train_setup(data, out, resume, checkpoint, kind, encoding, val_fraction, cache_dir, seed, sine, target, calendar,
-                 model_opts, train_opts, table, text_as):
-    """The dataset and the configurations of a run: options given, else the checkpoint's, else the defaults."""
-    from ..config import TrainConfig, defaults_for, fitted_window, from_dict
-    from ..data import SineConfig, load_data
-    from ..data.load import TableOptions
-    from ..data.calendar import with_calendar
-    from ..data.transforms import with_target
-
-    if data is None and checkpoint is not None:
-        data = _resume_source(checkpoint, resume)
-    if data is None and encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
-        raise UsageError("--encoding says how to read DATA; the built-in sine waves are not read from a file")
-    data_seed = seed if seed is not None else (checkpoint.meta["train"]["seed"] if checkpoint else 0)
-    if checkpoint and checkpoint.data.get("source", {}).get("type") == "sine":
-        # A checkpoint from before scale_each existed trained on unscaled waves; a resumed run
-        # goes on with the waves it began with.
-        stored = {"scale_each": False, **checkpoint.data["source"]}
-        if data is None:
-            sine = from_dict(SineConfig, {k: v for k, v in stored.items() if k != "type"})
-        else:
-            sine = replace(sine, scale_each=stored["scale_each"])
-    if checkpoint and not table.given and "columns" in checkpoint.data.get("source", {}):
-        # A resumed run reads its table as it began, whatever its first lines look like.
-        table = replace(TableOptions.from_source(checkpoint.data["source"]), stored=False)
-    given_tokens = text_as is not None
-    text_as = _resumed_tokens(checkpoint, text_as)
-    dataset = load_data(data, kind=kind, encoding=encoding, val_fraction=val_fraction, sine=sine, seed=data_seed,
-                        cache_dir=cache_dir, table=table, tokens=text_as.tokens, vocab_size=text_as.vocab_size,
-                        tokenizer=text_as.tokenizer)
-    if target is not None and dataset.kind == "text":
-        raise UsageError("--target applies to numeric series; this data is text")
-    if calendar is not None and dataset.kind == "text":
-        raise UsageError("--calendar applies to numeric series; this data is text")
-    if given_tokens and dataset.kind != "text":
-        raise UsageError("--tokens and --vocab-size apply to text; this data is a numeric series")
-    # A resumed run models the series as it began; a new one decides from the data.
-    if dataset.kind == "series":  # a text given to resume a series run is the resume check's to name
-        dataset = with_target(dataset, target or (checkpoint.data.get("target", "level") if checkpoint else "auto"))
-        # A resumed run reads the calendar it began with.
-        stored = list(checkpoint.model_config.calendar) if checkpoint and checkpoint.kind == "series" else None
-        if stored:
-            _check_same_step(checkpoint, dataset)
-        # Off unless asked for: on benchmarks/forecast.py's monthly and quarterly series it made
-        # the forecasts worse (docs/results.md, "Calendar inputs").
-        dataset = with_calendar(dataset, calendar or (stored if stored is not None else "none"))
-        if calendar == "auto":
-            _note_calendar(dataset)
-    if checkpoint:
-        base_model, base_train = checkpoint.model_config, from_dict(TrainConfig, checkpoint.meta["train"])
-    else:
-        base_model, base_train = defaults_for(dataset.kind, size=data_size(dataset), sine=dataset.source.get("type") == "sine",
-                                              bf16=dataset.kind == "text" and model_opts.get("cell", "lstm") == "lstm"
-                                              and _fast_bf16(train_opts))
-    if any(k in train_opts for k in LIMITS):
-        # Limits given replace all the stored or default ones: --steps 5000 means 5000 steps, not
-        # "5000 steps unless the default time limit comes first".
-        base_train = replace(base_train, **{k: None for k in LIMITS})
-    model_config = replace(base_model, **model_opts)
-    if dataset.kind == "series":
-        model_config.calendar = tuple(dataset.cycles or ())
-        model_config.channels = len(dataset.channels) if dataset.channels else 1
-    train_config = replace(base_train, **train_opts)
-    if dataset.kind == "series" and dataset.source.get("type") != "sine" and "window" not in train_opts and not checkpoint:
-        train_config.window = fitted_window(train_config.window, min(dataset.splits), several=len(dataset.streams) > 1)
-    if not any((train_config.steps, train_config.epochs, train_config.max_time)):
-        train_config.max_time = 300.0
-    series_only = [f"--{k.replace('_', '-')}" for k in ("input_noise", "free_run") if k in train_opts]
-    series_only += ["--head"] if "head" in model_opts else []
-    if dataset.kind == "text" and series_only:
-        raise UsageError(f"{' and '.join(series_only)} apply to numeric series; this data is text")
-    out = out or (resume if resume else Path("checkpoints") / f"{dataset.name}.safetensors")
-    return dataset, model_config, train_config, out
-
-
-def _check_same_step(checkpoint, dataset) -> None:
-    """A resumed run of a model that reads the calendar must step as it did: its cycles are in those steps."""
-    from ..data.times import Frequency
-
-    theirs, ours = checkpoint.data["source"].get("frequency"), dataset.source.get("frequency")
-    if ours is None or list(ours) != list(theirs):
-        now = f"steps every {Frequency(*ours)}" if ours else "has no times"
-        raise UsageError(f"--resume {checkpoint.path}: that run read the calendar of data that steps every "
-                         f"{Frequency(*theirs)}, and this data {now}; resume it on such data")
-
-
-def _note_calendar(dataset) -> None:
-    """--calendar auto: say which cycles of the data's step were left out, and why."""
-    from ..data.calendar import cycles_for, describe
-    from ..data.times import Frequency
-
-    step = dataset.source.get("frequency")
-    possible = cycles_for(Frequency(*step)) if step else []
-    left = [p for p in possible if p not in (dataset.cycles or [])]
-    if not step:
-        say("note: --calendar auto: the data has no time column, so there is no calendar to read")
-    elif not possible:
-        say(f"note: --calendar auto: data that steps every {Frequency(*step)} has no calendar cycle to read")
-    elif left:
-        say(f"note: --calendar auto: the {describe(left)} left out: the training part ({min(dataset.splits)} values) "
-            f"does not span {'it' if len(left) == 1 else 'them'}")
-
-
 def _names(text: Optional[str]) -> Optional[list[str]]:
     if text is None:
         return None
@@ -305,51 +149,6 @@ def _names(text: Optional[str]) -> Optional[list[str]]:
     if not names:
         raise UsageError("--columns: give the names of one or more columns, separated by commas")
     return names
-
-
-def _fast_bf16(train_opts: dict) -> bool:
-    """Whether this run would train a full-size LSTM text model in bfloat16 (see defaults_for)."""
-    from ..device import resolve_device
-    from ..train.distributed import device_for
-    from ..train.precision import resolve_precision
-
-    asked = train_opts.get("precision", "auto")
-    if asked not in ("auto", "bf16"):
-        return False
-    device = resolve_device(device_for(train_opts.get("device", "auto")))
-    try:
-        return resolve_precision(asked, device, "lstm", 384, is_text=True) == "bf16"
-    except UsageError:  # bf16 asked for where an LSTM cannot run it: the trainer says so for the run's cell
-        return False
-
-
-def data_size(dataset) -> int:
-    """How many characters (text, whatever its tokens) or values the data holds: what the defaults are sized by."""
-    if dataset.kind == "text":
-        return sum(dataset.characters(stream) for stream in dataset.streams)
-    return sum(int(stream.size) for stream in dataset.streams)  # channels read jointly count each value
-
-
-def _sized_note(dataset, model_config, train_config) -> Optional[str]:
-    """What a small text's or a short series' defaults are, when they are not the full-size ones
-    (options given included)."""
-    from ..config import SMALL_SERIES, defaults_for
-
-    size = data_size(dataset)
-    m, t = model_config, train_config
-    small, _ = defaults_for("series", size=size)
-    if (dataset.kind == "series" and dataset.source.get("type") != "sine" and size < SMALL_SERIES
-            and (m.layers, m.hidden) == (small.layers, small.hidden)):  # not when options chose the size
-        return (f"note: a short series ({size:,} values): a model sized to it, {m.cell.upper()} {m.layers} x {m.hidden} "
-                f"(larger ones learn its first values by heart); options given still win")
-    if dataset.kind != "text" or defaults_for(dataset.kind, size=size) == defaults_for(dataset.kind):
-        return None
-    limits = [f"{t.steps:,} steps" if t.steps else "", f"{t.epochs:g} epochs" if t.epochs else "",
-              f"{t.max_time:g}s" if t.max_time else ""]
-    limit = ("until " + " or ".join(part for part in limits if part)) if any(limits) else "with no limit"
-    return (f"note: a small text ({size:,} characters): defaults sized to it, {m.cell.upper()} {m.layers} x {m.hidden}, "
-            f"batch {t.batch_size} x {t.window}, validation every {t.eval_every} steps, {limit}, or earlier once the "
-            f"validation loss keeps rising ({t.patience} evaluations); options given still win")
 
 
 def _left_out_note(left_out: dict[str, str]) -> str:
@@ -370,23 +169,6 @@ def _check_split(dataset, train_config, nproc: int) -> None:
     Group(world=nproc).share(min(train_config.batch_size, len(tracks)))  # as the Trainer splits it
 
 
-def _resume_source(checkpoint, resume: Path) -> Optional[str]:
-    """The data a resumed run trained on, when DATA is not given again (None for sine waves)."""
-    from ..data.load import stored_data_path
-
-    source = checkpoint.data.get("source", {})
-    if source.get("type") != "file":
-        return None
-    stored = source.get("path")
-    if stored == "standard input":
-        raise UsageError(f"--resume {resume}: the run read its data from standard input; give it again: "
-                         f"seqgen train - --resume {resume} < DATA")
-    found = stored_data_path(source)
-    if found is None:
-        raise UsageError(f"--resume {resume}: give the training data again (the run read {stored!r}, not found here)")
-    return found
-
-
 def _finished(out: Path, step: int, limit: str, config) -> str:
     """What to say when a resumed run is already at its limit: nothing to do, and how to go on."""
     value = getattr(config, limit)
@@ -395,35 +177,25 @@ def _finished(out: Path, step: int, limit: str, config) -> str:
             f"further, resume with a larger limit, e.g. seqgen train --resume {out} --steps {2 * step}")
 
 
-def _check_overwrite(out: Path, resume: Optional[Path], force: bool) -> None:
-    """A finished model is work: never replace one by accident (the shipped ones included)."""
-    continuing = resume is not None and out.resolve() == resume.resolve()
-    if out.exists() and not (force or continuing):
-        resume_hint = f", --resume {out} to continue its run," if _resumable(out) else ""
-        raise UsageError(f"{out} already exists; pass --force to replace it{resume_hint} or --out to write elsewhere")
-
-
-def _resumable(path: Path) -> bool:
-    """Whether a checkpoint still holds its training state (stripped ones, like the shipped ones, do not)."""
+def _load_for_resume(path: Optional[Path], data: Optional[str]):
+    """The checkpoint of the run to resume (None for a new run). A run that read standard input
+    cannot find its data again: say here, with the command, how to give it."""
     from ..checkpoint import load_checkpoint
 
-    try:
-        return "optimizer" in load_checkpoint(path).meta
-    except SeqgenError:
-        return False
+    if path is None:
+        return None
+    checkpoint = load_checkpoint(path)
+    if data is None and checkpoint.data.get("source", {}).get("path") == "standard input":
+        raise UsageError(f"--resume {path}: the run read its data from standard input; give it again: "
+                         f"seqgen train - --resume {path} < DATA")
+    return checkpoint
 
 
-def _load_for_resume(path: Path):
-    from ..checkpoint import load_checkpoint
-
-    return load_checkpoint(path)
-
-
-def _run_training(dataset, model_config, train_config, out: Path, checkpoint, quiet: bool,
-                  log_every: Optional[int] = None, distributed: bool = False) -> None:
+def _run_training(run, quiet: bool, log_every: Optional[int] = None, distributed: bool = False) -> None:
     from ..train import Trainer, stop_on_signals
 
-    trainer = Trainer(dataset, model_config, train_config, out, resume=checkpoint)
+    trainer = Trainer.from_plan(run)
+    dataset, train_config, out, checkpoint = run.data, run.train, run.out, run.resume
     main = trainer.group.is_main
     limit = trainer.limit_reached() if checkpoint is not None else None
     if limit is not None:
@@ -433,9 +205,10 @@ def _run_training(dataset, model_config, train_config, out: Path, checkpoint, qu
         return
     if not quiet:
         say(f"data: {dataset.description}")
-        note = None if checkpoint is not None else _sized_note(dataset, model_config, train_config)
-        if note:
-            say(note)
+        for note in run.notes:
+            say(as_flags(note))
+    for warning in run.warnings if main else ():
+        say(as_flags(warning))
     if main and dataset.left_out:
         # Said even with --quiet: a column silently missing from the model is a surprise found too late.
         say(_left_out_note(dataset.left_out))

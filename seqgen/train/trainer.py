@@ -32,6 +32,7 @@ from .distributed import current as current_group, device_for
 from ..errors import CheckpointError, DataError, TrainingError, UsageError
 from ..model.heads import head_for
 from ..model.network import SeqModel, State, detach_state, parameter_count, state_from_tensors, state_tensors
+from .plan import RunPlan, fitted_to
 from .precision import autocast, grad_scaler, hardware_runs, resolve_precision
 from .threads import measure_threads, threads_asked
 
@@ -144,12 +145,7 @@ class Trainer:
     def __init__(self, data: Dataset, model_config: ModelConfig, config: TrainConfig, out: str | Path,
                  resume: Checkpoint | None = None):
         config.check()
-        if data.kind == "text":
-            model_config.vocab_size = len(data.vocab)
-        else:
-            # What the network reads follows the data, as a text model's vocabulary does.
-            model_config.calendar = tuple(data.cycles or ())
-            model_config.channels = len(data.channels) if data.channels else 1
+        model_config = fitted_to(model_config, data)  # a copy: the caller's configuration stays as given
         self.data, self.model_config, self.config, self.out = data, model_config, config, Path(out)
         self.group = current_group()
         self.device = resolve_device(device_for(config.device))
@@ -235,6 +231,11 @@ class Trainer:
         self.schedule = Schedule(config, self._total_steps())
         if resume is not None:
             self._restore(resume)
+
+    @classmethod
+    def from_plan(cls, plan: RunPlan) -> "Trainer":
+        """The trainer of a finished plan (`seqgen.train.plan_run`), which it runs as it is."""
+        return cls(plan.data, plan.model, plan.train, plan.out, resume=plan.resume)
 
     # --- limits -------------------------------------------------------------------------
     def _total_steps(self) -> int | None:
