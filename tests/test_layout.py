@@ -70,3 +70,29 @@ def test_modules_import_each_other_without_cycles():
     for module in sorted(graph):
         visit(module, [])
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def modules_in_the_design() -> set[str]:
+    """The files docs/design.md's layout names, as paths under seqgen/ (its tree is indented two
+    spaces a level; a folder's name ends with a slash)."""
+    text = (PACKAGE.parent / "docs" / "design.md").read_text()
+    tree = text.split("## The layout", 1)[1].split("```", 2)[1]
+    folders: list[str] = []
+    named = set()
+    for line in tree.splitlines()[2:]:  # after the opening fence's line and `seqgen/`
+        if not line.strip() or not line.startswith("  "):
+            continue
+        depth = (len(line) - len(line.lstrip(" "))) // 2 - 1
+        name = line.split()[0]
+        folders = folders[:depth]
+        if name.endswith("/"):
+            folders.append(name.rstrip("/"))
+        elif "." in name:
+            named.add("/".join([*folders, name]))
+    return named
+
+
+def test_the_design_document_names_every_module():
+    modules = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if p.name != "__init__.py"}
+    missing = sorted(modules - modules_in_the_design())
+    assert not missing, "docs/design.md's layout does not list: " + ", ".join(missing)
