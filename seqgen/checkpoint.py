@@ -32,6 +32,53 @@ FORMAT_VERSION = 2
 MAX_HEADER = 64 * 1024 * 1024
 
 
+@dataclass(frozen=True)
+class DataDescription:
+    """What a checkpoint says about the data it was trained on, with every default for what older
+    checkpoints left out in this one place: the source, the tokens (a char model's `vocab`, or
+    another tokenizer's `tokenizer` dict, read by `data.tokenizers.tokenizer_for`), or a series'
+    scaling (`mean`, `std`), what it predicts (`target`), its `channels` (columns modelled
+    jointly), its `series` (each with its name, scaling, last time and prime) and default `prime`."""
+
+    kind: str
+    name: str = ""
+    description: str = ""
+    source: dict = field(default_factory=dict)
+    val_fraction: float = 0.1  # what checkpoints from before it was stored were trained with
+    vocab: list | None = None
+    tokenizer: dict | None = None
+    mean: float | list | None = None
+    std: float | list | None = None
+    typical_scale: float | None = None
+    target: str = "level"  # written only when it is not the values themselves
+    channels: list[str] | None = None
+    series: list[dict] = field(default_factory=list)
+    prime: list[float] | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DataDescription":
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and v is not None}
+        return cls(**known)
+
+    @property
+    def is_sine(self) -> bool:
+        return self.source.get("type") == "sine"
+
+    @property
+    def from_file(self) -> bool:
+        return self.source.get("type") == "file"
+
+    @property
+    def columns(self) -> list[str]:
+        """The CSV columns the model trained on (none for data that was not a table)."""
+        return list(self.source.get("columns") or [])
+
+    @property
+    def frequency(self) -> list | None:
+        """The step of a dated series, as `data.times.Frequency`'s arguments (None without times)."""
+        return self.source.get("frequency")
+
+
 @dataclass
 class Checkpoint:
     """A loaded checkpoint: weights for generation, training state for resuming, and metadata."""
@@ -50,7 +97,13 @@ class Checkpoint:
 
     @property
     def data(self) -> dict:
+        """The data section as stored (see `described` for it with its defaults)."""
         return self.meta["data"]
+
+    @property
+    def described(self) -> DataDescription:
+        """What the checkpoint says about its data, typed, with the defaults older files need."""
+        return DataDescription.from_dict(self.meta["data"])
 
     @property
     def kind(self) -> str:

@@ -29,8 +29,6 @@ HORIZONS = (100, 1000)
 LONG_HORIZONS = (100, 1000, 10_000)
 # The amplitude ratio compares the spread of the last stretch of the free run with the truth's.
 AMPLITUDE_WINDOW = 1000
-# Checkpoints written before seqgen stored the validation fraction used the default.
-DEFAULT_VAL_FRACTION = 0.1
 
 
 @dataclass
@@ -90,7 +88,7 @@ def resolve_data(ckpt: Checkpoint, data: str | Path | None) -> str:
         return str(data)
     from .data.load import stored_data_path
 
-    source = ckpt.data.get("source", {})
+    source = ckpt.described.source
     found = stored_data_path(source)
     if found is not None:
         return found
@@ -100,7 +98,7 @@ def resolve_data(ckpt: Checkpoint, data: str | Path | None) -> str:
 
 
 def checkpoint_val_fraction(ckpt: Checkpoint) -> float:
-    return float(ckpt.data.get("val_fraction", DEFAULT_VAL_FRACTION))
+    return float(ckpt.described.val_fraction)
 
 
 PROTOCOLS = ("stream", "windows")
@@ -240,7 +238,7 @@ def evaluate_series(checkpoint: str | Path | Checkpoint, data: str | Path | None
         raise UsageError(f"{ckpt.path} is a text model; free-running evaluation needs a continuous model")
     # A likelihood head free-runs on its mean: the error of its point forecast.
     greedy = SampleConfig(greedy=True)
-    source = ckpt.data.get("source", {})
+    source = ckpt.described.source
     if data is None and source.get("type") == "sine":
         gen = Generator.from_checkpoint(ckpt, backend=backend, sampling=greedy)
         if waves < 1:
@@ -262,12 +260,12 @@ def evaluate_series(checkpoint: str | Path | Checkpoint, data: str | Path | None
         if len(values) - split < 1:
             raise DataError(f"{path}: the validation tail is empty")
         series = stored_series(ckpt, first["name"], values)
-        scaling = series_entry(ckpt, series) if series or not ckpt.data.get("series") else own_scaling(ckpt, values[:split])
+        scaling = series_entry(ckpt, series) if series or not ckpt.described.series else own_scaling(ckpt, values[:split])
         gen = Generator.from_checkpoint(ckpt, backend=backend, sampling=greedy, series=scaling)
         prime = values[max(0, split - PRIME_STEPS) : split]
         result = free_run_rmse(gen, prime, values[split:], horizons, end=end_before(ckpt, dataset, 0, len(values) - split))
         result.source = {"type": "file", "path": path, "val_fraction": fraction}
-        if ckpt.data.get("series"):
+        if ckpt.described.series:
             result.source["series"] = first["name"] if first["name"] is not None else series
     result.checkpoint = str(ckpt.path)
     return result
@@ -325,7 +323,7 @@ def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None
     if origins < 1:
         raise UsageError(f"`origins` must be >= 1, got {origins}")
     ckpt = _load(checkpoint)
-    source = ckpt.data.get("source", {})
+    source = ckpt.described.source
     if ckpt.kind == "text" or source.get("type") == "sine":
         raise UsageError(f"{ckpt.path}: a backtest forecasts a series a model was trained on; this one is "
                          f"{'text' if ckpt.kind == 'text' else 'built-in sine waves'}")
@@ -351,7 +349,7 @@ def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None
                          f"usable `horizon` is {tail} (or give a larger `val_fraction`)")
     started = time.perf_counter()
     if ckpt.model_config.channels > 1 and dataset.channels is None:
-        raise DataError(f"{path}: {ckpt.path} models the columns {', '.join(map(repr, ckpt.data['channels']))} jointly; "
+        raise DataError(f"{path}: {ckpt.path} models the columns {', '.join(map(repr, ckpt.described.channels))} jointly; "
                         "give the data as a CSV with those columns")
     labels = dataset.channels or [e["name"] for e in named]
     ours, naive, made_count, whose, classical = [], [], 0, [], {}
@@ -448,7 +446,7 @@ def stored_series(ckpt: Checkpoint, name: str | None, values: np.ndarray) -> str
     None when it is none of them (or the model has one series)."""
     from .generate.generator import matching_series
 
-    entries = ckpt.data.get("series") or []
+    entries = ckpt.described.series
     if name is not None and any(e["name"] == name for e in entries):
         return name
     match = matching_series(ckpt, values)

@@ -82,3 +82,13 @@ def test_saved_files_get_the_usual_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_checkpoint_describes_its_data_with_defaults_for_what_older_files_left_out(sine_checkpoint, tmp_path):
+    from seqgen.checkpoint import DataDescription
+
+    sine = load_checkpoint(sine_checkpoint).described
+    assert sine.kind == "series" and sine.is_sine and sine.target == "level" and sine.series == []
+    old = DataDescription.from_dict({"kind": "series", "mean": 1.0, "std": 2.0, "prime": [1.0, 2.0]})
+    assert (old.val_fraction, old.target, old.channels, old.columns, old.frequency) == (0.1, "level", None, [], None)
+    assert DataDescription.from_dict({"kind": "text", "vocab": ["a"], "a field of a later version": 1}).vocab == ["a"]

@@ -81,7 +81,7 @@ def eval_command(
                                  backend=backend)
     figures = result.to_dict() if result is not None else {"kind": "series", "checkpoint": str(checkpoint)}
     # A backtest forecasts the series a model was trained on: a sine model has none, whatever DATA it is measured on.
-    trained_on_file = ckpt.data.get("source", {}).get("type") != "sine"
+    trained_on_file = not ckpt.described.is_sine
     tested = None
     if ckpt.kind != "text" and (result is None or result.source["type"] == "file") and trained_on_file:
         from ..evaluate import backtest

@@ -65,12 +65,12 @@ def forecast(
     histories, frequency = _histories(ckpt, data, series, seed)
     results, histories_by_name = [], {}
     for name, history, last_time in histories:
-        known = name is not None and any(e["name"] == name for e in ckpt.data.get("series") or [])
+        known = name is not None and any(e["name"] == name for e in ckpt.described.series)
         made = run_forecast(ckpt, history, horizon, samples=samples, quantiles=levels, seed=seed, backend=backend,
                             series=name if known else None, end=_end(ckpt, data, last_time, frequency))
         times = _times(last_time, frequency, horizon)
         if made.paths.ndim == 3:  # channels modelled jointly: written (and plotted) one channel after another
-            channels = ckpt.data["channels"]
+            channels = ckpt.described.channels
             if series is not None and series not in channels:
                 raise UsageError(f"--series: {ckpt.path} has no channel {series!r}; its channels are "
                                  f"{', '.join(map(repr, channels))}")
@@ -173,7 +173,7 @@ def _end(ckpt, data: Optional[str], last_time: Optional[str], frequency) -> Opti
 
     if not ckpt.model_config.calendar or data is None:
         return None
-    stored = ckpt.data["source"]["frequency"]
+    stored = ckpt.described.frequency
     if last_time is None or frequency is None:
         return None  # the training data's end (a checkpoint that stores no time)
     if [frequency.unit, frequency.count] != list(stored):
@@ -192,10 +192,10 @@ def _histories(ckpt, data: Optional[str], only: Optional[str], seed: Optional[in
     from ..generate.forecast import stored_history
     from ..generate.generator import series_entry
 
-    source = ckpt.data.get("source", {})
+    source = ckpt.described.source
     stored = Frequency(*source["frequency"]) if source.get("frequency") else None
     if data is None:
-        entries = ckpt.data.get("series")
+        entries = ckpt.described.series
         if entries:
             chosen = [series_entry(ckpt, only)] if only else entries
             return [(e["name"], stored_history(ckpt, e), e["last_time"]) for e in chosen], stored
@@ -221,7 +221,7 @@ def _histories(ckpt, data: Optional[str], only: Optional[str], seed: Optional[in
     from ..data import read_values
 
     if ckpt.model_config.channels > 1:
-        raise DataError(f"{label}: {ckpt.path} models the columns {', '.join(map(repr, ckpt.data['channels']))} "
+        raise DataError(f"{label}: {ckpt.path} models the columns {', '.join(map(repr, ckpt.described.channels))} "
                         "jointly; give DATA as a CSV with those columns")
     values = read_values(raw, label, suffix)
     if len(values) == 0:

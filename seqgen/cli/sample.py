@@ -90,7 +90,7 @@ def sample(
     if beam is not None:
         _check_beam(beam, num_samples, per_step)
     user_prime = _read_prime(ckpt, prime, prime_file)
-    channels = ckpt.data.get("channels") if ckpt.model_config.channels > 1 else None
+    channels = ckpt.described.channels if ckpt.model_config.channels > 1 else None
     picked = _picked_channel(ckpt, series)
     if channels and (plot or plot_file):
         raise UsageError(f"--plot and --plot-file draw the values of one series; {checkpoint} models {len(channels)} "
@@ -108,7 +108,7 @@ def sample(
     gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, sampling=sampling, seed=seed, series=scaling)
     _say_which_series(ckpt, scaling, series, user_prime)
     # Without a prime, a sine model's samples each start from a fresh wave of their own.
-    own_primes = user_prime is None and load_state is None and ckpt.data.get("source", {}).get("type") == "sine"
+    own_primes = user_prime is None and load_state is None and ckpt.described.is_sine
     if ckpt.kind != "text" and (num_samples or 1) > 1 and not sampling.noise and not own_primes and not (
             is_probabilistic(ckpt) and not sampling.greedy):
         say(f"warning: the {num_samples} streams will be the same (up to rounding): a continuous model is "
@@ -157,7 +157,7 @@ def sample(
 
 def _say_which_series(ckpt, scaling, named: Optional[str], prime) -> None:
     """A model of several series continues one of them: say which, when the user did not name it."""
-    entries = ckpt.data.get("series") or []
+    entries = ckpt.described.series
     if named is not None or scaling is None or len(entries) < 2:
         return
     if "name" not in scaling:
@@ -234,7 +234,7 @@ def _read_prime(ckpt, prime: Optional[str], prime_file: Optional[Path]):
 
     if prime is not None and prime_file is not None:
         raise UsageError("give either --prime or --prime-file, not both")
-    columns = ckpt.data.get("channels") if ckpt.model_config.channels > 1 else None
+    columns = ckpt.described.channels if ckpt.model_config.channels > 1 else None
     if columns and prime is not None:
         raise UsageError(f"--prime: {ckpt.path} models the columns {', '.join(map(repr, columns))} jointly; give the "
                          "prime as a CSV with those columns (--prime-file)")
@@ -267,7 +267,7 @@ def _channel_rows(ckpt, text: str, label: str) -> np.ndarray:
     from ..data.table import looks_like_table
 
     lines = [line for line in text.lstrip("\ufeff").splitlines() if line.strip()]
-    columns = ", ".join(map(repr, ckpt.data["channels"]))
+    columns = ", ".join(map(repr, ckpt.described.channels))
     if len(lines) == 1 and any(is_number(f) for f in _fields(lines[0])):
         raise DataError(f"{label}: a CSV needs a header line naming its columns ({columns}) above the values")
     if len(lines) <= 1:
@@ -275,7 +275,7 @@ def _channel_rows(ckpt, text: str, label: str) -> np.ndarray:
     if not looks_like_table(text):
         raise DataError(f"{label}: {ckpt.path} models the columns {columns} jointly; give the prime as a CSV with those "
                         "columns")
-    options = TableOptions.from_source(ckpt.data.get("source", {}))
+    options = TableOptions.from_source(ckpt.described.source)
     if options.time_column is not None and options.time_column not in _fields(lines[0]):
         options = replace(options, time_column=None)  # a prime's times are not read: values alone will do
     return np.stack(options.read(text, label).series, axis=1)
@@ -348,12 +348,12 @@ def follow(
         raise UsageError(f"{checkpoint} is a text model; follow forecasts numbers")
     from ..generate.generator import series_entry
 
-    entries = ckpt.data.get("series") or []
+    entries = ckpt.described.series
     if len(entries) > 1 and series is None:
         # Values arrive one at a time: there is no history yet to tell the series by.
         raise UsageError(f"{checkpoint} models {len(entries)} series, each in its own scale: name the one stdin "
                          f"continues with --series ({', '.join(repr(e['name']) for e in entries[:10])})")
-    channels = ckpt.data.get("channels") if ckpt.model_config.channels > 1 else None
+    channels = ckpt.described.channels if ckpt.model_config.channels > 1 else None
     picked = _picked_channel(ckpt, series)
     entry = None if channels else series_entry(ckpt, series)
     _calendar_note(ckpt, "the first value from standard input")
@@ -481,8 +481,8 @@ def _training_column(ckpt, entry: Optional[dict]) -> Optional[str]:
     if ckpt.model_config.channels > 1:
         return None
     if entry is not None:
-        return entry["name"] if entry["name"] in (ckpt.data.get("source", {}).get("columns") or []) else None
-    columns = ckpt.data.get("source", {}).get("columns") or []
+        return entry["name"] if entry["name"] in (ckpt.described.columns) else None
+    columns = ckpt.described.columns
     return columns[0] if len(columns) == 1 else None
 
 

@@ -185,7 +185,7 @@ def _load_for_resume(path: Optional[Path], data: Optional[str]):
     if path is None:
         return None
     checkpoint = load_checkpoint(path)
-    if data is None and checkpoint.data.get("source", {}).get("path") == "standard input":
+    if data is None and checkpoint.described.source.get("path") == "standard input":
         raise UsageError(f"--resume {path}: the run read its data from standard input; give it again: "
                          f"seqgen train - --resume {path} < DATA")
     return checkpoint

@@ -254,7 +254,7 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
 def channel_index(ckpt: Checkpoint, series: str | None) -> int | None:
     """`series` naming a channel of a model of several channels (`joint`): its index, the one
     channel to give back (all of them are still read and generated together); None otherwise."""
-    channels = ckpt.data.get("channels") if ckpt.model_config.channels > 1 else None
+    channels = ckpt.described.channels if ckpt.model_config.channels > 1 else None
     if not channels or series is None:
         return None
     if series not in channels:

@@ -108,7 +108,7 @@ def stored_history(ckpt: Checkpoint, entry: dict | None = None, seed: int | None
     """What a forecast continues when given no history: the end of the training data as the
     checkpoint stores it (`entry`'s, for one of several series). A model of the built-in sine
     waves stores none, so it continues a fresh wave from its training range, as `seqgen sample` does."""
-    if ckpt.data.get("source", {}).get("type") == "sine":
+    if ckpt.described.is_sine:
         return default_prime(ckpt, seed)
     return np.asarray((entry or ckpt.data)["prime"], dtype=np.float64)
 

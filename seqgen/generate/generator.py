@@ -410,13 +410,13 @@ class Generator:
         data = ckpt.data
         scaling = series if isinstance(series, dict) else series_entry(ckpt, series) or data
         gen = cls(model, tokenizer=tokenizer_for(data) if ckpt.kind == "text" else None, mean=scaling.get("mean", 0.0),
-                  std=scaling.get("std", 1.0), sampling=sampling, seed=seed, target=data.get("target", "level"))
+                  std=scaling.get("std", 1.0), sampling=sampling, seed=seed, target=ckpt.described.target)
         gen.series = scaling if scaling is not data else None
         gen.checkpoint_checksum = ckpt.meta.get("checksum")
         # The factor that made the 80% intervals of forecasts in the validation tail cover 80% (see calibrate.py).
         gen.spread_scale = stored_scale(ckpt.meta.get("progress") or {})
-        gen.scale_each = bool(data.get("source", {}).get("scale_each", False))
-        gen.typical_scale = float(data.get("typical_scale", 1.0))
+        gen.scale_each = bool(ckpt.described.source.get("scale_each", False))
+        gen.typical_scale = float(1.0 if ckpt.described.typical_scale is None else ckpt.described.typical_scale)
         if gen.cycles:
             gen.data_end = data_end(ckpt, scaling)
         return gen
@@ -446,10 +446,10 @@ def stored_scale(progress: dict) -> float:
 def data_end(ckpt: Checkpoint, entry: dict | None = None) -> float | None:
     """The step index of the last value of a dated series' training data: of the stored series
     `entry` (its last time), else of the first or only one; None without times."""
-    source = ckpt.data.get("source", {})
+    source = ckpt.described.source
     if not source.get("frequency"):
         return None
-    first = (ckpt.data.get("series") or [{}])[0]
+    first = (ckpt.described.series or [{}])[0]
     last = (entry or {}).get("last_time") or source.get("last_time") or first.get("last_time")
     return None if last is None else step_index(last, Frequency(*source["frequency"]))
 
@@ -525,10 +525,10 @@ def joined_snapshots(snapshots: list[dict]) -> dict:
 def series_entry(ckpt: Checkpoint, name: str | None = None) -> dict | None:
     """What a model of several series stored about one of them (its scaling, end and last time):
     the one named, or the first; None for a model of one series."""
-    entries = ckpt.data.get("series")
+    entries = ckpt.described.series
     if not entries:
-        if name is not None and name != ckpt.data.get("source", {}).get("series", name):
-            raise UsageError(f"{ckpt.path} was trained on one series, {ckpt.data['source']['series']!r}, not {name!r}")
+        if name is not None and name != ckpt.described.source.get("series", name):
+            raise UsageError(f"{ckpt.path} was trained on one series, {ckpt.described.source['series']!r}, not {name!r}")
         return None
     if name is None:
         return entries[0]
@@ -543,7 +543,7 @@ def scaling_for(ckpt: Checkpoint, values, name: str | None = None) -> dict | Non
     """Which scaling a model of several series works in for `values` (in the data's units): the
     series named; else the stored series the values are a stretch of (`matching_series`); else,
     for values it never saw, their own (`own_scaling`). None for a model of one series."""
-    if name is not None or not ckpt.data.get("series"):
+    if name is not None or not ckpt.described.series:
         return series_entry(ckpt, name)
     return matching_series(ckpt, values) or own_scaling(ckpt, values)
 
@@ -553,7 +553,7 @@ def matching_series(ckpt: Checkpoint, values) -> dict | None:
     of the data (its default prime) holds them as a stretch, or that they hold; None when none
     does, an error when several do."""
     values = np.asarray(values, dtype=np.float64)
-    found = [e for e in ckpt.data.get("series") or [] if _overlaps(np.asarray(e["prime"], dtype=np.float64), values)]
+    found = [e for e in ckpt.described.series if _overlaps(np.asarray(e["prime"], dtype=np.float64), values)]
     if len(found) > 1:
         raise DataError(f"the values given are a stretch of several series of {ckpt.path} "
                         f"({', '.join(repr(e['name']) for e in found)}); name one (`series`)")
@@ -564,9 +564,9 @@ def own_scaling(ckpt: Checkpoint, values) -> dict:
     """The scaling of values a model of several series never saw: their own mean and standard
     deviation (their steps', for a model of steps), as each of its series was scaled by its own."""
     values = np.asarray(values, dtype=np.float64)
-    steps = np.diff(values) if ckpt.data.get("target") == "diff" else values
+    steps = np.diff(values) if ckpt.described.target == "diff" else values
     if len(values) < 3 or steps.std() == 0:
-        known = ", ".join(repr(e["name"]) for e in ckpt.data["series"][:10])
+        known = ", ".join(repr(e["name"]) for e in ckpt.described.series[:10])
         raise DataError(f"{ckpt.path} models several series ({known}), each in its own scale, and these values are "
                         "none of them: name the series they belong to (`series`), or give at least 3 values that are "
                         "not all the same, to be scaled by their own mean and standard deviation")

@@ -156,17 +156,17 @@ def _read_data(data, checkpoint: Checkpoint | None, kind: str, encoding: str, va
     if data is None and encoding.lower().replace("_", "-") not in ("utf-8", "utf8"):
         raise UsageError("`encoding` says how to read `data`; the built-in sine waves are not read from a file")
     data_seed = seed if seed is not None else (checkpoint.meta["train"]["seed"] if checkpoint else 0)
-    if checkpoint and checkpoint.data.get("source", {}).get("type") == "sine":
+    if checkpoint and checkpoint.described.is_sine:
         # A checkpoint from before scale_each existed trained on unscaled waves; a resumed run
         # goes on with the waves it began with.
-        stored = {"scale_each": False, **checkpoint.data["source"]}
+        stored = {"scale_each": False, **checkpoint.described.source}
         if data is None:
             sine = from_dict(SineConfig, {k: v for k, v in stored.items() if k != "type"})
         else:
             sine = replace(sine, scale_each=stored["scale_each"])
-    if checkpoint and not table.given and "columns" in checkpoint.data.get("source", {}):
+    if checkpoint and not table.given and "columns" in checkpoint.described.source:
         # A resumed run reads its table as it began, whatever its first lines look like.
-        table = replace(TableOptions.from_source(checkpoint.data["source"]), stored=False)
+        table = replace(TableOptions.from_source(checkpoint.described.source), stored=False)
     text_as = _resumed_tokens(checkpoint, text_as)
     return load_data(None if data is None else str(data), kind=kind, encoding=encoding, val_fraction=val_fraction,
                      sine=sine, seed=data_seed, cache_dir=cache_dir, table=table, tokens=text_as.tokens,
@@ -175,7 +175,7 @@ def _read_data(data, checkpoint: Checkpoint | None, kind: str, encoding: str, va
 
 def resume_source(checkpoint: Checkpoint) -> str | None:
     """The data a resumed run trained on, when it is not given again (None for sine waves)."""
-    source = checkpoint.data.get("source", {})
+    source = checkpoint.described.source
     if source.get("type") != "file":
         return None
     stored = source.get("path")
@@ -220,7 +220,7 @@ def _as_model_reads(dataset: Dataset, checkpoint: Checkpoint | None, target, cal
     """A series with its target and calendar inputs: a resumed run models the series as it began;
     a new one decides from the data."""
     # A text given to resume a series run is the resume check's to name.
-    dataset = with_target(dataset, target or (checkpoint.data.get("target", "level") if checkpoint else "auto"))
+    dataset = with_target(dataset, target or (checkpoint.described.target if checkpoint else "auto"))
     stored = list(checkpoint.model_config.calendar) if checkpoint and checkpoint.kind == "series" else None
     if stored:
         _check_same_step(checkpoint, dataset)
@@ -284,7 +284,7 @@ def _check_same_step(checkpoint: Checkpoint, dataset: Dataset) -> None:
     """A resumed run of a model that reads the calendar must step as it did: its cycles are in those steps."""
     from ..data.times import Frequency
 
-    theirs, ours = checkpoint.data["source"].get("frequency"), dataset.source.get("frequency")
+    theirs, ours = checkpoint.described.source.get("frequency"), dataset.source.get("frequency")
     if ours is None or list(ours) != list(theirs):
         now = f"steps every {Frequency(*ours)}" if ours else "has no times"
         raise UsageError(f"`resume` {checkpoint.path}: that run read the calendar of data that steps every "

@@ -692,10 +692,10 @@ def check_resume_compatible(ckpt: Checkpoint, data: Dataset, model_config: Model
                          "(give the same `tokens`)")
     if data.kind == "text" and ours == "char" and ckpt.vocab != data.vocab:
         raise UsageError(f"`resume` {ckpt.path}: the data's characters differ from the checkpoint's vocabulary")
-    if data.kind == "text" and ours != "char" and ckpt.data["tokenizer"] != data.tokenizer.to_dict():
+    if data.kind == "text" and ours != "char" and ckpt.described.tokenizer != data.tokenizer.to_dict():
         raise UsageError(f"`resume` {ckpt.path}: the data's tokens differ from the checkpoint's")
-    if ckpt.data.get("target", "level") != data.target:
-        raise UsageError(f"`resume` {ckpt.path}: that run modelled the series by its {ckpt.data.get('target', 'level')}, "
+    if ckpt.described.target != data.target:
+        raise UsageError(f"`resume` {ckpt.path}: that run modelled the series by its {ckpt.described.target}, "
                          f"not its {data.target} (give the same `target`)")
     if ckpt.model_config != model_config:
         theirs, ours = asdict(ckpt.model_config), asdict(model_config)
