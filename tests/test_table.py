@@ -287,3 +287,17 @@ def test_monthly_decimal_years_land_on_their_months():
     table = read_table(text, "air.csv")
     assert str(table.frequency) == "1 month"
     assert str(table.times[0][13])[:7] == "1950-02"
+
+
+@pytest.mark.parametrize("quarters", [["2019 Q3", "2019 Q4", "2020 Q1"], ["2019Q3", "2019Q4", "2020Q1"],
+                                      ["Q3 2019", "Q4 2019", "Q1 2020"]])
+def test_quarters_as_tsibble_and_statistics_offices_write_them(quarters):
+    table = read_table("quarter,gdp\n" + "".join(f"{q},{k}\n" for k, q in enumerate(quarters)), "gdp.csv")
+    assert table.frequency == Frequency("M", 3)
+    np.testing.assert_array_equal(table.times[0], days("2019-07-01", "2019-10-01", "2020-01-01"))
+
+
+def test_months_by_name():
+    assert [parse_time(c) for c in ("Jan 2020", "2020 Feb", "March-2020", "Sept 2020", "2020M11")] == list(
+        days("2020-01-01", "2020-02-01", "2020-03-01", "2020-09-01", "2020-11-01"))
+    assert parse_time("Janx 2020") is None and parse_time("2020 Q5") is None and parse_time("2020M13") is None

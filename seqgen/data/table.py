@@ -33,7 +33,7 @@ __all__ = ["FILLS", "Frequency", "Table", "format_time", "looks_like_table", "ne
 FILLS = ("error", "previous", "linear", "zero")
 MISSING = {"", "na", "n/a", "nan", "null"}
 # A bare four-digit number is a year only under a header with one of these words; elsewhere it is a value.
-TIME_NAMES = {"year", "years", "date", "datetime", "time", "timestamp", "period", "month", "ds"}
+TIME_NAMES = {"year", "years", "date", "datetime", "time", "timestamp", "period", "month", "quarter", "week", "day", "ds"}
 # Besides the time names, the names of a column that counts rows rather than holding a series.
 COUNTER_NAMES = {"t", "step", "index", "idx", "n", "row", "#", "rownames"}  # rownames: R's exports
 # How many leading lines of a file, or present cells of a column, decide what it holds.
@@ -218,7 +218,7 @@ def _time_column(sheet: _Sheet, name: str | None, id_index: int | None) -> tuple
         cells = sheet.present(index)
         if index != id_index and _is_time_name(column) and cells and not _mostly_numbers(cells, sheet.delimiter):
             raise DataError(f"{sheet.label}: column {column!r} holds times such as {cells[0][:40]!r}, which seqgen does not read; "
-                            "write them as 2021-03-01, 2021-03 or 2021-03-01 14:00")
+                            "write them as 2021-03-01, 2021-03, 2021 Q1, Mar 2021 or 2021-03-01 14:00")
     return None, False
 
 

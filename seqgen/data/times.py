@@ -41,14 +41,29 @@ class Frequency:
         return self.count * {"Y": 12, "M": 1}.get(self.unit, 0)
 
 
+# Quarters and months as statistics offices and R's tsibble/zoo write them: "2010 Q1", "2010Q1",
+# "Q1 2010", "2010 Jan", "Jan 2010", "January-2010", "2010M01" (Eurostat).
+MONTH_NAMES = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+               "november", "december")
+_MONTH = "(?P<name>" + "|".join(sorted({*MONTH_NAMES, *(m[:3] for m in MONTH_NAMES), "sept"}, key=len, reverse=True)) + r")\.?"
+_PERIOD = re.compile(
+    r"(?P<y>[0-9]{4})[ -]?(?:q(?P<q>[1-4])|m(?P<m>[0-9]{2})|" + _MONTH + ")"
+    r"|(?:q(?P<q2>[1-4])|" + _MONTH.replace("name", "name2") + r")[ -]?(?P<y2>[0-9]{4})"
+)
+
+
 def parse_time(cell: str, years: bool = False) -> np.datetime64 | None:
-    """A date, or date and time, as datetime64[s]; None when `cell` is not one. A month stands for its
-    first day; a bare four-digit year (its first day too) is read only when `years` is true."""
+    """A date, or date and time, as datetime64[s]; None when `cell` is not one. A month or a quarter
+    stands for its first day; a bare four-digit year (its first day too) is read only when `years`
+    is true."""
     cell = cell.strip()
     if years and re.fullmatch("[0-9]{4}", cell):
         return np.datetime64(cell, "s")
     if years and _DECIMAL_YEAR.fullmatch(cell):
         return _decimal_year(cell)
+    period = _PERIOD.fullmatch(cell.lower())
+    if period:
+        return _period_start(period)
     match = _DATE.fullmatch(cell)
     if not match or (match["H"] and not (match["d"] or match["d2"])):
         return None
@@ -59,6 +74,22 @@ def parse_time(cell: str, years: bool = False) -> np.datetime64 | None:
     except ValueError:  # month 13, February 30, hour 25
         return None
     return np.datetime64(stamp, "s")
+
+
+def _period_start(match: re.Match) -> np.datetime64 | None:
+    """The first day of a quarter or month written by name ("2010 Q3", "Mar 2010", "2010M03")."""
+    year = int(match["y"] or match["y2"])
+    quarter = match["q"] or match["q2"]
+    name = match["name"] or match["name2"]
+    if quarter:
+        month = 3 * int(quarter) - 2
+    elif name:
+        month = [m[:3] for m in MONTH_NAMES].index(name[:3]) + 1
+    else:
+        month = int(match["m"])
+    if not 1 <= month <= 12:
+        return None
+    return np.datetime64(f"{year:04d}-{month:02d}-01", "s")
 
 
 # R writes the times of a monthly or quarterly series as decimal years: 1949.083333 is February 1949.
