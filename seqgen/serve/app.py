@@ -6,6 +6,8 @@ Endpoints (docs/serve.md has every field and an example of each):
 - `POST /v1/sessions`, `GET|DELETE /v1/sessions/{id}`, `POST /v1/sessions/{id}/feed|generate|restore`,
   `GET /v1/sessions/{id}/snapshot`: generators that stay alive between calls;
 - `POST /v1/follow`: one-step-ahead (or H-step) forecasts of posted values, for series models;
+- `POST /tokenize`, `POST /detokenize`: a text model's token ids, as llama.cpp's server has them;
+- `GET /metrics`: counters in Prometheus's text format (metrics.py);
 - `GET /health`, `GET /v1/models` (and `/models`), `GET /v1/models/{id}`, and the playground page
   at `/` (with its icon at `/favicon.ico`).
 The OpenAI-style endpoints ignore fields they do not know (naming them in the answer's
@@ -21,7 +23,7 @@ import hmac
 import json
 import logging
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -248,17 +250,14 @@ ICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width
         'stroke-linecap="round"/></svg>')
 
 
-class preparing:
+@contextmanager
+def preparing(served: Served):
     """Counts a request as waiting while its prompt is fed (the queue of /metrics)."""
-
-    def __init__(self, served: Served):
-        self.served = served
-
-    def __enter__(self):
-        self.served.preparing += 1
-
-    def __exit__(self, *exc):
-        self.served.preparing -= 1
+    served.preparing += 1
+    try:
+        yield
+    finally:
+        served.preparing -= 1
 
 
 def error(message: str, status: int, kind: str = "invalid_request_error", headers: dict | None = None) -> JSONResponse:
