@@ -1,9 +1,9 @@
 """Serving benchmark: `seqgen serve` on loopback, driven by 1, 8 and 64 concurrent streaming clients.
 
-    python benchmarks/serve.py [--quick] [--soak SECONDS] [--checkpoint PATH]
+    python benchmarks/serve.py [--quick] [--soak SECONDS] [--checkpoint PATH] [--clients raw|openai|all]
 
-Needs the serve extra (pip install -e '.[serve]'). Starts `seqgen serve` on the shipped text model
-in a process of its own, then:
+Needs the serve extra (pip install -e '.[serve]'), and the dev extra's `openai` for step 5. Starts
+`seqgen serve` on the shipped text model in a process of its own, then:
 1. byte-identical: the same seed through the server (whole and streamed) and through `seqgen sample`;
 2. 1, 8 and 64 clients at once, each streaming 500 characters (server-sent events): aggregate
    characters/s, and per-token latency (the gap between two events divided among the characters the
@@ -13,7 +13,13 @@ in a process of its own, then:
    and 64 streams of one Generator stepped by the library with no server: what HTTP costs; and
    one stream so: what batching gains in the model itself, the ceiling of the 64-to-1 ratio;
 4. with --soak S: 64 clients asking again as soon as they are answered, for S seconds; the server's
-   resident memory (RSS) at the end against after the first 10 seconds, and the failed requests.
+   resident memory (RSS) at the end against after the first 10 seconds, and the failed requests;
+5. the official `openai` SDK (AsyncOpenAI, one per client, as separate programs would have):
+   64 clients against one, 300 characters each, streamed and whole; each 64-to-1 ratio divided
+   by the library's own 64-stream gain of step 3 is the server's share of what batching gains
+   (the figure of issue 33: at least 0.8). The SDK parses every event in this process, on the
+   same cores as the server: as a client on the same machine would.
+`--clients raw` runs steps 1-4 alone, `--clients openai` steps 3 and 5 (a shorter run).
 The clients share this process (asyncio, a plain HTTP/1.1 reader, so that they take as little of
 the two cores as they can); each figure is the median of several rounds. Exits non-zero only if
 something crashes.
@@ -215,22 +221,79 @@ def bound_rate(checkpoint: Path, batch: int, steps: int, repeats: int) -> tuple[
     return median_rate(fn, batch * steps, repeats), cores
 
 
+OPENAI_LENGTH = 300
+
+
+async def openai_round(port: int, model: str, clients: int, length: int, stream: bool) -> float:
+    """`clients` AsyncOpenAI clients asking at once; the aggregate characters/s."""
+    from openai import AsyncOpenAI
+
+    made = [AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0)
+            for _ in range(clients)]
+
+    async def ask(client, seed: int) -> int:
+        answer = await client.completions.create(model=model, prompt=PROMPT, max_tokens=length, temperature=0.8,
+                                                 seed=seed, stream=stream)
+        if not stream:
+            return len(answer.choices[0].text)
+        return sum([len(chunk.choices[0].text) async for chunk in answer if chunk.choices])
+
+    try:
+        start = time.perf_counter()
+        chars = sum(await asyncio.gather(*[ask(client, seed) for seed, client in enumerate(made)]))
+        return chars / (time.perf_counter() - start)
+    finally:
+        for client in made:
+            await client.close()
+
+
+def openai_rows(server: "Server", rounds: int, length: int, gain: float) -> list[tuple]:
+    """Step 5: the SDK's 64-to-1 ratios, streamed and whole, and their share of the library's `gain`."""
+    try:
+        import openai  # noqa: F401
+    except ImportError:
+        return [("openai SDK not installed (pip install -e '.[dev]'): step 5 skipped", 0.0, "")]
+    run = lambda clients, stream: asyncio.run(openai_round(server.port, server.model, clients, length, stream))  # noqa: E731
+    run(8, True)  # warm up
+    rows = []
+    for stream in (True, False):
+        how = "streamed" if stream else "whole"
+        one = statistics.median(run(1, stream) for _ in range(rounds))
+        many = statistics.median(run(64, stream) for _ in range(rounds))
+        rows += [(f"openai SDK, {how}, {length} chars each: 1 client (chars/s)", one, ""),
+                 (f"openai SDK, {how}, {length} chars each: 64 clients (chars/s)", many, ""),
+                 (f"  64 clients / 1 client, {how}", many / one, ""),
+                 (f"  server's share of the library's gain, {how}", many / one / gain, at_least(0.8, ""))]
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter requests and one round (a smoke run)")
     parser.add_argument("--soak", type=float, default=0, help="also run the soak test for this many seconds")
     parser.add_argument("--checkpoint", type=Path, default=CHECKPOINT)
     parser.add_argument("--stream-interval", default=None, help="passed to seqgen serve (default: its own)")
+    parser.add_argument("--clients", choices=("raw", "openai", "all"), default="all",
+                        help="the plain HTTP clients (steps 1-4), the openai SDK (step 5), or both")
     args = parser.parse_args()
     length, rounds = (100, 1) if args.quick else (500, 3)
+    raw, sdk = args.clients in ("raw", "all"), args.clients in ("openai", "all")
 
-    bound, cores = bound_rate(args.checkpoint, 64, 100 if args.quick else 300, rounds + 2)
+    bound, cores = bound_rate(args.checkpoint, 64, 100 if args.quick else 300, rounds + 2) if raw else (0.0, 0)
     library = library_rate(args.checkpoint, 64, 100 if args.quick else 300, rounds + 2)
     # The 8x target's ceiling on this machine: what batching gains in the model alone, before HTTP.
     alone = library_rate(args.checkpoint, 1, 300 if args.quick else 1000, rounds + 2)
     server = Server(args.checkpoint, *(["--stream-interval", args.stream_interval] if args.stream_interval else []))
     rows = []
     try:
+        if sdk:
+            gain = library / alone
+            rows += [("64 streams of one Generator, no server (chars/s)", library, ""),
+                     ("1 stream of one Generator, no server (chars/s)", alone, ""),
+                     ("  64 streams / 1 stream in the library (the model's own gain)", gain, ""),
+                     *openai_rows(server, rounds, 100 if args.quick else OPENAI_LENGTH, gain)]
+        if not raw:
+            return
         identical = all(server_text(server.port, length, seed, stream) == cli_sample(args.checkpoint, length, seed)
                         for seed in (1, 2) for stream in (False, True))
         rows.append(("server == seqgen sample, same seed (2 seeds, whole and streamed)", float(identical),
@@ -247,9 +310,10 @@ def main() -> None:
                      (f"{clients} clients: time to first token, median (ms)",
                       1000 * statistics.median(m["first"] for m in measured), "")]
         rows += [(f"64-stream matmul bound, {cores} cores (chars/s)", bound, ""),
-                 ("64 streams of one Generator, no server (chars/s)", library, ""),
-                 ("1 stream of one Generator, no server (chars/s)", alone, ""),
-                 ("  64 streams / 1 stream in the library (the model's own gain)", library / alone, ""),
+                 *([] if sdk else [  # else shown above, with the SDK's figures
+                     ("64 streams of one Generator, no server (chars/s)", library, ""),
+                     ("1 stream of one Generator, no server (chars/s)", alone, ""),
+                     ("  64 streams / 1 stream in the library (the model's own gain)", library / alone, "")]),
                  ("  64 clients / the same through the library", rates[64] / library, ""),
                  ("  64 clients / 1 client", rates[64] / rates[1], at_least(8)),
                  ("  64 clients / bound", rates[64] / bound, at_least(0.5, ""))]
@@ -262,9 +326,12 @@ def main() -> None:
                      ("  end / after 10 s", result["late"] / result["early"], within(0.9, 1.1))]
     finally:
         server.close()
+        report(args, rows, f"{length} characters per request" if raw else "", rounds)
 
+
+def report(args, rows: list[tuple], requests: str, rounds: int) -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {cpu_name()}; checkpoint {args.checkpoint.name}; "
-          f"{length} characters per request, median of {rounds} rounds")
+          f"{requests + ', ' if requests else ''}median of {rounds} rounds")
     print(f"{'measure':66s} {'value':>10s}  target")
     for name, value, target in rows:
         shown = f"{value:,.2f}" if value < 100 else f"{value:,.0f}"

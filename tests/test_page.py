@@ -42,12 +42,12 @@ TIMEOUT = 15_000  # ms: generous for a shared machine; a passing run takes a fra
 class LiveServer:
     """uvicorn serving `create_app(...)` on a free port of 127.0.0.1, in a background thread."""
 
-    def __init__(self, checkpoints, api_key=None):
+    def __init__(self, checkpoints, api_key=None, chat_template=None):
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.key = api_key
-        config = uvicorn.Config(create_app(checkpoints, api_key=api_key), log_level="warning", lifespan="on")
+        config = uvicorn.Config(create_app(checkpoints, api_key=api_key, chat_template=chat_template), log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
@@ -66,8 +66,14 @@ class LiveServer:
         self.sock.close()
 
     def complete(self, **body) -> dict:
+        return self.post("/v1/completions", body)
+
+    def chat(self, **body) -> dict:
+        return self.post("/v1/chat/completions", body)
+
+    def post(self, path: str, body: dict) -> dict:
         headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
-        response = httpx.post(self.url + "/v1/completions", json=body, headers=headers, timeout=30)
+        response = httpx.post(self.url + path, json=body, headers=headers, timeout=30)
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -218,3 +224,109 @@ def test_a_bad_prime_shows_the_servers_one_line_error(page, server):
 
     generate(page, "0 0.5 1", seed=1, length=20)  # and the next good request works
     finished(page)
+
+
+def test_ctrl_enter_generates_and_so_does_cmd_enter_on_a_mac(page, server):
+    page.goto(server.url + "/")
+    expect(page.locator("#model option")).to_have_count(2)
+    page.fill("#prompt", "To be")
+    page.fill("#seed", "4")
+    page.fill("#length", "30")
+    with page.expect_request("**/v1/completions"):
+        page.press("#prompt", "Control+Enter")
+    finished(page)
+    first = page.text_content("#out")
+    assert page.input_value("#prompt") == "To be"  # the key generated: it did not type a new line
+    page.fill("#seed", "5")
+    with page.expect_request("**/v1/completions") as request:
+        page.press("#seed", "Meta+Enter")
+    finished(page)
+    assert request.value.post_data_json["seed"] == 5
+    assert page.text_content("#out") != first
+
+
+def chat_answers(page) -> list[str]:
+    return page.locator("#chat-log .message.assistant .content").all_text_contents()
+
+
+# The tests' small model knows no capitals: its chat template writes roles in lower case.
+LOWER_CASE = "{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}assistant:"
+
+
+@pytest.fixture(scope="module")
+def chat_server(text_checkpoint, tmp_path_factory):
+    pytest.importorskip("jinja2")
+    template = tmp_path_factory.mktemp("template") / "lower.jinja"
+    template.write_text(LOWER_CASE, encoding="utf-8")
+    with LiveServer([text_checkpoint], chat_template=template) as s:
+        yield s
+
+
+def test_the_chat_tab_streams_an_answer_and_carries_the_conversation_on(page, chat_server):
+    server = chat_server
+    page.goto(server.url + "/")
+    expect(page.locator("#model option")).to_have_count(1)
+    page.click("#tab-chat")
+    expect(page.locator("#message")).to_be_visible()
+    expect(page.locator("#prompt")).to_be_hidden()
+    expect(page.locator("#go")).to_have_text("Send")
+    expect(page.locator("#chat-note")).to_be_hidden()  # a text model can chat
+    page.fill("#seed", "7")
+    page.fill("#length", "40")
+    page.fill("#message", "To be")
+    with page.expect_request("**/v1/chat/completions") as request:
+        page.press("#message", "Control+Enter")
+    assert re.match(r"^\d+ characters in ", finished(page))
+    temperature = float(page.input_value("#temperature"))
+    sent = request.value.post_data_json
+    assert sent == {"model": "poem", "messages": [{"role": "user", "content": "To be"}], "max_tokens": 40,
+                    "seed": 7, "temperature": temperature, "stream": True}
+    expected = server.chat(**{**sent, "stream": False})["choices"][0]["message"]["content"]
+    assert chat_answers(page) == [expected]
+    assert page.locator("#chat-log .message.user .content").all_text_contents() == ["To be"]
+    assert page.input_value("#message") == ""
+
+    page.fill("#message", "or not")
+    with page.expect_request("**/v1/chat/completions") as request:
+        page.click("#go")
+    finished(page)
+    assert request.value.post_data_json["messages"] == [
+        {"role": "user", "content": "To be"}, {"role": "assistant", "content": expected},
+        {"role": "user", "content": "or not"}]
+    assert len(chat_answers(page)) == 2
+
+    page.click("#new-chat")
+    expect(page.locator("#chat-log .message")).to_have_count(0)
+    page.fill("#message", "To be")
+    with page.expect_request("**/v1/chat/completions") as request:
+        page.press("#message", "Control+Enter")
+    finished(page)
+    assert request.value.post_data_json["messages"] == [{"role": "user", "content": "To be"}]
+    assert chat_answers(page) == [expected]  # the same seed, the same conversation: the same answer
+
+
+def test_the_chat_tab_says_a_series_model_cannot_chat(page, server):
+    page.goto(server.url + "/")
+    expect(page.locator("#model option")).to_have_count(2)
+    page.select_option("#model", "sine")
+    chats = []
+    page.on("request", lambda r: chats.append(r.url) if r.url.endswith("/chat/completions") else None)
+    page.click("#tab-chat")
+    note = page.locator("#chat-note")
+    expect(note).to_be_visible()
+    expect(note).to_have_text(re.compile(r"^sine is a series model: it continues numbers and cannot chat\."))
+    page.fill("#message", "hello")
+    page.press("#message", "Control+Enter")
+    status = page.locator("#status")
+    expect(status).to_have_class("error")
+    expect(status).to_have_text(re.compile("^sine is a series model"))
+    assert chats == [] and page.input_value("#message") == "hello"
+
+    # A text model: the note goes. This one never saw the default template's capitals (`USER:`),
+    # which the server says; the message goes back to the box, the conversation stays empty.
+    page.select_option("#model", "poem")
+    expect(note).to_be_hidden()
+    page.press("#message", "Control+Enter")
+    expect(status).to_have_text(re.compile("the model has never seen: 'A', 'E'"))
+    expect(status).to_have_class("error")
+    assert len(chats) == 1 and chat_answers(page) == [] and page.input_value("#message") == "hello"

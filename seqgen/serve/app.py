@@ -6,6 +6,8 @@ Endpoints (docs/serve.md has every field and an example of each):
 - `POST /v1/sessions`, `GET|DELETE /v1/sessions/{id}`, `POST /v1/sessions/{id}/feed|generate|restore`,
   `GET /v1/sessions/{id}/snapshot`: generators that stay alive between calls;
 - `POST /v1/follow`: one-step-ahead (or H-step) forecasts of posted values, for series models;
+- `POST /tokenize`, `POST /detokenize`: a text model's token ids, as llama.cpp's server has them;
+- `GET /metrics`: counters in Prometheus's text format (metrics.py);
 - `GET /health`, `GET /v1/models` (and `/models`), `GET /v1/models/{id}`, and the playground page
   at `/` (with its icon at `/favicon.ico`).
 The OpenAI-style endpoints ignore fields they do not know (naming them in the answer's
@@ -21,7 +23,7 @@ import hmac
 import json
 import logging
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -34,7 +36,7 @@ from starlette.routing import Route
 from ..errors import SeqgenError
 from . import protocol
 from .models import Served, load_models
-from .protocol import RequestError, parse
+from .protocol import RequestError, parse, with_ignored
 from .sessions import Sessions
 from .streaming import respond
 
@@ -71,6 +73,7 @@ class Server:
         self.models = load_models(checkpoints, self.limits.max_rows)
         self.sessions = Sessions(self.limits.max_sessions, self.limits.session_ttl)
         self.started = time.time()
+        self.requests = None  # the requests answered (a metrics.Requests), once there is an app to count them
 
     # --- helpers ------------------------------------------------------------------------------
     def model(self, name: str | None) -> Served:
@@ -91,13 +94,19 @@ class Server:
         """As `body`, for an endpoint of OpenAI's API: fields it does not know are ignored, as
         OpenAI-style servers do (clients send defaults and options of other servers); they are
         returned, with the known ones this server takes and ignores, to be named in a header."""
+        fields, ignored = await self.lenient_body(request, spec)
+        if fields.get("user") is not None:
+            log.debug("%s: for user %r", request.url.path, fields["user"])
+        protocol.include_usage(fields)  # checked before any work
+        return fields, ignored
+
+    async def lenient_body(self, request: Request, spec: dict) -> tuple[dict, list[str]]:
+        """As `body`, for an endpoint another server defines (OpenAI's, llama.cpp's): the fields
+        it ignores are returned (and logged) rather than refused."""
         fields, unknown = protocol.parse_known(await self.json(request), spec)
         ignored = sorted(unknown + [name for name in protocol.IGNORED if fields.get(name) is not None])
         if ignored:
             log.debug("%s: ignoring %s", request.url.path, ", ".join(ignored))
-        if fields.get("user") is not None:
-            log.debug("%s: for user %r", request.url.path, fields["user"])
-        protocol.include_usage(fields)  # checked before any work
         return fields, ignored
 
     async def json(self, request: Request):
@@ -142,7 +151,9 @@ class Server:
         from .completions import completion_job
 
         fields, ignored = await self.openai_body(request, protocol.COMPLETION)
-        job = await completion_job(self, self.model(fields["model"]), fields)
+        served = self.model(fields["model"])
+        with preparing(served):
+            job = await completion_job(self, served, fields)
         return with_ignored(await respond(job, self.limits.stream_interval), ignored)
 
     async def chat_completions(self, request: Request):
@@ -150,7 +161,8 @@ class Server:
 
         fields, ignored = await self.openai_body(request, protocol.CHAT)
         served = self.model(fields["model"])
-        job = await chat_job(self, served, fields)
+        with preparing(served):
+            job = await chat_job(self, served, fields)
         return with_ignored(await respond(job, self.limits.stream_interval), ignored)
 
     async def health(self, request: Request):
@@ -166,6 +178,11 @@ class Server:
 
     def describe(self, served: Served) -> dict:
         return {**served.info, "max_tokens": self.limits.max_tokens}
+
+    async def metrics(self, request: Request):
+        from .metrics import exposition
+
+        return Response(exposition(self, self.requests), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     async def page(self, request: Request):
         return HTMLResponse(resources.files("seqgen.serve").joinpath("page.html").read_text(encoding="utf-8"))
@@ -208,16 +225,22 @@ def create_app(checkpoints: list[str | Path], limits: Limits | None = None, api_
         Route("/v1/completions", server.completions, methods=["POST"]),
         Route("/v1/chat/completions", server.chat_completions, methods=["POST"]),
         Route("/favicon.ico", server.icon, methods=["GET"]),
+        Route("/metrics", server.metrics, methods=["GET"]),
     ]
     from .session_routes import session_routes
+    from .token_routes import token_routes
 
-    routes += session_routes(server)
+    routes += session_routes(server) + token_routes(server)
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         RequestError: _request_error, SeqgenError: _seqgen_error, 404: _not_found, 405: _not_allowed,
         Exception: _internal_error})
     app.state.server = server
     if server.api_key:
         app.add_middleware(RequireKey, key=server.api_key)
+    from .metrics import CountRequests, Requests
+
+    server.requests = Requests(routes)
+    app.add_middleware(CountRequests, requests=server.requests)  # added last, so outermost: a refused key counts too
     return app
 
 
@@ -227,11 +250,14 @@ ICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width
         'stroke-linecap="round"/></svg>')
 
 
-def with_ignored(response: Response, ignored: list[str]) -> Response:
-    """The response, naming the request's fields this server ignored in a header."""
-    if ignored:
-        response.headers["x-seqgen-ignored-fields"] = ", ".join(ignored)
-    return response
+@contextmanager
+def preparing(served: Served):
+    """Counts a request as waiting while its prompt is fed (the queue of /metrics)."""
+    served.preparing += 1
+    try:
+        yield
+    finally:
+        served.preparing -= 1
 
 
 def error(message: str, status: int, kind: str = "invalid_request_error", headers: dict | None = None) -> JSONResponse:

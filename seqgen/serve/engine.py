@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -24,6 +25,7 @@ import numpy as np
 
 from ..generate.generator import Generator, choose_together
 from ..generate.sampling import stop_matcher
+from .metrics import Histogram
 
 
 log = logging.getLogger("seqgen.serve")
@@ -113,6 +115,9 @@ class Engine:
         self._wake = threading.Condition()
         self._closing = False
         self.steps = 0  # batched steps taken, for /health and tests
+        self.made = 0  # items generated, all rows together (for /metrics)
+        self.step_time = Histogram()
+        self.last_step = 0.0  # seconds the latest step took
         self._members: list[Stream] = []  # the streams whose rows self._state holds, in order
         self._state: list[np.ndarray] = []
         self._thread = threading.Thread(target=self._run, name=f"seqgen-engine-{name}", daemon=True)
@@ -123,6 +128,18 @@ class Engine:
         """Rows generating or waiting to join."""
         with self._wake:
             return sum(s.rows for s in self._streams + self._waiting)
+
+    @property
+    def streams(self) -> int:
+        """Streams generating or waiting to join."""
+        with self._wake:
+            return len(self._streams) + len(self._waiting)
+
+    @property
+    def waiting(self) -> int:
+        """Streams submitted that join at the next step."""
+        with self._wake:
+            return len(self._waiting)
 
     def submit(self, stream: Stream) -> None:
         if stream.gen.model is not self.model:
@@ -186,6 +203,7 @@ class Engine:
         stream.deliver(Piece(np.zeros(0), np.zeros(0, bool), None, ended, True))
 
     def _step(self, streams: list[Stream]) -> None:
+        began = time.perf_counter()
         if streams != self._members:
             self._gather(streams)
         for stream in streams:
@@ -198,6 +216,8 @@ class Engine:
             self._state = state
             self._point(streams)
         output = output.copy()  # the model's output buffer is reused by its next step
+        self.last_step = time.perf_counter() - began
+        self.step_time.observe(self.last_step)
         self.steps += 1
         row = 0
         for stream, (inputs, items) in zip(streams, chosen):
@@ -229,6 +249,7 @@ class Engine:
         logprobs = np.log(stream.gen.last_probability) if stream.logprobs and stream.gen.is_text else None
         top = most_likely(stream.gen, stream.top_logprobs) if stream.top_logprobs and stream.gen.is_text else None
         stream.made += 1
+        self.made += int(np.count_nonzero(live))
         texts = stream.gen.last_text
         for matcher in stream.matchers:
             hit = matcher.update(items, texts) & stream.live

@@ -42,6 +42,8 @@ class Served:
         self.tokenizer = self.make_generator({}).tokenizer  # None for a series model
         self.engine = ProcessEngine(self.model, self.ckpt.weights, self.tokenizer,
                                     max_rows=max_rows, name=name, threads=threads)
+        self.prompt_tokens = 0  # fed before generating, for /metrics (counted on the event loop)
+        self.preparing = 0  # requests whose prompt is being fed (likewise)
         # OpenAI's `created` is when the model was made: here, when its checkpoint was last written.
         self.info = {"id": name, "object": "model", "created": int(Path(path).stat().st_mtime), "owned_by": "seqgen",
                      "kind": self.ckpt.kind, **_jsonable(checkpoint_info(self.ckpt))}

@@ -94,6 +94,11 @@ SESSION = {"model": Field((str,), None), "prompt": Field((str, list), None), "st
 FEED = {"prompt": Field((str, list), None)}
 GENERATE = dict(GENERATION)
 RESTORE = {"state": Field((str,), None)}
+# llama.cpp's /tokenize and /detokenize; its `add_special` and `parse_special` mean nothing to a
+# model without special tokens, and are ignored with any other field its clients send.
+TOKENIZE = {"model": Field((str,), None), "content": Field((str,), None), "with_pieces": Field((bool,), False),
+            "unknown": SAMPLING["unknown"]}
+DETOKENIZE = {"model": Field((str,), None), "tokens": Field((list,), None)}
 FOLLOW = {"model": Field((str,), None), "values": Field((list,), None), "horizon": Field((int,), 1, between(1, 10_000)),
           "samples": Field((int,), 0, between(0, 10_000)), "quantiles": Field((list,), None),
           "series": Field((str,), None), "seed": SAMPLING["seed"]}
@@ -132,6 +137,13 @@ def parse_known(body: Any, spec: dict[str, Field], what: str = "the request") ->
             raise RequestError(f"`{name}` {problem}, got {value!r}")
         fields[name] = value
     return fields, unknown
+
+
+def with_ignored(response, ignored: list[str]):
+    """A response (Starlette's), naming the request's fields this server ignored in a header."""
+    if ignored:
+        response.headers["x-seqgen-ignored-fields"] = ", ".join(ignored)
+    return response
 
 
 def stops(value: str | list | None) -> list[str]:

@@ -32,6 +32,7 @@ import numpy as np
 from ..generate.generator import Generator
 from ..model.numpy_backend import NumpyModel
 from .engine import Busy, Engine, Piece, Stream
+from .metrics import Histogram
 
 
 log = logging.getLogger("seqgen.serve")
@@ -81,7 +82,10 @@ class ProcessEngine:
         self._start_args = (weights, model.config, tokenizer, threads)
         self.steps = 0
         self.restarts = 0
+        self.made = 0  # items generated, all rows together (for /metrics)
+        self.step_time = Histogram()  # the child's steps, as it reports them
         self._streams: dict[int, Stream] = {}
+        self._fresh: set[int] = set()  # streams sent to the child that have not made an item yet
         self._ids = count()
         self._lock = threading.Lock()  # the streams, the ids, the child, and writes to the pipe
         self._closing = False
@@ -105,6 +109,17 @@ class ProcessEngine:
         with self._lock:
             return sum(s.rows for s in self._streams.values())
 
+    @property
+    def streams(self) -> int:
+        with self._lock:
+            return len(self._streams)
+
+    @property
+    def waiting(self) -> int:
+        """Streams sent to the child that have not been stepped yet."""
+        with self._lock:
+            return len(self._fresh)
+
     def submit(self, stream: Stream) -> None:
         if stream.gen.model is not self.model:
             raise ValueError("a stream's generator must use its engine's model")
@@ -125,6 +140,7 @@ class ProcessEngine:
             except OSError:  # the child has just gone; the reader is starting another
                 raise Busy("the engine is restarting") from None
             self._streams[sid] = stream
+            self._fresh.add(sid)
             stream.on_cancel = lambda: self._send(("cancel", sid))
 
     def cancel_all(self) -> None:
@@ -177,7 +193,9 @@ class ProcessEngine:
             message = self._conn.recv()
             if message[0] == "closed":
                 return
-            _, self.steps, pieces = message
+            _, self.steps, pieces, seconds = message
+            if seconds is not None:
+                self.step_time.observe(seconds)
             for sid, piece, made, stopped, cancelled, state in pieces:
                 try:
                     self._deliver(sid, unpacked(piece), made, np.array(stopped, dtype=bool), cancelled, state)
@@ -188,8 +206,10 @@ class ProcessEngine:
                  state: dict | None) -> None:
         with self._lock:
             stream = self._streams[sid]
+            self._fresh.discard(sid)
             if piece.done:
                 del self._streams[sid]
+        self.made += int(np.count_nonzero(piece.live))  # only this thread writes it
         stream.made, stream.stopped = made, stopped
         if piece.done:
             stream.live[:] = False  # a cancel from now on has nothing to stop
@@ -204,6 +224,7 @@ class ProcessEngine:
         """End the streams the child held: their generators stay as they were before (`lost`)."""
         with self._lock:
             streams, self._streams = list(self._streams.values()), {}
+            self._fresh.clear()
         for stream in streams:
             stream.cancelled = stream.lost = True
             stream.live[:] = False
@@ -215,13 +236,17 @@ def run_child(weights: dict, config, tokenizer, threads: int, conn) -> None:
     model = NumpyModel(weights, config, threads=threads)
     outbox: list[tuple] = []  # the pieces of the step being taken; only the engine's thread uses it
     streams: dict[int, Stream] = {}
+    reported = [0]  # the steps whose time has been sent
 
     # A thread of its own writing to the pipe while the engine goes on was measured level with
     # this (64 clients, three rounds each way): the message is a few kilobytes of lists.
     def flush(steps: int) -> None:  # the engine's thread, after each step
         if outbox:
+            # The step's time goes with its pieces; a round in which streams only left took none.
+            seconds = engine.last_step if steps > reported[0] else None
+            reported[0] = steps
             try:
-                conn.send(("step", steps, outbox[:]))
+                conn.send(("step", steps, outbox[:], seconds))
             except OSError:
                 pass  # the server has gone; it will not read what is left either
             outbox.clear()

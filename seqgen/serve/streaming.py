@@ -402,6 +402,7 @@ async def respond(job: Job, interval: float = 0.0):
         for stream in submitted:
             stream.cancel()
         raise RequestError(f"the server is busy ({e}); try again shortly", 503) from None
+    job.served.prompt_tokens += job.fed
     if job.stream:
         return StreamingResponse(_events(job, interval), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache"})
