@@ -109,6 +109,8 @@ def train(
         raise UsageError(f"--calendar must be one of {', '.join(CALENDARS)}, got {calendar!r}")
     if log_every is not None and log_every < 1:
         raise UsageError(f"--log-every must be >= 1, got {log_every}")
+    if sample_every is not None and sample_every < 0:
+        raise UsageError(f"--sample-every must be >= 0 (0: no samples), got {sample_every}")
     sine = SineConfig(sine_waves, sine_length, period_min, period_max, amp_min, amp_max, sine_noise, scale_each)
     sine.check()
     if joint and data is None and resume is None:
