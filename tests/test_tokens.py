@@ -401,3 +401,11 @@ def test_token_options_are_checked_in_one_line(tmp_path, series_file):
                               "train", "poem.txt", "--tokens", "bpe"], capture_output=True, text=True, cwd=tmp_path,
                              env=env(), timeout=120)
     assert_one_line_error(missing, 1, "tokenizers", "pip install")
+
+
+@pytest.mark.parametrize("kind", ("byte", "bpe"))
+def test_a_briefly_trained_byte_model_writes_no_replacement_character(kind, trained):
+    # Twelve steps: a model that still draws bytes almost at random, hot (temperature 2).
+    text = sample(trained(kind), prime="To be", length=1500, seed=3, temperature=2.0)[0]
+    # (A character cut off by `length` itself ends the text as U+FFFD, as documented.)
+    assert len(text) > 300 and "\ufffd" not in text.removesuffix("\ufffd")

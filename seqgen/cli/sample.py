@@ -121,6 +121,11 @@ def sample(
         fed = start(gen, ckpt, user_prime, num_samples=1 if num_samples is None else num_samples, seed=seed,
                     load_state=str(load_state) if load_state else None, unknown=unknown)
         steps = generate_steps(gen, length, unescape(stop))
+    texts: list[list[str]] = []
+    if gen.is_text and (sampling.greedy or beam is not None):
+        from .text_report import recording_text
+
+        steps = recording_text(steps, gen, texts)
     drawn: list[float] = []
     if plot or plot_file:
         if gen.is_text:
@@ -136,6 +141,10 @@ def sample(
             write_channels(out, fmt, gen, steps, channels, fed if include_prime else None, per_step, picked)
         else:
             _write(fmt, out, gen, steps, fed if include_prime else None, between, per_step, final=save_state is None)
+    if texts:
+        from .text_report import warn_of_loops
+
+        warn_of_loops(texts, "--beam" if beam is not None else "--greedy")
     if plot or plot_file:
         from .output import prime_rows
 

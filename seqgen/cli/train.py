@@ -72,6 +72,7 @@ def train(
     sine_noise: float = typer.Option(0.0, help="Std of noise added to the waves.", rich_help_panel=SINE_PANEL),
     scale_each: bool = typer.Option(True, "--scale-each/--no-scale-each", help="Divide each wave by its own size (of its first 100 values), as generation divides each stream by its prime's, so that a long free run keeps the prime's amplitude.", rich_help_panel=SINE_PANEL),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress; only the final summary."),
+    sample_every: Optional[int] = typer.Option(None, help="Text: print a short sample (200 characters, temperature 1) after every N validations; 0 for none (--quiet prints none). \\[default: after a validation at most every 30 s of training]"),
     force: bool = typer.Option(False, "--force", help="Replace an existing checkpoint at --out (training never overwrites one otherwise)."),
     log_every: Optional[int] = typer.Option(None, help="Print a progress line every N steps instead of the live bar (for logs)."),
     nproc: Optional[int] = typer.Option(None, help="Train in N processes on this machine (one rank each, as torchrun would start them); --batch-size is split across them."),
@@ -90,6 +91,8 @@ def train(
 
     if log_every is not None and log_every < 1:
         raise UsageError(f"--log-every must be >= 1, got {log_every}")
+    if sample_every is not None and sample_every < 0:
+        raise UsageError(f"--sample-every must be >= 0 (0: no samples), got {sample_every}")
     options = dict(head=head, cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout,
                    batch_size=batch_size, window=window, lr=lr, clip=clip, warmup=warmup, weight_decay=weight_decay,
                    input_noise=input_noise, free_run=free_run, steps=steps, epochs=epochs,
@@ -124,7 +127,7 @@ def train(
         if earlier > 1 and nproc is None and not launched() and not quiet:
             # Any process count can resume a run (its state is saved whole); say which one this is.
             say(f"note: this run trained in {earlier} processes and goes on in one; add --nproc {earlier} for {earlier}")
-        _run_training(run, quiet or not group.is_main, log_every, distributed=group.world > 1)
+        _run_training(run, quiet or not group.is_main, log_every, sample_every, distributed=group.world > 1)
         if group.world > 1:
             end_rank(0)
 
@@ -191,8 +194,12 @@ def _load_for_resume(path: Optional[Path], data: Optional[str]):
     return checkpoint
 
 
-def _run_training(run, quiet: bool, log_every: Optional[int] = None, distributed: bool = False) -> None:
+def _run_training(run, quiet: bool, log_every: Optional[int] = None, sample_every: Optional[int] = None,
+                  distributed: bool = False) -> None:
     from ..train import Trainer, stop_on_signals
+    from ..train.meaning import summarise
+    from ..train.samples import with_samples
+    from .text_report import meaning_rows, sample_schedule
 
     trainer = Trainer.from_plan(run)
     dataset, train_config, out, checkpoint = run.data, run.train, run.out, run.resume
@@ -219,10 +226,12 @@ def _run_training(run, quiet: bool, log_every: Optional[int] = None, distributed
         say(f"\nseqgen: stopped at once by a second interrupt, without saving; {kept}", style="red")
 
     with stop_on_signals(exit_on_second=not distributed, on_second=leaving) as received, display:
-        result = trainer.run(on_event=display.handle, should_stop=lambda: received() is not None)
+        every, seconds = sample_schedule(sample_every, quiet)
+        result = trainer.run(on_event=with_samples(trainer, display.handle, every, seconds),
+                             should_stop=lambda: received() is not None)
     signum = received()
     if main:
-        display.summary(result, dataset.kind)
+        display.summary(result, dataset.kind, meaning_rows(summarise(trainer), train_config, result))
     if signum is None and result.stopped_by == "interrupt":
         signum = signal.SIGTERM  # another rank was signalled; this one stopped with it
     if signum is not None and main:
@@ -321,6 +330,10 @@ class TrainDisplay:
                    }[event["measured"]]
             count = event["threads"]
             say(f"threads: {count} torch thread{'s' if count > 1 else ''} ({why}); --threads N fixes the count")
+        elif kind == "sample":
+            from .text_report import show_sample
+
+            show_sample(event)
         elif kind == "calibration_failed":
             say(f"warning: the intervals could not be calibrated ({event['reason']}); forecasts widen the spread by "
                 "the one-step error ratio", style="yellow")
@@ -354,7 +367,7 @@ class TrainDisplay:
                 f"{self.unit}, enough for {batch} track{'s' if batch != 1 else ''} of at least one window ({window}) "
                 f"plus one; every {self.unit[:-1]} is still trained on, and a smaller --window gives more tracks")
 
-    def summary(self, result, kind: str) -> None:
+    def summary(self, result, kind: str, meaning: list[tuple[str, str]] = ()) -> None:
         from rich.table import Table
 
         table = Table(show_header=False, box=None, padding=(0, 2))
@@ -367,6 +380,8 @@ class TrainDisplay:
             table.add_row(label, f"{self._loss(result.best_val)} at step {result.best_step}")
             if kind == "text":
                 table.add_row("best val bits/char", f"{result.best_bpc:.4f}")
+            for row in meaning:
+                table.add_row(*row)
         calibration = getattr(result, "calibration", None)
         if calibration is not None:
             table.add_row("80% intervals", _calibration_line(calibration))

@@ -81,7 +81,11 @@ def _log_probabilities(gen: Generator) -> np.ndarray:
         logits = penalise(logits, gen.counts, gen.sampling)
     logits = logits / gen.sampling.temperature
     logits -= logits.max(axis=1, keepdims=True)
-    return logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    logprobs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    allowed = gen.allowed_tokens()
+    # Tokens that would make malformed UTF-8 are ruled out, not renormalised away: the others
+    # keep the scores they had, so a search where none of them would have won finds what it did.
+    return logprobs if allowed is None else np.where(allowed, logprobs, -np.inf)
 
 
 def _top(values: np.ndarray, k: int) -> np.ndarray:

@@ -24,7 +24,7 @@ from ..data.tokenizers import CharTokenizer, Tokenizer, tokenizer_for
 from ..errors import DataError, UsageError
 from ..model.heads import head_for
 from ..model.numpy_backend import NumpyModel
-from .sampling import SampleConfig, choose_tokens, draw_tokens, sampling_weights, token_probability
+from .sampling import SampleConfig, choose_tokens, draw_tokens, keep_allowed, sampling_weights, token_probability
 
 BACKENDS = ("auto", "numpy", "torch")
 
@@ -202,6 +202,7 @@ class Generator:
             raise UsageError("feed a prime before stepping: the generator has no output to continue from")
         if self.is_text:
             items, weights = choose_tokens(self.last_output, self.sampling, self.rng, self.counts)
+            items, weights = self._well_formed(items, weights)
             self._chose(items, weights)
             return items, items
         # A likelihood head is sampled at the temperature's spread; greedy feeds back its mean.
@@ -239,6 +240,16 @@ class Generator:
         values = np.asarray(x, dtype=np.float32)
         return np.concatenate([values[:, None] if self.channels == 1 else values,
                                calendar_features(self.clock, self.cycles)], axis=1)
+
+    def allowed_tokens(self) -> np.ndarray | None:
+        """(streams, vocab): the tokens each text stream may take next for its bytes to stay
+        well-formed UTF-8 (None when every token may: characters and words)."""
+        return self.tokenizer.allowed(self.detokenizer.pending())
+
+    def _well_formed(self, items: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Chosen tokens that would make a malformed UTF-8 sequence, chosen again from those that
+        would not (see sampling.keep_allowed): a byte or BPE model's text never holds U+FFFD."""
+        return keep_allowed(items, weights, self.allowed_tokens(), self.last_output, self.sampling.greedy, self.rng)
 
     def _chose(self, items: np.ndarray, weights: np.ndarray) -> None:
         self._last_choice = (items, weights)
@@ -490,8 +501,10 @@ def choose_together(gens: list[Generator]) -> list[tuple[np.ndarray, np.ndarray]
         for i, gen in zip(members, group):
             rows = slice(row, row + gen.batch_size)
             row = rows.stop
-            gen._chose(tokens[rows], weights[rows])
-            chosen[i] = (tokens[rows], tokens[rows])
+            # After every generator has drawn its first numbers, as each one's `choose` draws them.
+            mine, its_weights = gen._well_formed(tokens[rows], weights[rows])
+            gen._chose(mine, its_weights)
+            chosen[i] = (mine, mine)
     return chosen
 
 

@@ -109,6 +109,34 @@ def draw_tokens(weights: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.minimum((cdf <= u[:, None]).sum(axis=1), weights.shape[1] - 1)
 
 
+def keep_allowed(tokens: np.ndarray, weights: np.ndarray, allowed: np.ndarray | None, logits: np.ndarray,
+                 greedy: bool, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The tokens of `choose_tokens` kept to `allowed` (batch, vocab), with the weights they were
+    chosen by (None: every token is allowed).
+
+    A row whose token is allowed keeps it, so that samples where no disallowed token is ever
+    drawn stay what they were, random numbers included. A row that drew a disallowed one draws
+    again from its allowed tokens alone, with a fresh random number: drawing until an allowed
+    token comes is drawing from the allowed tokens renormalised, the distribution masking
+    means. Greedy choice takes the likeliest allowed token. Where the settings (top-k, top-p,
+    min-p) leave no allowed token, the likeliest allowed one by the logits is taken."""
+    if allowed is None:
+        return tokens, weights
+    weights = np.where(allowed, weights, 0.0)
+    rows = np.flatnonzero(~allowed[np.arange(len(tokens)), tokens])
+    if not len(rows):
+        return tokens, weights
+    tokens = tokens.copy()
+    if greedy:
+        tokens[rows] = weights[rows].argmax(axis=1)
+        return tokens, weights
+    tokens[rows] = draw_tokens(weights[rows], rng.random(len(rows)))
+    for row in rows[weights[rows].sum(axis=1) == 0]:
+        tokens[row] = np.where(allowed[row], logits[row], -np.inf).argmax()
+        weights[row, tokens[row]] = 1.0  # the only token left: chosen for certain
+    return tokens, weights
+
+
 def penalise(logits: np.ndarray, counts: np.ndarray, config: SampleConfig) -> np.ndarray:
     """The logits with the repetition, frequency and presence penalties of `config` applied."""
     seen = counts > 0
