@@ -32,7 +32,7 @@ METHODS = ("sgd", "rms")
 # Chosen on tinyshakespeare's validation tail with the shipped checkpoint (LSTM 2x384, static
 # stream loss 1.4155 nats/char): see benchmarks/adapt.py and docs/results.md for the grid measured.
 DEFAULT_METHOD = "rms"
-DEFAULT_LR = {"rms": 2e-3, "sgd": 1.0}
+DEFAULT_LR = {"rms": 3e-4, "sgd": 0.1}
 DEFAULT_WINDOW = 50
 DEFAULT_DECAY = 0.0
 # Windows of the training part the gradient scale of the `rms` update is measured on.
@@ -40,6 +40,8 @@ SCALE_WINDOWS = 200
 # A prompt is read this many times, one step a window each time (see `adapt_to_prime`).
 DEFAULT_PASSES = 3
 EPSILON = 1e-8
+# The least gradient scale of a weight, as a fraction of the mean over its tensor (see `gradient_scale`).
+SCALE_FLOOR = 0.1
 
 
 @dataclass
@@ -106,7 +108,11 @@ class Adapter:
                 total += p.grad * p.grad
             count += 1
         if count:
-            self.scale = [(total / count).sqrt() for total in squares]
+            # A weight whose gradient was (nearly) never seen, such as the embedding of a character
+            # absent from the measured text, would take a step of lr / EPSILON the first time it
+            # appears: such weights move as if their gradient were a fraction of their tensor's typical.
+            roots = [(total / count).sqrt() for total in squares]
+            self.scale = [r.clamp_min(SCALE_FLOOR * r.mean().item()) for r in roots]
             self.pull = [(s / s.mean().clamp_min(EPSILON)).clamp(max=1.0 / max(self.config.decay, EPSILON))
                          for s in self.scale]
         return count
