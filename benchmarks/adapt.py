@@ -83,9 +83,9 @@ def grid(checkpoint: Path, chars: int) -> None:
     print(f"\nthe first {chars:,} characters of the validation stream: static {static:.4f} nats/char")
     print(f"{'method':<6} {'lr':>7} {'window':>6} {'decay':>6}  adapted   diff   time")
     settings = [("sgd", lr, 50, 0.0) for lr in (0.03, 0.1, 0.3)]
-    settings += [("rms", lr, 50, 0.0) for lr in (1e-4, 3e-4, 6e-4, 1e-3)]
-    settings += [("rms", 6e-4, w, 0.0) for w in (20, 100)]
-    settings += [("rms", 6e-4, 50, d) for d in (1e-3, 1e-2)]
+    settings += [("rms", lr, 50, 0.0) for lr in (1e-4, 3e-4, 4e-4, 6e-4, 1e-3)]
+    settings += [("rms", 1.5e-4, 20, 0.0), ("rms", 6e-4, 100, 0.0)]
+    settings += [("rms", 4e-4, 50, d) for d in (1e-3, 1e-2)]
     for method, lr, window, decay in settings:
         started = time.perf_counter()
         loss = dynamic_loss(ckpt, ids, AdaptConfig(method=method, lr=lr, window=window, decay=decay), train)
