@@ -78,7 +78,7 @@ class AdaptConfig:
         return asdict(self)
 
 
-def adapt_config(adapt: "bool | AdaptConfig | None") -> AdaptConfig | None:
+def adapt_config(adapt: bool | AdaptConfig | None) -> AdaptConfig | None:
     """`adapt` as given to the library's functions: True for the defaults, a config, or off."""
     if adapt is None or adapt is False:
         return None
@@ -121,7 +121,7 @@ class Adapter:
                          for s in self.scale]
         return count
 
-    def read(self, x: np.ndarray, y: np.ndarray, state=None):
+    def read(self, x: np.ndarray, y: np.ndarray, state=None) -> tuple[float, object]:
         """Score one window (inputs `x`, targets `y`, one stream) with the weights as they are,
         then step on it. Returns (summed loss in nats, the state after the window)."""
         loss, state = self._loss(x, y, state)

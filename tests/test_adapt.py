@@ -54,7 +54,7 @@ def test_dynamic_evaluation_learns_a_repetitive_stream_the_model_did_not_know(te
 def test_the_sgd_update_learns_too_and_a_decay_holds_it_back(text_checkpoint, tmp_path):
     path = tmp_path / "refrain.txt"
     path.write_text(UNSEEN * 40)
-    free = evaluate_text(text_checkpoint, path, val_fraction=0.5, adapt=AdaptConfig(method="sgd", lr=0.3, window=20))
+    free = evaluate_text(text_checkpoint, path, val_fraction=0.5, adapt=AdaptConfig(method="sgd", lr=0.3, window=20, decay=0))
     held = evaluate_text(text_checkpoint, path, val_fraction=0.5,
                          adapt=AdaptConfig(method="sgd", lr=0.3, window=20, decay=0.5))
     assert free.adapted_loss < held.adapted_loss < free.stream_loss
