@@ -172,7 +172,7 @@ def _adapted(ckpt, prime, adapt: bool, load_state: Optional[Path], unknown: str,
         say(f"adapted a copy of the weights to the prime: {how['prime_tokens']:,} tokens read {how['passes']} times, "
             f"{how['method']} lr {how['lr']:g}, windows of {how['window']} ({time.perf_counter() - started:.1f}s)")
     elif how is not None:
-        say(f"note: {load_state} goes on with the weights it was adapted to its prime with")
+        say(f"note: {load_state} holds weights adapted to its prime; the generation goes on with them")
     return running
 
 
