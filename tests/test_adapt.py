@@ -135,3 +135,18 @@ def test_a_state_with_adapted_weights_goes_on_only_with_them(text_checkpoint, tm
         sample(text_checkpoint, length=5, load_state=state, adapt=True)
     assert "--adapt learns from the prime" in refused(capsys, monkeypatch, "sample", text_checkpoint, "--adapt")
     assert "drop --adapt" in refused(capsys, monkeypatch, "sample", text_checkpoint, "--adapt", "--load-state", state)
+
+
+def test_a_character_absent_from_the_measured_text_takes_a_bounded_step(text_checkpoint):
+    """The rms update divides by each weight's gradient scale; the embedding of a character the
+    scale was not measured on has none, and must not take a step of lr / 1e-8 when it appears."""
+    from seqgen.adapt import Adapter, torch_model, windows_of
+
+    ckpt = load_checkpoint(text_checkpoint)
+    gen = Generator.from_checkpoint(ckpt)
+    adapter = Adapter(torch_model(ckpt), QUICK)
+    adapter.gradient_scale(windows_of(gen.encode(UNSEEN * 10), QUICK.window))
+    before = adapter.weights()["embed.weight"]
+    adapter.read(gen.encode("the 漢字 of")[:-1], gen.encode("the 漢字 of")[1:])
+    moved = np.abs(adapter.weights()["embed.weight"] - before).max()
+    assert 0 < moved < 1000 * QUICK.lr
