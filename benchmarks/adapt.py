@@ -125,7 +125,9 @@ def corpora(minutes: float, folder: str) -> None:
         path.write_text(text, encoding="utf-8")
         ckpt = Path(folder) / f"{name}.safetensors"
         seqgen("train", str(path), "--max-time", f"{minutes:g}m", "--quiet", "--out", str(ckpt), cwd=folder)
-        dynamic_evaluation(ckpt, str(path), 0.03, name, folder)
+        steps = json.loads(seqgen("info", str(ckpt), "--json", cwd=folder)[0])["training"]["steps"]
+        # The gain depends on how far training got: the steps say that, the load decided them.
+        dynamic_evaluation(ckpt, str(path), 0.03, f"{name}, {steps} steps", folder)
 
 
 def main() -> None:
