@@ -14,6 +14,7 @@ import importlib
 __version__ = "0.2.0"
 
 _MODULES = {
+    "AdaptConfig": "adapt",
     "Checkpoint": "checkpoint", "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
     "ModelConfig": "config", "TrainConfig": "config", "defaults_for": "config",
     "Dataset": "data", "SineConfig": "data", "load_data": "data",

@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from .data import Dataset, SineConfig, load_data, sine_waves
 from .data.load import TableOptions
 from .data.tokenizers import tokenizer_for
 from .errors import DataError, UsageError
+
+if TYPE_CHECKING:
+    from .adapt import AdaptConfig
 
 PRIME_STEPS = 100
 HORIZONS = (100, 1000)
@@ -49,6 +52,10 @@ class TextEval:
     tokenization: str = "char"
     tokens: int = 0  # in the validation text
     loss_per_token: float | None = None  # nats per token, by `protocol` (for characters, `loss`)
+    # Dynamic evaluation (seqgen/adapt.py) on the stream of `stream_loss`, per character the same
+    # way; never in `loss`, which stays the static figure whatever was asked.
+    adapted_loss: float | None = None
+    adapt: dict | None = None  # its settings
 
     @property
     def bits_per_char(self) -> float:
@@ -106,17 +113,20 @@ PROTOCOLS = ("stream", "windows")
 
 def evaluate_text(checkpoint: str | Path | Checkpoint, data: str | Path | None = None, *,
                   val_fraction: float | None = None, encoding: str = "utf-8", device: str = "cpu",
-                  protocol: str = "stream", window: int = 256) -> TextEval:
+                  protocol: str = "stream", window: int = 256, adapt: bool | AdaptConfig = False) -> TextEval:
     """Mean validation loss (nats/char) over the last `val_fraction` of `data`, measured two ways:
     in one unbroken stream (`stream`: every token once, the state carried through the whole
     tail, as generation runs), and as nanoGPT scores its models (`windows`: the tail cut into
     windows of `window` tokens, each run from a zero state, every position of each counted).
     `protocol` says which of the two is `loss`. A loss per character is the total loss in nats
-    over the text divided by its characters, whatever the model's tokens."""
+    over the text divided by its characters, whatever the model's tokens. `adapt` (True, or an
+    `AdaptConfig`): also the loss of dynamic evaluation on the same stream (`adapted_loss`),
+    the weights learning from each window after scoring it (see seqgen/adapt.py)."""
     if protocol not in PROTOCOLS:
         raise UsageError(f"`protocol` must be one of {', '.join(PROTOCOLS)}, got {protocol!r}")
     if window < 2:
         raise UsageError(f"`window` must be >= 2, got {window}")
+    from .adapt import adapt_config
     from .generate.generator import torch_model_from_checkpoint
     from .train import evaluate_loss
 
@@ -127,6 +137,7 @@ def evaluate_text(checkpoint: str | Path | Checkpoint, data: str | Path | None =
     fraction = val_fraction if val_fraction is not None else checkpoint_val_fraction(ckpt)
     tokenizer = tokenizer_for(ckpt.data)
     tail = _validation_tail(ckpt, tokenizer, path, encoding, fraction)
+    adapting = adapt_config(adapt)
     runner = torch_model_from_checkpoint(ckpt, device)
     started = time.perf_counter()
     stream = evaluate_loss(runner.model, tail, warmup=0, device=runner.device, pieces=1)
@@ -135,14 +146,21 @@ def evaluate_text(checkpoint: str | Path | Checkpoint, data: str | Path | None =
     windows = (windows_loss(runner.model, ids, window, runner.device)
                if protocol == "windows" or len(ids) > window else None)
     per_token = stream if protocol == "stream" else windows
+    adapted = None
+    if adapting is not None:
+        from .adapt import dynamic_loss
+
+        adapted = dynamic_loss(ckpt, tail.streams[0], adapting, _training_part(ckpt, tokenizer, path, encoding, fraction))
     if tokenizer.kind != "char":  # per token so far; per character from here on
         stream = per_character(stream, ids, tokenizer)
+        adapted = None if adapted is None else per_character(adapted, ids, tokenizer)
         windows = None if windows is None else per_character(windows, ids[1 : 1 + (len(ids) - 1) // window * window],
                                                               tokenizer)
     return TextEval(str(ckpt.path), path, fraction, tokenizer.characters(ids),
                     stream if protocol == "stream" else windows, time.perf_counter() - started, protocol=protocol,
                     stream_loss=stream, windows_loss=windows, window=window, tokenization=tokenizer.kind,
-                    tokens=len(ids), loss_per_token=per_token)
+                    tokens=len(ids), loss_per_token=per_token, adapted_loss=adapted,
+                    adapt=None if adapting is None else adapting.to_dict())
 
 
 def per_character(loss: float, ids: np.ndarray, tokenizer) -> float:
@@ -158,6 +176,19 @@ def _validation_tail(ckpt: Checkpoint, tokenizer, path: str, encoding: str, frac
     split = dataset.splits[0]
     return Dataset(kind="text", name=dataset.name, description=dataset.description,
                    streams=[dataset.streams[0][split - 1 :]], splits=[1], vocab=tokenizer.vocab, tokenizer=tokenizer)
+
+
+def _training_part(ckpt: Checkpoint, tokenizer, path: str, encoding: str, fraction: float) -> np.ndarray:
+    """The token ids of `path` before its validation tail: what the `rms` update of dynamic
+    evaluation measures its gradient scale on (see seqgen/adapt.py)."""
+    if tokenizer.kind == "char":
+        dataset = load_data(path, kind="text", encoding=encoding, val_fraction=fraction)
+        index = {ch: i for i, ch in enumerate(ckpt.vocab)}
+        mapping = np.array([index.get(ch, -1) for ch in dataset.vocab], dtype=np.int64)
+        ids = mapping[dataset.streams[0][: dataset.splits[0]]]
+        return ids[ids >= 0]  # a character the model never saw cannot be learnt from; the rest can
+    dataset = load_data(path, kind="text", encoding=encoding, val_fraction=fraction, tokenizer=tokenizer)
+    return np.asarray(dataset.streams[0][: dataset.splits[0]], dtype=np.int64)
 
 
 def windows_loss(model, ids: np.ndarray, window: int, device, batch: int = 64) -> float:

@@ -26,6 +26,9 @@ def eval_command(
     device: str = typer.Option("cpu", help="Device for torch: cpu, cuda, mps or auto (the first available of those)."),
     protocol: str = typer.Option("stream", help="Text: which loss comes first and is 'loss' in --json: stream (the tail as one stream, the state carried through) or windows (windows of --window tokens, each from a zero state, as nanoGPT scores). Both are measured."),
     window: int = typer.Option(256, help="Text: the window of the windows protocol."),
+    adapt: bool = typer.Option(False, "--adapt", help="Text: also dynamic evaluation, beside the static figures: the same stream, each window scored and then learnt from (Krause et al., 2018)."),
+    adapt_lr: Optional[float] = typer.Option(None, help="Text, with --adapt: the step size of the update (rms: the gradient is divided by its scale on the training part). \\[default: 0.0004, measured: docs/results.md]"),
+    adapt_window: Optional[int] = typer.Option(None, help="Text, with --adapt: tokens read between steps, the state carried across. \\[default: 50]"),
     horizon: Optional[int] = typer.Option(None, help="Series: steps forecast from each backtest origin. \\[default: the season, or 8 without one]"),
     origins: int = typer.Option(5, help="Series: forecast origins spread over the validation tail."),
     season: Optional[int] = typer.Option(None, help="Series: the seasonal period for MASE and the seasonal naive forecast. \\[default: detected from the training part]"),
@@ -45,6 +48,7 @@ def eval_command(
     from ..generate.zero_shot import resolve as resolve_checkpoint
 
     ckpt = load_checkpoint(resolve_checkpoint(checkpoint))
+    adapting = _adapt_config(ckpt, adapt, adapt_lr, adapt_window)
     if ckpt.kind == "forecaster":
         tested = _backtest_forecaster(ckpt, data, horizon, origins, season, samples, fill)
         _show_backtest(tested, " (from the dates, or detected)" if season is None else "")
@@ -57,7 +61,7 @@ def eval_command(
         raise UsageError("--long, --waves and --seed measure continuous models; this checkpoint generates text")
     if ckpt.kind == "text":
         result = evaluate_text(ckpt, data, val_fraction=val_fraction, encoding=encoding, device=device,
-                               protocol=protocol, window=window)
+                               protocol=protocol, window=window, adapt=adapting or False)
         tokens = "" if result.tokenization == "char" else f", {result.tokens:,} {result.tokenization} tokens"
         say(f"{result.data}: last {result.val_fraction:g} ({result.characters:,} characters{tokens})")
         lines = {"stream": f"one stream, state carried through    {_nats(result.stream_loss)}",
@@ -68,6 +72,8 @@ def eval_command(
             say(f"validation loss, {lines[name]}")
         if tokens:
             say(f"per token ({protocol}): {result.loss_per_token:.4f} nats")
+        if result.adapted_loss is not None:
+            _show_adapted(result)
         say(f"({result.seconds:.1f}s)")
     elif ckpt.model_config.channels > 1:
         # A free run's RMSE would add up channels in different units: the backtest scores each channel.
@@ -96,6 +102,27 @@ def eval_command(
         _show_backtest(tested, " (detected)" if season is None else "")
     if json_out:
         print(json.dumps(_finite(figures)))
+
+
+def _adapt_config(ckpt, adapt: bool, lr: Optional[float], window: Optional[int]):
+    """--adapt's settings, or None; a one-line error where they cannot apply."""
+    if not adapt:
+        if lr is not None or window is not None:
+            raise UsageError("--adapt-lr and --adapt-window set up --adapt: give --adapt too")
+        return None
+    if ckpt.kind != "text":
+        raise UsageError(f"--adapt: dynamic evaluation works with text models so far; {ckpt.path} models numbers")
+    from ..adapt import DEFAULT_WINDOW, AdaptConfig
+
+    return AdaptConfig(lr=lr, window=DEFAULT_WINDOW if window is None else window)
+
+
+def _show_adapted(result) -> None:
+    """The dynamic-evaluation figure on its own labelled line, beside the static one it compares with."""
+    how = result.adapt
+    gain = result.adapted_loss - result.stream_loss
+    say(f"adapted loss (dynamic evaluation, {how['method']} lr {how['lr']:g}, windows of {how['window']}), "
+        f"the same stream  {_nats(result.adapted_loss)}  ({gain:+.4f} nats/char against static)")
 
 
 def _finite(value):

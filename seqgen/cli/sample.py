@@ -49,6 +49,7 @@ def sample(
     series: Optional[str] = typer.Option(None, help="A model of several series: the one to continue, in its own scale; of several channels (--joint): the one channel to write. \\[default: the one a --prime is a stretch of, else the prime's own scale; without a prime the first]"),
     save_state: Optional[Path] = typer.Option(None, help="After generating, save the generator's state here for --load-state."),
     load_state: Optional[Path] = typer.Option(None, help="Continue from a state saved with --save-state (a --prime is fed after it)."),
+    adapt: bool = typer.Option(False, "--adapt", help="Text: first fine-tune a copy of the weights on the prime (a few passes of dynamic evaluation's update), so that the continuation follows its style; --save-state keeps those weights. The checkpoint is untouched."),
     seed: Optional[int] = typer.Option(None, callback=check_seed, help="Random seed; the same seed gives the same output."),
     backend: str = typer.Option("auto", help="auto (NumPy on CPU), numpy or torch."),
     device: str = typer.Option("cpu", help="Device for the torch backend: cpu, cuda, mps or auto (the first available of those)."),
@@ -56,7 +57,8 @@ def sample(
     """Generate from a trained checkpoint; the output goes to stdout (or --output)."""
     from ..checkpoint import load_checkpoint
     from ..generate import Generator
-    from ..generate.api import beam_steps, generate_steps, is_probabilistic, sampling_for, scaling_to_sample, start
+    from ..generate.api import (beam_steps, checkpoint_to_generate, generate_steps, is_probabilistic, sampling_for,
+                                scaling_to_sample, start)
     from .output import check_format, unescape
 
     if length < 0:
@@ -105,7 +107,8 @@ def sample(
         if user_prime is not None:
             _calendar_note(ckpt, "the prime's last value")
     scaling = scaling_to_sample(ckpt, user_prime, series, str(load_state) if load_state else None)
-    gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, sampling=sampling, seed=seed, series=scaling)
+    running = _adapted(ckpt, user_prime, adapt, load_state, unknown, checkpoint_to_generate)
+    gen = Generator.from_checkpoint(running, backend=backend, device=device, sampling=sampling, seed=seed, series=scaling)
     _say_which_series(ckpt, scaling, series, user_prime)
     # Without a prime, a sine model's samples each start from a fresh wave of their own.
     own_primes = user_prime is None and load_state is None and ckpt.described.is_sine
@@ -162,6 +165,24 @@ def sample(
         from ..generate.state import save_state as write_state
 
         write_state(save_state, gen)
+
+
+def _adapted(ckpt, prime, adapt: bool, load_state: Optional[Path], unknown: str, checkpoint_to_generate):
+    """The checkpoint to generate from (see `checkpoint_to_generate`), saying on stderr what --adapt did."""
+    if adapt and load_state is not None:
+        raise UsageError("--adapt adapts the weights to the prime of a new generation; --load-state goes on with the "
+                         "weights the state was saved with (drop --adapt)")
+    if adapt and ckpt.kind == "text" and prime is None:
+        raise UsageError("--adapt learns from the prime: give one with --prime or --prime-file (a few hundred characters or more)")
+    started = time.perf_counter()
+    running = checkpoint_to_generate(ckpt, prime, adapt, str(load_state) if load_state else None, unknown)
+    how = running.meta.get("adapted")
+    if adapt:
+        say(f"adapted a copy of the weights to the prime: {how['prime_tokens']:,} tokens read {how['passes']} times, "
+            f"{how['method']} lr {how['lr']:g}, windows of {how['window']} ({time.perf_counter() - started:.1f}s)")
+    elif how is not None:
+        say(f"note: {load_state} holds weights adapted to its prime; the generation goes on with them")
+    return running
 
 
 def _say_which_series(ckpt, scaling, named: Optional[str], prime) -> None:

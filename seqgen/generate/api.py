@@ -6,7 +6,7 @@ reading a prime, and getting a generator ready from a prime or a saved state.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from ..model.heads import HEADS
 from .generator import Generator, scaling_for, series_entry
 from .sampling import TEXT_CHOICES, SampleConfig, sampling_config, stop_matcher
 from . import state as state_files
+
+if TYPE_CHECKING:
+    from ..adapt import AdaptConfig
 
 
 def default_prime(ckpt: Checkpoint, seed: int | None = None, length: int = 100, count: int = 1,
@@ -190,6 +193,30 @@ def start(gen: Generator, ckpt: Checkpoint, prime: str | np.ndarray | None = Non
     return prime
 
 
+def checkpoint_to_generate(ckpt: Checkpoint, prime: str | np.ndarray | None = None,
+                           adapt: bool | AdaptConfig = False, load_state: str | None = None,
+                           unknown: str = "error") -> Checkpoint:
+    """The checkpoint a generation runs: `ckpt`; with `adapt` (True, or an `AdaptConfig`), a copy
+    in memory whose weights have learnt from the text `prime` (see seqgen/adapt.py); with
+    `load_state`, the weights that state was generated with (adapted ones, when it holds them)."""
+    from ..adapt import adapt_config, adapt_to_prime
+
+    config = adapt_config(adapt)
+    if load_state is not None:
+        if config is not None:
+            raise UsageError("`adapt` adapts the weights to the prime of a new generation; a state loaded with "
+                             "`load_state` goes on with the weights it was saved with (drop `adapt`)")
+        return state_files.saved_weights(load_state, ckpt) or ckpt
+    if config is None:
+        return ckpt
+    if ckpt.kind != "text":
+        raise UsageError(f"`adapt` works with text models so far; {ckpt.path} models numbers")
+    if not isinstance(prime, str):
+        raise UsageError("`adapt` learns from the prime: give a prime (a few hundred characters or more)")
+    tokenizer = tokenizer_for(ckpt.data)
+    return adapt_to_prime(ckpt, tokenizer.encode(tokenizer.known(prime, unknown)), config)
+
+
 def _readable(gen: Generator, prime: str, unknown: str) -> str:
     readable = gen.tokenizer.known(prime, unknown)
     if prime and not readable:
@@ -203,7 +230,7 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
            seed: int | None = None, backend: str = "auto", device: str = "cpu",
            load_state: str | None = None, save_state: str | None = None, unknown: str = "error",
            beam: int | None = None, length_penalty: float = 1.0, series: str | None = None,
-           **choices) -> list[str] | np.ndarray:
+           adapt: bool | AdaptConfig = False, **choices) -> list[str] | np.ndarray:
     """Generate from a checkpoint, with the options of `seqgen sample`: a list of texts (one per
     sample, each ending with the token that completed `stop` when it was produced; `length`
     counts tokens) or a (num_samples, length) array of values ((num_samples, length, channels) for
@@ -213,7 +240,9 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
     min_p and penalties (see `SampleConfig`). `beam`: the `num_samples` most likely continuations
     by beam search over that many hypotheses (see seqgen/generate/beam.py), best first. `series`:
     which series of a model of several to generate (see `scaling_to_sample`), or of a model of
-    several channels the one to give back (a (num_samples, length) array)."""
+    several channels the one to give back (a (num_samples, length) array). `adapt` (True, or an
+    `AdaptConfig`): generate from a copy of the weights fine-tuned on the text prime first (see
+    `checkpoint_to_generate`); `save_state` then keeps those weights with the state."""
     if length < 0:
         raise UsageError(f"`length` must be >= 0, got {length}")
     if save_state is not None:
@@ -228,7 +257,8 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
     picked = channel_index(ckpt, series)
     if picked is not None:
         series = None  # a channel to return; the model reads and generates all of them
-    gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, sampling=config, seed=seed,
+    running = checkpoint_to_generate(ckpt, user_prime, adapt, load_state, unknown)
+    gen = Generator.from_checkpoint(running, backend=backend, device=device, sampling=config, seed=seed,
                                     series=scaling_to_sample(ckpt, user_prime, series, load_state))
     if beam is not None:
         _, steps = beam_steps(gen, ckpt, user_prime, length, beam, results=num_samples, stop=stop,

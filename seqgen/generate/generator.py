@@ -89,6 +89,10 @@ class Generator:
         self.rng = np.random.default_rng(seed)
         self._last_choice: tuple[np.ndarray, np.ndarray] | None = None
         self.checkpoint_checksum: str | None = None  # set by from_checkpoint; ties saved states to their model
+        # Weights adapted to a prime (seqgen/adapt.py) and how, set by from_checkpoint: a saved
+        # state carries them, since it goes on only with them. None: the checkpoint's own.
+        self.adapted_weights: dict[str, np.ndarray] | None = None
+        self.adapted_how: dict | None = None
         # A likelihood head's spread is widened by this factor: how far its errors on validation
         # data exceeded the spread it predicted there (see train/trainer.validation_pass).
         self.spread_scale = 1.0
@@ -424,6 +428,8 @@ class Generator:
                   std=scaling.get("std", 1.0), sampling=sampling, seed=seed, target=ckpt.described.target)
         gen.series = scaling if scaling is not data else None
         gen.checkpoint_checksum = ckpt.meta.get("checksum")
+        if "adapted" in ckpt.meta:
+            gen.adapted_weights, gen.adapted_how = ckpt.weights, ckpt.meta["adapted"]
         # The factor that made the 80% intervals of forecasts in the validation tail cover 80% (see calibrate.py).
         gen.spread_scale = stored_scale(ckpt.meta.get("progress") or {})
         gen.scale_each = bool(ckpt.described.source.get("scale_each", False))

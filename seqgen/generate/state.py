@@ -3,6 +3,13 @@
 A safetensors file holding the recurrent state and the last output (tensors) and, in its
 metadata, the random-number state, the sampling settings, the batch size and the checksum of the
 checkpoint it belongs to, so it is never applied to another model. A few KB for a typical model.
+
+A generation whose weights were adapted to its prime (seqgen/adapt.py) goes on only with those
+weights: its state file holds them too (tensors `weights.<name>`, as the checkpoint's `model.`
+ones; the size of the checkpoint), with how they were adapted and their checksum in the metadata.
+Such a file is format version 2, so that a seqgen from before adaptation refuses it ("upgrade
+seqgen") instead of continuing with the checkpoint's own weights; other files stay version 1.
+Like a checkpoint it is safetensors and JSON: reading one never runs code from it.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ from ..files import write_atomic
 from .sampling import SampleConfig
 
 STATE_FORMAT = "seqgen-state"
-STATE_VERSION = 1
+STATE_VERSION = 2  # the newest this seqgen reads
+WEIGHTS = "weights."
 
 
 def save_state(path: str | Path, gen) -> None:
@@ -45,13 +53,20 @@ def state_bytes(gen, counts: dict[str, int] | None = None) -> bytes:
         tensors[f"head.{name}"] = value
     if "recent" in snap:
         tensors["recent"] = snap["recent"]
-    meta = {"format": STATE_FORMAT, "format_version": STATE_VERSION, "checkpoint_checksum": gen.checkpoint_checksum,
+    adapted = getattr(gen, "adapted_weights", None)
+    meta = {"format": STATE_FORMAT, "format_version": 1 if adapted is None else 2,
+            "checkpoint_checksum": gen.checkpoint_checksum,
             "kind": "text" if gen.is_text else "series", "batch_size": gen.batch_size, "rng": snap["rng"],
             "sampling": asdict(gen.sampling)}
     if "scaling" in snap:
         meta["scaling"] = snap["scaling"]
     if counts:
         meta["counts"] = {k: int(v) for k, v in counts.items()}
+    if adapted is not None:
+        from ..checkpoint import tensor_checksum
+
+        tensors.update({WEIGHTS + name: value for name, value in adapted.items()})
+        meta["adapted"] = {**gen.adapted_how, "checksum": tensor_checksum(adapted)}
     if "pending" in snap:
         # Byte tokens: each stream's first bytes of a character still to be completed, in hex.
         meta["pending"] = [held.hex() for held in snap["pending"]]
@@ -124,6 +139,7 @@ def state_from_bytes(raw: bytes, gen, label: str = "the state") -> dict:
         raise CheckpointError(f"{label} has state format version {meta.get('format_version')}, newer than this seqgen reads; upgrade seqgen")
     if meta.get("checkpoint_checksum") != gen.checkpoint_checksum:
         raise CheckpointError(f"{label} was saved from another checkpoint; load it with the checkpoint that wrote it")
+    _check_weights(meta, gen, label)
     count = sum(1 for name in tensors if name.startswith("state."))
     return {"state": [tensors[f"state.{i}"] for i in range(count)], "last_output": tensors["last_output"],
             "rng": meta["rng"], "scale": tensors.get("scale"),
@@ -131,6 +147,44 @@ def state_from_bytes(raw: bytes, gen, label: str = "the state") -> dict:
             "recent": tensors.get("recent"), "sampling": meta.get("sampling"), "scaling": meta.get("scaling"),
             "pending": [bytes.fromhex(held) for held in meta["pending"]] if meta.get("pending") else None,
             "counts": _counts(meta.get("counts"))}
+
+
+def _check_weights(meta: dict, gen, label: str) -> None:
+    """A state saved with adapted weights continues only on a generator running those weights
+    (see `saved_weights`), and one saved without them only on the checkpoint's own."""
+    saved = (meta.get("adapted") or {}).get("checksum")
+    adapted = getattr(gen, "adapted_weights", None)
+    if saved is None and adapted is None:
+        return
+    from ..checkpoint import tensor_checksum
+
+    if saved is None:
+        raise CheckpointError(f"{label} was saved without adapted weights; it goes on with the checkpoint's own "
+                              "(drop `adapt`)")
+    if adapted is None or tensor_checksum(adapted) != saved:
+        raise CheckpointError(f"{label} holds weights adapted to its prime; load it with `load_state` in sample() "
+                              "or seqgen sample, which run those weights")
+
+
+def saved_weights(path: str | Path, ckpt):
+    """The checkpoint a saved generation goes on with: `ckpt` with the adapted weights the state
+    file at `path` holds, or None when it holds none (it goes on with `ckpt` itself)."""
+    from safetensors import safe_open
+
+    from ..adapt import adapted_checkpoint
+    from ..checkpoint import tensor_checksum
+
+    meta = _state_meta(Path(path))
+    if meta is None or not meta.get("adapted") or meta.get("checkpoint_checksum") != ckpt.meta.get("checksum"):
+        return None  # load_state says what is wrong with such a file
+    with safe_open(str(path), framework="numpy") as f:
+        weights = {name[len(WEIGHTS):]: f.get_tensor(name) for name in f.keys() if name.startswith(WEIGHTS)}
+    same_shapes = weights.keys() == ckpt.weights.keys() and all(
+        weights[k].shape == ckpt.weights[k].shape and weights[k].dtype == ckpt.weights[k].dtype for k in weights)
+    if not same_shapes or tensor_checksum(weights) != meta["adapted"].get("checksum"):
+        raise CheckpointError(f"{path} is corrupted: its adapted weights do not match their checksum")
+    how = {k: v for k, v in meta["adapted"].items() if k != "checksum"}
+    return adapted_checkpoint(ckpt, weights, how)
 
 
 def _counts(saved) -> dict[str, int]:
