@@ -13,7 +13,8 @@ from seqgen import AdaptConfig, CheckpointError, Generator, UsageError, load_che
 from seqgen.adapt import adapt_to_prime
 from seqgen.cli import app
 from seqgen.evaluate import evaluate_text
-from seqgen.generate.api import sample, start
+from seqgen.generate import sample
+from seqgen.generate.api import start
 
 runner = CliRunner()
 

@@ -56,92 +56,53 @@ def sample(
 ) -> None:
     """Generate from a trained checkpoint; the output goes to stdout (or --output)."""
     from ..checkpoint import load_checkpoint
-    from ..generate import Generator
-    from ..generate.api import (beam_steps, checkpoint_to_generate, generate_steps, is_probabilistic, sampling_for,
-                                scaling_to_sample, start)
+    from ..generate.request import Request, prepare
+    from ..generate.zero_shot import resolve
     from .output import check_format, unescape
 
-    if length < 0:
-        raise UsageError(f"--length must be >= 0, got {length}")
     if save_state is not None:
         from ..generate.state import check_state_target
 
         check_state_target(save_state)
         if output is not None and output.resolve() == save_state.resolve():
             raise UsageError(f"--output and --save-state are both {output}: the state would replace the output; give two files")
-    from ..generate.zero_shot import resolve
-
+    request = Request(length=length, num_samples=num_samples, seed=seed, temperature=temperature, top_k=top_k,
+                      top_p=top_p, greedy=greedy, noise=noise, stop=unescape(stop), beam=beam,
+                      length_penalty=length_penalty, series=series, load_state=load_state, unknown=unknown,
+                      adapt=adapt, backend=backend, device=device,
+                      choices=dict(min_p=min_p, repetition_penalty=repetition_penalty,
+                                   frequency_penalty=frequency_penalty, presence_penalty=presence_penalty,
+                                   penalty_window=penalty_window))
+    request.check()
     ckpt = load_checkpoint(resolve(checkpoint))
-    sampling = sampling_for(ckpt.kind, str(load_state) if load_state else None, temperature=temperature, top_k=top_k,
-                            top_p=top_p, greedy=greedy, noise=noise, probabilistic=is_probabilistic(ckpt), min_p=min_p,
-                            repetition_penalty=repetition_penalty, frequency_penalty=frequency_penalty,
-                            presence_penalty=presence_penalty, penalty_window=penalty_window)
     fmt = check_format(fmt, ckpt.kind == "text", per_step)
-    if load_state is not None and prime is None and prime_file is None and include_prime:
-        raise UsageError("--include-prime: with --load-state there is no prime to include (give --prime)")
-    if load_state is not None and num_samples is not None:
-        raise UsageError("--num-samples: a state loaded with --load-state brings its own number of samples")
-    if load_state is not None and seed is not None:
-        say("warning: --seed is ignored with --load-state: the saved random state goes on", style="yellow")
-    if include_prime and per_step:
-        raise UsageError("--include-prime: --per-step records only the generated steps (the prime is the input you gave)")
-    if separator is not None and fmt != "text":
-        raise UsageError(f"--separator goes between text samples; --format {fmt} keeps samples apart by itself")
-    if ckpt.kind == "text" and (num_samples or 1) > 1 and sampling.greedy:
-        say(f"warning: the {num_samples} samples will be the same: --greedy makes the same choice in each", style="yellow")
-    if beam is not None:
-        _check_beam(beam, num_samples, per_step)
-    user_prime = _read_prime(ckpt, prime, prime_file)
-    channels = ckpt.described.channels if ckpt.model_config.channels > 1 else None
-    picked = _picked_channel(ckpt, series)
-    if channels and (plot or plot_file):
-        raise UsageError(f"--plot and --plot-file draw the values of one series; {checkpoint} models {len(channels)} "
-                         "channels jointly (`seqgen forecast --plot` draws their forecast, one channel at a time with --series)")
-    if plot_file is not None:
-        from .plot import check_plot_file
-
-        check_plot_file(plot_file)  # before the work, not after it
-    if channels:
-        series = None  # a channel picked for the output; the model reads and generates all of them
-    if ckpt.kind != "text":
-        if user_prime is not None:
-            _calendar_note(ckpt, "the prime's last value")
-    scaling = scaling_to_sample(ckpt, user_prime, series, str(load_state) if load_state else None)
-    running = _adapted(ckpt, user_prime, adapt, load_state, unknown, checkpoint_to_generate)
-    gen = Generator.from_checkpoint(running, backend=backend, device=device, sampling=sampling, seed=seed, series=scaling)
-    _say_which_series(ckpt, scaling, series, user_prime)
-    # Without a prime, a sine model's samples each start from a fresh wave of their own.
-    own_primes = user_prime is None and load_state is None and ckpt.described.is_sine
-    if ckpt.kind != "text" and (num_samples or 1) > 1 and not sampling.noise and not own_primes and not (
-            is_probabilistic(ckpt) and not sampling.greedy):
-        say(f"warning: the {num_samples} streams will be the same (up to rounding): a continuous model is "
-            "deterministic without --noise (give --noise 0.05, say, for different streams)", style="yellow")
-    if beam is not None:
-        fed, steps = beam_steps(gen, ckpt, user_prime, length, beam, results=num_samples or 1, stop=unescape(stop),
-                                length_penalty=length_penalty, load_state=str(load_state) if load_state else None,
-                                unknown=unknown)
-    else:
-        fed = start(gen, ckpt, user_prime, num_samples=1 if num_samples is None else num_samples, seed=seed,
-                    load_state=str(load_state) if load_state else None, unknown=unknown)
-        steps = generate_steps(gen, length, unescape(stop))
+    _check_writing(ckpt, request, prime, prime_file, include_prime, per_step, fmt, separator, plot, plot_file)
+    request.prime = _read_prime(ckpt, prime, prime_file)
+    _check_adapt(ckpt, request)
+    if ckpt.kind != "text" and request.prime is not None:
+        _calendar_note(ckpt, "the prime's last value")
+    started = time.perf_counter()
+    ready = prepare(ckpt, request)
+    _say_adapted(ready.running, request, time.perf_counter() - started)
+    gen, fed, steps, channels = ready.gen, ready.fed, ready.steps, ckpt.described.channels
+    _say_which_series(ckpt, None if load_state else gen.series, series, request.prime)
+    _warn_same_samples(ckpt, request, gen.sampling)
     texts: list[list[str]] = []
-    if gen.is_text and (sampling.greedy or beam is not None):
+    if gen.is_text and (gen.sampling.greedy or beam is not None):
         from .text_report import recording_text
 
         steps = recording_text(steps, gen, texts)
     drawn: list[float] = []
     if plot or plot_file:
-        if gen.is_text:
-            raise UsageError("--plot and --plot-file draw continuous output; this model generates text")
         steps = _recording(steps, drawn)
     with _open_output(output, line_flush=per_step) as out:
         # A part that --save-state will continue ends where generation stopped, so that the parts
         # joined are the whole; otherwise text gets a final newline.
         between = unescape("\\n\\n" if separator is None else separator)
-        if channels:
+        if ckpt.model_config.channels > 1:
             from .output import write_channels
 
-            write_channels(out, fmt, gen, steps, channels, fed if include_prime else None, per_step, picked)
+            write_channels(out, fmt, gen, steps, channels, fed if include_prime else None, per_step, ready.channel)
         else:
             _write(fmt, out, gen, steps, fed if include_prime else None, between, per_step, final=save_state is None)
     if texts:
@@ -167,22 +128,63 @@ def sample(
         write_state(save_state, gen)
 
 
-def _adapted(ckpt, prime, adapt: bool, load_state: Optional[Path], unknown: str, checkpoint_to_generate):
-    """The checkpoint to generate from (see `checkpoint_to_generate`), saying on stderr what --adapt did."""
-    if adapt and load_state is not None:
+def _check_writing(ckpt, request, prime, prime_file, include_prime: bool, per_step: bool, fmt: str,
+                   separator: Optional[str], plot: bool, plot_file: Optional[Path]) -> None:
+    """The options of how the output is written that do not go together, before any work."""
+    if request.load_state is not None and prime is None and prime_file is None and include_prime:
+        raise UsageError("--include-prime: with --load-state there is no prime to include (give --prime)")
+    if request.load_state is not None and request.seed is not None:
+        say("warning: --seed is ignored with --load-state: the saved random state goes on", style="yellow")
+    if include_prime and per_step:
+        raise UsageError("--include-prime: --per-step records only the generated steps (the prime is the input you gave)")
+    if separator is not None and fmt != "text":
+        raise UsageError(f"--separator goes between text samples; --format {fmt} keeps samples apart by itself")
+    if request.beam is not None and per_step:
+        raise UsageError("--per-step: beam search knows the best continuation only at the end, not step by step")
+    channels = ckpt.described.channels if ckpt.model_config.channels > 1 else None
+    _picked_channel(ckpt, request.series)
+    if channels and (plot or plot_file):
+        raise UsageError(f"--plot and --plot-file draw the values of one series; {ckpt.path} models {len(channels)} "
+                         "channels jointly (`seqgen forecast --plot` draws their forecast, one channel at a time with --series)")
+    if (plot or plot_file) and ckpt.kind == "text":
+        raise UsageError("--plot and --plot-file draw continuous output; this model generates text")
+    if plot_file is not None:
+        from .plot import check_plot_file
+
+        check_plot_file(plot_file)  # before the work, not after it
+
+
+def _check_adapt(ckpt, request) -> None:
+    if request.adapt and request.load_state is not None:
         raise UsageError("--adapt adapts the weights to the prime of a new generation; --load-state goes on with the "
                          "weights the state was saved with (drop --adapt)")
-    if adapt and ckpt.kind == "text" and prime is None:
+    if request.adapt and ckpt.kind == "text" and request.prime is None:
         raise UsageError("--adapt learns from the prime: give one with --prime or --prime-file (a few hundred characters or more)")
-    started = time.perf_counter()
-    running = checkpoint_to_generate(ckpt, prime, adapt, str(load_state) if load_state else None, unknown)
+
+
+def _say_adapted(running, request, seconds: float) -> None:
+    """What --adapt did, or that a loaded state brings adapted weights."""
     how = running.meta.get("adapted")
-    if adapt:
+    if request.adapt:
         say(f"adapted a copy of the weights to the prime: {how['prime_tokens']:,} tokens read {how['passes']} times, "
-            f"{how['method']} lr {how['lr']:g}, windows of {how['window']} ({time.perf_counter() - started:.1f}s)")
+            f"{how['method']} lr {how['lr']:g}, windows of {how['window']} ({seconds:.1f}s)")
     elif how is not None:
-        say(f"note: {load_state} holds weights adapted to its prime; the generation goes on with them")
-    return running
+        say(f"note: {request.load_state} holds weights adapted to its prime; the generation goes on with them")
+
+
+def _warn_same_samples(ckpt, request, sampling) -> None:
+    """Several samples that will all be the same: say why, and what makes them differ."""
+    from ..generate.api import is_probabilistic
+
+    count = request.samples
+    if ckpt.kind == "text" and count > 1 and sampling.greedy:
+        say(f"warning: the {count} samples will be the same: --greedy makes the same choice in each", style="yellow")
+    # Without a prime, a sine model's samples each start from a fresh wave of their own.
+    own_primes = request.prime is None and request.load_state is None and ckpt.described.is_sine
+    if ckpt.kind != "text" and count > 1 and not sampling.noise and not own_primes and not (
+            is_probabilistic(ckpt) and not sampling.greedy):
+        say(f"warning: the {count} streams will be the same (up to rounding): a continuous model is "
+            "deterministic without --noise (give --noise 0.05, say, for different streams)", style="yellow")
 
 
 def _say_which_series(ckpt, scaling, named: Optional[str], prime) -> None:
@@ -196,15 +198,6 @@ def _say_which_series(ckpt, scaling, named: Optional[str], prime) -> None:
     elif prime is None:
         say(f"note: this model knows {len(entries)} series; continuing the first, {scaling['name']!r} "
             "(--series chooses another)")
-
-
-def _check_beam(beam: int, num_samples: Optional[int], per_step: bool) -> None:
-    if beam < 1:
-        raise UsageError(f"--beam must be >= 1, got {beam}")
-    if num_samples is not None and not 1 <= num_samples <= beam:
-        raise UsageError(f"--num-samples with --beam {beam}: the best continuations found, at most {beam}; got {num_samples}")
-    if per_step:
-        raise UsageError("--per-step: beam search knows the best continuation only at the end, not step by step")
 
 
 def _recording(steps, drawn: list):

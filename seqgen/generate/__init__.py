@@ -1,9 +1,11 @@
 """Generation: the stateful `Generator` (generator.py), the sampling policy that chooses each
 token (sampling.py), state files that let a later call continue exactly (state.py), and the
-one-call functions built on them, `sample()` and `follow()` (api.py)."""
+pieces built on them (api.py), one generation request prepared from a checkpoint and what was
+asked, with `sample()`, `seqgen sample` as a function (request.py), and `follow()` (api.py)."""
 
-from .api import follow, sample
+from .api import follow
 from .generator import Generator, TorchRunner
+from .request import Request, prepare, sample
 from .sampling import SampleConfig
 
-__all__ = ["Generator", "SampleConfig", "TorchRunner", "follow", "sample"]
+__all__ = ["Generator", "Request", "SampleConfig", "TorchRunner", "follow", "prepare", "sample"]

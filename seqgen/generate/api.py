@@ -1,6 +1,7 @@
-"""Generation from a checkpoint in one call: `sample()` (the library twin of `seqgen sample`) and
-`follow()` (one-step-ahead forecasts of a live stream), with what they share: the default prime,
-reading a prime, and getting a generator ready from a prime or a saved state.
+"""The pieces of a generation from a checkpoint (the default prime, sampling settings, the weights
+to run, a series' scaling, getting a generator ready from a prime or a saved state, the steps of
+sampling or beam search), which request.py puts together for `sample()`, `seqgen sample` and the
+server; and `follow()`: one-step-ahead forecasts of a live stream.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ..checkpoint import Checkpoint, load_checkpoint
+from ..checkpoint import Checkpoint
 from ..data import SCALE_PRIME, SineConfig, parse_numbers, sine_waves
 from ..data.tokenizers import UNKNOWN_POLICIES, tokenizer_for
 from ..errors import DataError, UsageError
@@ -222,63 +223,6 @@ def _readable(gen: Generator, prime: str, unknown: str) -> str:
     if prime and not readable:
         raise DataError("the model has never seen any character of the prime; `unknown` skip left nothing to feed")
     return readable
-
-
-def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequence[float] | None = None,
-           temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
-           greedy: bool = False, noise: float | None = None, stop: str | None = None, num_samples: int = 1,
-           seed: int | None = None, backend: str = "auto", device: str = "cpu",
-           load_state: str | None = None, save_state: str | None = None, unknown: str = "error",
-           beam: int | None = None, length_penalty: float = 1.0, series: str | None = None,
-           adapt: bool | AdaptConfig = False, **choices) -> list[str] | np.ndarray:
-    """Generate from a checkpoint, with the options of `seqgen sample`: a list of texts (one per
-    sample, each ending with the token that completed `stop` when it was produced; `length`
-    counts tokens) or a (num_samples, length) array of values ((num_samples, length, channels) for
-    a model of several channels, whose prime is rows of one value per channel).
-    `unknown` says what to do with characters of a text prime the model has never seen: "error",
-    "skip" them or "replace" them with a space (see `CharTokenizer.known`). `choices`: text's
-    min_p and penalties (see `SampleConfig`). `beam`: the `num_samples` most likely continuations
-    by beam search over that many hypotheses (see seqgen/generate/beam.py), best first. `series`:
-    which series of a model of several to generate (see `scaling_to_sample`), or of a model of
-    several channels the one to give back (a (num_samples, length) array). `adapt` (True, or an
-    `AdaptConfig`): generate from a copy of the weights fine-tuned on the text prime first (see
-    `checkpoint_to_generate`); `save_state` then keeps those weights with the state."""
-    if length < 0:
-        raise UsageError(f"`length` must be >= 0, got {length}")
-    if save_state is not None:
-
-        state_files.check_state_target(save_state)
-    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-    config = sampling_for(ckpt.kind, load_state, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy,
-                          noise=noise, probabilistic=is_probabilistic(ckpt), **choices)
-    user_prime = prime if isinstance(prime, str) or prime is None else np.asarray(prime, dtype=np.float64)
-    if isinstance(user_prime, str) and ckpt.kind != "text":
-        user_prime = parse_numbers(user_prime)
-    picked = channel_index(ckpt, series)
-    if picked is not None:
-        series = None  # a channel to return; the model reads and generates all of them
-    running = checkpoint_to_generate(ckpt, user_prime, adapt, load_state, unknown)
-    gen = Generator.from_checkpoint(running, backend=backend, device=device, sampling=config, seed=seed,
-                                    series=scaling_to_sample(ckpt, user_prime, series, load_state))
-    if beam is not None:
-        _, steps = beam_steps(gen, ckpt, user_prime, length, beam, results=num_samples, stop=stop,
-                              length_penalty=length_penalty, load_state=load_state, unknown=unknown)
-    else:
-        start(gen, ckpt, user_prime, num_samples=num_samples, seed=seed, load_state=load_state, unknown=unknown)
-        steps = generate_steps(gen, length, stop) if gen.is_text else None
-    if gen.is_text:
-        result: list[str] | np.ndarray = collect_text(gen, steps, final=save_state is None)
-    else:
-        result = np.empty((length, gen.batch_size) + ((gen.channels,) if gen.channels > 1 else ()))
-        for t, (items, _) in enumerate(generate_steps(gen, length)):
-            result[t] = items
-        result = np.swapaxes(result, 0, 1)
-        if picked is not None:
-            result = result[..., picked]
-    if save_state is not None:
-
-        state_files.save_state(save_state, gen)
-    return result
 
 
 def channel_index(ckpt: Checkpoint, series: str | None) -> int | None:

@@ -11,9 +11,10 @@ from ..checkpoint import Checkpoint, load_checkpoint
 from ..data import parse_numbers
 from ..device import usable_cores
 from ..errors import DataError, UsageError
-from ..generate.api import is_probabilistic, scaling_to_sample, start
+from ..generate.api import is_probabilistic, start
 from ..generate.generator import Generator
-from ..generate.sampling import TEXT_CHOICES, sampling_config, sampling_weights
+from ..generate.request import Request, generator_for
+from ..generate.sampling import TEXT_CHOICES, sampling_weights
 from ..info import checkpoint_info
 from ..model.numpy_backend import NumpyModel
 from .engine import top_tokens
@@ -100,13 +101,10 @@ class Served:
         several series works in the scale of the one `prime` (numbers) belongs to, as `seqgen
         sample` does (see `scaling_to_sample`)."""
         fields = self.greedy_at_zero(fields)
-        choices = {k: fields.get(k) for k in TEXT_CHOICES}
-        sampling = sampling_config(self.ckpt.kind, temperature=fields.get("temperature"), top_k=fields.get("top_k"),
-                                   top_p=fields.get("top_p"), greedy=bool(fields.get("greedy")),
-                                   noise=fields.get("noise"), probabilistic=is_probabilistic(self.ckpt), **choices)
-        scaling = scaling_to_sample(self.ckpt, prime, fields.get("series")) if not self.is_text else None
-        return Generator.from_checkpoint(self.ckpt, model=self.model, sampling=sampling, seed=fields.get("seed"),
-                                         series=scaling)
+        request = Request(seed=fields.get("seed"), temperature=fields.get("temperature"), top_k=fields.get("top_k"),
+                          top_p=fields.get("top_p"), greedy=bool(fields.get("greedy")), noise=fields.get("noise"),
+                          series=fields.get("series"), choices={k: fields.get(k) for k in TEXT_CHOICES})
+        return generator_for(self.ckpt, request, prime, model=self.model, running=self.ckpt)
 
     def greedy_at_zero(self, fields: dict) -> dict:
         """`temperature` 0 as OpenAI means it: the most likely token every time (for a series
