@@ -1,6 +1,6 @@
 # Two commands from a fresh clone:
 #   make demo   sets up .venv, samples from the shipped model, trains briefly on sine waves
-#   make test   sets up .venv the same way and runs the test suite (what CI runs)
+#   make test   sets up .venv the same way, lints and checks the format (ruff), and runs the test suite (what CI runs)
 # Both reuse .venv once it is set up; `make clean` removes it.
 
 VENV ?= .venv
@@ -23,13 +23,15 @@ demo: setup
 	$(BIN)/seqgen sample checkpoints/demo-sine.safetensors --length 300 --plot --seed 1 > /dev/null
 	$(BIN)/seqgen eval checkpoints/demo-sine.safetensors --seed 1
 
-# The suite on two workers (pytest-xdist), then the tests of exact numerics once more as an
+# The linter and the formatter's check (ruff, configured in pyproject.toml), the suite on two workers (pytest-xdist), then the tests of exact numerics once more as an
 # AVX2-only CPU runs them (OpenBLAS's Haswell kernels, oneDNN and ATen capped at AVX2), so that a
 # machine with AVX-512 cannot hide what fails on one without it.
 AVX2 := OPENBLAS_CORETYPE=Haswell ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
 NUMERICS := tests/test_generate.py tests/test_beam.py tests/test_precision.py tests/test_sampling.py
 
 test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q -n 2
 	$(AVX2) $(BIN)/python -m pytest -q -n 2 $(NUMERICS)
 

@@ -44,8 +44,11 @@ def dynamic_evaluation(checkpoint: Path, data: str | None, target: float, label:
     report = json.loads(out)
     gain = report["stream_loss"] - report["adapted_loss"]
     met = "met" if gain >= target else "NOT met"
-    print(f"{label:<16} {report['characters']:>9,}  {report['stream_loss']:.4f}  {report['adapted_loss']:.4f}  "
-          f"{-gain:+.4f}  {seconds:6.0f}s  gain >= {target}: {met}", flush=True)
+    print(
+        f"{label:<16} {report['characters']:>9,}  {report['stream_loss']:.4f}  {report['adapted_loss']:.4f}  "
+        f"{-gain:+.4f}  {seconds:6.0f}s  gain >= {target}: {met}",
+        flush=True,
+    )
     return report
 
 
@@ -89,8 +92,11 @@ def grid(checkpoint: Path, chars: int) -> None:
     for method, lr, window, decay in settings:
         started = time.perf_counter()
         loss = dynamic_loss(ckpt, ids, AdaptConfig(method=method, lr=lr, window=window, decay=decay), train)
-        print(f"{method:<6} {lr:>7g} {window:>6} {decay:>6g}  {loss:.4f}  {loss - static:+.4f}  "
-              f"{time.perf_counter() - started:4.0f}s", flush=True)
+        print(
+            f"{method:<6} {lr:>7g} {window:>6} {decay:>6g}  {loss:.4f}  {loss - static:+.4f}  "
+            f"{time.perf_counter() - started:4.0f}s",
+            flush=True,
+        )
 
 
 def prompts(checkpoint: Path, count: int = 8, prime: int = 1500, after: int = 500) -> None:
@@ -100,8 +106,10 @@ def prompts(checkpoint: Path, count: int = 8, prime: int = 1500, after: int = 50
     ckpt, tail, _ = validation(checkpoint)
     starts = np.linspace(1, len(tail) - prime - after - 1, count).astype(int)
     passes = (0, 1, 2, 3, 5)
-    print(f"\n{count} passages of the validation tail: a prime of {prime} characters, then the loss (nats/char) "
-          f"of the next {after}")
+    print(
+        f"\n{count} passages of the validation tail: a prime of {prime} characters, then the loss (nats/char) "
+        f"of the next {after}"
+    )
     print("passes  " + "  ".join(f"{p:>6}" for p in passes))
     losses = {p: [] for p in passes}
     for start in starts:
@@ -141,7 +149,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; {time.strftime('%Y-%m-%d')}")
     with tempfile.TemporaryDirectory() as folder:
-        print(f"dynamic evaluation (`seqgen eval CHECKPOINT --adapt`, defaults), the last 10% as one stream, nats/char:")
+        print("dynamic evaluation (`seqgen eval CHECKPOINT --adapt`, defaults), the last 10% as one stream, nats/char:")
         header()
         dynamic_evaluation(args.checkpoint, None, 0.05, args.checkpoint.stem, folder)
         if args.grid:

@@ -50,19 +50,38 @@ def data_argument(kind: str, folder: Path) -> list[str]:
     return [str(path)]
 
 
-def train_speed(data: list[str], env: dict[str, str], seconds: float, folder: Path, busy: int) -> tuple[float, int | None]:
+def train_speed(
+    data: list[str], env: dict[str, str], seconds: float, folder: Path, busy: int
+) -> tuple[float, int | None]:
     """Items per second of training time of one `seqgen train` run, with `busy` loops running
     beside it, and the torch thread count it trained on (None where the checkpoint does not say)."""
     out = folder / "busy.safetensors"
-    loops = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP.format(seconds=seconds * 3 + 60)])
-             for _ in range(busy)]
+    loops = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP.format(seconds=seconds * 3 + 60)]) for _ in range(busy)]
     try:
-        command = [sys.executable, "-m", "seqgen", "train", *data, "--max-time", f"{seconds}s", "--out", str(out),
-                   "--force", "--seed", "0"]
+        command = [
+            sys.executable,
+            "-m",
+            "seqgen",
+            "train",
+            *data,
+            "--max-time",
+            f"{seconds}s",
+            "--out",
+            str(out),
+            "--force",
+            "--seed",
+            "0",
+        ]
         # From the scratch folder: `python -m` puts the working folder first on the path, which would
         # hide a PYTHONPATH that points at another checkout.
-        subprocess.run(command, env={**os.environ, **env, "NO_COLOR": "1"}, check=True, cwd=folder,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            command,
+            env={**os.environ, **env, "NO_COLOR": "1"},
+            check=True,
+            cwd=folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     finally:
         for loop in loops:
             loop.kill()
@@ -79,7 +98,9 @@ def main() -> None:
     parser.add_argument("--busy", type=int, default=2, help="busy processes beside the loaded runs")
     parser.add_argument("--seconds", type=float, default=15.0, help="training time of each run")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--config", action="append", default=[], help="NAME=VAR=VALUE[,VAR=VALUE]: one more configuration")
+    parser.add_argument(
+        "--config", action="append", default=[], help="NAME=VAR=VALUE[,VAR=VALUE]: one more configuration"
+    )
     parser.add_argument("--loads", default="quiet,busy", help="quiet, busy or both")
     args = parser.parse_args()
     configs = configurations(args.config)
@@ -95,10 +116,14 @@ def main() -> None:
                     speed, threads = train_speed(data, env, args.seconds, folder, loads[load])
                     speeds.setdefault((load, name), []).append(speed)
                     counts.setdefault((load, name), []).append(threads)
-                    print(f"  {load:5} {name:12} {speed:12,.0f} items/s on {threads} threads", file=sys.stderr, flush=True)
+                    print(
+                        f"  {load:5} {name:12} {speed:12,.0f} items/s on {threads} threads", file=sys.stderr, flush=True
+                    )
     unit = "values/s" if args.data == "sine" else "chars/s"
-    print(f"{args.data} default training, {args.seconds:g} s a run, median of {args.repeats}; "
-          f"busy = {args.busy} other busy processes on {os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}")
+    print(
+        f"{args.data} default training, {args.seconds:g} s a run, median of {args.repeats}; "
+        f"busy = {args.busy} other busy processes on {os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}"
+    )
     print(f"| load | configuration | {unit} | against one thread | threads of each run |")
     print("|---|---|---|---|---|")
     for load in args.loads.split(","):

@@ -117,8 +117,12 @@ def ours(path: Path, minutes: float, folder: str) -> dict:
     seqgen("train", str(path), "--max-time", f"{minutes:g}m", "--quiet", "--out", ckpt, cwd=folder)
     report = json.loads(seqgen("eval", ckpt, str(path), "--json", cwd=folder)[0])
     info = json.loads(seqgen("info", ckpt, "--json", cwd=folder)[0])
-    return {"loss": report["stream_loss"], "windows": report["windows_loss"], "steps": info["training"]["steps"],
-            "model": info["model"]}
+    return {
+        "loss": report["stream_loss"],
+        "windows": report["windows_loss"],
+        "steps": info["training"]["steps"],
+        "model": info["model"],
+    }
 
 
 def main() -> None:
@@ -138,15 +142,23 @@ def main() -> None:
             plain = baseline(text, minutes, train.batch_size, train.window)
             print(f"{name}: seqgen {mine['loss']:.4f}, baseline {plain['loss']:.4f}", file=sys.stderr)
             rows.append((name, len(text), mine, plain))
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {cpu_name()}; torch {torch.__version__}; "
-          f"{minutes:g}-minute runs")
-    print(f"{'corpus':7s} {'chars':>9s} {'seqgen':>8s} {'windows':>8s} {'steps':>6s} {'LSTM 1x512':>10s} {'steps':>6s}  target")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, {cpu_name()}; torch {torch.__version__}; "
+        f"{minutes:g}-minute runs"
+    )
+    print(
+        f"{'corpus':7s} {'chars':>9s} {'seqgen':>8s} {'windows':>8s} {'steps':>6s} {'LSTM 1x512':>10s} {'steps':>6s}  target"
+    )
     for name, size, mine, plain in rows:
         verdict = "met" if mine["loss"] < plain["loss"] else "NOT MET"
-        print(f"{name:7s} {size:9,d} {mine['loss']:8.4f} {mine['windows']:8.4f} {mine['steps']:6d} "
-              f"{plain['loss']:10.4f} {plain['steps']:6d}  seqgen < plain: {verdict}")
-    print("(nats per character on the last 10% of each corpus, one stream; windows: 256 from a zero state; "
-          f"bits = nats / {math.log(2):.4f})")
+        print(
+            f"{name:7s} {size:9,d} {mine['loss']:8.4f} {mine['windows']:8.4f} {mine['steps']:6d} "
+            f"{plain['loss']:10.4f} {plain['steps']:6d}  seqgen < plain: {verdict}"
+        )
+    print(
+        "(nats per character on the last 10% of each corpus, one stream; windows: 256 from a zero state; "
+        f"bits = nats / {math.log(2):.4f})"
+    )
 
 
 def cpu_name() -> str:

@@ -155,8 +155,11 @@ def shared_series() -> list[Series]:
                 # Leading blanks are months before this series was collected, not gaps in it.
                 present = np.flatnonzero(~np.isnan(values))
                 keep = slice(present[0], present[-1] + 1)
-                out.append(make_series(f"{stem}/{key}", fill_gaps(values[keep]),
-                                       rows["date"].to_numpy().astype("datetime64[D]")[keep]))
+                out.append(
+                    make_series(
+                        f"{stem}/{key}", fill_gaps(values[keep]), rows["date"].to_numpy().astype("datetime64[D]")[keep]
+                    )
+                )
             continue
         columns = [c for c in table.columns if c != "date"]
         columns = columns[: FIRST_COLUMNS_ONLY.get(stem, len(columns))]
@@ -185,13 +188,17 @@ def statsmodels_series() -> list[Series]:
     month_names = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
     gdp_start = f"{int(macro['year'][0])}-{3 * int(macro['quarter'][0]) - 2:02d}"
     return [
-        make_series("sunspots", sunspots["SUNACTIVITY"].to_numpy(float),
-                    years(int(sunspots["YEAR"][0]), len(sunspots))),
+        make_series(
+            "sunspots", sunspots["SUNACTIVITY"].to_numpy(float), years(int(sunspots["YEAR"][0]), len(sunspots))
+        ),
         make_series("nile", nile["volume"].to_numpy(float), years(int(nile["year"][0]), len(nile))),
         make_series("co2", co2.to_numpy(float), co2.index.to_numpy().astype("datetime64[D]")),
         make_series("realgdp", macro["realgdp"].to_numpy(float), months(gdp_start, len(macro), 3)),
-        make_series("elnino", elnino[month_names].to_numpy(float).reshape(-1),
-                    months(f"{int(elnino['YEAR'][0])}-01", 12 * len(elnino))),
+        make_series(
+            "elnino",
+            elnino[month_names].to_numpy(float).reshape(-1),
+            months(f"{int(elnino['YEAR'][0])}-01", 12 * len(elnino)),
+        ),
     ]
 
 
@@ -203,8 +210,9 @@ Forecast = tuple[np.ndarray | str, np.ndarray | None, float]
 def stats_model(name: str, m: int) -> object:
     from statsforecast.models import AutoARIMA, AutoETS, AutoTheta, SeasonalNaive
 
-    return {"SeasonalNaive": SeasonalNaive, "AutoETS": AutoETS, "AutoARIMA": AutoARIMA,
-            "AutoTheta": AutoTheta}[name](season_length=m)
+    return {"SeasonalNaive": SeasonalNaive, "AutoETS": AutoETS, "AutoARIMA": AutoARIMA, "AutoTheta": AutoTheta}[name](
+        season_length=m
+    )
 
 
 def run_stats(method: str, train: np.ndarray, h: int, m: int) -> Forecast:
@@ -219,7 +227,8 @@ def run_stats(method: str, train: np.ndarray, h: int, m: int) -> Forecast:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             result = StatsForecast(models=[stats_model(method, m)], freq=1, n_jobs=1).forecast(
-                df=frame, h=h, level=LEVELS)
+                df=frame, h=h, level=LEVELS
+            )
     except Exception as error:  # a model that cannot fit a series fails it, not the run
         return f"{type(error).__name__}: {error}".splitlines()[0], None, time.perf_counter() - started
     took = time.perf_counter() - started
@@ -252,9 +261,15 @@ def run_command(template: str, series: Series, train: np.ndarray, h: int, seed: 
     data.write_text("date,value\n" + "".join(f"{d},{v:.10g}\n" for d, v in zip(series.dates, train)))
     run_dir = folder / "run"
     run_dir.mkdir()
-    command = template.format(csv=shlex.quote(str(data)), h=h, m=series.m, seed=seed,
-                              quantiles=",".join(f"{q:g}" for q in QUANTILES), dir=shlex.quote(str(run_dir)),
-                              name=shlex.quote(series.name))
+    command = template.format(
+        csv=shlex.quote(str(data)),
+        h=h,
+        m=series.m,
+        seed=seed,
+        quantiles=",".join(f"{q:g}" for q in QUANTILES),
+        dir=shlex.quote(str(run_dir)),
+        name=shlex.quote(series.name),
+    )
     started = time.perf_counter()
     done = subprocess.run(command, shell=True, capture_output=True, text=True)
     took = time.perf_counter() - started
@@ -290,9 +305,11 @@ def scores(truth: np.ndarray, quantiles: np.ndarray, point: np.ndarray, train: n
     miss = truth[None, :] - quantiles
     pinball = np.maximum(levels * miss, (levels - 1) * miss)
     low, high = quantiles[QUANTILES.index(0.1)], quantiles[QUANTILES.index(0.9)]
-    return {"mase": float(np.mean(np.abs(truth - point)) / scale),
-            "scrps": float(2 * np.mean(pinball) / scale),
-            "coverage": float(np.mean((truth >= low) & (truth <= high)))}
+    return {
+        "mase": float(np.mean(np.abs(truth - point)) / scale),
+        "scrps": float(2 * np.mean(pinball) / scale),
+        "coverage": float(np.mean((truth >= low) & (truth <= high))),
+    }
 
 
 # ---- the run
@@ -308,8 +325,9 @@ def machine_line() -> str:
     model, avx512 = "unknown CPU", False
     try:
         text = Path("/proc/cpuinfo").read_text()
-        model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
-                      if line.startswith("model name")), model)
+        model = next(
+            (line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), model
+        )
         avx512 = any(line.startswith("flags") and "avx512f" in line.split() for line in text.splitlines())
     except OSError:
         pass
@@ -331,13 +349,22 @@ def parse_methods(parser: argparse.ArgumentParser, given: list[str]) -> dict[str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--method", action="append", default=[], metavar="NAME=TEMPLATE",
-                        help="a command to score (see the module docstring for the placeholders); repeatable")
+    parser.add_argument(
+        "--method",
+        action="append",
+        default=[],
+        metavar="NAME=TEMPLATE",
+        help="a command to score (see the module docstring for the placeholders); repeatable",
+    )
     parser.add_argument("--seeds", default="0", help="seeds for the commands, comma-separated")
     parser.add_argument("--origins", type=int, default=1, help="forecast origins per series, a horizon apart")
     parser.add_argument("--only", help="these series only, comma-separated (stem, stem/column or stem/id)")
-    parser.add_argument("--statsmodels", action=argparse.BooleanOptionalAction, default=True,
-                        help="add the five statsmodels series of benchmarks/forecast.py")
+    parser.add_argument(
+        "--statsmodels",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="add the five statsmodels series of benchmarks/forecast.py",
+    )
     parser.add_argument("--skip-stats", action="store_true", help="of statsforecast, run SeasonalNaive only")
     parser.add_argument("--details", type=Path, help="write a CSV row per series, origin, method and seed here")
     args = parser.parse_args()
@@ -377,12 +404,16 @@ def main() -> None:
         for number, series in enumerate(all_series, 1):
             ends = [end for end in origins_of(series, args.origins) if end >= series.m + MIN_EXTRA]
             if len(ends) < args.origins:
-                skipped.append(f"{series.name}: {args.origins - len(ends)} origin(s) with under "
-                               f"{series.m + MIN_EXTRA} train values")
-            log(f"[{number}/{len(all_series)}] {series.name}: {series.frequency}, {len(series.values)} values, "
-                f"m={series.m}, H={series.h}, {len(ends)} origin(s)")
+                skipped.append(
+                    f"{series.name}: {args.origins - len(ends)} origin(s) with under "
+                    f"{series.m + MIN_EXTRA} train values"
+                )
+            log(
+                f"[{number}/{len(all_series)}] {series.name}: {series.frequency}, {len(series.values)} values, "
+                f"m={series.m}, H={series.h}, {len(ends)} origin(s)"
+            )
             for origin, end in enumerate(ends, 1):
-                train, truth = series.values[:end], series.values[end:end + series.h]
+                train, truth = series.values[:end], series.values[end : end + series.h]
                 if len(ends) > 1:
                     log(f"  origin {origin}: {len(train)} train values")
                 for row in rows:
@@ -392,9 +423,17 @@ def main() -> None:
                         made, point, took = run_command(commands[method], series, train, series.h, seed, folder)
                     else:
                         made, point, took = run_stats(method, train, series.h, series.m)
-                    entry = {"series": series.name, "frequency": series.frequency, "m": series.m, "h": series.h,
-                             "origin": origin, "train_values": len(train), "method": method,
-                             "seed": "" if seed is None else seed, "seconds": round(took, 3)}
+                    entry = {
+                        "series": series.name,
+                        "frequency": series.frequency,
+                        "m": series.m,
+                        "h": series.h,
+                        "origin": origin,
+                        "train_values": len(train),
+                        "method": method,
+                        "seed": "" if seed is None else seed,
+                        "seconds": round(took, 3),
+                    }
                     so_far = results[row].setdefault(series.name, [])
                     if isinstance(made, str):
                         log(f"    {label[row]}: FAILED ({took:.1f} s): {made}")
@@ -405,14 +444,28 @@ def main() -> None:
                     got = {**scores(truth, made, point, train, series.m), "seconds": took}
                     if isinstance(so_far, list):
                         so_far.append(got)
-                    details.append({**entry, **{k: round(v, 4) for k, v in got.items() if k != "seconds"},
-                                    "error": ""})
-                    log(f"    {label[row]}: MASE {got['mase']:.3f} sCRPS {got['scrps']:.3f} "
-                        f"cover80 {got['coverage']:.0%} ({took:.1f} s)")
+                    details.append({**entry, **{k: round(v, 4) for k, v in got.items() if k != "seconds"}, "error": ""})
+                    log(
+                        f"    {label[row]}: MASE {got['mase']:.3f} sCRPS {got['scrps']:.3f} "
+                        f"cover80 {got['coverage']:.0%} ({took:.1f} s)"
+                    )
 
     if args.details:
-        fields = ["series", "frequency", "m", "h", "origin", "train_values", "method", "seed",
-                  "mase", "scrps", "coverage", "seconds", "error"]
+        fields = [
+            "series",
+            "frequency",
+            "m",
+            "h",
+            "origin",
+            "train_values",
+            "method",
+            "seed",
+            "mase",
+            "scrps",
+            "coverage",
+            "seconds",
+            "error",
+        ]
         with open(args.details, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=fields, restval="")
             writer.writeheader()
@@ -422,19 +475,35 @@ def main() -> None:
     report(results, rows, label, stats, seeds, commands, args.origins)
 
 
-def report(results: dict, rows: list[tuple], label: dict, stats: list[str], seeds: list[int],
-           commands: dict[str, str], origins: int) -> None:
+def report(
+    results: dict,
+    rows: list[tuple],
+    label: dict,
+    stats: list[str],
+    seeds: list[int],
+    commands: dict[str, str],
+    origins: int,
+) -> None:
     """The Markdown table: per method, means over the series it scored, and its wins."""
     # Each series' scores averaged over its origins; a failed series stays a string.
-    per_series = {row: {name: (got if isinstance(got, str) else
-                               {k: float(np.mean([o[k] for o in got])) for k in got[0]})
-                        for name, got in by_series.items() if got}
-                  for row, by_series in results.items()}
+    per_series = {
+        row: {
+            name: (got if isinstance(got, str) else {k: float(np.mean([o[k] for o in got])) for k in got[0]})
+            for name, got in by_series.items()
+            if got
+        }
+        for row, by_series in results.items()
+    }
     scored = sorted({name for by_series in per_series.values() for name in by_series})
-    print(f"machine: {machine_line()}; {datetime.date.today().isoformat()}; {len(scored)} series, "
-          f"{origins} origin(s) each (a horizon apart)\n")
-    head = (["method", "series", "mean MASE", "median MASE", "mean sCRPS", "cover80"]
-            + [f"beats {s}" for s in stats] + ["median s", "mean s"])
+    print(
+        f"machine: {machine_line()}; {datetime.date.today().isoformat()}; {len(scored)} series, "
+        f"{origins} origin(s) each (a horizon apart)\n"
+    )
+    head = (
+        ["method", "series", "mean MASE", "median MASE", "mean sCRPS", "cover80"]
+        + [f"beats {s}" for s in stats]
+        + ["median s", "mean s"]
+    )
     print("| " + " | ".join(head) + " |")
     print("|" + "|".join("---" if i == 0 else "---:" for i in range(len(head))) + "|")
     for row in rows:
@@ -444,10 +513,14 @@ def report(results: dict, rows: list[tuple], label: dict, stats: list[str], seed
             print("| " + " | ".join([label[row], f"0 ({failed} failed)"] + [""] * (len(head) - 2)) + " |")
             continue
         mase = [r["mase"] for r in ok.values()]
-        cells = [label[row], f"{len(ok)}" + (f" ({failed} failed)" if failed else ""),
-                 f"{np.mean(mase):.3f}", f"{np.median(mase):.3f}",
-                 f"{np.mean([r['scrps'] for r in ok.values()]):.3f}",
-                 f"{np.mean([r['coverage'] for r in ok.values()]):.0%}"]
+        cells = [
+            label[row],
+            f"{len(ok)}" + (f" ({failed} failed)" if failed else ""),
+            f"{np.mean(mase):.3f}",
+            f"{np.median(mase):.3f}",
+            f"{np.mean([r['scrps'] for r in ok.values()]):.3f}",
+            f"{np.mean([r['coverage'] for r in ok.values()]):.0%}",
+        ]
         for other in stats:
             if row == (other, None):
                 cells.append("-")
@@ -459,8 +532,9 @@ def report(results: dict, rows: list[tuple], label: dict, stats: list[str], seed
         cells += [f"{np.median(seconds):.2f}", f"{np.mean(seconds):.2f}"]
         print("| " + " | ".join(cells) + " |")
 
-    failures = [(label[row], name, why) for row in rows for name, why in per_series[row].items()
-                if isinstance(why, str)]
+    failures = [
+        (label[row], name, why) for row in rows for name, why in per_series[row].items() if isinstance(why, str)
+    ]
     if failures:
         print("\nfailed:")
         for who, name, why in failures:
@@ -475,8 +549,10 @@ def report(results: dict, rows: list[tuple], label: dict, stats: list[str], seed
                 print(f"{name}: no series scored by every seed")
                 continue
             means = [np.mean([b[n]["mase"] for n in common]) for b in by_seed]
-            print(f"{name}: mean MASE across seeds {', '.join(map(str, seeds))} on {len(common)} series: "
-                  f"{', '.join(f'{x:.3f}' for x in means)}; largest / smallest {max(means) / min(means):.3f}")
+            print(
+                f"{name}: mean MASE across seeds {', '.join(map(str, seeds))} on {len(common)} series: "
+                f"{', '.join(f'{x:.3f}' for x in means)}; largest / smallest {max(means) / min(means):.3f}"
+            )
 
 
 if __name__ == "__main__":

@@ -70,13 +70,21 @@ def series() -> dict[str, tuple[np.ndarray, int, int, np.ndarray]]:
     elnino = sm.datasets.elnino.load_pandas().data
     gdp_start = f"{int(macro['year'][0])}-{3 * int(macro['quarter'][0]) - 2:02d}"
     return {
-        "sunspots": (sunspots["SUNACTIVITY"].to_numpy(float), 22, 11,
-                     dates(str(int(sunspots["YEAR"][0])), "Y", len(sunspots))),
+        "sunspots": (
+            sunspots["SUNACTIVITY"].to_numpy(float),
+            22,
+            11,
+            dates(str(int(sunspots["YEAR"][0])), "Y", len(sunspots)),
+        ),
         "nile": (nile["volume"].to_numpy(float), 10, 1, dates(str(int(nile["year"][0])), "Y", len(nile))),
         "co2": (co2.to_numpy(float), 48, 12, co2.index.to_numpy().astype("datetime64[M]")),
         "realgdp": (macro["realgdp"].to_numpy(float), 8, 4, dates(gdp_start, "M", len(macro), 3)),
-        "elnino": (elnino[months].to_numpy(float).reshape(-1), 24, 12,
-                   dates(str(int(elnino["YEAR"][0])), "M", 12 * len(elnino))),
+        "elnino": (
+            elnino[months].to_numpy(float).reshape(-1),
+            24,
+            12,
+            dates(str(int(elnino["YEAR"][0])), "M", 12 * len(elnino)),
+        ),
     }
 
 
@@ -87,8 +95,13 @@ def baselines(train: np.ndarray, horizon: int, season: int, seed: int) -> dict[s
     out = {"last value": np.full(horizon, train[-1]), "seasonal naive": seasonal_naive(train, horizon, season)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = ExponentialSmoothing(train, trend="add", damped_trend=True, seasonal="add" if season > 1 else None,
-                                   seasonal_periods=season if season > 1 else None).fit()
+        fit = ExponentialSmoothing(
+            train,
+            trend="add",
+            damped_trend=True,
+            seasonal="add" if season > 1 else None,
+            seasonal_periods=season if season > 1 else None,
+        ).fit()
         paths = fit.simulate(horizon, repetitions=SAMPLES, error="add", random_state=seed)
     out["ETS (statsmodels)"] = np.asarray(paths).T
     return out
@@ -99,8 +112,16 @@ def seqgen(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "seqgen", *args], capture_output=True, text=True, env=env, check=True)
 
 
-def seqgen_forecast(name: str, train: np.ndarray, times: np.ndarray, horizon: int, seed: int, folder: Path,
-                    head: str | None, options: list[str]):
+def seqgen_forecast(
+    name: str,
+    train: np.ndarray,
+    times: np.ndarray,
+    horizon: int,
+    seed: int,
+    folder: Path,
+    head: str | None,
+    options: list[str],
+):
     """Train with the defaults (and `--head` when given, and `options`), then draw the paths;
     returns (paths or the error's last line, a note on training, the seconds the paths took)."""
     data = folder / f"{name}.csv"
@@ -116,11 +137,17 @@ def seqgen_forecast(name: str, train: np.ndarray, times: np.ndarray, horizon: in
     model = load_checkpoint(ckpt)
     progress = model.meta["progress"]
     calendar = model.model_config.calendar
-    note = (f"{model.model_config.head} head, {model.data.get('target', 'level')}, {progress['step']} steps in "
-            f"{progress['elapsed']:.0f} s, best at {progress['best_step']}"
-            + (f", calendar {'/'.join(f'{p:g}' for p in calendar)}" if calendar else "")
-            + (f", spread x{progress['interval_scale']:.2f} (validation tail {progress['calibration']['coverage_before']:.0%}"
-               f" -> {progress['calibration']['coverage']:.0%})" if progress.get("calibration") else ""))
+    note = (
+        f"{model.model_config.head} head, {model.data.get('target', 'level')}, {progress['step']} steps in "
+        f"{progress['elapsed']:.0f} s, best at {progress['best_step']}"
+        + (f", calendar {'/'.join(f'{p:g}' for p in calendar)}" if calendar else "")
+        + (
+            f", spread x{progress['interval_scale']:.2f} (validation tail {progress['calibration']['coverage_before']:.0%}"
+            f" -> {progress['calibration']['coverage']:.0%})"
+            if progress.get("calibration")
+            else ""
+        )
+    )
     started = time.perf_counter()
     result = forecast(model, train, horizon, samples=SAMPLES, seed=seed)
     return result.paths, note, time.perf_counter() - started
@@ -156,12 +183,21 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", help="one series: " + ", ".join(series()))
     parser.add_argument("--heads", default="", help="also train with these heads (comma-separated), beside the default")
-    parser.add_argument("--train-options", default="", help="more options for every `seqgen train`, e.g. '--calendar none'")
-    parser.add_argument("--spread-rules", action="store_true",
-                        help="also score the default model's paths with the spread widened by each rule of SPREAD_RULES")
-    parser.add_argument("--origins", type=int, default=1,
-                        help="forecast from this many origins per series, each a horizon before the next (the last is "
-                             "the end of the data), training anew at each; scores are averaged over them")
+    parser.add_argument(
+        "--train-options", default="", help="more options for every `seqgen train`, e.g. '--calendar none'"
+    )
+    parser.add_argument(
+        "--spread-rules",
+        action="store_true",
+        help="also score the default model's paths with the spread widened by each rule of SPREAD_RULES",
+    )
+    parser.add_argument(
+        "--origins",
+        type=int,
+        default=1,
+        help="forecast from this many origins per series, each a horizon before the next (the last is "
+        "the end of the data), training anew at each; scores are averaged over them",
+    )
     args = parser.parse_args()
     if args.origins < 1:
         parser.error("--origins must be at least 1")
@@ -178,8 +214,9 @@ def main() -> None:
             by_origin = []
             for back in range(args.origins - 1, -1, -1):
                 end = len(values) - back * horizon
-                window, notes = score_window(name, values[:end], times[:end], horizon, season, args, heads, options,
-                                             Path(tmp), timings)
+                window, notes = score_window(
+                    name, values[:end], times[:end], horizon, season, args, heads, options, Path(tmp), timings
+                )
                 by_origin.append(window)
             methods = list(dict.fromkeys(m for window in by_origin for m in window))
             for method in methods:
@@ -195,14 +232,25 @@ def main() -> None:
                 print(f"{name:<10} {method:<26} {result['mase']:6.2f} {result['scrps']:6.2f} {cover:>7}{each}")
             for method, note in notes.items():
                 print(f"{'':<10} {'(' + method + ')':<26} {note}")
-            print(f"{'':<10} {'(data)':<26} {len(values) - horizon} values, {horizon} held out, season {season}"
-                  + (f"; {args.origins} origins, a horizon apart (notes: the last)" if args.origins > 1 else ""))
+            print(
+                f"{'':<10} {'(data)':<26} {len(values) - horizon} values, {horizon} held out, season {season}"
+                + (f"; {args.origins} origins, a horizon apart (notes: the last)" if args.origins > 1 else "")
+            )
     report(scores, timings)
 
 
-def score_window(name: str, values: np.ndarray, times: np.ndarray, horizon: int, season: int, args,
-                 heads: list[str | None], options: list[str], folder: Path,
-                 timings: list[float]) -> tuple[dict, dict]:
+def score_window(
+    name: str,
+    values: np.ndarray,
+    times: np.ndarray,
+    horizon: int,
+    season: int,
+    args,
+    heads: list[str | None],
+    options: list[str],
+    folder: Path,
+    timings: list[float],
+) -> tuple[dict, dict]:
     """Every method's score (or its error line) on `values` with its last `horizon` held out, and
     what each seqgen run says of its training."""
     train, truth = values[:-horizon], values[-horizon:]
@@ -210,8 +258,9 @@ def score_window(name: str, values: np.ndarray, times: np.ndarray, horizon: int,
     notes = {}
     for head in heads:
         label = "seqgen" if head is None else f"seqgen --head {head}"
-        forecasts[label], notes[label], took = seqgen_forecast(name, train, times[:-horizon], horizon, args.seed,
-                                                               folder, head, options)
+        forecasts[label], notes[label], took = seqgen_forecast(
+            name, train, times[:-horizon], horizon, args.seed, folder, head, options
+        )
         timings.append(took) if head is None else None
     if args.spread_rules and not isinstance(forecasts["seqgen"], str):
         model = load_checkpoint(folder / f"{name}-default.safetensors")
@@ -243,8 +292,10 @@ def report(scores: dict[str, dict[str, dict]], timings: list[float]) -> None:
         print("seqgen failed on some series: targets NOT MET")
         return
     beaten = [n for n in names if ours[n]["mase"] < scores["seasonal naive"][n]["mase"]]
-    print(f"1. seqgen MASE below seasonal naive on every series: {len(beaten)}/{len(names)}"
-          f"  {verdict(len(beaten) == len(names))}")
+    print(
+        f"1. seqgen MASE below seasonal naive on every series: {len(beaten)}/{len(names)}"
+        f"  {verdict(len(beaten) == len(names))}"
+    )
     ets = np.mean([scores["ETS (statsmodels)"][n]["mase"] for n in names])
     mine = np.mean([ours[n]["mase"] for n in names])
     print(f"1. seqgen mean MASE {mine:.2f} <= ETS {ets:.2f}  {verdict(mine <= ets)}")

@@ -56,7 +56,9 @@ def one_product() -> None:
     flops = 2 * 64 * 256 * 1024
     for name, fn in (("numpy", lambda: np.matmul(a, w, out=out)), ("torch", lambda: torch.mm(ta, tw, out=tout))):
         seconds = median_seconds(fn, 2000)
-        print(f"(64x256)(256x1024) product, one core, {name}: {seconds * 1e6:7.1f} us  {flops / seconds / 1e9:6.1f} GFLOP/s")
+        print(
+            f"(64x256)(256x1024) product, one core, {name}: {seconds * 1e6:7.1f} us  {flops / seconds / 1e9:6.1f} GFLOP/s"
+        )
     torch.set_num_threads(threads)
 
 
@@ -78,17 +80,21 @@ def training_steps() -> None:
         seconds = {}
         for bf16 in (False, True):
             seconds[bf16] = median_seconds(lambda: train_step(model, optimizer, x, bf16), 2, repeats=3)
-        print(f"{cell} 2x384 training step: float32 {seconds[False] * 1e3:5.0f} ms, bfloat16 autocast "
-              f"{seconds[True] * 1e3:5.0f} ms ({seconds[False] / seconds[True]:.2f}x); "
-              f"float32 {BATCH * WINDOW / seconds[False]:,.0f} characters/s")
+        print(
+            f"{cell} 2x384 training step: float32 {seconds[False] * 1e3:5.0f} ms, bfloat16 autocast "
+            f"{seconds[True] * 1e3:5.0f} ms ({seconds[False] / seconds[True]:.2f}x); "
+            f"float32 {BATCH * WINDOW / seconds[False]:,.0f} characters/s"
+        )
         with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
             train_step(model, optimizer, x, False)
         events = prof.key_averages()
         total = sum(e.self_cpu_time_total for e in events)
         top = max(events, key=lambda e: e.self_cpu_time_total)
         fused = sum(e.self_cpu_time_total for e in events if "rnn_layer" in e.key)  # oneDNN's whole-layer kernels
-        print(f"{cell} step's largest kernel: {top.key} ({top.self_cpu_time_total / total:.0%} of the CPU time); "
-              f"oneDNN RNN layer kernels, forward and backward: {fused / total:.0%}")
+        print(
+            f"{cell} step's largest kernel: {top.key} ({top.self_cpu_time_total / total:.0%} of the CPU time); "
+            f"oneDNN RNN layer kernels, forward and backward: {fused / total:.0%}"
+        )
 
 
 def exact_products() -> None:
@@ -102,17 +108,26 @@ def exact_products() -> None:
         x = np.tanh(rng.standard_normal((rows, 384))).astype(np.float32)
         out = np.empty((rows, 1536), np.float32)
         work = ExactWeights.work_buffers(rows, 384, 1536)
-        timed = {name: median_seconds(fn, 200) for name, fn in
-                 (("exact", lambda: exact.product(x, out, work)), ("float32", lambda: np.matmul(x, single, out=out)))}
-        print(f"(rows {rows:2} x 384)(384 x 1536), one core: exact {timed['exact'] * 1e6:7.1f} us, "
-              f"float32 {timed['float32'] * 1e6:7.1f} us ({timed['exact'] / timed['float32']:.2f}x)")
+        timed = {
+            name: median_seconds(fn, 200)
+            for name, fn in (
+                ("exact", lambda: exact.product(x, out, work)),
+                ("float32", lambda: np.matmul(x, single, out=out)),
+            )
+        }
+        print(
+            f"(rows {rows:2} x 384)(384 x 1536), one core: exact {timed['exact'] * 1e6:7.1f} us, "
+            f"float32 {timed['float32'] * 1e6:7.1f} us ({timed['exact'] / timed['float32']:.2f}x)"
+        )
     ckpt = load_checkpoint(Path(__file__).resolve().parents[1] / "checkpoints" / "tinyshakespeare.safetensors")
     model = NumpyModel(ckpt.weights, ckpt.model_config, threads=1)
     for streams in (1, 8, 64):
         state, x = model.init_state(streams), np.zeros(streams, dtype=np.int64)
         seconds = median_seconds(lambda: model.step(x, state), 200 if streams < 64 else 50)
-        print(f"shipped text model ({ckpt.model_config.cell} {ckpt.model_config.layers}x{ckpt.model_config.hidden}), "
-              f"{streams:2} streams, one core: {seconds * 1e3:.3f} ms a step")
+        print(
+            f"shipped text model ({ckpt.model_config.cell} {ckpt.model_config.layers}x{ckpt.model_config.hidden}), "
+            f"{streams:2} streams, one core: {seconds * 1e3:.3f} ms a step"
+        )
 
 
 def main() -> None:

@@ -75,7 +75,9 @@ def baseline_rmse(prime: np.ndarray, truth: np.ndarray, order: int, horizons) ->
 
 def sine_model_rows(label: str, checkpoint: str, folder: str, seed: int) -> list[tuple]:
     """Free run on 32 fresh waves: mean and worst-wave RMSE, amplitude band (issue 13's targets)."""
-    report = json.loads(seqgen("eval", checkpoint, "--long", "--waves", "32", "--seed", str(seed), "--json", cwd=folder)[0])
+    report = json.loads(
+        seqgen("eval", checkpoint, "--long", "--waves", "32", "--seed", str(seed), "--json", cwd=folder)[0]
+    )
     rmse, worst = report["rmse"], report["rmse_worst"]
     amp_lo, amp_hi = report["amplitude_ratio_min"], report["amplitude_ratio_max"]
     return [
@@ -133,8 +135,20 @@ def text_rows(folder: str) -> list[tuple]:
     _, seconds = seqgen("train", str(SHAKESPEARE), "--max-time", "5m", "--quiet", cwd=folder)
     ckpt = "checkpoints/tinyshakespeare.safetensors"
     report = json.loads(seqgen("eval", ckpt, str(SHAKESPEARE), "--json", cwd=folder)[0])
-    sample, _ = seqgen("sample", ckpt, "--prime", "ROMEO:", "--temperature", "0.8", "--length", "1000",
-                       "--seed", "1", "--include-prime", cwd=folder)
+    sample, _ = seqgen(
+        "sample",
+        ckpt,
+        "--prime",
+        "ROMEO:",
+        "--temperature",
+        "0.8",
+        "--length",
+        "1000",
+        "--seed",
+        "1",
+        "--include-prime",
+        cwd=folder,
+    )
     corpus_words = set(re.findall(r"[a-z']+", SHAKESPEARE.read_text(encoding="utf-8").lower()))
     words = re.findall(r"[a-z']+", sample.lower())
     known = sum(w in corpus_words for w in words) / max(len(words), 1)

@@ -37,13 +37,28 @@ def make_corpus(path: Path, megabytes: int) -> None:
 
 def train(folder: Path, corpus: Path, nproc: int, steps: int) -> tuple[float, float]:
     """(chars/s, peak RSS in MB) of one run."""
-    args = ["train", str(corpus), "--steps", str(steps), "--eval-every", str(steps), "--val-fraction", "0.0005",
-            "--batch-size", "64", "--cache-dir", str(folder / "cache"), "--out", str(folder / f"run{nproc}.safetensors")]
+    args = [
+        "train",
+        str(corpus),
+        "--steps",
+        str(steps),
+        "--eval-every",
+        str(steps),
+        "--val-fraction",
+        "0.0005",
+        "--batch-size",
+        "64",
+        "--cache-dir",
+        str(folder / "cache"),
+        "--out",
+        str(folder / f"run{nproc}.safetensors"),
+    ]
     if nproc > 1:
         args += ["--nproc", str(nproc)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "NO_COLOR": "1"}
-    result = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-m", "seqgen", *args],
-                            capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        ["/usr/bin/time", "-v", sys.executable, "-m", "seqgen", *args], capture_output=True, text=True, env=env
+    )
     if result.returncode != 0:
         raise SystemExit(result.stderr)
     rate = float(re.search(r"chars/s\s+([\d,]+)", result.stderr).group(1).replace(",", ""))

@@ -64,10 +64,21 @@ class Server:
 
     def __init__(self, checkpoint: Path, *options: str):
         self.port = free_port()
-        command = [sys.executable, "-m", "seqgen", "serve", str(checkpoint), "--port", str(self.port),
-                   "--max-streams", "256", *options]
-        self.process = subprocess.Popen(command, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        env={**os.environ, "NO_COLOR": "1"})
+        command = [
+            sys.executable,
+            "-m",
+            "seqgen",
+            "serve",
+            str(checkpoint),
+            "--port",
+            str(self.port),
+            "--max-streams",
+            "256",
+            *options,
+        ]
+        self.process = subprocess.Popen(
+            command, stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env={**os.environ, "NO_COLOR": "1"}
+        )
         self.model = checkpoint.stem
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -76,7 +87,9 @@ class Server:
                 return
             except OSError:
                 if self.process.poll() is not None:
-                    raise SystemExit(f"seqgen serve exited with {self.process.returncode}: is the serve extra installed?")
+                    raise SystemExit(
+                        f"seqgen serve exited with {self.process.returncode}: is the serve extra installed?"
+                    ) from None
                 time.sleep(0.2)
         raise SystemExit("seqgen serve did not answer /health within 60 s")
 
@@ -113,8 +126,10 @@ async def complete(port: int, body: dict) -> tuple[list[tuple[float, str]], floa
     start = time.perf_counter()
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     payload = json.dumps(body).encode()
-    writer.write(b"POST /v1/completions HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(payload) + payload)
+    writer.write(
+        b"POST /v1/completions HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(payload) + payload
+    )
     await writer.drain()
     status = (await reader.readline()).split()
     if len(status) < 2 or status[1] != b"200":
@@ -188,8 +203,13 @@ async def soak(server: Server, seconds: float, clients: int, length: int) -> dic
 
     await asyncio.gather(watch(), *[client(seed) for seed in range(clients)])
     early = next(rss for at, rss in memory if at >= 10) if seconds > 10 else memory[0][1]
-    return {"answered": answered, "failures": failures, "early": early, "late": memory[-1][1],
-            "peak": max(rss for _, rss in memory)}
+    return {
+        "answered": answered,
+        "failures": failures,
+        "early": early,
+        "late": memory[-1][1],
+        "peak": max(rss for _, rss in memory),
+    }
 
 
 def server_text(port: int, length: int, seed: int, stream: bool) -> str:
@@ -198,8 +218,21 @@ def server_text(port: int, length: int, seed: int, stream: bool) -> str:
 
 
 def cli_sample(checkpoint: Path, length: int, seed: int) -> str:
-    command = [sys.executable, "-m", "seqgen", "sample", str(checkpoint), "--prime", PROMPT, "--length",
-               str(length), "--temperature", "0.8", "--seed", str(seed)]
+    command = [
+        sys.executable,
+        "-m",
+        "seqgen",
+        "sample",
+        str(checkpoint),
+        "--prime",
+        PROMPT,
+        "--length",
+        str(length),
+        "--temperature",
+        "0.8",
+        "--seed",
+        str(seed),
+    ]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     return out[:-1] if out.endswith("\n") else out  # the CLI ends its text output with a newline
 
@@ -216,8 +249,9 @@ def bound_rate(checkpoint: Path, batch: int, steps: int, repeats: int) -> tuple[
     # As speed.py: the products of a 64-row batch in slices on all usable cores, up to 4 (the
     # server's model itself leaves one core to its event loop).
     cores = min(usable_cores(), 4, batch // ROWS_PER_THREAD)
-    fn = matmul_bound(batch, steps, cores, hidden=config.hidden, embed=config.embed,
-                      gates=GATES[config.cell], vocab=config.vocab_size)
+    fn = matmul_bound(
+        batch, steps, cores, hidden=config.hidden, embed=config.embed, gates=GATES[config.cell], vocab=config.vocab_size
+    )
     return median_rate(fn, batch * steps, repeats), cores
 
 
@@ -228,12 +262,12 @@ async def openai_round(port: int, model: str, clients: int, length: int, stream:
     """`clients` AsyncOpenAI clients asking at once; the aggregate characters/s."""
     from openai import AsyncOpenAI
 
-    made = [AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0)
-            for _ in range(clients)]
+    made = [AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0) for _ in range(clients)]
 
     async def ask(client, seed: int) -> int:
-        answer = await client.completions.create(model=model, prompt=PROMPT, max_tokens=length, temperature=0.8,
-                                                 seed=seed, stream=stream)
+        answer = await client.completions.create(
+            model=model, prompt=PROMPT, max_tokens=length, temperature=0.8, seed=seed, stream=stream
+        )
         if not stream:
             return len(answer.choices[0].text)
         return sum([len(chunk.choices[0].text) async for chunk in answer if chunk.choices])
@@ -260,10 +294,12 @@ def openai_rows(server: "Server", rounds: int, length: int, gain: float) -> list
         how = "streamed" if stream else "whole"
         one = statistics.median(run(1, stream) for _ in range(rounds))
         many = statistics.median(run(64, stream) for _ in range(rounds))
-        rows += [(f"openai SDK, {how}, {length} chars each: 1 client (chars/s)", one, ""),
-                 (f"openai SDK, {how}, {length} chars each: 64 clients (chars/s)", many, ""),
-                 (f"  64 clients / 1 client, {how}", many / one, ""),
-                 (f"  server's share of the library's gain, {how}", many / one / gain, at_least(0.8, ""))]
+        rows += [
+            (f"openai SDK, {how}, {length} chars each: 1 client (chars/s)", one, ""),
+            (f"openai SDK, {how}, {length} chars each: 64 clients (chars/s)", many, ""),
+            (f"  64 clients / 1 client, {how}", many / one, ""),
+            (f"  server's share of the library's gain, {how}", many / one / gain, at_least(0.8, "")),
+        ]
     return rows
 
 
@@ -273,8 +309,12 @@ def main() -> None:
     parser.add_argument("--soak", type=float, default=0, help="also run the soak test for this many seconds")
     parser.add_argument("--checkpoint", type=Path, default=CHECKPOINT)
     parser.add_argument("--stream-interval", default=None, help="passed to seqgen serve (default: its own)")
-    parser.add_argument("--clients", choices=("raw", "openai", "all"), default="all",
-                        help="the plain HTTP clients (steps 1-4), the openai SDK (step 5), or both")
+    parser.add_argument(
+        "--clients",
+        choices=("raw", "openai", "all"),
+        default="all",
+        help="the plain HTTP clients (steps 1-4), the openai SDK (step 5), or both",
+    )
     args = parser.parse_args()
     length, rounds = (100, 1) if args.quick else (500, 3)
     raw, sdk = args.clients in ("raw", "all"), args.clients in ("openai", "all")
@@ -288,50 +328,77 @@ def main() -> None:
     try:
         if sdk:
             gain = library / alone
-            rows += [("64 streams of one Generator, no server (chars/s)", library, ""),
-                     ("1 stream of one Generator, no server (chars/s)", alone, ""),
-                     ("  64 streams / 1 stream in the library (the model's own gain)", gain, ""),
-                     *openai_rows(server, rounds, 100 if args.quick else OPENAI_LENGTH, gain)]
+            rows += [
+                ("64 streams of one Generator, no server (chars/s)", library, ""),
+                ("1 stream of one Generator, no server (chars/s)", alone, ""),
+                ("  64 streams / 1 stream in the library (the model's own gain)", gain, ""),
+                *openai_rows(server, rounds, 100 if args.quick else OPENAI_LENGTH, gain),
+            ]
         if not raw:
             return
-        identical = all(server_text(server.port, length, seed, stream) == cli_sample(args.checkpoint, length, seed)
-                        for seed in (1, 2) for stream in (False, True))
-        rows.append(("server == seqgen sample, same seed (2 seeds, whole and streamed)", float(identical),
-                     ("all", lambda v: v == 1.0)))
+        identical = all(
+            server_text(server.port, length, seed, stream) == cli_sample(args.checkpoint, length, seed)
+            for seed in (1, 2)
+            for stream in (False, True)
+        )
+        rows.append(
+            (
+                "server == seqgen sample, same seed (2 seeds, whole and streamed)",
+                float(identical),
+                ("all", lambda v: v == 1.0),
+            )
+        )
         asyncio.run(load_round(server.port, 8, 50))  # warm up: the first steps of a new batch size are slower
         rates = {}
         for clients in (1, 8, 64):
             measured = [asyncio.run(load_round(server.port, clients, length)) for _ in range(rounds)]
             rates[clients] = statistics.median(m["rate"] for m in measured)
             gaps = [g for m in measured for g in m["gaps"]]
-            rows += [(f"{clients} clients: aggregate (chars/s)", rates[clients], ""),
-                     (f"{clients} clients: per-token latency p50 (ms)", 1000 * percentile(gaps, 0.5), ""),
-                     (f"{clients} clients: per-token latency p99 (ms)", 1000 * percentile(gaps, 0.99), ""),
-                     (f"{clients} clients: time to first token, median (ms)",
-                      1000 * statistics.median(m["first"] for m in measured), "")]
-        rows += [(f"64-stream matmul bound, {cores} cores (chars/s)", bound, ""),
-                 *([] if sdk else [  # else shown above, with the SDK's figures
-                     ("64 streams of one Generator, no server (chars/s)", library, ""),
-                     ("1 stream of one Generator, no server (chars/s)", alone, ""),
-                     ("  64 streams / 1 stream in the library (the model's own gain)", library / alone, "")]),
-                 ("  64 clients / the same through the library", rates[64] / library, ""),
-                 ("  64 clients / 1 client", rates[64] / rates[1], at_least(8)),
-                 ("  64 clients / bound", rates[64] / bound, at_least(0.5, ""))]
+            rows += [
+                (f"{clients} clients: aggregate (chars/s)", rates[clients], ""),
+                (f"{clients} clients: per-token latency p50 (ms)", 1000 * percentile(gaps, 0.5), ""),
+                (f"{clients} clients: per-token latency p99 (ms)", 1000 * percentile(gaps, 0.99), ""),
+                (
+                    f"{clients} clients: time to first token, median (ms)",
+                    1000 * statistics.median(m["first"] for m in measured),
+                    "",
+                ),
+            ]
+        rows += [
+            (f"64-stream matmul bound, {cores} cores (chars/s)", bound, ""),
+            *(
+                []
+                if sdk
+                else [  # else shown above, with the SDK's figures
+                    ("64 streams of one Generator, no server (chars/s)", library, ""),
+                    ("1 stream of one Generator, no server (chars/s)", alone, ""),
+                    ("  64 streams / 1 stream in the library (the model's own gain)", library / alone, ""),
+                ]
+            ),
+            ("  64 clients / the same through the library", rates[64] / library, ""),
+            ("  64 clients / 1 client", rates[64] / rates[1], at_least(8)),
+            ("  64 clients / bound", rates[64] / bound, at_least(0.5, "")),
+        ]
         if args.soak:
             result = asyncio.run(soak(server, args.soak, 64, length))
-            rows += [(f"soak {args.soak:g} s, 64 clients: requests answered", result["answered"], ""),
-                     ("  failed requests", result["failures"], ("0", lambda v: v == 0)),
-                     ("  RSS after 10 s (MB)", result["early"], ""), ("  RSS at the end (MB)", result["late"], ""),
-                     ("  RSS peak (MB)", result["peak"], ""),
-                     ("  end / after 10 s", result["late"] / result["early"], within(0.9, 1.1))]
+            rows += [
+                (f"soak {args.soak:g} s, 64 clients: requests answered", result["answered"], ""),
+                ("  failed requests", result["failures"], ("0", lambda v: v == 0)),
+                ("  RSS after 10 s (MB)", result["early"], ""),
+                ("  RSS at the end (MB)", result["late"], ""),
+                ("  RSS peak (MB)", result["peak"], ""),
+                ("  end / after 10 s", result["late"] / result["early"], within(0.9, 1.1)),
+            ]
     finally:
         server.close()
         report(args, rows, f"{length} characters per request" if raw else "", rounds)
 
 
 def report(args, rows: list[tuple], requests: str, rounds: int) -> None:
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {cpu_name()}; checkpoint {args.checkpoint.name}; "
-          f"{requests + ', ' if requests else ''}median of {rounds} rounds")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, {cpu_name()}; checkpoint {args.checkpoint.name}; "
+        f"{requests + ', ' if requests else ''}median of {rounds} rounds"
+    )
     print(f"{'measure':66s} {'value':>10s}  target")
     for name, value, target in rows:
         shown = f"{value:,.2f}" if value < 100 else f"{value:,.0f}"

@@ -100,37 +100,53 @@ def char_model(seed: int = 0) -> SeqModel:
 
 def checkpoint_of(model: SeqModel, folder: str, kind: str) -> str:
     path = os.path.join(folder, f"{kind}.safetensors")
-    data = {"kind": "text", "vocab": [chr(32 + i) for i in range(VOCAB)]} if kind == "text" else {
-        "kind": "series", "mean": 0.0, "std": 1.0, "source": {"type": "sine"}}
-    save_checkpoint(path, {"model": asdict(model.config), "data": data},
-                    {k: v.numpy() for k, v in model.state_dict().items()})
+    data = (
+        {"kind": "text", "vocab": [chr(32 + i) for i in range(VOCAB)]}
+        if kind == "text"
+        else {"kind": "series", "mean": 0.0, "std": 1.0, "source": {"type": "sine"}}
+    )
+    save_checkpoint(
+        path, {"model": asdict(model.config), "data": data}, {k: v.numpy() for k, v in model.state_dict().items()}
+    )
     return path
 
 
 def torch_loop(model: SeqModel, batch: int, steps: int):
     """The plain way: nn.LSTM called on one step at a time, sampling with torch.multinomial."""
+
     def run():
         with torch.no_grad():
             x, state = torch.zeros(batch, 1, dtype=torch.long), None
             for _ in range(steps):
                 logits, state = model(x, state)
                 x = torch.multinomial(F.softmax(logits[:, -1], dim=-1), 1)
+
     return run
 
 
 def seqgen_loop(ckpt: str, batch: int, steps: int, threads: int | None = None):
     loaded = load_checkpoint(ckpt)
     gen = Generator(NumpyModel(loaded.weights, loaded.model_config, threads=threads), vocab=loaded.vocab, seed=0)
+
     def run():
         gen.reset(batch)
         gen.feed(" ")
         for _ in gen.generate(steps):
             pass
+
     return run
 
 
-def matmul_bound(batch: int, steps: int, threads: int = 1, hidden: int = 256, embed: int = 64,
-                 lookup: bool = False, gates: int = 4, vocab: int = VOCAB):
+def matmul_bound(
+    batch: int,
+    steps: int,
+    threads: int = 1,
+    hidden: int = 256,
+    embed: int = 64,
+    lookup: bool = False,
+    gates: int = 4,
+    vocab: int = VOCAB,
+):
     """Only the matrix products of one step (input and recurrent products of both layers, head).
     With `lookup`, without the first layer's input product, which seqgen replaces by a row lookup
     (the embedding folded into the input weights): the stricter bound.
@@ -141,33 +157,38 @@ def matmul_bound(batch: int, steps: int, threads: int = 1, hidden: int = 256, em
     """
     rng = np.random.default_rng(0)
     G = gates * hidden
-    shapes = [(embed, G), (hidden, G), (hidden, G), (hidden, G), (hidden, vocab)][1 if lookup else 0:]
+    shapes = [(embed, G), (hidden, G), (hidden, G), (hidden, G), (hidden, vocab)][1 if lookup else 0 :]
     weights = [rng.standard_normal(s).astype(np.float32) for s in shapes]
     rows = np.linspace(0, batch, threads + 1).astype(int)
 
     def products(count: int):
         inputs = [rng.standard_normal((count, s[0])).astype(np.float32) for s in shapes]
         outs = [np.empty((count, s[1]), np.float32) for s in shapes]
+
         def run():
             for _ in range(steps):
                 for x, w, o in zip(inputs, weights, outs):
                     np.matmul(x, w, out=o)
+
         return run
 
     slices = [products(hi - lo) for lo, hi in zip(rows[:-1], rows[1:])]
     if threads == 1:
         return slices[0]
     pool = ThreadPoolExecutor(threads - 1)
+
     def run():
         futures = [pool.submit(fn) for fn in slices[1:]]
         slices[0]()
         for f in futures:
             f.result()
+
     return run
 
 
 def naive_refeed(model: SeqModel, length: int):
     """Re-run the network over the whole history for every new character."""
+
     def run():
         with torch.no_grad():
             history = torch.zeros(1, 1, dtype=torch.long)
@@ -175,6 +196,7 @@ def naive_refeed(model: SeqModel, length: int):
                 logits, _ = model(history)
                 nxt = torch.multinomial(F.softmax(logits[:, -1], dim=-1), 1)
                 history = torch.cat([history, nxt], dim=1)
+
     return run
 
 
@@ -212,15 +234,20 @@ def bpe_rows(folder: str, total: int, repeats: int) -> list[tuple]:
     torch.manual_seed(0)
     model = SeqModel(ModelConfig(cell="lstm", layers=2, hidden=256, embed=64, vocab_size=len(tokenizer))).eval()
     path = os.path.join(folder, "bpe.safetensors")
-    save_checkpoint(path, {"model": asdict(model.config), "data": {"kind": "text", "tokenizer": tokenizer.to_dict()}},
-                    {k: v.numpy() for k, v in model.state_dict().items()})
+    save_checkpoint(
+        path,
+        {"model": asdict(model.config), "data": {"kind": "text", "tokenizer": tokenizer.to_dict()}},
+        {k: v.numpy() for k, v in model.state_dict().items()},
+    )
     char_first, _ = step_cost_over_time(checkpoint_of(char_model(), folder, "text"), 2000, repeats)
     first, late = step_cost_over_time(path, total, repeats)
-    return [("1 stream, char model (chars/s)", char_first, ""),
-            (f"1 stream, bpe 1024 (tokens/s, {per_token:.2f} chars each)", first, ""),
-            ("1 stream, bpe 1024 (chars/s)", first * per_token, ""),
-            ("  bpe / char, characters per second", first * per_token / char_first, ""),
-            (f"  bpe tokens {total - 999:,}-{total:,} / 1-1,000", late / first, within(0.9, 1.1))]
+    return [
+        ("1 stream, char model (chars/s)", char_first, ""),
+        (f"1 stream, bpe 1024 (tokens/s, {per_token:.2f} chars each)", first, ""),
+        ("1 stream, bpe 1024 (chars/s)", first * per_token, ""),
+        ("  bpe / char, characters per second", first * per_token / char_first, ""),
+        (f"  bpe tokens {total - 999:,}-{total:,} / 1-1,000", late / first, within(0.9, 1.1)),
+    ]
 
 
 def training_text(chars: int) -> np.ndarray:
@@ -233,8 +260,9 @@ def training_text(chars: int) -> np.ndarray:
 BENCH_MODEL = dict(cell="lstm", layers=2, hidden=256, embed=64)
 
 
-def plain_training(text: str, steps: int, model: dict = BENCH_MODEL, batch: int = 64, window: int = 128,
-                   precision: str = "fp32"):
+def plain_training(
+    text: str, steps: int, model: dict = BENCH_MODEL, batch: int = 64, window: int = 128, precision: str = "fp32"
+):
     """A plain PyTorch TBPTT loop (Adam, clipping; under torch.autocast in bfloat16 when asked).
     Returns a function that trains and gives the seconds of steps 2..steps (the first step
     pays one-time costs in either loop)."""
@@ -243,6 +271,7 @@ def plain_training(text: str, steps: int, model: dict = BENCH_MODEL, batch: int 
     B, T = batch, window
     length = len(ids) // B
     tracks = ids[: B * length].view(B, length)
+
     def run() -> float:
         torch.manual_seed(0)
         net = SeqModel(ModelConfig(vocab_size=len(data.vocab), **model))
@@ -262,22 +291,33 @@ def plain_training(text: str, steps: int, model: dict = BENCH_MODEL, batch: int 
             state = tuple(s.detach().float() for s in state)
             loss.item()
         return time.perf_counter() - start
+
     return run
 
 
-def seqgen_training(text: str, steps: int, folder: str, model: dict = BENCH_MODEL, batch: int = 64,
-                    window: int = 128, precision: str = "fp32"):
+def seqgen_training(
+    text: str,
+    steps: int,
+    folder: str,
+    model: dict = BENCH_MODEL,
+    batch: int = 64,
+    window: int = 128,
+    precision: str = "fp32",
+):
     """seqgen's Trainer on the same model, batch and window, timed over the same steps 2..steps
     (from its own progress events, so setup and the closing validation are not counted)."""
     data = text_dataset(text, "bench", "bench", 0.1)
+
     def run() -> float:
         stamps = []
-        config = TrainConfig(batch_size=batch, window=window, steps=steps, eval_every=10**9, warmup=0,
-                             precision=precision)
+        config = TrainConfig(
+            batch_size=batch, window=window, steps=steps, eval_every=10**9, warmup=0, precision=precision
+        )
         on_event = lambda event: stamps.append(time.perf_counter()) if event["type"] == "step" else None
         trainer = Trainer(data, ModelConfig(**model), config, os.path.join(folder, "t.safetensors"))
         trainer.run(on_event=on_event)
         return stamps[-1] - stamps[0]
+
     return run
 
 
@@ -300,33 +340,45 @@ def default_text_rows(text: str, folder: str, steps: int, repeats: int) -> list[
     model = {k: getattr(config, k) for k in ("cell", "layers", "hidden", "embed", "dropout")}
     shape = dict(model=model, batch=train.batch_size, window=train.window)
     chars = train.batch_size * train.window * (steps - 1)
-    ours, ours32, plain = paired_training([seqgen_training(text, steps, folder, precision=chosen, **shape),
-                                           seqgen_training(text, steps, folder, precision="fp32", **shape),
-                                           plain_training(text, steps, precision=chosen, **shape)], chars, repeats)
+    ours, ours32, plain = paired_training(
+        [
+            seqgen_training(text, steps, folder, precision=chosen, **shape),
+            seqgen_training(text, steps, folder, precision="fp32", **shape),
+            plain_training(text, steps, precision=chosen, **shape),
+        ],
+        chars,
+        repeats,
+    )
     name = f"{config.cell.upper()} {config.layers}x{config.hidden}"
-    return [(f"default text ({name}): seqgen, {chosen} (chars/s)", statistics.median(ours), ""),
-            (f"default text ({name}): seqgen, fp32 (chars/s)", statistics.median(ours32), ""),
-            (f"  {chosen} / fp32", statistics.median(a / b for a, b in zip(ours, ours32)), ""),
-            (f"default text: plain loop, {chosen} (chars/s)", statistics.median(plain), ""),
-            ("  seqgen / plain (median of pairs)", statistics.median(a / b for a, b in zip(ours, plain)), at_least(1.0))]
+    return [
+        (f"default text ({name}): seqgen, {chosen} (chars/s)", statistics.median(ours), ""),
+        (f"default text ({name}): seqgen, fp32 (chars/s)", statistics.median(ours32), ""),
+        (f"  {chosen} / fp32", statistics.median(a / b for a, b in zip(ours, ours32)), ""),
+        (f"default text: plain loop, {chosen} (chars/s)", statistics.median(plain), ""),
+        ("  seqgen / plain (median of pairs)", statistics.median(a / b for a, b in zip(ours, plain)), at_least(1.0)),
+    ]
 
 
 def sine_loops(folder: str, steps: int):
     torch.manual_seed(0)
     model = SeqModel(defaults_for("series")[0]).eval()
     ckpt = checkpoint_of(model, folder, "sine")
+
     def plain():
         with torch.no_grad():
             x, state = torch.zeros(1, 1), None
             for _ in range(steps):
                 y, state = model(x, state)
                 x = y[..., 0]  # a likelihood head gives (mean, spread): the mean is fed back
+
     gen = Generator.from_checkpoint(ckpt)
+
     def ours():
         gen.reset(1)
         gen.feed([0.0])
         for _ in gen.generate(steps):
             pass
+
     return plain, ours
 
 
@@ -343,51 +395,79 @@ def main() -> None:
         torch1 = best_torch_rate(torch_loop(model, 1, n1), n1, reps)
         (bound1, ours1), (_, share1) = paired_rates([matmul_bound(1, n1), seqgen_loop(ckpt, 1, n1)], n1, reps)
         strict1 = share_of(paired_rates([matmul_bound(1, n1, lookup=True), seqgen_loop(ckpt, 1, n1)], n1, reps))
-        rows += [("1 stream: torch.nn.LSTM loop (steps/s)", torch1, ""), ("1 stream: seqgen, numpy (steps/s)", ours1, ""),
-                 ("1 stream: matmul bound (steps/s)", bound1, ""),
-                 ("  seqgen / torch loop", ours1 / torch1, at_least(3)), ("  seqgen / bound", share1, at_least(0.5, "")),
-                 ("  seqgen / bound without the looked-up product", strict1, "")]
+        rows += [
+            ("1 stream: torch.nn.LSTM loop (steps/s)", torch1, ""),
+            ("1 stream: seqgen, numpy (steps/s)", ours1, ""),
+            ("1 stream: matmul bound (steps/s)", bound1, ""),
+            ("  seqgen / torch loop", ours1 / torch1, at_least(3)),
+            ("  seqgen / bound", share1, at_least(0.5, "")),
+            ("  seqgen / bound without the looked-up product", strict1, ""),
+        ]
 
         torch64 = best_torch_rate(torch_loop(model, 64, n64), 64 * n64, reps)
         # seqgen steps 64 streams in slices on all usable cores (up to 4), so its bound uses as many.
         cores = min(usable_cores(), 4, 64 // ROWS_PER_THREAD)
         (bound64, ours64, single64), (_, share64, _) = paired_rates(
             [matmul_bound(64, n64, cores), seqgen_loop(ckpt, 64, n64), seqgen_loop(ckpt, 64, n64, threads=1)],
-            64 * n64, reps)
-        strict64 = share_of(paired_rates([matmul_bound(64, n64, cores, lookup=True), seqgen_loop(ckpt, 64, n64)],
-                                         64 * n64, reps))
-        rows += [("64 streams: torch.nn.LSTM loop (chars/s)", torch64, ""), ("64 streams: seqgen, numpy (chars/s)", ours64, ""),
-                 (f"64 streams: matmul bound, {cores} cores (chars/s)", bound64, ""),
-                 ("64 streams: seqgen on one thread (chars/s)", single64, ""),
-                 ("  seqgen / seqgen on one thread", ours64 / single64, ""),
-                 ("  seqgen / torch loop", ours64 / torch64, at_least(2)), ("  seqgen / bound", share64, at_least(0.5, "")),
-                 ("  seqgen / bound without the looked-up product", strict64, "")]
+            64 * n64,
+            reps,
+        )
+        strict64 = share_of(
+            paired_rates([matmul_bound(64, n64, cores, lookup=True), seqgen_loop(ckpt, 64, n64)], 64 * n64, reps)
+        )
+        rows += [
+            ("64 streams: torch.nn.LSTM loop (chars/s)", torch64, ""),
+            ("64 streams: seqgen, numpy (chars/s)", ours64, ""),
+            (f"64 streams: matmul bound, {cores} cores (chars/s)", bound64, ""),
+            ("64 streams: seqgen on one thread (chars/s)", single64, ""),
+            ("  seqgen / seqgen on one thread", ours64 / single64, ""),
+            ("  seqgen / torch loop", ours64 / torch64, at_least(2)),
+            ("  seqgen / bound", share64, at_least(0.5, "")),
+            ("  seqgen / bound without the looked-up product", strict64, ""),
+        ]
 
         total = 2000 if args.quick else 10_000
         first, late = step_cost_over_time(ckpt, total, reps)
         naive = median_rate(naive_refeed(model, 300), 300, 1)
-        rows += [("chars 1-1,000 (chars/s)", first, ""), (f"chars {total - 999:,}-{total:,} (chars/s)", late, ""),
-                 ("  last / first", late / first, within(0.9, 1.1)), ("naive re-feed, first 300 chars (chars/s)", naive, "")]
+        rows += [
+            ("chars 1-1,000 (chars/s)", first, ""),
+            (f"chars {total - 999:,}-{total:,} (chars/s)", late, ""),
+            ("  last / first", late / first, within(0.9, 1.1)),
+            ("naive re-feed, first 300 chars (chars/s)", naive, ""),
+        ]
 
         rows += bpe_rows(folder, total, reps)
 
         text = training_text(64 * 128 * (train_steps + 2) * 2)
-        plain_runs, our_runs = paired_training([plain_training(text, train_steps), seqgen_training(text, train_steps, folder)],
-                                               64 * 128 * (train_steps - 1), reps)
-        rows += [("training: plain PyTorch loop (chars/s)", statistics.median(plain_runs), ""),
-                 ("training: seqgen Trainer (chars/s)", statistics.median(our_runs), ""),
-                 ("  seqgen / plain (median of pairs)", statistics.median(o / p for o, p in zip(our_runs, plain_runs)),
-                  at_least(1.0))]
+        plain_runs, our_runs = paired_training(
+            [plain_training(text, train_steps), seqgen_training(text, train_steps, folder)],
+            64 * 128 * (train_steps - 1),
+            reps,
+        )
+        rows += [
+            ("training: plain PyTorch loop (chars/s)", statistics.median(plain_runs), ""),
+            ("training: seqgen Trainer (chars/s)", statistics.median(our_runs), ""),
+            (
+                "  seqgen / plain (median of pairs)",
+                statistics.median(o / p for o, p in zip(our_runs, plain_runs)),
+                at_least(1.0),
+            ),
+        ]
         rows += default_text_rows(text, folder, train_steps, reps)
 
         sine_plain, sine_ours = sine_loops(folder, n1)
         sp, so = best_torch_rate(sine_plain, n1, reps), median_rate(sine_ours, n1, reps)
-        rows += [("sine 1 stream: torch.nn.LSTM loop (steps/s)", sp, ""), ("sine 1 stream: seqgen, numpy (steps/s)", so, ""),
-                 ("  seqgen / torch loop", so / sp, at_least(3))]
+        rows += [
+            ("sine 1 stream: torch.nn.LSTM loop (steps/s)", sp, ""),
+            ("sine 1 stream: seqgen, numpy (steps/s)", so, ""),
+            ("  seqgen / torch loop", so / sp, at_least(3)),
+        ]
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}; "
-          f"torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__} "
-          f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')})")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.platform()}; "
+        f"torch {torch.__version__} ({torch.get_num_threads()} threads), numpy {np.__version__} "
+        f"(OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')})"
+    )
     print(f"{'measure':48s} {'value':>10s}  target")
     for name, value, target in rows:
         shown = f"{value:,.2f}" if not value >= 100 else f"{value:,.0f}"

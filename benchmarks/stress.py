@@ -59,8 +59,13 @@ def measure(args: list[str], cwd: Path, stdout=subprocess.DEVNULL) -> tuple[floa
     """Run `seqgen ARGS`; return (seconds, peak RSS in MB) of that process alone."""
     peak_file = cwd / "peak.kb"
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, str(peak_file), *args], cwd=cwd, stdout=stdout,
-                            stderr=subprocess.PIPE, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK_WRAPPER, str(peak_file), *args],
+        cwd=cwd,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if result.returncode != 0:
         raise SystemExit(f"seqgen {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
     return time.perf_counter() - start, int(peak_file.read_text()) / 1024

@@ -50,14 +50,31 @@ def run(corpus: Path, tokens: str, minutes: float, folder: str) -> dict:
     work.mkdir()
     ckpt = str(work / "model.safetensors")
     extra = ["--vocab-size", size] if size else []
-    seqgen("train", str(corpus), "--tokens", kind, *extra, "--max-time", f"{minutes:g}m", "--quiet",
-           "--out", ckpt, cwd=str(work))
+    seqgen(
+        "train",
+        str(corpus),
+        "--tokens",
+        kind,
+        *extra,
+        "--max-time",
+        f"{minutes:g}m",
+        "--quiet",
+        "--out",
+        ckpt,
+        cwd=str(work),
+    )
     report = json.loads(seqgen("eval", ckpt, str(corpus), "--json", cwd=str(work))[0])
     info = json.loads(seqgen("info", ckpt, "--json", cwd=str(work))[0])
     sample, _ = seqgen("sample", ckpt, "--temperature", "0.8", "--length", "300", "--seed", "1", cwd=str(work))
     training = info["training"]
-    return {"checkpoint": ckpt, "tokens": tokens, "bits_per_char": report["bits_per_char"], "steps": training["steps"],
-            "chars_per_token": report["characters"] / max(report["tokens"], 1), "sample": sample}
+    return {
+        "checkpoint": ckpt,
+        "tokens": tokens,
+        "bits_per_char": report["bits_per_char"],
+        "steps": training["steps"],
+        "chars_per_token": report["characters"] / max(report["tokens"], 1),
+        "sample": sample,
+    }
 
 
 def main() -> None:
@@ -81,7 +98,9 @@ def main() -> None:
                     shutil.copy(result.pop("checkpoint"), args.keep / f"{name}-{tokens.replace(':', '-')}.safetensors")
                 print(f"{name} {tokens}: {result['bits_per_char']:.3f} bits/char", file=sys.stderr)
                 rows.append((name, result))
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {cpu_name()}; {args.minutes:g}-minute runs, defaults")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, {cpu_name()}; {args.minutes:g}-minute runs, defaults"
+    )
     print(f"{'corpus':12s} {'tokens':10s} {'bits/char':>9s} {'chars/token':>11s} {'steps':>6s}")
     for name, r in rows:
         print(f"{name:12s} {r['tokens']:10s} {r['bits_per_char']:9.3f} {r['chars_per_token']:11.2f} {r['steps']:6d}")

@@ -59,18 +59,32 @@ def main() -> None:
     parser.add_argument("--temperatures", default="1,2", help="sampling temperatures, comma-separated")
     args = parser.parse_args()
     if not SHAKESPEARE.exists():
-        raise SystemExit(f"{SHAKESPEARE} is missing: this benchmark trains on tinyshakespeare; put the file there "
-                         "(https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt)")
+        raise SystemExit(
+            f"{SHAKESPEARE} is missing: this benchmark trains on tinyshakespeare; put the file there "
+            "(https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt)"
+        )
     temperatures = [float(t) for t in args.temperatures.split(",")]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f} at the start")
     counted = f"U+FFFD in {args.seeds} x {args.chars} chars"
-    print(f"{'tokens':8s} {'steps':>6s} {'val bits/char':>14s} {'temperature':>12s} {counted:>28s} {'without the rule':>17s}")
+    print(
+        f"{'tokens':8s} {'steps':>6s} {'val bits/char':>14s} {'temperature':>12s} {counted:>28s} {'without the rule':>17s}"
+    )
     failed = False
     with tempfile.TemporaryDirectory() as folder:
         for tokens in ("byte", "bpe"):
             ckpt = str(Path(folder) / f"{tokens}.safetensors")
-            seqgen("train", str(SHAKESPEARE), "--tokens", tokens, "--max-time", f"{args.seconds:g}s", "--quiet",
-                   "--out", ckpt, cwd=folder)
+            seqgen(
+                "train",
+                str(SHAKESPEARE),
+                "--tokens",
+                tokens,
+                "--max-time",
+                f"{args.seconds:g}s",
+                "--quiet",
+                "--out",
+                ckpt,
+                cwd=folder,
+            )
             progress = load_checkpoint(ckpt).meta["progress"]
             for temperature in temperatures:
                 seeds = range(1, args.seeds + 1)
@@ -78,8 +92,10 @@ def main() -> None:
                 unmasked = [sampled_text(ckpt, args.chars, seed, temperature, Unmasked) for seed in seeds]
                 bad = sum(text.count(REPLACEMENT) for text in masked)
                 failed |= bad > 0
-                print(f"{tokens:8s} {progress['step']:>6d} {progress['best_val_bpc']:>14.3f} {temperature:>12g} {bad:>28d} "
-                      f"{sum(text.count(REPLACEMENT) for text in unmasked):>17d}")
+                print(
+                    f"{tokens:8s} {progress['step']:>6d} {progress['best_val_bpc']:>14.3f} {temperature:>12g} {bad:>28d} "
+                    f"{sum(text.count(REPLACEMENT) for text in unmasked):>17d}"
+                )
             print(f"  sample (seed 1, temperature {temperature:g}): {masked[0][:160]!r}")
     print("target (no U+FFFD in any sample):", "met" if not failed else "NOT met")
     sys.exit(1 if failed else 0)

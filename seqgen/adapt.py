@@ -120,8 +120,9 @@ class Adapter:
             # appears: such weights move as if their gradient were a fraction of their tensor's typical.
             roots = [(total / count).sqrt() for total in squares]
             self.scale = [r.clamp_min(SCALE_FLOOR * r.mean().item()) for r in roots]
-            self.pull = [(s / s.mean().clamp_min(EPSILON)).clamp(max=1.0 / max(self.config.decay, EPSILON))
-                         for s in self.scale]
+            self.pull = [
+                (s / s.mean().clamp_min(EPSILON)).clamp(max=1.0 / max(self.config.decay, EPSILON)) for s in self.scale
+            ]
         return count
 
     def read(self, x: np.ndarray, y: np.ndarray, state=None) -> tuple[float, object]:
@@ -153,7 +154,9 @@ class Adapter:
             for i, (p, start) in enumerate(zip(self.params, self.trained)):
                 if c.method == "rms":
                     if self.scale is None:
-                        raise UsageError("the `rms` update needs a gradient scale: measure one first (`gradient_scale`)")
+                        raise UsageError(
+                            "the `rms` update needs a gradient scale: measure one first (`gradient_scale`)"
+                        )
                     p -= c.lr * p.grad / (self.scale[i] + EPSILON)
                     if c.decay:
                         p += c.decay * self.pull[i] * (start - p)
@@ -184,12 +187,13 @@ def torch_model(ckpt: Checkpoint, weights: dict[str, np.ndarray] | None = None):
     if ckpt.kind != "text":
         raise UsageError(f"{ckpt.path} is a {ckpt.kind} model; adapting to what it reads works with text models")
     model = SeqModel(ckpt.model_config)
-    model.load_state_dict({k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in (weights or ckpt.weights).items()})
+    model.load_state_dict(
+        {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in (weights or ckpt.weights).items()}
+    )
     return model
 
 
-def dynamic_loss(ckpt: Checkpoint, ids: np.ndarray, config: AdaptConfig,
-                 scale_ids: np.ndarray | None = None) -> float:
+def dynamic_loss(ckpt: Checkpoint, ids: np.ndarray, config: AdaptConfig, scale_ids: np.ndarray | None = None) -> float:
     """Mean loss per target (nats per token) over `ids` read as one stream from a zero state, each
     window scored before the weights learn from it (dynamic evaluation). The `rms` update's
     gradient scale is measured on the last `SCALE_WINDOWS` windows of `scale_ids`: text the
@@ -204,7 +208,7 @@ def dynamic_loss(ckpt: Checkpoint, ids: np.ndarray, config: AdaptConfig,
     with _one_thread(), torch.enable_grad():
         adapter = Adapter(torch_model(ckpt), config)
         if config.method == "rms":
-            tail = scale_ids[-(SCALE_WINDOWS * config.window + 1):]
+            tail = scale_ids[-(SCALE_WINDOWS * config.window + 1) :]
             adapter.gradient_scale(windows_of(tail, config.window))
         total, state = 0.0, None
         for x, y in windows_of(ids, config.window):

@@ -46,8 +46,11 @@ def classical_paths(history: np.ndarray, horizon: int, season: int, samples: int
             continue
         column = type(model).__name__
         levels = [0.5 - w / 200 for w in reversed(WIDTHS)] + [0.5] + [0.5 + w / 200 for w in WIDTHS]
-        rows = ([table[f"{column}-lo-{w}"].to_numpy() for w in reversed(WIDTHS)] + [table[column].to_numpy()]
-                + [table[f"{column}-hi-{w}"].to_numpy() for w in WIDTHS])
+        rows = (
+            [table[f"{column}-lo-{w}"].to_numpy() for w in reversed(WIDTHS)]
+            + [table[column].to_numpy()]
+            + [table[f"{column}-hi-{w}"].to_numpy() for w in WIDTHS]
+        )
         quantiles = np.sort(np.array(rows, dtype=float), axis=0)  # (levels, horizon)
         grid = np.clip((np.arange(samples) + 0.5) / samples, levels[0], levels[-1])
         out[name] = np.stack([np.interp(grid, levels, quantiles[:, t]) for t in range(horizon)], axis=1)

@@ -68,8 +68,9 @@ class Calibration:
         return asdict(self)
 
 
-def calibrate(ckpt: Checkpoint, data: Dataset, *, seed: int = 0, samples: int = SAMPLES,
-              should_stop=lambda: False) -> Calibration | None:
+def calibrate(
+    ckpt: Checkpoint, data: Dataset, *, seed: int = 0, samples: int = SAMPLES, should_stop=lambda: False
+) -> Calibration | None:
     """Find the spread factor for `ckpt`'s model on `data` (the dataset it trained on, as the
     Trainer holds it). None where there is nothing to calibrate: text, the built-in sine waves,
     a model with no spread to scale, or a validation tail too short for two forecasts; and when
@@ -115,8 +116,15 @@ def calibrate(ckpt: Checkpoint, data: Dataset, *, seed: int = 0, samples: int = 
     fitted = 2.0**high  # the smallest factor found that covers at least 80%
     ratio = (ckpt.meta.get("progress") or {}).get("spread_ratio") or 1.0
     scale = max(1.0, ratio, fitted)
-    return Calibration(round(scale, 4), round(fitted, 4), round(ratio, 4), before, coverage(scale), horizon,
-                       sum(len(t.origins) for t in trials))
+    return Calibration(
+        round(scale, 4),
+        round(fitted, 4),
+        round(ratio, 4),
+        before,
+        coverage(scale),
+        horizon,
+        sum(len(t.origins) for t in trials),
+    )
 
 
 def origins_in(length: int, horizon: int, split: int, most: int = MAX_ORIGINS) -> list[int]:
@@ -135,8 +143,10 @@ def user_series(data: Dataset) -> list[tuple[int, str | None, np.ndarray, int]]:
     name, values, index of its first validation value). Values are (length,) or (length, channels)."""
     shift = 1 if data.target == "diff" else 0  # a difference's index is one less than its value's
     if data.series is not None:
-        return [(i, e["name"], np.asarray(e["values"], dtype=np.float64), split + shift)
-                for i, (e, split) in enumerate(zip(data.series, data.splits))]
+        return [
+            (i, e["name"], np.asarray(e["values"], dtype=np.float64), split + shift)
+            for i, (e, split) in enumerate(zip(data.series, data.splits))
+        ]
     if data.levels is not None:
         values = np.asarray(data.levels, dtype=np.float64)
     else:
@@ -147,8 +157,19 @@ def user_series(data: Dataset) -> list[tuple[int, str | None, np.ndarray, int]]:
 class _Trial:
     """One series' forecasts from all its origins, ready to be drawn at any spread factor."""
 
-    def __init__(self, ckpt: Checkpoint, data: Dataset, index: int, name: str | None, values: np.ndarray,
-                 origins: list[int], horizon: int, samples: int, seed: int, model):
+    def __init__(
+        self,
+        ckpt: Checkpoint,
+        data: Dataset,
+        index: int,
+        name: str | None,
+        values: np.ndarray,
+        origins: list[int],
+        horizon: int,
+        samples: int,
+        seed: int,
+        model,
+    ):
         self.point = ckpt.model_config.head == "point"
         self.gen = Generator.from_checkpoint(ckpt, model=model, seed=seed, series=series_entry(ckpt, name))
         self.noise = validation_error(ckpt, self.gen.series) if self.point else 0.0

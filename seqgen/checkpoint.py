@@ -91,8 +91,10 @@ class Checkpoint:
     @property
     def model_config(self) -> ModelConfig:
         if self.kind == "forecaster":  # every command but forecast and info reads a trained model's config
-            raise CheckpointError(f"{self.path} is a forecaster (made by 'seqgen pretrain' or fine-tuned from one), which only forecasts: "
-                                  f"seqgen forecast {self.path} DATA")
+            raise CheckpointError(
+                f"{self.path} is a forecaster (made by 'seqgen pretrain' or fine-tuned from one), which only forecasts: "
+                f"seqgen forecast {self.path} DATA"
+            )
         return from_dict(ModelConfig, self.meta["model"])
 
     @property
@@ -125,8 +127,9 @@ def tensor_checksum(tensors: dict[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
-def save_checkpoint(path: str | Path, meta: dict, weights: dict[str, np.ndarray],
-                    training: dict[str, np.ndarray] | None = None) -> None:
+def save_checkpoint(
+    path: str | Path, meta: dict, weights: dict[str, np.ndarray], training: dict[str, np.ndarray] | None = None
+) -> None:
     """Write a checkpoint atomically: a crash at any moment leaves the previous file intact."""
     from safetensors.numpy import save
 

@@ -54,8 +54,10 @@ class ModelConfig:
             if getattr(self, name) < 1:
                 raise UsageError(f"`{name}` must be >= 1, got {getattr(self, name)}")
         if self.channels > 1 and self.head not in ("gaussian", "studentt"):
-            raise UsageError(f"channels modelled jointly need a likelihood head (`head` gaussian or studentt), whose "
-                             f"spread is each channel's own; got {self.head}")
+            raise UsageError(
+                f"channels modelled jointly need a likelihood head (`head` gaussian or studentt), whose "
+                f"spread is each channel's own; got {self.head}"
+            )
         if not 0 <= self.dropout < 1:
             raise UsageError(f"`dropout` must be in [0, 1), got {self.dropout}")
 
@@ -135,8 +137,9 @@ SHORT_SERIES = 2_000
 SMALL_SERIES = 150
 
 
-def defaults_for(kind: str, size: int | None = None, sine: bool = False,
-                 bf16: bool = False) -> tuple[ModelConfig, TrainConfig]:
+def defaults_for(
+    kind: str, size: int | None = None, sine: bool = False, bf16: bool = False
+) -> tuple[ModelConfig, TrainConfig]:
     """The default model and training settings for "text" or "series" data, or for the built-in
     `sine` waves (chosen by measurement; see docs/experiments.md). For text, `size` (its length in
     characters, if known) scales a small text's defaults down; a short series' (in values) is
@@ -144,11 +147,15 @@ def defaults_for(kind: str, size: int | None = None, sine: bool = False,
     step twice as fast (train/precision.py), so a full-size text gets an LSTM there."""
     if kind == "text":
         if size is not None and size < SMALL_TEXT:
-            return (ModelConfig(cell="gru", layers=1, hidden=128, embed=64, dropout=0.0),
-                    TrainConfig(batch_size=16, window=64, lr=5e-3, lr_min_ratio=0.02, max_time=60.0, eval_every=20))
+            return (
+                ModelConfig(cell="gru", layers=1, hidden=128, embed=64, dropout=0.0),
+                TrainConfig(batch_size=16, window=64, lr=5e-3, lr_min_ratio=0.02, max_time=60.0, eval_every=20),
+            )
         if size is not None and size < MEDIUM_TEXT:
-            return (ModelConfig(cell="gru", layers=2, hidden=128, embed=64, dropout=0.0),
-                    TrainConfig(batch_size=32, window=128, lr=5e-3, lr_min_ratio=0.02, max_time=120.0, eval_every=50))
+            return (
+                ModelConfig(cell="gru", layers=2, hidden=128, embed=64, dropout=0.0),
+                TrainConfig(batch_size=32, window=128, lr=5e-3, lr_min_ratio=0.02, max_time=120.0, eval_every=50),
+            )
         full = TrainConfig(batch_size=32, window=128, lr=5e-3, lr_min_ratio=0.02, max_time=300.0)
         if bf16:
             # In bfloat16 an LSTM 2x384 takes 2.4x the GRU's float32 steps in 5 minutes and

@@ -57,7 +57,7 @@ def keep_freed_memory() -> bool:
 
     try:
         mallopt = ctypes.CDLL(None).mallopt
-        ctypes.CDLL(None).gnu_get_libc_version  # glibc's own; musl's mallopt does nothing
+        _ = ctypes.CDLL(None).gnu_get_libc_version  # glibc's own; musl's mallopt does nothing
     except (OSError, AttributeError):
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h

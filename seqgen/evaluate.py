@@ -111,9 +111,17 @@ def checkpoint_val_fraction(ckpt: Checkpoint) -> float:
 PROTOCOLS = ("stream", "windows")
 
 
-def evaluate_text(checkpoint: str | Path | Checkpoint, data: str | Path | None = None, *,
-                  val_fraction: float | None = None, encoding: str = "utf-8", device: str = "cpu",
-                  protocol: str = "stream", window: int = 256, adapt: bool | AdaptConfig = False) -> TextEval:
+def evaluate_text(
+    checkpoint: str | Path | Checkpoint,
+    data: str | Path | None = None,
+    *,
+    val_fraction: float | None = None,
+    encoding: str = "utf-8",
+    device: str = "cpu",
+    protocol: str = "stream",
+    window: int = 256,
+    adapt: bool | AdaptConfig = False,
+) -> TextEval:
     """Mean validation loss (nats/char) over the last `val_fraction` of `data`, measured two ways:
     in one unbroken stream (`stream`: every token once, the state carried through the whole
     tail, as generation runs), and as nanoGPT scores its models (`windows`: the tail cut into
@@ -143,24 +151,42 @@ def evaluate_text(checkpoint: str | Path | Checkpoint, data: str | Path | None =
     stream = evaluate_loss(runner.model, tail, warmup=0, device=runner.device, pieces=1)
     ids = tail.streams[0][1:]
     # A tail shorter than one window has no windows figure; that is an error only when asked for.
-    windows = (windows_loss(runner.model, ids, window, runner.device)
-               if protocol == "windows" or len(ids) > window else None)
+    windows = (
+        windows_loss(runner.model, ids, window, runner.device) if protocol == "windows" or len(ids) > window else None
+    )
     per_token = stream if protocol == "stream" else windows
     adapted = None
     if adapting is not None:
         from .adapt import dynamic_loss
 
-        adapted = dynamic_loss(ckpt, tail.streams[0], adapting, _training_part(ckpt, tokenizer, path, encoding, fraction))
+        adapted = dynamic_loss(
+            ckpt, tail.streams[0], adapting, _training_part(ckpt, tokenizer, path, encoding, fraction)
+        )
     if tokenizer.kind != "char":  # per token so far; per character from here on
         stream = per_character(stream, ids, tokenizer)
         adapted = None if adapted is None else per_character(adapted, ids, tokenizer)
-        windows = None if windows is None else per_character(windows, ids[1 : 1 + (len(ids) - 1) // window * window],
-                                                              tokenizer)
-    return TextEval(str(ckpt.path), path, fraction, tokenizer.characters(ids),
-                    stream if protocol == "stream" else windows, time.perf_counter() - started, protocol=protocol,
-                    stream_loss=stream, windows_loss=windows, window=window, tokenization=tokenizer.kind,
-                    tokens=len(ids), loss_per_token=per_token, adapted_loss=adapted,
-                    adapt=None if adapting is None else adapting.to_dict())
+        windows = (
+            None
+            if windows is None
+            else per_character(windows, ids[1 : 1 + (len(ids) - 1) // window * window], tokenizer)
+        )
+    return TextEval(
+        str(ckpt.path),
+        path,
+        fraction,
+        tokenizer.characters(ids),
+        stream if protocol == "stream" else windows,
+        time.perf_counter() - started,
+        protocol=protocol,
+        stream_loss=stream,
+        windows_loss=windows,
+        window=window,
+        tokenization=tokenizer.kind,
+        tokens=len(ids),
+        loss_per_token=per_token,
+        adapted_loss=adapted,
+        adapt=None if adapting is None else adapting.to_dict(),
+    )
 
 
 def per_character(loss: float, ids: np.ndarray, tokenizer) -> float:
@@ -174,8 +200,15 @@ def _validation_tail(ckpt: Checkpoint, tokenizer, path: str, encoding: str, frac
         return _in_checkpoint_vocab(load_data(path, kind="text", encoding=encoding, val_fraction=fraction), ckpt, path)
     dataset = load_data(path, kind="text", encoding=encoding, val_fraction=fraction, tokenizer=tokenizer)
     split = dataset.splits[0]
-    return Dataset(kind="text", name=dataset.name, description=dataset.description,
-                   streams=[dataset.streams[0][split - 1 :]], splits=[1], vocab=tokenizer.vocab, tokenizer=tokenizer)
+    return Dataset(
+        kind="text",
+        name=dataset.name,
+        description=dataset.description,
+        streams=[dataset.streams[0][split - 1 :]],
+        splits=[1],
+        vocab=tokenizer.vocab,
+        tokenizer=tokenizer,
+    )
 
 
 def _training_part(ckpt: Checkpoint, tokenizer, path: str, encoding: str, fraction: float) -> np.ndarray:
@@ -199,8 +232,10 @@ def windows_loss(model, ids: np.ndarray, window: int, device, batch: int = 64) -
 
     count = (len(ids) - 1) // window
     if count < 1:
-        raise DataError(f"the validation text ({len(ids)} characters) is shorter than one window of {window}; "
-                        "give a smaller `window`")
+        raise DataError(
+            f"the validation text ({len(ids)} characters) is shorter than one window of {window}; "
+            "give a smaller `window`"
+        )
     total = 0.0
     model.eval()
     with torch.no_grad():
@@ -208,8 +243,9 @@ def windows_loss(model, ids: np.ndarray, window: int, device, batch: int = 64) -
             starts = np.arange(first, min(first + batch, count)) * window
             block = torch.as_tensor(np.stack([ids[s : s + window + 1] for s in starts]).astype(np.int64), device=device)
             logits, _ = model(block[:, :-1])
-            total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), block[:, 1:].reshape(-1),
-                                     reduction="sum").item()
+            total += F.cross_entropy(
+                logits.float().reshape(-1, logits.shape[-1]), block[:, 1:].reshape(-1), reduction="sum"
+            ).item()
     return total / (count * window)
 
 
@@ -224,12 +260,14 @@ def _in_checkpoint_vocab(dataset: Dataset, ckpt: Checkpoint, label: str) -> Data
         unseen = [dataset.vocab[t] for t in np.unique(tail) if mapping[t] < 0]
         shown = ", ".join(repr(ch) for ch in unseen[:20])
         raise DataError(f"{label}: the validation text has characters the model's vocabulary lacks: {shown}")
-    return Dataset(kind="text", name=dataset.name, description=dataset.description, streams=[ids], splits=[1],
-                   vocab=ckpt.vocab)
+    return Dataset(
+        kind="text", name=dataset.name, description=dataset.description, streams=[ids], splits=[1], vocab=ckpt.vocab
+    )
 
 
-def free_run_rmse(gen, prime: np.ndarray, truth: np.ndarray, horizons: Sequence[int] = HORIZONS,
-                  end: float | None = None) -> FreeRunEval:
+def free_run_rmse(
+    gen, prime: np.ndarray, truth: np.ndarray, horizons: Sequence[int] = HORIZONS, end: float | None = None
+) -> FreeRunEval:
     """Prime every stream with its row of `prime` (batch, P), free-run for truth's length, compare.
 
     `gen` is a continuous-model Generator; all rows run as one batch. Horizons longer than the
@@ -250,13 +288,28 @@ def free_run_rmse(gen, prime: np.ndarray, truth: np.ndarray, horizons: Sequence[
     worst = {h: float(np.sqrt(np.mean((generated[:, :h] - truth[:, :h]) ** 2, axis=1)).max()) for h in steps}
     last = slice(max(0, length - AMPLITUDE_WINDOW), length)
     ratio = generated[:, last].std(axis=1) / np.maximum(truth[:, last].std(axis=1), 1e-12)
-    return FreeRunEval(rmse, worst, float(ratio.mean()), float(ratio.min()), float(ratio.max()), batch, prime.shape[1],
-                       time.perf_counter() - started)
+    return FreeRunEval(
+        rmse,
+        worst,
+        float(ratio.mean()),
+        float(ratio.min()),
+        float(ratio.max()),
+        batch,
+        prime.shape[1],
+        time.perf_counter() - started,
+    )
 
 
-def evaluate_series(checkpoint: str | Path | Checkpoint, data: str | Path | None = None, *,
-                    horizons: Sequence[int] = HORIZONS, waves: int = 32, seed: int | None = None,
-                    val_fraction: float | None = None, backend: str = "auto") -> FreeRunEval:
+def evaluate_series(
+    checkpoint: str | Path | Checkpoint,
+    data: str | Path | None = None,
+    *,
+    horizons: Sequence[int] = HORIZONS,
+    waves: int = 32,
+    seed: int | None = None,
+    val_fraction: float | None = None,
+    backend: str = "auto",
+) -> FreeRunEval:
     """Free-run error of a continuous model: on fresh sine waves from its training range, or on
     the validation tail of a numeric series (primed with the values just before the tail)."""
     from .generate import Generator
@@ -285,16 +338,23 @@ def evaluate_series(checkpoint: str | Path | Checkpoint, data: str | Path | None
         fraction = val_fraction if val_fraction is not None else checkpoint_val_fraction(ckpt)
         dataset = load_data(path, kind="series", val_fraction=fraction, table=TableOptions.from_source(source))
         # A model of several series free-runs on the data's first, in that series' own scale.
-        first = dataset.series[0] if dataset.series else {"name": None, "values": dataset.unscale(
-            dataset.streams[0].astype(np.float64))}
+        first = (
+            dataset.series[0]
+            if dataset.series
+            else {"name": None, "values": dataset.unscale(dataset.streams[0].astype(np.float64))}
+        )
         values, split = first["values"], dataset.splits[0]
         if len(values) - split < 1:
             raise DataError(f"{path}: the validation tail is empty")
         series = stored_series(ckpt, first["name"], values)
-        scaling = series_entry(ckpt, series) if series or not ckpt.described.series else own_scaling(ckpt, values[:split])
+        scaling = (
+            series_entry(ckpt, series) if series or not ckpt.described.series else own_scaling(ckpt, values[:split])
+        )
         gen = Generator.from_checkpoint(ckpt, backend=backend, sampling=greedy, series=scaling)
         prime = values[max(0, split - PRIME_STEPS) : split]
-        result = free_run_rmse(gen, prime, values[split:], horizons, end=end_before(ckpt, dataset, 0, len(values) - split))
+        result = free_run_rmse(
+            gen, prime, values[split:], horizons, end=end_before(ckpt, dataset, 0, len(values) - split)
+        )
         result.source = {"type": "file", "path": path, "val_fraction": fraction}
         if ckpt.described.series:
             result.source["series"] = first["name"] if first["name"] is not None else series
@@ -339,9 +399,18 @@ class Backtest:
         return asdict(self)
 
 
-def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None, *, horizon: int | None = None,
-             origins: int = BACKTEST_ORIGINS, season: int | None = None, samples: int = 200, seed: int = 0,
-             val_fraction: float | None = None, backend: str = "auto") -> Backtest:
+def backtest(
+    checkpoint: str | Path | Checkpoint,
+    data: str | Path | None = None,
+    *,
+    horizon: int | None = None,
+    origins: int = BACKTEST_ORIGINS,
+    season: int | None = None,
+    samples: int = 200,
+    seed: int = 0,
+    val_fraction: float | None = None,
+    backend: str = "auto",
+) -> Backtest:
     """Forecast each series of `data` (default: the checkpoint's training file) from `origins`
     evenly spaced points of its validation tail, `samples` paths each, and score them: MAE, RMSE,
     MASE (against the in-sample seasonal naive error of the history before each origin), CRPS and
@@ -356,8 +425,10 @@ def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None
     ckpt = _load(checkpoint)
     source = ckpt.described.source
     if ckpt.kind == "text" or source.get("type") == "sine":
-        raise UsageError(f"{ckpt.path}: a backtest forecasts a series a model was trained on; this one is "
-                         f"{'text' if ckpt.kind == 'text' else 'built-in sine waves'}")
+        raise UsageError(
+            f"{ckpt.path}: a backtest forecasts a series a model was trained on; this one is "
+            f"{'text' if ckpt.kind == 'text' else 'built-in sine waves'}"
+        )
     path = resolve_data(ckpt, data)
     fraction = val_fraction if val_fraction is not None else checkpoint_val_fraction(ckpt)
     dataset = load_data(path, kind="series", val_fraction=fraction, table=TableOptions.from_source(source))
@@ -376,12 +447,16 @@ def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None
         raise UsageError(f"`horizon` must be >= 1, got {horizon}")
     if horizon > tail:
         whose = f" (of series {shortest!r}, the shortest)" if len(named) > 1 else ""
-        raise UsageError(f"`horizon` {horizon} is longer than the validation tail{whose}, {tail} values: the largest "
-                         f"usable `horizon` is {tail} (or give a larger `val_fraction`)")
+        raise UsageError(
+            f"`horizon` {horizon} is longer than the validation tail{whose}, {tail} values: the largest "
+            f"usable `horizon` is {tail} (or give a larger `val_fraction`)"
+        )
     started = time.perf_counter()
     if ckpt.model_config.channels > 1 and dataset.channels is None:
-        raise DataError(f"{path}: {ckpt.path} models the columns {', '.join(map(repr, ckpt.described.channels))} jointly; "
-                        "give the data as a CSV with those columns")
+        raise DataError(
+            f"{path}: {ckpt.path} models the columns {', '.join(map(repr, ckpt.described.channels))} jointly; "
+            "give the data as a CSV with those columns"
+        )
     labels = dataset.channels or [e["name"] for e in named]
     ours, naive, made_count, whose, classical = [], [], 0, [], {}
     for index, (entry, split) in enumerate(zip(named, dataset.splits)):
@@ -390,8 +465,16 @@ def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None
         stored = stored_series(ckpt, entry["name"], values)
         for origin in backtest_origins(len(values), horizon, origins, split):
             history, truth = values[:origin], values[origin : origin + horizon]
-            made = forecast(ckpt, history, horizon, samples=samples, seed=seed + origin, backend=backend,
-                            series=stored, end=end_before(ckpt, dataset, index, len(values) - origin))
+            made = forecast(
+                ckpt,
+                history,
+                horizon,
+                samples=samples,
+                seed=seed + origin,
+                backend=backend,
+                series=stored,
+                end=end_before(ckpt, dataset, index, len(values) - origin),
+            )
             made_count += 1
             # Channels modelled jointly are each scored in their own units, like separate series.
             paths = made.paths if made.paths.ndim == 3 else made.paths[..., None]
@@ -399,8 +482,11 @@ def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None
                 own = (lambda a: a) if values.ndim == 1 else (lambda a, k=k: a[:, k])
                 whose.append(labels[k] if dataset.channels else labels[index])
                 ours.append(score(own(truth), paths[..., k], own(history), season, BACKTEST_LEVEL))
-                naive.append(score(own(truth), seasonal_naive(own(history), horizon, season), own(history), season,
-                                   BACKTEST_LEVEL))
+                naive.append(
+                    score(
+                        own(truth), seasonal_naive(own(history), horizon, season), own(history), season, BACKTEST_LEVEL
+                    )
+                )
                 _score_classical(classical, own(history), own(truth), season, samples)
     mean = lambda scores: {k: float(np.mean([s[k] for s in scores])) for k in METRICS}
     names = dataset.channels or [e["name"] for e in named if e["name"] is not None]
@@ -409,13 +495,29 @@ def backtest(checkpoint: str | Path | Checkpoint, data: str | Path | None = None
     if len(names) > 1:
         for name in names:
             rows = [i for i, owner in enumerate(whose) if owner == name]
-            per_series[name] = {"seqgen": mean([ours[i] for i in rows]), "seasonal_naive": mean([naive[i] for i in rows])}
+            per_series[name] = {
+                "seqgen": mean([ours[i] for i in rows]),
+                "seasonal_naive": mean([naive[i] for i in rows]),
+            }
 
         def overall(scores):  # across series MAE, RMSE and CRPS would add up different units: None
             return {k: (v if k in UNIT_FREE else None) for k, v in mean(scores).items()}
-    return Backtest(str(ckpt.path), path, horizon, made_count, season, samples, names, overall(ours), overall(naive),
-                    time.perf_counter() - started, per_series=per_series, joint=bool(dataset.channels),
-                    others=_classical_means(classical, len(ours), overall))
+
+    return Backtest(
+        str(ckpt.path),
+        path,
+        horizon,
+        made_count,
+        season,
+        samples,
+        names,
+        overall(ours),
+        overall(naive),
+        time.perf_counter() - started,
+        per_series=per_series,
+        joint=bool(dataset.channels),
+        others=_classical_means(classical, len(ours), overall),
+    )
 
 
 def _score_classical(scores: dict, history: np.ndarray, truth: np.ndarray, season: int, samples: int) -> None:
@@ -432,9 +534,15 @@ def _classical_means(scores: dict, forecasts: int, overall) -> dict:
     return {name: overall(rows) for name, rows in scores.items() if len(rows) == forecasts}
 
 
-def backtest_forecaster(checkpoint: str | Path | Checkpoint, series: list[tuple[str | None, np.ndarray, int]], *,
-                        horizon: int | None = None, origins: int = BACKTEST_ORIGINS, samples: int = 200,
-                        label: str = "") -> Backtest:
+def backtest_forecaster(
+    checkpoint: str | Path | Checkpoint,
+    series: list[tuple[str | None, np.ndarray, int]],
+    *,
+    horizon: int | None = None,
+    origins: int = BACKTEST_ORIGINS,
+    samples: int = 200,
+    label: str = "",
+) -> Backtest:
     """A rolling-origin backtest of the pretrained forecaster on `series` ([(name, values, season)]):
     forecasts of `horizon` steps (default: the first series' season, or 8 without one) from
     `origins` evenly spaced points of each series' last third, scored as `backtest` scores a
@@ -452,12 +560,15 @@ def backtest_forecaster(checkpoint: str | Path | Checkpoint, series: list[tuple[
     for name, values, m in series:
         first = max(len(values) - max(len(values) // 3, horizon), 2 * m + 1, 3)
         if first + horizon > len(values):
-            raise DataError(f"{label or 'the data'}{'' if name is None else f', series {name!r}'}: {len(values)} values "
-                            f"are too few to forecast {horizon} steps from past origins; give a smaller `horizon`")
+            raise DataError(
+                f"{label or 'the data'}{'' if name is None else f', series {name!r}'}: {len(values)} values "
+                f"are too few to forecast {horizon} steps from past origins; give a smaller `horizon`"
+            )
         for origin in backtest_origins(len(values), horizon, origins, first):
             history, truth = values[:origin], values[origin : origin + horizon]
-            ours.append(score(truth, zero_shot(ckpt, history, horizon, m, samples=samples).paths, history, m,
-                              BACKTEST_LEVEL))
+            ours.append(
+                score(truth, zero_shot(ckpt, history, horizon, m, samples=samples).paths, history, m, BACKTEST_LEVEL)
+            )
             naive.append(score(truth, seasonal_naive(history, horizon, m), history, m, BACKTEST_LEVEL))
             _score_classical(classical, history, truth, m, samples)
     mean = lambda scores: {k: float(np.mean([s[k] for s in scores])) for k in METRICS}
@@ -466,9 +577,21 @@ def backtest_forecaster(checkpoint: str | Path | Checkpoint, series: list[tuple[
     def overall(scores):
         means = mean(scores)
         return means if len(series) == 1 else {k: (v if k in UNIT_FREE else None) for k, v in means.items()}
-    return Backtest(str(ckpt.path), label, horizon, len(ours), season, samples, names, overall(ours), overall(naive),
-                    time.perf_counter() - started, others=_classical_means(classical, len(ours), overall),
-                    where="the last third")
+
+    return Backtest(
+        str(ckpt.path),
+        label,
+        horizon,
+        len(ours),
+        season,
+        samples,
+        names,
+        overall(ours),
+        overall(naive),
+        time.perf_counter() - started,
+        others=_classical_means(classical, len(ours), overall),
+        where="the last third",
+    )
 
 
 def stored_series(ckpt: Checkpoint, name: str | None, values: np.ndarray) -> str | None:

@@ -21,24 +21,38 @@ def checkpoint_info(checkpoint: str | Path | Checkpoint) -> dict:
     info = {
         "path": ckpt.path,
         "format_version": meta.get("format_version"),
-        "data": {"kind": data["kind"], "name": data.get("name"), "description": data.get("description"),
-                 "val_fraction": data.get("val_fraction")},
-        "model": {"cell": model.cell, "layers": model.layers, "hidden": model.hidden,
-                  "parameters": int(sum(w.size for w in ckpt.weights.values()))},
-        "training": {"steps": progress.get("step"), "seconds": progress.get("elapsed"),
-                     "epochs": progress.get("epoch"), "best_val_loss": progress.get("best_val_loss"),
-                     "best_step": progress.get("best_step"), "resumable": bool(ckpt.training),
-                     # Checkpoints from before mixed precision trained in float32.
-                     "precision": progress.get("precision", "fp32"),
-                     # Torch threads of the training step (None: trained before seqgen stored them).
-                     "threads": progress.get("threads"),
-                     "best_val_bpc": progress.get("best_val_bpc")},
+        "data": {
+            "kind": data["kind"],
+            "name": data.get("name"),
+            "description": data.get("description"),
+            "val_fraction": data.get("val_fraction"),
+        },
+        "model": {
+            "cell": model.cell,
+            "layers": model.layers,
+            "hidden": model.hidden,
+            "parameters": int(sum(w.size for w in ckpt.weights.values())),
+        },
+        "training": {
+            "steps": progress.get("step"),
+            "seconds": progress.get("elapsed"),
+            "epochs": progress.get("epoch"),
+            "best_val_loss": progress.get("best_val_loss"),
+            "best_step": progress.get("best_step"),
+            "resumable": bool(ckpt.training),
+            # Checkpoints from before mixed precision trained in float32.
+            "precision": progress.get("precision", "fp32"),
+            # Torch threads of the training step (None: trained before seqgen stored them).
+            "threads": progress.get("threads"),
+            "best_val_bpc": progress.get("best_val_bpc"),
+        },
         "checksum": meta.get("checksum"),
     }
     train = meta.get("train") or {}
     # How it was trained (a stripped or very old checkpoint may not say).
-    info["training"]["settings"] = {key: train.get(key) for key in ("batch_size", "window", "lr", "weight_decay")
-                                    if key in train}
+    info["training"]["settings"] = {
+        key: train.get(key) for key in ("batch_size", "window", "lr", "weight_decay") if key in train
+    }
     info["training"]["settings"]["dropout"] = model.dropout
     if model.is_text:
         info["model"]["embed"] = model.embed
@@ -74,11 +88,21 @@ def _forecaster_info(ckpt: Checkpoint) -> dict:
         "path": ckpt.path,
         "format_version": ckpt.meta.get("format_version"),
         "data": {"kind": "forecaster", "description": f"synthetic series, seed {train.get('seed')}"},
-        "model": {"cell": "lstm", "layers": model["layers"], "hidden": model["hidden"], "horizon": model["horizon"],
-                  "levels": model["levels"], "context": model["context"],
-                  "parameters": int(sum(w.size for w in ckpt.weights.values()))},
-        "training": {"steps": progress.get("step"), "seconds": progress.get("seconds"),
-                     "val_loss": progress.get("val_loss"), "settings": train},
+        "model": {
+            "cell": "lstm",
+            "layers": model["layers"],
+            "hidden": model["hidden"],
+            "horizon": model["horizon"],
+            "levels": model["levels"],
+            "context": model["context"],
+            "parameters": int(sum(w.size for w in ckpt.weights.values())),
+        },
+        "training": {
+            "steps": progress.get("step"),
+            "seconds": progress.get("seconds"),
+            "val_loss": progress.get("val_loss"),
+            "settings": train,
+        },
         "checksum": ckpt.meta.get("checksum"),
         "finetune": ckpt.meta.get("finetune"),
     }

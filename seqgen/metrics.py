@@ -209,8 +209,10 @@ def backtest_origins(n_values: int, horizon: int, count: int, first: int) -> lis
         _check_positive(name, value)
     last = n_values - horizon
     if last < first:
-        raise DataError(f"a backtest with `horizon` {horizon} from `first` {first} needs at least "
-                        f"{first + horizon} values, got {n_values}")
+        raise DataError(
+            f"a backtest with `horizon` {horizon} from `first` {first} needs at least "
+            f"{first + horizon} values, got {n_values}"
+        )
     count = min(count, last - first + 1)
     if count == 1:
         return [last]
@@ -228,10 +230,13 @@ def score(actual, samples_or_point, history, season: int, level: float = 0.8) ->
     forecast = np.asarray(samples_or_point, dtype=float)
     if forecast.ndim == np.ndim(actual):
         point = {"mae": mae(actual, forecast), "rmse": rmse(actual, forecast)}
-        return {**point, "mase": mase(actual, forecast, history, season), "crps": point["mae"],
-                "coverage": math.nan}
+        return {**point, "mase": mase(actual, forecast, history, season), "crps": point["mae"], "coverage": math.nan}
     forecast, actual = _ensemble(forecast, actual)
     median = np.median(forecast, axis=0)
-    return {"mae": mae(actual, median), "rmse": rmse(actual, forecast.mean(axis=0)),
-            "mase": mase(actual, median, history, season), "crps": crps_samples(forecast, actual),
-            "coverage": coverage(forecast, actual, level)}
+    return {
+        "mae": mae(actual, median),
+        "rmse": rmse(actual, forecast.mean(axis=0)),
+        "mase": mase(actual, median, history, season),
+        "crps": crps_samples(forecast, actual),
+        "coverage": coverage(forecast, actual, level),
+    }

@@ -57,7 +57,9 @@ def text_checkpoint(tmp_path_factory) -> Path:
     source.write_text(TINY_TEXT + "Ünïcödé ✓ 漢字 🙂\n", encoding="utf-8")
     data = load_data(str(source))
     out = folder / "poem.safetensors"
-    Trainer(data, ModelConfig(hidden=32, embed=16), TrainConfig(batch_size=4, window=32, steps=30, eval_every=10), out).run()
+    Trainer(
+        data, ModelConfig(hidden=32, embed=16), TrainConfig(batch_size=4, window=32, steps=30, eval_every=10), out
+    ).run()
     return out
 
 
@@ -67,5 +69,7 @@ def sine_checkpoint(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("sine_ckpt") / "sine.safetensors"
     data = load_data(None, sine=SineConfig(waves=16, length=200))
-    Trainer(data, ModelConfig(hidden=16, layers=1), TrainConfig(batch_size=8, window=50, steps=20, eval_every=10), out).run()
+    Trainer(
+        data, ModelConfig(hidden=16, layers=1), TrainConfig(batch_size=8, window=50, steps=20, eval_every=10), out
+    ).run()
     return out

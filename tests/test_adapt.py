@@ -55,17 +55,34 @@ def test_dynamic_evaluation_learns_a_repetitive_stream_the_model_did_not_know(te
 def test_the_sgd_update_learns_too_and_a_decay_holds_it_back(text_checkpoint, tmp_path):
     path = tmp_path / "refrain.txt"
     path.write_text(UNSEEN * 40)
-    free = evaluate_text(text_checkpoint, path, val_fraction=0.5, adapt=AdaptConfig(method="sgd", lr=0.3, window=20, decay=0))
-    held = evaluate_text(text_checkpoint, path, val_fraction=0.5,
-                         adapt=AdaptConfig(method="sgd", lr=0.3, window=20, decay=0.5))
+    free = evaluate_text(
+        text_checkpoint, path, val_fraction=0.5, adapt=AdaptConfig(method="sgd", lr=0.3, window=20, decay=0)
+    )
+    held = evaluate_text(
+        text_checkpoint, path, val_fraction=0.5, adapt=AdaptConfig(method="sgd", lr=0.3, window=20, decay=0.5)
+    )
     assert free.adapted_loss < held.adapted_loss < free.stream_loss
 
 
 def test_eval_adapt_prints_both_figures_labelled(text_checkpoint, tmp_path):
     path = tmp_path / "refrain.txt"
     path.write_text(UNSEEN * 40)
-    result = runner.invoke(app, ["eval", str(text_checkpoint), str(path), "--val-fraction", "0.5", "--adapt",
-                                 "--adapt-lr", "0.003", "--adapt-window", "20", "--json"])
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            str(text_checkpoint),
+            str(path),
+            "--val-fraction",
+            "0.5",
+            "--adapt",
+            "--adapt-lr",
+            "0.003",
+            "--adapt-window",
+            "20",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "one stream, state carried through" in result.stderr
     assert "adapted loss (dynamic evaluation, rms lr 0.003, windows of 20)" in result.stderr
@@ -75,11 +92,14 @@ def test_eval_adapt_prints_both_figures_labelled(text_checkpoint, tmp_path):
     assert figures["loss"] == figures["stream_loss"] > figures["adapted_loss"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--adapt-lr", "0.1"], "give --adapt too"),
-    (["--adapt", "--adapt-lr", "0"], "--adapt-lr must be > 0"),
-    (["--adapt", "--adapt-window", "0"], "--adapt-window must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--adapt-lr", "0.1"], "give --adapt too"),
+        (["--adapt", "--adapt-lr", "0"], "--adapt-lr must be > 0"),
+        (["--adapt", "--adapt-window", "0"], "--adapt-window must be >= 1"),
+    ],
+)
 def test_eval_adapt_options_are_checked(text_checkpoint, args, message, capsys, monkeypatch):
     assert message in refused(capsys, monkeypatch, "eval", text_checkpoint, *args)
 
@@ -100,7 +120,7 @@ def test_a_prime_adapted_to_is_predicted_better_and_the_checkpoint_is_untouched(
         gen = Generator.from_checkpoint(checkpoint)
         logits = gen.feed(ids[None, :])[0, -len(UNSEEN) - 1 : -1].astype(np.float64)
         logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
-        return -logp[np.arange(len(UNSEEN)), ids[-len(UNSEEN):]].mean()
+        return -logp[np.arange(len(UNSEEN)), ids[-len(UNSEEN) :]].mean()
 
     assert loss(adapted) < loss(ckpt) - 0.3
     assert all(np.array_equal(ckpt.weights[k], trained[k]) for k in trained)

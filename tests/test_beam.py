@@ -93,8 +93,10 @@ def test_the_generator_goes_on_from_the_continuations_found():
 def test_sample_with_beam_returns_the_best_continuations_best_first(text_checkpoint):
     texts = sample(text_checkpoint, prime="To be", length=30, beam=5, num_samples=3)
     assert len(texts) == 3 and len(set(texts)) == 3
-    assert sample(text_checkpoint, prime="To be", length=30, beam=1)[0] == \
-        sample(text_checkpoint, prime="To be", length=30, greedy=True)[0]
+    assert (
+        sample(text_checkpoint, prime="To be", length=30, beam=1)[0]
+        == sample(text_checkpoint, prime="To be", length=30, greedy=True)[0]
+    )
 
 
 def test_beam_refuses_settings_that_only_sampling_has(text_checkpoint, sine_checkpoint):

@@ -23,8 +23,14 @@ TINY = ["--steps", "40", "--hidden", "8", "--layers", "1", "--eval-every", "10",
 
 
 def seqgen(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "seqgen", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, "NO_COLOR": "1"}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "seqgen", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "NO_COLOR": "1"},
+        timeout=120,
+    )
 
 
 def write_monthly(path: Path, months: int = 120, start: str = "2000-01") -> Path:
@@ -155,8 +161,20 @@ def test_calendar_mistakes_are_one_line_errors(monthly_model, tmp_path):
     checkpoint, data = monthly_model
     result = seqgen("train", str(data), "--calendar", "yes", "--out", "x.safetensors", *TINY, cwd=tmp_path)
     assert result.returncode == 2 and "--calendar must be one of auto, none" in result.stderr
-    result = seqgen("train", str(data), "--calendar", "auto", "--free-run", "5", "--head", "point", "--out",
-                    "x.safetensors", *TINY, cwd=tmp_path)
+    result = seqgen(
+        "train",
+        str(data),
+        "--calendar",
+        "auto",
+        "--free-run",
+        "5",
+        "--head",
+        "point",
+        "--out",
+        "x.safetensors",
+        *TINY,
+        cwd=tmp_path,
+    )
     assert result.returncode == 2 and "calendar" in result.stderr and "Traceback" not in result.stderr
     daily = tmp_path / "daily.csv"
     days = np.arange(np.datetime64("2020-01-01"), np.datetime64("2020-03-01"))
@@ -176,7 +194,10 @@ def test_by_default_and_in_old_checkpoints_a_model_reads_values_alone(monthly_mo
 
 def test_a_resumed_run_keeps_its_calendar(monthly_model, tmp_path):
     _, data = monthly_model
-    assert seqgen("train", str(data), "--calendar", "auto", "--out", "run.safetensors", *TINY, cwd=tmp_path).returncode == 0
+    assert (
+        seqgen("train", str(data), "--calendar", "auto", "--out", "run.safetensors", *TINY, cwd=tmp_path).returncode
+        == 0
+    )
     result = seqgen("train", "--resume", "run.safetensors", "--steps", "60", "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     ckpt = load_checkpoint(tmp_path / "run.safetensors")
@@ -187,8 +208,9 @@ def test_auto_says_which_cycles_it_leaves_out(tmp_path):
     days = np.arange(np.datetime64("2020-01-01"), np.datetime64("2020-04-01"))
     daily = tmp_path / "daily.csv"
     daily.write_text("day,visits\n" + "\n".join(f"{d},{k % 7}" for k, d in enumerate(days)) + "\n")
-    result = seqgen("train", str(daily), "--calendar", "auto", "--window", "20", "--out", "d.safetensors", *TINY,
-                    cwd=tmp_path)
+    result = seqgen(
+        "train", str(daily), "--calendar", "auto", "--window", "20", "--out", "d.safetensors", *TINY, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert "cycle of 365.2 steps left out" in result.stderr
     assert load_checkpoint(tmp_path / "d.safetensors").model_config.calendar == (7.0,)
@@ -203,6 +225,7 @@ def test_a_calendar_run_resumes_only_on_data_of_its_step(monthly_model, tmp_path
     days = np.arange(np.datetime64("2020-01-01"), np.datetime64("2020-12-31"))
     daily = tmp_path / "daily.csv"
     daily.write_text("month,sales\n" + "\n".join(f"{d},{k % 7}" for k, d in enumerate(days)) + "\n")
-    result = seqgen("train", str(daily), "--resume", str(checkpoint), "--steps", "60", "--out", "r.safetensors",
-                    cwd=tmp_path)
+    result = seqgen(
+        "train", str(daily), "--resume", str(checkpoint), "--steps", "60", "--out", "r.safetensors", cwd=tmp_path
+    )
     assert result.returncode == 2 and "steps every 1 month, and this data steps every 1 day" in result.stderr

@@ -33,8 +33,12 @@ def models(tmp_path_factory) -> dict:
     paths = {}
     for head in ("point", "gaussian"):
         paths[head] = tmp_path_factory.mktemp(head) / "cycle.safetensors"
-        Trainer(cycle_data(), ModelConfig(hidden=24, head=head),
-                TrainConfig(batch_size=8, window=40, steps=300, eval_every=100, lr=1e-2), paths[head]).run()
+        Trainer(
+            cycle_data(),
+            ModelConfig(hidden=24, head=head),
+            TrainConfig(batch_size=8, window=40, steps=300, eval_every=100, lr=1e-2),
+            paths[head],
+        ).run()
     return paths
 
 
@@ -51,7 +55,9 @@ def test_training_stores_the_factor_and_generation_uses_it(models):
         found = progress["calibration"]
         assert progress["interval_scale"] == found["scale"] >= 1.0
         assert found["scale"] == pytest.approx(max(1.0, progress.get("spread_ratio") or 1.0, found["fitted"]), abs=1e-4)
-        assert found["coverage"] >= 0.8 or found["scale"] > found["fitted"]  # the factor that reaches 80%, or a wider one
+        assert (
+            found["coverage"] >= 0.8 or found["scale"] > found["fitted"]
+        )  # the factor that reaches 80%, or a wider one
         assert Generator.from_checkpoint(ckpt).spread_scale == progress["interval_scale"]
 
 
@@ -68,7 +74,9 @@ def test_a_spread_four_times_too_narrow_is_found_and_widened(models):
 
 def test_a_spread_too_wide_is_measured_but_never_narrowed(models):
     ckpt = load_checkpoint(models["point"])
-    wide = calibrate(with_progress(models["point"], best_val_loss=ckpt.meta["progress"]["best_val_loss"] * 9), cycle_data())
+    wide = calibrate(
+        with_progress(models["point"], best_val_loss=ckpt.meta["progress"]["best_val_loss"] * 9), cycle_data()
+    )
     assert wide.coverage_before > 0.9 and wide.fitted < 0.6
     assert wide.scale == 1.0
 
@@ -116,8 +124,14 @@ def test_the_series_calibrated_are_the_users_values_whatever_the_model_reads(tmp
     assert split == 180 and len(got) == 200  # differences start at the second value; the split stays at the values'
     np.testing.assert_allclose(got, values, rtol=1e-6)
     table = tmp_path / "stores.csv"
-    table.write_text("store,day,sales\n" + "".join(
-        f"{store},2024-01-{day + 1:02d},{10 * (k + 1) + day % 7}\n" for k, store in enumerate("ab") for day in range(30)))
+    table.write_text(
+        "store,day,sales\n"
+        + "".join(
+            f"{store},2024-01-{day + 1:02d},{10 * (k + 1) + day % 7}\n"
+            for k, store in enumerate("ab")
+            for day in range(30)
+        )
+    )
     stores = TableOptions(id_column="store").dataset(table.read_text(), "stores", str(table), 0.2)
     found = user_series(stores)
     assert [(i, n, s) for i, n, _, s in found] == [(0, "a", 24), (1, "b", 24)]
@@ -130,9 +144,13 @@ def test_a_resumed_run_keeps_the_calibration_of_the_weights_it_has_not_replaced(
     path = tmp_path / "cycle.safetensors"
     path.write_bytes(models["gaussian"].read_bytes())
     before = load_checkpoint(path).meta["progress"]
-    Trainer(cycle_data(), ModelConfig(hidden=24, head="gaussian"),
-            TrainConfig(batch_size=8, window=40, steps=600, eval_every=100, lr=1e-2), path,
-            resume=load_checkpoint(path)).run(should_stop=lambda: True)
+    Trainer(
+        cycle_data(),
+        ModelConfig(hidden=24, head="gaussian"),
+        TrainConfig(batch_size=8, window=40, steps=600, eval_every=100, lr=1e-2),
+        path,
+        resume=load_checkpoint(path),
+    ).run(should_stop=lambda: True)
     after = load_checkpoint(path).meta["progress"]
     assert after["best_step"] == before["best_step"]
     assert after["calibration"] == before["calibration"] and after["interval_scale"] == before["interval_scale"]
@@ -142,7 +160,11 @@ def test_a_run_resumed_on_other_data_does_not_keep_the_old_calibration(models, t
     path = tmp_path / "cycle.safetensors"
     path.write_bytes(models["gaussian"].read_bytes())
     more = series_dataset(np.concatenate([noisy_cycle(), noisy_cycle(100, seed=1)]), "cycle", "cycle", 0.2)
-    Trainer(more, ModelConfig(hidden=24, head="gaussian"),
-            TrainConfig(batch_size=8, window=40, steps=600, eval_every=100, lr=1e-2), path,
-            resume=load_checkpoint(path)).run(should_stop=lambda: True)
+    Trainer(
+        more,
+        ModelConfig(hidden=24, head="gaussian"),
+        TrainConfig(batch_size=8, window=40, steps=600, eval_every=100, lr=1e-2),
+        path,
+        resume=load_checkpoint(path),
+    ).run(should_stop=lambda: True)
     assert load_checkpoint(path).meta["progress"]["calibration"] is None  # its tail is another one

@@ -12,7 +12,9 @@ from seqgen import CheckpointError, load_checkpoint, save_checkpoint
 
 def test_round_trip_keeps_weights_and_metadata(tmp_path):
     path = tmp_path / "c.safetensors"
-    save_checkpoint(path, {"model": {"cell": "lstm"}, "data": {"kind": "text"}}, {"w": np.arange(6, dtype=np.float32).reshape(2, 3)})
+    save_checkpoint(
+        path, {"model": {"cell": "lstm"}, "data": {"kind": "text"}}, {"w": np.arange(6, dtype=np.float32).reshape(2, 3)}
+    )
     ckpt = load_checkpoint(path)
     np.testing.assert_array_equal(ckpt.weights["w"], np.arange(6).reshape(2, 3))
     assert ckpt.meta["model"] == {"cell": "lstm"} and ckpt.meta["format_version"] == 1
@@ -53,7 +55,11 @@ def test_future_format_version_is_refused(tmp_path):
     from safetensors.numpy import save_file
 
     path = tmp_path / "future.safetensors"
-    save_file({"model.w": np.zeros(2, np.float32)}, path, metadata={"seqgen": json.dumps({"format": "seqgen-checkpoint", "format_version": 99})})
+    save_file(
+        {"model.w": np.zeros(2, np.float32)},
+        path,
+        metadata={"seqgen": json.dumps({"format": "seqgen-checkpoint", "format_version": 99})},
+    )
     with pytest.raises(CheckpointError, match="version 99"):
         load_checkpoint(path)
 

@@ -15,13 +15,30 @@ from seqgen.cli import app
 SEQGEN = [sys.executable, "-m", "seqgen"]
 
 
-def run(*args: str, input: str | None = None, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def run(
+    *args: str, input: str | None = None, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "NO_COLOR": "1"}
-    return subprocess.run([*SEQGEN, *args], input=input, capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env)
+    return subprocess.run(
+        [*SEQGEN, *args], input=input, capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env
+    )
 
 
 def test_train_then_sample_sine_from_the_command_line(tmp_path):
-    result = run("train", "--steps", "20", "--sine-waves", "16", "--sine-length", "200", "--hidden", "16", "--eval-every", "10", cwd=tmp_path)
+    result = run(
+        "train",
+        "--steps",
+        "20",
+        "--sine-waves",
+        "16",
+        "--sine-length",
+        "200",
+        "--hidden",
+        "16",
+        "--eval-every",
+        "10",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""  # training writes nothing but the checkpoint
     assert (tmp_path / "checkpoints" / "sine.safetensors").exists()
@@ -33,13 +50,49 @@ def test_train_then_sample_sine_from_the_command_line(tmp_path):
 
 
 def test_text_from_stdin_and_sampling_with_a_prime(tmp_path, text_file):
-    result = run("train", "-", "--out", "notes.safetensors", "--steps", "10", "--hidden", "16", "--batch-size", "4", "--window", "16",
-                 input=text_file.read_text(), cwd=tmp_path)
+    result = run(
+        "train",
+        "-",
+        "--out",
+        "notes.safetensors",
+        "--steps",
+        "10",
+        "--hidden",
+        "16",
+        "--batch-size",
+        "4",
+        "--window",
+        "16",
+        input=text_file.read_text(),
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
-    sample = run("sample", "notes.safetensors", "--prime", "To be", "--length", "60", "--seed", "1", "--include-prime", cwd=tmp_path)
+    sample = run(
+        "sample",
+        "notes.safetensors",
+        "--prime",
+        "To be",
+        "--length",
+        "60",
+        "--seed",
+        "1",
+        "--include-prime",
+        cwd=tmp_path,
+    )
     assert sample.returncode == 0, sample.stderr
     assert sample.stdout.startswith("To be") and len(sample.stdout) == len("To be") + 60 + 1
-    again = run("sample", "notes.safetensors", "--prime", "To be", "--length", "60", "--seed", "1", "--include-prime", cwd=tmp_path)
+    again = run(
+        "sample",
+        "notes.safetensors",
+        "--prime",
+        "To be",
+        "--length",
+        "60",
+        "--seed",
+        "1",
+        "--include-prime",
+        cwd=tmp_path,
+    )
     assert again.stdout == sample.stdout
 
 
@@ -92,15 +145,21 @@ def test_a_library_parameter_becomes_a_flag_only_where_the_command_has_it():
     assert "--length" in sample and "--fill" not in sample
     assert as_flags("`length` must be >= 1", sample) == "--length must be >= 1"
     assert as_flags("fill the gaps (`fill` linear)", sample) == "fill the gaps (fill linear)"
-    assert as_flags("fill the gaps (`fill` linear)", command_flags(["seqgen", "--debug", "train"])) == \
-        "fill the gaps (--fill linear)"
+    assert (
+        as_flags("fill the gaps (`fill` linear)", command_flags(["seqgen", "--debug", "train"]))
+        == "fill the gaps (--fill linear)"
+    )
 
 
 def test_sample_rejects_bad_options(text_checkpoint):
     runner = CliRunner()
-    for args, message in ((["--temperature", "0"], "--temperature"), (["--top-k", "0"], "--top-k"),
-                          (["--top-p", "1.5"], "--top-p"), (["--length", "-1"], "--length"),
-                          (["--prime", "xyz§"], "'§'")):
+    for args, message in (
+        (["--temperature", "0"], "--temperature"),
+        (["--top-k", "0"], "--top-k"),
+        (["--top-p", "1.5"], "--top-p"),
+        (["--length", "-1"], "--length"),
+        (["--prime", "xyz§"], "'§'"),
+    ):
         result = run("sample", str(text_checkpoint), *args)
         assert result.returncode in (1, 2) and message in result.stderr, (args, result.stderr)
     assert runner.invoke(app, ["sample", str(text_checkpoint), "--length", "5", "--seed", "1"]).exit_code == 0
@@ -114,8 +173,24 @@ def test_version_and_help():
 
 
 def test_log_every_prints_progress_lines(tmp_path):
-    result = run("train", "--steps", "6", "--sine-waves", "8", "--sine-length", "120", "--hidden", "8", "--layers", "1",
-                 "--eval-every", "6", "--log-every", "2", cwd=tmp_path)
+    result = run(
+        "train",
+        "--steps",
+        "6",
+        "--sine-waves",
+        "8",
+        "--sine-length",
+        "120",
+        "--hidden",
+        "8",
+        "--layers",
+        "1",
+        "--eval-every",
+        "6",
+        "--log-every",
+        "2",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("step ")]
     assert [line.split()[1] for line in lines] == ["2", "4", "6"]  # step 6 once, with its evaluation
@@ -131,20 +206,38 @@ def test_help_shows_the_data_dependent_defaults():
 
 
 def test_training_never_overwrites_a_checkpoint_by_accident(tmp_path, text_file):
-    args = ["train", str(text_file), "--out", "m.safetensors", "--steps", "2", "--hidden", "8", "--batch-size", "2", "--window", "16"]
+    args = [
+        "train",
+        str(text_file),
+        "--out",
+        "m.safetensors",
+        "--steps",
+        "2",
+        "--hidden",
+        "8",
+        "--batch-size",
+        "2",
+        "--window",
+        "16",
+    ]
     assert run(*args, cwd=tmp_path).returncode == 0
     again = run(*args, cwd=tmp_path)
     assert again.returncode == 2 and "already exists" in again.stderr and "--force" in again.stderr
     assert "--resume m.safetensors" in again.stderr  # offered only for a checkpoint that can be resumed
     assert run(*args, "--force", cwd=tmp_path).returncode == 0
-    resumed = run("train", "--resume", "m.safetensors", "--steps", "4", cwd=tmp_path)  # the data comes from the checkpoint
+    resumed = run(
+        "train", "--resume", "m.safetensors", "--steps", "4", cwd=tmp_path
+    )  # the data comes from the checkpoint
     assert resumed.returncode == 0, resumed.stderr
 
 
 def test_parser_mistakes_are_one_line_too():
-    for args, needle in ((["sample", "x.safetensors", "--temprature", "0.8"], "--temperature"),
-                         (["sampel"], "Did you mean 'sample'"), (["sample"], "Missing argument"),
-                         (["train", "--steps"], "Option '--steps' requires an argument. (see 'seqgen train --help')")):
+    for args, needle in (
+        (["sample", "x.safetensors", "--temprature", "0.8"], "--temperature"),
+        (["sampel"], "Did you mean 'sample'"),
+        (["sample"], "Missing argument"),
+        (["train", "--steps"], "Option '--steps' requires an argument. (see 'seqgen train --help')"),
+    ):
         result = run(*args)
         assert result.returncode == 2 and needle in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
@@ -157,15 +250,19 @@ def test_a_limit_given_replaces_the_default_ones(tmp_path, text_file):
     assert run(*args, "--steps", "3", cwd=tmp_path).returncode == 0
     train = load_checkpoint(tmp_path / "m.safetensors").meta["train"]
     assert (train["steps"], train["max_time"]) == (3, None)  # not also the text default of 5 minutes
-    assert run("train", "--resume", "m.safetensors", "--max-time", "1h", "--epochs", "0.5", cwd=tmp_path).returncode == 0
+    assert (
+        run("train", "--resume", "m.safetensors", "--max-time", "1h", "--epochs", "0.5", cwd=tmp_path).returncode == 0
+    )
     train = load_checkpoint(tmp_path / "m.safetensors").meta["train"]
     assert (train["steps"], train["epochs"], train["max_time"]) == (None, 0.5, 3600.0)
 
 
 def test_options_for_numeric_series_are_refused_for_text(text_file, text_checkpoint):
-    for args, message in ((["train", str(text_file), "--steps", "1", "--free-run", "5"], "--free-run apply to numeric series"),
-                          (["train", str(text_file), "--steps", "1", "--input-noise", "0.1"], "--input-noise apply"),
-                          (["eval", str(text_checkpoint), "--long"], "measure continuous models")):
+    for args, message in (
+        (["train", str(text_file), "--steps", "1", "--free-run", "5"], "--free-run apply to numeric series"),
+        (["train", str(text_file), "--steps", "1", "--input-noise", "0.1"], "--input-noise apply"),
+        (["eval", str(text_checkpoint), "--long"], "measure continuous models"),
+    ):
         result = run(*args, cwd=text_file.parent)
         assert result.returncode == 2, result.stderr
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
@@ -174,8 +271,10 @@ def test_options_for_numeric_series_are_refused_for_text(text_file, text_checkpo
 def test_a_checkpoint_given_as_training_data_points_to_resume(text_checkpoint):
     result = run("train", str(text_checkpoint), "--steps", "1")
     assert result.returncode == 1
-    assert result.stderr.strip() == f"seqgen: error: {text_checkpoint} is a checkpoint, not training data; " \
-                                    f"to continue its run, use --resume {text_checkpoint}"
+    assert (
+        result.stderr.strip() == f"seqgen: error: {text_checkpoint} is a checkpoint, not training data; "
+        f"to continue its run, use --resume {text_checkpoint}"
+    )
 
 
 def test_a_run_that_overfits_says_it_stopped_early(tmp_path):
@@ -183,8 +282,25 @@ def test_a_run_that_overfits_says_it_stopped_early(tmp_path):
 
     walk = np.cumsum(np.random.default_rng(0).normal(size=300))
     (tmp_path / "walk.txt").write_text("".join(f"{v:.5f}\n" for v in walk))
-    result = run("train", "walk.txt", "--head", "point", "--batch-size", "8", "--window", "30", "--steps", "3000", "--eval-every", "20",
-                 "--lr", "0.01", "--log-every", "1000", cwd=tmp_path)
+    result = run(
+        "train",
+        "walk.txt",
+        "--head",
+        "point",
+        "--batch-size",
+        "8",
+        "--window",
+        "30",
+        "--steps",
+        "3000",
+        "--eval-every",
+        "20",
+        "--lr",
+        "0.01",
+        "--log-every",
+        "1000",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "stopped early" in result.stderr and "the checkpoint holds the best weights" in result.stderr
 
@@ -249,7 +365,10 @@ def test_train_help_groups_its_options():
     titles = ["Data", "Model", "Training", "Limits and validation", "Sine data (no DATA)"]
     where = {title: help_text.index(f"─ {title} ─") for title in titles}
     assert list(where.values()) == sorted(where.values())
-    assert where["Sine data (no DATA)"] < help_text.index("--sine-waves") and help_text.index("--period-min") > where["Sine data (no DATA)"]
+    assert (
+        where["Sine data (no DATA)"] < help_text.index("--sine-waves")
+        and help_text.index("--period-min") > where["Sine data (no DATA)"]
+    )
     assert where["Limits and validation"] < help_text.index("--max-time") < where["Sine data (no DATA)"]
     assert help_text.index("--hidden") < where["Training"]
 
@@ -277,8 +396,20 @@ def test_a_small_text_from_stdin_trains_a_small_model_and_says_so(tmp_path, text
     assert "note: a small text (1,032 characters): defaults sized to it, GRU 1 x 128" in result.stderr
     ckpt = load_checkpoint(tmp_path / "notes.safetensors")
     assert (ckpt.model_config.layers, ckpt.model_config.hidden, ckpt.meta["train"]["eval_every"]) == (1, 128, 20)
-    given = run("train", "-", "--out", "given.safetensors", "--steps", "3", "--hidden", "32", "--eval-every", "3",
-                input=text_file.read_text(), cwd=tmp_path)
+    given = run(
+        "train",
+        "-",
+        "--out",
+        "given.safetensors",
+        "--steps",
+        "3",
+        "--hidden",
+        "32",
+        "--eval-every",
+        "3",
+        input=text_file.read_text(),
+        cwd=tmp_path,
+    )
     assert given.returncode == 0, given.stderr
     ckpt = load_checkpoint(tmp_path / "given.safetensors")
     assert (ckpt.model_config.hidden, ckpt.meta["train"]["eval_every"]) == (32, 3)  # options given still win

@@ -21,8 +21,14 @@ TINY = ["--steps", "30", "--hidden", "8", "--layers", "1", "--eval-every", "10",
 
 
 def seqgen(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "seqgen", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, "NO_COLOR": "1"}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "seqgen", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "NO_COLOR": "1"},
+        timeout=120,
+    )
 
 
 def monthly(n: int, start_year: int = 2000) -> list[str]:
@@ -37,13 +43,18 @@ def write(path: Path, header: str, rows: list[str]) -> Path:
 @pytest.fixture
 def sales(tmp_path) -> Path:
     """Two columns of monthly values with a date column: 2000-01 to 2009-12."""
-    rows = [f"{d},{50 + 10 * math.sin(m / 1.9):.3f},{200 + m + 5 * math.cos(m / 1.9):.3f}"
-            for m, d in enumerate(monthly(120))]
+    rows = [
+        f"{d},{50 + 10 * math.sin(m / 1.9):.3f},{200 + m + 5 * math.cos(m / 1.9):.3f}"
+        for m, d in enumerate(monthly(120))
+    ]
     return write(tmp_path / "sales.csv", "date,shop,web", rows)
 
 
 def test_a_date_and_one_column_train_and_forecast_with_dates(tmp_path, sales):
-    assert seqgen("train", str(sales), "--columns", "shop", "--out", "shop.safetensors", *TINY, cwd=tmp_path).returncode == 0
+    assert (
+        seqgen("train", str(sales), "--columns", "shop", "--out", "shop.safetensors", *TINY, cwd=tmp_path).returncode
+        == 0
+    )
     result = seqgen("forecast", "shop.safetensors", "--horizon", "3", "--seed", "0", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -52,8 +63,10 @@ def test_a_date_and_one_column_train_and_forecast_with_dates(tmp_path, sales):
     # History that steps otherwise than the training data: continued at its own step, with a note.
     daily = write(tmp_path / "daily.csv", "date,shop", [f"2011-01-{d:02d},{50 + d / 10}" for d in range(1, 31)])
     other = seqgen("forecast", "shop.safetensors", str(daily), "--horizon", "2", "--seed", "0", cwd=tmp_path)
-    assert other.returncode == 0 and [line.split(",")[0] for line in other.stdout.splitlines()[1:]] == \
-        ["2011-01-31", "2011-02-01"]
+    assert other.returncode == 0 and [line.split(",")[0] for line in other.stdout.splitlines()[1:]] == [
+        "2011-01-31",
+        "2011-02-01",
+    ]
     assert "steps every 1 day" in other.stderr and "trained on data that steps every 1 month" in other.stderr
 
 
@@ -75,12 +88,19 @@ def test_several_columns_are_several_series_of_one_model(tmp_path, sales):
     # Each is scaled by its own training part: both streams are near zero mean and unit std.
     for stream, split in zip(data.streams, data.splits):
         assert abs(stream[:split].mean()) < 1e-5 and stream[:split].std() == pytest.approx(1, abs=1e-4)
-    assert seqgen("train", str(sales), "--out", "both.safetensors", "--target", "level", *TINY, cwd=tmp_path).returncode == 0
+    assert (
+        seqgen("train", str(sales), "--out", "both.safetensors", "--target", "level", *TINY, cwd=tmp_path).returncode
+        == 0
+    )
     result = seqgen("forecast", "both.safetensors", str(sales), "--horizon", "2", "--format", "jsonl", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [(r["series"], r["time"]) for r in rows] == [("shop", "2010-01"), ("shop", "2010-02"),
-                                                         ("web", "2010-01"), ("web", "2010-02")]
+    assert [(r["series"], r["time"]) for r in rows] == [
+        ("shop", "2010-01"),
+        ("shop", "2010-02"),
+        ("web", "2010-01"),
+        ("web", "2010-02"),
+    ]
     shop, web = rows[0]["mean"], rows[2]["mean"]
     assert 20 < shop < 80 and 150 < web < 450  # each in its own series' range
 
@@ -123,7 +143,8 @@ def test_a_missing_value_is_named_and_fill_fills_it(tmp_path):
     filled = seqgen("train", str(data), "--fill", "linear", "--out", "gaps.safetensors", *TINY, cwd=tmp_path)
     assert filled.returncode == 0, filled.stderr
     values = load_data(str(data), table=TableOptions(fill="linear")).unscale(
-        load_data(str(data), table=TableOptions(fill="linear")).streams[0].astype(float))
+        load_data(str(data), table=TableOptions(fill="linear")).streams[0].astype(float)
+    )
     assert values[7] == pytest.approx(7, abs=1e-3)  # between 6 and 8
 
 
@@ -144,7 +165,10 @@ def test_a_header_without_rows_says_there_is_nothing_to_train_on(tmp_path):
 
 
 def test_forecast_and_eval_errors_name_only_their_own_options(tmp_path, sales):
-    assert seqgen("train", str(sales), "--columns", "shop", "--out", "shop.safetensors", *TINY, cwd=tmp_path).returncode == 0
+    assert (
+        seqgen("train", str(sales), "--columns", "shop", "--out", "shop.safetensors", *TINY, cwd=tmp_path).returncode
+        == 0
+    )
     lines = sales.read_text().splitlines()
     gap = write(tmp_path / "gap.csv", lines[0], lines[1:9] + lines[10:])  # no row for 2000-09
     renamed = write(tmp_path / "renamed.csv", "date,shap,web", lines[1:])
@@ -163,11 +187,16 @@ def test_forecast_and_eval_errors_name_only_their_own_options(tmp_path, sales):
 
 
 def test_training_says_which_columns_it_left_out(tmp_path):
-    rows = [f'{d},{m % 12},"{1000 + 37 * m + 90 * (m % 5):,}",{"ok" if m % 2 else "late"}' for m, d in enumerate(monthly(48))]
+    rows = [
+        f'{d},{m % 12},"{1000 + 37 * m + 90 * (m % 5):,}",{"ok" if m % 2 else "late"}'
+        for m, d in enumerate(monthly(48))
+    ]
     data = write(tmp_path / "orders.csv", "date,count,revenue,status", rows)
     result = seqgen("train", str(data), "--out", "orders.safetensors", *TINY, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "note: not read as series: 'status' (it holds text such as 'late'); --columns names the series" in result.stderr
+    assert (
+        "note: not read as series: 'status' (it holds text such as 'late'); --columns names the series" in result.stderr
+    )
     stored = load_checkpoint(tmp_path / "orders.safetensors").data["series"]
     assert [s["name"] for s in stored] == ["count", "revenue"]  # "1,037" and on are numbers
     assert stored[1]["prime"][-1] == 1000 + 37 * 47 + 90 * 2
@@ -180,8 +209,12 @@ def test_each_series_of_a_model_of_several_is_generated_in_its_own_scale(tmp_pat
     from seqgen.cli import app
 
     model = tmp_path / "both.safetensors"
-    Trainer(load_data(str(sales)), ModelConfig(hidden=16, layers=1, head="gaussian"),
-            TrainConfig(batch_size=4, window=24, steps=150, eval_every=50, lr=1e-2), model).run()
+    Trainer(
+        load_data(str(sales)),
+        ModelConfig(hidden=16, layers=1, head="gaussian"),
+        TrainConfig(batch_size=4, window=24, steps=150, eval_every=50, lr=1e-2),
+        model,
+    ).run()
     web = [line.split(",")[2] for line in sales.read_text().splitlines()[1:]]  # 200 + m: 200 to 330
     runner = CliRunner()
 
@@ -205,8 +238,9 @@ def test_each_series_of_a_model_of_several_is_generated_in_its_own_scale(tmp_pat
     assert np.all((150 < going_on) & (going_on < 450))
 
     refused = runner.invoke(app, ["follow", str(model)], input="\n".join(web[-5:]))
-    assert isinstance(refused.exception, UsageError) and "name the one stdin continues with --series ('shop', 'web')" \
-        in str(refused.exception)
+    assert isinstance(
+        refused.exception, UsageError
+    ) and "name the one stdin continues with --series ('shop', 'web')" in str(refused.exception)
     followed, _ = values("follow", model, "--series", "web", input="\n".join(web[-20:]))
     assert np.all((150 < followed) & (followed < 450))
 

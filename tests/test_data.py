@@ -57,7 +57,11 @@ def test_numbers_one_per_line_are_a_scaled_series(series_file):
     assert data.kind == "series"
     train = data.train_streams[0]
     assert abs(train.mean()) < 1e-5 and abs(train.std() - 1) < 1e-4
-    np.testing.assert_allclose(data.unscale(data.streams[0][:3]), [3.0, 3.0 + 2 * np.sin(2 * np.pi / 25), 3.0 + 2 * np.sin(4 * np.pi / 25)], atol=1e-5)
+    np.testing.assert_allclose(
+        data.unscale(data.streams[0][:3]),
+        [3.0, 3.0 + 2 * np.sin(2 * np.pi / 25), 3.0 + 2 * np.sin(4 * np.pi / 25)],
+        atol=1e-5,
+    )
 
 
 def test_csv_with_header_and_npy(tmp_path):
@@ -83,7 +87,9 @@ def test_stdin_text(monkeypatch):
     assert data.kind == "text" and data.name == "stdin" and set(data.vocab) == {"a", "b", "c", "\n"}
 
 
-@pytest.mark.parametrize("content,message", [(b"", "empty"), (b"\xff\xfeabc\xff", "byte 0"), (b"\x00\x01\x02\xff" * 10, "binary")])
+@pytest.mark.parametrize(
+    "content,message", [(b"", "empty"), (b"\xff\xfeabc\xff", "byte 0"), (b"\x00\x01\x02\xff" * 10, "binary")]
+)
 def test_unusable_files_get_clear_errors(tmp_path, content, message):
     path = tmp_path / "bad.txt"
     path.write_bytes(content)
@@ -101,7 +107,9 @@ def test_series_mistakes_name_the_line_and_what_is_wrong_with_it(tmp_path):
         load_data(str(two_columns), kind="series")
     prose = tmp_path / "prose.txt"
     prose.write_text("First Citizen:\nBefore we proceed, hear me speak.\n")
-    with pytest.raises(DataError, match="line 2: 'Before we proceed, hear me speak.' is not a number; it looks like text"):
+    with pytest.raises(
+        DataError, match="line 2: 'Before we proceed, hear me speak.' is not a number; it looks like text"
+    ):
         load_data(str(prose), kind="series")
 
 

@@ -17,8 +17,23 @@ from seqgen.train.distributed import Group, wait_for_ranks
 from conftest import TINY_TEXT
 from test_reliability import env
 
-TINY_RUN = ["--hidden", "16", "--embed", "8", "--layers", "1", "--batch-size", "4", "--window", "16",
-            "--eval-every", "1", "--seed", "3", "-q"]
+TINY_RUN = [
+    "--hidden",
+    "16",
+    "--embed",
+    "8",
+    "--layers",
+    "1",
+    "--batch-size",
+    "4",
+    "--window",
+    "16",
+    "--eval-every",
+    "1",
+    "--seed",
+    "3",
+    "-q",
+]
 
 
 def free_port() -> int:
@@ -41,8 +56,20 @@ def losses(path: Path) -> list[tuple[int, float, float]]:
 def test_two_processes_take_the_same_steps_as_one_and_resume(tmp_path):
     (tmp_path / "poem.txt").write_text(TINY_TEXT, encoding="utf-8")
     train(tmp_path, "--steps", "6", "--out", "one.safetensors")
-    torchrun = ["-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", "2",
-                "--master-addr", "127.0.0.1", "--master-port", str(free_port()), "-m", "seqgen"]
+    torchrun = [
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc-per-node",
+        "2",
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(free_port()),
+        "-m",
+        "seqgen",
+    ]
     train(tmp_path, "--steps", "3", "--out", "two.safetensors", launcher=torchrun)
     first = losses(tmp_path / "two.metrics.jsonl")
     # The convenience launcher, and a 2-process run resumed from a 2-process checkpoint.
@@ -51,7 +78,7 @@ def test_two_processes_take_the_same_steps_as_one_and_resume(tmp_path):
     one, two = losses(tmp_path / "one.metrics.jsonl"), losses(tmp_path / "two.metrics.jsonl")
     assert [s for s, *_ in one] == [s for s, *_ in two] == [1, 2, 3, 4, 5, 6]
     assert first == two[:3]  # the resumed run appended to the log
-    np.testing.assert_allclose([l for _, *l in two], [l for _, *l in one], rtol=1e-5)
+    np.testing.assert_allclose([losses for _, *losses in two], [losses for _, *losses in one], rtol=1e-5)
     a, b = load_checkpoint(tmp_path / "one.safetensors"), load_checkpoint(tmp_path / "two.safetensors")
     assert b.meta["progress"]["step"] == 6
     for name, weights in a.weights.items():
@@ -59,8 +86,14 @@ def test_two_processes_take_the_same_steps_as_one_and_resume(tmp_path):
     assert a.training["state.0"].shape == b.training["state.0"].shape  # the whole batch's state, gathered
     assert b.meta["progress"]["processes"] == 2
     # Resumed without --nproc, it goes on in one process and says so.
-    more = subprocess.run([sys.executable, "-m", "seqgen", "train", "--resume", "two.safetensors", "--steps", "7"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=180, env=env())
+    more = subprocess.run(
+        [sys.executable, "-m", "seqgen", "train", "--resume", "two.safetensors", "--steps", "7"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=180,
+        env=env(),
+    )
     assert more.returncode == 0 and "trained in 2 processes and goes on in one" in more.stderr, more.stderr
 
 

@@ -38,7 +38,11 @@ def test_text_eval_equals_the_loss_of_stepping_the_generator(text_checkpoint, tm
     split = len(text) - round(len(text) * 0.5)
     gen = Generator.from_checkpoint(text_checkpoint)
     logits = gen.feed(text[split - 1 : -1])[0].astype(np.float64)
-    logp = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True)) - logits.max(1, keepdims=True)
+    logp = (
+        logits
+        - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True))
+        - logits.max(1, keepdims=True)
+    )
     expected = -logp[np.arange(len(logits)), gen.encode(text[split:])].mean()
     assert result.loss == pytest.approx(expected, rel=1e-4)
 
@@ -88,8 +92,12 @@ def test_series_eval_runs_on_the_validation_tail(tmp_path, series_file):
     from seqgen import ModelConfig, TrainConfig, Trainer
 
     out = tmp_path / "wave.safetensors"
-    Trainer(load_data(str(series_file)), ModelConfig(hidden=8, layers=1),
-            TrainConfig(batch_size=4, window=20, steps=5, eval_every=5), out).run()
+    Trainer(
+        load_data(str(series_file)),
+        ModelConfig(hidden=8, layers=1),
+        TrainConfig(batch_size=4, window=20, steps=5, eval_every=5),
+        out,
+    ).run()
     result = evaluate_series(out)
     assert result.source == {"type": "file", "path": str(series_file), "val_fraction": 0.1}
     assert list(result.rmse) == [60]  # the 600-value series holds out its last 60 values
@@ -100,8 +108,12 @@ def test_eval_finds_the_training_file_from_another_folder(tmp_path, series_file,
 
     monkeypatch.chdir(series_file.parent)
     out = tmp_path / "wave.safetensors"
-    Trainer(load_data(series_file.name), ModelConfig(hidden=8, layers=1),  # a relative path, as a user types it
-            TrainConfig(batch_size=4, window=20, steps=5, eval_every=5), out).run()
+    Trainer(
+        load_data(series_file.name),
+        ModelConfig(hidden=8, layers=1),  # a relative path, as a user types it
+        TrainConfig(batch_size=4, window=20, steps=5, eval_every=5),
+        out,
+    ).run()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -135,8 +147,12 @@ def test_eval_without_data_asks_for_it(sine_checkpoint, tmp_path, series_file):
     from seqgen import ModelConfig, TrainConfig, Trainer
 
     out = tmp_path / "gone.safetensors"
-    Trainer(load_data(str(series_file)), ModelConfig(hidden=8, layers=1),
-            TrainConfig(batch_size=4, window=20, steps=2, eval_every=2), out).run()
+    Trainer(
+        load_data(str(series_file)),
+        ModelConfig(hidden=8, layers=1),
+        TrainConfig(batch_size=4, window=20, steps=2, eval_every=2),
+        out,
+    ).run()
     series_file.unlink()
     with pytest.raises(UsageError, match="give the DATA"):
         evaluate_series(out)
@@ -158,13 +174,18 @@ def test_a_series_backtest_scores_seqgen_beside_the_seasonal_naive_forecast(tmp_
     data = tmp_path / "monthly.txt"
     data.write_text("\n".join(f"{v:.5f}" for v in values))
     out = tmp_path / "m.safetensors"
-    Trainer(load_data(str(data)), ModelConfig(hidden=16, layers=1, head="gaussian"),
-            TrainConfig(batch_size=4, window=24, steps=150, eval_every=50, lr=1e-2), out).run()
+    Trainer(
+        load_data(str(data)),
+        ModelConfig(hidden=16, layers=1, head="gaussian"),
+        TrainConfig(batch_size=4, window=24, steps=150, eval_every=50, lr=1e-2),
+        out,
+    ).run()
     result = backtest(out, origins=4)
     assert result.season == 12 and result.horizon == 12 and result.origins == 4  # a 24-value tail: half of it
     stored = np.array([float(line) for line in data.read_text().split()])
-    expected = np.mean([mae(stored[o:o + 12], seasonal_naive(stored[:o], 12, 12))
-                        for o in backtest_origins(240, 12, 4, 216)])
+    expected = np.mean(
+        [mae(stored[o : o + 12], seasonal_naive(stored[:o], 12, 12)) for o in backtest_origins(240, 12, 4, 216)]
+    )
     assert result.seasonal_naive["mae"] == pytest.approx(expected)
     assert result.seasonal_naive["crps"] == pytest.approx(expected)  # a point forecast's CRPS is its MAE
     assert 0 <= result.seqgen["coverage"] <= 1 and result.seqgen["crps"] <= result.seqgen["mae"]
@@ -173,8 +194,12 @@ def test_a_series_backtest_scores_seqgen_beside_the_seasonal_naive_forecast(tmp_
 
 def test_eval_of_a_series_prints_the_backtest_and_puts_it_in_json(tmp_path, series_file):
     out = tmp_path / "s.safetensors"
-    Trainer(load_data(str(series_file)), ModelConfig(hidden=8, layers=1),
-            TrainConfig(batch_size=4, window=32, steps=20, eval_every=10), out).run()
+    Trainer(
+        load_data(str(series_file)),
+        ModelConfig(hidden=8, layers=1),
+        TrainConfig(batch_size=4, window=32, steps=20, eval_every=10),
+        out,
+    ).run()
     result = CliRunner().invoke(app, ["eval", str(out), "--json", "--horizon", "5", "--origins", "3", "--season", "1"])
     assert result.exit_code == 0, result.output
     figures = json.loads(result.stdout)
@@ -185,22 +210,36 @@ def test_eval_of_a_series_prints_the_backtest_and_puts_it_in_json(tmp_path, seri
 
 def test_a_horizon_longer_than_the_validation_tail_names_the_largest_usable_one(tmp_path, series_file):
     out = tmp_path / "s.safetensors"
-    Trainer(load_data(str(series_file)), ModelConfig(hidden=8, layers=1),
-            TrainConfig(batch_size=4, window=32, steps=10, eval_every=10), out).run()
+    Trainer(
+        load_data(str(series_file)),
+        ModelConfig(hidden=8, layers=1),
+        TrainConfig(batch_size=4, window=32, steps=10, eval_every=10),
+        out,
+    ).run()
     # 600 values, a tenth of them held out: a tail of 60, so one forecast of 60 steps fits and no longer one.
-    result = subprocess.run([sys.executable, "-m", "seqgen", "eval", str(out), "--horizon", "61"],
-                            capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+    result = subprocess.run(
+        [sys.executable, "-m", "seqgen", "eval", str(out), "--horizon", "61"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
     assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.strip() == ("seqgen: error: --horizon 61 is longer than the validation tail, 60 values: "
-                                     "the largest usable --horizon is 60 (or give a larger --val-fraction)")
+    assert result.stderr.strip() == (
+        "seqgen: error: --horizon 61 is longer than the validation tail, 60 values: "
+        "the largest usable --horizon is 60 (or give a larger --val-fraction)"
+    )
     figures = json.loads(runner.invoke(app, ["eval", str(out), "--json", "--horizon", "60", "--samples", "5"]).stdout)
     assert figures["backtest"]["horizon"] == 60 and figures["backtest"]["origins"] == 1
 
 
 def test_eval_json_is_strict_json_with_null_for_a_missing_figure(tmp_path, series_file):
     out = tmp_path / "s.safetensors"
-    Trainer(load_data(str(series_file)), ModelConfig(hidden=8, layers=1),
-            TrainConfig(batch_size=4, window=32, steps=10, eval_every=10), out).run()
+    Trainer(
+        load_data(str(series_file)),
+        ModelConfig(hidden=8, layers=1),
+        TrainConfig(batch_size=4, window=32, steps=10, eval_every=10),
+        out,
+    ).run()
     result = CliRunner().invoke(app, ["eval", str(out), "--json", "--horizon", "5", "--origins", "2"])
     assert result.exit_code == 0, result.output
 
@@ -217,8 +256,12 @@ def test_a_model_of_a_table_is_measured_on_a_plain_file_of_numbers(tmp_path):
     table = tmp_path / "monthly.csv"
     table.write_text("month,sales\n" + "".join(f"{m},{v:.4f}\n" for m, v in zip(months, values)))
     out = tmp_path / "m.safetensors"
-    Trainer(load_data(str(table)), ModelConfig(hidden=8, layers=1),
-            TrainConfig(batch_size=4, window=24, steps=5, eval_every=5), out).run()
+    Trainer(
+        load_data(str(table)),
+        ModelConfig(hidden=8, layers=1),
+        TrainConfig(batch_size=4, window=24, steps=5, eval_every=5),
+        out,
+    ).run()
     plain = tmp_path / "sales.txt"
     plain.write_text("\n".join(f"{v:.4f}" for v in values))  # the same numbers, one per line
     result = runner.invoke(app, ["eval", str(out), str(plain), "--json", "--season", "12"])
@@ -233,13 +276,17 @@ def test_the_windows_protocol_scores_each_window_from_a_zero_state(text_checkpoi
     # By hand: every window of 8 characters of the tail, each fed to a fresh generator.
     ckpt = load_checkpoint(text_checkpoint)
     text = text_file.read_text()
-    tail = text[len(text) - result.characters:]
+    tail = text[len(text) - result.characters :]
     gen = Generator.from_checkpoint(ckpt)
     total, count = 0.0, 0
     for start in range(0, (len(tail) - 1) // 8 * 8, 8):
         gen.reset(1)
         logits = gen.feed(tail[start : start + 8])[0].astype(np.float64)
-        logp = logits - np.log(np.exp(logits - logits.max(axis=1, keepdims=True)).sum(axis=1, keepdims=True)) - logits.max(axis=1, keepdims=True)
+        logp = (
+            logits
+            - np.log(np.exp(logits - logits.max(axis=1, keepdims=True)).sum(axis=1, keepdims=True))
+            - logits.max(axis=1, keepdims=True)
+        )
         targets = gen.encode(tail[start + 1 : start + 9])
         total -= logp[np.arange(8), targets].sum()
         count += 8

@@ -22,8 +22,12 @@ def wave_checkpoint(tmp_path_factory):
     t = np.arange(600)
     source.write_text("\n".join(f"{v:.6f}" for v in 3 + 2 * np.sin(2 * math.pi * t / 25)))
     out = folder / "wave.safetensors"
-    Trainer(load_data(str(source)), ModelConfig(hidden=16, layers=1),
-            TrainConfig(batch_size=8, window=50, steps=100, eval_every=100, lr=1e-2, warmup=5), out).run()
+    Trainer(
+        load_data(str(source)),
+        ModelConfig(hidden=16, layers=1),
+        TrainConfig(batch_size=8, window=50, steps=100, eval_every=100, lr=1e-2, warmup=5),
+        out,
+    ).run()
     return out
 
 
@@ -54,13 +58,23 @@ def test_forecasts_do_not_disturb_the_real_state(wave_checkpoint):
 def test_follow_in_a_pipe_writes_a_line_per_input(wave_checkpoint):
     values = true_wave(0, 30)
     stdin = "\n".join(f"{v:.6f}" for v in values[:15]) + "\n\n" + "\n".join(f"{v:.6f}" for v in values[15:]) + "\n"
-    result = subprocess.run([sys.executable, "-m", "seqgen", "follow", str(wave_checkpoint), "--horizon", "3"],
-                            input=stdin, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "seqgen", "follow", str(wave_checkpoint), "--horizon", "3"],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     lines = [[float(v) for v in line.split()] for line in result.stdout.splitlines()]
     assert len(lines) == 30 and all(len(line) == 3 for line in lines)
-    bad = subprocess.run([sys.executable, "-m", "seqgen", "follow", str(wave_checkpoint)], input="1\nabc\n",
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "seqgen", "follow", str(wave_checkpoint)],
+        input="1\nabc\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 1 and "line 2: 'abc' is not a number" in bad.stderr
 
 
@@ -102,8 +116,13 @@ def test_follow_after_a_prime_keeps_the_primed_state(sine_checkpoint):
 
 def test_follow_skips_a_header_and_reads_rows_of_the_training_csv(tmp_path, wave_checkpoint):
     def follow_lines(checkpoint, lines: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "seqgen", "follow", str(checkpoint)], input=lines,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "seqgen", "follow", str(checkpoint)],
+            input=lines,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     values = [f"{v:.6f}" for v in true_wave(0, 6)]
     plain = follow_lines(wave_checkpoint, "\n".join(values) + "\n")
@@ -113,11 +132,16 @@ def test_follow_skips_a_header_and_reads_rows_of_the_training_csv(tmp_path, wave
     # A model trained on a CSV column reads rows of that CSV, its date column left aside.
     t = np.arange(120)
     days = np.datetime64("2020-01-01") + t
-    (tmp_path / "temps.csv").write_text("day,temp\n" + "".join(f"{d},{20 + 5 * math.sin(x / 4):.3f}\n"
-                                                                 for d, x in zip(days, t)))
+    (tmp_path / "temps.csv").write_text(
+        "day,temp\n" + "".join(f"{d},{20 + 5 * math.sin(x / 4):.3f}\n" for d, x in zip(days, t))
+    )
     out = tmp_path / "temps.safetensors"
-    Trainer(load_data(str(tmp_path / "temps.csv")), ModelConfig(hidden=8, layers=1),
-            TrainConfig(batch_size=4, window=20, steps=5, eval_every=5), out).run()
+    Trainer(
+        load_data(str(tmp_path / "temps.csv")),
+        ModelConfig(hidden=8, layers=1),
+        TrainConfig(batch_size=4, window=20, steps=5, eval_every=5),
+        out,
+    ).run()
     rows = (tmp_path / "temps.csv").read_text().splitlines()[:8]
     as_rows = follow_lines(out, "\n".join(rows) + "\n")
     as_values = follow_lines(out, "\n".join(row.split(",")[1] for row in rows[1:]) + "\n")
@@ -127,8 +151,10 @@ def test_follow_skips_a_header_and_reads_rows_of_the_training_csv(tmp_path, wave
     for headless in ("1,2\n", "\n".join(rows[1:4]) + "\n"):
         result = follow_lines(out, headless)
         assert result.returncode == 1 and result.stdout == ""
-        assert "line 1: 2 values, expected one a line (for rows copied from a CSV, put its header line, naming 'temp'" \
+        assert (
+            "line 1: 2 values, expected one a line (for rows copied from a CSV, put its header line, naming 'temp'"
             in result.stderr
+        )
 
 
 def test_a_point_model_of_several_series_bands_follow_by_that_series_error(tmp_path):
@@ -139,11 +165,33 @@ def test_a_point_model_of_several_series_bands_follow_by_that_series_error(tmp_p
     rows = [f"{t0},{1000 + 300 * math.sin(t0 / 2):.3f},{5 + math.sin(t0 / 2):.4f}" for t0 in t]
     (tmp_path / "two.csv").write_text("t,big,small\n" + "\n".join(rows) + "\n")
     out = tmp_path / "two.safetensors"
-    Trainer(load_data(str(tmp_path / "two.csv")), ModelConfig(hidden=8, layers=1, head="point"),
-            TrainConfig(batch_size=4, window=30, steps=10, eval_every=10), out).run()
+    Trainer(
+        load_data(str(tmp_path / "two.csv")),
+        ModelConfig(hidden=8, layers=1, head="point"),
+        TrainConfig(batch_size=4, window=30, steps=10, eval_every=10),
+        out,
+    ).run()
     stdin = "\n".join(f"{1000 + 300 * math.sin(t0 / 2):.3f}" for t0 in t[:20])
-    result = subprocess.run([sys.executable, "-m", "seqgen", "follow", str(out), "--series", "big", "--quantiles",
-                             "0.1,0.9", "--samples", "400", "--seed", "0"], input=stdin, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "seqgen",
+            "follow",
+            str(out),
+            "--series",
+            "big",
+            "--quantiles",
+            "0.1,0.9",
+            "--samples",
+            "400",
+            "--seed",
+            "0",
+        ],
+        input=stdin,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     last = json.loads(result.stdout.splitlines()[-1])
     ckpt = load_checkpoint(out)

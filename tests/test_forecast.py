@@ -34,8 +34,12 @@ def models(tmp_path_factory) -> dict:
     for head in ("gaussian", "studentt", "point"):
         paths[head] = tmp_path_factory.mktemp(head) / "cycle.safetensors"
         data = series_dataset(noisy_cycle(), "cycle", "cycle", 0.1)
-        Trainer(data, ModelConfig(hidden=24, head=head),
-                TrainConfig(batch_size=8, window=40, steps=300, eval_every=100, lr=1e-2), paths[head]).run()
+        Trainer(
+            data,
+            ModelConfig(hidden=24, head=head),
+            TrainConfig(batch_size=8, window=40, steps=300, eval_every=100, lr=1e-2),
+            paths[head],
+        ).run()
     return paths
 
 
@@ -58,8 +62,11 @@ def test_student_t_loss_is_the_negative_log_likelihood():
     scale = math.log(2) + MIN_SPREAD
     df = 2 + math.log1p(math.e)
     z = (target - loc) / scale
-    density = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / (math.sqrt(df * math.pi) * scale) \
+    density = (
+        math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2))
+        / (math.sqrt(df * math.pi) * scale)
         * (1 + z * z / df) ** (-(df + 1) / 2)
+    )
     loss = StudentTHead().loss(torch.tensor([[[loc, raw_scale, raw_df]]]), torch.tensor([[target]]))
     assert loss.item() == pytest.approx(-math.log(density), rel=1e-5)
 
@@ -123,25 +130,30 @@ def test_forecast_from_the_command_line(trained, tmp_path):
     head, path = trained
     history = tmp_path / "history.txt"
     history.write_text("\n".join(f"{v:.4f}" for v in noisy_cycle()[:150]))
-    result = CliRunner().invoke(app, ["forecast", str(path), str(history), "--horizon", "6", "--seed", "1",
-                                      "--quantiles", "0.05,0.5,0.95"])
+    result = CliRunner().invoke(
+        app, ["forecast", str(path), str(history), "--horizon", "6", "--seed", "1", "--quantiles", "0.05,0.5,0.95"]
+    )
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
     assert lines[0] == "step,mean,q0.05,q0.5,q0.95" and len(lines) == 7
     rows = np.array([[float(x) for x in line.split(",")] for line in lines[1:]])
     assert np.all(rows[:, 2] <= rows[:, 3]) and np.all(rows[:, 3] <= rows[:, 4])
     assert 3 < rows[:, 1].mean() < 7  # around the series' level of 5
-    again = CliRunner().invoke(app, ["forecast", str(path), str(history), "--horizon", "6", "--seed", "1",
-                                     "--quantiles", "0.05,0.5,0.95"])
+    again = CliRunner().invoke(
+        app, ["forecast", str(path), str(history), "--horizon", "6", "--seed", "1", "--quantiles", "0.05,0.5,0.95"]
+    )
     assert again.stdout == result.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--quantiles", "0.1,1.5"], "--quantiles must each be between 0 and 1"),
-    (["--quantiles", "low"], "--quantiles takes numbers"),
-    (["--horizon", "0"], "--horizon must be >= 1"),
-    (["--format", "xml"], "--format must be one of csv, jsonl"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--quantiles", "0.1,1.5"], "--quantiles must each be between 0 and 1"),
+        (["--quantiles", "low"], "--quantiles takes numbers"),
+        (["--horizon", "0"], "--horizon must be >= 1"),
+        (["--format", "xml"], "--format must be one of csv, jsonl"),
+    ],
+)
 def test_forecast_mistakes_are_one_line_usage_errors(models, args, message):
     result = seqgen("forecast", str(models["point"]), *args)
     assert result.returncode == 2 and message in result.stderr and len(result.stderr.strip().splitlines()) == 1
@@ -181,8 +193,9 @@ def test_a_sine_model_forecasts_a_fresh_wave_without_data(sine_checkpoint):
 
 
 def seqgen(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "seqgen", *args], capture_output=True, text=True,
-                          env={**os.environ, "NO_COLOR": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "seqgen", *args], capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"}
+    )
 
 
 def test_library_forecast_checks_its_arguments(models):
@@ -210,8 +223,11 @@ def test_follow_gives_intervals_and_a_deterministic_point_forecast(models):
     point = [f.copy() for f in follow(Generator.from_checkpoint(models["gaussian"], seed=0), values, horizon=3)]
     again = [f.copy() for f in follow(Generator.from_checkpoint(models["gaussian"], seed=9), values, horizon=3)]
     np.testing.assert_allclose(point, again)  # the mean path: no random numbers in it
-    banded = list(follow(Generator.from_checkpoint(models["gaussian"], seed=0), values, horizon=3, samples=300,
-                         quantiles=(0.1, 0.9)))
+    banded = list(
+        follow(
+            Generator.from_checkpoint(models["gaussian"], seed=0), values, horizon=3, samples=300, quantiles=(0.1, 0.9)
+        )
+    )
     assert banded[-1].shape == (3, 3)  # mean, q0.1, q0.9 for each of 3 steps
     mean, low, high = banded[-1]
     assert np.all(low < mean) and np.all(mean < high)
@@ -220,12 +236,30 @@ def test_follow_gives_intervals_and_a_deterministic_point_forecast(models):
 
 def test_follow_with_quantiles_from_the_command_line(models):
     lines = "\n".join(f"{v:.4f}" for v in noisy_cycle(seed=6)[:30])
-    result = subprocess.run([sys.executable, "-m", "seqgen", "follow", str(models["point"]), "--horizon", "2",
-                             "--quantiles", "0.1,0.9", "--seed", "3"], input=lines, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "seqgen",
+            "follow",
+            str(models["point"]),
+            "--horizon",
+            "2",
+            "--quantiles",
+            "0.1,0.9",
+            "--seed",
+            "3",
+        ],
+        input=lines,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(rows) == 30 and set(rows[-1]) == {"mean", "q0.1", "q0.9"}
-    assert rows[-1]["q0.1"][1] < rows[-1]["mean"][1] < rows[-1]["q0.9"][1]  # a point model's paths get its error as noise
+    assert (
+        rows[-1]["q0.1"][1] < rows[-1]["mean"][1] < rows[-1]["q0.9"][1]
+    )  # a point model's paths get its error as noise
 
 
 def test_a_checkpoint_from_before_heads_and_tables_still_loads_and_forecasts(models, tmp_path):
@@ -235,8 +269,9 @@ def test_a_checkpoint_from_before_heads_and_tables_still_loads_and_forecasts(mod
     ckpt = load_checkpoint(models["point"])
     meta = {k: v for k, v in ckpt.meta.items() if k not in ("format", "format_version", "checksum", "optimizer")}
     meta["model"] = {k: v for k, v in meta["model"].items() if k != "head"}
-    meta["progress"] = {k: v for k, v in meta["progress"].items()
-                        if k not in ("spread_ratio", "interval_scale", "calibration")}
+    meta["progress"] = {
+        k: v for k, v in meta["progress"].items() if k not in ("spread_ratio", "interval_scale", "calibration")
+    }
     meta["data"] = {k: v for k, v in meta["data"].items() if k != "val_fraction"}
     old = tmp_path / "old.safetensors"
     save_checkpoint(old, meta, ckpt.weights)

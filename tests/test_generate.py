@@ -95,7 +95,10 @@ def test_a_stream_gets_the_same_bits_alone_or_in_any_batch(cell, hidden, vocab):
     rng = np.random.default_rng(1)
     for batch in (2, 3, 4, 5, 8, 12, 17, 33, 64):
         # A state as the cells leave it: h within [-1, 1] (an LSTM's c is not, and is not multiplied).
-        state = [rng.uniform(-1, 1, (2, batch, hidden)).astype(np.float32) * (1 + 2 * i) for i in range(len(model.init_state(1)))]
+        state = [
+            rng.uniform(-1, 1, (2, batch, hidden)).astype(np.float32) * (1 + 2 * i)
+            for i in range(len(model.init_state(1)))
+        ]
         x = rng.integers(0, vocab, batch) if vocab else rng.normal(size=batch).astype(np.float32)
         for row in sorted({0, 1, batch // 2, batch - 1}):
             alone = [s[:, row : row + 1].copy() for s in state]
@@ -199,7 +202,10 @@ def test_torch_single_step_equals_forward(cell, layers, hidden, vocab):
             y, state = model.step(x[:, t], state)
             outputs.append(y)
     torch.testing.assert_close(torch.stack(outputs, dim=1), expected, atol=1e-5, rtol=1e-5)
-    for a, b in zip(state if isinstance(state, tuple) else (state,), expected_state if isinstance(expected_state, tuple) else (expected_state,)):
+    for a, b in zip(
+        state if isinstance(state, tuple) else (state,),
+        expected_state if isinstance(expected_state, tuple) else (expected_state,),
+    ):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 

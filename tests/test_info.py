@@ -19,8 +19,13 @@ def test_info_json_describes_a_text_checkpoint(text_checkpoint):
     assert details["data"]["kind"] == "text"
     assert details["data"]["vocab_size"] == len(details["data"]["vocab_preview"])  # a small vocabulary is shown whole
     assert "🙂" in details["data"]["vocab_preview"]
-    assert details["model"] == {"cell": "lstm", "layers": 2, "hidden": 32, "embed": 16,
-                                "parameters": details["model"]["parameters"]}
+    assert details["model"] == {
+        "cell": "lstm",
+        "layers": 2,
+        "hidden": 32,
+        "embed": 16,
+        "parameters": details["model"]["parameters"],
+    }
     assert details["training"]["steps"] == 30 and details["training"]["best_val_loss"] > 0
     assert details["training"]["threads"] == 1  # the tests run with OMP_NUM_THREADS=1: the count asked for, stored
     assert details["format_version"] == 1
@@ -44,7 +49,9 @@ def test_info_shows_each_series_own_scaling(tmp_path):
     (tmp_path / "sales.csv").write_text("month,shop,web\n" + "\n".join(rows) + "\n")
     model = tmp_path / "sales.safetensors"
     data = load_data(str(tmp_path / "sales.csv"))
-    Trainer(data, ModelConfig(hidden=8, layers=1), TrainConfig(batch_size=4, window=20, steps=5, eval_every=5), model).run()
+    Trainer(
+        data, ModelConfig(hidden=8, layers=1), TrainConfig(batch_size=4, window=20, steps=5, eval_every=5), model
+    ).run()
     shown = runner.invoke(app, ["info", str(model)]).stderr
     assert "per series, each by its own training part:" in shown and "mean 0, std 1" not in shown
     for entry in data.series:

@@ -23,14 +23,22 @@ TINY = ["--steps", "60", "--hidden", "16", "--layers", "1", "--eval-every", "20"
 
 
 def seqgen(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "seqgen", *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, "NO_COLOR": "1"}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "seqgen", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "NO_COLOR": "1"},
+        timeout=120,
+    )
 
 
 def write_shop(path: Path, months: int = 150, trend: float = 0.0) -> Path:
     """Visits lead sales by a month; sales are about 3x last month's visits, in another unit."""
     rng = np.random.default_rng(0)
-    visits = 100 + 20 * np.sin(2 * np.pi * np.arange(months) / 12) + rng.normal(0, 2, months) + trend * np.arange(months)
+    visits = (
+        100 + 20 * np.sin(2 * np.pi * np.arange(months) / 12) + rng.normal(0, 2, months) + trend * np.arange(months)
+    )
     sales = 3 * np.concatenate([[visits[0]], visits[:-1]]) + rng.normal(0, 3, months)
     first = np.datetime64("2005-01", "M")
     rows = [f"{first + m},{v:.2f},{s:.2f}" for m, (v, s) in enumerate(zip(visits, sales))]
@@ -90,17 +98,35 @@ def test_the_same_seed_gives_the_same_paths_on_both_backends(joint_model):
 
 def test_forecast_writes_each_channel_with_its_times(joint_model, tmp_path):
     checkpoint, data = joint_model
-    result = seqgen("forecast", str(checkpoint), str(data), "--horizon", "2", "--format", "jsonl", "--seed", "0",
-                    cwd=tmp_path)
+    result = seqgen(
+        "forecast", str(checkpoint), str(data), "--horizon", "2", "--format", "jsonl", "--seed", "0", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [(r["series"], r["time"]) for r in rows] == [("visits", "2017-07"), ("visits", "2017-08"),
-                                                        ("sales", "2017-07"), ("sales", "2017-08")]
+    assert [(r["series"], r["time"]) for r in rows] == [
+        ("visits", "2017-07"),
+        ("visits", "2017-08"),
+        ("sales", "2017-07"),
+        ("sales", "2017-08"),
+    ]
     # One channel asked for: still forecast with the other, so its numbers are the same.
-    only = seqgen("forecast", str(checkpoint), str(data), "--horizon", "2", "--format", "jsonl", "--seed", "0",
-                  "--series", "sales", cwd=tmp_path)
+    only = seqgen(
+        "forecast",
+        str(checkpoint),
+        str(data),
+        "--horizon",
+        "2",
+        "--format",
+        "jsonl",
+        "--seed",
+        "0",
+        "--series",
+        "sales",
+        cwd=tmp_path,
+    )
     assert [json.loads(line) for line in only.stdout.splitlines()] == [
-        {k: v for k, v in row.items() if k != "series"} for row in rows[2:]]
+        {k: v for k, v in row.items() if k != "series"} for row in rows[2:]
+    ]
 
 
 def test_sample_generates_every_channel_together(joint_model, tmp_path):
@@ -108,8 +134,9 @@ def test_sample_generates_every_channel_together(joint_model, tmp_path):
     made = sample(checkpoint, length=4, num_samples=3, seed=5)
     assert made.shape == (3, 4, 2)
     np.testing.assert_array_equal(made, sample(checkpoint, length=4, num_samples=3, seed=5))
-    result = seqgen("sample", str(checkpoint), "-n", "4", "--num-samples", "3", "--seed", "5", "--format", "csv",
-                    cwd=tmp_path)
+    result = seqgen(
+        "sample", str(checkpoint), "-n", "4", "--num-samples", "3", "--seed", "5", "--format", "csv", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     header, *rows = result.stdout.splitlines()
     assert header == "step," + ",".join(f"sample_{k}_{name}" for k in (1, 2, 3) for name in ("visits", "sales"))
@@ -122,8 +149,20 @@ def test_a_joint_prime_is_a_csv_of_the_columns(joint_model, tmp_path):
     lines = data.read_text().splitlines()
     prime = tmp_path / "prime.csv"
     prime.write_text("\n".join(lines[:1] + lines[-24:]) + "\n")
-    result = seqgen("sample", str(checkpoint), "--prime-file", str(prime), "-n", "3", "--seed", "1",
-                    "--format", "jsonl", "--include-prime", cwd=tmp_path)
+    result = seqgen(
+        "sample",
+        str(checkpoint),
+        "--prime-file",
+        str(prime),
+        "-n",
+        "3",
+        "--seed",
+        "1",
+        "--format",
+        "jsonl",
+        "--include-prime",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
     assert record["prime"]["visits"][-1] == float(lines[-1].split(",")[1])
@@ -142,30 +181,50 @@ def test_follow_reads_a_row_of_channels_a_line(joint_model, tmp_path):
     checkpoint, data = joint_model
     rows = [line.split(",")[1:] for line in data.read_text().splitlines()[1:13]]
     lines = "visits,sales\n" + "".join(",".join(row) + "\n" for row in rows)
-    result = subprocess.run([sys.executable, "-m", "seqgen", "follow", str(checkpoint), "--horizon", "2"], input=lines,
-                            capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"})
+    result = subprocess.run(
+        [sys.executable, "-m", "seqgen", "follow", str(checkpoint), "--horizon", "2"],
+        input=lines,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
     assert result.returncode == 0, result.stderr
     written = np.array([[float(v) for v in line.split()] for line in result.stdout.splitlines()])
     gen = Generator.from_checkpoint(checkpoint)
     expected = [made.ravel() for made in follow(gen, [[float(v) for v in row] for row in rows], horizon=2)]
     np.testing.assert_allclose(written, expected, rtol=1e-5)
     assert written.shape == (12, 4)  # each line: step 1's two channels, then step 2's
-    result = subprocess.run([sys.executable, "-m", "seqgen", "follow", str(checkpoint)], input="1,2\n3\n",
-                            capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"})
+    result = subprocess.run(
+        [sys.executable, "-m", "seqgen", "follow", str(checkpoint)],
+        input="1,2\n3\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
     assert result.returncode == 1 and "line 2: 1 value, expected 2 (one per channel)" in result.stderr
 
 
 def follow_lines(checkpoint: Path, lines: str, *options: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "seqgen", "follow", str(checkpoint), *options], input=lines,
-                          capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+    return subprocess.run(
+        [sys.executable, "-m", "seqgen", "follow", str(checkpoint), *options],
+        input=lines,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
 
 
 def test_follow_finds_the_channels_by_the_header_and_refuses_a_header_without_them(joint_model):
     checkpoint, _ = joint_model
     plain = follow_lines(checkpoint, "100,300\n104,310\n")
     assert plain.returncode == 0, plain.stderr
-    for header, rows in [("visits,sales", "100,300\n104,310\n"), ("sales,visits", "300,100\n310,104\n"),
-                         ("month,visits,sales", "2020-01,100,300\n2020-02,104,310\n")]:
+    for header, rows in [
+        ("visits,sales", "100,300\n104,310\n"),
+        ("sales,visits", "300,100\n310,104\n"),
+        ("month,visits,sales", "2020-01,100,300\n2020-02,104,310\n"),
+    ]:
         result = follow_lines(checkpoint, f"{header}\n{rows}")
         assert result.returncode == 0 and result.stdout == plain.stdout, (header, result.stderr)
     wrong = follow_lines(checkpoint, "foo,bar\n1,2\n")
@@ -179,14 +238,20 @@ def test_follow_finds_the_channels_by_the_header_and_refuses_a_header_without_th
 def test_series_picks_the_one_channel_to_write(joint_model, tmp_path):
     checkpoint, _ = joint_model
     both = seqgen("sample", str(checkpoint), "-n", "3", "--seed", "2", "--format", "csv", cwd=tmp_path)
-    sales = seqgen("sample", str(checkpoint), "-n", "3", "--seed", "2", "--format", "csv", "--series", "sales",
-                   cwd=tmp_path)
+    sales = seqgen(
+        "sample", str(checkpoint), "-n", "3", "--seed", "2", "--format", "csv", "--series", "sales", cwd=tmp_path
+    )
     assert sales.stdout.splitlines() == [",".join(row.split(",")[::2]) for row in both.stdout.splitlines()]
     pair = follow_lines(checkpoint, "100,300\n", "--horizon", "2").stdout.split()
     assert follow_lines(checkpoint, "100,300\n", "--horizon", "2", "--series", "sales").stdout.split() == pair[1::2]
     for command in ("sample", "follow"):
-        result = subprocess.run([sys.executable, "-m", "seqgen", command, str(checkpoint), "--series", "orders"],
-                                input="", capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+        result = subprocess.run(
+            [sys.executable, "-m", "seqgen", command, str(checkpoint), "--series", "orders"],
+            input="",
+            capture_output=True,
+            text=True,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
         assert result.returncode == 2 and "models the channels 'visits', 'sales'" in result.stderr
 
 
@@ -196,8 +261,10 @@ def test_a_prime_needs_no_time_column_and_the_library_picks_a_channel(joint_mode
     with_times, values_only = tmp_path / "with.csv", tmp_path / "values.csv"
     with_times.write_text("month,visits,sales\n" + "".join(",".join(row) + "\n" for row in rows))
     values_only.write_text("visits,sales\n" + "".join(",".join(row[1:]) + "\n" for row in rows))
-    first, second = (seqgen("sample", str(checkpoint), "--prime-file", str(path), "-n", "3", "--seed", "1",
-                            cwd=tmp_path) for path in (with_times, values_only))
+    first, second = (
+        seqgen("sample", str(checkpoint), "--prime-file", str(path), "-n", "3", "--seed", "1", cwd=tmp_path)
+        for path in (with_times, values_only)
+    )
     assert first.returncode == 0 and first.stdout == second.stdout, second.stderr
     both = sample(checkpoint, length=3, num_samples=2, seed=4)
     np.testing.assert_array_equal(sample(checkpoint, length=3, num_samples=2, seed=4, series="sales"), both[..., 1])
@@ -251,8 +318,11 @@ def test_joint_mistakes_are_one_line_errors(joint_model, tmp_path):
         (["eval", str(checkpoint), "--long"], "the backtest, channel by channel"),
     ]
     for args, message in cases:
-        result = seqgen(*args, "--out", "x.safetensors", *TINY, cwd=tmp_path) if args[0] == "train" else \
-            seqgen(*args, cwd=tmp_path)
+        result = (
+            seqgen(*args, "--out", "x.safetensors", *TINY, cwd=tmp_path)
+            if args[0] == "train"
+            else seqgen(*args, cwd=tmp_path)
+        )
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
         assert "Traceback" not in result.stderr
     result = seqgen("train", "--joint", *TINY, cwd=tmp_path)

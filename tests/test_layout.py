@@ -59,7 +59,7 @@ def test_modules_import_each_other_without_cycles():
         if node in done:
             return
         if node in visiting:
-            cycles.append(" -> ".join(path[path.index(node):] + [node]))
+            cycles.append(" -> ".join(path[path.index(node) :] + [node]))
             return
         visiting.add(node)
         for nxt in sorted(graph[node]):

@@ -167,8 +167,7 @@ def test_score_of_samples():
     """Median 2, 4 for MAE and MASE; mean 3, 4 for RMSE; the 80% interval holds 2 but not 7."""
     samples = np.array([[1, 1], [2, 4], [6, 7]])
     result = score([2, 7], samples, history=[0, 2, 1, 4], season=1)  # naive scale (2 + 1 + 3) / 3 = 2
-    assert result == pytest.approx({"mae": 1.5, "rmse": math.sqrt(5), "mase": 0.75, "crps": 10 / 9,
-                                    "coverage": 0.5})
+    assert result == pytest.approx({"mae": 1.5, "rmse": math.sqrt(5), "mase": 0.75, "crps": 10 / 9, "coverage": 0.5})
 
 
 def test_score_of_a_point_forecast_has_crps_equal_to_mae_and_no_coverage():
@@ -181,6 +180,12 @@ def test_score_of_a_point_forecast_has_crps_equal_to_mae_and_no_coverage():
 def test_metrics_never_import_torch():
     check = "import sys, seqgen.metrics; print('torch' in sys.modules)"
     root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, cwd=root,
-                         env={**os.environ, "PYTHONPATH": str(root)}, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", check],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        check=True,
+    )
     assert out.stdout.strip() == "False"

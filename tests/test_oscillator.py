@@ -47,8 +47,12 @@ def test_numpy_and_torch_agree_and_a_state_carried_across_chunks_changes_nothing
 def oscillator_checkpoint(tmp_path_factory):
     out = tmp_path_factory.mktemp("osc") / "osc.safetensors"
     data = load_data(None, sine=SineConfig(waves=32, length=300))
-    Trainer(data, ModelConfig(hidden=16, layers=1, head="oscillator"),
-            TrainConfig(batch_size=16, window=50, steps=60, eval_every=30), out).run()
+    Trainer(
+        data,
+        ModelConfig(hidden=16, layers=1, head="oscillator"),
+        TrainConfig(batch_size=16, window=50, steps=60, eval_every=30),
+        out,
+    ).run()
     return out
 
 
@@ -84,10 +88,14 @@ def test_a_resumed_oscillator_run_ends_with_the_weights_of_an_unbroken_one(tmp_p
     config = TrainConfig(batch_size=8, window=40, steps=12, eval_every=4)
     model = ModelConfig(hidden=8, layers=1, head="oscillator")
     Trainer(data, model, config, tmp_path / "whole.safetensors").run()
-    first = Trainer(data, model, TrainConfig(batch_size=8, window=40, steps=6, eval_every=4), tmp_path / "half.safetensors")
+    first = Trainer(
+        data, model, TrainConfig(batch_size=8, window=40, steps=6, eval_every=4), tmp_path / "half.safetensors"
+    )
     first.run()
     assert any(k.startswith("head.") for k in load_checkpoint(tmp_path / "half.safetensors").training)
-    Trainer(data, model, config, tmp_path / "half.safetensors", resume=load_checkpoint(tmp_path / "half.safetensors")).run()
+    Trainer(
+        data, model, config, tmp_path / "half.safetensors", resume=load_checkpoint(tmp_path / "half.safetensors")
+    ).run()
     whole, resumed = load_checkpoint(tmp_path / "whole.safetensors"), load_checkpoint(tmp_path / "half.safetensors")
     for name in whole.weights:
         np.testing.assert_array_equal(whole.weights[name], resumed.weights[name])
@@ -99,13 +107,21 @@ def test_the_default_sine_model_hands_its_state_over_between_calls(tmp_path):
     import sys
 
     def seqgen(*args):
-        return subprocess.run([sys.executable, "-m", "seqgen", *args], capture_output=True, text=True, cwd=tmp_path,
-                              env={**os.environ, "NO_COLOR": "1"}, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "seqgen", *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "NO_COLOR": "1"},
+            timeout=120,
+        )
 
     trained = seqgen("train", "--steps", "20", "--sine-waves", "16", "--sine-length", "200", "--hidden", "8")
     assert trained.returncode == 0, trained.stderr
     assert load_checkpoint(tmp_path / "checkpoints" / "sine.safetensors").model_config.head == "oscillator"
     whole = seqgen("sample", "checkpoints/sine.safetensors", "--length", "6", "--seed", "3").stdout
-    part = seqgen("sample", "checkpoints/sine.safetensors", "--length", "4", "--seed", "3", "--save-state", "s.safetensors")
+    part = seqgen(
+        "sample", "checkpoints/sine.safetensors", "--length", "4", "--seed", "3", "--save-state", "s.safetensors"
+    )
     rest = seqgen("sample", "checkpoints/sine.safetensors", "--length", "2", "--load-state", "s.safetensors")
     assert part.stdout + rest.stdout == whole

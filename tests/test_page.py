@@ -30,11 +30,11 @@ else:
     if not CHROMIUM:
         pytest.skip("no Chromium (put `chromium` on the PATH or set SEQGEN_CHROMIUM)", allow_module_level=True)
 
-import uvicorn
-from playwright.sync_api import Error as PlaywrightError
-from playwright.sync_api import expect, sync_playwright
+import uvicorn  # noqa: E402 (after the skip when no browser is installed)
+from playwright.sync_api import Error as PlaywrightError  # noqa: E402 (after the skip when no browser is installed)
+from playwright.sync_api import expect, sync_playwright  # noqa: E402 (after the skip when no browser is installed)
 
-from seqgen.serve.app import create_app
+from seqgen.serve.app import create_app  # noqa: E402 (after the skip when no browser is installed)
 
 TIMEOUT = 15_000  # ms: generous for a shared machine; a passing run takes a fraction of it
 
@@ -47,7 +47,9 @@ class LiveServer:
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.key = api_key
-        config = uvicorn.Config(create_app(checkpoints, api_key=api_key, chat_template=chat_template), log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            create_app(checkpoints, api_key=api_key, chat_template=chat_template), log_level="warning", lifespan="on"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
@@ -143,8 +145,14 @@ def test_text_streams_in_and_matches_a_direct_completion(page, server):
     finished(page)
     temperature = float(page.input_value("#temperature"))
     sent = request.value.post_data_json
-    assert sent == {"model": "poem", "prompt": "To be", "max_tokens": 150, "seed": 11,
-                    "temperature": temperature, "stream": True}
+    assert sent == {
+        "model": "poem",
+        "prompt": "To be",
+        "max_tokens": 150,
+        "seed": 11,
+        "temperature": temperature,
+        "stream": True,
+    }
     expected = server.complete(model="poem", prompt="To be", max_tokens=150, seed=11, temperature=temperature)
     text = expected["choices"][0]["text"]
     assert page.text_content("#out") == text
@@ -186,8 +194,9 @@ def test_with_an_api_key_the_page_says_401_until_the_key_is_typed(browser, page,
         expect(status).to_have_text("")  # the 401 message goes once the key works
         generate(page, "To", seed=1, length=20)
         finished(page)
-        expected = server.complete(prompt="To", max_tokens=20, seed=1,
-                                   temperature=float(page.input_value("#temperature")))
+        expected = server.complete(
+            prompt="To", max_tokens=20, seed=1, temperature=float(page.input_value("#temperature"))
+        )
         assert page.text_content("#out") == expected["choices"][0]["text"]
 
         # Enter in the key field submits the form while the model list is still reloading.
@@ -279,8 +288,14 @@ def test_the_chat_tab_streams_an_answer_and_carries_the_conversation_on(page, ch
     assert re.match(r"^\d+ characters in ", finished(page))
     temperature = float(page.input_value("#temperature"))
     sent = request.value.post_data_json
-    assert sent == {"model": "poem", "messages": [{"role": "user", "content": "To be"}], "max_tokens": 40,
-                    "seed": 7, "temperature": temperature, "stream": True}
+    assert sent == {
+        "model": "poem",
+        "messages": [{"role": "user", "content": "To be"}],
+        "max_tokens": 40,
+        "seed": 7,
+        "temperature": temperature,
+        "stream": True,
+    }
     expected = server.chat(**{**sent, "stream": False})["choices"][0]["message"]["content"]
     assert chat_answers(page) == [expected]
     assert page.locator("#chat-log .message.user .content").all_text_contents() == ["To be"]
@@ -291,8 +306,10 @@ def test_the_chat_tab_streams_an_answer_and_carries_the_conversation_on(page, ch
         page.click("#go")
     finished(page)
     assert request.value.post_data_json["messages"] == [
-        {"role": "user", "content": "To be"}, {"role": "assistant", "content": expected},
-        {"role": "user", "content": "or not"}]
+        {"role": "user", "content": "To be"},
+        {"role": "assistant", "content": expected},
+        {"role": "user", "content": "or not"},
+    ]
     assert len(chat_answers(page)) == 2
 
     page.click("#new-chat")

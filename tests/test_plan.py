@@ -33,8 +33,13 @@ def train_with_the_cli(data: Path | None, out: Path) -> None:
     flags = ["--steps", str(RUN["steps"]), "--seed", str(RUN["seed"]), "--threads", str(RUN["threads"]), "--quiet"]
     if data is None:
         flags += ["--sine-waves", "16", "--sine-length", "300"]
-    result = subprocess.run([*SEQGEN, "train", *args, *flags, "--out", str(out)], capture_output=True, text=True,
-                            env={**os.environ, "NO_COLOR": "1"}, timeout=300)
+    result = subprocess.run(
+        [*SEQGEN, "train", *args, *flags, "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -42,7 +47,9 @@ def train_with_the_cli(data: Path | None, out: Path) -> None:
 def test_the_documented_library_path_writes_the_weights_seqgen_train_writes(tmp_path, kind):
     from seqgen import SineConfig
 
-    data = {"text": lambda: _text(tmp_path), "trending csv": lambda: trending_csv(tmp_path), "sine": lambda: None}[kind]()
+    data = {"text": lambda: _text(tmp_path), "trending csv": lambda: trending_csv(tmp_path), "sine": lambda: None}[
+        kind
+    ]()
     sine = SineConfig(waves=16, length=300) if data is None else None
     train_with_the_cli(data, tmp_path / "cli.safetensors")
 

@@ -16,8 +16,10 @@ from seqgen.train.precision import hardware_runs, resolve_precision
 
 CPU = torch.device("cpu")
 # Training in bfloat16 needs the units (AVX-512 BF16 or AMX on x86); an AVX2-only CPU has none.
-needs_bf16 = pytest.mark.skipif(not hardware_runs(CPU, "bf16", "lstm"),
-                                reason="this CPU has no bfloat16 units for an LSTM (test_no_bf16_units_means_one_line_and_exit_2_before_any_work checks the error)")
+needs_bf16 = pytest.mark.skipif(
+    not hardware_runs(CPU, "bf16", "lstm"),
+    reason="this CPU has no bfloat16 units for an LSTM (test_no_bf16_units_means_one_line_and_exit_2_before_any_work checks the error)",
+)
 
 
 def test_auto_takes_bf16_only_for_an_lstm_text_model_on_bfloat16_hardware(monkeypatch):
@@ -47,13 +49,38 @@ def test_bfloat16_units_without_a_kernel_for_the_cell_are_refused_too(monkeypatc
 def test_no_bf16_units_means_one_line_and_exit_2_before_any_work(text_file, tmp_path):
     """As on an AVX2-only CPU: oneDNN capped at AVX2 has no bfloat16 LSTM kernel (on x86)."""
     capped = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
-    probe = subprocess.run([sys.executable, "-c", "import torch; from seqgen.train.precision import hardware_runs; "
-                            "print(hardware_runs(torch.device('cpu'), 'bf16', 'lstm'))"], capture_output=True, text=True, env=capped)
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import torch; from seqgen.train.precision import hardware_runs; "
+            "print(hardware_runs(torch.device('cpu'), 'bf16', 'lstm'))",
+        ],
+        capture_output=True,
+        text=True,
+        env=capped,
+    )
     if probe.stdout.strip() != "False":
         pytest.skip("this CPU runs bfloat16 even with oneDNN capped at AVX2 (not x86?)")
     out = tmp_path / "m.safetensors"
-    result = subprocess.run([sys.executable, "-m", "seqgen", "train", str(text_file), "--precision", "bf16",
-                             "--cell", "lstm", "--out", str(out)], capture_output=True, text=True, env=capped)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "seqgen",
+            "train",
+            str(text_file),
+            "--precision",
+            "bf16",
+            "--cell",
+            "lstm",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=capped,
+    )
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "--precision bf16" in result.stderr and "--precision fp32" in result.stderr
     assert not out.exists()
@@ -120,8 +147,11 @@ def test_an_fp16_run_resumed_without_cuda_is_a_one_line_usage_error(text_file, t
     meta["train"]["precision"] = meta["progress"]["precision"] = "fp16"
     save_checkpoint(out, meta, ckpt.weights, ckpt.training)
     for asked in ([], ["--precision", "auto"]):  # auto keeps the precision a run began with
-        result = subprocess.run([sys.executable, "-m", "seqgen", "train", "--resume", str(out), "--steps", "6", *asked],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "seqgen", "train", "--resume", str(out), "--steps", "6", *asked],
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "trained in fp16" in result.stderr and "--device cuda" in result.stderr
 
@@ -130,14 +160,21 @@ def test_a_resumed_fp16_run_keeps_its_loss_scale(text_file, tmp_path, monkeypatc
     from seqgen.train import trainer as trainer_module
 
     # float16 runs on CUDA only; a CPU scaler stands in for its loss scale here.
-    monkeypatch.setattr(trainer_module, "grad_scaler", lambda device, precision: torch.amp.GradScaler("cpu", init_scale=8.0))
+    monkeypatch.setattr(
+        trainer_module, "grad_scaler", lambda device, precision: torch.amp.GradScaler("cpu", init_scale=8.0)
+    )
     out = tmp_path / "m.safetensors"
     train(text_file, out, 3, precision="fp32")  # the stand-in scaler runs in any precision
     assert load_checkpoint(out).meta["progress"]["grad_scaler"]["scale"] == 8.0
     monkeypatch.setattr(trainer_module, "grad_scaler", lambda device, precision: torch.amp.GradScaler("cpu"))
     config = TrainConfig(batch_size=4, window=16, steps=6, eval_every=3, precision="fp32")
-    resumed = Trainer(load_data(str(text_file)), ModelConfig(cell="lstm", layers=1, hidden=32, embed=8), config, out,
-                      resume=load_checkpoint(out))
+    resumed = Trainer(
+        load_data(str(text_file)),
+        ModelConfig(cell="lstm", layers=1, hidden=32, embed=8),
+        config,
+        out,
+        resume=load_checkpoint(out),
+    )
     assert resumed.scaler.get_scale() == 8.0  # not a fresh scaler's 65536
 
 
@@ -169,7 +206,11 @@ def test_the_readme_and_the_reference_name_the_text_defaults_the_code_takes():
     fast, _ = defaults_for("text", size=1_000_000, bf16=True)
     other, _ = defaults_for("text", size=1_000_000, bf16=False)
     assert (fast.cell, other.cell) == ("lstm", "gru")
-    assert (f"with an LSTM {fast.layers}x{fast.hidden} (dropout {fast.dropout:g}, trained in bfloat16) where the CPU "
-            f"or GPU has bfloat16 units, a GRU {other.layers}x{other.hidden} elsewhere") in readme
-    assert (f"LSTM, {fast.layers} layers x {fast.hidden}, embedding {fast.embed}, dropout {fast.dropout:g}; "
-            f"elsewhere GRU, {other.layers} layers x {other.hidden}") in reference
+    assert (
+        f"with an LSTM {fast.layers}x{fast.hidden} (dropout {fast.dropout:g}, trained in bfloat16) where the CPU "
+        f"or GPU has bfloat16 units, a GRU {other.layers}x{other.hidden} elsewhere"
+    ) in readme
+    assert (
+        f"LSTM, {fast.layers} layers x {fast.hidden}, embedding {fast.embed}, dropout {fast.dropout:g}; "
+        f"elsewhere GRU, {other.layers} layers x {other.hidden}"
+    ) in reference

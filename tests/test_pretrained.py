@@ -20,24 +20,40 @@ from seqgen.data.times import Frequency
 from seqgen.data.transforms import log_helps
 from seqgen.errors import DataError, UsageError
 from seqgen.generate.zero_shot import season_for, zero_shot
-from seqgen.model.forecaster import (ForecasterConfig, NumpyForecaster, baselines, build_network, encode,
-                                     running_scale, targets)
+from seqgen.model.forecaster import (
+    ForecasterConfig,
+    NumpyForecaster,
+    baselines,
+    build_network,
+    encode,
+    running_scale,
+    targets,
+)
 from seqgen.train.pretrain import PretrainConfig, pretrain
 
 runner = CliRunner()
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "seqgen", *args], capture_output=True, text=True,
-                          env={**os.environ, "NO_COLOR": "1"}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "seqgen", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
 def forecaster(tmp_path_factory):
     """A forecaster pretrained for a few steps: untrained in skill, complete in form."""
     out = tmp_path_factory.mktemp("forecaster") / "forecaster.safetensors"
-    pretrain(out, ForecasterConfig(hidden=16, layers=1, horizon=12),
-             PretrainConfig(steps=3, batch=8, warmup=1, save_every=3), log=lambda line: None)
+    pretrain(
+        out,
+        ForecasterConfig(hidden=16, layers=1, horizon=12),
+        PretrainConfig(steps=3, batch=8, warmup=1, save_every=3),
+        log=lambda line: None,
+    )
     return out
 
 
@@ -58,7 +74,7 @@ def test_the_same_seed_draws_the_same_synthetic_series():
 def test_logs_are_taken_where_the_swings_grow_with_the_level():
     t = np.arange(120)
     season = np.sin(2 * math.pi * t / 12)
-    multiplicative = 100 * 1.02 ** t * (1 + 0.3 * season)
+    multiplicative = 100 * 1.02**t * (1 + 0.3 * season)
     additive = 100 + 5 * t + 20 * season
     with_zero = np.concatenate([[0.0], multiplicative[1:]])
     chosen = log_helps(np.stack([multiplicative, additive, with_zero]), np.array([12, 12, 12]))
@@ -102,8 +118,9 @@ def test_the_trend_baseline_continues_a_season_that_climbs_and_a_steady_drift():
     assert np.allclose(base[..., 2], future, atol=1e-5)
     drifting = (3.0 + 0.2 * t)[None]
     future, _ = targets(drifting, running_scale(drifting), rows, origins, 6)
-    assert np.allclose(baselines(drifting, running_scale(drifting), np.array([1]), rows, origins, 6)[..., 2], future,
-                       atol=1e-5)
+    assert np.allclose(
+        baselines(drifting, running_scale(drifting), np.array([1]), rows, origins, 6)[..., 2], future, atol=1e-5
+    )
 
 
 def test_a_zero_shot_forecast_is_the_same_every_time_and_its_quantiles_are_ordered(forecaster):
@@ -186,16 +203,37 @@ def test_seqgen_train_init_fine_tunes_the_forecaster_on_a_csv(forecaster, tmp_pa
 def test_the_same_seed_pretrains_the_same_weights(tmp_path):
     runs = []
     for name in ("a", "b"):
-        pretrain(tmp_path / f"{name}.safetensors", ForecasterConfig(hidden=8, layers=1, horizon=4),
-                 PretrainConfig(steps=2, batch=4, warmup=1, save_every=2, seed=7), log=lambda line: None)
+        pretrain(
+            tmp_path / f"{name}.safetensors",
+            ForecasterConfig(hidden=8, layers=1, horizon=4),
+            PretrainConfig(steps=2, batch=4, warmup=1, save_every=2, seed=7),
+            log=lambda line: None,
+        )
         runs.append(load_checkpoint(tmp_path / f"{name}.safetensors").weights)
     assert all(np.array_equal(runs[0][k], runs[1][k]) for k in runs[0])
 
 
 def test_follow_with_the_forecaster_writes_one_forecast_per_value(forecaster):
     values = "\n".join(str(20 + (i % 4)) for i in range(10)) + "\n"
-    made = subprocess.run([sys.executable, "-m", "seqgen", "follow", str(forecaster), "--horizon", "3", "--season", "4",
-                           "--quantiles", "0.1,0.9"], input=values, capture_output=True, text=True, timeout=120)
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "seqgen",
+            "follow",
+            str(forecaster),
+            "--horizon",
+            "3",
+            "--season",
+            "4",
+            "--quantiles",
+            "0.1,0.9",
+        ],
+        input=values,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert made.returncode == 0, made.stderr
     lines = [json.loads(line) for line in made.stdout.splitlines()]
     assert len(lines) == 10 and all(len(line["mean"]) == 3 for line in lines)

@@ -17,15 +17,40 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seqgen import (CheckpointError, DataError, Generator, ModelConfig, SeqgenError, SineConfig, TrainConfig, Trainer,
-                    TrainingError, load_checkpoint, load_data, save_checkpoint)
+from seqgen import (
+    CheckpointError,
+    DataError,
+    Generator,
+    ModelConfig,
+    SeqgenError,
+    SineConfig,
+    TrainConfig,
+    Trainer,
+    TrainingError,
+    load_checkpoint,
+    load_data,
+    save_checkpoint,
+)
 
 from seqgen.data import text_dataset
 from conftest import TINY_TEXT
 
 SEQGEN = [sys.executable, "-m", "seqgen"]
 # A tiny text run: about a millisecond per step, so hundreds of steps take well under a second.
-TINY_TEXT_RUN = ["--cell", "lstm", "--hidden", "16", "--embed", "8", "--layers", "1", "--batch-size", "4", "--window", "16"]
+TINY_TEXT_RUN = [
+    "--cell",
+    "lstm",
+    "--hidden",
+    "16",
+    "--embed",
+    "8",
+    "--layers",
+    "1",
+    "--batch-size",
+    "4",
+    "--window",
+    "16",
+]
 TINY_SINE = ["--sine-waves", "4", "--sine-length", "300", "--hidden", "8", "--layers", "1", "--window", "20"]
 
 
@@ -93,7 +118,10 @@ TRAIN_DATA_CASES = {
     "too short to split": (b"a", ["data.txt", "too short"]),
     "binary": (bytes(range(256)) * 8, ["data.txt", "binary"]),
     "invalid utf-8": ("caf\u00e9 au lait\n".encode("latin-1") * 40, ["data.txt", "byte 3", "--encoding"]),
-    "non-number on line 57": (numbers([*range(1, 57), "hello", *range(58, 101)]).encode(), ["data.txt", "line 57", "hello"]),
+    "non-number on line 57": (
+        numbers([*range(1, 57), "hello", *range(58, 101)]).encode(),
+        ["data.txt", "line 57", "hello"],
+    ),
     "nan": (numbers([*range(100), "nan"]).encode(), ["data.txt", "line 101", "finite"]),
     "inf": (numbers([1, 2, 3, "-inf", *range(100)]).encode(), ["data.txt", "line 4", "finite"]),
     "constant": (numbers([5] * 300).encode(), ["data.txt", "same value"]),
@@ -112,7 +140,9 @@ def test_train_rejects_unusable_data_with_one_line(tmp_path, case):
 def test_series_too_short_for_its_window_is_a_clear_error_not_a_crash(tmp_path):
     """270 training values and a window of 20 once gave 13 tracks of 20 items each: zero windows."""
     (tmp_path / "wave.txt").write_text(numbers(np.round(np.sin(np.arange(300) / 5), 5)))
-    result = cli("train", "wave.txt", "--steps", "3", "--hidden", "8", "--layers", "1", "--window", "20", "-q", cwd=tmp_path)
+    result = cli(
+        "train", "wave.txt", "--steps", "3", "--hidden", "8", "--layers", "1", "--window", "20", "-q", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert load_checkpoint(tmp_path / "checkpoints" / "wave.safetensors").meta["progress"]["step"] == 3
 
@@ -161,16 +191,31 @@ def test_latin1_file_trains_with_the_encoding_hint_followed(tmp_path):
 # --------------------------------------------------------------------------------------------
 # seqgen train: bad options
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("args,option", [
-    (["--batch-size", "0"], "--batch-size"), (["--window", "-1"], "--window"), (["--hidden", "0"], "--hidden"),
-    (["--layers", "-2"], "--layers"), (["--embed", "0"], "--embed"), (["--steps", "0"], "--steps"),
-    (["--epochs", "-1"], "--epochs"), (["--eval-every", "0"], "--eval-every"), (["--lr", "0"], "--lr"),
-    (["--val-fraction", "0"], "--val-fraction"), (["--val-fraction", "1"], "--val-fraction"),
-    (["--val-fraction", "-0.5"], "--val-fraction"), (["--cell", "transformer"], "--cell"),
-    (["--max-time", "soon"], "--max-time"), (["--max-time", "5x"], "--max-time"), (["--max-time", "0"], "--max-time"),
-    (["--dropout", "1"], "--dropout"), (["--kind", "image"], "--kind"), (["--device", "tpu"], "--device"),
-    (["--sine-waves", "0"], "--sine-waves")
-])
+@pytest.mark.parametrize(
+    "args,option",
+    [
+        (["--batch-size", "0"], "--batch-size"),
+        (["--window", "-1"], "--window"),
+        (["--hidden", "0"], "--hidden"),
+        (["--layers", "-2"], "--layers"),
+        (["--embed", "0"], "--embed"),
+        (["--steps", "0"], "--steps"),
+        (["--epochs", "-1"], "--epochs"),
+        (["--eval-every", "0"], "--eval-every"),
+        (["--lr", "0"], "--lr"),
+        (["--val-fraction", "0"], "--val-fraction"),
+        (["--val-fraction", "1"], "--val-fraction"),
+        (["--val-fraction", "-0.5"], "--val-fraction"),
+        (["--cell", "transformer"], "--cell"),
+        (["--max-time", "soon"], "--max-time"),
+        (["--max-time", "5x"], "--max-time"),
+        (["--max-time", "0"], "--max-time"),
+        (["--dropout", "1"], "--dropout"),
+        (["--kind", "image"], "--kind"),
+        (["--device", "tpu"], "--device"),
+        (["--sine-waves", "0"], "--sine-waves"),
+    ],
+)
 def test_invalid_train_options_are_usage_errors(tmp_path, args, option):
     assert_one_line_error(cli("train", *TINY_SINE, "--steps", "1", *args, cwd=tmp_path), 2, option)
 
@@ -180,7 +225,9 @@ def test_cuda_where_there_is_none(tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    assert_one_line_error(cli("train", *TINY_SINE, "--steps", "1", "--device", "cuda", cwd=tmp_path), 2, "--device cuda")
+    assert_one_line_error(
+        cli("train", *TINY_SINE, "--steps", "1", "--device", "cuda", cwd=tmp_path), 2, "--device cuda"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -194,12 +241,21 @@ def runs(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("args,needles", [
-    (["poem.txt", "--resume", "sine.safetensors"], ["--resume sine.safetensors", "series data, not text"]),
-    (["sine", "--resume", "text.safetensors", *TINY_SINE[:4]], ["--resume text.safetensors", "text data, not series"]),
-    (["poem.txt", "--resume", "text.safetensors", "--hidden", "32"], ["--resume text.safetensors", "hidden 16 vs 32"]),
-    (["poem.txt", "--resume", "text.safetensors", "--cell", "gru"], ["cell lstm vs gru"]),
-])
+@pytest.mark.parametrize(
+    "args,needles",
+    [
+        (["poem.txt", "--resume", "sine.safetensors"], ["--resume sine.safetensors", "series data, not text"]),
+        (
+            ["sine", "--resume", "text.safetensors", *TINY_SINE[:4]],
+            ["--resume text.safetensors", "text data, not series"],
+        ),
+        (
+            ["poem.txt", "--resume", "text.safetensors", "--hidden", "32"],
+            ["--resume text.safetensors", "hidden 16 vs 32"],
+        ),
+        (["poem.txt", "--resume", "text.safetensors", "--cell", "gru"], ["cell lstm vs gru"]),
+    ],
+)
 def test_resume_with_another_kind_or_shape(runs, args, needles):
     assert_one_line_error(cli("train", *args, "--steps", "8", cwd=runs), 2, *needles)
 
@@ -207,7 +263,9 @@ def test_resume_with_another_kind_or_shape(runs, args, needles):
 def test_resume_from_a_missing_or_damaged_checkpoint(runs):
     assert_one_line_error(cli("train", "poem.txt", "--resume", "gone.safetensors", cwd=runs), 1, "gone.safetensors")
     (runs / "junk.safetensors").write_text("not a checkpoint at all\n" * 10)
-    assert_one_line_error(cli("train", "poem.txt", "--resume", "junk.safetensors", cwd=runs), 1, "junk.safetensors", "not a seqgen")
+    assert_one_line_error(
+        cli("train", "poem.txt", "--resume", "junk.safetensors", cwd=runs), 1, "junk.safetensors", "not a seqgen"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -228,36 +286,47 @@ def test_sample_eval_and_info_refuse_unusable_checkpoints(runs, tmp_path):
     meta = json.dumps({"format": "seqgen-checkpoint", "format_version": 3})
     save_file({"model.w": np.zeros(3, np.float32)}, tmp_path / "future.safetensors", metadata={"seqgen": meta})
     (tmp_path / "folder").mkdir()
-    for name, needle in (("missing.safetensors", "no such checkpoint"), ("cut.safetensors", "truncated or corrupted"),
-                         ("flip.safetensors", "checksum"), ("poem.safetensors", "not a seqgen checkpoint"),
-                         ("other.safetensors", "not a seqgen checkpoint"), ("future.safetensors", "version 3"),
-                         ("folder", "directory")):
+    for name, needle in (
+        ("missing.safetensors", "no such checkpoint"),
+        ("cut.safetensors", "truncated or corrupted"),
+        ("flip.safetensors", "checksum"),
+        ("poem.safetensors", "not a seqgen checkpoint"),
+        ("other.safetensors", "not a seqgen checkpoint"),
+        ("future.safetensors", "version 3"),
+        ("folder", "directory"),
+    ):
         for command in (["sample", "--length", "5"], ["eval"], ["info"]):
             assert_one_line_error(cli(command[0], name, *command[1:], cwd=tmp_path), 1, name, needle)
 
 
-@pytest.mark.parametrize("model,args,code,needles", [
-    ("text", ["--prime", "To be #@"], 1, ["never seen", "'#', '@'"]),
-    ("text", ["--prime", "0.1 0.2 0.3"], 1, ["never seen", "continues text, not numbers"]),
-    ("sine", ["--prime", "To be"], 1, ["--prime", "'To' is not a number"]),
-    ("sine", ["--prime", "0.1 nan"], 1, ["--prime", "NaN"]),
-    ("text", ["--prime", ""], 2, ["prime is empty"]),
-    ("sine", ["--prime", " "], 2, ["prime is empty"]),
-    ("text", ["--prime-file", "nowhere.txt"], 1, ["--prime-file nowhere.txt"]),
-    ("text", ["--prime-file", "."], 1, ["--prime-file .", "directory"]),
-    ("text", ["--temperature", "0"], 2, ["--temperature", "--greedy"]),
-    ("text", ["--greedy", "--temperature", "2"], 2, ["--greedy", "would change nothing"]),
-    ("text", ["--temperature", "-1"], 2, ["--temperature"]),
-    ("text", ["--top-k", "0"], 2, ["--top-k"]), ("text", ["--top-p", "0"], 2, ["--top-p"]),
-    ("text", ["--top-p", "1.01"], 2, ["--top-p"]), ("text", ["--length", "-1"], 2, ["--length"]),
-    ("sine", ["--length", "-5"], 2, ["--length"]), ("text", ["--num-samples", "0"], 2, ["--num-samples"]),
-    ("text", ["--backend", "jax"], 2, ["--backend"]),
-    ("sine", ["--separator", "x"], 2, ["--separator", "--format values"]),
-    ("text", ["--format", "jsonl", "--per-step", "--include-prime"], 2, ["--include-prime", "--per-step"]),
-    ("text", ["--save-state", "sine.safetensors"], 2, ["--save-state sine.safetensors", "not a state file"]),
-    ("text", ["--save-state", "."], 2, ["--save-state .", "is a directory"]),
-    ("text", ["--save-state", "nowhere/s.safetensors"], 2, ["the folder nowhere does not exist"]),
-])
+@pytest.mark.parametrize(
+    "model,args,code,needles",
+    [
+        ("text", ["--prime", "To be #@"], 1, ["never seen", "'#', '@'"]),
+        ("text", ["--prime", "0.1 0.2 0.3"], 1, ["never seen", "continues text, not numbers"]),
+        ("sine", ["--prime", "To be"], 1, ["--prime", "'To' is not a number"]),
+        ("sine", ["--prime", "0.1 nan"], 1, ["--prime", "NaN"]),
+        ("text", ["--prime", ""], 2, ["prime is empty"]),
+        ("sine", ["--prime", " "], 2, ["prime is empty"]),
+        ("text", ["--prime-file", "nowhere.txt"], 1, ["--prime-file nowhere.txt"]),
+        ("text", ["--prime-file", "."], 1, ["--prime-file .", "directory"]),
+        ("text", ["--temperature", "0"], 2, ["--temperature", "--greedy"]),
+        ("text", ["--greedy", "--temperature", "2"], 2, ["--greedy", "would change nothing"]),
+        ("text", ["--temperature", "-1"], 2, ["--temperature"]),
+        ("text", ["--top-k", "0"], 2, ["--top-k"]),
+        ("text", ["--top-p", "0"], 2, ["--top-p"]),
+        ("text", ["--top-p", "1.01"], 2, ["--top-p"]),
+        ("text", ["--length", "-1"], 2, ["--length"]),
+        ("sine", ["--length", "-5"], 2, ["--length"]),
+        ("text", ["--num-samples", "0"], 2, ["--num-samples"]),
+        ("text", ["--backend", "jax"], 2, ["--backend"]),
+        ("sine", ["--separator", "x"], 2, ["--separator", "--format values"]),
+        ("text", ["--format", "jsonl", "--per-step", "--include-prime"], 2, ["--include-prime", "--per-step"]),
+        ("text", ["--save-state", "sine.safetensors"], 2, ["--save-state sine.safetensors", "not a state file"]),
+        ("text", ["--save-state", "."], 2, ["--save-state .", "is a directory"]),
+        ("text", ["--save-state", "nowhere/s.safetensors"], 2, ["the folder nowhere does not exist"]),
+    ],
+)
 def test_sample_rejects_bad_primes_and_options(runs, model, args, code, needles):
     assert_one_line_error(cli("sample", f"{model}.safetensors", *args, cwd=runs), code, *needles)
 
@@ -275,8 +344,14 @@ def test_debug_shows_the_traceback(runs):
 # Faults during training
 # --------------------------------------------------------------------------------------------
 def start_training(folder: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([*SEQGEN, "train", "poem.txt", *TINY_TEXT_RUN, *args], cwd=folder, env=env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [*SEQGEN, "train", "poem.txt", *TINY_TEXT_RUN, *args],
+        cwd=folder,
+        env=env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 60) -> None:
@@ -305,9 +380,15 @@ def test_a_signal_stops_at_the_next_step_and_saves_a_resumable_checkpoint(tmp_pa
 
 
 def test_a_run_on_standard_input_says_to_give_the_data_again(tmp_path):
-    process = subprocess.Popen([*SEQGEN, "train", "-", *TINY_TEXT_RUN, "--out", "run.safetensors", "--steps", "100000",
-                                "--eval-every", "20"], cwd=tmp_path, env=env(), stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [*SEQGEN, "train", "-", *TINY_TEXT_RUN, "--out", "run.safetensors", "--steps", "100000", "--eval-every", "20"],
+        cwd=tmp_path,
+        env=env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     process.stdin.write(TINY_TEXT)
     process.stdin.close()
     wait_for(tmp_path / "run.metrics.jsonl", process)
@@ -320,8 +401,14 @@ def test_a_run_on_standard_input_says_to_give_the_data_again(tmp_path):
     without = run("train", "--resume", "run.safetensors", cwd=tmp_path)
     assert without.returncode == 2 and "give it again: seqgen train - --resume run.safetensors < DATA" in without.stderr
     (tmp_path / "DATA").write_text(TINY_TEXT, encoding="utf-8")
-    again = subprocess.run(["bash", "-c", f"{sys.executable} -m seqgen train - --resume run.safetensors --steps 30 < DATA"],
-                           cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        ["bash", "-c", f"{sys.executable} -m seqgen train - --resume run.safetensors --steps 30 < DATA"],
+        cwd=tmp_path,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode == 0, again.stderr  # the command as printed
 
 
@@ -365,8 +452,9 @@ def test_a_second_ctrl_c_says_why_the_summary_is_missing(monkeypatch, tmp_path):
     monkeypatch.setattr(os, "_exit", fake_exit)
     monkeypatch.setattr(Trainer, "run", interrupted_twice)
     (tmp_path / "poem.txt").write_text(TINY_TEXT, encoding="utf-8")
-    result = CliRunner().invoke(app, ["train", str(tmp_path / "poem.txt"), "--out", str(tmp_path / "m.safetensors"), "--quiet",
-                                      *TINY_TEXT_RUN])
+    result = CliRunner().invoke(
+        app, ["train", str(tmp_path / "poem.txt"), "--out", str(tmp_path / "m.safetensors"), "--quiet", *TINY_TEXT_RUN]
+    )
     assert isinstance(result.exception, Exited) and result.exception.args == (130,)
     assert "stopped at once by a second interrupt, without saving; no checkpoint was written" in result.stderr
 
@@ -384,7 +472,9 @@ def nan_from_step(monkeypatch, bad: Callable[[int], bool]) -> None:
 
 def tiny_sine_trainer(out: Path, steps: int) -> Trainer:
     data = load_data(None, sine=SineConfig(waves=4, length=200))
-    return Trainer(data, ModelConfig(hidden=8, layers=1), TrainConfig(batch_size=4, window=20, steps=steps, eval_every=4), out)
+    return Trainer(
+        data, ModelConfig(hidden=8, layers=1), TrainConfig(batch_size=4, window=20, steps=steps, eval_every=4), out
+    )
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
@@ -392,7 +482,9 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_p
     trainer = tiny_sine_trainer(out, steps=50)
     nan_from_step(monkeypatch, lambda done: done >= 6)
     # Each nan sends the run back to step 4's weights with half the rate, until the restarts run out.
-    with pytest.raises(TrainingError, match=r"became nan at step 10 \(after 3 restarts.*s\.safetensors, is kept.*lower `lr`"):
+    with pytest.raises(
+        TrainingError, match=r"became nan at step 10 \(after 3 restarts.*s\.safetensors, is kept.*lower `lr`"
+    ):
         trainer.run()
     ckpt = load_checkpoint(out)
     assert ckpt.meta["progress"]["step"] == 4
@@ -429,8 +521,21 @@ def test_a_text_run_that_blows_up_goes_back_but_overfitting_does_not(tmp_path, m
 
 def test_diverging_run_from_the_command_line(tmp_path):
     # A point head: the oscillator head (the sine default) bounds its output and does not diverge.
-    result = cli("train", *TINY_SINE, "--head", "point", "--steps", "50", "--eval-every", "1", "--lr", "1e30", "--out", "d.safetensors",
-                 cwd=tmp_path)
+    result = cli(
+        "train",
+        *TINY_SINE,
+        "--head",
+        "point",
+        "--steps",
+        "50",
+        "--eval-every",
+        "1",
+        "--lr",
+        "1e30",
+        "--out",
+        "d.safetensors",
+        cwd=tmp_path,
+    )
     assert_one_line_error(result, 1, "at step", "--lr")
     assert load_checkpoint(tmp_path / "d.safetensors").meta["progress"]["step"] >= 1
 
@@ -480,7 +585,9 @@ def test_kill_9_during_a_save_leaves_the_previous_checkpoint_loadable(tmp_path):
     assert writer.returncode == -signal.SIGKILL
     np.testing.assert_array_equal(load_checkpoint(path).weights["w"], np.ones(4))
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "c.safetensors"]
-    assert all(name.startswith(".c.safetensors.") and name.endswith(".tmp") for name in leftovers)  # never the final name
+    assert all(
+        name.startswith(".c.safetensors.") and name.endswith(".tmp") for name in leftovers
+    )  # never the final name
 
 
 # --------------------------------------------------------------------------------------------
@@ -490,7 +597,10 @@ def test_kill_9_during_a_save_leaves_the_previous_checkpoint_loadable(tmp_path):
 @pytest.mark.parametrize("model", ["text", "sine"])
 def test_closed_pipes_end_quietly(runs, model, backend):
     command = [*SEQGEN, "sample", f"{model}.safetensors", "--length", "200000", "--backend", backend]
-    for head, check in ((["head", "-c", "10"], lambda out: len(out) == 10), (["head", "-n", "1"], lambda out: out.count(b"\n") == 1)):
+    for head, check in (
+        (["head", "-c", "10"], lambda out: len(out) == 10),
+        (["head", "-n", "1"], lambda out: out.count(b"\n") == 1),
+    ):
         producer = subprocess.Popen(command, cwd=runs, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         consumer = subprocess.run(head, stdin=producer.stdout, capture_output=True, timeout=120)
         producer.stdout.close()
@@ -505,8 +615,15 @@ def test_closed_pipes_end_quietly(runs, model, backend):
 def test_redirected_stdout_holds_exactly_the_data(runs, tmp_path, model):
     target = tmp_path / "out.txt"
     with open(target, "w") as out:
-        result = subprocess.run([*SEQGEN, "sample", f"{model}.safetensors", "--length", "40", "--seed", "4"], cwd=runs,
-                                env=env(FORCE_COLOR="1"), stdout=out, stderr=subprocess.PIPE, text=True, timeout=120)
+        result = subprocess.run(
+            [*SEQGEN, "sample", f"{model}.safetensors", "--length", "40", "--seed", "4"],
+            cwd=runs,
+            env=env(FORCE_COLOR="1"),
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
     assert result.returncode == 0, result.stderr
     written = target.read_text(encoding="utf-8")
     assert "\x1b" not in written
@@ -533,7 +650,9 @@ def test_messages_honour_no_color(runs):
 def test_same_sample_command_same_bytes(runs, model, args):
     outputs = set()
     for backend in ("numpy", "numpy", "torch"):
-        result = run("sample", f"{model}.safetensors", "--length", "200", "--seed", "11", "--backend", backend, *args, cwd=runs)
+        result = run(
+            "sample", f"{model}.safetensors", "--length", "200", "--seed", "11", "--backend", backend, *args, cwd=runs
+        )
         assert result.returncode == 0, result.stderr
         outputs.add(result.stdout)
     if model == "text":
@@ -587,7 +706,9 @@ def test_generator_from_a_damaged_checkpoint_is_a_seqgen_error(runs, tmp_path):
 # Fuzz: whatever text arrives, seqgen trains and samples, or says clearly why not
 # --------------------------------------------------------------------------------------------
 # Combining marks, emoji, NUL, a lone surrogate (written with surrogatepass: undecodable UTF-8) and plain letters.
-AWKWARD = st.sampled_from(["\u0301", "\u20dd", "\U0001f642", "\U0001f468\u200d\U0001f469", "\x00", "\ud800", "\n", "a", "b", " "])
+AWKWARD = st.sampled_from(
+    ["\u0301", "\u20dd", "\U0001f642", "\U0001f468\u200d\U0001f469", "\x00", "\ud800", "\n", "a", "b", " "]
+)
 FUZZ_TEXT = st.lists(st.one_of(AWKWARD, st.characters()), min_size=0, max_size=120).map("".join)
 
 
@@ -595,14 +716,21 @@ def train_and_sample_or_clean_error(path: Path, folder: Path) -> None:
     try:
         data = load_data(str(path))
         out = folder / "fuzz.safetensors"
-        Trainer(data, ModelConfig(hidden=4, embed=2, layers=1), TrainConfig(batch_size=2, window=4, steps=2, eval_every=2), out).run()
+        Trainer(
+            data,
+            ModelConfig(hidden=4, embed=2, layers=1),
+            TrainConfig(batch_size=2, window=4, steps=2, eval_every=2),
+            out,
+        ).run()
     except SeqgenError as e:
         assert str(e) and "\n" not in str(e)
         return
     if data.kind == "text":
         assert "".join(data.vocab[i] for i in data.streams[0]) == path.read_bytes().decode("utf-8")
     gen = Generator.from_checkpoint(out, seed=0)
-    gen.feed(data.vocab[int(data.streams[0][0])] if data.kind == "text" else [float(data.unscale(data.streams[0][:1])[0])])
+    gen.feed(
+        data.vocab[int(data.streams[0][0])] if data.kind == "text" else [float(data.unscale(data.streams[0][:1])[0])]
+    )
     items = [item[0] for item in gen.generate(5)]
     if data.kind == "text":
         assert set(gen.decode(items)) <= set(data.vocab)
@@ -638,7 +766,7 @@ def test_big_text_and_series_train_and_sample_well_under_2_gb(tmp_path, monkeypa
     stress = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(stress)
     monkeypatch.setenv("PYTHONPATH", env()["PYTHONPATH"])  # the processes it starts import this checkout
-    for label, seconds, peak_mb in stress.run(tmp_path):
+    for label, _seconds, peak_mb in stress.run(tmp_path):
         assert peak_mb < 1500, (label, peak_mb)
 
 

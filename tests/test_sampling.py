@@ -59,7 +59,19 @@ def test_temperature_is_another_name_for_noise_in_continuous_models(sine_checkpo
 
 
 def test_sine_samples_without_a_prime_each_start_from_a_fresh_wave(sine_checkpoint):
-    args = ["sample", sine_checkpoint, "-n", "10", "--num-samples", "3", "--format", "jsonl", "--include-prime", "--seed", "7"]
+    args = [
+        "sample",
+        sine_checkpoint,
+        "-n",
+        "10",
+        "--num-samples",
+        "3",
+        "--format",
+        "jsonl",
+        "--include-prime",
+        "--seed",
+        "7",
+    ]
     result = invoke(*args)
     assert "will be the same" not in result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines()]
@@ -67,7 +79,9 @@ def test_sine_samples_without_a_prime_each_start_from_a_fresh_wave(sine_checkpoi
     assert len(primes) == 3 and primes[0] != primes[1] != primes[2] != primes[0]
     assert records[0]["values"] != records[1]["values"]
     assert invoke(*args).stdout == result.stdout  # --seed still gives the same waves
-    one = json.loads(invoke("sample", sine_checkpoint, "-n", "10", "--format", "jsonl", "--include-prime", "--seed", "7").stdout)
+    one = json.loads(
+        invoke("sample", sine_checkpoint, "-n", "10", "--format", "jsonl", "--include-prime", "--seed", "7").stdout
+    )
     assert one["prime"] == primes[0]  # the first sample's wave is the one a single sample gets
     np.testing.assert_allclose(one["values"], records[0]["values"], atol=1e-5)
     values = sample(sine_checkpoint, length=10, num_samples=3, seed=7)  # the library, too
@@ -81,7 +95,9 @@ def test_the_terminal_chart_says_which_of_several_samples_it_draws(sine_checkpoi
 
 def test_top_p_and_greedy_through_the_library(text_checkpoint):
     greedy = sample(text_checkpoint, prime="To be", length=40, greedy=True, seed=1)
-    assert sample(text_checkpoint, prime="To be", length=40, top_p=1e-9, seed=2) == greedy  # the nucleus is one character
+    assert (
+        sample(text_checkpoint, prime="To be", length=40, top_p=1e-9, seed=2) == greedy
+    )  # the nucleus is one character
 
 
 def test_several_continuous_streams_without_noise_come_with_a_warning(sine_checkpoint):
@@ -90,53 +106,125 @@ def test_several_continuous_streams_without_noise_come_with_a_warning(sine_check
     assert "streams will be the same" in same.stderr
     rows = list(csv.reader(io.StringIO(same.stdout)))[1:]
     assert all(abs(float(r[1]) - float(r[2])) < 1e-5 for r in rows)
-    noisy = invoke("sample", sine_checkpoint, "-n", "5", "--num-samples", "2", "--format", "csv", "--noise", "0.05",
-                   "--seed", "1", "--prime", prime)
+    noisy = invoke(
+        "sample",
+        sine_checkpoint,
+        "-n",
+        "5",
+        "--num-samples",
+        "2",
+        "--format",
+        "csv",
+        "--noise",
+        "0.05",
+        "--seed",
+        "1",
+        "--prime",
+        prime,
+    )
     assert "will be the same" not in noisy.stderr
     assert any(r[1] != r[2] for r in list(csv.reader(io.StringIO(noisy.stdout)))[1:])
 
 
 # --- output shapes ----------------------------------------------------------------------------
 def test_csv_output_parses_with_the_csv_module(text_checkpoint, sine_checkpoint):
-    rows = list(csv.reader(io.StringIO(invoke("sample", sine_checkpoint, "-n", "20", "--num-samples", "3",
-                                              "--format", "csv", "--prime", "0.1 0.2", "--include-prime").stdout)))
+    rows = list(
+        csv.reader(
+            io.StringIO(
+                invoke(
+                    "sample",
+                    sine_checkpoint,
+                    "-n",
+                    "20",
+                    "--num-samples",
+                    "3",
+                    "--format",
+                    "csv",
+                    "--prime",
+                    "0.1 0.2",
+                    "--include-prime",
+                ).stdout
+            )
+        )
+    )
     assert rows[0] == ["step", "sample_1", "sample_2", "sample_3"]
     assert [int(r[0]) for r in rows[1:]] == list(range(-1, 21))
     assert rows[1][1:] == ["0.1"] * 3
-    text_rows = list(csv.DictReader(io.StringIO(invoke("sample", text_checkpoint, "-n", "60", "--format", "csv",
-                                                       "--seed", "4").stdout)))
-    assert len(text_rows) == 60 and all(len(r["sample_1"]) == 1 for r in text_rows)  # newlines and commas survive quoting
+    text_rows = list(
+        csv.DictReader(
+            io.StringIO(invoke("sample", text_checkpoint, "-n", "60", "--format", "csv", "--seed", "4").stdout)
+        )
+    )
+    assert len(text_rows) == 60 and all(
+        len(r["sample_1"]) == 1 for r in text_rows
+    )  # newlines and commas survive quoting
 
 
 def test_jsonl_one_object_per_sample_or_per_step(text_checkpoint, sine_checkpoint):
-    lines = invoke("sample", text_checkpoint, "-n", "30", "--num-samples", "2", "--format", "jsonl", "--seed", "5",
-                   "--prime", "To", "--include-prime").stdout.splitlines()
+    lines = invoke(
+        "sample",
+        text_checkpoint,
+        "-n",
+        "30",
+        "--num-samples",
+        "2",
+        "--format",
+        "jsonl",
+        "--seed",
+        "5",
+        "--prime",
+        "To",
+        "--include-prime",
+    ).stdout.splitlines()
     records = [json.loads(line) for line in lines]
     assert [r["sample"] for r in records] == [1, 2]
     assert all(r["prime"] == "To" and len(r["text"]) == 30 for r in records)
     assert records[0]["text"] == sample(text_checkpoint, prime="To", length=30, num_samples=2, seed=5)[0]
 
-    steps = [json.loads(line) for line in invoke("sample", text_checkpoint, "-n", "25", "--format", "jsonl",
-                                                 "--per-step", "--seed", "5", "--prime", "To").stdout.splitlines()]
+    steps = [
+        json.loads(line)
+        for line in invoke(
+            "sample", text_checkpoint, "-n", "25", "--format", "jsonl", "--per-step", "--seed", "5", "--prime", "To"
+        ).stdout.splitlines()
+    ]
     assert [s["step"] for s in steps] == list(range(1, 26))
     assert all(0 < s["probability"] <= 1 for s in steps)
     assert "".join(s["token"] for s in steps) == sample(text_checkpoint, prime="To", length=25, seed=5)[0]
-    values = [json.loads(line) for line in invoke("sample", sine_checkpoint, "-n", "5", "--format", "jsonl").stdout.splitlines()]
+    values = [
+        json.loads(line)
+        for line in invoke("sample", sine_checkpoint, "-n", "5", "--format", "jsonl").stdout.splitlines()
+    ]
     assert len(values) == 1 and len(values[0]["values"]) == 5
 
 
 def test_separator_and_output_file(text_checkpoint, tmp_path):
     out = tmp_path / "samples.txt"
-    result = invoke("sample", text_checkpoint, "-n", "20", "--num-samples", "3", "--separator", "\\n---\\n",
-                    "--seed", "6", "--output", out)
+    result = invoke(
+        "sample",
+        text_checkpoint,
+        "-n",
+        "20",
+        "--num-samples",
+        "3",
+        "--separator",
+        "\\n---\\n",
+        "--seed",
+        "6",
+        "--output",
+        out,
+    )
     assert result.stdout == ""
     parts = out.read_text().rstrip("\n").split("\n---\n")
     assert [len(p) for p in parts] == [20, 20, 20]
 
 
 def test_format_must_fit_the_model(text_checkpoint, sine_checkpoint):
-    for ckpt, args in ((sine_checkpoint, ["--format", "text"]), (text_checkpoint, ["--format", "values"]),
-                       (text_checkpoint, ["--per-step"]), (sine_checkpoint, ["--stop", "x"])):
+    for ckpt, args in (
+        (sine_checkpoint, ["--format", "text"]),
+        (text_checkpoint, ["--format", "values"]),
+        (text_checkpoint, ["--per-step"]),
+        (sine_checkpoint, ["--stop", "x"]),
+    ):
         result = runner.invoke(app, ["sample", str(ckpt), *args])
         assert isinstance(result.exception, UsageError), args
 
@@ -159,7 +247,9 @@ def test_two_calls_with_a_state_hand_off_equal_one_long_call(text_checkpoint, si
 def test_state_hand_off_through_the_cli(text_checkpoint, tmp_path):
     state = tmp_path / "s.safetensors"
     whole = invoke("sample", text_checkpoint, "-n", "80", "--seed", "2", "--temperature", "0.6").stdout
-    first = invoke("sample", text_checkpoint, "-n", "40", "--seed", "2", "--temperature", "0.6", "--save-state", state).stdout
+    first = invoke(
+        "sample", text_checkpoint, "-n", "40", "--seed", "2", "--temperature", "0.6", "--save-state", state
+    ).stdout
     second = invoke("sample", text_checkpoint, "-n", "40", "--load-state", state).stdout  # at the saved temperature
     assert first + second == whole  # the part to be continued has no newline added
     hotter = invoke("sample", text_checkpoint, "-n", "40", "--load-state", state, "--temperature", "3").stdout
@@ -185,8 +275,12 @@ def test_a_continuation_of_a_gaussian_model_keeps_the_settings_not_given(tmp_pat
 
     model = tmp_path / "g.safetensors"
     values = np.sin(np.arange(300) / 4) + np.random.default_rng(0).normal(0, 0.2, 300)
-    Trainer(series_dataset(values, "g", "g", 0.1), ModelConfig(hidden=8, layers=1, head="gaussian"),
-            TrainConfig(batch_size=4, window=20, steps=10, eval_every=10), model).run()
+    Trainer(
+        series_dataset(values, "g", "g", 0.1),
+        ModelConfig(hidden=8, layers=1, head="gaussian"),
+        TrainConfig(batch_size=4, window=20, steps=10, eval_every=10),
+        model,
+    ).run()
     first, second = tmp_path / "1.safetensors", tmp_path / "2.safetensors"
     invoke("sample", model, "-n", "5", "--temperature", "0.3", "--seed", "1", "--save-state", first)
     invoke("sample", model, "-n", "5", "--load-state", first, "--noise", "0.1", "--save-state", second)
@@ -219,12 +313,20 @@ def test_save_state_keeps_a_checkpoint_and_checks_its_path_before_generating(tex
     state = tmp_path / "s.safetensors"
     state.write_bytes(b"")  # an empty file, as mktemp makes, is free to take
     invoke("sample", text_checkpoint, "-n", "5", "--save-state", state)
-    invoke("sample", text_checkpoint, "-n", "5", "--load-state", state, "--save-state", state)  # a state file is replaced
+    invoke(
+        "sample", text_checkpoint, "-n", "5", "--load-state", state, "--save-state", state
+    )  # a state file is replaced
 
 
-@pytest.mark.parametrize("args,ending", [(["-n", "30"], "one"), (["-n", "0"], "empty"),
-                                         (["-n", "300", "--stop", "\\n"], "the model's own"),
-                                         (["-n", "30", "--num-samples", "3"], "one")])
+@pytest.mark.parametrize(
+    "args,ending",
+    [
+        (["-n", "30"], "one"),
+        (["-n", "0"], "empty"),
+        (["-n", "300", "--stop", "\\n"], "the model's own"),
+        (["-n", "30", "--num-samples", "3"], "one"),
+    ],
+)
 def test_text_output_ends_with_exactly_one_newline_unless_empty(text_checkpoint, args, ending):
     out = invoke("sample", text_checkpoint, "--seed", "4", *args).stdout
     if ending == "empty":
@@ -247,7 +349,9 @@ def test_a_state_belongs_to_its_checkpoint(text_checkpoint, sine_checkpoint, tmp
 
 # --- pictures ---------------------------------------------------------------------------------
 def test_plot_draws_prime_and_continuation_without_a_terminal(sine_checkpoint):
-    result = invoke("sample", sine_checkpoint, "-n", "120", "--plot", "--prime", " ".join(str(np.sin(i / 5)) for i in range(60)))
+    result = invoke(
+        "sample", sine_checkpoint, "-n", "120", "--plot", "--prime", " ".join(str(np.sin(i / 5)) for i in range(60))
+    )
     assert len(result.stdout.splitlines()) == 120  # the data is untouched
     assert "░ prime (60)" in result.stderr and "█ generated (120)" in result.stderr
     chart_rows = [line for line in result.stderr.splitlines() if "┤" in line]
@@ -289,18 +393,36 @@ def test_the_matplotlib_hint_fits_a_source_checkout(sine_checkpoint, tmp_path, m
     result = runner.invoke(app, ["sample", str(sine_checkpoint), "-n", "5", "--plot-file", str(tmp_path / "a.png")])
     root = Path(__file__).resolve().parents[1]  # the tests run from a checkout, with pyproject.toml
     assert isinstance(result.exception, MissingPackage)
-    assert f"pip install -e '{root}[plot]'" in str(result.exception) and "pip install matplotlib" in str(result.exception)
+    assert f"pip install -e '{root}[plot]'" in str(result.exception) and "pip install matplotlib" in str(
+        result.exception
+    )
 
 
 def test_a_prime_with_unseen_characters_can_skip_or_replace_them(text_checkpoint):
     refused = runner.invoke(app, ["sample", str(text_checkpoint), "--prime", "To be #@", "-n", "5"])
     assert isinstance(refused.exception, DataError) and "'#', '@'" in str(refused.exception)
     assert "`unknown` skip leaves them out, `unknown` replace puts ' ' instead" in str(refused.exception)
-    skipped = invoke("sample", text_checkpoint, "--prime", "To be #@", "--unknown", "skip", "-n", "5", "--include-prime", "--seed", "1")
+    skipped = invoke(
+        "sample",
+        text_checkpoint,
+        "--prime",
+        "To be #@",
+        "--unknown",
+        "skip",
+        "-n",
+        "5",
+        "--include-prime",
+        "--seed",
+        "1",
+    )
     assert skipped.stdout.startswith("To be ") and not skipped.stdout.startswith("To be   ")
-    replaced = invoke("sample", text_checkpoint, "--prime", "To be #@", "--unknown", "replace", "-n", "5", "--include-prime")
+    replaced = invoke(
+        "sample", text_checkpoint, "--prime", "To be #@", "--unknown", "replace", "-n", "5", "--include-prime"
+    )
     assert replaced.stdout.startswith("To be   ")  # the written prime is the one the model read
-    assert sample(text_checkpoint, prime="To be #@", unknown="skip", length=5, seed=1) == [skipped.stdout[len("To be "):].rstrip("\n")]
+    assert sample(text_checkpoint, prime="To be #@", unknown="skip", length=5, seed=1) == [
+        skipped.stdout[len("To be ") :].rstrip("\n")
+    ]
     with pytest.raises(UsageError, match="`unknown` must be one of error, skip, replace"):
         sample(text_checkpoint, prime="To be", unknown="drop")
 
@@ -333,7 +455,9 @@ def test_penalties_change_the_logits_of_tokens_in_the_window_as_documented():
 
 
 def test_the_penalty_window_counts_the_prime_and_each_stream_apart(text_checkpoint):
-    gen = Generator.from_checkpoint(text_checkpoint, sampling=SampleConfig(frequency_penalty=1.0, penalty_window=5), seed=0)
+    gen = Generator.from_checkpoint(
+        text_checkpoint, sampling=SampleConfig(frequency_penalty=1.0, penalty_window=5), seed=0
+    )
     gen.reset(2)
     gen.feed("To be, or")
     ids = gen.encode(" or")
@@ -371,8 +495,9 @@ def test_a_strong_repetition_penalty_repeats_less():
     logits = np.array([[2.0, 0.0, 0.0, 0.0]])  # token 0: e^2 / (e^2 + 3) = 0.711
     counts = np.array([[3, 0, 0, 0]])
     plain = np.mean([choose_tokens(logits, SampleConfig(), rng)[0][0] == 0 for _ in range(2000)])
-    penalised = np.mean([choose_tokens(logits, SampleConfig(repetition_penalty=3.0), rng, counts)[0][0] == 0
-                         for _ in range(2000)])
+    penalised = np.mean(
+        [choose_tokens(logits, SampleConfig(repetition_penalty=3.0), rng, counts)[0][0] == 0 for _ in range(2000)]
+    )
     expected = np.exp(2 / 3) / (np.exp(2 / 3) + 3)  # its logit divided by 3: 0.394
     assert abs(plain - 0.711) < 0.03 and abs(penalised - expected) < 0.03
 
@@ -386,10 +511,17 @@ def test_a_penalised_run_split_in_two_by_a_state_file_is_one_run(text_checkpoint
     assert first + second == whole
 
 
-@pytest.mark.parametrize("settings", [
-    {"temperature": 0.8}, {"top_k": 5}, {"top_p": 0.9, "temperature": 1.3}, {"min_p": 0.05},
-    {"greedy": True}, {"repetition_penalty": 1.3, "frequency_penalty": 0.2, "penalty_window": 16},
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"temperature": 0.8},
+        {"top_k": 5},
+        {"top_p": 0.9, "temperature": 1.3},
+        {"min_p": 0.05},
+        {"greedy": True},
+        {"repetition_penalty": 1.3, "frequency_penalty": 0.2, "penalty_window": 16},
+    ],
+)
 def test_generators_stepped_together_make_what_each_makes_alone(text_checkpoint, settings):
     """What a server does for the streams of many clients: one call weighs every row alike."""
     from seqgen.generate.generator import choose_together
@@ -397,7 +529,9 @@ def test_generators_stepped_together_make_what_each_makes_alone(text_checkpoint,
     def made(together: bool) -> list[str]:
         gens = []
         for seed, rows in zip(range(4), (1, 3, 1, 2)):
-            gen = Generator.from_checkpoint(text_checkpoint, backend="numpy", seed=seed, sampling=SampleConfig(**settings))
+            gen = Generator.from_checkpoint(
+                text_checkpoint, backend="numpy", seed=seed, sampling=SampleConfig(**settings)
+            )
             gen.reset(rows)
             gen.feed(np.tile(gen.encode("the "), (rows, 1)))
             gens.append(gen)

@@ -19,7 +19,7 @@ from seqgen.generate import sample
 from seqgen.generate.api import follow
 from seqgen.generate.generator import Generator
 from seqgen.checkpoint import load_checkpoint
-from seqgen.serve import Busy, Engine, Stream
+from seqgen.serve import Engine, Stream
 from seqgen.serve.remote import ProcessEngine
 from seqgen.serve.app import Limits, create_app
 
@@ -81,15 +81,18 @@ def test_a_streamed_completion_arrives_in_pieces_that_add_up_to_the_whole(client
     whole = complete(client, model="poem", prompt="To be", max_tokens=80, seed=5, n=2)
     pieces = {0: "", 1: ""}
     finish = {}
-    with client.stream("POST", "/v1/completions",
-                       json={"model": "poem", "prompt": "To be", "max_tokens": 80, "seed": 5, "n": 2, "stream": True}) as r:
+    with client.stream(
+        "POST",
+        "/v1/completions",
+        json={"model": "poem", "prompt": "To be", "max_tokens": 80, "seed": 5, "n": 2, "stream": True},
+    ) as r:
         assert r.headers["content-type"].startswith("text/event-stream")
         lines = [line for line in r.iter_lines() if line]
     import json
 
     assert lines[-1] == "data: [DONE]"
     for line in lines[:-1]:
-        for choice in json.loads(line[len("data: "):])["choices"]:
+        for choice in json.loads(line[len("data: ") :])["choices"]:
             pieces[choice["index"]] += choice["text"]
             finish[choice["index"]] = choice["finish_reason"]
     assert [pieces[0], pieces[1]] == [c["text"] for c in whole["choices"]]
@@ -143,11 +146,13 @@ def test_streams_stepped_together_make_what_each_makes_alone(text_checkpoint, en
                 engine.submit(streams[len(results[0]) // 5])
             if piece.done and all(s.made == s.length for s in streams):
                 done.set()
+
         return deliver
 
     for k, n in enumerate(lengths):
-        gen = Generator.from_checkpoint(text_checkpoint, model=first.model, seed=k,
-                                        sampling=SampleConfig(temperature=0.9))
+        gen = Generator.from_checkpoint(
+            text_checkpoint, model=first.model, seed=k, sampling=SampleConfig(temperature=0.9)
+        )
         gen.feed("To")
         streams.append(Stream(gen, n, collector(k)))
     engine.submit(streams[0])
@@ -235,8 +240,9 @@ def test_two_requests_for_one_session_at_once_never_both_run(text_checkpoint):
     async def race(first: tuple, second: tuple) -> list[int]:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c:
             session = (await c.post("/v1/sessions", json={"prompt": "To", "seed": 1})).json()["id"]
-            answers = await asyncio.gather(*[c.post(f"/v1/sessions/{session}/{path}", json=body)
-                                             for path, body in (first, second)])
+            answers = await asyncio.gather(
+                *[c.post(f"/v1/sessions/{session}/{path}", json=body) for path, body in (first, second)]
+            )
             return sorted(a.status_code for a in answers)
 
     generate = ("generate", {"max_tokens": 20})
@@ -268,8 +274,10 @@ def test_a_session_continues_across_calls_as_one_long_generation(client, text_ch
     created = client.post("/v1/sessions", json={"model": "poem", "prompt": "To be", "seed": 4, "temperature": 0.7})
     assert created.status_code == 201
     sid = created.json()["id"]
-    parts = [client.post(f"/v1/sessions/{sid}/generate", json={"max_tokens": n}).json()["choices"][0]["text"]
-             for n in (30, 50)]
+    parts = [
+        client.post(f"/v1/sessions/{sid}/generate", json={"max_tokens": n}).json()["choices"][0]["text"]
+        for n in (30, 50)
+    ]
     expected = sample(text_checkpoint, prime="To be", length=80, seed=4, temperature=0.7)[0]
     assert "".join(parts) == expected
     assert client.get(f"/v1/sessions/{sid}").json()["generated"] == 80
@@ -290,7 +298,10 @@ def test_feeding_a_session_then_snapshot_and_restore_repeat_the_same_future(clie
     # A state is portable: a new session made from it goes on the same way.
     other = client.post("/v1/sessions", json={"model": "poem", "state": state}).json()
     assert (other["fed"], other["generated"]) == (13, 0)  # it carries its counts too
-    assert client.post(f"/v1/sessions/{other['id']}/generate", json={"max_tokens": 40}).json()["choices"][0]["text"] == first
+    assert (
+        client.post(f"/v1/sessions/{other['id']}/generate", json={"max_tokens": 40}).json()["choices"][0]["text"]
+        == first
+    )
     later = client.get(f"/v1/sessions/{other['id']}/snapshot").json()["state"]
     third = client.post("/v1/sessions", json={"model": "poem", "state": later, "prompt": "T"}).json()
     assert (third["fed"], third["generated"]) == (14, 40)
@@ -336,24 +347,27 @@ def test_idle_sessions_expire_and_the_number_kept_is_limited(text_checkpoint):
 
 
 # --- limits and mistakes ------------------------------------------------------------------------
-@pytest.mark.parametrize("body,status,words", [
-    ({"model": "poem", "max_tokens": -1}, 400, "`max_tokens` must be >= 0"),
-    ({"model": "poem", "temperature": -1}, 400, "`temperature` must be >= 0"),
-    ({"model": "poem", "logprobs": 6}, 400, "`logprobs` must be true, false or an integer 0-5"),
-    ({"model": "poem", "logit_bias": {"9999": 5}}, 400, "not a token id of this model"),
-    ({"model": "poem", "n": 2, "best_of": 1}, 400, "`best_of` must be at least `n`"),
-    ({"model": "poem", "best_of": 2, "stream": True}, 400, "cannot stream"),
-    ({"model": "poem", "stream_options": {"include_usage": "yes"}}, 400, "include_usage` must be true or false"),
-    ({"model": "poem", "top_p": 1.5}, 400, "`top_p` must be in (0, 1]"),
-    ({"model": "poem", "prompt": 42}, 400, "`prompt` must be a string or a list"),
-    ({"model": "poem", "prompt": "ça"}, 400, "never seen: 'ç'"),
-    ({"model": "sine", "prompt": "0 abc 1"}, 400, "`prompt`: 'abc' is not a number"),
-    ({"model": "poem", "n": 1000}, 400, "`n` must be between 1 and 64"),
-    ({"model": "poem", "max_tokens": 10**6}, 400, "`max_tokens` is at most 4096"),
-    ({"model": "sine", "top_k": 3}, 400, "this model generates numbers"),
-    ({"model": "nope"}, 404, "no model `nope`"),
-    ({}, 400, "give `model`"),
-])
+@pytest.mark.parametrize(
+    "body,status,words",
+    [
+        ({"model": "poem", "max_tokens": -1}, 400, "`max_tokens` must be >= 0"),
+        ({"model": "poem", "temperature": -1}, 400, "`temperature` must be >= 0"),
+        ({"model": "poem", "logprobs": 6}, 400, "`logprobs` must be true, false or an integer 0-5"),
+        ({"model": "poem", "logit_bias": {"9999": 5}}, 400, "not a token id of this model"),
+        ({"model": "poem", "n": 2, "best_of": 1}, 400, "`best_of` must be at least `n`"),
+        ({"model": "poem", "best_of": 2, "stream": True}, 400, "cannot stream"),
+        ({"model": "poem", "stream_options": {"include_usage": "yes"}}, 400, "include_usage` must be true or false"),
+        ({"model": "poem", "top_p": 1.5}, 400, "`top_p` must be in (0, 1]"),
+        ({"model": "poem", "prompt": 42}, 400, "`prompt` must be a string or a list"),
+        ({"model": "poem", "prompt": "ça"}, 400, "never seen: 'ç'"),
+        ({"model": "sine", "prompt": "0 abc 1"}, 400, "`prompt`: 'abc' is not a number"),
+        ({"model": "poem", "n": 1000}, 400, "`n` must be between 1 and 64"),
+        ({"model": "poem", "max_tokens": 10**6}, 400, "`max_tokens` is at most 4096"),
+        ({"model": "sine", "top_k": 3}, 400, "this model generates numbers"),
+        ({"model": "nope"}, 404, "no model `nope`"),
+        ({}, 400, "give `model`"),
+    ],
+)
 def test_a_bad_request_gets_a_one_line_error_and_the_server_goes_on(client, body, status, words):
     response = client.post("/v1/completions", json=body)
     assert response.status_code == status
@@ -365,7 +379,10 @@ def test_a_bad_request_gets_a_one_line_error_and_the_server_goes_on(client, body
 def test_bad_json_a_large_body_and_unknown_paths_get_4xx(text_checkpoint):
     with TestClient(create_app([text_checkpoint], Limits(max_body=200))) as c:
         assert c.post("/v1/completions", content=b"{not json").status_code == 400
-        assert c.post("/v1/completions", content=b"[1, 2]").json()["error"]["message"] == "the request must be a JSON object"
+        assert (
+            c.post("/v1/completions", content=b"[1, 2]").json()["error"]["message"]
+            == "the request must be a JSON object"
+        )
         assert c.post("/v1/completions", json={"prompt": "x" * 500}).status_code == 413
         assert c.get("/v1/nothing").status_code == 404
         assert c.get("/v1/completions").status_code == 405
@@ -413,8 +430,12 @@ def running_server(checkpoint, *options: str):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "seqgen", "serve", str(checkpoint), "--port", str(port), *options],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "seqgen", "serve", str(checkpoint), "--port", str(port), *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         for _ in range(200):
@@ -473,10 +494,15 @@ def test_a_taken_port_is_one_line_and_exit_status_1(text_checkpoint):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run([sys.executable, "-m", "seqgen", "serve", str(text_checkpoint), "--port", str(port)],
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [sys.executable, "-m", "seqgen", "serve", str(text_checkpoint), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert result.returncode == 1 and result.stderr.strip().splitlines() == [
-        f"seqgen: error: cannot listen on 127.0.0.1:{port}: the port is in use (give another with --port)"]
+        f"seqgen: error: cannot listen on 127.0.0.1:{port}: the port is in use (give another with --port)"
+    ]
 
 
 def test_more_samples_than_the_server_steps_at_once_is_a_400_not_a_503(text_checkpoint):
@@ -498,8 +524,9 @@ def test_values_beyond_float32_are_refused_and_a_runaway_series_gives_null_not_n
     assert r.status_code == 400 and "prompt" in r.json()["error"]["message"]
     r = client.post("/v1/sessions", json={"model": "sine", "prompt": [1e200, 2e200]})
     assert r.status_code == 400 and client.get("/health").json()["sessions"] == 0
-    r = client.post("/v1/completions", json={"model": "sine", "prompt": [0.1, 0.2, 0.3], "max_tokens": 5,
-                                             "noise": 1e300, "seed": 0})
+    r = client.post(
+        "/v1/completions", json={"model": "sine", "prompt": [0.1, 0.2, 0.3], "max_tokens": 5, "noise": 1e300, "seed": 0}
+    )
     assert r.status_code == 200
     values = r.json()["choices"][0]["values"]
     assert len(values) == 5 and all(v is None or np.isfinite(v) for v in values)
@@ -509,8 +536,12 @@ def test_serve_says_what_is_wrong_with_a_checkpoint_in_one_line(tmp_path):
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "seqgen", "serve", str(tmp_path / "missing.safetensors")],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "seqgen", "serve", str(tmp_path / "missing.safetensors")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "missing.safetensors" in result.stderr
 
@@ -549,13 +580,30 @@ def test_a_model_of_several_series_follows_values_in_their_own_series_scale(tmp_
     rows = [f"{m},{50 + 10 * np.sin(k / 1.9):.3f},{2000 + 100 * np.cos(k / 1.9):.3f}" for k, m in enumerate(months)]
     (tmp_path / "sales.csv").write_text("month,shop,web\n" + "\n".join(rows) + "\n")
     out = tmp_path / "both.safetensors"
-    result = CliRunner().invoke(cli, ["train", str(tmp_path / "sales.csv"), "--out", str(out), "--steps", "30",
-                                      "--hidden", "8", "--layers", "1", "--target", "level", "--quiet"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            str(tmp_path / "sales.csv"),
+            "--out",
+            str(out),
+            "--steps",
+            "30",
+            "--hidden",
+            "8",
+            "--layers",
+            "1",
+            "--target",
+            "level",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     web = [float(row.split(",")[2]) for row in rows[-30:]]
     with TestClient(create_app([out])) as c:
         got = c.post("/v1/follow", json={"model": "both", "values": web, "horizon": 2, "seed": 0}).json()
-        named = c.post("/v1/follow", json={"model": "both", "values": web, "horizon": 2, "seed": 0,
-                                           "series": "web"}).json()
+        named = c.post(
+            "/v1/follow", json={"model": "both", "values": web, "horizon": 2, "seed": 0, "series": "web"}
+        ).json()
     assert got["forecasts"] == named["forecasts"]
     assert all(1500 < value < 2500 for value in np.ravel(got["forecasts"][-1]))

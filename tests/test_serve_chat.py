@@ -21,12 +21,16 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # Starlette's note about httpx versus httpx2
     from starlette.testclient import TestClient
 
-DIALOGUE = ("USER: hi\nASSISTANT: hello there\nUSER: how are you\nASSISTANT: fine thanks\n"
-            "SYSTEM: be brief\nUSER: bye\nASSISTANT: good bye\n") * 20
+DIALOGUE = (
+    "USER: hi\nASSISTANT: hello there\nUSER: how are you\nASSISTANT: fine thanks\n"
+    "SYSTEM: be brief\nUSER: bye\nASSISTANT: good bye\n"
+) * 20
 
 # The default template as a Jinja one, in Hugging Face's convention.
-PLAIN_JINJA = ("{% for m in messages %}{{ m.role | upper }}: {{ m.content }}\n{% endfor %}"
-               "{% if add_generation_prompt %}ASSISTANT:{% endif %}")
+PLAIN_JINJA = (
+    "{% for m in messages %}{{ m.role | upper }}: {{ m.content }}\n{% endfor %}"
+    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +41,12 @@ def dialogue_checkpoint(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("dialogue")
     (folder / "chat.txt").write_text(DIALOGUE, encoding="utf-8")
     out = folder / "chat.safetensors"
-    Trainer(load_data(str(folder / "chat.txt")), ModelConfig(hidden=48, embed=16),
-            TrainConfig(batch_size=8, window=48, steps=150, eval_every=50, lr=0.01), out).run()
+    Trainer(
+        load_data(str(folder / "chat.txt")),
+        ModelConfig(hidden=48, embed=16),
+        TrainConfig(batch_size=8, window=48, steps=150, eval_every=50, lr=0.01),
+        out,
+    ).run()
     return out
 
 
@@ -81,9 +89,19 @@ def test_a_conversation_goes_on_from_its_last_message(client):
 
 def test_a_streamed_answer_is_deltas_that_add_up_to_the_whole(client):
     whole = chat(client, messages=HI, n=2, seed=3, temperature=0.7)
-    with client.stream("POST", "/v1/chat/completions", json={"model": "chat", "messages": HI, "n": 2, "seed": 3,
-                                                            "temperature": 0.7, "stream": True,
-                                                            "stream_options": {"include_usage": True}}) as r:
+    with client.stream(
+        "POST",
+        "/v1/chat/completions",
+        json={
+            "model": "chat",
+            "messages": HI,
+            "n": 2,
+            "seed": 3,
+            "temperature": 0.7,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    ) as r:
         lines = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
     assert lines[-1] == "[DONE]"
     events = [json.loads(line) for line in lines[:-1]]
@@ -132,19 +150,35 @@ def test_a_jinja_template_of_ones_own(dialogue_checkpoint, tmp_path):
         got = chat(c, messages=HI, temperature=0)["choices"][0]
     assert (got["message"]["content"], got["finish_reason"]) == ("hello there", "stop")
     # The next turn's marker is read from the template: what it writes after an answer.
-    chatml = ("{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
-              "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    chatml = (
+        "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
     assert JinjaTemplate(chatml).stops() == (["<|im_end|>"], [])
     assert JinjaTemplate(PLAIN_JINJA).stops() == (["\nUSER:"], [])
-    llama = ("{% for m in messages %}{% if m.role == 'user' %}<s>[INST] {{ m.content }} [/INST]"
-             "{% else %} {{ m.content }} </s>{% endif %}{% endfor %}")
+    llama = (
+        "{% for m in messages %}{% if m.role == 'user' %}<s>[INST] {{ m.content }} [/INST]"
+        "{% else %} {{ m.content }} </s>{% endif %}{% endfor %}"
+    )
     assert JinjaTemplate(llama).stops() == (["</s><s>[INST]"], [])
 
 
 def test_chat_template_without_jinja2_is_one_line_naming_the_extra(dialogue_checkpoint, tmp_path):
     (tmp_path / "plain.jinja").write_text(PLAIN_JINJA)
     code = "import sys; sys.modules['jinja2'] = None; from seqgen.cli import main; main()"
-    result = subprocess.run([sys.executable, "-c", code, "serve", str(dialogue_checkpoint), "--chat-template",
-                             str(tmp_path / "plain.jinja")], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "serve",
+            str(dialogue_checkpoint),
+            "--chat-template",
+            str(tmp_path / "plain.jinja"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     lines = result.stderr.strip().splitlines()
     assert result.returncode != 0 and len(lines) == 1 and "jinja2" in lines[0] and "[chat]" in lines[0], result.stderr

@@ -43,8 +43,11 @@ def test_a_completion_through_the_sdk_is_seqgen_sample(client, text_checkpoint):
 
 def test_a_streamed_completion_through_the_sdk_ends_with_its_usage(client):
     whole = client.completions.create(model="poem", prompt="To be", max_tokens=60, seed=5)
-    chunks = list(client.completions.create(model="poem", prompt="To be", max_tokens=60, seed=5, stream=True,
-                                            stream_options={"include_usage": True}))
+    chunks = list(
+        client.completions.create(
+            model="poem", prompt="To be", max_tokens=60, seed=5, stream=True, stream_options={"include_usage": True}
+        )
+    )
     assert "".join(c.choices[0].text for c in chunks if c.choices) == whole.choices[0].text
     assert chunks[-1].choices == [] and chunks[-1].usage == whole.usage
 
@@ -55,21 +58,29 @@ def test_temperature_zero_through_the_sdk_is_greedy(client, text_checkpoint):
 
 
 def test_the_stop_string_is_left_out_and_logprobs_come_as_the_sdk_reads_them(client):
-    kept = client.completions.create(model="poem", prompt="T", max_tokens=300, seed=3, stop=["tt"],
-                                     extra_body={"include_stop_str_in_output": True}).choices[0]
-    got = client.completions.create(model="poem", prompt="T", max_tokens=300, seed=3, stop=["tt"], logprobs=2).choices[0]
+    kept = client.completions.create(
+        model="poem", prompt="T", max_tokens=300, seed=3, stop=["tt"], extra_body={"include_stop_str_in_output": True}
+    ).choices[0]
+    got = client.completions.create(model="poem", prompt="T", max_tokens=300, seed=3, stop=["tt"], logprobs=2).choices[
+        0
+    ]
     assert got.finish_reason == "stop" and kept.text == got.text + "tt"
     assert "".join(got.logprobs.tokens) == got.text and got.logprobs.text_offset[0] == 0
-    assert all(len(top) <= 3 and top[token] == lp for token, lp, top in
-               zip(got.logprobs.tokens, got.logprobs.token_logprobs, got.logprobs.top_logprobs))
+    assert all(
+        len(top) <= 3 and top[token] == lp
+        for token, lp, top in zip(got.logprobs.tokens, got.logprobs.token_logprobs, got.logprobs.top_logprobs)
+    )
 
 
 def test_a_chat_completion_through_the_sdk_whole_and_streamed(client):
     whole = client.chat.completions.create(model="chat", messages=HI, temperature=0)
     assert whole.choices[0].message.role == "assistant"
     assert (whole.choices[0].message.content, whole.choices[0].finish_reason) == ("hello there", "stop")
-    chunks = list(client.chat.completions.create(model="chat", messages=HI, temperature=0, stream=True,
-                                                 stream_options={"include_usage": True}))
+    chunks = list(
+        client.chat.completions.create(
+            model="chat", messages=HI, temperature=0, stream=True, stream_options={"include_usage": True}
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "hello there"
     assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
     assert chunks[-1].usage == whole.usage
@@ -94,7 +105,8 @@ def llm(url: str, home: Path, *args: str) -> str:
         pytest.skip("the llm CLI is not installed")
     (home / "extra-openai-models.yaml").write_text(
         f"- model_id: seqgen-poem\n  model_name: poem\n  api_base: {url}/v1\n  completion: true\n"
-        f"- model_id: seqgen-chat\n  model_name: chat\n  api_base: {url}/v1\n")
+        f"- model_id: seqgen-chat\n  model_name: chat\n  api_base: {url}/v1\n"
+    )
     env = {**os.environ, "LLM_USER_PATH": str(home)}
     done = subprocess.run([sys.executable, "-m", "llm", *args], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0, done.stderr

@@ -49,30 +49,36 @@ def test_tokenize_and_detokenize_are_each_others_inverse(client):
 
 def test_a_token_id_from_tokenize_is_what_logit_bias_takes(client):
     [e] = client.post("/tokenize", json={"model": "poem", "content": "e"}).json()["tokens"]
-    got = client.post("/v1/completions", json={"model": "poem", "prompt": "To", "max_tokens": 6, "seed": 1,
-                                               "logit_bias": {str(e): 100}}).json()
+    got = client.post(
+        "/v1/completions",
+        json={"model": "poem", "prompt": "To", "max_tokens": 6, "seed": 1, "logit_bias": {str(e): 100}},
+    ).json()
     assert got["choices"][0]["text"] == "eeeeee"
 
 
 def test_llama_cpp_clients_fields_are_ignored_and_named(client):
-    response = client.post("/tokenize", json={"model": "poem", "content": "To", "add_special": True,
-                                              "parse_special": False})
+    response = client.post(
+        "/tokenize", json={"model": "poem", "content": "To", "add_special": True, "parse_special": False}
+    )
     assert response.status_code == 200
     assert response.headers["x-seqgen-ignored-fields"] == "add_special, parse_special"
 
 
-@pytest.mark.parametrize("path, body, message", [
-    ("/tokenize", {"model": "sine", "content": "1 2"}, "sine is a series model: it reads numbers, not tokens"),
-    ("/detokenize", {"model": "sine", "tokens": [1]}, "sine is a series model"),
-    ("/tokenize", {"model": "poem"}, "`content`: give the text to tokenize"),
-    ("/tokenize", {"model": "poem", "content": 5}, "`content` must be a string, got int"),
-    ("/tokenize", {"model": "poem", "content": "ça"}, "`content` has characters poem has never seen: 'ç'"),
-    ("/detokenize", {"model": "poem", "tokens": [0, -1]}, "`tokens` must be a list of token ids of poem"),
-    ("/detokenize", {"model": "poem", "tokens": [0, 1.0]}, "`tokens` must be a list of token ids of poem"),
-    ("/detokenize", {"model": "poem", "tokens": [True]}, "`tokens` must be a list of token ids of poem"),
-    ("/detokenize", {"model": "poem", "tokens": [10_000]}, "`tokens` must be a list of token ids of poem"),
-    ("/tokenize", {"model": "nope", "content": "a"}, "no model `nope`"),
-])
+@pytest.mark.parametrize(
+    "path, body, message",
+    [
+        ("/tokenize", {"model": "sine", "content": "1 2"}, "sine is a series model: it reads numbers, not tokens"),
+        ("/detokenize", {"model": "sine", "tokens": [1]}, "sine is a series model"),
+        ("/tokenize", {"model": "poem"}, "`content`: give the text to tokenize"),
+        ("/tokenize", {"model": "poem", "content": 5}, "`content` must be a string, got int"),
+        ("/tokenize", {"model": "poem", "content": "ça"}, "`content` has characters poem has never seen: 'ç'"),
+        ("/detokenize", {"model": "poem", "tokens": [0, -1]}, "`tokens` must be a list of token ids of poem"),
+        ("/detokenize", {"model": "poem", "tokens": [0, 1.0]}, "`tokens` must be a list of token ids of poem"),
+        ("/detokenize", {"model": "poem", "tokens": [True]}, "`tokens` must be a list of token ids of poem"),
+        ("/detokenize", {"model": "poem", "tokens": [10_000]}, "`tokens` must be a list of token ids of poem"),
+        ("/tokenize", {"model": "nope", "content": "a"}, "no model `nope`"),
+    ],
+)
 def test_bad_input_is_a_one_line_error_object(client, path, body, message):
     response = client.post(path, json=body)
     assert response.status_code == (404 if "nope" in str(body) else 400)
@@ -91,8 +97,9 @@ def test_metrics_count_requests_tokens_and_steps(text_checkpoint, sine_checkpoin
     with TestClient(create_app([text_checkpoint, sine_checkpoint])) as client:
         made = 0
         for stream in (False, True):
-            response = client.post("/v1/completions", json={"model": "poem", "prompt": "To", "max_tokens": 30,
-                                                            "n": 2, "stream": stream})
+            response = client.post(
+                "/v1/completions", json={"model": "poem", "prompt": "To", "max_tokens": 30, "n": 2, "stream": stream}
+            )
             assert response.status_code == 200
         made += 2 * 30 * 2
         values = client.post("/v1/completions", json={"model": "sine", "max_tokens": 12}).json()

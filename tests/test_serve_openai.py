@@ -44,8 +44,18 @@ def streamed(client, path: str = "/v1/completions", **body) -> list:
 
 # --- what clients send ---------------------------------------------------------------------------
 def test_unknown_fields_are_ignored_and_named_in_a_header(client):
-    r = client.post("/v1/completions", json={"model": "poem", "prompt": "To", "max_tokens": 5, "seed": 1,
-                                             "tempreature": 9, "frobnicate": True, "suffix": "!"})
+    r = client.post(
+        "/v1/completions",
+        json={
+            "model": "poem",
+            "prompt": "To",
+            "max_tokens": 5,
+            "seed": 1,
+            "tempreature": 9,
+            "frobnicate": True,
+            "suffix": "!",
+        },
+    )
     assert r.status_code == 200
     assert r.headers["x-seqgen-ignored-fields"] == "frobnicate, suffix, tempreature"
     assert r.json()["choices"][0]["text"] == sample_text(client, "To", 5, seed=1)
@@ -83,8 +93,9 @@ def test_echo_puts_the_prompt_before_the_completion(client):
 def test_echo_with_no_tokens_scores_a_text_as_generating_it_would(client):
     """How evaluation harnesses score a text: each token's log-probability given those before it."""
     made = complete(client, prompt="To", max_tokens=8, temperature=0, logprobs=2)["choices"][0]
-    scored = complete(client, prompt="To" + made["text"], max_tokens=0, temperature=0, echo=True,
-                      logprobs=2)["choices"][0]
+    scored = complete(client, prompt="To" + made["text"], max_tokens=0, temperature=0, echo=True, logprobs=2)[
+        "choices"
+    ][0]
     assert scored["text"] == "To" + made["text"] and scored["finish_reason"] == "length"
     np.testing.assert_allclose(scored["logprobs"]["token_logprobs"][2:], made["logprobs"]["token_logprobs"], rtol=1e-9)
     for mine, theirs in zip(scored["logprobs"]["top_logprobs"][2:], made["logprobs"]["top_logprobs"]):
@@ -157,9 +168,10 @@ def test_logprobs_as_an_integer_gives_that_many_alternatives_and_offsets(client)
     choice = complete(client, prompt="To be", max_tokens=30, temperature=0, logprobs=3)["choices"][0]
     logprobs, text = choice["logprobs"], choice["text"]
     assert "".join(logprobs["tokens"]) == text
-    for token, logprob, top, offset in zip(logprobs["tokens"], logprobs["token_logprobs"], logprobs["top_logprobs"],
-                                           logprobs["text_offset"]):
-        assert text[offset: offset + len(token)] == token
+    for token, logprob, top, offset in zip(
+        logprobs["tokens"], logprobs["token_logprobs"], logprobs["top_logprobs"], logprobs["text_offset"]
+    ):
+        assert text[offset : offset + len(token)] == token
         assert len(top) <= 4 and top[token] == logprob  # the chosen token, and up to 3 others
         assert logprob == max(top.values())  # greedy: the chosen token is the most likely
         assert sum(np.exp(list(top.values()))) <= 1 + 1e-9
@@ -183,7 +195,9 @@ def test_models_have_created_and_owned_by_and_each_its_own_url(client, text_chec
 
 
 def test_finish_reasons_are_openais(client):
-    reasons = {c["finish_reason"] for c in complete(client, prompt="T", max_tokens=60, n=8, seed=1, stop="e")["choices"]}
+    reasons = {
+        c["finish_reason"] for c in complete(client, prompt="T", max_tokens=60, n=8, seed=1, stop="e")["choices"]
+    }
     assert reasons <= {"stop", "length"} and "stop" in reasons
 
 

@@ -42,8 +42,7 @@ def test_columns_chooses_the_series():
 
 
 def test_long_format_makes_one_series_per_id_each_with_its_own_range():
-    text = ("store,date,sales\n"
-            "A,2020-01-01,1\nB,2020-01-02,20\nA,2020-01-02,2\nA,2020-01-03,3\nB,2020-01-03,30\n")
+    text = "store,date,sales\nA,2020-01-01,1\nB,2020-01-02,20\nA,2020-01-02,2\nA,2020-01-03,3\nB,2020-01-03,30\n"
     table = read_table(text, "long.csv", id_column="store")
     assert table.names == ["A", "B"]
     np.testing.assert_array_equal(table.series[0], [1, 2, 3])
@@ -61,18 +60,23 @@ def test_long_format_with_two_value_columns_names_id_and_column():
 def test_a_missing_value_is_refused_with_its_line_and_column():
     with pytest.raises(DataError) as e:
         read_table("date,a,b\n2020-01-01,1,2\n2020-01-02,3,NA\n2020-01-03,4,5\n", "gaps.csv")
-    assert str(e.value) == ("gaps.csv, line 3: the value in column 'b' is missing; "
-                            "fill the gaps (`fill` previous, linear or zero) or remove the row")
+    assert str(e.value) == (
+        "gaps.csv, line 3: the value in column 'b' is missing; "
+        "fill the gaps (`fill` previous, linear or zero) or remove the row"
+    )
 
 
 MISSING = "date,v\n2020-01-01,\n2020-01-02,2\n2020-01-03,null\n2020-01-04,nan\n2020-01-05,8\n2020-01-06,\n"
 
 
-@pytest.mark.parametrize("fill, expected", [
-    ("previous", [2, 2, 2, 2, 8, 8]),  # the missing first value takes the first one there is
-    ("linear", [2, 2, 4, 6, 8, 8]),  # the ends carry the nearest value
-    ("zero", [0, 2, 0, 0, 8, 0]),
-])
+@pytest.mark.parametrize(
+    "fill, expected",
+    [
+        ("previous", [2, 2, 2, 2, 8, 8]),  # the missing first value takes the first one there is
+        ("linear", [2, 2, 4, 6, 8, 8]),  # the ends carry the nearest value
+        ("zero", [0, 2, 0, 0, 8, 0]),
+    ],
+)
 def test_each_fill_rule(fill, expected):
     table = read_table(MISSING, "m.csv", fill=fill)
     np.testing.assert_array_equal(table.series[0], expected)
@@ -95,8 +99,10 @@ MONTHS_WITH_A_GAP = "month,v\n2020-03,3\n2020-04,4\n2020-07,7\n2020-08,8\n"
 def test_a_month_without_a_row_is_refused_where_it_is():
     with pytest.raises(DataError) as e:
         read_table(MONTHS_WITH_A_GAP, "monthly.csv")
-    assert str(e.value) == ("monthly.csv: no rows for 2020-05 to 2020-06 between line 3 and line 4 "
-                            "(the times step by 1 month); fill the gaps (`fill` previous, linear or zero) or add the rows")
+    assert str(e.value) == (
+        "monthly.csv: no rows for 2020-05 to 2020-06 between line 3 and line 4 "
+        "(the times step by 1 month); fill the gaps (`fill` previous, linear or zero) or add the rows"
+    )
 
 
 def test_a_month_without_a_row_is_inserted_and_filled():
@@ -120,10 +126,14 @@ def test_weekdays_that_span_no_weekend_are_plain_days():
 
 
 def test_business_days_continue_from_friday_to_monday():
-    np.testing.assert_array_equal(next_times(np.datetime64("2020-12-31"), Frequency("B", 1), 4),
-                                  days("2021-01-01", "2021-01-04", "2021-01-05", "2021-01-06"))
-    np.testing.assert_array_equal(next_times(np.datetime64("2021-01-07T16:00"), Frequency("B", 2), 2),
-                                  days("2021-01-11T16:00", "2021-01-13T16:00"))
+    np.testing.assert_array_equal(
+        next_times(np.datetime64("2020-12-31"), Frequency("B", 1), 4),
+        days("2021-01-01", "2021-01-04", "2021-01-05", "2021-01-06"),
+    )
+    np.testing.assert_array_equal(
+        next_times(np.datetime64("2021-01-07T16:00"), Frequency("B", 2), 2),
+        days("2021-01-11T16:00", "2021-01-13T16:00"),
+    )
 
 
 def test_a_bad_date_is_named_with_its_line():
@@ -168,8 +178,9 @@ def test_quoted_cells_may_hold_the_delimiter():
 
 
 def test_thousands_separators_in_quoted_cells_are_read():
-    table = read_table('date,units,revenue\n2020-01-01,3,"1,234.5"\n2020-01-02,4,"987.25"\n'
-                       '2020-01-03,5,"-12,000"\n', "sales.csv")
+    table = read_table(
+        'date,units,revenue\n2020-01-01,3,"1,234.5"\n2020-01-02,4,"987.25"\n2020-01-03,5,"-12,000"\n', "sales.csv"
+    )
     assert table.names == ["units", "revenue"] and table.left_out == {}
     np.testing.assert_array_equal(table.series[1], [1234.5, 987.25, -12000])
 
@@ -214,15 +225,18 @@ def test_no_time_column_keeps_the_file_order():
     np.testing.assert_array_equal(table.series[0], [3, 1])
 
 
-@pytest.mark.parametrize("times, frequency", [
-    (["1959", "1960", "1961"], Frequency("Y", 1)),
-    (["1959-01-01", "1959-04-01", "1959-07-01", "1959-10-01", "1960-01-01"], Frequency("M", 3)),
-    (["2020-01-01", "2020-02-01", "2020-03-01", "2020-04-01"], Frequency("M", 1)),
-    (["2020-01-31", "2020-02-29", "2020-03-31"], Frequency("M", 1)),
-    (["2020-02-27", "2020-02-28", "2020-02-29", "2020-03-01"], Frequency("D", 1)),
-    (["2020-01-01", "2020-01-08", "2020-01-15"], Frequency("W", 1)),
-    (["2020-01-01 22:00", "2020-01-01 23:00", "2020-01-02T00:00:00"], Frequency("h", 1)),
-])
+@pytest.mark.parametrize(
+    "times, frequency",
+    [
+        (["1959", "1960", "1961"], Frequency("Y", 1)),
+        (["1959-01-01", "1959-04-01", "1959-07-01", "1959-10-01", "1960-01-01"], Frequency("M", 3)),
+        (["2020-01-01", "2020-02-01", "2020-03-01", "2020-04-01"], Frequency("M", 1)),
+        (["2020-01-31", "2020-02-29", "2020-03-31"], Frequency("M", 1)),
+        (["2020-02-27", "2020-02-28", "2020-02-29", "2020-03-01"], Frequency("D", 1)),
+        (["2020-01-01", "2020-01-08", "2020-01-15"], Frequency("W", 1)),
+        (["2020-01-01 22:00", "2020-01-01 23:00", "2020-01-02T00:00:00"], Frequency("h", 1)),
+    ],
+)
 def test_the_step_between_times_is_inferred(times, frequency):
     text = "year,v\n" + "".join(f"{t},{i}\n" for i, t in enumerate(times))
     assert read_table(text, "f.csv").frequency == frequency
@@ -230,21 +244,31 @@ def test_the_step_between_times_is_inferred(times, frequency):
 
 def test_next_times_continue_by_calendar_months():
     monthly = Frequency("M", 1)
-    np.testing.assert_array_equal(next_times(np.datetime64("2020-11-01"), monthly, 3),
-                                  days("2020-12-01", "2021-01-01", "2021-02-01"))
-    np.testing.assert_array_equal(next_times(np.datetime64("2021-01-31"), monthly, 3),
-                                  days("2021-02-28", "2021-03-31", "2021-04-30"))
+    np.testing.assert_array_equal(
+        next_times(np.datetime64("2020-11-01"), monthly, 3), days("2020-12-01", "2021-01-01", "2021-02-01")
+    )
+    np.testing.assert_array_equal(
+        next_times(np.datetime64("2021-01-31"), monthly, 3), days("2021-02-28", "2021-03-31", "2021-04-30")
+    )
     # The end of a month stays at the end; any other day stays that day where the month has it.
     np.testing.assert_array_equal(next_times(np.datetime64("2020-04-30"), monthly, 2), days("2020-05-31", "2020-06-30"))
     np.testing.assert_array_equal(next_times(np.datetime64("2020-01-30"), monthly, 2), days("2020-02-29", "2020-03-30"))
-    np.testing.assert_array_equal(next_times(np.datetime64("2020-01-01T12:00"), Frequency("h", 6), 2),
-                                  days("2020-01-01T18:00", "2020-01-02T00:00"))
+    np.testing.assert_array_equal(
+        next_times(np.datetime64("2020-01-01T12:00"), Frequency("h", 6), 2),
+        days("2020-01-01T18:00", "2020-01-02T00:00"),
+    )
 
 
-@pytest.mark.parametrize("text, frequency", [
-    ("1960", Frequency("Y", 1)), ("1960-03", Frequency("M", 1)), ("1960-03-01", Frequency("D", 1)),
-    ("1960-03-01 14:00", Frequency("h", 1)), ("1960-03-31", Frequency("M", 1)),
-])
+@pytest.mark.parametrize(
+    "text, frequency",
+    [
+        ("1960", Frequency("Y", 1)),
+        ("1960-03", Frequency("M", 1)),
+        ("1960-03-01", Frequency("D", 1)),
+        ("1960-03-01 14:00", Frequency("h", 1)),
+        ("1960-03-31", Frequency("M", 1)),
+    ],
+)
 def test_format_time_prints_a_time_as_it_was_read(text, frequency):
     assert format_time(parse_time(text, years=True), frequency) == text
 
@@ -255,14 +279,17 @@ def test_dates_in_other_common_forms():
     assert parse_time("2020-02-30") is None and parse_time("1960") is None and parse_time("12.5") is None
 
 
-@pytest.mark.parametrize("text, table", [
-    ("date,value\n2020-01-01,1\n2020-01-02,2\n", True),
-    ("a;b\n1;2\n3;4\n", True),
-    ("value\n1\n2\n3\n", False),  # one column: the series reader's
-    ("1\n2\n3\n", False),
-    ("1,2\n3,4\n", False),  # no header
-    ("Hello, world\nHow are you, my friend\n", False),
-])
+@pytest.mark.parametrize(
+    "text, table",
+    [
+        ("date,value\n2020-01-01,1\n2020-01-02,2\n", True),
+        ("a;b\n1;2\n3;4\n", True),
+        ("value\n1\n2\n3\n", False),  # one column: the series reader's
+        ("1\n2\n3\n", False),
+        ("1,2\n3,4\n", False),  # no header
+        ("Hello, world\nHow are you, my friend\n", False),
+    ],
+)
 def test_looks_like_table(text, table):
     assert looks_like_table(text) is table
 
@@ -289,8 +316,9 @@ def test_monthly_decimal_years_land_on_their_months():
     assert str(table.times[0][13])[:7] == "1950-02"
 
 
-@pytest.mark.parametrize("quarters", [["2019 Q3", "2019 Q4", "2020 Q1"], ["2019Q3", "2019Q4", "2020Q1"],
-                                      ["Q3 2019", "Q4 2019", "Q1 2020"]])
+@pytest.mark.parametrize(
+    "quarters", [["2019 Q3", "2019 Q4", "2020 Q1"], ["2019Q3", "2019Q4", "2020Q1"], ["Q3 2019", "Q4 2019", "Q1 2020"]]
+)
 def test_quarters_as_tsibble_and_statistics_offices_write_them(quarters):
     table = read_table("quarter,gdp\n" + "".join(f"{q},{k}\n" for k, q in enumerate(quarters)), "gdp.csv")
     assert table.frequency == Frequency("M", 3)
@@ -299,5 +327,6 @@ def test_quarters_as_tsibble_and_statistics_offices_write_them(quarters):
 
 def test_months_by_name():
     assert [parse_time(c) for c in ("Jan 2020", "2020 Feb", "March-2020", "Sept 2020", "2020M11")] == list(
-        days("2020-01-01", "2020-02-01", "2020-03-01", "2020-09-01", "2020-11-01"))
+        days("2020-01-01", "2020-02-01", "2020-03-01", "2020-09-01", "2020-11-01")
+    )
     assert parse_time("Janx 2020") is None and parse_time("2020 Q5") is None and parse_time("2020M13") is None

@@ -18,9 +18,11 @@ from seqgen.train.samples import with_samples
 from conftest import TINY_TEXT
 
 runner = CliRunner()
-PROSE = ("It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of "
-         "foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the season of Light, "
-         "it was the season of Darkness, it was the spring of hope, it was the winter of despair.\n")
+PROSE = (
+    "It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of "
+    "foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the season of Light, "
+    "it was the season of Darkness, it was the spring of hope, it was the winter of despair.\n"
+)
 
 
 def tiny_run(text_file, out, **train) -> Trainer:
@@ -55,9 +57,28 @@ def test_the_outlook_reads_the_run_s_own_curve():
 
 
 def test_training_on_text_ends_with_what_the_loss_means(text_file, tmp_path):
-    result = runner.invoke(app, ["train", str(text_file), "--out", str(tmp_path / "m.safetensors"), "--steps", "20",
-                                 "--hidden", "16", "--layers", "1", "--batch-size", "4", "--window", "16",
-                                 "--eval-every", "10", "--quiet"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(text_file),
+            "--out",
+            str(tmp_path / "m.safetensors"),
+            "--steps",
+            "20",
+            "--hidden",
+            "16",
+            "--layers",
+            "1",
+            "--batch-size",
+            "4",
+            "--window",
+            "16",
+            "--eval-every",
+            "10",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     said = " ".join(result.stderr.split())  # the table may wrap its cells
     assert "what it means" in said and "a unigram model scores" in said
@@ -80,11 +101,36 @@ def test_a_sample_comes_after_each_validation_and_changes_nothing_in_the_run(tex
 
 
 def test_sample_every_n_validations_from_the_command_line(text_file, tmp_path):
-    result = runner.invoke(app, ["train", str(text_file), "--out", str(tmp_path / "m.safetensors"), "--steps", "40",
-                                 "--hidden", "16", "--layers", "1", "--batch-size", "4", "--window", "16",
-                                 "--eval-every", "10", "--sample-every", "2", "--log-every", "10"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            str(text_file),
+            "--out",
+            str(tmp_path / "m.safetensors"),
+            "--steps",
+            "40",
+            "--hidden",
+            "16",
+            "--layers",
+            "1",
+            "--batch-size",
+            "4",
+            "--window",
+            "16",
+            "--eval-every",
+            "10",
+            "--sample-every",
+            "2",
+            "--log-every",
+            "10",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    assert [line.split()[3] for line in result.stderr.splitlines() if line.startswith("sample at step")] == ["20:", "40:"]
+    assert [line.split()[3] for line in result.stderr.splitlines() if line.startswith("sample at step")] == [
+        "20:",
+        "40:",
+    ]
 
 
 # --- loops ---------------------------------------------------------------------------------------

@@ -63,8 +63,12 @@ def trained(corpus):
         if kind not in made:
             data = load_data(str(corpus), tokens=kind, vocab_size=300 if kind in ("word", "bpe") else None)
             out = corpus.parent / f"{kind}.safetensors"
-            Trainer(data, ModelConfig(hidden=24, embed=8, layers=1),
-                    TrainConfig(batch_size=4, window=16, steps=12, eval_every=6, seed=1), out).run()
+            Trainer(
+                data,
+                ModelConfig(hidden=24, embed=8, layers=1),
+                TrainConfig(batch_size=4, window=16, steps=12, eval_every=6, seed=1),
+                out,
+            ).run()
             made[kind] = out
         return made[kind]
 
@@ -167,9 +171,11 @@ def test_the_same_seed_samples_the_same_text_on_both_backends(kind, trained):
 
 def test_a_checkpoint_samples_without_torch(trained):
     ckpt = trained("bpe")
-    code = ("import sys; sys.modules['torch'] = None\n"  # any import of torch now fails
-            "from seqgen.generate import sample\n"
-            f"print(sample({str(ckpt)!r}, prime='To be', length=30, seed=4, backend='numpy')[0], end='')")
+    code = (
+        "import sys; sys.modules['torch'] = None\n"  # any import of torch now fails
+        "from seqgen.generate import sample\n"
+        f"print(sample({str(ckpt)!r}, prime='To be', length=30, seed=4, backend='numpy')[0], end='')"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env(), timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout == sample(ckpt, prime="To be", length=30, seed=4)[0]
@@ -208,7 +214,8 @@ def test_a_stop_string_spanning_two_tokens_ends_the_sample(kind, trained):
     assert stopped == "".join(texts[: first + 1])  # the sample ends with the token that completes it
     assert stop in stopped and stop not in "".join(texts[:first])
     assert sample_cli(str(ckpt), "--prime", "To be", "-n", "60", "--seed", "8", "--stop", stop) == stopped + (
-        "" if stopped.endswith("\n") else "\n")
+        "" if stopped.endswith("\n") else "\n"
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -217,8 +224,9 @@ def test_beam_search_returns_the_best_continuations_as_text(kind, trained):
     found = sample(ckpt, prime="To be", length=12, beam=3, num_samples=2)
     assert len(found) == 2 and found[0] != found[1]
     assert found == sample(ckpt, prime="To be", length=12, beam=3, num_samples=2, backend="torch")
-    assert sample_cli(str(ckpt), "--prime", "To be", "-n", "12", "--beam", "3", "--num-samples", "2", "--separator", "|") == "|".join(found) + (
-        "" if found[-1].endswith("\n") else "\n")
+    assert sample_cli(
+        str(ckpt), "--prime", "To be", "-n", "12", "--beam", "3", "--num-samples", "2", "--separator", "|"
+    ) == "|".join(found) + ("" if found[-1].endswith("\n") else "\n")
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -292,13 +300,21 @@ def test_a_checkpoint_from_before_tokenizers_reads_as_characters(text_checkpoint
 def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(kind, corpus, tmp_path):
     needs(kind)
     data = load_data(str(corpus), tokens=kind, vocab_size=300 if kind == "bpe" else None)
-    model, config = dict(hidden=16, embed=8, layers=1), TrainConfig(batch_size=4, window=16, steps=12, eval_every=4, seed=3)
+    model, config = (
+        dict(hidden=16, embed=8, layers=1),
+        TrainConfig(batch_size=4, window=16, steps=12, eval_every=4, seed=3),
+    )
     whole, part = tmp_path / "whole.safetensors", tmp_path / "part.safetensors"
     Trainer(data, ModelConfig(**model), config, whole).run()
     calls = iter(range(1000))
     Trainer(data, ModelConfig(**model), config, part).run(should_stop=lambda: next(calls) >= 7)
-    resumed = result = subprocess.run([sys.executable, "-m", "seqgen", "train", "--resume", str(part), "-q"],
-                                      capture_output=True, text=True, env=env(), timeout=180)
+    resumed = result = subprocess.run(
+        [sys.executable, "-m", "seqgen", "train", "--resume", str(part), "-q"],
+        capture_output=True,
+        text=True,
+        env=env(),
+        timeout=180,
+    )
     assert result.returncode == 0, result.stderr
     a, b = load_checkpoint(whole), load_checkpoint(part)
     assert b.meta["progress"]["step"] == 12 and b.data["tokenizer"] == a.data["tokenizer"]
@@ -322,11 +338,40 @@ def test_tokens_are_cached_with_how_they_were_learnt(corpus, tmp_path, monkeypat
 
 def test_two_processes_train_word_tokens_as_one_does(corpus, tmp_path):
     (tmp_path / "poem.txt").write_text(TEXT, encoding="utf-8")
-    run = ["train", "poem.txt", "--tokens", "word", "--vocab-size", "80", "--hidden", "16", "--embed", "8",
-           "--layers", "1", "--batch-size", "4", "--window", "16", "--steps", "4", "--eval-every", "2", "--seed", "3", "-q"]
+    run = [
+        "train",
+        "poem.txt",
+        "--tokens",
+        "word",
+        "--vocab-size",
+        "80",
+        "--hidden",
+        "16",
+        "--embed",
+        "8",
+        "--layers",
+        "1",
+        "--batch-size",
+        "4",
+        "--window",
+        "16",
+        "--steps",
+        "4",
+        "--eval-every",
+        "2",
+        "--seed",
+        "3",
+        "-q",
+    ]
     for out, extra in (("one.safetensors", []), ("two.safetensors", ["--nproc", "2"])):
-        result = subprocess.run([sys.executable, "-m", "seqgen", *run, "--out", out, *extra], capture_output=True,
-                                text=True, cwd=tmp_path, env=env(), timeout=180)
+        result = subprocess.run(
+            [sys.executable, "-m", "seqgen", *run, "--out", out, *extra],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env(),
+            timeout=180,
+        )
         assert result.returncode == 0, result.stderr
     a, b = load_checkpoint(tmp_path / "one.safetensors"), load_checkpoint(tmp_path / "two.safetensors")
     assert b.meta["progress"]["processes"] == 2 and b.data["tokenizer"] == a.data["tokenizer"]
@@ -371,6 +416,7 @@ def test_streams_stepped_together_by_the_server_each_make_their_own_text(trained
             texts[k].extend(text for text, live in zip(piece.texts or [], piece.live) if live)
             if piece.done:
                 finished[k].set()
+
         return deliver
 
     streams = []
@@ -382,7 +428,9 @@ def test_streams_stepped_together_by_the_server_each_make_their_own_text(trained
         engine.submit(stream)
     assert all(event.wait(30) for event in finished)
     engine.close(timeout=5)
-    assert ["".join(texts[k]) for k in range(3)] == [sample(ckpt, prime="To be", length=40, seed=k)[0] for k in range(3)]
+    assert ["".join(texts[k]) for k in range(3)] == [
+        sample(ckpt, prime="To be", length=40, seed=k)[0] for k in range(3)
+    ]
 
 
 # --- mistakes ------------------------------------------------------------------------------------
@@ -390,16 +438,35 @@ def test_token_options_are_checked_in_one_line(tmp_path, series_file):
     (tmp_path / "poem.txt").write_text(TEXT, encoding="utf-8")
 
     def train(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "seqgen", "train", *args, "--steps", "2", "-q"], capture_output=True,
-                              text=True, cwd=tmp_path, env=env(), timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "seqgen", "train", *args, "--steps", "2", "-q"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env(),
+            timeout=120,
+        )
 
     assert_one_line_error(train("poem.txt", "--tokens", "subword"), 2, "--tokens", "char, byte, word, bpe")
     assert_one_line_error(train("poem.txt", "--tokens", "byte", "--vocab-size", "500"), 2, "--vocab-size", "256 bytes")
     assert_one_line_error(train("poem.txt", "--tokens", "bpe", "--vocab-size", "100"), 2, "--vocab-size", ">= 257")
     assert_one_line_error(train(str(series_file), "--tokens", "word"), 2, "--tokens", "series")
-    missing = subprocess.run([sys.executable, "-c", "import sys; sys.modules['tokenizers'] = None; from seqgen.cli import main; main()",
-                              "train", "poem.txt", "--tokens", "bpe"], capture_output=True, text=True, cwd=tmp_path,
-                             env=env(), timeout=120)
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.modules['tokenizers'] = None; from seqgen.cli import main; main()",
+            "train",
+            "poem.txt",
+            "--tokens",
+            "bpe",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env(),
+        timeout=120,
+    )
     assert_one_line_error(missing, 1, "tokenizers", "pip install")
 
 

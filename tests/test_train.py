@@ -22,7 +22,12 @@ from seqgen.train.threads import measure_threads
 def test_text_training_lowers_validation_loss(text_file, tmp_path):
     data = load_data(str(text_file))
     out = tmp_path / "m.safetensors"
-    trainer = Trainer(data, ModelConfig(hidden=48, embed=16), TrainConfig(batch_size=4, window=32, steps=60, eval_every=20, lr=1e-2), out)
+    trainer = Trainer(
+        data,
+        ModelConfig(hidden=48, embed=16),
+        TrainConfig(batch_size=4, window=32, steps=60, eval_every=20, lr=1e-2),
+        out,
+    )
     first = trainer.validate()
     result = trainer.run()
     assert result.best_val < first - 0.5  # from about ln(vocab) towards the text's real entropy
@@ -33,7 +38,12 @@ def test_text_training_lowers_validation_loss(text_file, tmp_path):
 
 def test_sine_training_lowers_mse(tmp_path):
     data = load_data(None, sine=SineConfig(waves=32, length=300))
-    trainer = Trainer(data, ModelConfig(hidden=32), TrainConfig(batch_size=16, window=50, steps=80, eval_every=40), tmp_path / "s.safetensors")
+    trainer = Trainer(
+        data,
+        ModelConfig(hidden=32),
+        TrainConfig(batch_size=16, window=50, steps=80, eval_every=40),
+        tmp_path / "s.safetensors",
+    )
     first = trainer.validate()
     result = trainer.run()
     assert result.best_val < first / 5
@@ -42,7 +52,12 @@ def test_sine_training_lowers_mse(tmp_path):
 def test_checkpoint_keeps_best_weights_and_metadata(text_file, tmp_path):
     data = load_data(str(text_file))
     out = tmp_path / "m.safetensors"
-    Trainer(data, ModelConfig(cell="gru", hidden=16, embed=8), TrainConfig(batch_size=2, window=16, steps=10, eval_every=5), out).run()
+    Trainer(
+        data,
+        ModelConfig(cell="gru", hidden=16, embed=8),
+        TrainConfig(batch_size=2, window=16, steps=10, eval_every=5),
+        out,
+    ).run()
     ckpt = load_checkpoint(out)
     assert ckpt.model_config.cell == "gru" and ckpt.vocab == data.vocab
     assert ckpt.meta["progress"]["step"] == 10
@@ -85,8 +100,13 @@ def test_weight_decay_shrinks_the_matrices_and_a_resumed_run_keeps_it(text_file,
     with pytest.raises(UsageError, match="`weight_decay` must be a finite number"):
         TrainConfig(weight_decay=float("nan")).check()
     with pytest.raises(UsageError, match="weight decay was 0.5, not 0"):
-        Trainer(data, ModelConfig(hidden=16, embed=8), TrainConfig(batch_size=2, window=16, steps=40),
-                tmp_path / "decay0.5.safetensors", resume=load_checkpoint(tmp_path / "decay0.5.safetensors"))
+        Trainer(
+            data,
+            ModelConfig(hidden=16, embed=8),
+            TrainConfig(batch_size=2, window=16, steps=40),
+            tmp_path / "decay0.5.safetensors",
+            resume=load_checkpoint(tmp_path / "decay0.5.safetensors"),
+        )
 
 
 def test_same_seed_same_weights(text_file, tmp_path):
@@ -94,7 +114,9 @@ def test_same_seed_same_weights(text_file, tmp_path):
     runs = []
     for name in ("a", "b"):
         out = tmp_path / f"{name}.safetensors"
-        Trainer(data, ModelConfig(hidden=16, embed=8), TrainConfig(batch_size=2, window=16, steps=8, eval_every=4), out).run()
+        Trainer(
+            data, ModelConfig(hidden=16, embed=8), TrainConfig(batch_size=2, window=16, steps=8, eval_every=4), out
+        ).run()
         runs.append(load_checkpoint(out).weights)
     for name in runs[0]:
         np.testing.assert_array_equal(runs[0][name], runs[1][name])
@@ -102,19 +124,27 @@ def test_same_seed_same_weights(text_file, tmp_path):
 
 def fake_pass(seconds_by_threads: dict[int, float], clock: dict):
     """A training pass that takes the given time on each thread count, on a fake clock."""
+
     def run() -> None:
         clock["now"] += seconds_by_threads[torch.get_num_threads()]
+
     return run
 
 
-@pytest.mark.parametrize("two, one, chosen", [(0.5, 1.0, 2), (1.0, 1.0, 2), (1.1, 1.0, 1), (10.0, 1.0, 1)],
-                         ids=["two threads faster", "a tie: two", "two threads slower", "busy cores, unread: one"])
+@pytest.mark.parametrize(
+    "two, one, chosen",
+    [(0.5, 1.0, 2), (1.0, 1.0, 2), (1.1, 1.0, 1), (10.0, 1.0, 1)],
+    ids=["two threads faster", "a tie: two", "two threads slower", "busy cores, unread: one"],
+)
 def test_on_idle_cores_several_threads_are_kept_unless_they_are_slower(two, one, chosen):
     clock = {"now": 0.0}
     before = torch.get_num_threads()
     try:
         quiet = lambda: 2.0  # both cores idle
-        assert measure_threads(fake_pass({2: two, 1: one}, clock), 2, clock=lambda: clock["now"], idle=quiet).threads == chosen
+        assert (
+            measure_threads(fake_pass({2: two, 1: one}, clock), 2, clock=lambda: clock["now"], idle=quiet).threads
+            == chosen
+        )
         assert torch.get_num_threads() == chosen  # left on the count it chose
         assert measure_threads(fake_pass({1: one}, clock), 1, clock=lambda: clock["now"], idle=quiet) == (1, "one core")
     finally:
@@ -136,8 +166,11 @@ def test_a_probe_on_busy_cores_ends_after_its_first_timed_pair():
     assert calls == [2, 1, 2, 1]  # an untimed pair, then one timed pair was enough
 
 
-@pytest.mark.parametrize("idle, tried", [(0.1, False), (0.9, False), (1.6, True)],
-                         ids=["two busy processes", "one busy process", "a light load"])
+@pytest.mark.parametrize(
+    "idle, tried",
+    [(0.1, False), (0.9, False), (1.6, True)],
+    ids=["two busy processes", "one busy process", "a light load"],
+)
 def test_cores_other_processes_keep_busy_are_not_timed_at_all(idle, tried):
     calls = []
     before = torch.get_num_threads()
@@ -194,7 +227,10 @@ def test_the_probe_trains_nothing_and_the_count_is_stored_and_resumed(text_file,
         torch.set_num_threads(2)
         Trainer(data, model, config, tmp_path / "measured.safetensors").run()
         assert probes == [2] and torch.get_num_threads() == 2  # measured once; the caller's count put back
-        told, measured = load_checkpoint(tmp_path / "told.safetensors"), load_checkpoint(tmp_path / "measured.safetensors")
+        told, measured = (
+            load_checkpoint(tmp_path / "told.safetensors"),
+            load_checkpoint(tmp_path / "measured.safetensors"),
+        )
         assert measured.meta["progress"]["threads"] == 1
         for name in told.weights:
             np.testing.assert_array_equal(told.weights[name], measured.weights[name], err_msg=name)
@@ -213,9 +249,16 @@ def replace_config(config: TrainConfig, **changes) -> TrainConfig:
 
 
 def test_brief_sine_training_free_runs_close_to_the_wave_for_a_period(tmp_path):
-    data = load_data(None, sine=SineConfig(waves=64, length=400, period_min=30, period_max=30, amp_min=1, amp_max=1), seed=1)
+    data = load_data(
+        None, sine=SineConfig(waves=64, length=400, period_min=30, period_max=30, amp_min=1, amp_max=1), seed=1
+    )
     out = tmp_path / "sine.safetensors"
-    Trainer(data, ModelConfig(hidden=32, layers=1), TrainConfig(batch_size=32, window=60, steps=300, eval_every=100, lr=1e-2, input_noise=0.02), out).run()
+    Trainer(
+        data,
+        ModelConfig(hidden=32, layers=1),
+        TrainConfig(batch_size=32, window=60, steps=300, eval_every=100, lr=1e-2, input_noise=0.02),
+        out,
+    ).run()
     gen = Generator.from_checkpoint(out)
     t = np.arange(160)
     wave = np.sin(2 * math.pi * t / 30 + 0.7)
@@ -253,8 +296,12 @@ def test_a_short_series_is_trained_on_every_value_over_the_epochs(tmp_path, monk
 
     values = np.sin(np.arange(287) / 3.0) + np.arange(287) / 100  # 258 to train on, as yearly sunspots
     data = series_dataset(values, "short", "short", val_fraction=0.1)
-    trainer = Trainer(data, ModelConfig(hidden=8), TrainConfig(batch_size=32, window=100, steps=40, eval_every=40),
-                      tmp_path / "short.safetensors")
+    trainer = Trainer(
+        data,
+        ModelConfig(hidden=8),
+        TrainConfig(batch_size=32, window=100, steps=40, eval_every=40),
+        tmp_path / "short.safetensors",
+    )
     assert trainer.batch == 2  # 258 values hold two tracks of one window plus one
     seen = np.zeros(trainer.tracks.shape, dtype=bool)
     read = trainer._rows
@@ -277,7 +324,6 @@ def test_a_series_model_with_no_prime_continues_from_the_end_of_its_data(tmp_pat
     values = np.loadtxt(series_file)
     prime = default_prime(load_checkpoint(out))
     np.testing.assert_allclose(prime, values[-100:], atol=1e-5)  # the last 100 values, not the 100 before the tail
-
 
 
 def test_a_resumed_run_reports_the_speed_of_its_own_steps(text_file, tmp_path):
@@ -316,8 +362,12 @@ def test_a_yearly_series_of_a_hundred_values_gets_one_small_layer(tmp_path):
     data = tmp_path / "flow.csv"
     data.write_text("year,flow\n" + "".join(f"{1871 + i},{900 + 80 * math.sin(i / 3):.1f}\n" for i in range(90)))
     out = tmp_path / "flow.safetensors"
-    result = subprocess.run([sys.executable, "-m", "seqgen", "train", str(data), "--out", str(out), "--steps", "20"],
-                            capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+    result = subprocess.run(
+        [sys.executable, "-m", "seqgen", "train", str(data), "--out", str(out), "--steps", "20"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
     assert result.returncode == 0, result.stderr
     assert "a short series (90 values)" in result.stderr and "LSTM 1 x 16" in result.stderr
     model = load_checkpoint(out).model_config
@@ -339,13 +389,24 @@ def test_the_summary_says_when_the_time_limit_came_before_the_steps(capsys):
     from seqgen.train import TrainResult
 
     display = TrainDisplay(quiet=True, kind="series", config=TrainConfig(steps=2500, max_time=50.0))
-    cut = TrainResult("m.safetensors", 165, 50.2, 0.07, 80, 4000.0, "limit", limit="max_time",
-                      calibration=Calibration(1.3, 0.9, 1.3, 0.83, 0.87, 5, 6))
+    cut = TrainResult(
+        "m.safetensors",
+        165,
+        50.2,
+        0.07,
+        80,
+        4000.0,
+        "limit",
+        limit="max_time",
+        calibration=Calibration(1.3, 0.9, 1.3, 0.83, 0.87, 5, 6),
+    )
     display.summary(cut, "series")
     said = " ".join(capsys.readouterr().err.split())
     assert "stopped at the time limit 50 s, after 165 of 2500 steps" in said
-    assert "spread x1.30 (the one-step error ratio x1.30; the tail asked for x0.90, and the spread is never narrowed)" \
+    assert (
+        "spread x1.30 (the one-step error ratio x1.30; the tail asked for x0.90, and the spread is never narrowed)"
         in said
+    )
     display.summary(TrainResult("m.safetensors", 2500, 20.0, 0.07, 80, 4000.0, "limit", limit="steps"), "series")
     assert "time limit" not in capsys.readouterr().err
 
@@ -356,9 +417,31 @@ def test_free_run_training_asks_for_the_point_head_it_needs(tmp_path, series_fil
     import sys
 
     def train(*args):
-        return subprocess.run([sys.executable, "-m", "seqgen", "train", str(series_file), "--steps", "20", "--hidden", "8",
-                               "--layers", "1", "--eval-every", "10", "--quiet", "--free-run", "5", *args],
-                              capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"})
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "seqgen",
+                "train",
+                str(series_file),
+                "--steps",
+                "20",
+                "--hidden",
+                "8",
+                "--layers",
+                "1",
+                "--eval-every",
+                "10",
+                "--quiet",
+                "--free-run",
+                "5",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
 
     refused = train("--out", "g.safetensors")  # a file's default head is gaussian
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
@@ -376,5 +459,3 @@ def test_a_step_limited_schedule_does_not_depend_on_how_long_steps_take():
     assert both.lr(500, elapsed=5.0) == both.lr(500, elapsed=45.0)  # a quiet machine and a busy one
     by_time = Schedule(TrainConfig(max_time=300.0, warmup=0), total_steps=None)
     assert by_time.lr(500, elapsed=30.0) > by_time.lr(500, elapsed=270.0)
-
-

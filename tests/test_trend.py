@@ -35,7 +35,9 @@ def test_auto_models_a_trending_series_by_its_steps_and_a_cycle_by_its_values():
 def trend_checkpoint(tmp_path_factory):
     data = with_target(series_dataset(rising(), "up", "up", 0.1), "auto")
     out = tmp_path_factory.mktemp("trend") / "up.safetensors"
-    Trainer(data, ModelConfig(hidden=32), TrainConfig(batch_size=4, window=40, steps=300, eval_every=100, lr=1e-2), out).run()
+    Trainer(
+        data, ModelConfig(hidden=32), TrainConfig(batch_size=4, window=40, steps=300, eval_every=100, lr=1e-2), out
+    ).run()
     return out
 
 
@@ -83,15 +85,23 @@ def test_from_the_command_line_a_trending_csv_is_modelled_by_its_steps_and_hands
     import sys
 
     def seqgen(*args):
-        return subprocess.run([sys.executable, "-m", "seqgen", *args], capture_output=True, text=True, cwd=tmp_path,
-                              env={**os.environ, "NO_COLOR": "1"}, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "seqgen", *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "NO_COLOR": "1"},
+            timeout=120,
+        )
 
     (tmp_path / "up.csv").write_text("VALUE\n" + "".join(f"{v:.4f}\n" for v in rising()))
     trained = seqgen("train", "up.csv", "--steps", "30", "--hidden", "16", "--window", "40")
     assert trained.returncode == 0, trained.stderr
     assert "modelled by its differences (it trends)" in trained.stderr
     whole = seqgen("sample", "checkpoints/up.safetensors", "--length", "6", "--seed", "2").stdout.split()
-    part = seqgen("sample", "checkpoints/up.safetensors", "--length", "4", "--seed", "2", "--save-state", "s.safetensors")
+    part = seqgen(
+        "sample", "checkpoints/up.safetensors", "--length", "4", "--seed", "2", "--save-state", "s.safetensors"
+    )
     rest = seqgen("sample", "checkpoints/up.safetensors", "--length", "2", "--load-state", "s.safetensors")
     assert part.stdout.split() + rest.stdout.split() == whole
     assert float(whole[0]) > 100  # it starts from the end of the data (about 160), not from the series' mean
@@ -107,13 +117,25 @@ def test_a_yearly_series_of_a_hundred_values_trains_with_a_shorter_window(tmp_pa
     values = 1000 + 100 * np.sin(np.arange(100) / 4.0)
     (tmp_path / "yearly.csv").write_text("FLOW\n" + "".join(f"{v:.2f}\n" for v in values))
     env = {**os.environ, "NO_COLOR": "1"}
-    run = subprocess.run([sys.executable, "-m", "seqgen", "train", "yearly.csv", "--steps", "20"], capture_output=True,
-                         text=True, cwd=tmp_path, env=env, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "seqgen", "train", "yearly.csv", "--steps", "20"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr  # the default window of 100 would need 101 values to train on
     assert load_checkpoint(tmp_path / "checkpoints" / "yearly.safetensors").meta["train"]["window"] == 44
     (tmp_path / "nine.csv").write_text("".join(f"{v}\n" for v in range(1, 10)))
-    short = subprocess.run([sys.executable, "-m", "seqgen", "train", "nine.csv"], capture_output=True, text=True,
-                           cwd=tmp_path, env=env, timeout=120)
+    short = subprocess.run(
+        [sys.executable, "-m", "seqgen", "train", "nine.csv"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
     assert short.returncode == 1 and "give at least 9 values to train on" in short.stderr
 
 

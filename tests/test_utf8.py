@@ -54,15 +54,18 @@ def test_the_states_follow_rfc_3629():
 
 def test_greedy_choice_never_starts_a_character_with_a_continuation_byte():
     # The model most wants 0x80, which can never start a character, then 'a'.
-    gen = Generator(FixedLogits(favouring(0x80, ord("a"))), tokenizer=ByteTokenizer(), sampling=SampleConfig(greedy=True))
+    gen = Generator(
+        FixedLogits(favouring(0x80, ord("a"))), tokenizer=ByteTokenizer(), sampling=SampleConfig(greedy=True)
+    )
     gen.feed("x")
     assert generated_bytes(gen, 5) == b"aaaaa"
 
 
 def test_a_lead_byte_is_followed_by_its_continuation_bytes():
     # After the lead byte E2 the model still wants 'a'; a three-byte character must come first.
-    gen = Generator(FixedLogits(favouring(0xE2, ord("a"), 0x9C)), tokenizer=ByteTokenizer(),
-                    sampling=SampleConfig(greedy=True))
+    gen = Generator(
+        FixedLogits(favouring(0xE2, ord("a"), 0x9C)), tokenizer=ByteTokenizer(), sampling=SampleConfig(greedy=True)
+    )
     gen.feed("x")
     out = generated_bytes(gen, 6)
     assert out == b"\xe2\x9c\x9c\xe2\x9c\x9c"

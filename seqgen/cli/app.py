@@ -16,7 +16,9 @@ from ..errors import SeqgenError, UsageError
 
 console = Console(stderr=True)
 app = typer.Typer(
-    add_completion=True, no_args_is_help=True, pretty_exceptions_show_locals=False,
+    add_completion=True,
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
     help="Train a recurrent network (LSTM, GRU, Elman) on a sequence and generate from it.",
 )
 
@@ -28,8 +30,11 @@ def say(message: str, style: str | None = None) -> None:
 
 # The library names a parameter in backquotes (`top_k`, `SineConfig.noise`); the command line
 # names the flag that sets it. Most flags are the parameter's name with dashes.
-FLAG_NAMES = {"SineConfig.waves": "--sine-waves", "SineConfig.length": "--sine-length",
-              "SineConfig.noise": "--sine-noise"}
+FLAG_NAMES = {
+    "SineConfig.waves": "--sine-waves",
+    "SineConfig.length": "--sine-length",
+    "SineConfig.noise": "--sine-noise",
+}
 # Parameters the command line takes as positional arguments, named as its help names them.
 ARGUMENTS = {"data": "DATA"}
 PARAMETER = re.compile(r"`([A-Za-z_][\w.]*)`")
@@ -39,6 +44,7 @@ def as_flags(message: str, flags: set[str] | None = None) -> str:
     """A library message worded for the command line: each `parameter` becomes its --flag. With
     `flags` (the options of the command that failed), a parameter that command has no flag for
     is named in plain words: a message never points at an option the user cannot give."""
+
     def flag(match: re.Match) -> str:
         name = match[1]
         if name in ARGUMENTS:
@@ -66,7 +72,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
     debug: bool = typer.Option(False, "--debug", help="Show a full traceback on errors (or set SEQGEN_DEBUG=1)."),
 ) -> None:
     if debug:

@@ -51,8 +51,9 @@ def _fmt(value: float) -> str:
     return f"{value:.6g}"
 
 
-def write_text(out: Sink, gen, steps: Steps, prefix: str = "", separator: str = "\n\n", end: str = "\n",
-               final: bool = True) -> None:
+def write_text(
+    out: Sink, gen, steps: Steps, prefix: str = "", separator: str = "\n\n", end: str = "\n", final: bool = True
+) -> None:
     """The text; one stream is written as generated, several are separated by `separator`.
 
     `end` closes the output unless it is empty or already ends with a newline, so that a
@@ -97,8 +98,11 @@ def write_csv(out: Sink, gen, steps: Steps, prime=None) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["step", *(f"sample_{k + 1}" for k in range(gen.batch_size))])
     if prime is not None and len(prime):
-        columns = ([[item] * gen.batch_size for item in prime] if gen.is_text
-                   else [list(map(_fmt, column)) for column in prime_rows(prime, gen.batch_size).T])
+        columns = (
+            [[item] * gen.batch_size for item in prime]
+            if gen.is_text
+            else [list(map(_fmt, column)) for column in prime_rows(prime, gen.batch_size).T]
+        )
         for step, row in zip(range(1 - len(columns), 1), columns):
             writer.writerow([step, *row])
     for step, (items, live) in enumerate(steps, start=1):
@@ -142,8 +146,16 @@ def _step_records(gen, steps: Steps) -> Iterator[dict]:
                 yield {"step": step, "sample": int(k) + 1, "value": float(items[k])}
 
 
-def write_channels(out: Sink, fmt: str, gen, steps: Steps, names: list[str], prime: np.ndarray | None = None,
-                   per_step: bool = False, only: int | None = None) -> None:
+def write_channels(
+    out: Sink,
+    fmt: str,
+    gen,
+    steps: Steps,
+    names: list[str],
+    prime: np.ndarray | None = None,
+    per_step: bool = False,
+    only: int | None = None,
+) -> None:
     """The output of a model of several channels (each step an item per channel, in the order of
     `names`, its training columns): values, one line per step with each sample's channels in turn;
     csv, columns sample_<k>_<name>; jsonl, per sample an object of each channel's values (or with

@@ -62,7 +62,9 @@ def require_matplotlib():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise MissingPackage(f"--plot-file needs matplotlib: {install_hint('plot')} (or pip install matplotlib)") from None
+        raise MissingPackage(
+            f"--plot-file needs matplotlib: {install_hint('plot')} (or pip install matplotlib)"
+        ) from None
     return plt
 
 
@@ -75,7 +77,11 @@ def check_plot_file(path: Path) -> None:
     supported = sorted(FigureCanvasBase.get_supported_filetypes())
     extension = path.suffix.lower().lstrip(".")
     if extension not in supported:
-        what = f".{extension} is not an image type seqgen writes" if extension else "the name has no extension to say its image type"
+        what = (
+            f".{extension} is not an image type seqgen writes"
+            if extension
+            else "the name has no extension to say its image type"
+        )
         raise UsageError(f"--plot-file {path}: {what}; end it with one of {', '.join('.' + e for e in supported)}")
     if not path.parent.is_dir():
         raise UsageError(f"--plot-file {path}: the folder {path.parent} does not exist")
@@ -92,8 +98,13 @@ def save_plot(path: str | Path, prime: np.ndarray, generated: np.ndarray) -> Non
     alpha = 1.0 if len(drawn) == 1 else max(0.3, 1.0 / len(drawn) ** 0.5)
     for k, (first, then) in enumerate(zip(np.broadcast_to(primes, (len(drawn), p)), drawn)):
         ax.plot(np.arange(p), first, color="tab:blue", alpha=alpha, label="prime" if k == 0 else None)
-        ax.plot(np.arange(p, p + len(then)), then, color="tab:green", alpha=alpha,
-                label=f"generated ({len(drawn)} samples)" if k == 0 and len(drawn) > 1 else "generated" if k == 0 else None)
+        ax.plot(
+            np.arange(p, p + len(then)),
+            then,
+            color="tab:green",
+            alpha=alpha,
+            label=f"generated ({len(drawn)} samples)" if k == 0 and len(drawn) > 1 else "generated" if k == 0 else None,
+        )
     ax.axvline(p - 0.5, color="grey", linewidth=0.8, linestyle=":")
     ax.set_xlabel("step")
     ax.legend(loc="upper right")
@@ -109,8 +120,16 @@ def save_plot(path: str | Path, prime: np.ndarray, generated: np.ndarray) -> Non
 BAND_MARK, MIDDLE_MARK = "▒", "█"
 
 
-def fan_chart(history: np.ndarray, low: np.ndarray, middle: np.ndarray, high: np.ndarray, levels, width: int = 80,
-              height: int = 12, history_shown: int | None = None):
+def fan_chart(
+    history: np.ndarray,
+    low: np.ndarray,
+    middle: np.ndarray,
+    high: np.ndarray,
+    levels,
+    width: int = 80,
+    height: int = 12,
+    history_shown: int | None = None,
+):
     """A rich Text chart of a forecast: the end of the history, then the median inside the band
     between the lowest and highest quantile asked for. The history shown is cut to leave the
     forecast at least a third of the width."""
@@ -133,7 +152,7 @@ def fan_chart(history: np.ndarray, low: np.ndarray, middle: np.ndarray, high: np
     for c in range(columns):
         lo_i, hi_i = edges[c], max(edges[c + 1], edges[c] + 1)
         # Each column reaches back to the value before it, so the line is drawn unbroken.
-        chunk = line[max(lo_i - 1, 0):hi_i]
+        chunk = line[max(lo_i - 1, 0) : hi_i]
         if lo_i < len(history):
             for r in range(row(chunk.max()), row(chunk.min()) + 1):
                 grid[r][c] = (PRIME_MARK, "blue")
@@ -164,8 +183,17 @@ def band_label(levels) -> str:
     return f"{levels[0]:g} to {levels[-1]:g} quantiles"
 
 
-def save_fan_plot(path: str | Path, history: np.ndarray, low: np.ndarray, middle: np.ndarray, high: np.ndarray,
-                  levels, start: str | None = None, frequency=None, name: str | None = None) -> None:
+def save_fan_plot(
+    path: str | Path,
+    history: np.ndarray,
+    low: np.ndarray,
+    middle: np.ndarray,
+    high: np.ndarray,
+    levels,
+    start: str | None = None,
+    frequency=None,
+    name: str | None = None,
+) -> None:
     """The fan chart as an image (needs matplotlib): history, median and the quantile band;
     `start`, the time of the first forecast step, and `frequency`, the data's step, if the data
     has times (the x-axis is then dated); `name` labels the y-axis."""

@@ -19,7 +19,11 @@ def pretrain(
     layers: int = typer.Option(2, min=1, help="Stacked LSTM layers."),
     lr: float = typer.Option(1e-3, min=0.0, help="Peak learning rate (AdamW, cosine decay to a tenth)."),
     seed: int = typer.Option(0, callback=check_seed, help="Seed of the synthetic series and the weights."),
-    threads: int = typer.Option(1, min=1, help="Torch threads, fixed so that a seed gives the same weights (one: measured 0.65 s a step against 2.3 s for two while another process used the cores)."),
+    threads: int = typer.Option(
+        1,
+        min=1,
+        help="Torch threads, fixed so that a seed gives the same weights (one: measured 0.65 s a step against 2.3 s for two while another process used the cores).",
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite OUT if it exists."),
 ) -> None:
     """Pretrain the forecaster on synthetic series (no download, no real data): the model that
@@ -34,17 +38,29 @@ def pretrain(
         raise UsageError(f"{out} exists; give --force to overwrite it, or another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
     config = ForecasterConfig(hidden=hidden, layers=layers)
-    progress = run(out, config, PretrainConfig(steps=steps, batch=batch_size, lr=lr, seed=seed, threads=threads),
-                   log=say)
+    progress = run(
+        out, config, PretrainConfig(steps=steps, batch=batch_size, lr=lr, seed=seed, threads=threads), log=say
+    )
     loss = progress["val_loss"]
-    say(f"wrote {out}: {progress['step']} steps in {progress['seconds']:.0f} s"
-        + (f", validation loss {loss:.4f}" if loss is not None else ""))
+    say(
+        f"wrote {out}: {progress['step']} steps in {progress['seconds']:.0f} s"
+        + (f", validation loss {loss:.4f}" if loss is not None else "")
+    )
     if progress.get("interrupted"):
         raise typer.Exit(130)  # as any command stopped by Ctrl-C, after saving what there is
 
 
-def finetune_command(data: Optional[str], init: Path, out: Optional[Path], steps: Optional[int], lr: Optional[float],
-                     seed: Optional[int], force: bool, not_for_init: list[str], fill: str = "error") -> None:
+def finetune_command(
+    data: Optional[str],
+    init: Path,
+    out: Optional[Path],
+    steps: Optional[int],
+    lr: Optional[float],
+    seed: Optional[int],
+    force: bool,
+    not_for_init: list[str],
+    fill: str = "error",
+) -> None:
     """`seqgen train DATA --init FORECASTER`: fine-tune the forecaster on DATA's series."""
     from ..checkpoint import load_checkpoint
     from ..errors import UsageError
@@ -54,17 +70,22 @@ def finetune_command(data: Optional[str], init: Path, out: Optional[Path], steps
     from .forecast import user_series
 
     if not_for_init:
-        raise UsageError(f"{', '.join(not_for_init)}: --init fine-tunes the pretrained forecaster as it is; "
-                         "leave out --init to train a model of your own design")
+        raise UsageError(
+            f"{', '.join(not_for_init)}: --init fine-tunes the pretrained forecaster as it is; "
+            "leave out --init to train a model of your own design"
+        )
     if data is None:
         raise UsageError("--init fine-tunes the forecaster on your series: give DATA")
     base = load_checkpoint(resolve_checkpoint(init))
     if not is_forecaster(base):
-        raise UsageError(f"--init {init} is not a pretrained forecaster (it was made by 'seqgen train'); "
-                         "give 'pretrained' or a checkpoint written by 'seqgen pretrain'")
+        raise UsageError(
+            f"--init {init} is not a pretrained forecaster (it was made by 'seqgen train'); "
+            "give 'pretrained' or a checkpoint written by 'seqgen pretrain'"
+        )
     rows, frequency = user_series(data, None, fill)
-    series = [(values, season_for(frequency) if frequency is not None else guess_season(values))
-              for _, values, _ in rows]
+    series = [
+        (values, season_for(frequency) if frequency is not None else guess_season(values)) for _, values, _ in rows
+    ]
     out = out or Path("checkpoints") / f"{Path(data).stem if data != '-' else 'stdin'}.safetensors"
     if out.exists() and not force:
         raise UsageError(f"{out} exists; give --force to overwrite it, or another --out")
@@ -72,6 +93,8 @@ def finetune_command(data: Optional[str], init: Path, out: Optional[Path], steps
     defaults = FinetuneConfig()
     config = FinetuneConfig(steps=steps or defaults.steps, lr=lr or defaults.lr, seed=seed or 0)
     progress = finetune(base, series, out, config, data=data)
-    say(f"wrote {out}: {base.path} fine-tuned on {progress['series']} series for {config.steps} steps "
+    say(
+        f"wrote {out}: {base.path} fine-tuned on {progress['series']} series for {config.steps} steps "
         f"({progress['seconds']:.1f} s); forecast with: seqgen forecast {out} {data} --horizon 12"
-        + (f" --fill {fill}" if fill != "error" else ""))
+        + (f" --fill {fill}" if fill != "error" else "")
+    )

@@ -21,38 +21,106 @@ from .app import app, check_seed, console, say
 @app.command()
 def sample(
     checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="A checkpoint written by 'seqgen train'."),
-    length: int = typer.Option(500, "--length", "-n", help="Tokens (characters, for a char model) or values to generate."),
-    prime: Optional[str] = typer.Option(None, help="Start from this text (text models) or these numbers, e.g. \"0.1 0.3 0.5\"."),
-    prime_file: Optional[Path] = typer.Option(None, help="Start from the contents of this file (text, or numbers one per line; for a model of channels, a CSV with its columns)."),
-    unknown: str = typer.Option("error", help="Text: what to do with prime characters the model has never seen: error, skip (leave them out) or replace (with a space, or a newline if the model knows no space)."),
-    temperature: Optional[float] = typer.Option(None, help="Text: divide the logits by this (lower is more conservative). A gaussian or studentt series model: scale the spread it samples from. A point model: the same as --noise. \\[default: 1.0; a point model 0]"),
+    length: int = typer.Option(
+        500, "--length", "-n", help="Tokens (characters, for a char model) or values to generate."
+    ),
+    prime: Optional[str] = typer.Option(
+        None, help='Start from this text (text models) or these numbers, e.g. "0.1 0.3 0.5".'
+    ),
+    prime_file: Optional[Path] = typer.Option(
+        None,
+        help="Start from the contents of this file (text, or numbers one per line; for a model of channels, a CSV with its columns).",
+    ),
+    unknown: str = typer.Option(
+        "error",
+        help="Text: what to do with prime characters the model has never seen: error, skip (leave them out) or replace (with a space, or a newline if the model knows no space).",
+    ),
+    temperature: Optional[float] = typer.Option(
+        None,
+        help="Text: divide the logits by this (lower is more conservative). A gaussian or studentt series model: scale the spread it samples from. A point model: the same as --noise. \\[default: 1.0; a point model 0]",
+    ),
     top_k: Optional[int] = typer.Option(None, help="Text: sample only from the k most likely tokens."),
     top_p: Optional[float] = typer.Option(None, help="Text: sample from the smallest set with this total probability."),
-    min_p: Optional[float] = typer.Option(None, help="Text: sample only from tokens at least this fraction as likely as the most likely one (e.g. 0.05)."),
-    repetition_penalty: Optional[float] = typer.Option(None, help="Text: divide the logit of each token seen in the last --penalty-window (a positive logit; multiply a negative one) by this (e.g. 1.2; 1 is none)."),
-    frequency_penalty: Optional[float] = typer.Option(None, help="Text: subtract this from a token's logit once for each time it was seen in the last --penalty-window."),
-    presence_penalty: Optional[float] = typer.Option(None, help="Text: subtract this from the logit of each token seen in the last --penalty-window."),
-    penalty_window: Optional[int] = typer.Option(None, help="Text: how many of the last tokens (prime included) the penalties look at. \\[default: 64]"),
-    greedy: bool = typer.Option(False, "--greedy", help="Text: always take the most likely token. A gaussian or studentt series model: feed back the mean of each step."),
-    stop: Optional[str] = typer.Option(None, help="Text: a sample ends once its text has produced this string, even across tokens (\\n for a newline)."),
-    beam: Optional[int] = typer.Option(None, help="Text: beam search over this many hypotheses instead of sampling: the most likely continuation (or the --num-samples most likely, best first)."),
-    length_penalty: float = typer.Option(1.0, help="Text, with --beam: rank continuations of different lengths (ended by --stop) by log-probability / length ** this (1: per token; 0: the plain sum)."),
-    noise: Optional[float] = typer.Option(None, help="Continuous: std of noise added to each fed-back value (0 = deterministic). \\[default: 0]"),
-    num_samples: Optional[int] = typer.Option(None, help="Independent streams generated together in one batched state. \\[default: 1]"),
-    include_prime: bool = typer.Option(False, "--include-prime", help="Also write the prime before the generated part."),
-    fmt: Optional[str] = typer.Option(None, "--format", help="text, values, csv or jsonl. \\[default: text for text, values for continuous]"),
-    per_step: bool = typer.Option(False, "--per-step", help="jsonl: one object per step and sample (the chosen token's text and probability)."),
-    separator: Optional[str] = typer.Option(None, help="text: written between samples (\\n for a newline). \\[default: \\n\\n, a blank line]"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file (atomically) instead of stdout."),
+    min_p: Optional[float] = typer.Option(
+        None, help="Text: sample only from tokens at least this fraction as likely as the most likely one (e.g. 0.05)."
+    ),
+    repetition_penalty: Optional[float] = typer.Option(
+        None,
+        help="Text: divide the logit of each token seen in the last --penalty-window (a positive logit; multiply a negative one) by this (e.g. 1.2; 1 is none).",
+    ),
+    frequency_penalty: Optional[float] = typer.Option(
+        None,
+        help="Text: subtract this from a token's logit once for each time it was seen in the last --penalty-window.",
+    ),
+    presence_penalty: Optional[float] = typer.Option(
+        None, help="Text: subtract this from the logit of each token seen in the last --penalty-window."
+    ),
+    penalty_window: Optional[int] = typer.Option(
+        None, help="Text: how many of the last tokens (prime included) the penalties look at. \\[default: 64]"
+    ),
+    greedy: bool = typer.Option(
+        False,
+        "--greedy",
+        help="Text: always take the most likely token. A gaussian or studentt series model: feed back the mean of each step.",
+    ),
+    stop: Optional[str] = typer.Option(
+        None, help="Text: a sample ends once its text has produced this string, even across tokens (\\n for a newline)."
+    ),
+    beam: Optional[int] = typer.Option(
+        None,
+        help="Text: beam search over this many hypotheses instead of sampling: the most likely continuation (or the --num-samples most likely, best first).",
+    ),
+    length_penalty: float = typer.Option(
+        1.0,
+        help="Text, with --beam: rank continuations of different lengths (ended by --stop) by log-probability / length ** this (1: per token; 0: the plain sum).",
+    ),
+    noise: Optional[float] = typer.Option(
+        None, help="Continuous: std of noise added to each fed-back value (0 = deterministic). \\[default: 0]"
+    ),
+    num_samples: Optional[int] = typer.Option(
+        None, help="Independent streams generated together in one batched state. \\[default: 1]"
+    ),
+    include_prime: bool = typer.Option(
+        False, "--include-prime", help="Also write the prime before the generated part."
+    ),
+    fmt: Optional[str] = typer.Option(
+        None, "--format", help="text, values, csv or jsonl. \\[default: text for text, values for continuous]"
+    ),
+    per_step: bool = typer.Option(
+        False, "--per-step", help="jsonl: one object per step and sample (the chosen token's text and probability)."
+    ),
+    separator: Optional[str] = typer.Option(
+        None, help="text: written between samples (\\n for a newline). \\[default: \\n\\n, a blank line]"
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Write to this file (atomically) instead of stdout."
+    ),
     plot: bool = typer.Option(False, "--plot", help="Continuous: draw the prime and the continuation on stderr."),
-    plot_file: Optional[Path] = typer.Option(None, help="Continuous: save that picture as an image (needs the 'plot' extra: matplotlib)."),
-    series: Optional[str] = typer.Option(None, help="A model of several series: the one to continue, in its own scale; of several channels (--joint): the one channel to write. \\[default: the one a --prime is a stretch of, else the prime's own scale; without a prime the first]"),
-    save_state: Optional[Path] = typer.Option(None, help="After generating, save the generator's state here for --load-state."),
-    load_state: Optional[Path] = typer.Option(None, help="Continue from a state saved with --save-state (a --prime is fed after it)."),
-    adapt: bool = typer.Option(False, "--adapt", help="Text: first fine-tune a copy of the weights on the prime (a few passes of dynamic evaluation's update), so that the continuation follows its style; --save-state keeps those weights. The checkpoint is untouched."),
-    seed: Optional[int] = typer.Option(None, callback=check_seed, help="Random seed; the same seed gives the same output."),
+    plot_file: Optional[Path] = typer.Option(
+        None, help="Continuous: save that picture as an image (needs the 'plot' extra: matplotlib)."
+    ),
+    series: Optional[str] = typer.Option(
+        None,
+        help="A model of several series: the one to continue, in its own scale; of several channels (--joint): the one channel to write. \\[default: the one a --prime is a stretch of, else the prime's own scale; without a prime the first]",
+    ),
+    save_state: Optional[Path] = typer.Option(
+        None, help="After generating, save the generator's state here for --load-state."
+    ),
+    load_state: Optional[Path] = typer.Option(
+        None, help="Continue from a state saved with --save-state (a --prime is fed after it)."
+    ),
+    adapt: bool = typer.Option(
+        False,
+        "--adapt",
+        help="Text: first fine-tune a copy of the weights on the prime (a few passes of dynamic evaluation's update), so that the continuation follows its style; --save-state keeps those weights. The checkpoint is untouched.",
+    ),
+    seed: Optional[int] = typer.Option(
+        None, callback=check_seed, help="Random seed; the same seed gives the same output."
+    ),
     backend: str = typer.Option("auto", help="auto (NumPy on CPU), numpy or torch."),
-    device: str = typer.Option("cpu", help="Device for the torch backend: cpu, cuda, mps or auto (the first available of those)."),
+    device: str = typer.Option(
+        "cpu", help="Device for the torch backend: cpu, cuda, mps or auto (the first available of those)."
+    ),
 ) -> None:
     """Generate from a trained checkpoint; the output goes to stdout (or --output)."""
     from ..checkpoint import load_checkpoint
@@ -65,14 +133,35 @@ def sample(
 
         check_state_target(save_state)
         if output is not None and output.resolve() == save_state.resolve():
-            raise UsageError(f"--output and --save-state are both {output}: the state would replace the output; give two files")
-    request = Request(length=length, num_samples=num_samples, seed=seed, temperature=temperature, top_k=top_k,
-                      top_p=top_p, greedy=greedy, noise=noise, stop=unescape(stop), beam=beam,
-                      length_penalty=length_penalty, series=series, load_state=load_state, unknown=unknown,
-                      adapt=adapt, backend=backend, device=device,
-                      choices=dict(min_p=min_p, repetition_penalty=repetition_penalty,
-                                   frequency_penalty=frequency_penalty, presence_penalty=presence_penalty,
-                                   penalty_window=penalty_window))
+            raise UsageError(
+                f"--output and --save-state are both {output}: the state would replace the output; give two files"
+            )
+    request = Request(
+        length=length,
+        num_samples=num_samples,
+        seed=seed,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        greedy=greedy,
+        noise=noise,
+        stop=unescape(stop),
+        beam=beam,
+        length_penalty=length_penalty,
+        series=series,
+        load_state=load_state,
+        unknown=unknown,
+        adapt=adapt,
+        backend=backend,
+        device=device,
+        choices=dict(
+            min_p=min_p,
+            repetition_penalty=repetition_penalty,
+            frequency_penalty=frequency_penalty,
+            presence_penalty=presence_penalty,
+            penalty_window=penalty_window,
+        ),
+    )
     request.check()
     ckpt = load_checkpoint(resolve(checkpoint))
     fmt = check_format(fmt, ckpt.kind == "text", per_step)
@@ -128,15 +217,27 @@ def sample(
         write_state(save_state, gen)
 
 
-def _check_writing(ckpt, request, prime, prime_file, include_prime: bool, per_step: bool, fmt: str,
-                   separator: Optional[str], plot: bool, plot_file: Optional[Path]) -> None:
+def _check_writing(
+    ckpt,
+    request,
+    prime,
+    prime_file,
+    include_prime: bool,
+    per_step: bool,
+    fmt: str,
+    separator: Optional[str],
+    plot: bool,
+    plot_file: Optional[Path],
+) -> None:
     """The options of how the output is written that do not go together, before any work."""
     if request.load_state is not None and prime is None and prime_file is None and include_prime:
         raise UsageError("--include-prime: with --load-state there is no prime to include (give --prime)")
     if request.load_state is not None and request.seed is not None:
         say("warning: --seed is ignored with --load-state: the saved random state goes on", style="yellow")
     if include_prime and per_step:
-        raise UsageError("--include-prime: --per-step records only the generated steps (the prime is the input you gave)")
+        raise UsageError(
+            "--include-prime: --per-step records only the generated steps (the prime is the input you gave)"
+        )
     if separator is not None and fmt != "text":
         raise UsageError(f"--separator goes between text samples; --format {fmt} keeps samples apart by itself")
     if request.beam is not None and per_step:
@@ -144,8 +245,10 @@ def _check_writing(ckpt, request, prime, prime_file, include_prime: bool, per_st
     channels = ckpt.described.channels if ckpt.model_config.channels > 1 else None
     _picked_channel(ckpt, request.series)
     if channels and (plot or plot_file):
-        raise UsageError(f"--plot and --plot-file draw the values of one series; {ckpt.path} models {len(channels)} "
-                         "channels jointly (`seqgen forecast --plot` draws their forecast, one channel at a time with --series)")
+        raise UsageError(
+            f"--plot and --plot-file draw the values of one series; {ckpt.path} models {len(channels)} "
+            "channels jointly (`seqgen forecast --plot` draws their forecast, one channel at a time with --series)"
+        )
     if (plot or plot_file) and ckpt.kind == "text":
         raise UsageError("--plot and --plot-file draw continuous output; this model generates text")
     if plot_file is not None:
@@ -156,18 +259,24 @@ def _check_writing(ckpt, request, prime, prime_file, include_prime: bool, per_st
 
 def _check_adapt(ckpt, request) -> None:
     if request.adapt and request.load_state is not None:
-        raise UsageError("--adapt adapts the weights to the prime of a new generation; --load-state goes on with the "
-                         "weights the state was saved with (drop --adapt)")
+        raise UsageError(
+            "--adapt adapts the weights to the prime of a new generation; --load-state goes on with the "
+            "weights the state was saved with (drop --adapt)"
+        )
     if request.adapt and ckpt.kind == "text" and request.prime is None:
-        raise UsageError("--adapt learns from the prime: give one with --prime or --prime-file (a few hundred characters or more)")
+        raise UsageError(
+            "--adapt learns from the prime: give one with --prime or --prime-file (a few hundred characters or more)"
+        )
 
 
 def _say_adapted(running, request, seconds: float) -> None:
     """What --adapt did, or that a loaded state brings adapted weights."""
     how = running.meta.get("adapted")
     if request.adapt:
-        say(f"adapted a copy of the weights to the prime: {how['prime_tokens']:,} tokens read {how['passes']} times, "
-            f"{how['method']} lr {how['lr']:g}, windows of {how['window']} ({seconds:.1f}s)")
+        say(
+            f"adapted a copy of the weights to the prime: {how['prime_tokens']:,} tokens read {how['passes']} times, "
+            f"{how['method']} lr {how['lr']:g}, windows of {how['window']} ({seconds:.1f}s)"
+        )
     elif how is not None:
         say(f"note: {request.load_state} holds weights adapted to its prime; the generation goes on with them")
 
@@ -181,10 +290,18 @@ def _warn_same_samples(ckpt, request, sampling) -> None:
         say(f"warning: the {count} samples will be the same: --greedy makes the same choice in each", style="yellow")
     # Without a prime, a sine model's samples each start from a fresh wave of their own.
     own_primes = request.prime is None and request.load_state is None and ckpt.described.is_sine
-    if ckpt.kind != "text" and count > 1 and not sampling.noise and not own_primes and not (
-            is_probabilistic(ckpt) and not sampling.greedy):
-        say(f"warning: the {count} streams will be the same (up to rounding): a continuous model is "
-            "deterministic without --noise (give --noise 0.05, say, for different streams)", style="yellow")
+    if (
+        ckpt.kind != "text"
+        and count > 1
+        and not sampling.noise
+        and not own_primes
+        and not (is_probabilistic(ckpt) and not sampling.greedy)
+    ):
+        say(
+            f"warning: the {count} streams will be the same (up to rounding): a continuous model is "
+            "deterministic without --noise (give --noise 0.05, say, for different streams)",
+            style="yellow",
+        )
 
 
 def _say_which_series(ckpt, scaling, named: Optional[str], prime) -> None:
@@ -193,11 +310,15 @@ def _say_which_series(ckpt, scaling, named: Optional[str], prime) -> None:
     if named is not None or scaling is None or len(entries) < 2:
         return
     if "name" not in scaling:
-        say(f"note: the prime is none of the {len(entries)} series this model knows; it is scaled by its own mean and "
-            "standard deviation (--series names one of them)")
+        say(
+            f"note: the prime is none of the {len(entries)} series this model knows; it is scaled by its own mean and "
+            "standard deviation (--series names one of them)"
+        )
     elif prime is None:
-        say(f"note: this model knows {len(entries)} series; continuing the first, {scaling['name']!r} "
-            "(--series chooses another)")
+        say(
+            f"note: this model knows {len(entries)} series; continuing the first, {scaling['name']!r} "
+            "(--series chooses another)"
+        )
 
 
 def _recording(steps, drawn: list):
@@ -259,8 +380,10 @@ def _read_prime(ckpt, prime: Optional[str], prime_file: Optional[Path]):
         raise UsageError("give either --prime or --prime-file, not both")
     columns = ckpt.described.channels if ckpt.model_config.channels > 1 else None
     if columns and prime is not None:
-        raise UsageError(f"--prime: {ckpt.path} models the columns {', '.join(map(repr, columns))} jointly; give the "
-                         "prime as a CSV with those columns (--prime-file)")
+        raise UsageError(
+            f"--prime: {ckpt.path} models the columns {', '.join(map(repr, columns))} jointly; give the "
+            "prime as a CSV with those columns (--prime-file)"
+        )
     if prime_file is None:
         result = as_prime(ckpt, prime)
     else:
@@ -296,8 +419,9 @@ def _channel_rows(ckpt, text: str, label: str) -> np.ndarray:
     if len(lines) <= 1:
         raise UsageError(f"the prime is empty: {label} has no rows of values (give at least one)")
     if not looks_like_table(text):
-        raise DataError(f"{label}: {ckpt.path} models the columns {columns} jointly; give the prime as a CSV with those "
-                        "columns")
+        raise DataError(
+            f"{label}: {ckpt.path} models the columns {columns} jointly; give the prime as a CSV with those columns"
+        )
     options = TableOptions.from_source(ckpt.described.source)
     if options.time_column is not None and options.time_column not in _fields(lines[0]):
         options = replace(options, time_column=None)  # a prime's times are not read: values alone will do
@@ -339,15 +463,29 @@ class StreamWriter:
 
 @app.command()
 def follow(
-    checkpoint: Path = typer.Argument(..., metavar="CHECKPOINT", help="A continuous-model checkpoint written by 'seqgen train'."),
+    checkpoint: Path = typer.Argument(
+        ..., metavar="CHECKPOINT", help="A continuous-model checkpoint written by 'seqgen train'."
+    ),
     horizon: int = typer.Option(1, help="Values forecast after each input (free-running, on a copy of the state)."),
-    quantiles: Optional[str] = typer.Option(None, help="Also forecast these quantiles (e.g. 0.1,0.9) from --samples sampled paths: each line becomes a JSON object {\"mean\": [...], \"q0.1\": [...], ...}."),
+    quantiles: Optional[str] = typer.Option(
+        None,
+        help='Also forecast these quantiles (e.g. 0.1,0.9) from --samples sampled paths: each line becomes a JSON object {"mean": [...], "q0.1": [...], ...}.',
+    ),
     samples: int = typer.Option(200, help="Sample paths per forecast, with --quantiles."),
-    series: Optional[str] = typer.Option(None, help="A model of several series: the one stdin continues, in its own scale (needed for such a model); of several channels (--joint): the one channel to write."),
+    series: Optional[str] = typer.Option(
+        None,
+        help="A model of several series: the one stdin continues, in its own scale (needed for such a model); of several channels (--joint): the one channel to write.",
+    ),
     seed: Optional[int] = typer.Option(None, callback=check_seed, help="Random seed for the sampled paths."),
     backend: str = typer.Option("auto", help="auto (NumPy on CPU), numpy or torch."),
-    device: str = typer.Option("cpu", help="Device for the torch backend: cpu, cuda, mps or auto (the first available of those)."),
-    season: Optional[int] = typer.Option(None, min=1, help="For the pretrained forecaster: the season length of the values read, in steps. \\[default: 1, none]"),
+    device: str = typer.Option(
+        "cpu", help="Device for the torch backend: cpu, cuda, mps or auto (the first available of those)."
+    ),
+    season: Optional[int] = typer.Option(
+        None,
+        min=1,
+        help="For the pretrained forecaster: the season length of the values read, in steps. \\[default: 1, none]",
+    ),
 ) -> None:
     """Read values from stdin, one per line (a model of channels: a row of them a line); after each, write the forecast of the next value(s)."""
     import json
@@ -374,8 +512,10 @@ def follow(
     entries = ckpt.described.series
     if len(entries) > 1 and series is None:
         # Values arrive one at a time: there is no history yet to tell the series by.
-        raise UsageError(f"{checkpoint} models {len(entries)} series, each in its own scale: name the one stdin "
-                         f"continues with --series ({', '.join(repr(e['name']) for e in entries[:10])})")
+        raise UsageError(
+            f"{checkpoint} models {len(entries)} series, each in its own scale: name the one stdin "
+            f"continues with --series ({', '.join(repr(e['name']) for e in entries[:10])})"
+        )
     channels = ckpt.described.channels if ckpt.model_config.channels > 1 else None
     picked = _picked_channel(ckpt, series)
     entry = None if channels else series_entry(ckpt, series)
@@ -393,8 +533,15 @@ def follow(
             if picked is not None:  # one channel of several: written as a model of one series would write it
                 forecast = forecast[..., picked]
             if levels and channels and picked is None:
-                out.write(json.dumps({n: {c: [round(float(v), 6) for v in row[:, k]] for k, c in enumerate(channels)}
-                                      for n, row in zip(names, forecast)}) + "\n")
+                out.write(
+                    json.dumps(
+                        {
+                            n: {c: [round(float(v), 6) for v in row[:, k]] for k, c in enumerate(channels)}
+                            for n, row in zip(names, forecast)
+                        }
+                    )
+                    + "\n"
+                )
             elif levels:
                 out.write(json.dumps({n: [round(float(v), 6) for v in row] for n, row in zip(names, forecast)}) + "\n")
             else:  # each forecast step (and each channel of it) in turn
@@ -442,15 +589,22 @@ def _stdin_values(channels: Optional[list[str]] = None, column: Optional[str] = 
                 continue
         if len(fields) != width:
             # Rows copied from a CSV without its header: say how to pick the column out of them.
-            hint = (f" (for rows copied from a CSV, put its header line, naming {', '.join(map(repr, names))}, above them)"
-                    if names and width == len(names) and len(fields) > width else "")
-            raise DataError(f"standard input, line {number}: {len(fields)} value{'s' * (len(fields) != 1)}, expected "
-                            f"{_row_width(width, columns)}{hint}")
+            hint = (
+                f" (for rows copied from a CSV, put its header line, naming {', '.join(map(repr, names))}, above them)"
+                if names and width == len(names) and len(fields) > width
+                else ""
+            )
+            raise DataError(
+                f"standard input, line {number}: {len(fields)} value{'s' * (len(fields) != 1)}, expected "
+                f"{_row_width(width, columns)}{hint}"
+            )
         try:
             row = [float(fields[k]) for k in columns]
         except ValueError:
-            raise DataError(f"standard input, line {number}: {text[:40]!r} is not " +
-                            ("a number" if len(columns) == 1 else f"a row of {len(columns)} numbers")) from None
+            raise DataError(
+                f"standard input, line {number}: {text[:40]!r} is not "
+                + ("a number" if len(columns) == 1 else f"a row of {len(columns)} numbers")
+            ) from None
         if not all(math.isfinite(v) for v in row):
             raise DataError(f"standard input, line {number}: {text!r} is not a finite number")
         yield row if channels else row[0]
@@ -493,9 +647,11 @@ def _header_columns(header: list[str], names: list[str]) -> list[int]:
     """Where a header puts each of the columns the model reads."""
     missing = [name for name in names if name not in header]
     if missing:
-        raise DataError(f"standard input: the header names {', '.join(map(repr, header))}; this model reads the columns "
-                        f"{', '.join(map(repr, names))} (name them in the header, or leave the header out and give "
-                        "the values in that order)")
+        raise DataError(
+            f"standard input: the header names {', '.join(map(repr, header))}; this model reads the columns "
+            f"{', '.join(map(repr, names))} (name them in the header, or leave the header out and give "
+            "the values in that order)"
+        )
     return [header.index(name) for name in names]
 
 
@@ -522,5 +678,7 @@ def _picked_channel(ckpt, series: Optional[str]) -> Optional[int]:
 def _calendar_note(ckpt, what: str) -> None:
     """A model that reads the calendar is given values without times: say where they are taken to be."""
     if ckpt.model_config.calendar:
-        say(f"note: this model reads the calendar; {what} is taken to be at the training data's last time "
-            "(`seqgen forecast` with a CSV of dated values forecasts from any time)")
+        say(
+            f"note: this model reads the calendar; {what} is taken to be at the training data's last time "
+            "(`seqgen forecast` with a CSV of dated values forecasts from any time)"
+        )

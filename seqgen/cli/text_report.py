@@ -38,10 +38,15 @@ def meaning_rows(summary, config, result) -> list[tuple[str, str]]:
     if summary is None:
         return []
     sticks = summary.yardsticks
-    return [("what it means", f"{bits(summary.loss):.2f} bits/char is {BANDS[summary.band]} (on this text a unigram "
-             f"model scores {bits(sticks.unigram):.2f}, a bigram model {bits(sticks.bigram):.2f}, a model of its "
-             f"words {bits(sticks.words):.2f})"),
-            ("training longer", _outlook_line(summary, config, result))]
+    return [
+        (
+            "what it means",
+            f"{bits(summary.loss):.2f} bits/char is {BANDS[summary.band]} (on this text a unigram "
+            f"model scores {bits(sticks.unigram):.2f}, a bigram model {bits(sticks.bigram):.2f}, a model of its "
+            f"words {bits(sticks.words):.2f})",
+        ),
+        ("training longer", _outlook_line(summary, config, result)),
+    ]
 
 
 def _outlook_line(summary, config, result) -> str:
@@ -50,19 +55,26 @@ def _outlook_line(summary, config, result) -> str:
     outlook = summary.outlook
     verdict = outlook.verdict
     if verdict == "unknown":
-        return (f"too few validations to tell ({outlook.points}); --eval-every validates more often"
-                if outlook.points < MIN_POINTS else "no validation in the first half of the run to measure from")
+        return (
+            f"too few validations to tell ({outlook.points}); --eval-every validates more often"
+            if outlook.points < MIN_POINTS
+            else "no validation in the first half of the run to measure from"
+        )
     if verdict == "overfitting":
-        return (f"would not help: the validation loss has risen since its best (step {result.best_step}), which the "
-                "checkpoint holds; more text, --dropout or a smaller model would")
+        return (
+            f"would not help: the validation loss has risen since its best (step {result.best_step}), which the "
+            "checkpoint holds; more text, --dropout or a smaller model would"
+        )
     gained = f"{bits(outlook.gain):.3f} bits/char gained over the second half of the run"
     if verdict == "levelled":
         return f"would change little: only {gained}; a larger model (--hidden, --layers) or more text would"
     likely = summary.likely_after_doubling
     where = band(likely, summary.yardsticks)
     then = "" if where == summary.band else f" ({LOOKS[where]})"
-    return (f"would likely help: {gained} ({bits(outlook.per_minute):.3f} a minute); a run twice as long"
-            f"{_doubled(config, result)} would likely reach about {bits(likely):.2f} bits/char at best{then}")
+    return (
+        f"would likely help: {gained} ({bits(outlook.per_minute):.3f} a minute); a run twice as long"
+        f"{_doubled(config, result)} would likely reach about {bits(likely):.2f} bits/char at best{then}"
+    )
 
 
 def _doubled(config, result) -> str:
@@ -96,10 +108,12 @@ def warn_of_loops(texts: list[list[str]], how: str) -> None:
     k, loop = found[0]
     which = f"sample {k + 1}" if len(texts) > 1 else "the output"
     also = f" (and {len(found) - 1} more of the samples)" if len(found) > 1 else ""
-    choice = ("takes the likeliest token every time" if how == "--greedy"
-              else "keeps the likeliest continuations")
-    say(f"warning: {which}{also} falls into a loop: {loop.cycle!r} repeats {loop.repeats:.0f} times from character "
+    choice = "takes the likeliest token every time" if how == "--greedy" else "keeps the likeliest continuations"
+    say(
+        f"warning: {which}{also} falls into a loop: {loop.cycle!r} repeats {loop.repeats:.0f} times from character "
         f"{loop.start + 1} to the end. {how} {choice}, and a model's likeliest path often leads back where it was; "
         f"penalise what it has just written, with {how}: --frequency-penalty 0.5 (or --repetition-penalty 1.5; "
         f"--penalty-window sets how far back), or sample instead: leave out {how} and give --temperature 0.8 "
-        "(--top-p 0.9 keeps out unlikely tokens)", style="yellow")
+        "(--top-p 0.9 keeps out unlikely tokens)",
+        style="yellow",
+    )

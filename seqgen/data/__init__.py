@@ -14,5 +14,20 @@ from .series import looks_numeric, parse_numbers, parse_series, read_values, ser
 from .sine import MIN_SCALE_PRIME, SCALE_PRIME, SineConfig, sine_dataset, sine_waves, stream_scale
 from .text import text_dataset
 
-__all__ = ["Dataset", "MIN_SCALE_PRIME", "SCALE_PRIME", "SineConfig", "decode_text", "load_data", "looks_numeric",
-           "parse_numbers", "parse_series", "read_values", "series_dataset", "sine_dataset", "sine_waves", "stream_scale", "text_dataset"]
+__all__ = [
+    "Dataset",
+    "MIN_SCALE_PRIME",
+    "SCALE_PRIME",
+    "SineConfig",
+    "decode_text",
+    "load_data",
+    "looks_numeric",
+    "parse_numbers",
+    "parse_series",
+    "read_values",
+    "series_dataset",
+    "sine_dataset",
+    "sine_waves",
+    "stream_scale",
+    "text_dataset",
+]

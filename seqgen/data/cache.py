@@ -33,8 +33,13 @@ def default_cache_dir() -> Path:
 def cache_key(source: Path, **params) -> str:
     """A name for the entry of `source` as it is now (path, size, mtime) under `params`."""
     stat = source.stat()
-    identity = {"path": str(source.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                "format": CACHE_FORMAT, **params}
+    identity = {
+        "path": str(source.resolve()),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "format": CACHE_FORMAT,
+        **params,
+    }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -71,7 +76,9 @@ def store_entry(folder: Path, key: str, fill: Callable[[BinaryIO], dict]) -> tup
         os.replace(tmp, folder / f"{key}.bin")
         write_atomic(folder / f"{key}.json", json.dumps(meta, ensure_ascii=False).encode("utf-8"))
     except OSError as e:
-        raise DataError(f"cannot write the data cache in {folder} ({e.strerror or e}); choose another `cache_dir`") from None
+        raise DataError(
+            f"cannot write the data cache in {folder} ({e.strerror or e}); choose another `cache_dir`"
+        ) from None
     except CheckpointError as e:
         raise DataError(f"{e}; choose another `cache_dir`") from None
     finally:

@@ -105,18 +105,24 @@ def with_calendar(data: Dataset, calendar: str | list[float] = "auto") -> Datase
         return data
     ends = end_positions(data)
     if ends is None:
-        raise DataError(f"{data.source.get('path', 'the data')}: calendar inputs need the times of the values "
-                        "(a time column at a regular step); give `calendar` none")
+        raise DataError(
+            f"{data.source.get('path', 'the data')}: calendar inputs need the times of the values "
+            "(a time column at a regular step); give `calendar` none"
+        )
     features = []
     for stream, end in zip(data.streams, ends):
         positions = end - (len(stream) - 1) + np.arange(len(stream))
         features.append(calendar_features(positions, cycles))
-    return replace(data, features=features, cycles=cycles,
-                   description=data.description + f", with calendar inputs ({describe(cycles)})")
+    return replace(
+        data,
+        features=features,
+        cycles=cycles,
+        description=data.description + f", with calendar inputs ({describe(cycles)})",
+    )
 
 
 def describe(cycles: list[float] | tuple[float, ...]) -> str:
-    """"cycles of 12 steps", "cycles of 7 and 365.2 steps"."""
+    """ "cycles of 12 steps", "cycles of 7 and 365.2 steps"."""
     lengths = [f"{p:g}" if p == int(p) else f"{p:.1f}" for p in cycles]
     return f"cycle{'s' if len(lengths) > 1 else ''} of {' and '.join(lengths)} steps"
 

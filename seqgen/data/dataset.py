@@ -50,7 +50,9 @@ class Dataset:
     # arrays of one entry per channel.
     channels: list[str] | None = None
     features: list[np.ndarray] | None = None
-    tokenizer: object | None = None  # a data.tokenizers.Tokenizer (not imported: tokenizers import series, which imports this)
+    tokenizer: object | None = (
+        None  # a data.tokenizers.Tokenizer (not imported: tokenizers import series, which imports this)
+    )
 
     @property
     def train_streams(self) -> list[np.ndarray]:

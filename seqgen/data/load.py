@@ -58,12 +58,14 @@ def load_data(
         return sine_dataset(sine or SineConfig(), val_fraction, seed)
     table = table or TableOptions()
     if path == "-":
-        return _memory_dataset(sys.stdin.buffer.read(), "stdin", "", "standard input", kind, encoding, val_fraction, table,
-                               text_as)
+        return _memory_dataset(
+            sys.stdin.buffer.read(), "stdin", "", "standard input", kind, encoding, val_fraction, table, text_as
+        )
     suffix = Path(path).suffix.lower()
     if suffix == ".npy":
-        data = _memory_dataset(read_file(path), Path(path).stem or "data", suffix, path, kind, encoding, val_fraction,
-                               table, text_as)
+        data = _memory_dataset(
+            read_file(path), Path(path).stem or "data", suffix, path, kind, encoding, val_fraction, table, text_as
+        )
     elif kind != "text" and (table.forced or looks_like_table(read_head(path, encoding))):
         text = decode_text(read_file(path), path, encoding)
         data = table.dataset(text, Path(path).stem or "data", path, val_fraction)
@@ -116,13 +118,22 @@ class TableOptions:
     @classmethod
     def from_source(cls, source: dict) -> "TableOptions":
         """How a checkpoint's training table was read, from its data source (defaults otherwise)."""
-        return cls(source.get("time_column"), source.get("columns"), source.get("id_column"), source.get("fill", "error"),
-                   stored=True, joint=bool(source.get("joint")))
+        return cls(
+            source.get("time_column"),
+            source.get("columns"),
+            source.get("id_column"),
+            source.get("fill", "error"),
+            stored=True,
+            joint=bool(source.get("joint")),
+        )
 
     @property
     def given(self) -> bool:
-        return (any(v is not None for v in (self.time_column, self.columns, self.id_column)) or self.fill != "error"
-                or self.joint)
+        return (
+            any(v is not None for v in (self.time_column, self.columns, self.id_column))
+            or self.fill != "error"
+            or self.joint
+        )
 
     @property
     def forced(self) -> bool:
@@ -131,8 +142,15 @@ class TableOptions:
 
     def read(self, text: str, label: str):
         """The table's series (a `Table`)."""
-        return read_table(text, label, time_column=self.time_column, columns=self.columns, id_column=self.id_column,
-                          fill=self.fill, stored=self.stored)
+        return read_table(
+            text,
+            label,
+            time_column=self.time_column,
+            columns=self.columns,
+            id_column=self.id_column,
+            fill=self.fill,
+            stored=self.stored,
+        )
 
     def dataset(self, text: str, name: str, label: str, val_fraction: float) -> Dataset:
         table = self.read(text, label)
@@ -145,8 +163,17 @@ class TableOptions:
         return data
 
 
-def _memory_dataset(raw: bytes, name: str, suffix: str, label: str, kind: str, encoding: str, val_fraction: float,
-                    table: TableOptions, text_as: TextOptions) -> Dataset:
+def _memory_dataset(
+    raw: bytes,
+    name: str,
+    suffix: str,
+    label: str,
+    kind: str,
+    encoding: str,
+    val_fraction: float,
+    table: TableOptions,
+    text_as: TextOptions,
+) -> Dataset:
     """Data read whole into memory: standard input and .npy files."""
     if not raw:
         raise DataError(f"{label} is empty: give a file with some text or numbers in it")
@@ -160,8 +187,9 @@ def _memory_dataset(raw: bytes, name: str, suffix: str, label: str, kind: str, e
     return text_as.dataset(text, name, label, val_fraction)
 
 
-def _file_dataset(path: str, kind: str, encoding: str, val_fraction: float, cache_dir: str | Path | None,
-                  text_as: TextOptions) -> Dataset:
+def _file_dataset(
+    path: str, kind: str, encoding: str, val_fraction: float, cache_dir: str | Path | None, text_as: TextOptions
+) -> Dataset:
     """A text or series file, through the cache: decoded once, then mapped, never held whole in memory."""
 
     source, name = Path(path), Path(path).stem or "data"
@@ -180,18 +208,30 @@ def _file_dataset(path: str, kind: str, encoding: str, val_fraction: float, cach
     if kind == "series":
         values, meta = entry or cache_series(path, encoding, val_fraction, folder, key)
         return Dataset(
-            kind="series", name=name, description=f"numeric series from {path} ({len(values)} values)",
-            streams=[values], splits=[meta["split"]], mean=meta["mean"], std=meta["std"],
-            source={"type": "file", "path": path}, val_fraction=val_fraction,
+            kind="series",
+            name=name,
+            description=f"numeric series from {path} ({len(values)} values)",
+            streams=[values],
+            splits=[meta["split"]],
+            mean=meta["mean"],
+            std=meta["std"],
+            source={"type": "file", "path": path},
+            val_fraction=val_fraction,
         )
     if text_as.tokens != "char":
-        ids, meta = entry or cache_tokens(path, encoding, folder, key, val_fraction, text_as.tokens, text_as.vocab_size,
-                                          text_as.tokenizer)
+        ids, meta = entry or cache_tokens(
+            path, encoding, folder, key, val_fraction, text_as.tokens, text_as.vocab_size, text_as.tokenizer
+        )
         return cached_tokens_dataset(ids, meta, name, path, val_fraction)
     ids, meta = entry or cache_text(path, encoding, folder, key)
     split = split_point(len(ids), val_fraction, path)
     return Dataset(
-        kind="text", name=name, description=f"text from {path} ({len(ids)} characters, {len(meta['vocab'])} distinct)",
-        streams=[ids], splits=[split], vocab=meta["vocab"], source={"type": "file", "path": path},
+        kind="text",
+        name=name,
+        description=f"text from {path} ({len(ids)} characters, {len(meta['vocab'])} distinct)",
+        streams=[ids],
+        splits=[split],
+        vocab=meta["vocab"],
+        source={"type": "file", "path": path},
         val_fraction=val_fraction,
     )

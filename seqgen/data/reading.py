@@ -16,7 +16,9 @@ CHUNK_BYTES = 4 << 20
 def open_source(path: str) -> BinaryIO:
     p = Path(path)
     if not p.exists():
-        raise DataError(f"{path}: no such file (give a text file, a numeric series, '-' for stdin, or nothing for sine waves)")
+        raise DataError(
+            f"{path}: no such file (give a text file, a numeric series, '-' for stdin, or nothing for sine waves)"
+        )
     if p.is_dir():
         raise DataError(f"{path} is a directory: give a file")
     try:
@@ -102,7 +104,9 @@ def undecodable(label: str, encoding: str, head: bytes, offset: int, line: int, 
     if str(label).endswith(".safetensors"):
         return DataError(f"{label} is a checkpoint, not training data; to continue its run, use `resume` {label}")
     if b"\x00" in head:
-        return DataError(f"{label} looks like a binary file (NUL bytes, not {encoding} text); give a text file or a numeric series")
+        return DataError(
+            f"{label} looks like a binary file (NUL bytes, not {encoding} text); give a text file or a numeric series"
+        )
     return DataError(
         f"{label} is not valid {encoding}: byte {offset} (line {line}) is 0x{byte:02x}; "
         "if the file uses another encoding, pass it as `encoding` (for example latin-1)"

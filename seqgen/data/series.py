@@ -99,8 +99,15 @@ def series_dataset(values: np.ndarray, name: str, label: str, val_fraction: floa
         raise DataError(f"{label}: the series has the same value everywhere; there is nothing to learn")
     scaled = ((values - mean) / std).astype(np.float32)
     return Dataset(
-        kind="series", name=name, description=f"numeric series from {label} ({len(values)} values)",
-        streams=[scaled], splits=[split], mean=mean, std=std, source={"type": "file", "path": label}, val_fraction=val_fraction,
+        kind="series",
+        name=name,
+        description=f"numeric series from {label} ({len(values)} values)",
+        streams=[scaled],
+        splits=[split],
+        mean=mean,
+        std=std,
+        source={"type": "file", "path": label},
+        val_fraction=val_fraction,
     )
 
 
@@ -116,8 +123,11 @@ def table_dataset(table, name: str, label: str, val_fraction: float, stored: boo
             source.update(frequency=[table.frequency.unit, table.frequency.count])
     if table.id_column is not None:
         source["id_column"] = table.id_column
-    last_times = [None] * len(table.series) if table.times is None else [
-        str(times[-1]) if len(times) else None for times in table.times]
+    last_times = (
+        [None] * len(table.series)
+        if table.times is None
+        else [str(times[-1]) if len(times) else None for times in table.times]
+    )
     if len(table.series) == 1:
         data = series_dataset(table.series[0], name, label, val_fraction)
         data.source = {**source, "series": table.names[0], "last_time": last_times[0]}
@@ -130,34 +140,51 @@ def table_dataset(table, name: str, label: str, val_fraction: float, stored: boo
         mean, std = float(values[:split].mean()), float(values[:split].std())
         if std == 0:
             way_out = "" if stored else " (choose the other series with `columns`)"
-            raise DataError(f"{where}: the training part has the same value everywhere; there is nothing to learn{way_out}")
+            raise DataError(
+                f"{where}: the training part has the same value everywhere; there is nothing to learn{way_out}"
+            )
         streams.append(((values - mean) / std).astype(np.float32))
         splits.append(split)
         series.append({"name": series_name, "mean": mean, "std": std, "values": values, "last_time": last})
     shortest, longest = min(map(len, streams)), max(map(len, streams))
     counts = f"{len(series)} series of {shortest}{'' if shortest == longest else f' to {longest}'} values"
     span = "" if table.frequency is None else f", every {table.frequency}"
-    return Dataset(kind="series", name=name, description=f"{counts} from {label}{span}", streams=streams,
-                   splits=splits, source=source, val_fraction=val_fraction, series=series, left_out=table.left_out)
+    return Dataset(
+        kind="series",
+        name=name,
+        description=f"{counts} from {label}{span}",
+        streams=streams,
+        splits=splits,
+        source=source,
+        val_fraction=val_fraction,
+        series=series,
+        left_out=table.left_out,
+    )
 
 
 def joint_dataset(table, name: str, label: str, val_fraction: float, stored: bool = False) -> Dataset:
     """The value columns of a wide table as the channels of one series, modelled jointly: one
     stream of (length, channels), each column scaled by its own training part's mean and std."""
     if table.id_column is not None:
-        raise UsageError("`joint` models the value columns of one series together; a long table (`id_column`) "
-                         "holds several series: leave out one of the two")
+        raise UsageError(
+            "`joint` models the value columns of one series together; a long table (`id_column`) "
+            "holds several series: leave out one of the two"
+        )
     if len(table.series) < 2:
-        raise UsageError(f"`joint` models several value columns together, and {label} gives one "
-                         f"({table.value_columns[0]!r}): name two or more with `columns`, or leave out `joint`")
+        raise UsageError(
+            f"`joint` models several value columns together, and {label} gives one "
+            f"({table.value_columns[0]!r}): name two or more with `columns`, or leave out `joint`"
+        )
     values = np.stack(table.series, axis=1)
     split = split_point(len(values), val_fraction, label)
     mean, std = values[:split].mean(axis=0), values[:split].std(axis=0)
     if (std == 0).any():
         flat = table.names[int(np.flatnonzero(std == 0)[0])]
         way_out = "" if stored else " (choose the other columns with `columns`)"
-        raise DataError(f"{label}, column {flat!r}: the training part has the same value everywhere; there is nothing "
-                        f"to learn{way_out}")
+        raise DataError(
+            f"{label}, column {flat!r}: the training part has the same value everywhere; there is nothing "
+            f"to learn{way_out}"
+        )
     source = {"type": "file", "path": label, "columns": table.value_columns, "joint": True}
     if table.time_column is not None:
         source.update(time_column=table.time_column)
@@ -166,10 +193,20 @@ def joint_dataset(table, name: str, label: str, val_fraction: float, stored: boo
     if table.times is not None and len(table.times[0]):
         source["last_time"] = str(table.times[0][-1])
     span = "" if table.frequency is None else f", every {table.frequency}"
-    return Dataset(kind="series", name=name, description=f"{len(table.names)} channels of {len(values)} values from "
-                   f"{label}{span}, modelled jointly", streams=[((values - mean) / std).astype(np.float32)],
-                   splits=[split], mean=mean, std=std, source=source, val_fraction=val_fraction,
-                   channels=list(table.names), left_out=table.left_out, levels=values)
+    return Dataset(
+        kind="series",
+        name=name,
+        description=f"{len(table.names)} channels of {len(values)} values from {label}{span}, modelled jointly",
+        streams=[((values - mean) / std).astype(np.float32)],
+        splits=[split],
+        mean=mean,
+        std=std,
+        source=source,
+        val_fraction=val_fraction,
+        channels=list(table.names),
+        left_out=table.left_out,
+        levels=values,
+    )
 
 
 def cache_series(path: str, encoding: str, val_fraction: float, folder: Path, key: str) -> tuple[np.ndarray, dict]:
@@ -196,8 +233,14 @@ def cache_series(path: str, encoding: str, val_fraction: float, folder: Path, ke
         def fill(f: BinaryIO) -> dict:
             for block in _blocks(raw, count):
                 f.write(((block - mean) / std).astype(np.float32).tobytes())
-            return {"dtype": np.dtype(np.float32).str, "count": count, "split": split, "mean": mean, "std": std,
-                    "source": path}
+            return {
+                "dtype": np.dtype(np.float32).str,
+                "count": count,
+                "split": split,
+                "mean": mean,
+                "std": std,
+                "source": path,
+            }
 
         return store_entry(folder, key, fill)
 
@@ -251,8 +294,9 @@ def read_values(raw: bytes, label: str, suffix: str = "") -> np.ndarray:
     lines = [line.strip() for line in iter_lines(text) if line.strip()]
     if not len(values) and lines:  # a lone line of text, read as a header
         if len(lines) == 1 and ("," in lines[0] or ";" in lines[0] or "\t" in lines[0]):
-            raise DataError(f"{label} holds a header line ({lines[0][:40]!r}) and no values under it: give the "
-                            "history's rows below it")
+            raise DataError(
+                f"{label} holds a header line ({lines[0][:40]!r}) and no values under it: give the "
+                "history's rows below it"
+            )
         raise DataError(f"{label}: {lines[0][:40]!r} is not a number (this model continues numbers)")
     return values
-

@@ -50,6 +50,7 @@ def sine_waves(count: int, length: int, config: SineConfig, rng: np.random.Gener
         waves = waves + rng.normal(0.0, config.noise, size=waves.shape)
     return waves.astype(np.float32)
 
+
 # How many leading values measure a stream's size when each stream is scaled by its own (the
 # length of the prime `seqgen sample` and `seqgen eval` give a sine model).
 SCALE_PRIME = 100
@@ -75,10 +76,17 @@ def sine_dataset(config: SineConfig, val_fraction: float, seed: int) -> Dataset:
     split = split_point(config.length, val_fraction, "the sine waves")
     desc = (
         f"{config.waves} sine waves of {config.length} steps, period {config.period_min:g}-{config.period_max:g}, "
-        f"amplitude {config.amp_min:g}-{config.amp_max:g}" + (f", noise {config.noise:g}" if config.noise else "")
+        f"amplitude {config.amp_min:g}-{config.amp_max:g}"
+        + (f", noise {config.noise:g}" if config.noise else "")
         + (", each scaled by its own size" if config.scale_each else "")
     )
     return Dataset(
-        kind="series", name="sine", description=desc, streams=list(waves), splits=[split] * config.waves,
-        source={"type": "sine", **asdict(config)}, val_fraction=val_fraction, typical_scale=typical,
+        kind="series",
+        name="sine",
+        description=desc,
+        streams=list(waves),
+        splits=[split] * config.waves,
+        source={"type": "sine", **asdict(config)},
+        val_fraction=val_fraction,
+        typical_scale=typical,
     )

@@ -34,8 +34,9 @@ def draw_seasons(count: int, rng: np.random.Generator) -> np.ndarray:
     return rng.choice(SEASONS, size=count, p=SEASON_WEIGHTS)
 
 
-def synthetic_series(count: int, length: int, rng: np.random.Generator,
-                     seasons: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_series(
+    count: int, length: int, rng: np.random.Generator, seasons: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """`count` series of `length` values (float64, (count, length)) and their season lengths."""
     if seasons is None:
         seasons = draw_seasons(count, rng)
@@ -85,8 +86,9 @@ def _ets(count: int, length: int, m: int, rng: np.random.Generator) -> np.ndarra
     gamma = rng.uniform(0, 0.2, size=count) * (1 - alpha) if m > 1 else np.zeros(count)
     sigma = np.exp(rng.uniform(np.log(0.005), np.log(0.12), size=count))  # noise against the level
     trend = np.where(rng.random(count) < 0.6, rng.normal(0, 1.5, size=count) * sigma, 0.0)
-    season_size = (np.where(rng.random(count) < 0.8, rng.uniform(0.5, 6, size=count), 0.0) * sigma
-                   if m > 1 else np.zeros(count))
+    season_size = (
+        np.where(rng.random(count) < 0.8, rng.uniform(0.5, 6, size=count), 0.0) * sigma if m > 1 else np.zeros(count)
+    )
     errors = _noise(count, length, rng) * sigma[:, None]
     seasonal = _season_profile(count, m, rng) * season_size[:, None]
     level, slope = np.zeros(count), trend.copy()
@@ -128,7 +130,7 @@ def _cycle(count: int, length: int, m: int, rng: np.random.Generator) -> np.ndar
     and height; half are squared, as counts that never go below zero (sunspots) are."""
     period = rng.uniform(5, 40, size=count)
     radius = rng.uniform(0.85, 0.99, size=count)
-    a1, a2 = 2 * radius * np.cos(2 * np.pi / period), -radius ** 2
+    a1, a2 = 2 * radius * np.cos(2 * np.pi / period), -(radius**2)
     e = _noise(count, length + 200, rng)
     x = np.zeros((count, length + 200))
     for t in range(2, length + 200):
@@ -155,7 +157,7 @@ def _gp(count: int, length: int, m: int, rng: np.random.Generator) -> np.ndarray
 
     def periodic(period):
         k = np.arange(1, 6)
-        decay = np.exp(-k[None, :] ** 2 * rng.uniform(0.05, 0.6, size=(count, 1)))
+        decay = np.exp(-(k[None, :] ** 2) * rng.uniform(0.05, 0.6, size=(count, 1)))
         a = rng.standard_normal((count, 5)) * decay
         b = rng.uniform(0, 2 * np.pi, size=(count, 5))
         angle = 2 * np.pi * k[None, :, None] * t / period[:, None, None] + b[:, :, None]

@@ -33,7 +33,20 @@ __all__ = ["FILLS", "Frequency", "Table", "format_time", "looks_like_table", "ne
 FILLS = ("error", "previous", "linear", "zero")
 MISSING = {"", "na", "n/a", "nan", "null"}
 # A bare four-digit number is a year only under a header with one of these words; elsewhere it is a value.
-TIME_NAMES = {"year", "years", "date", "datetime", "time", "timestamp", "period", "month", "quarter", "week", "day", "ds"}
+TIME_NAMES = {
+    "year",
+    "years",
+    "date",
+    "datetime",
+    "time",
+    "timestamp",
+    "period",
+    "month",
+    "quarter",
+    "week",
+    "day",
+    "ds",
+}
 # Besides the time names, the names of a column that counts rows rather than holding a series.
 COUNTER_NAMES = {"t", "step", "index", "idx", "n", "row", "#", "rownames"}  # rownames: R's exports
 # How many leading lines of a file, or present cells of a column, decide what it holds.
@@ -78,8 +91,16 @@ def looks_like_table(text: str) -> bool:
     return any(_mostly_numbers(column, delimiter) for column in zip(*rows))
 
 
-def read_table(text: str, label: str, *, time_column: str | None = None, columns: list[str] | None = None,
-               id_column: str | None = None, fill: str = "error", stored: bool = False) -> Table:
+def read_table(
+    text: str,
+    label: str,
+    *,
+    time_column: str | None = None,
+    columns: list[str] | None = None,
+    id_column: str | None = None,
+    fill: str = "error",
+    stored: bool = False,
+) -> Table:
     """The series of a CSV export. Without `time_column` the first column of dates is the time; without
     `columns` every other column of numbers is a series (with `id_column`, one per id and column).
     `fill` (previous, linear or zero) fills missing cells and missing time steps, which the default
@@ -102,10 +123,23 @@ def read_table(text: str, label: str, *, time_column: str | None = None, columns
         groups = {key: _sort(sheet, index, times, time_index, whose[key]) for key, index in groups.items()}
     _check_present(sheet, values, groups, value_indexes, whose, fill)
     frequency = None if times is None else infer_frequency([times[index] for index in groups.values()])
-    table = Table([], [], None if times is None else [], None if time_index is None else sheet.header[time_index],
-                  [sheet.header[i] for i in value_indexes], id_column, frequency, 0, left_out)
+    table = Table(
+        [],
+        [],
+        None if times is None else [],
+        None if time_index is None else sheet.header[time_index],
+        [sheet.header[i] for i in value_indexes],
+        id_column,
+        frequency,
+        0,
+        left_out,
+    )
     for key, index in groups.items():
-        t, v = (None, values[index]) if times is None else _expand(sheet, index, times, values, frequency, fill, whose[key])
+        t, v = (
+            (None, values[index])
+            if times is None
+            else _expand(sheet, index, times, values, frequency, fill, whose[key])
+        )
         for k, column in enumerate(table.value_columns):
             table.names.append(column if id_index is None else key if len(value_indexes) == 1 else f"{key}:{column}")
             table.filled += int(np.isnan(v[:, k]).sum())
@@ -148,8 +182,10 @@ class _Sheet:
             value = math.nan if _missing(cells[index]) else _number(cells[index], style)
             if value is None or math.isinf(value):
                 way_out = "" if self.stored else ", leave the cell empty, or choose other columns (`columns`)"
-                raise DataError(f"{self.label}, line {line}: {cells[index][:40]!r} in column {self.header[index]!r} is not "
-                                f"{'a' if value is None else 'a finite'} number; give one{way_out}")
+                raise DataError(
+                    f"{self.label}, line {line}: {cells[index][:40]!r} in column {self.header[index]!r} is not "
+                    f"{'a' if value is None else 'a finite'} number; give one{way_out}"
+                )
             out[k] = value
         return out
 
@@ -159,8 +195,14 @@ class _Sheet:
             out[k] = parse_time(cells[index], years)
             if np.isnat(out[k]):
                 name, cell = self.header[index], cells[index]
-                problem = f"the time in column {name!r} is missing" if _missing(cell) else f"{cell[:40]!r} in column {name!r} is not a date"
-                raise DataError(f"{self.label}, line {line}: {problem}; give a date such as 2021-03-01 or remove the row")
+                problem = (
+                    f"the time in column {name!r} is missing"
+                    if _missing(cell)
+                    else f"{cell[:40]!r} in column {name!r} is not a date"
+                )
+                raise DataError(
+                    f"{self.label}, line {line}: {problem}; give a date such as 2021-03-01 or remove the row"
+                )
         return out
 
     def groups(self, id_index: int | None) -> dict[str, np.ndarray]:
@@ -170,8 +212,10 @@ class _Sheet:
         groups: dict[str, list[int]] = {}
         for k, (line, cells) in enumerate(self.rows):
             if _missing(cells[id_index]):
-                raise DataError(f"{self.label}, line {line}: the id in column {self.header[id_index]!r} is missing; "
-                                "give it or remove the row")
+                raise DataError(
+                    f"{self.label}, line {line}: the id in column {self.header[id_index]!r} is missing; "
+                    "give it or remove the row"
+                )
             groups.setdefault(cells[id_index], []).append(k)
         return {key: np.array(index) for key, index in groups.items()}
 
@@ -190,8 +234,10 @@ def _read_sheet(text: str, label: str) -> _Sheet:
             if header is None:
                 header, header_line = cells, reader.line_num
             elif len(cells) != len(header):
-                raise DataError(f"{label}, line {reader.line_num}: {len(cells)} cells where the header has {len(header)}; "
-                                "give every row the same columns")
+                raise DataError(
+                    f"{label}, line {reader.line_num}: {len(cells)} cells where the header has {len(header)}; "
+                    "give every row the same columns"
+                )
             else:
                 rows.append((reader.line_num, cells))
     except csv.Error as e:
@@ -199,7 +245,9 @@ def _read_sheet(text: str, label: str) -> _Sheet:
     if header is None or not rows:
         raise DataError(f"{label} has no rows under a header line; give the column names, then one row per time")
     if all(_number(cell) is not None or parse_time(cell) is not None for cell in header):
-        raise DataError(f"{label}, line {header_line} holds values, not column names; put a header line first (such as 'date,value')")
+        raise DataError(
+            f"{label}, line {header_line} holds values, not column names; put a header line first (such as 'date,value')"
+        )
     return _Sheet(label, header, rows, delimiter)
 
 
@@ -217,25 +265,36 @@ def _time_column(sheet: _Sheet, name: str | None, id_index: int | None) -> tuple
     for index, column in enumerate(sheet.header):
         cells = sheet.present(index)
         if index != id_index and _is_time_name(column) and cells and not _mostly_numbers(cells, sheet.delimiter):
-            raise DataError(f"{sheet.label}: column {column!r} holds times such as {cells[0][:40]!r}, which seqgen does not read; "
-                            "write them as 2021-03-01, 2021-03, 2021 Q1, Mar 2021 or 2021-03-01 14:00")
+            raise DataError(
+                f"{sheet.label}: column {column!r} holds times such as {cells[0][:40]!r}, which seqgen does not read; "
+                "write them as 2021-03-01, 2021-03, 2021 Q1, Mar 2021 or 2021-03-01 14:00"
+            )
     return None, False
 
 
 def _value_columns(sheet: _Sheet, columns: list[str] | None, taken: set[int | None]) -> list[int]:
     if columns is None:
         # An unnamed column is the row number pandas writes, not a series.
-        chosen = [i for i, name in enumerate(sheet.header)
-                  if name and i not in taken and _mostly_numbers(sheet.present(i), sheet.delimiter)
-                  and not _is_counter(sheet, i)]
+        chosen = [
+            i
+            for i, name in enumerate(sheet.header)
+            if name
+            and i not in taken
+            and _mostly_numbers(sheet.present(i), sheet.delimiter)
+            and not _is_counter(sheet, i)
+        ]
     else:
         chosen = [sheet.column(name, "columns") for name in columns]
         if len(set(chosen)) < len(chosen):
             raise UsageError(f"`columns` names {next(name for name in columns if columns.count(name) > 1)!r} twice")
         if taken & set(chosen):
-            raise UsageError(f"`columns` names {sheet.header[next(i for i in chosen if i in taken)]!r}, the time or id column")
+            raise UsageError(
+                f"`columns` names {sheet.header[next(i for i in chosen if i in taken)]!r}, the time or id column"
+            )
     if not chosen:
-        raise DataError(f"{sheet.label} has no column of numbers besides the time and id; its columns are {sheet.names()}")
+        raise DataError(
+            f"{sheet.label} has no column of numbers besides the time and id; its columns are {sheet.names()}"
+        )
     return chosen
 
 
@@ -281,14 +340,22 @@ def _sort(sheet: _Sheet, index: np.ndarray, times: np.ndarray, time_index: int, 
     index = index[np.argsort(times[index], kind="stable")]
     repeats = np.flatnonzero(times[index][1:] == times[index][:-1])
     if repeats.size:
-        (first, _), (second, cells) = sorted(sheet.rows[i] for i in index[repeats[0]:repeats[0] + 2])
-        raise DataError(f"{sheet.label}, line {second}: the time {cells[time_index]!r} in column {sheet.header[time_index]!r}"
-                        f"{whose} repeats line {first}; remove one of the rows")
+        (first, _), (second, cells) = sorted(sheet.rows[i] for i in index[repeats[0] : repeats[0] + 2])
+        raise DataError(
+            f"{sheet.label}, line {second}: the time {cells[time_index]!r} in column {sheet.header[time_index]!r}"
+            f"{whose} repeats line {first}; remove one of the rows"
+        )
     return index
 
 
-def _check_present(sheet: _Sheet, values: np.ndarray, groups: dict[str, np.ndarray], value_indexes: list[int],
-                   whose: dict[str, str], fill: str) -> None:
+def _check_present(
+    sheet: _Sheet,
+    values: np.ndarray,
+    groups: dict[str, np.ndarray],
+    value_indexes: list[int],
+    whose: dict[str, str],
+    fill: str,
+) -> None:
     """Refuse a series without a single value and, when `fill` is "error", the first missing cell."""
     for key, index in groups.items():
         for k, column in enumerate(value_indexes):
@@ -297,12 +364,21 @@ def _check_present(sheet: _Sheet, values: np.ndarray, groups: dict[str, np.ndarr
                 raise DataError(f"{sheet.label}: column {sheet.header[column]!r}{whose[key]} has no values; {way_out}")
     if fill == "error" and np.isnan(values).any():
         row, k = np.argwhere(np.isnan(values))[0]
-        raise DataError(f"{sheet.label}, line {sheet.rows[row][0]}: the value in column {sheet.header[value_indexes[k]]!r} "
-                        f"is missing; {_fill_hint(sheet)} or remove the row")
+        raise DataError(
+            f"{sheet.label}, line {sheet.rows[row][0]}: the value in column {sheet.header[value_indexes[k]]!r} "
+            f"is missing; {_fill_hint(sheet)} or remove the row"
+        )
 
 
-def _expand(sheet: _Sheet, index: np.ndarray, times: np.ndarray, values: np.ndarray, frequency: Frequency | None,
-            fill: str, whose: str) -> tuple[np.ndarray, np.ndarray]:
+def _expand(
+    sheet: _Sheet,
+    index: np.ndarray,
+    times: np.ndarray,
+    values: np.ndarray,
+    frequency: Frequency | None,
+    fill: str,
+    whose: str,
+) -> tuple[np.ndarray, np.ndarray]:
     """One series' times and values, with a row of NaN for each missing step when the steps are regular:
     all whole steps, and no more missing than there are rows (beyond that the series is irregular, not gappy)."""
     t, v = times[index], values[index]
@@ -314,8 +390,10 @@ def _expand(sheet: _Sheet, index: np.ndarray, times: np.ndarray, values: np.ndar
         gap = int(np.flatnonzero(np.diff(at) > 1)[0])
         start, stop = (format_time(x, frequency) for x in line[[at[gap] + 1, at[gap + 1] - 1]])
         what = f"no row for {start}" if start == stop else f"no rows for {start} to {stop}"
-        raise DataError(f"{sheet.label}: {what}{whose} between line {sheet.rows[index[gap]][0]} and line "
-                        f"{sheet.rows[index[gap + 1]][0]} (the times step by {frequency}); {_fill_hint(sheet)} or add the rows")
+        raise DataError(
+            f"{sheet.label}: {what}{whose} between line {sheet.rows[index[gap]][0]} and line "
+            f"{sheet.rows[index[gap + 1]][0]} (the times step by {frequency}); {_fill_hint(sheet)} or add the rows"
+        )
     full = np.full((len(line), v.shape[1]), np.nan)
     full[at] = v
     return line, full

@@ -54,8 +54,15 @@ def _code_points(text: str) -> np.ndarray:
     return np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
 
 
-def text_dataset(text: str, name: str, label: str, val_fraction: float, tokens: str = "char",
-                 vocab_size: int | None = None, tokenizer: Tokenizer | None = None) -> Dataset:
+def text_dataset(
+    text: str,
+    name: str,
+    label: str,
+    val_fraction: float,
+    tokens: str = "char",
+    vocab_size: int | None = None,
+    tokenizer: Tokenizer | None = None,
+) -> Dataset:
     """Text as `tokens` (see tokenizers: every Unicode code point is one token by default), or
     as an existing `tokenizer` reads it."""
     if tokens != "char" or tokenizer is not None:
@@ -66,14 +73,20 @@ def text_dataset(text: str, name: str, label: str, val_fraction: float, tokens: 
     vocab = [chr(c) for c in alphabet]
     split = split_point(len(ids), val_fraction, label)
     return Dataset(
-        kind="text", name=name, description=f"text from {label} ({len(ids)} characters, {len(vocab)} distinct)",
-        streams=[ids.astype(np.int32)], splits=[split], vocab=vocab, source={"type": "file", "path": label},
+        kind="text",
+        name=name,
+        description=f"text from {label} ({len(ids)} characters, {len(vocab)} distinct)",
+        streams=[ids.astype(np.int32)],
+        splits=[split],
+        vocab=vocab,
+        source={"type": "file", "path": label},
         val_fraction=val_fraction,
     )
 
 
-def tokenized(text: str, label: str, val_fraction: float, tokens: str, vocab_size: int | None,
-              tokenizer: Tokenizer | None = None) -> tuple[np.ndarray, int, Tokenizer]:
+def tokenized(
+    text: str, label: str, val_fraction: float, tokens: str, vocab_size: int | None, tokenizer: Tokenizer | None = None
+) -> tuple[np.ndarray, int, Tokenizer]:
     """The text as token ids, where its validation part begins, and the tokenizer (learnt from
     the training part, unless one is given). The split is made in characters, where a char
     model's is, and each part is encoded on its own: the validation text is the same whatever
@@ -92,31 +105,61 @@ def tokenized(text: str, label: str, val_fraction: float, tokens: str, vocab_siz
     return np.concatenate([train_ids, val_ids]).astype(id_dtype(len(tokenizer))), len(train_ids), tokenizer
 
 
-def cache_tokens(path: str, encoding: str, folder: Path, key: str, val_fraction: float, tokens: str,
-                 vocab_size: int | None, tokenizer: Tokenizer | None = None) -> tuple[np.ndarray, dict]:
+def cache_tokens(
+    path: str,
+    encoding: str,
+    folder: Path,
+    key: str,
+    val_fraction: float,
+    tokens: str,
+    vocab_size: int | None,
+    tokenizer: Tokenizer | None = None,
+) -> tuple[np.ndarray, dict]:
     """A text file as tokens other than characters, into the cache: read and encoded in memory."""
     text = decode_text(read_file(path), path, encoding)
 
     def fill(f: BinaryIO) -> dict:
         ids, split, made = tokenized(text, path, val_fraction, tokens, vocab_size, tokenizer)
         f.write(ids.tobytes())
-        return {"dtype": ids.dtype.str, "count": len(ids), "split": split, "characters": len(text),
-                "tokenizer": made.to_dict(), "source": path}
+        return {
+            "dtype": ids.dtype.str,
+            "count": len(ids),
+            "split": split,
+            "characters": len(text),
+            "tokenizer": made.to_dict(),
+            "source": path,
+        }
 
     return store_entry(folder, key, fill)
 
 
 def cached_tokens_dataset(ids: np.ndarray, meta: dict, name: str, label: str, val_fraction: float) -> Dataset:
-    return tokens_dataset(ids, meta["split"], tokenizer_for({"tokenizer": meta["tokenizer"]}), meta["characters"],
-                          name, label, val_fraction)
+    return tokens_dataset(
+        ids,
+        meta["split"],
+        tokenizer_for({"tokenizer": meta["tokenizer"]}),
+        meta["characters"],
+        name,
+        label,
+        val_fraction,
+    )
 
 
-def tokens_dataset(ids: np.ndarray, split: int, tokenizer: Tokenizer, characters: int, name: str, label: str,
-                   val_fraction: float) -> Dataset:
+def tokens_dataset(
+    ids: np.ndarray, split: int, tokenizer: Tokenizer, characters: int, name: str, label: str, val_fraction: float
+) -> Dataset:
     description = f"text from {label} ({characters} characters, {len(ids)} {tokenizer.kind} tokens of {len(tokenizer)})"
-    return Dataset(kind="text", name=name, description=description, streams=[ids], splits=[split],
-                   vocab=tokenizer.vocab, tokenizer=tokenizer, source={"type": "file", "path": label},
-                   val_fraction=val_fraction)
+    return Dataset(
+        kind="text",
+        name=name,
+        description=description,
+        streams=[ids],
+        splits=[split],
+        vocab=tokenizer.vocab,
+        tokenizer=tokenizer,
+        source={"type": "file", "path": label},
+        val_fraction=val_fraction,
+    )
 
 
 def tokenizer_key(tokens: str, vocab_size: int | None, tokenizer: Tokenizer | None) -> dict:

@@ -12,8 +12,16 @@ import numpy as np
 
 DAY = 86400
 # "B" is a business day: Monday to Friday, a weekend no step at all.
-UNIT_NAMES = {"Y": "year", "M": "month", "W": "week", "D": "day", "B": "business day", "h": "hour", "m": "minute",
-              "s": "second"}
+UNIT_NAMES = {
+    "Y": "year",
+    "M": "month",
+    "W": "week",
+    "D": "day",
+    "B": "business day",
+    "h": "hour",
+    "m": "minute",
+    "s": "second",
+}
 # The shortest printed form of each unit: "1960", "1960-03", "1960-03-01", "1960-03-01 14:00".
 SHORTEST = {"Y": 4, "M": 7, "W": 10, "D": 10, "B": 10, "h": 16, "m": 16, "s": 19}
 
@@ -43,9 +51,25 @@ class Frequency:
 
 # Quarters and months as statistics offices and R's tsibble/zoo write them: "2010 Q1", "2010Q1",
 # "Q1 2010", "2010 Jan", "Jan 2010", "January-2010", "2010M01" (Eurostat).
-MONTH_NAMES = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-               "november", "december")
-_MONTH = "(?P<name>" + "|".join(sorted({*MONTH_NAMES, *(m[:3] for m in MONTH_NAMES), "sept"}, key=len, reverse=True)) + r")\.?"
+MONTH_NAMES = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
+_MONTH = (
+    "(?P<name>"
+    + "|".join(sorted({*MONTH_NAMES, *(m[:3] for m in MONTH_NAMES), "sept"}, key=len, reverse=True))
+    + r")\.?"
+)
 _PERIOD = re.compile(
     r"(?P<y>[0-9]{4})[ -]?(?:q(?P<q>[1-4])|m(?P<m>[0-9]{2})|" + _MONTH + ")"
     r"|(?:q(?P<q2>[1-4])|" + _MONTH.replace("name", "name2") + r")[ -]?(?P<y2>[0-9]{4})"
@@ -69,8 +93,14 @@ def parse_time(cell: str, years: bool = False) -> np.datetime64 | None:
         return None
     g = match.groupdict()
     try:
-        stamp = datetime.datetime(int(g["y"] or g["y2"]), int(g["m"] or g["m2"]), int(g["d"] or g["d2"] or 1),
-                                  int(g["H"] or 0), int(g["M"] or 0), int(g["S"] or 0))
+        stamp = datetime.datetime(
+            int(g["y"] or g["y2"]),
+            int(g["m"] or g["m2"]),
+            int(g["d"] or g["d2"] or 1),
+            int(g["H"] or 0),
+            int(g["M"] or 0),
+            int(g["S"] or 0),
+        )
     except ValueError:  # month 13, February 30, hour 25
         return None
     return np.datetime64(stamp, "s")

@@ -82,11 +82,23 @@ def differenced(data: Dataset) -> Dataset:
     if data.channels is None:
         mean, std = float(mean), float(std)
     if np.any(std == 0):
-        raise DataError(f"{data.source.get('path', 'the series')}: the series changes by the same step everywhere; "
-                        "there is nothing to learn beyond a straight line")
-    how = ", modelled by their differences (they trend)" if data.channels else ", modelled by its differences (it trends)"
-    return replace(data, streams=[((steps - mean) / std).astype(np.float32)], splits=[split], mean=mean, std=std,
-                   target="diff", levels=levels, description=data.description + how)
+        raise DataError(
+            f"{data.source.get('path', 'the series')}: the series changes by the same step everywhere; "
+            "there is nothing to learn beyond a straight line"
+        )
+    how = (
+        ", modelled by their differences (they trend)" if data.channels else ", modelled by its differences (it trends)"
+    )
+    return replace(
+        data,
+        streams=[((steps - mean) / std).astype(np.float32)],
+        splits=[split],
+        mean=mean,
+        std=std,
+        target="diff",
+        levels=levels,
+        description=data.description + how,
+    )
 
 
 def differenced_each(data: Dataset) -> Dataset:
@@ -95,14 +107,22 @@ def differenced_each(data: Dataset) -> Dataset:
     for entry, split in zip(data.series, data.splits):
         steps = np.diff(entry["values"])
         if len(steps) < 3 or steps[: split - 1].std() == 0:
-            raise DataError(f"{data.source.get('path', 'the data')}, series {entry['name']!r}: too short or too "
-                            "regular to model by its differences (give `target` level)")
+            raise DataError(
+                f"{data.source.get('path', 'the data')}, series {entry['name']!r}: too short or too "
+                "regular to model by its differences (give `target` level)"
+            )
         mean, std = float(steps[: split - 1].mean()), float(steps[: split - 1].std())
         streams.append(((steps - mean) / std).astype(np.float32))
         splits.append(split - 1)
         series.append({**entry, "mean": mean, "std": std})
-    return replace(data, streams=streams, splits=splits, series=series, target="diff",
-                   description=data.description + ", modelled by their differences (they trend)")
+    return replace(
+        data,
+        streams=streams,
+        splits=splits,
+        series=series,
+        target="diff",
+        description=data.description + ", modelled by their differences (they trend)",
+    )
 
 
 def _levels(data: Dataset) -> np.ndarray:
@@ -133,7 +153,7 @@ def log_helps(values: np.ndarray, seasons: np.ndarray) -> np.ndarray:
         chunks = values.shape[1] // k
         if chunks < 3:
             continue
-        block = values[rows, values.shape[1] - chunks * k:].reshape(len(rows), chunks, k)
+        block = values[rows, values.shape[1] - chunks * k :].reshape(len(rows), chunks, k)
         level = block.mean(axis=2)
         spread = block.std(axis=2, ddof=1)
         positive = (values[rows] > 0).all(axis=1)

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from ..adapt import AdaptConfig
 
 
-def default_prime(ckpt: Checkpoint, seed: int | None = None, length: int = 100, count: int = 1,
-                  entry: dict | None = None) -> str | np.ndarray:
+def default_prime(
+    ckpt: Checkpoint, seed: int | None = None, length: int = 100, count: int = 1, entry: dict | None = None
+) -> str | np.ndarray:
     """What to prime with when the user gives nothing: a newline for text; for a series its last
     `length` values, validation tail included, so the continuation follows the end of the data (a
     checkpoint written before seqgen 0.2 holds the values just before the tail instead; a model of
@@ -52,7 +53,9 @@ def is_probabilistic(ckpt: Checkpoint) -> bool:
     return ckpt.kind != "text" and HEADS[ckpt.model_config.head].probabilistic
 
 
-def as_prime(ckpt: Checkpoint, prime: str | None, prime_values: Sequence[float] | None = None) -> str | np.ndarray | None:
+def as_prime(
+    ckpt: Checkpoint, prime: str | None, prime_values: Sequence[float] | None = None
+) -> str | np.ndarray | None:
     """Interpret a user prime for this checkpoint's kind of data (None when none was given)."""
     if prime_values is not None:
         return np.asarray(prime_values, dtype=np.float64)
@@ -63,8 +66,9 @@ def as_prime(ckpt: Checkpoint, prime: str | None, prime_values: Sequence[float] 
     return parse_numbers(prime)
 
 
-def scaling_to_sample(ckpt: Checkpoint, prime: str | np.ndarray | None, series: str | None = None,
-                      load_state: str | None = None) -> dict | None:
+def scaling_to_sample(
+    ckpt: Checkpoint, prime: str | np.ndarray | None, series: str | None = None, load_state: str | None = None
+) -> dict | None:
     """The scaling a model of several series samples in (None: the generator's default): the series
     named; else the one the prime belongs to (see `scaling_for`); else, with no prime, the first,
     whose end the default prime continues. A saved state brings the scaling it was generated in."""
@@ -109,9 +113,19 @@ def check_stop(gen: Generator, stop: str) -> str:
     return stop
 
 
-def beam_steps(gen: Generator, ckpt: Checkpoint, prime: str | None, length: int, beam: int, *, results: int = 1,
-               stop: str | None = None, length_penalty: float = 1.0, load_state: str | None = None,
-               unknown: str = "error") -> tuple[str, Iterator[tuple[np.ndarray, np.ndarray]]]:
+def beam_steps(
+    gen: Generator,
+    ckpt: Checkpoint,
+    prime: str | None,
+    length: int,
+    beam: int,
+    *,
+    results: int = 1,
+    stop: str | None = None,
+    length_penalty: float = 1.0,
+    load_state: str | None = None,
+    unknown: str = "error",
+) -> tuple[str, Iterator[tuple[np.ndarray, np.ndarray]]]:
     """Beam search from a prime (or a saved state of one stream), as (what was fed, steps): the
     `results` best continuations as `generate_steps` yields steps, a row each, so that every
     output format writes them; a continuation that stopped early is not live after its end."""
@@ -121,8 +135,10 @@ def beam_steps(gen: Generator, ckpt: Checkpoint, prime: str | None, length: int,
         raise UsageError("`beam` searches for likely text; this model generates numbers")
     s = gen.sampling
     if s.greedy or s.top_k is not None or s.top_p is not None or s.min_p is not None:
-        raise UsageError("`beam` ranks whole continuations by probability: `greedy`, `top_k`, `top_p` and `min_p` "
-                         "choose single characters by sampling (drop them, or drop `beam`)")
+        raise UsageError(
+            "`beam` ranks whole continuations by probability: `greedy`, `top_k`, `top_p` and `min_p` "
+            "choose single characters by sampling (drop them, or drop `beam`)"
+        )
     stop = check_stop(gen, stop) if stop is not None else None
     fed = start(gen, ckpt, prime, num_samples=1, load_state=load_state, unknown=unknown)
     held = gen.detokenizer.pending()[0]  # bytes of a character begun before the search (a loaded state's)
@@ -141,15 +157,32 @@ def beam_steps(gen: Generator, ckpt: Checkpoint, prime: str | None, length: int,
     return fed, steps()
 
 
-def sampling_for(kind: str, load_state: str | None = None, *, temperature: float | None = None,
-                 top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
-                 noise: float | None = None, probabilistic: bool = False, **choices) -> SampleConfig:
+def sampling_for(
+    kind: str,
+    load_state: str | None = None,
+    *,
+    temperature: float | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    greedy: bool = False,
+    noise: float | None = None,
+    probabilistic: bool = False,
+    **choices,
+) -> SampleConfig:
     """`sampling_config`, except that a continuation (`load_state`) keeps the settings its state
     was saved with, so that it goes on as one long call would; an option given replaces its own
     saved value (and `greedy`, or a temperature, top-k or top-p, switches between greedy and
     sampled choice)."""
-    config = sampling_config(kind, temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy, noise=noise,
-                             probabilistic=probabilistic, **choices)
+    config = sampling_config(
+        kind,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        greedy=greedy,
+        noise=noise,
+        probabilistic=probabilistic,
+        **choices,
+    )
     if load_state is None:
         return config
     saved = state_files.saved_sampling(load_state)
@@ -159,16 +192,31 @@ def sampling_for(kind: str, load_state: str | None = None, *, temperature: float
     if kind != "text" and not probabilistic:
         return config if noise is not None or temperature is not None else saved  # both name the one noise
     if kind != "text":
-        return SampleConfig(temperature=keep(temperature, saved.temperature), noise=keep(noise, saved.noise),
-                            greedy=greedy or (saved.greedy and temperature is None))
+        return SampleConfig(
+            temperature=keep(temperature, saved.temperature),
+            noise=keep(noise, saved.noise),
+            greedy=greedy or (saved.greedy and temperature is None),
+        )
     sampled = [v for v in (temperature, top_k, top_p) if v is not None]
-    return SampleConfig(temperature=keep(temperature, saved.temperature), top_k=keep(top_k, saved.top_k),
-                        top_p=keep(top_p, saved.top_p), greedy=greedy or (saved.greedy and not sampled),
-                        **{k: keep(choices.get(k), getattr(saved, k)) for k in TEXT_CHOICES})
+    return SampleConfig(
+        temperature=keep(temperature, saved.temperature),
+        top_k=keep(top_k, saved.top_k),
+        top_p=keep(top_p, saved.top_p),
+        greedy=greedy or (saved.greedy and not sampled),
+        **{k: keep(choices.get(k), getattr(saved, k)) for k in TEXT_CHOICES},
+    )
 
 
-def start(gen: Generator, ckpt: Checkpoint, prime: str | np.ndarray | None = None, *, num_samples: int = 1,
-          seed: int | None = None, load_state: str | None = None, unknown: str = "error") -> str | np.ndarray:
+def start(
+    gen: Generator,
+    ckpt: Checkpoint,
+    prime: str | np.ndarray | None = None,
+    *,
+    num_samples: int = 1,
+    seed: int | None = None,
+    load_state: str | None = None,
+    unknown: str = "error",
+) -> str | np.ndarray:
     """Get `gen` ready to step: from a saved state (then the prime, if any, is fed after it) or from
     the prime (default: see `default_prime`) for `num_samples` streams. A text prime's characters
     the model has never seen are handled by `unknown` (see `CharTokenizer.known`). Returns what
@@ -194,9 +242,13 @@ def start(gen: Generator, ckpt: Checkpoint, prime: str | np.ndarray | None = Non
     return prime
 
 
-def checkpoint_to_generate(ckpt: Checkpoint, prime: str | np.ndarray | None = None,
-                           adapt: bool | AdaptConfig = False, load_state: str | None = None,
-                           unknown: str = "error") -> Checkpoint:
+def checkpoint_to_generate(
+    ckpt: Checkpoint,
+    prime: str | np.ndarray | None = None,
+    adapt: bool | AdaptConfig = False,
+    load_state: str | None = None,
+    unknown: str = "error",
+) -> Checkpoint:
     """The checkpoint a generation runs: `ckpt`; with `adapt` (True, or an `AdaptConfig`), a copy
     in memory whose weights have learnt from the text `prime` (see seqgen/adapt.py); with
     `load_state`, the weights that state was generated with (adapted ones, when it holds them)."""
@@ -205,8 +257,10 @@ def checkpoint_to_generate(ckpt: Checkpoint, prime: str | np.ndarray | None = No
     config = adapt_config(adapt)
     if load_state is not None:
         if config is not None:
-            raise UsageError("`adapt` adapts the weights to the prime of a new generation; a state loaded with "
-                             "`load_state` goes on with the weights it was saved with (drop `adapt`)")
+            raise UsageError(
+                "`adapt` adapts the weights to the prime of a new generation; a state loaded with "
+                "`load_state` goes on with the weights it was saved with (drop `adapt`)"
+            )
         return state_files.saved_weights(load_state, ckpt) or ckpt
     if config is None:
         return ckpt
@@ -232,8 +286,9 @@ def channel_index(ckpt: Checkpoint, series: str | None) -> int | None:
     if not channels or series is None:
         return None
     if series not in channels:
-        raise UsageError(f"`series` {series!r}: {ckpt.path} models the channels {', '.join(map(repr, channels))}; "
-                         "name one of them")
+        raise UsageError(
+            f"`series` {series!r}: {ckpt.path} models the channels {', '.join(map(repr, channels))}; name one of them"
+        )
     return channels.index(series)
 
 
@@ -252,8 +307,9 @@ def collect_text(gen: Generator, steps: Iterable[tuple[np.ndarray, np.ndarray]],
     return ["".join(s) for s in streams]
 
 
-def follow(gen: Generator, values: Iterable[float], horizon: int = 1, samples: int = 0,
-           quantiles: Sequence[float] = ()) -> Iterator[np.ndarray]:
+def follow(
+    gen: Generator, values: Iterable[float], horizon: int = 1, samples: int = 0, quantiles: Sequence[float] = ()
+) -> Iterator[np.ndarray]:
     """Feed true values one at a time; after each, yield the forecast of the next `horizon` values.
 
     The forecast beyond one step free-runs on a copy of the state, so the real state only ever

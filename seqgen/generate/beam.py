@@ -32,8 +32,9 @@ class Hypothesis:
         return self.snapshot.get("stopped", False)
 
 
-def beam_search(gen: Generator, length: int, beam: int, results: int = 1, stop: str | None = None,
-                length_penalty: float = 1.0) -> list[Hypothesis]:
+def beam_search(
+    gen: Generator, length: int, beam: int, results: int = 1, stop: str | None = None, length_penalty: float = 1.0
+) -> list[Hypothesis]:
     """The `results` best continuations of what `gen` (a text generator with one stream, primed)
     was fed, best first; `stop` ends a hypothesis once its text has made it. Afterwards `gen` holds
     the state after each returned continuation, one row each, so generation can go on from them."""
@@ -42,7 +43,9 @@ def beam_search(gen: Generator, length: int, beam: int, results: int = 1, stop: 
     if gen.batch_size != 1 or gen.last_output is None:
         raise UsageError("beam search starts from one primed stream")
     if beam < 1 or not 1 <= results <= beam:
-        raise UsageError(f"`beam` must be >= 1 and the number of results between 1 and `beam`, got {beam} and {results}")
+        raise UsageError(
+            f"`beam` must be >= 1 and the number of results between 1 and `beam`, got {beam} and {results}"
+        )
     vocab = gen.config.vocab_size
     gen.fork(beam)
     # Only the first row is a live hypothesis at the start: the others are copies of it, and
@@ -67,8 +70,10 @@ def beam_search(gen: Generator, length: int, beam: int, results: int = 1, stop: 
                 scores[row] = -np.inf  # its row is free for another hypothesis
         if not np.isfinite(scores).any() or len(finished) >= beam:
             break
-    live = [_finish(gen, row, history, scores, history.shape[1], length_penalty, stopped=False)
-            for row in np.flatnonzero(np.isfinite(scores))]
+    live = [
+        _finish(gen, row, history, scores, history.shape[1], length_penalty, stopped=False)
+        for row in np.flatnonzero(np.isfinite(scores))
+    ]
     ranked = sorted(finished + live, key=lambda h: -h.ranking)[:results]
     gen.restore(joined_snapshots([h.snapshot for h in ranked]))
     return ranked
@@ -99,8 +104,9 @@ def _top(values: np.ndarray, k: int) -> np.ndarray:
     return chosen[order][:k]
 
 
-def _finish(gen: Generator, row: int, history: np.ndarray, scores: np.ndarray, steps: int,
-            length_penalty: float, stopped: bool) -> Hypothesis:
+def _finish(
+    gen: Generator, row: int, history: np.ndarray, scores: np.ndarray, steps: int, length_penalty: float, stopped: bool
+) -> Hypothesis:
     snap = snapshot_rows(gen.snapshot(), np.array([row]))
     snap["stopped"] = stopped
     tokens = history[row, :steps].copy()

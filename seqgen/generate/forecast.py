@@ -58,10 +58,19 @@ def check_quantiles(levels: Sequence[float]) -> tuple[float, ...]:
     return tuple(sorted(set(levels)))
 
 
-def forecast(checkpoint: str | Path | Checkpoint, history: Sequence[float] | None, horizon: int, *,
-             samples: int = 200, quantiles: Sequence[float] = DEFAULT_QUANTILES, seed: int | None = None,
-             backend: str = "auto", noise: float | None = None, series: str | None = None,
-             end: float | None = None) -> Forecast:
+def forecast(
+    checkpoint: str | Path | Checkpoint,
+    history: Sequence[float] | None,
+    horizon: int,
+    *,
+    samples: int = 200,
+    quantiles: Sequence[float] = DEFAULT_QUANTILES,
+    seed: int | None = None,
+    backend: str = "auto",
+    noise: float | None = None,
+    series: str | None = None,
+    end: float | None = None,
+) -> Forecast:
     """Continue `history` (values in the data's units, oldest first; None: the end of the training
     data, see `stored_history`) by `horizon` steps, `samples` times. A model of several series
     works in the scale of the one named by `series`; given a history and no name, in the scale of
@@ -85,15 +94,21 @@ def forecast(checkpoint: str | Path | Checkpoint, history: Sequence[float] | Non
     history = np.asarray(history, dtype=np.float64)
     channels = ckpt.model_config.channels
     if channels > 1 and (history.ndim != 2 or history.shape[1] != channels):
-        raise DataError(f"{ckpt.path} models {channels} channels jointly: give the history as rows of {channels} "
-                        f"values (got an array of shape {history.shape})")
+        raise DataError(
+            f"{ckpt.path} models {channels} channels jointly: give the history as rows of {channels} "
+            f"values (got an array of shape {history.shape})"
+        )
     if history.ndim != (1 if channels == 1 else 2) or len(history) == 0:
         raise DataError("the history to forecast from is empty: give at least a few values")
     if not np.all(np.isfinite(history)):
         raise DataError("the history holds NaN or infinite values; fill or remove them first")
     if noise is None:
         # A point model's noise: its one-step error, scaled as calibration found (see calibrate.py).
-        noise = 0.0 if is_probabilistic(ckpt) else validation_error(ckpt, entry) * stored_scale(ckpt.meta.get("progress") or {})
+        noise = (
+            0.0
+            if is_probabilistic(ckpt)
+            else validation_error(ckpt, entry) * stored_scale(ckpt.meta.get("progress") or {})
+        )
     gen = Generator.from_checkpoint(ckpt, backend=backend, sampling=SampleConfig(noise=noise), seed=seed, series=entry)
     gen.reset(1)
     gen.feed_values(history[None, :], end)
@@ -129,6 +144,8 @@ def end_before(ckpt: Checkpoint, dataset: Dataset, index: int, after: int) -> fl
         return None
     ends = end_positions(dataset)
     if ends is None:
-        raise DataError(f"{dataset.source.get('path', 'the data')} has no times, and this model reads the calendar: "
-                        "give the data with its time column")
+        raise DataError(
+            f"{dataset.source.get('path', 'the data')} has no times, and this model reads the calendar: "
+            "give the data with its time column"
+        )
     return ends[index] - after

@@ -68,9 +68,18 @@ class Generator:
     (batch, time) inputs and `step(x, state)` for one (batch,) input: `NumpyModel` or `TorchRunner`.
     """
 
-    def __init__(self, model, *, vocab: list[str] | None = None, tokenizer: Tokenizer | None = None,
-                 mean: float = 0.0, std: float = 1.0, sampling: SampleConfig | None = None, seed: int | None = None,
-                 target: str = "level"):
+    def __init__(
+        self,
+        model,
+        *,
+        vocab: list[str] | None = None,
+        tokenizer: Tokenizer | None = None,
+        mean: float = 0.0,
+        std: float = 1.0,
+        sampling: SampleConfig | None = None,
+        seed: int | None = None,
+        target: str = "level",
+    ):
         """Text models take a `tokenizer` (or, for characters, just their `vocab`); a series model
         its scaling (`mean`, `std`) and what it predicts (`target`: values, or "diff": steps)."""
         self.model = model
@@ -142,7 +151,7 @@ class Generator:
         self.recent = np.full((self.batch_size, window), -1, dtype=np.int64)
         if recent is not None:
             keep = np.asarray(recent, dtype=np.int64)[:, -window:]
-            self.recent[:, window - keep.shape[1]:] = keep
+            self.recent[:, window - keep.shape[1] :] = keep
         self.counts = np.zeros((self.batch_size, self.config.vocab_size), dtype=np.int64)
         rows = np.repeat(np.arange(self.batch_size), window)
         seen = self.recent.reshape(-1) >= 0
@@ -153,7 +162,7 @@ class Generator:
         if self.recent is None:
             return
         rows = np.arange(self.batch_size)
-        for column in tokens[:, -self.recent.shape[1]:].T:
+        for column in tokens[:, -self.recent.shape[1] :].T:
             dropped = self.recent[:, 0]
             np.subtract.at(self.counts, (rows[dropped >= 0], dropped[dropped >= 0]), 1)
             self.recent[:, :-1] = self.recent[:, 1:]
@@ -176,8 +185,9 @@ class Generator:
             if self.scale is None:
                 # Measured on the first feed (the prime); a few values say little about a wave's
                 # size, so below MIN_SCALE_PRIME the training waves' mean size stands in for it.
-                self._set_scale(stream_scale(x) if x.shape[1] >= MIN_SCALE_PRIME
-                                else np.full(len(x), self.typical_scale))
+                self._set_scale(
+                    stream_scale(x) if x.shape[1] >= MIN_SCALE_PRIME else np.full(len(x), self.typical_scale)
+                )
             x = x / self.scale[:, None]
         outputs, self.state = self.model.forward(self._with_calendar(x, end), self.state)
         if self.is_text:
@@ -242,8 +252,9 @@ class Generator:
             return x
         self.clock = self.clock + 1
         values = np.asarray(x, dtype=np.float32)
-        return np.concatenate([values[:, None] if self.channels == 1 else values,
-                               calendar_features(self.clock, self.cycles)], axis=1)
+        return np.concatenate(
+            [values[:, None] if self.channels == 1 else values, calendar_features(self.clock, self.cycles)], axis=1
+        )
 
     def allowed_tokens(self) -> np.ndarray | None:
         """(streams, vocab): the tokens each text stream may take next for its bytes to stay
@@ -302,8 +313,7 @@ class Generator:
             raise UsageError("nothing to save yet: feed a prime first")
         parts = self.state if isinstance(self.state, (list, tuple)) else [self.state]
         arrays = [np.array(p.detach().cpu().numpy() if hasattr(p, "detach") else p, dtype=np.float32) for p in parts]
-        snap = {"state": arrays, "last_output": np.array(self.last_output),
-                "rng": self.rng.bit_generator.state}
+        snap = {"state": arrays, "last_output": np.array(self.last_output), "rng": self.rng.bit_generator.state}
         if self.scale is not None:
             snap["scale"] = self.scale.copy()
         if self.level is not None:
@@ -340,8 +350,11 @@ class Generator:
         self.clock = None if snapshot.get("clock") is None else np.array(snapshot["clock"], dtype=np.float64)
         if self.head:
             saved = snapshot.get("head")
-            self.head_state = ({k: np.array(v, dtype=np.float64) for k, v in saved.items()} if saved
-                               else self.head.init_state(self.batch_size))
+            self.head_state = (
+                {k: np.array(v, dtype=np.float64) for k, v in saved.items()}
+                if saved
+                else self.head.init_state(self.batch_size)
+            )
         # A state saved without penalties starts the window afresh (one with another window keeps its last tokens).
         self._reset_memory(snapshot.get("recent"))
         if self.tokenizer:
@@ -386,15 +399,19 @@ class Generator:
         """`feed` for a series model, with a row of values of its own for each stream: (batch, time)."""
         values = self._check_channels(np.asarray(values, dtype=np.float64), 3)
         if values.ndim != (2 if self.channels == 1 else 3) or len(values) != self.batch_size:
-            shape = f"({self.batch_size}, time)" if self.channels == 1 else f"({self.batch_size}, time, {self.channels})"
+            shape = (
+                f"({self.batch_size}, time)" if self.channels == 1 else f"({self.batch_size}, time, {self.channels})"
+            )
             raise UsageError(f"give one row of values per stream: {shape}, got shape {values.shape}")
         return self.feed(self._from_values(values), end)
 
     def _check_channels(self, values: np.ndarray, dims: int) -> np.ndarray:
         """A model of several channels takes `dims`-dimensional values whose last axis holds them."""
         if self.channels > 1 and (values.ndim != dims or values.shape[-1] != self.channels):
-            raise DataError(f"this model reads {self.channels} channels a step: give the values as rows of "
-                            f"{self.channels} numbers, got an array of shape {values.shape}")
+            raise DataError(
+                f"this model reads {self.channels} channels a step: give the values as rows of "
+                f"{self.channels} numbers, got an array of shape {values.shape}"
+            )
         return values
 
     def _from_values(self, values: np.ndarray) -> np.ndarray:
@@ -410,9 +427,17 @@ class Generator:
         return (values - self.mean) / self.std
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | Checkpoint, *, backend: str = "auto", device: str = "cpu",
-                        sampling: SampleConfig | None = None, seed: int | None = None,
-                        series: str | dict | None = None, model=None) -> "Generator":
+    def from_checkpoint(
+        cls,
+        checkpoint: str | Checkpoint,
+        *,
+        backend: str = "auto",
+        device: str = "cpu",
+        sampling: SampleConfig | None = None,
+        seed: int | None = None,
+        series: str | dict | None = None,
+        model=None,
+    ) -> "Generator":
         """Load a checkpoint into a generator on the NumPy backend (default on CPU) or torch. A model
         of several series generates in the scale of the one named by `series` (default: the first),
         or of a dict with its "mean" and "std" (a stored entry, or see `scaling_for`). `model`: a
@@ -424,8 +449,15 @@ class Generator:
             model = backend_for(ckpt, backend, device)
         data = ckpt.data
         scaling = series if isinstance(series, dict) else series_entry(ckpt, series) or data
-        gen = cls(model, tokenizer=tokenizer_for(data) if ckpt.kind == "text" else None, mean=scaling.get("mean", 0.0),
-                  std=scaling.get("std", 1.0), sampling=sampling, seed=seed, target=ckpt.described.target)
+        gen = cls(
+            model,
+            tokenizer=tokenizer_for(data) if ckpt.kind == "text" else None,
+            mean=scaling.get("mean", 0.0),
+            std=scaling.get("std", 1.0),
+            sampling=sampling,
+            seed=seed,
+            target=ckpt.described.target,
+        )
         gen.series = scaling if scaling is not data else None
         gen.checkpoint_checksum = ckpt.meta.get("checksum")
         if "adapted" in ckpt.meta:
@@ -547,7 +579,9 @@ def series_entry(ckpt: Checkpoint, name: str | None = None) -> dict | None:
     entries = ckpt.described.series
     if not entries:
         if name is not None and name != ckpt.described.source.get("series", name):
-            raise UsageError(f"{ckpt.path} was trained on one series, {ckpt.described.source['series']!r}, not {name!r}")
+            raise UsageError(
+                f"{ckpt.path} was trained on one series, {ckpt.described.source['series']!r}, not {name!r}"
+            )
         return None
     if name is None:
         return entries[0]
@@ -574,8 +608,10 @@ def matching_series(ckpt: Checkpoint, values) -> dict | None:
     values = np.asarray(values, dtype=np.float64)
     found = [e for e in ckpt.described.series if _overlaps(np.asarray(e["prime"], dtype=np.float64), values)]
     if len(found) > 1:
-        raise DataError(f"the values given are a stretch of several series of {ckpt.path} "
-                        f"({', '.join(repr(e['name']) for e in found)}); name one (`series`)")
+        raise DataError(
+            f"the values given are a stretch of several series of {ckpt.path} "
+            f"({', '.join(repr(e['name']) for e in found)}); name one (`series`)"
+        )
     return found[0] if found else None
 
 
@@ -586,9 +622,11 @@ def own_scaling(ckpt: Checkpoint, values) -> dict:
     steps = np.diff(values) if ckpt.described.target == "diff" else values
     if len(values) < 3 or steps.std() == 0:
         known = ", ".join(repr(e["name"]) for e in ckpt.described.series[:10])
-        raise DataError(f"{ckpt.path} models several series ({known}), each in its own scale, and these values are "
-                        "none of them: name the series they belong to (`series`), or give at least 3 values that are "
-                        "not all the same, to be scaled by their own mean and standard deviation")
+        raise DataError(
+            f"{ckpt.path} models several series ({known}), each in its own scale, and these values are "
+            "none of them: name the series they belong to (`series`), or give at least 3 values that are "
+            "not all the same, to be scaled by their own mean and standard deviation"
+        )
     return {"mean": float(steps.mean()), "std": float(steps.std())}
 
 

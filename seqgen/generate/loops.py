@@ -28,8 +28,9 @@ class Loop:
     repeats: float  # how many times the cycle comes, to the end of the text
 
 
-def find_loop(text: str, min_repeats: int = MIN_REPEATS, min_chars: int = MIN_CHARS,
-              max_period: int = MAX_PERIOD) -> Loop | None:
+def find_loop(
+    text: str, min_repeats: int = MIN_REPEATS, min_chars: int = MIN_CHARS, max_period: int = MAX_PERIOD
+) -> Loop | None:
     """The loop `text` ends in (the shortest cycle that makes one), or None."""
     codes = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
     n = len(codes)

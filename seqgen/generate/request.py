@@ -19,8 +19,17 @@ from ..checkpoint import Checkpoint, load_checkpoint
 from ..data import parse_numbers
 from ..errors import UsageError
 from . import state as state_files
-from .api import (beam_steps, channel_index, checkpoint_to_generate, collect_text, generate_steps, is_probabilistic,
-                  sampling_for, scaling_to_sample, start)
+from .api import (
+    beam_steps,
+    channel_index,
+    checkpoint_to_generate,
+    collect_text,
+    generate_steps,
+    is_probabilistic,
+    sampling_for,
+    scaling_to_sample,
+    start,
+)
 from .generator import Generator
 
 if TYPE_CHECKING:
@@ -67,8 +76,10 @@ class Request:
             if self.beam < 1:
                 raise UsageError(f"`beam` must be >= 1, got {self.beam}")
             if self.num_samples is not None and not 1 <= self.num_samples <= self.beam:
-                raise UsageError(f"`num_samples` with `beam` {self.beam}: the best continuations found, between 1 "
-                                 f"and `beam`; got {self.num_samples}")
+                raise UsageError(
+                    f"`num_samples` with `beam` {self.beam}: the best continuations found, between 1 "
+                    f"and `beam`; got {self.num_samples}"
+                )
 
     @property
     def samples(self) -> int:
@@ -104,22 +115,43 @@ def prime_for(ckpt: Checkpoint, prime) -> str | np.ndarray | None:
     return np.asarray(prime, dtype=np.float64)
 
 
-def generator_for(ckpt: Checkpoint, request: Request, prime=None, *, model: NumpyModel | None = None,
-                  running: Checkpoint | None = None) -> Generator:
+def generator_for(
+    ckpt: Checkpoint,
+    request: Request,
+    prime=None,
+    *,
+    model: NumpyModel | None = None,
+    running: Checkpoint | None = None,
+) -> Generator:
     """The Generator a request asks for, nothing fed yet: its sampling settings (a loaded state's
     own where the request leaves them out), the scale of the series the prime belongs to (or the
     one named), and the weights of `running` (default: see `checkpoint_to_generate`). `model`: a
     network already loaded with those weights (a server's, shared by its requests)."""
     state = request.state_file
-    sampling = sampling_for(ckpt.kind, state, temperature=request.temperature, top_k=request.top_k,
-                            top_p=request.top_p, greedy=request.greedy, noise=request.noise,
-                            probabilistic=is_probabilistic(ckpt), **request.choices)
+    sampling = sampling_for(
+        ckpt.kind,
+        state,
+        temperature=request.temperature,
+        top_k=request.top_k,
+        top_p=request.top_p,
+        greedy=request.greedy,
+        noise=request.noise,
+        probabilistic=is_probabilistic(ckpt),
+        **request.choices,
+    )
     series = None if channel_index(ckpt, request.series) is not None else request.series
     scaling = scaling_to_sample(ckpt, prime, series, state) if ckpt.kind != "text" else None
     if running is None:
         running = checkpoint_to_generate(ckpt, prime, request.adapt, state, request.unknown)
-    return Generator.from_checkpoint(running, backend=request.backend, device=request.device, model=model,
-                                     sampling=sampling, seed=request.seed, series=scaling)
+    return Generator.from_checkpoint(
+        running,
+        backend=request.backend,
+        device=request.device,
+        model=model,
+        sampling=sampling,
+        seed=request.seed,
+        series=scaling,
+    )
 
 
 def prepare(checkpoint: str | Path | Checkpoint, request: Request) -> Prepared:
@@ -133,23 +165,56 @@ def prepare(checkpoint: str | Path | Checkpoint, request: Request) -> Prepared:
     running = checkpoint_to_generate(ckpt, prime, request.adapt, request.state_file, request.unknown)
     gen = generator_for(ckpt, request, prime, running=running)
     if request.beam is not None:
-        fed, steps = beam_steps(gen, ckpt, prime, request.length, request.beam, results=request.samples,
-                                stop=request.stop, length_penalty=request.length_penalty,
-                                load_state=request.state_file, unknown=request.unknown)
+        fed, steps = beam_steps(
+            gen,
+            ckpt,
+            prime,
+            request.length,
+            request.beam,
+            results=request.samples,
+            stop=request.stop,
+            length_penalty=request.length_penalty,
+            load_state=request.state_file,
+            unknown=request.unknown,
+        )
     else:
-        fed = start(gen, ckpt, prime, num_samples=request.samples, seed=request.seed,
-                    load_state=request.state_file, unknown=request.unknown)
+        fed = start(
+            gen,
+            ckpt,
+            prime,
+            num_samples=request.samples,
+            seed=request.seed,
+            load_state=request.state_file,
+            unknown=request.unknown,
+        )
         steps = generate_steps(gen, request.length, request.stop)
     return Prepared(ckpt, running, gen, fed, steps, channel)
 
 
-def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequence[float] | None = None,
-           temperature: float | None = None, top_k: int | None = None, top_p: float | None = None,
-           greedy: bool = False, noise: float | None = None, stop: str | None = None, num_samples: int | None = None,
-           seed: int | None = None, backend: str = "auto", device: str = "cpu",
-           load_state: str | None = None, save_state: str | None = None, unknown: str = "error",
-           beam: int | None = None, length_penalty: float = 1.0, series: str | None = None,
-           adapt: bool | AdaptConfig = False, **choices) -> list[str] | np.ndarray:
+def sample(
+    checkpoint: str | Checkpoint,
+    *,
+    length: int = 500,
+    prime: str | Sequence[float] | None = None,
+    temperature: float | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    greedy: bool = False,
+    noise: float | None = None,
+    stop: str | None = None,
+    num_samples: int | None = None,
+    seed: int | None = None,
+    backend: str = "auto",
+    device: str = "cpu",
+    load_state: str | None = None,
+    save_state: str | None = None,
+    unknown: str = "error",
+    beam: int | None = None,
+    length_penalty: float = 1.0,
+    series: str | None = None,
+    adapt: bool | AdaptConfig = False,
+    **choices,
+) -> list[str] | np.ndarray:
     """Generate from a checkpoint, with the options of `seqgen sample`: a list of texts (one per
     sample, each ending with the token that completed `stop` when it was produced; `length`
     counts tokens) or a (num_samples, length) array of values ((num_samples, length, channels) for
@@ -164,10 +229,27 @@ def sample(checkpoint: str | Checkpoint, *, length: int = 500, prime: str | Sequ
     `checkpoint_to_generate`); `save_state` then keeps those weights with the state."""
     if save_state is not None:
         state_files.check_state_target(save_state)
-    request = Request(length=length, prime=prime, num_samples=num_samples, seed=seed, temperature=temperature,
-                      top_k=top_k, top_p=top_p, greedy=greedy, noise=noise, choices=choices, stop=stop, beam=beam,
-                      length_penalty=length_penalty, series=series, load_state=load_state, unknown=unknown,
-                      adapt=adapt, backend=backend, device=device)
+    request = Request(
+        length=length,
+        prime=prime,
+        num_samples=num_samples,
+        seed=seed,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        greedy=greedy,
+        noise=noise,
+        choices=choices,
+        stop=stop,
+        beam=beam,
+        length_penalty=length_penalty,
+        series=series,
+        load_state=load_state,
+        unknown=unknown,
+        adapt=adapt,
+        backend=backend,
+        device=device,
+    )
     ready = prepare(checkpoint, request)
     gen = ready.gen
     if gen.is_text:

@@ -15,8 +15,13 @@ from ..errors import UsageError
 
 
 # The text-only choices beyond temperature, top-k and top-p, with their defaults (off).
-TEXT_CHOICES = {"min_p": None, "repetition_penalty": 1.0, "frequency_penalty": 0.0, "presence_penalty": 0.0,
-                "penalty_window": 64}
+TEXT_CHOICES = {
+    "min_p": None,
+    "repetition_penalty": 1.0,
+    "frequency_penalty": 0.0,
+    "presence_penalty": 0.0,
+    "penalty_window": 64,
+}
 
 
 @dataclass
@@ -53,7 +58,9 @@ class SampleConfig:
         if self.penalty_window < 1:
             raise UsageError(f"`penalty_window` must be >= 1, got {self.penalty_window}")
         if not self.temperature > 0:
-            raise UsageError(f"`temperature` must be > 0, got {self.temperature} (for the most likely character every time, use `greedy`)")
+            raise UsageError(
+                f"`temperature` must be > 0, got {self.temperature} (for the most likely character every time, use `greedy`)"
+            )
         if self.top_k is not None and self.top_k < 1:
             raise UsageError(f"`top_k` must be >= 1, got {self.top_k}")
         if self.top_p is not None and not 0 < self.top_p <= 1:
@@ -62,8 +69,9 @@ class SampleConfig:
             raise UsageError(f"`noise` must be >= 0, got {self.noise}")
 
 
-def choose_tokens(logits: np.ndarray, config: SampleConfig, rng: np.random.Generator,
-                  counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def choose_tokens(
+    logits: np.ndarray, config: SampleConfig, rng: np.random.Generator, counts: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Pick one token per row of (batch, vocab) logits; `counts` (batch, vocab): how often each
     token was seen in the penalty window, when penalties are on.
 
@@ -109,8 +117,14 @@ def draw_tokens(weights: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.minimum((cdf <= u[:, None]).sum(axis=1), weights.shape[1] - 1)
 
 
-def keep_allowed(tokens: np.ndarray, weights: np.ndarray, allowed: np.ndarray | None, logits: np.ndarray,
-                 greedy: bool, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def keep_allowed(
+    tokens: np.ndarray,
+    weights: np.ndarray,
+    allowed: np.ndarray | None,
+    logits: np.ndarray,
+    greedy: bool,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
     """The tokens of `choose_tokens` kept to `allowed` (batch, vocab), with the weights they were
     chosen by (None: every token is allowed).
 
@@ -168,9 +182,17 @@ def _nucleus(probs: np.ndarray, top_p: float) -> np.ndarray:
 
 
 # --- sampling from a checkpoint: the library twin of `seqgen sample` ---------------------------
-def sampling_config(kind: str, *, temperature: float | None = None, top_k: int | None = None,
-                    top_p: float | None = None, greedy: bool = False, noise: float | None = None,
-                    probabilistic: bool = False, **choices) -> SampleConfig:
+def sampling_config(
+    kind: str,
+    *,
+    temperature: float | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    greedy: bool = False,
+    noise: float | None = None,
+    probabilistic: bool = False,
+    **choices,
+) -> SampleConfig:
     """The sampling settings for a "text" or "series" model, with each option's meaning there.
 
     For a continuous model with a likelihood head (`probabilistic`), each value is drawn from the
@@ -190,22 +212,30 @@ def sampling_config(kind: str, *, temperature: float | None = None, top_k: int |
         if noise is not None:
             raise UsageError("`noise` applies to continuous models; for text use `temperature`")
         if greedy and any(v is not None for v in (temperature, top_k, top_p)):
-            raise UsageError("`greedy` always takes the most likely character: `temperature`, `top_k` and `top_p` "
-                             "would change nothing (drop one or the other)")
+            raise UsageError(
+                "`greedy` always takes the most likely character: `temperature`, `top_k` and `top_p` "
+                "would change nothing (drop one or the other)"
+            )
         if greedy and given.get("min_p") is not None:
             raise UsageError("`greedy` always takes the most likely character: `min_p` would change nothing")
-        config = SampleConfig(temperature=1.0 if temperature is None else temperature, top_k=top_k, top_p=top_p,
-                              greedy=greedy, **given)
+        config = SampleConfig(
+            temperature=1.0 if temperature is None else temperature, top_k=top_k, top_p=top_p, greedy=greedy, **given
+        )
     elif probabilistic:
         if top_k is not None or top_p is not None:
             raise UsageError("`top_k` and `top_p` choose characters; this model generates numbers")
         if greedy and temperature is not None:
-            raise UsageError("`greedy` feeds back the mean of each predicted distribution: a `temperature` "
-                             "would change nothing (drop one or the other)")
+            raise UsageError(
+                "`greedy` feeds back the mean of each predicted distribution: a `temperature` "
+                "would change nothing (drop one or the other)"
+            )
         if temperature is not None and temperature <= 0:
             raise UsageError(f"`temperature` must be > 0, got {temperature} (for the mean of each step, use `greedy`)")
-        config = SampleConfig(temperature=1.0 if temperature is None else temperature, greedy=greedy,
-                              noise=0.0 if noise is None else noise)
+        config = SampleConfig(
+            temperature=1.0 if temperature is None else temperature,
+            greedy=greedy,
+            noise=0.0 if noise is None else noise,
+        )
     else:
         if top_k is not None or top_p is not None or greedy:
             raise UsageError("`top_k`, `top_p` and `greedy` choose characters; this model generates numbers")

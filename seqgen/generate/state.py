@@ -54,10 +54,15 @@ def state_bytes(gen, counts: dict[str, int] | None = None) -> bytes:
     if "recent" in snap:
         tensors["recent"] = snap["recent"]
     adapted = getattr(gen, "adapted_weights", None)
-    meta = {"format": STATE_FORMAT, "format_version": 1 if adapted is None else 2,
-            "checkpoint_checksum": gen.checkpoint_checksum,
-            "kind": "text" if gen.is_text else "series", "batch_size": gen.batch_size, "rng": snap["rng"],
-            "sampling": asdict(gen.sampling)}
+    meta = {
+        "format": STATE_FORMAT,
+        "format_version": 1 if adapted is None else 2,
+        "checkpoint_checksum": gen.checkpoint_checksum,
+        "kind": "text" if gen.is_text else "series",
+        "batch_size": gen.batch_size,
+        "rng": snap["rng"],
+        "sampling": asdict(gen.sampling),
+    }
     if "scaling" in snap:
         meta["scaling"] = snap["scaling"]
     if counts:
@@ -136,17 +141,27 @@ def state_from_bytes(raw: bytes, gen, label: str = "the state") -> dict:
     if not isinstance(meta, dict) or meta.get("format") != STATE_FORMAT:
         raise CheckpointError(f"{label} is not a seqgen state file (written by `save_state`)")
     if not isinstance(meta.get("format_version"), int) or meta["format_version"] > STATE_VERSION:
-        raise CheckpointError(f"{label} has state format version {meta.get('format_version')}, newer than this seqgen reads; upgrade seqgen")
+        raise CheckpointError(
+            f"{label} has state format version {meta.get('format_version')}, newer than this seqgen reads; upgrade seqgen"
+        )
     if meta.get("checkpoint_checksum") != gen.checkpoint_checksum:
         raise CheckpointError(f"{label} was saved from another checkpoint; load it with the checkpoint that wrote it")
     _check_weights(meta, gen, label)
     count = sum(1 for name in tensors if name.startswith("state."))
-    return {"state": [tensors[f"state.{i}"] for i in range(count)], "last_output": tensors["last_output"],
-            "rng": meta["rng"], "scale": tensors.get("scale"),
-            "level": tensors.get("level"), "clock": tensors.get("clock"), "head": {k[5:]: v for k, v in tensors.items() if k.startswith("head.")},
-            "recent": tensors.get("recent"), "sampling": meta.get("sampling"), "scaling": meta.get("scaling"),
-            "pending": [bytes.fromhex(held) for held in meta["pending"]] if meta.get("pending") else None,
-            "counts": _counts(meta.get("counts"))}
+    return {
+        "state": [tensors[f"state.{i}"] for i in range(count)],
+        "last_output": tensors["last_output"],
+        "rng": meta["rng"],
+        "scale": tensors.get("scale"),
+        "level": tensors.get("level"),
+        "clock": tensors.get("clock"),
+        "head": {k[5:]: v for k, v in tensors.items() if k.startswith("head.")},
+        "recent": tensors.get("recent"),
+        "sampling": meta.get("sampling"),
+        "scaling": meta.get("scaling"),
+        "pending": [bytes.fromhex(held) for held in meta["pending"]] if meta.get("pending") else None,
+        "counts": _counts(meta.get("counts")),
+    }
 
 
 def _check_weights(meta: dict, gen, label: str) -> None:
@@ -159,11 +174,14 @@ def _check_weights(meta: dict, gen, label: str) -> None:
     from ..checkpoint import tensor_checksum
 
     if saved is None:
-        raise CheckpointError(f"{label} was saved without adapted weights; it goes on with the checkpoint's own "
-                              "(drop `adapt`)")
+        raise CheckpointError(
+            f"{label} was saved without adapted weights; it goes on with the checkpoint's own (drop `adapt`)"
+        )
     if adapted is None or tensor_checksum(adapted) != saved:
-        raise CheckpointError(f"{label} holds weights adapted to its prime; load it with `load_state` in sample() "
-                              "or seqgen sample, which run those weights")
+        raise CheckpointError(
+            f"{label} holds weights adapted to its prime; load it with `load_state` in sample() "
+            "or seqgen sample, which run those weights"
+        )
 
 
 def saved_weights(path: str | Path, ckpt):
@@ -178,9 +196,10 @@ def saved_weights(path: str | Path, ckpt):
     if meta is None or not meta.get("adapted") or meta.get("checkpoint_checksum") != ckpt.meta.get("checksum"):
         return None  # load_state says what is wrong with such a file
     with safe_open(str(path), framework="numpy") as f:
-        weights = {name[len(WEIGHTS):]: f.get_tensor(name) for name in f.keys() if name.startswith(WEIGHTS)}
+        weights = {name[len(WEIGHTS) :]: f.get_tensor(name) for name in f.keys() if name.startswith(WEIGHTS)}
     same_shapes = weights.keys() == ckpt.weights.keys() and all(
-        weights[k].shape == ckpt.weights[k].shape and weights[k].dtype == ckpt.weights[k].dtype for k in weights)
+        weights[k].shape == ckpt.weights[k].shape and weights[k].dtype == ckpt.weights[k].dtype for k in weights
+    )
     if not same_shapes or tensor_checksum(weights) != meta["adapted"].get("checksum"):
         raise CheckpointError(f"{path} is corrupted: its adapted weights do not match their checksum")
     how = {k: v for k, v in meta["adapted"].items() if k != "checksum"}

@@ -50,8 +50,15 @@ def guess_season(history: np.ndarray) -> int:
     return detect_season(history, max_season=LONGEST_SEASON, min_cycles=3)
 
 
-def zero_shot(ckpt: Checkpoint, history: Sequence[float], horizon: int, season: int, *,
-              samples: int = 200, quantiles: Sequence[float] = (0.1, 0.5, 0.9)):
+def zero_shot(
+    ckpt: Checkpoint,
+    history: Sequence[float],
+    horizon: int,
+    season: int,
+    *,
+    samples: int = 200,
+    quantiles: Sequence[float] = (0.1, 0.5, 0.9),
+):
     """The forecast of `history` (oldest first, in its own units) `horizon` steps ahead, for a
     series whose season is `season` steps long (1: none)."""
     from .forecast import Forecast, check_quantiles
@@ -59,22 +66,27 @@ def zero_shot(ckpt: Checkpoint, history: Sequence[float], horizon: int, season: 
     config = ForecasterConfig.from_dict(ckpt.meta["model"])
     levels = check_quantiles(quantiles)
     if not 1 <= horizon <= config.horizon:
-        raise UsageError(f"`horizon` must be between 1 and {config.horizon} for {ckpt.path}, "
-                         f"which forecasts at most {config.horizon} steps at once; got {horizon} (for longer, train a "
-                         "model of the series, which runs as far as asked)")
+        raise UsageError(
+            f"`horizon` must be between 1 and {config.horizon} for {ckpt.path}, "
+            f"which forecasts at most {config.horizon} steps at once; got {horizon} (for longer, train a "
+            "model of the series, which runs as far as asked)"
+        )
     if samples < 1:
         raise UsageError(f"`samples` must be >= 1, got {samples}")
     if season < 1:
         raise UsageError(f"`season` must be >= 1, got {season}")
-    y = np.asarray(history, dtype=np.float64).ravel()[-config.context:]
+    y = np.asarray(history, dtype=np.float64).ravel()[-config.context :]
     if len(y) < MIN_HISTORY:
         raise DataError(f"the history holds {len(y)} values; the forecaster needs at least {MIN_HISTORY}")
     if not np.all(np.isfinite(y)):
         raise DataError("the history holds NaN or infinite values; fill or remove them first")
     logged = bool(log_helps(y[None], np.array([season]))[0])
     y_model = np.log(y) if logged else y
-    members = [_member(network, y_model[-n:], season, logged, horizon)
-               for network in networks(ckpt, config) for n in contexts(len(y), season)]
+    members = [
+        _member(network, y_model[-n:], season, logged, horizon)
+        for network in networks(ckpt, config)
+        for n in contexts(len(y), season)
+    ]
     steps = np.median(np.stack(members), axis=0)  # (horizon, levels), still in order along levels
     paths = paths_from_quantiles(config.levels, steps, samples)
     if logged:
@@ -96,8 +108,11 @@ def networks(ckpt: Checkpoint, config: ForecasterConfig) -> list[NumpyForecaster
     own = {k: v for k, v in ckpt.weights.items() if not k.startswith(BASE_PREFIX)}
     found = [NumpyForecaster(config, own)]
     if len(own) < len(ckpt.weights):
-        found.append(NumpyForecaster(config, {k[len(BASE_PREFIX):]: v for k, v in ckpt.weights.items()
-                                              if k.startswith(BASE_PREFIX)}))
+        found.append(
+            NumpyForecaster(
+                config, {k[len(BASE_PREFIX) :]: v for k, v in ckpt.weights.items() if k.startswith(BASE_PREFIX)}
+            )
+        )
     return found
 
 
@@ -151,16 +166,19 @@ def shipped_forecaster() -> Path:
 
     path = Path(__file__).resolve().parents[2] / "checkpoints" / SHIPPED_NAME
     if not path.is_file():
-        raise CheckpointError(f"no pretrained forecaster at {path}: "
-                              "give the path of a forecaster checkpoint, or make one with 'seqgen pretrain'")
+        raise CheckpointError(
+            f"no pretrained forecaster at {path}: "
+            "give the path of a forecaster checkpoint, or make one with 'seqgen pretrain'"
+        )
     return path
 
 
 SHIPPED_NAME = "forecaster.safetensors"
 
 
-def follow_zero_shot(ckpt: Checkpoint, values: Iterable[float], horizon: int, season: int,
-                     quantiles: Sequence[float] = ()) -> Iterator[np.ndarray]:
+def follow_zero_shot(
+    ckpt: Checkpoint, values: Iterable[float], horizon: int, season: int, quantiles: Sequence[float] = ()
+) -> Iterator[np.ndarray]:
     """After each value of `values` (as they arrive), the forecast of the next `horizon`: a
     (1 + len(quantiles), horizon) array of the mean and the quantiles. Each forecast reads the
     history again (its last `context` values, a few milliseconds); until there are MIN_HISTORY
@@ -175,4 +193,3 @@ def follow_zero_shot(ckpt: Checkpoint, values: Iterable[float], horizon: int, se
         made = zero_shot(ckpt, history[-MAX_CONTEXT:], horizon, season, quantiles=levels or (0.5,))
         rows = [made.mean] + ([made.quantiles[i] for i in range(len(levels))] if levels else [])
         yield np.stack(rows)
-

@@ -126,8 +126,9 @@ def encode(y: np.ndarray, seasons: np.ndarray, logged: np.ndarray) -> tuple[np.n
     return np.clip(features, -CLIP, CLIP).astype(np.float32), scale
 
 
-def targets(y: np.ndarray, scale: np.ndarray, rows: np.ndarray, origins: np.ndarray,
-            horizon: int) -> tuple[np.ndarray, np.ndarray]:
+def targets(
+    y: np.ndarray, scale: np.ndarray, rows: np.ndarray, origins: np.ndarray, horizon: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(R, horizon): the change from origin `origins[r]` of series `rows[r]` to each of the next
     `horizon` values, in that origin's scale, and the mask of those that exist."""
     index = origins[:, None] + np.arange(1, horizon + 1)[None, :]
@@ -137,8 +138,9 @@ def targets(y: np.ndarray, scale: np.ndarray, rows: np.ndarray, origins: np.ndar
     return np.clip(np.where(valid, z, 0.0), -TARGET_CLIP, TARGET_CLIP).astype(np.float32), valid
 
 
-def baselines(y: np.ndarray, scale: np.ndarray, seasons: np.ndarray, rows: np.ndarray, origins: np.ndarray,
-              horizon: int) -> np.ndarray:
+def baselines(
+    y: np.ndarray, scale: np.ndarray, seasons: np.ndarray, rows: np.ndarray, origins: np.ndarray, horizon: int
+) -> np.ndarray:
     """(R, horizon, BASELINES): at forecast origin `origins[r]` of series `rows[r]`, the change to
     each step ahead that the seasonal naive forecasts predict, in that origin's scale: the value
     one season before that step, and that step's place in the mean pattern of the last
@@ -195,8 +197,11 @@ def build_network(config: ForecasterConfig):
             super().__init__()
             self.config = config
             self.lstm = nn.LSTM(FEATURES, config.hidden, config.layers, batch_first=True)
-            self.head = nn.Sequential(nn.Linear(config.hidden + FEATURES, config.hidden), nn.GELU(),
-                                      nn.Linear(config.hidden, config.horizon * len(config.levels)))
+            self.head = nn.Sequential(
+                nn.Linear(config.hidden + FEATURES, config.hidden),
+                nn.GELU(),
+                nn.Linear(config.hidden, config.horizon * len(config.levels)),
+            )
             self.gate = nn.Linear(config.hidden + FEATURES, config.horizon * BASELINES)
 
         def quantiles(self, read: "torch.Tensor", base: "torch.Tensor") -> "torch.Tensor":

@@ -53,8 +53,9 @@ class PointHead:
         """The point prediction in an output (torch or NumPy): the value itself, here."""
         return output
 
-    def draw(self, output: np.ndarray, rng: np.random.Generator, noise: float | np.ndarray = 0.0,
-             spread: float = 1.0) -> np.ndarray:
+    def draw(
+        self, output: np.ndarray, rng: np.random.Generator, noise: float | np.ndarray = 0.0, spread: float = 1.0
+    ) -> np.ndarray:
         """The values to feed back, one per stream (a copy: backends reuse their output buffer).
         `noise`: the size of Gaussian noise to add; `spread` scales a likelihood head's own
         spread (0: its mean, 1: a draw from the distribution it predicts)."""
@@ -111,8 +112,13 @@ class OscillatorHead(PointHead):
         a = torch.where(den > 0, num / torch.where(den > 0, den, torch.ones_like(den)), torch.full_like(den, 2.0))
         a = (a + CORRECTION_SCALE * output.double()).clamp(-2.0, 2.0)
         prediction = (a * current - before1).float()
-        new_state = {"x1": values[:, -1], "x2": values[:, -2], "num": num[:, -1], "den": den[:, -1],
-                     "seen": state["seen"] + x.shape[1]}
+        new_state = {
+            "x1": values[:, -1],
+            "x2": values[:, -2],
+            "num": num[:, -1],
+            "den": den[:, -1],
+            "seen": state["seen"] + x.shape[1],
+        }
         return prediction, new_state, (seen >= OSCILLATOR_WARMUP).float()
 
     def forward_numpy(self, x: np.ndarray, output: np.ndarray, state: dict):
@@ -126,8 +132,13 @@ class OscillatorHead(PointHead):
         a = np.where(den > 0, num / np.where(den > 0, den, 1.0), 2.0)
         a = np.clip(a + CORRECTION_SCALE * np.asarray(output, dtype=np.float64), -2.0, 2.0)
         prediction = a * current - before1
-        new_state = {"x1": values[:, -1].copy(), "x2": values[:, -2].copy(), "num": num[:, -1].copy(),
-                     "den": den[:, -1].copy(), "seen": state["seen"] + values.shape[1] - 2}
+        new_state = {
+            "x1": values[:, -1].copy(),
+            "x2": values[:, -2].copy(),
+            "num": num[:, -1].copy(),
+            "den": den[:, -1].copy(),
+            "seen": state["seen"] + values.shape[1] - 2,
+        }
         return prediction, new_state, None
 
     def step_numpy(self, x: np.ndarray, output: np.ndarray, state: dict):
@@ -208,8 +219,13 @@ class StudentTHead(GaussianHead):
         scale = self._sigma_torch(prediction)
         df = 2.0 + F.softplus(prediction[..., 2])
         z = (target - prediction[..., 0]) / scale
-        nll = (torch.lgamma(df / 2) - torch.lgamma((df + 1) / 2) + 0.5 * torch.log(df * math.pi) + torch.log(scale)
-               + (df + 1) / 2 * torch.log1p(z * z / df))
+        nll = (
+            torch.lgamma(df / 2)
+            - torch.lgamma((df + 1) / 2)
+            + 0.5 * torch.log(df * math.pi)
+            + torch.log(scale)
+            + (df + 1) / 2 * torch.log1p(z * z / df)
+        )
         return _masked_mean(nll, mask)
 
     def draw(self, output, rng, noise=0.0, spread=1.0):

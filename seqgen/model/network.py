@@ -36,7 +36,10 @@ class SeqModel(nn.Module):
         else:
             input_size, output_size = config.inputs, config.channels * head_for(config).size
         self.rnn = CELLS[config.cell](
-            input_size, config.hidden, num_layers=config.layers, batch_first=True,
+            input_size,
+            config.hidden,
+            num_layers=config.layers,
+            batch_first=True,
             dropout=config.dropout if config.layers > 1 else 0.0,
         )
         self.drop = nn.Dropout(config.dropout)
@@ -66,7 +69,6 @@ class SeqModel(nn.Module):
             y = y.reshape(*y.shape[:-1], self.config.channels, -1)
         return y.squeeze(-1)
 
-
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """One time step, x: (batch,) (or (batch, inputs)) -> (batch, vocab) logits or (batch,) values.
 
@@ -80,7 +82,9 @@ class SeqModel(nn.Module):
         h_all, c_all = (state[0], state[1]) if is_lstm else (state, None)
         new_h, new_c = [], []
         for layer in range(c.layers):
-            weights = [getattr(self.rnn, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            weights = [
+                getattr(self.rnn, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            ]
             if is_lstm:
                 h, cell = torch.lstm_cell(inputs, (h_all[layer], c_all[layer]), *weights)
                 new_c.append(cell)

@@ -61,8 +61,9 @@ SUM_BITS = 52
 class NumpyModel:
     """Inference-only twin of `SeqModel`: same weights, same outputs (to float tolerance)."""
 
-    def __init__(self, weights: dict[str, np.ndarray], config: ModelConfig, dtype=np.float32,
-                 threads: int | None = None):
+    def __init__(
+        self, weights: dict[str, np.ndarray], config: ModelConfig, dtype=np.float32, threads: int | None = None
+    ):
         """`threads`: how many cores a large batch may be stepped on (default: all usable, up to 4)."""
         self.config = config
         self.dtype = dtype
@@ -160,8 +161,10 @@ class NumpyModel:
             self._step_rows(x, state, self._buffers_for(batch), out)
         else:
             # Slices of the state are views, so each thread updates its own rows of it in place.
-            jobs = [(x[s], [a[:, s] for a in state], self._buffers_for(s.stop - s.start, i + 1), out[s])
-                    for i, s in enumerate(slices)]
+            jobs = [
+                (x[s], [a[:, s] for a in state], self._buffers_for(s.stop - s.start, i + 1), out[s])
+                for i, s in enumerate(slices)
+            ]
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="seqgen-step")
             futures = [self._pool.submit(self._step_rows, *job) for job in jobs[1:]]
@@ -218,8 +221,13 @@ class NumpyModel:
     def _new_buffers(self, batch: int) -> dict[str, np.ndarray]:
         H, G = self.config.hidden, self.gates
         empty = lambda *shape: np.empty(shape, dtype=self.dtype)
-        return {"gx": empty(batch, G), "gates": empty(batch, G), "tmp": empty(batch, H),
-                "out": empty(batch, self.width), **ExactWeights.work_buffers(batch, H, max(G, self.width))}
+        return {
+            "gx": empty(batch, G),
+            "gates": empty(batch, G),
+            "tmp": empty(batch, H),
+            "out": empty(batch, self.width),
+            **ExactWeights.work_buffers(batch, H, max(G, self.width)),
+        }
 
     # --- the cells: gx is the input product plus bias; state is updated in place ------------
     def _lstm(self, layer: int, gx: np.ndarray, state: NumpyState, buffers: dict) -> np.ndarray:

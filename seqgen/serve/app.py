@@ -59,8 +59,13 @@ class Limits:
 class Server:
     """The state behind the routes: the models, the sessions, the limits."""
 
-    def __init__(self, checkpoints: list[str | Path], limits: Limits | None = None, api_key: str | None = None,
-                 chat_template=None):
+    def __init__(
+        self,
+        checkpoints: list[str | Path],
+        limits: Limits | None = None,
+        api_key: str | None = None,
+        chat_template=None,
+    ):
         """`chat_template`: a Jinja file (or a `chat.JinjaTemplate`) for chat completions; None
         for the default, `ROLE: content` lines."""
         self.limits = limits or Limits()
@@ -138,12 +143,16 @@ class Server:
 
     def check_length(self, fields: dict) -> None:
         if fields["max_tokens"] > self.limits.max_tokens:
-            raise RequestError(f"`max_tokens` is at most {self.limits.max_tokens} on this server, got {fields['max_tokens']}")
+            raise RequestError(
+                f"`max_tokens` is at most {self.limits.max_tokens} on this server, got {fields['max_tokens']}"
+            )
 
     def check_rows(self, rows: int, what: str = "`n`") -> None:
         if rows > self.limits.max_rows:  # a 503 would say "try again", which could never work
-            raise RequestError(f"{what} is at most {self.limits.max_rows} on this server (the most streams it "
-                               f"generates at once), got {rows}")
+            raise RequestError(
+                f"{what} is at most {self.limits.max_rows} on this server (the most streams it "
+                f"generates at once), got {rows}"
+            )
 
     # --- routes ------------------------------------------------------------------------------
 
@@ -166,9 +175,15 @@ class Server:
         return with_ignored(await respond(job, self.limits.stream_interval), ignored)
 
     async def health(self, request: Request):
-        return JSONResponse({"status": "ok", "models": list(self.models), "sessions": len(self.sessions),
-                             "generating": sum(m.engine.rows for m in self.models.values()),
-                             "uptime": round(time.time() - self.started, 1)})
+        return JSONResponse(
+            {
+                "status": "ok",
+                "models": list(self.models),
+                "sessions": len(self.sessions),
+                "generating": sum(m.engine.rows for m in self.models.values()),
+                "uptime": round(time.time() - self.started, 1),
+            }
+        )
 
     async def list_models(self, request: Request):
         return JSONResponse({"object": "list", "data": [self.describe(m) for m in self.models.values()]})
@@ -200,8 +215,9 @@ class Server:
             served.close()
 
 
-def create_app(checkpoints: list[str | Path], limits: Limits | None = None, api_key: str | None = None,
-               chat_template=None) -> Starlette:
+def create_app(
+    checkpoints: list[str | Path], limits: Limits | None = None, api_key: str | None = None, chat_template=None
+) -> Starlette:
     """The ASGI app serving `checkpoints` (run it with uvicorn, or `seqgen serve`); see `Server`
     for `chat_template`."""
     server = Server(checkpoints, limits, api_key, chat_template)
@@ -231,9 +247,17 @@ def create_app(checkpoints: list[str | Path], limits: Limits | None = None, api_
     from .token_routes import token_routes
 
     routes += session_routes(server) + token_routes(server)
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
-        RequestError: _request_error, SeqgenError: _seqgen_error, 404: _not_found, 405: _not_allowed,
-        Exception: _internal_error})
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={
+            RequestError: _request_error,
+            SeqgenError: _seqgen_error,
+            404: _not_found,
+            405: _not_allowed,
+            Exception: _internal_error,
+        },
+    )
     app.state.server = server
     if server.api_key:
         app.add_middleware(RequireKey, key=server.api_key)
@@ -245,9 +269,11 @@ def create_app(checkpoints: list[str | Path], limits: Limits | None = None, api_
 
 
 # A wave on a dark square: the playground's tab icon, so that a browser's request for it finds one.
-ICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#1f2937"/>'
-        '<path d="M3 16c4-9 7-9 10 0s6 9 10 0 4-5 6-3" fill="none" stroke="#38bdf8" stroke-width="3" '
-        'stroke-linecap="round"/></svg>')
+ICON = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#1f2937"/>'
+    '<path d="M3 16c4-9 7-9 10 0s6 9 10 0 4-5 6-3" fill="none" stroke="#38bdf8" stroke-width="3" '
+    'stroke-linecap="round"/></svg>'
+)
 
 
 @contextmanager

@@ -63,8 +63,9 @@ class JinjaTemplate(ChatTemplate):
 
     def render(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
         try:
-            return self.template.render(messages=messages, add_generation_prompt=add_generation_prompt,
-                                        bos_token="", eos_token="")
+            return self.template.render(
+                messages=messages, add_generation_prompt=add_generation_prompt, bos_token="", eos_token=""
+            )
         except RequestError:
             raise
         except self.errors as e:
@@ -75,13 +76,19 @@ class JinjaTemplate(ChatTemplate):
         the message begins: what a model that learnt the template makes when its answer is done.
         Found by rendering a conversation with markers for the two."""
         try:
-            text = self.render([{"role": "user", "content": "\x01"}, {"role": "assistant", "content": "\x02"},
-                                {"role": "user", "content": "\x03"}], add_generation_prompt=False)
+            text = self.render(
+                [
+                    {"role": "user", "content": "\x01"},
+                    {"role": "assistant", "content": "\x02"},
+                    {"role": "user", "content": "\x03"},
+                ],
+                add_generation_prompt=False,
+            )
         except RequestError:
             return None
         if "\x02" not in text or "\x03" not in text:
             return None
-        between = text[text.index("\x02") + 1: text.index("\x03")].rstrip()
+        between = text[text.index("\x02") + 1 : text.index("\x03")].rstrip()
         if not between:
             return None
         # One that begins a new line (`\nUSER:`) needs the new line to tell it from the answer;
@@ -121,7 +128,7 @@ def messages_from(value) -> list[dict]:
     """OpenAI's `messages`, checked: each with a `role` and its text `content` (a string, or a
     list of text parts)."""
     if not isinstance(value, list) or not value:
-        raise RequestError("`messages` must be a non-empty list of {\"role\": ..., \"content\": ...}")
+        raise RequestError('`messages` must be a non-empty list of {"role": ..., "content": ...}')
     messages = []
     for k, message in enumerate(value):
         if not isinstance(message, dict) or not isinstance(message.get("role"), str) or not message["role"]:
@@ -130,8 +137,9 @@ def messages_from(value) -> list[dict]:
         if content is None:
             content = ""
         elif isinstance(content, list):
-            if not all(isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
-                       for p in content):
+            if not all(
+                isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str) for p in content
+            ):
                 raise RequestError(f"`messages[{k}].content`: a text model reads text parts only")
             content = "".join(p["text"] for p in content)
         elif not isinstance(content, str):
@@ -147,8 +155,10 @@ async def chat_job(server, served: Served, fields: dict) -> Job:
         raise RequestError(f"{served.name} is a series model: chat completions need a text model")
     template: ChatTemplate = server.chat_template or ChatTemplate()
     text = template.render(messages_from(fields["messages"]))
-    length = next((fields[k] for k in ("max_completion_tokens", "max_tokens") if fields[k] is not None),
-                  protocol.GENERATION["max_tokens"].default)
+    length = next(
+        (fields[k] for k in ("max_completion_tokens", "max_tokens") if fields[k] is not None),
+        protocol.GENERATION["max_tokens"].default,
+    )
     fields = {**fields, "max_tokens": length}
     server.check_length(fields)
     server.check_rows(fields["n"])
@@ -160,10 +170,27 @@ async def chat_job(server, served: Served, fields: dict) -> Job:
     inbox = Inbox()
     # The next turn's marker always ends the answer and is never part of it; the request's own
     # stops are kept in the text when it asks.
-    stream = make_stream(gen, fields, stops + strings, partial(inbox.deliver, stream=0), final=True,
-                         patterns=[whole for whole, _ in patterns], top=top, bias=bias)
+    stream = make_stream(
+        gen,
+        fields,
+        stops + strings,
+        partial(inbox.deliver, stream=0),
+        final=True,
+        patterns=[whole for whole, _ in patterns],
+        top=top,
+        bias=bias,
+    )
     cut = ([] if fields["include_stop_str_in_output"] else stops) + strings
     output = Output(served, [fields["n"]], Stops(cut, patterns), strip=True)
     meta = {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": served.name}
-    return Job(served, [stream], inbox, output, ChatShape(served, top), meta, fed=fed, stream=fields["stream"],
-               usage_chunk=protocol.include_usage(fields))
+    return Job(
+        served,
+        [stream],
+        inbox,
+        output,
+        ChatShape(served, top),
+        meta,
+        fed=fed,
+        stream=fields["stream"],
+        usage_chunk=protocol.include_usage(fields),
+    )

@@ -30,13 +30,33 @@ async def completion_job(server, served: Served, fields: dict) -> Job:
         gen, count, prime = await run_in_threadpool(served.generator, fields, rows, prompt)
         fed += count
         echoed.append(await run_in_threadpool(echo, served, fields, prime, top) if fields["echo"] else [])
-        streams.append(make_stream(gen, fields, stops, partial(inbox.deliver, stream=number), final=True,
-                                   top=top, bias=bias, logprobs=rows > fields["n"]))
+        streams.append(
+            make_stream(
+                gen,
+                fields,
+                stops,
+                partial(inbox.deliver, stream=number),
+                final=True,
+                top=top,
+                bias=bias,
+                logprobs=rows > fields["n"],
+            )
+        )
     cut = [] if fields["include_stop_str_in_output"] else stops
     output = Output(served, [rows] * len(prompts), Stops(cut), echo=echoed)
     meta = {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()), "model": served.name}
-    return Job(served, streams, inbox, output, Shape(served, top), meta, fed=fed, stream=fields["stream"],
-               usage_chunk=protocol.include_usage(fields), keep=fields["n"] if rows > fields["n"] else None)
+    return Job(
+        served,
+        streams,
+        inbox,
+        output,
+        Shape(served, top),
+        meta,
+        fed=fed,
+        stream=fields["stream"],
+        usage_chunk=protocol.include_usage(fields),
+        keep=fields["n"] if rows > fields["n"] else None,
+    )
 
 
 def samples_per_prompt(server, served: Served, fields: dict, prompts: int) -> int:
@@ -49,8 +69,10 @@ def samples_per_prompt(server, served: Served, fields: dict, prompts: int) -> in
         raise RequestError("`best_of` above `n` cannot stream: which samples are best is known only at the end")
     if fields["echo"] and not served.is_text:
         raise RequestError("`echo` applies to text models")
-    server.check_rows(rows * prompts, "`n`" if rows == n and prompts == 1 else
-                      "the samples in all (`best_of`, else `n`, times the prompts)")
+    server.check_rows(
+        rows * prompts,
+        "`n`" if rows == n and prompts == 1 else "the samples in all (`best_of`, else `n`, times the prompts)",
+    )
     return rows
 
 

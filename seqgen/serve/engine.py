@@ -89,8 +89,14 @@ class Stream:
 
     def options(self) -> dict:
         """What the stream asks of an engine besides its generator and length (for another process)."""
-        return {"stops": self.stops, "logprobs": self.logprobs, "final": self.final, "patterns": self.patterns,
-                "top_logprobs": self.top_logprobs, "bias": self.bias}
+        return {
+            "stops": self.stops,
+            "logprobs": self.logprobs,
+            "final": self.final,
+            "patterns": self.patterns,
+            "top_logprobs": self.top_logprobs,
+            "bias": self.bias,
+        }
 
     def cancel(self) -> None:
         """Leave at the next step (a client that went away); `deliver` gets a last, empty piece."""
@@ -105,8 +111,9 @@ class Engine:
     """The batching thread of one model. `submit` a stream; it is stepped with all the others
     until it is done. At most `max_rows` rows generate at once: beyond that `submit` raises `Busy`."""
 
-    def __init__(self, model, max_rows: int = 256, name: str = "model",
-                 after_step: Callable[[int], None] | None = None):
+    def __init__(
+        self, model, max_rows: int = 256, name: str = "model", after_step: Callable[[int], None] | None = None
+    ):
         """`after_step` is called from the engine's thread with the count of steps after each round
         of deliveries (a step, or streams leaving)."""
         self.model, self.max_rows, self.after_step = model, max_rows, after_step
@@ -257,7 +264,9 @@ class Engine:
             stream.live &= ~hit
         if stream.made >= stream.length:
             if stream.final and texts is not None:
-                texts = [text + rest if on else text for text, rest, on in zip(texts, stream.gen.text_end(), stream.live)]
+                texts = [
+                    text + rest if on else text for text, rest, on in zip(texts, stream.gen.text_end(), stream.live)
+                ]
             stream.live[:] = False
         ended = live & ~stream.live
         done = not stream.live.any()
@@ -304,7 +313,7 @@ class PatternStopMatcher:
         hits = np.zeros(len(texts), dtype=bool)
         for k, text in enumerate(texts):
             if text:
-                tail = (self.tails[k] + text)[-self.KEEP:]
+                tail = (self.tails[k] + text)[-self.KEEP :]
                 self.tails[k] = tail
                 hits[k] = self.pattern.search(tail) is not None
         return hits

@@ -112,22 +112,49 @@ def exposition(server, requests: Requests | None) -> str:
 
     per_model = lambda value: [({"model": m.name}, value(m)) for m in models]  # noqa: E731
     if requests is not None:
-        family("seqgen_requests_total", "counter", "HTTP requests answered, by endpoint and status.",
-               [({"endpoint": e, "status": str(s)}, n) for (e, s), n in sorted(requests.counts.items())])
-    family("seqgen_tokens_generated_total", "counter",
-           "Items generated: tokens of a text model, values of a series model.", per_model(lambda m: m.engine.made))
-    family("seqgen_prompt_tokens_total", "counter", "Prompt items fed before generating (completions and chat).",
-           per_model(lambda m: m.prompt_tokens))
-    family("seqgen_streams_active", "gauge", "Requests generating now (a session's generate counts as one).",
-           per_model(lambda m: m.engine.streams))
-    family("seqgen_rows_active", "gauge", "Rows generating now (a request with n samples has n).",
-           per_model(lambda m: m.engine.rows))
-    family("seqgen_queue_length", "gauge",
-           "Requests waiting to generate: reading their prompt, or handed to the engine before its next step.",
-           per_model(lambda m: m.preparing + m.engine.waiting))
+        family(
+            "seqgen_requests_total",
+            "counter",
+            "HTTP requests answered, by endpoint and status.",
+            [({"endpoint": e, "status": str(s)}, n) for (e, s), n in sorted(requests.counts.items())],
+        )
+    family(
+        "seqgen_tokens_generated_total",
+        "counter",
+        "Items generated: tokens of a text model, values of a series model.",
+        per_model(lambda m: m.engine.made),
+    )
+    family(
+        "seqgen_prompt_tokens_total",
+        "counter",
+        "Prompt items fed before generating (completions and chat).",
+        per_model(lambda m: m.prompt_tokens),
+    )
+    family(
+        "seqgen_streams_active",
+        "gauge",
+        "Requests generating now (a session's generate counts as one).",
+        per_model(lambda m: m.engine.streams),
+    )
+    family(
+        "seqgen_rows_active",
+        "gauge",
+        "Rows generating now (a request with n samples has n).",
+        per_model(lambda m: m.engine.rows),
+    )
+    family(
+        "seqgen_queue_length",
+        "gauge",
+        "Requests waiting to generate: reading their prompt, or handed to the engine before its next step.",
+        per_model(lambda m: m.preparing + m.engine.waiting),
+    )
     family("seqgen_sessions", "gauge", "Sessions alive.", [({}, len(server.sessions))])
-    family("seqgen_engine_restarts_total", "counter", "Engine processes started again after one ended.",
-           per_model(lambda m: m.engine.restarts))
+    family(
+        "seqgen_engine_restarts_total",
+        "counter",
+        "Engine processes started again after one ended.",
+        per_model(lambda m: m.engine.restarts),
+    )
     name = "seqgen_step_seconds"
     out.append(f"# HELP {name} Time of one batched step of every generating row.")
     out.append(f"# TYPE {name} histogram")

@@ -31,8 +31,10 @@ class Served:
     def __init__(self, path: str | Path, name: str, max_rows: int):
         self.ckpt: Checkpoint = load_checkpoint(path)
         if self.ckpt.model_config.channels > 1:
-            raise UsageError(f"{path} models {self.ckpt.model_config.channels} channels jointly; the server continues "
-                             "one value a step (forecast it with `seqgen forecast`)")
+            raise UsageError(
+                f"{path} models {self.ckpt.model_config.channels} channels jointly; the server continues "
+                "one value a step (forecast it with `seqgen forecast`)"
+            )
         self.name = name
         # One core is left to the event loop, which writes every client's events: on two cores,
         # 64 streaming clients got 14.5k characters/s this way against 12.9k with the batch split
@@ -41,13 +43,20 @@ class Served:
         self.model = NumpyModel(self.ckpt.weights, self.ckpt.model_config, threads=threads)
         # The batch is stepped in a process of its own (see remote.py).
         self.tokenizer = self.make_generator({}).tokenizer  # None for a series model
-        self.engine = ProcessEngine(self.model, self.ckpt.weights, self.tokenizer,
-                                    max_rows=max_rows, name=name, threads=threads)
+        self.engine = ProcessEngine(
+            self.model, self.ckpt.weights, self.tokenizer, max_rows=max_rows, name=name, threads=threads
+        )
         self.prompt_tokens = 0  # fed before generating, for /metrics (counted on the event loop)
         self.preparing = 0  # requests whose prompt is being fed (likewise)
         # OpenAI's `created` is when the model was made: here, when its checkpoint was last written.
-        self.info = {"id": name, "object": "model", "created": int(Path(path).stat().st_mtime), "owned_by": "seqgen",
-                     "kind": self.ckpt.kind, **_jsonable(checkpoint_info(self.ckpt))}
+        self.info = {
+            "id": name,
+            "object": "model",
+            "created": int(Path(path).stat().st_mtime),
+            "owned_by": "seqgen",
+            "kind": self.ckpt.kind,
+            **_jsonable(checkpoint_info(self.ckpt)),
+        }
 
     @property
     def is_text(self) -> bool:
@@ -59,7 +68,9 @@ class Served:
         what. Runs the prompt through the network: call it off the event loop."""
         prime = self.prime(prompt)
         gen = self.make_generator(fields, prime)
-        fed = start(gen, self.ckpt, prime, num_samples=rows, seed=fields.get("seed"), unknown=fields.get("unknown", "error"))
+        fed = start(
+            gen, self.ckpt, prime, num_samples=rows, seed=fields.get("seed"), unknown=fields.get("unknown", "error")
+        )
         return gen, int(np.shape(fed)[-1]) if np.ndim(fed) else len(gen.encode(fed)), fed  # tokens, for text
 
     def prompt_logprobs(self, fields: dict, text: str, top: int) -> list[tuple[float | None, list | None]]:
@@ -101,9 +112,16 @@ class Served:
         several series works in the scale of the one `prime` (numbers) belongs to, as `seqgen
         sample` does (see `scaling_to_sample`)."""
         fields = self.greedy_at_zero(fields)
-        request = Request(seed=fields.get("seed"), temperature=fields.get("temperature"), top_k=fields.get("top_k"),
-                          top_p=fields.get("top_p"), greedy=bool(fields.get("greedy")), noise=fields.get("noise"),
-                          series=fields.get("series"), choices={k: fields.get(k) for k in TEXT_CHOICES})
+        request = Request(
+            seed=fields.get("seed"),
+            temperature=fields.get("temperature"),
+            top_k=fields.get("top_k"),
+            top_p=fields.get("top_p"),
+            greedy=bool(fields.get("greedy")),
+            noise=fields.get("noise"),
+            series=fields.get("series"),
+            choices={k: fields.get(k) for k in TEXT_CHOICES},
+        )
         return generator_for(self.ckpt, request, prime, model=self.model, running=self.ckpt)
 
     def greedy_at_zero(self, fields: dict) -> dict:

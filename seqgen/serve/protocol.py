@@ -59,8 +59,9 @@ SAMPLING = {
     "penalty_window": Field((int,), None, at_least(1)),
     "noise": Field(NUMBER, None, at_least(0)),
     "seed": Field((int,), None, between(0, 2**63 - 1)),
-    "unknown": Field((str,), "error", lambda v: None if v in ("error", "skip", "replace") else
-                     "must be error, skip or replace"),
+    "unknown": Field(
+        (str,), "error", lambda v: None if v in ("error", "skip", "replace") else "must be error, skip or replace"
+    ),
 }
 GENERATION = {
     "max_tokens": Field((int,), 256, at_least(0)),
@@ -68,8 +69,15 @@ GENERATION = {
     "stream": Field((bool,), False),
     # OpenAI's completions: an integer 0-5, the chosen token's log-probability and that many of the
     # most likely tokens beside it; true is 0.
-    "logprobs": Field((bool, int), None, lambda v: None if isinstance(v, bool) or 0 <= v <= MOST_LOGPROBS else
-                      f"must be true, false or an integer 0-{MOST_LOGPROBS}"),
+    "logprobs": Field(
+        (bool, int),
+        None,
+        lambda v: (
+            None
+            if isinstance(v, bool) or 0 <= v <= MOST_LOGPROBS
+            else f"must be true, false or an integer 0-{MOST_LOGPROBS}"
+        ),
+    ),
     "include_stop_str_in_output": Field((bool,), False),  # vLLM's name: keep the stop string in the text
 }
 MOST_LOGPROBS = 5
@@ -84,24 +92,47 @@ OPENAI = {
 }
 # Taken and ignored: a left-to-right network has nothing to put before a given ending.
 IGNORED = {"suffix": Field((str,), None)}
-COMPLETION = {**OPENAI, "prompt": Field((str, list), None), "echo": Field((bool,), False),
-              "best_of": Field((int,), None, between(1, 64)), **IGNORED, **SAMPLING, **GENERATION}
-CHAT = {**OPENAI, "messages": Field((list,), None), **SAMPLING, **GENERATION,
-        "max_tokens": Field((int,), None, at_least(0)), "max_completion_tokens": Field((int,), None, at_least(0)),
-        "logprobs": Field((bool,), False), "top_logprobs": Field((int,), None, between(0, MOST_TOP_LOGPROBS))}
-SESSION = {"model": Field((str,), None), "prompt": Field((str, list), None), "state": Field((str,), None),
-           **SAMPLING}
+COMPLETION = {
+    **OPENAI,
+    "prompt": Field((str, list), None),
+    "echo": Field((bool,), False),
+    "best_of": Field((int,), None, between(1, 64)),
+    **IGNORED,
+    **SAMPLING,
+    **GENERATION,
+}
+CHAT = {
+    **OPENAI,
+    "messages": Field((list,), None),
+    **SAMPLING,
+    **GENERATION,
+    "max_tokens": Field((int,), None, at_least(0)),
+    "max_completion_tokens": Field((int,), None, at_least(0)),
+    "logprobs": Field((bool,), False),
+    "top_logprobs": Field((int,), None, between(0, MOST_TOP_LOGPROBS)),
+}
+SESSION = {"model": Field((str,), None), "prompt": Field((str, list), None), "state": Field((str,), None), **SAMPLING}
 FEED = {"prompt": Field((str, list), None)}
 GENERATE = dict(GENERATION)
 RESTORE = {"state": Field((str,), None)}
 # llama.cpp's /tokenize and /detokenize; its `add_special` and `parse_special` mean nothing to a
 # model without special tokens, and are ignored with any other field its clients send.
-TOKENIZE = {"model": Field((str,), None), "content": Field((str,), None), "with_pieces": Field((bool,), False),
-            "unknown": SAMPLING["unknown"]}
+TOKENIZE = {
+    "model": Field((str,), None),
+    "content": Field((str,), None),
+    "with_pieces": Field((bool,), False),
+    "unknown": SAMPLING["unknown"],
+}
 DETOKENIZE = {"model": Field((str,), None), "tokens": Field((list,), None)}
-FOLLOW = {"model": Field((str,), None), "values": Field((list,), None), "horizon": Field((int,), 1, between(1, 10_000)),
-          "samples": Field((int,), 0, between(0, 10_000)), "quantiles": Field((list,), None),
-          "series": Field((str,), None), "seed": SAMPLING["seed"]}
+FOLLOW = {
+    "model": Field((str,), None),
+    "values": Field((list,), None),
+    "horizon": Field((int,), 1, between(1, 10_000)),
+    "samples": Field((int,), 0, between(0, 10_000)),
+    "quantiles": Field((list,), None),
+    "series": Field((str,), None),
+    "seed": SAMPLING["seed"],
+}
 
 
 def parse(body: Any, spec: dict[str, Field], what: str = "the request") -> dict:
@@ -201,7 +232,9 @@ def logit_bias(value: dict | None, vocab_size: int) -> np.ndarray | None:
         if not (isinstance(key, str) and key.strip().isdigit() and int(key) < vocab_size):
             raise RequestError(f"`logit_bias`: {key!r} is not a token id of this model (0 to {vocab_size - 1})")
         if isinstance(amount, bool) or not isinstance(amount, NUMBER) or not -MOST_BIAS <= amount <= MOST_BIAS:
-            raise RequestError(f"`logit_bias`: the bias of token {key} must be a number from -{MOST_BIAS} to {MOST_BIAS}")
+            raise RequestError(
+                f"`logit_bias`: the bias of token {key} must be a number from -{MOST_BIAS} to {MOST_BIAS}"
+            )
         bias[int(key)] = amount
     return bias
 
@@ -213,8 +246,10 @@ def prompts(value: Any, is_text: bool) -> list:
         return [value]
     if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         return [value]
-    if all(isinstance(v, str) or (isinstance(v, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in v))
-           for v in value):
+    if all(
+        isinstance(v, str) or (isinstance(v, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in v))
+        for v in value
+    ):
         return list(value)
     raise RequestError("`prompt` must be text, a list of token ids, or a list of those")
 
@@ -229,6 +264,12 @@ def numbers(value: Any, name: str) -> list[float]:
 
 
 def _kind_names(kinds: tuple[type, ...]) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", list: "a list", bool: "true or false",
-             dict: "an object"}
+    names = {
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        bool: "true or false",
+        dict: "an object",
+    }
     return " or ".join(dict.fromkeys(names[k] for k in kinds))

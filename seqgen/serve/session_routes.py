@@ -78,8 +78,12 @@ def session_routes(server) -> list[Route]:
         inbox = Inbox()
         stream = make_stream(session.gen, fields, stops, inbox.deliver, top=top)
         output = Output(served, [stream.rows], Stops([] if fields["include_stop_str_in_output"] else stops))
-        meta = {"id": f"cmpl-{session.id[:12]}-{session.generated}", "created": int(session.born),
-                "model": served.name, "session": session.id}
+        meta = {
+            "id": f"cmpl-{session.id[:12]}-{session.generated}",
+            "created": int(session.born),
+            "model": served.name,
+            "session": session.id,
+        }
         job = Job(served, [stream], inbox, output, Shape(served, top), meta, stream=fields["stream"])
         session.busy = True
         to_inbox = stream.deliver
@@ -103,8 +107,14 @@ def session_routes(server) -> list[Route]:
     async def snapshot(request: Request):
         session = sessions.get(request.path_params["id"])
         raw = state_bytes(session.gen, {"fed": session.fed, "generated": session.generated})
-        return JSONResponse({"id": session.id, "object": "session.state", "model": session.served.name,
-                             "state": base64.b64encode(raw).decode("ascii")})
+        return JSONResponse(
+            {
+                "id": session.id,
+                "object": "session.state",
+                "model": session.served.name,
+                "state": base64.b64encode(raw).decode("ascii"),
+            }
+        )
 
     async def restore(request: Request):
         sessions.get(request.path_params["id"])
@@ -133,8 +143,15 @@ def session_routes(server) -> list[Route]:
         if levels and not fields["samples"]:
             fields["samples"] = 200
         forecasts = await run_in_threadpool(_follow, served, fields, values, levels)
-        return JSONResponse({"object": "forecast", "model": served.name, "horizon": fields["horizon"],
-                             "quantiles": levels, "forecasts": forecasts})
+        return JSONResponse(
+            {
+                "object": "forecast",
+                "model": served.name,
+                "horizon": fields["horizon"],
+                "quantiles": levels,
+                "forecasts": forecasts,
+            }
+        )
 
     return [
         Route("/v1/sessions", create, methods=["POST"]),

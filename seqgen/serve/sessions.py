@@ -33,9 +33,15 @@ class Session:
 
     def describe(self, ttl: float) -> dict:
         now = time.monotonic()
-        return {"id": self.id, "object": "session", "model": self.served.name, "fed": self.fed,
-                "generated": self.generated, "age": round(now - self.created, 3),
-                "expires_in": round(max(0.0, ttl - (now - self.used)), 3)}
+        return {
+            "id": self.id,
+            "object": "session",
+            "model": self.served.name,
+            "fed": self.fed,
+            "generated": self.generated,
+            "age": round(now - self.created, 3),
+            "expires_in": round(max(0.0, ttl - (now - self.used)), 3),
+        }
 
 
 class Sessions:
@@ -49,8 +55,12 @@ class Sessions:
     def add(self, served: Served, gen: Generator, fed: int, unknown: str = "error") -> Session:
         self.sweep()
         if len(self._sessions) >= self.limit:
-            raise RequestError(f"{self.limit} sessions are open, the most this server keeps; delete one "
-                               f"(DELETE /v1/sessions/ID) or wait for one to expire", 429, self.next_free())
+            raise RequestError(
+                f"{self.limit} sessions are open, the most this server keeps; delete one "
+                f"(DELETE /v1/sessions/ID) or wait for one to expire",
+                429,
+                self.next_free(),
+            )
         session = Session(uuid.uuid4().hex, served, gen, unknown, fed=fed)
         self._sessions[session.id] = session
         return session

@@ -94,7 +94,6 @@ class Inbox:
         return pieces
 
 
-
 def finite_or_none(value) -> float | None:
     """A value for JSON, which has no NaN or infinity: those (a model driven out of its range by
     extreme settings) become null."""
@@ -135,7 +134,7 @@ class Stops:
                 if text.endswith(stop[:k]):
                     most = k
                     break
-        tail = text[max(begin, len(text) - PatternStopMatcher.KEEP):]
+        tail = text[max(begin, len(text) - PatternStopMatcher.KEEP) :]
         for _, begun in self.patterns:
             match = begun.search(tail)
             if match:
@@ -181,7 +180,7 @@ class Row:
     @property
     def score(self) -> float:
         """The summed log-probability of what the row made (best_of ranks rows by it)."""
-        return float(sum(lp for lp in self.logprobs[self.echoed:] if lp is not None))
+        return float(sum(lp for lp in self.logprobs[self.echoed :] if lp is not None))
 
     def span(self, stops: Stops, strip: bool) -> tuple[int, int] | None:
         """The returned text's [start, end) as far as it can be told: a finished row's all of it;
@@ -223,7 +222,7 @@ class Row:
         return text, range(first, last)
 
     def fresh_values(self) -> list:
-        values = self.values[self.sent_values:]
+        values = self.values[self.sent_values :]
         self.sent_values = len(self.values)
         return values
 
@@ -231,8 +230,14 @@ class Row:
 class Output:
     """What a request's streams made, a `Row` per row, the streams' rows one after another."""
 
-    def __init__(self, served: Served, sizes: list[int], stops: Stops | None = None, strip: bool = False,
-                 echo: list[list[tuple]] | None = None):
+    def __init__(
+        self,
+        served: Served,
+        sizes: list[int],
+        stops: Stops | None = None,
+        strip: bool = False,
+        echo: list[list[tuple]] | None = None,
+    ):
         """`sizes`: each stream's rows; `strip`: the returned text leaves out leading spaces (a
         chat's answer); `echo`: the tokens of each stream's prompt, which its rows' text begins
         with, each as `Row.add` takes it (its text, and perhaps its log-probability and alternatives)."""
@@ -240,15 +245,15 @@ class Output:
         self.first = [sum(sizes[:k]) for k in range(len(sizes))]
         self.rows = [Row() for _ in range(sum(sizes))]
         for k, size in enumerate(sizes):
-            for row in self.rows[self.first[k]: self.first[k] + size]:
-                for token in (echo[k] if echo else []):
+            for row in self.rows[self.first[k] : self.first[k] + size]:
+                for token in echo[k] if echo else []:
                     row.add(*token)
                 row.begin, row.echoed = len(row.text), len(row.tokens)
         self.cancelled = self.lost = False  # a stream the server ended before its rows did
 
     def add(self, number: int, piece: Piece, stream: Stream) -> None:
         """Take in a piece of stream `number`."""
-        rows = self.rows[self.first[number]: self.first[number] + stream.rows]
+        rows = self.rows[self.first[number] : self.first[number] + stream.rows]
         # Once per token of every stream: plain lists, not NumPy's per-call cost on a row or two.
         for k, live in enumerate(piece.live.tolist()):
             if not live:
@@ -294,8 +299,9 @@ class Shape:
         self.served, self.top = served, top
         self.names = served.tokenizer.vocab if served.is_text else None
 
-    def choice(self, index: int, row: Row, text: str, tokens: range, values: list, finish: str | None,
-               whole: bool) -> dict:
+    def choice(
+        self, index: int, row: Row, text: str, tokens: range, values: list, finish: str | None, whole: bool
+    ) -> dict:
         choice: dict = {"index": index}
         if self.served.is_text:
             choice["text"] = text
@@ -320,34 +326,57 @@ class Shape:
             entry = {self.names[i]: lp for i, lp in (top or [])}
             entry.setdefault(row.tokens[k], row.logprobs[k])
             tops.append(entry)
-        return {"tokens": [row.tokens[k] for k in tokens], "token_logprobs": [row.logprobs[k] for k in tokens],
-                "top_logprobs": tops, "text_offset": [row.offsets[k] - start for k in tokens]}
+        return {
+            "tokens": [row.tokens[k] for k in tokens],
+            "token_logprobs": [row.logprobs[k] for k in tokens],
+            "top_logprobs": tops,
+            "text_offset": [row.offsets[k] - start for k in tokens],
+        }
 
 
 class ChatShape(Shape):
     object = "chat.completion"
     chunk_object = "chat.completion.chunk"
 
-    def choice(self, index: int, row: Row, text: str, tokens: range, values: list, finish: str | None,
-               whole: bool) -> dict:
+    def choice(
+        self, index: int, row: Row, text: str, tokens: range, values: list, finish: str | None, whole: bool
+    ) -> dict:
         logprobs = {"content": self.content_logprobs(row, tokens)} if self.top is not None else None
         if whole:
-            return {"index": index, "message": {"role": "assistant", "content": text}, "logprobs": logprobs,
-                    "finish_reason": finish}
-        return {"index": index, "delta": {"content": text} if text else {}, "logprobs": logprobs,
-                "finish_reason": finish}
+            return {
+                "index": index,
+                "message": {"role": "assistant", "content": text},
+                "logprobs": logprobs,
+                "finish_reason": finish,
+            }
+        return {
+            "index": index,
+            "delta": {"content": text} if text else {},
+            "logprobs": logprobs,
+            "finish_reason": finish,
+        }
 
     def start(self, rows: int) -> list[dict]:
-        return [{"index": k, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}
-                for k in range(rows)]
+        return [
+            {"index": k, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}
+            for k in range(rows)
+        ]
 
     def content_logprobs(self, row: Row, tokens: range) -> list[dict]:
         made = []
         for k in tokens:
-            alternatives = [{"token": self.names[i], "logprob": lp, "bytes": list(self.names[i].encode())}
-                            for i, lp in (row.tops[k] or [])][: self.top]
-            made.append({"token": row.tokens[k], "logprob": row.logprobs[k], "bytes": list(row.tokens[k].encode()),
-                         "top_logprobs": alternatives})
+            alternatives = [
+                {"token": self.names[i], "logprob": lp, "bytes": list(self.names[i].encode())}
+                for i, lp in (row.tops[k] or [])
+            ][: self.top]
+            made.append(
+                {
+                    "token": row.tokens[k],
+                    "logprob": row.logprobs[k],
+                    "bytes": list(row.tokens[k].encode()),
+                    "top_logprobs": alternatives,
+                }
+            )
         return made
 
 
@@ -380,14 +409,32 @@ class Job:
         return kept
 
 
-def make_stream(gen, fields: dict, stops: list[str], deliver, final: bool = False, patterns: list[str] | None = None,
-                top: int | None = None, bias: np.ndarray | None = None, logprobs: bool = False) -> Stream:
+def make_stream(
+    gen,
+    fields: dict,
+    stops: list[str],
+    deliver,
+    final: bool = False,
+    patterns: list[str] | None = None,
+    top: int | None = None,
+    bias: np.ndarray | None = None,
+    logprobs: bool = False,
+) -> Stream:
     """`final`: the text ends with this stream (a completion; a session's goes on). A stop string
     with a character the model never makes can never match: it is left out rather than refused,
     as OpenAI's API takes any. `top`: report log-probabilities and that many alternatives."""
     possible = [stop for stop in stops if not gen.tokenizer.unknown(stop)]
-    return Stream(gen, fields["max_tokens"], deliver, stops=possible, logprobs=logprobs or top is not None,
-                  final=final, patterns=list(patterns or []), top_logprobs=top or 0, bias=bias)
+    return Stream(
+        gen,
+        fields["max_tokens"],
+        deliver,
+        stops=possible,
+        logprobs=logprobs or top is not None,
+        final=final,
+        patterns=list(patterns or []),
+        top_logprobs=top or 0,
+        bias=bias,
+    )
 
 
 async def respond(job: Job, interval: float = 0.0):
@@ -404,8 +451,9 @@ async def respond(job: Job, interval: float = 0.0):
         raise RequestError(f"the server is busy ({e}); try again shortly", 503) from None
     job.served.prompt_tokens += job.fed
     if job.stream:
-        return StreamingResponse(_events(job, interval), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
+        return StreamingResponse(
+            _events(job, interval), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
     done = 0
     try:
         while done < len(job.streams):

@@ -40,7 +40,9 @@ def token_routes(server) -> list[Route]:
 def text_model(server, name: str | None, what: str) -> Served:
     served = server.model(name)
     if not served.is_text:
-        raise RequestError(f"{served.name} is a series model: it reads numbers, not tokens (/{what} needs a text model)")
+        raise RequestError(
+            f"{served.name} is a series model: it reads numbers, not tokens (/{what} needs a text model)"
+        )
     return served
 
 
@@ -48,9 +50,13 @@ def encode(served: Served, text: str, unknown: str) -> list[int]:
     """`text` as the model's token ids; characters it has never seen by `unknown` (error, skip, replace)."""
     missing = served.tokenizer.unknown(text)
     if missing and unknown == "error":
-        shown = ", ".join(repr(ch) for ch in missing[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
-        raise RequestError(f"`content` has characters {served.name} has never seen: {shown}; `unknown` \"skip\" "
-                           "leaves them out, \"replace\" puts a character it knows in their place")
+        shown = ", ".join(repr(ch) for ch in missing[:20]) + (
+            f" and {len(missing) - 20} more" if len(missing) > 20 else ""
+        )
+        raise RequestError(
+            f'`content` has characters {served.name} has never seen: {shown}; `unknown` "skip" '
+            'leaves them out, "replace" puts a character it knows in their place'
+        )
     return served.tokenizer.encode(text, unknown).tolist()
 
 

@@ -6,4 +6,13 @@ from .trainer import Trainer, TrainResult, evaluate_loss, make_tracks, stop_on_s
 from .threads import measure_threads
 from .plan import RunPlan, plan_run
 
-__all__ = ["RunPlan", "plan_run", "measure_threads", "TrainResult", "Trainer", "evaluate_loss", "make_tracks", "stop_on_signals"]
+__all__ = [
+    "RunPlan",
+    "plan_run",
+    "measure_threads",
+    "TrainResult",
+    "Trainer",
+    "evaluate_loss",
+    "make_tracks",
+    "stop_on_signals",
+]

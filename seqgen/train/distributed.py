@@ -45,8 +45,10 @@ class Group:
     def share(self, batch: int) -> tuple[int, int]:
         """(first row, rows) of this rank's contiguous part of a batch of `batch` tracks."""
         if batch % self.world:
-            raise UsageError(f"`batch_size` {batch} does not split evenly across {self.world} processes; "
-                             f"give a multiple of {self.world}")
+            raise UsageError(
+                f"`batch_size` {batch} does not split evenly across {self.world} processes; "
+                f"give a multiple of {self.world}"
+            )
         rows = batch // self.world
         return self.rank * rows, rows
 
@@ -139,8 +141,13 @@ def relaunch(nproc: int, argv: list[str]) -> tuple[int, str | None]:
     if nproc < 1:
         raise UsageError(f"`nproc` must be >= 1, got {nproc}")
     command = [sys.executable, "-m", "seqgen", *argv]
-    env = {**os.environ, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
-           "WORLD_SIZE": str(nproc), "LOCAL_WORLD_SIZE": str(nproc)}
+    env = {
+        **os.environ,
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(free_port()),
+        "WORLD_SIZE": str(nproc),
+        "LOCAL_WORLD_SIZE": str(nproc),
+    }
     # Each rank's torch threads share the cores with the other ranks'.
     env.setdefault("OMP_NUM_THREADS", str(max(1, usable_cores() // nproc)))
     # Ctrl-C reaches every process of the terminal's group; the ranks agree to stop and rank 0 saves.

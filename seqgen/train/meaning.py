@@ -52,11 +52,15 @@ BANDS = {
     "letters": "between a unigram and a bigram model: letters in plausible pairs, hardly any words yet",
     "words": "better than a bigram model: words forming, common ones right, many made-up ones",
     "fluent": "better than a model that knows every word of the text and how common it is: words spelt right "
-              "and in plausible order, fluent-looking text",
+    "and in plausible order, fluent-looking text",
 }
 # Each band in a few words.
-LOOKS = {"unigram": "a jumble of letters", "letters": "letters in plausible pairs", "words": "words forming",
-         "fluent": "fluent-looking text"}
+LOOKS = {
+    "unigram": "a jumble of letters",
+    "letters": "letters in plausible pairs",
+    "words": "words forming",
+    "fluent": "fluent-looking text",
+}
 
 
 @dataclass
@@ -81,7 +85,7 @@ class Outlook:
 
     @property
     def verdict(self) -> str:
-        """"unknown" (too few validations), "overfitting", "levelled" or "improving"."""
+        """ "unknown" (too few validations), "overfitting", "levelled" or "improving"."""
         if self.past_best:
             return "overfitting"
         if self.gain is None:

@@ -84,8 +84,9 @@ def plan_run(
     text_as = _text_options(tokens, vocab_size, resume)
     checkpoint = load_checkpoint(resume) if isinstance(resume, (str, Path)) else resume
     table = TableOptions(time_column, columns, id_column, fill, joint=joint)
-    dataset = _read_data(data, checkpoint, kind, encoding, val_fraction, cache_dir, sine, table, text_as,
-                         train_opts.get("seed"))
+    dataset = _read_data(
+        data, checkpoint, kind, encoding, val_fraction, cache_dir, sine, table, text_as, train_opts.get("seed")
+    )
     _check_kind(dataset, target, calendar, text_as, model_opts, train_opts)
     warnings: list[str] = []
     if dataset.kind == "series":
@@ -102,8 +103,10 @@ def _split_options(options: dict[str, Any]) -> tuple[dict, dict]:
     """The model's options and the run's, each checked on its own defaults; an unknown name is an error."""
     unknown = [name for name in options if name not in MODEL_OPTIONS + TRAIN_OPTIONS]
     if unknown:
-        raise UsageError(f"`{unknown[0]}` is not an option of a training run; the model's are "
-                         f"{', '.join(MODEL_OPTIONS)}, the run's any field of TrainConfig")
+        raise UsageError(
+            f"`{unknown[0]}` is not an option of a training run; the model's are "
+            f"{', '.join(MODEL_OPTIONS)}, the run's any field of TrainConfig"
+        )
     given = {name: value for name, value in options.items() if value is not None}
     model_opts = {k: v for k, v in given.items() if k in MODEL_OPTIONS}
     train_opts = {k: v for k, v in given.items() if k in TRAIN_OPTIONS}
@@ -112,8 +115,9 @@ def _split_options(options: dict[str, Any]) -> tuple[dict, dict]:
     return model_opts, train_opts
 
 
-def _check_before_reading(data, resume, calendar, sine: SineConfig, joint: bool, columns, model_opts: dict,
-                          train_opts: dict) -> None:
+def _check_before_reading(
+    data, resume, calendar, sine: SineConfig, joint: bool, columns, model_opts: dict, train_opts: dict
+) -> None:
     """Mistakes that reading the data would only delay."""
     if "threads" in train_opts:
         from .threads import check_threads
@@ -123,8 +127,10 @@ def _check_before_reading(data, resume, calendar, sine: SineConfig, joint: bool,
         raise UsageError(f"`calendar` must be one of {', '.join(CALENDARS)}, got {calendar!r}")
     sine.check()
     if joint and data is None and resume is None:
-        raise UsageError("`joint` models the value columns of a CSV table together; give `data` (the built-in sine "
-                         "waves have one value a step)")
+        raise UsageError(
+            "`joint` models the value columns of a CSV table together; give `data` (the built-in sine "
+            "waves have one value a step)"
+        )
     if columns is not None and not columns:
         raise UsageError("`columns`: give the names of one or more columns")
 
@@ -148,8 +154,18 @@ def _name(resume) -> str:
     return str(resume.path if isinstance(resume, Checkpoint) else resume)
 
 
-def _read_data(data, checkpoint: Checkpoint | None, kind: str, encoding: str, val_fraction: float, cache_dir,
-               sine: SineConfig, table: TableOptions, text_as: TextOptions | None, seed: int | None) -> Dataset:
+def _read_data(
+    data,
+    checkpoint: Checkpoint | None,
+    kind: str,
+    encoding: str,
+    val_fraction: float,
+    cache_dir,
+    sine: SineConfig,
+    table: TableOptions,
+    text_as: TextOptions | None,
+    seed: int | None,
+) -> Dataset:
     """The data as given; for a resumed run, by default the data it trained on, read as it was."""
     if data is None and checkpoint is not None:
         data = resume_source(checkpoint)
@@ -168,9 +184,19 @@ def _read_data(data, checkpoint: Checkpoint | None, kind: str, encoding: str, va
         # A resumed run reads its table as it began, whatever its first lines look like.
         table = replace(TableOptions.from_source(checkpoint.described.source), stored=False)
     text_as = _resumed_tokens(checkpoint, text_as)
-    return load_data(None if data is None else str(data), kind=kind, encoding=encoding, val_fraction=val_fraction,
-                     sine=sine, seed=data_seed, cache_dir=cache_dir, table=table, tokens=text_as.tokens,
-                     vocab_size=text_as.vocab_size, tokenizer=text_as.tokenizer)
+    return load_data(
+        None if data is None else str(data),
+        kind=kind,
+        encoding=encoding,
+        val_fraction=val_fraction,
+        sine=sine,
+        seed=data_seed,
+        cache_dir=cache_dir,
+        table=table,
+        tokens=text_as.tokens,
+        vocab_size=text_as.vocab_size,
+        tokenizer=text_as.tokenizer,
+    )
 
 
 def resume_source(checkpoint: Checkpoint) -> str | None:
@@ -183,8 +209,9 @@ def resume_source(checkpoint: Checkpoint) -> str | None:
         raise UsageError(f"`resume` {checkpoint.path}: the run read its data from standard input; give it again")
     found = stored_data_path(source)
     if found is None:
-        raise UsageError(f"`resume` {checkpoint.path}: give the training data again (the run read {stored!r}, not "
-                         "found here)")
+        raise UsageError(
+            f"`resume` {checkpoint.path}: give the training data again (the run read {stored!r}, not found here)"
+        )
     return found
 
 
@@ -215,8 +242,7 @@ def _check_kind(dataset: Dataset, target, calendar, text_as, model_opts: dict, t
         raise UsageError("`tokens` and `vocab_size` apply to text; this data is a numeric series")
 
 
-def _as_model_reads(dataset: Dataset, checkpoint: Checkpoint | None, target, calendar,
-                    warnings: list[str]) -> Dataset:
+def _as_model_reads(dataset: Dataset, checkpoint: Checkpoint | None, target, calendar, warnings: list[str]) -> Dataset:
     """A series with its target and calendar inputs: a resumed run models the series as it began;
     a new one decides from the data."""
     # A text given to resume a series run is the resume check's to name.
@@ -232,20 +258,27 @@ def _as_model_reads(dataset: Dataset, checkpoint: Checkpoint | None, target, cal
     return dataset
 
 
-def _configs(dataset: Dataset, checkpoint: Checkpoint | None, model_opts: dict,
-             train_opts: dict) -> tuple[ModelConfig, TrainConfig]:
+def _configs(
+    dataset: Dataset, checkpoint: Checkpoint | None, model_opts: dict, train_opts: dict
+) -> tuple[ModelConfig, TrainConfig]:
     """The options given, else the resumed run's, else the measured defaults for this data."""
     if checkpoint:
         base_model, base_train = checkpoint.model_config, from_dict(TrainConfig, checkpoint.meta["train"])
     else:
         bf16 = dataset.kind == "text" and model_opts.get("cell", "lstm") == "lstm" and _fast_bf16(train_opts)
-        base_model, base_train = defaults_for(dataset.kind, size=data_size(dataset),
-                                              sine=dataset.source.get("type") == "sine", bf16=bf16)
+        base_model, base_train = defaults_for(
+            dataset.kind, size=data_size(dataset), sine=dataset.source.get("type") == "sine", bf16=bf16
+        )
     if any(k in train_opts for k in LIMITS):
         base_train = replace(base_train, **{k: None for k in LIMITS})
     model_config = fitted_to(replace(base_model, **model_opts), dataset)
     train_config = replace(base_train, **train_opts)
-    if dataset.kind == "series" and dataset.source.get("type") != "sine" and "window" not in train_opts and not checkpoint:
+    if (
+        dataset.kind == "series"
+        and dataset.source.get("type") != "sine"
+        and "window" not in train_opts
+        and not checkpoint
+    ):
         window = fitted_window(train_config.window, min(dataset.splits), several=len(dataset.streams) > 1)
         train_config = replace(train_config, window=window)
     if not any((train_config.steps, train_config.epochs, train_config.max_time)):
@@ -258,8 +291,7 @@ def fitted_to(model_config: ModelConfig, data: Dataset) -> ModelConfig:
     calendar cycles and channels (what the network reads follows the data)."""
     if data.kind == "text":
         return replace(model_config, vocab_size=len(data.vocab))
-    return replace(model_config, calendar=tuple(data.cycles or ()),
-                   channels=len(data.channels) if data.channels else 1)
+    return replace(model_config, calendar=tuple(data.cycles or ()), channels=len(data.channels) if data.channels else 1)
 
 
 def _check_overwrite(out: Path, checkpoint: Checkpoint | None, force: bool) -> None:
@@ -287,8 +319,10 @@ def _check_same_step(checkpoint: Checkpoint, dataset: Dataset) -> None:
     theirs, ours = checkpoint.described.source.get("frequency"), dataset.source.get("frequency")
     if ours is None or list(ours) != list(theirs):
         now = f"steps every {Frequency(*ours)}" if ours else "has no times"
-        raise UsageError(f"`resume` {checkpoint.path}: that run read the calendar of data that steps every "
-                         f"{Frequency(*theirs)}, and this data {now}; resume it on such data")
+        raise UsageError(
+            f"`resume` {checkpoint.path}: that run read the calendar of data that steps every "
+            f"{Frequency(*theirs)}, and this data {now}; resume it on such data"
+        )
 
 
 def _calendar_note(dataset: Dataset) -> str | None:
@@ -304,8 +338,10 @@ def _calendar_note(dataset: Dataset) -> str | None:
     if not possible:
         return f"note: `calendar` auto: data that steps every {Frequency(*step)} has no calendar cycle to read"
     if left:
-        return (f"note: `calendar` auto: the {describe(left)} left out: the training part ({min(dataset.splits)} "
-                f"values) does not span {'it' if len(left) == 1 else 'them'}")
+        return (
+            f"note: `calendar` auto: the {describe(left)} left out: the training part ({min(dataset.splits)} "
+            f"values) does not span {'it' if len(left) == 1 else 'them'}"
+        )
     return None
 
 
@@ -338,15 +374,26 @@ def sized_note(dataset: Dataset, model_config: ModelConfig, train_config: TrainC
     size = data_size(dataset)
     m, t = model_config, train_config
     small, _ = defaults_for("series", size=size)
-    if (dataset.kind == "series" and dataset.source.get("type") != "sine" and size < SMALL_SERIES
-            and (m.layers, m.hidden) == (small.layers, small.hidden)):  # not when options chose the size
-        return (f"note: a short series ({size:,} values): a model sized to it, {m.cell.upper()} {m.layers} x {m.hidden} "
-                f"(larger ones learn its first values by heart); options given still win")
+    if (
+        dataset.kind == "series"
+        and dataset.source.get("type") != "sine"
+        and size < SMALL_SERIES
+        and (m.layers, m.hidden) == (small.layers, small.hidden)
+    ):  # not when options chose the size
+        return (
+            f"note: a short series ({size:,} values): a model sized to it, {m.cell.upper()} {m.layers} x {m.hidden} "
+            f"(larger ones learn its first values by heart); options given still win"
+        )
     if dataset.kind != "text" or defaults_for(dataset.kind, size=size) == defaults_for(dataset.kind):
         return None
-    limits = [f"{t.steps:,} steps" if t.steps else "", f"{t.epochs:g} epochs" if t.epochs else "",
-              f"{t.max_time:g}s" if t.max_time else ""]
+    limits = [
+        f"{t.steps:,} steps" if t.steps else "",
+        f"{t.epochs:g} epochs" if t.epochs else "",
+        f"{t.max_time:g}s" if t.max_time else "",
+    ]
     limit = ("until " + " or ".join(part for part in limits if part)) if any(limits) else "with no limit"
-    return (f"note: a small text ({size:,} characters): defaults sized to it, {m.cell.upper()} {m.layers} x {m.hidden}, "
-            f"batch {t.batch_size} x {t.window}, validation every {t.eval_every} steps, {limit}, or earlier once the "
-            f"validation loss keeps rising ({t.patience} evaluations); options given still win")
+    return (
+        f"note: a small text ({size:,} characters): defaults sized to it, {m.cell.upper()} {m.layers} x {m.hidden}, "
+        f"batch {t.batch_size} x {t.window}, validation every {t.eval_every} steps, {limit}, or earlier once the "
+        f"validation loss keeps rising ({t.patience} evaluations); options given still win"
+    )

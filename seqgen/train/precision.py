@@ -45,12 +45,15 @@ def resolve_precision(precision: str, device: torch.device, cell: str, hidden: i
     if precision not in PRECISIONS:
         raise UsageError(f"`precision` must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "fp16" and device.type != "cuda":
-        raise UsageError("`precision` fp16 is for CUDA devices; on this device use fp32 (or bf16 where the CPU has "
-                         "bfloat16 units)")
+        raise UsageError(
+            "`precision` fp16 is for CUDA devices; on this device use fp32 (or bf16 where the CPU has bfloat16 units)"
+        )
     if precision != "auto":
         if precision != "fp32" and not hardware_runs(device, precision, cell):
-            raise UsageError(f"`precision` {precision}: this {_hardware(device)} has no {_NAMES[precision]} units or "
-                             f"no {_NAMES[precision]} kernel for the {cell.upper()} cell; use `precision` fp32")
+            raise UsageError(
+                f"`precision` {precision}: this {_hardware(device)} has no {_NAMES[precision]} units or "
+                f"no {_NAMES[precision]} kernel for the {cell.upper()} cell; use `precision` fp32"
+            )
         return precision
     if not is_text or cell != "lstm" or hidden < MIN_BF16_HIDDEN:
         return "fp32"

@@ -61,8 +61,12 @@ def pinball(q, z, mask, levels):
     return (loss * mask).sum() / mask.sum().clamp(min=1)
 
 
-def pretrain(out: str | Path, config: ForecasterConfig | None = None, train: PretrainConfig | None = None,
-             log: Callable[[str], None] | None = None) -> dict:
+def pretrain(
+    out: str | Path,
+    config: ForecasterConfig | None = None,
+    train: PretrainConfig | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict:
     """Train a forecaster from scratch on synthetic series and write it to `out` (atomically,
     every `save_every` steps and at the end; Ctrl-C writes what there is and stops)."""
     import torch
@@ -98,8 +102,10 @@ def pretrain(out: str | Path, config: ForecasterConfig | None = None, train: Pre
                 log(f"step 20: {progress['seconds'] / 20:.2f} s a step")
             if step % train.save_every == 0 or step == train.steps:
                 progress["val_loss"] = _validate(net, valid, config, levels)
-                log(f"step {step}/{train.steps}  loss {loss.item():.4f}  val {progress['val_loss']:.4f}  "
-                    f"{progress['seconds']:.0f}s")
+                log(
+                    f"step {step}/{train.steps}  loss {loss.item():.4f}  val {progress['val_loss']:.4f}  "
+                    f"{progress['seconds']:.0f}s"
+                )
                 _save(out, net, config, train, progress)
     except KeyboardInterrupt:
         log(f"interrupted at step {progress['step']}: saving")
@@ -155,8 +161,14 @@ def _save(out, net, config: ForecasterConfig, train: PretrainConfig, progress: d
     meta = {
         "model": config.to_dict(),
         "data": {"kind": "forecaster", "source": {"type": "synthetic", "seed": train.seed}},
-        "train": {"steps": train.steps, "batch": train.batch, "lr": train.lr, "warmup": train.warmup,
-                  "seed": train.seed, "threads": train.threads},
+        "train": {
+            "steps": train.steps,
+            "batch": train.batch,
+            "lr": train.lr,
+            "warmup": train.warmup,
+            "seed": train.seed,
+            "threads": train.threads,
+        },
         "progress": dict(progress),
     }
     save_checkpoint(out, meta, weights)
@@ -177,8 +189,13 @@ class FinetuneConfig:
     context: int = 240
 
 
-def finetune(base: Checkpoint, series: list[tuple[np.ndarray, int]], out: str | Path,
-             train: FinetuneConfig | None = None, data: str | None = None) -> dict:
+def finetune(
+    base: Checkpoint,
+    series: list[tuple[np.ndarray, int]],
+    out: str | Path,
+    train: FinetuneConfig | None = None,
+    data: str | None = None,
+) -> dict:
     """Fine-tune a pretrained forecaster on a user's series ([(values, season length)]) and write
     it to `out`. Every step scores every forecast origin of every series on what followed it (the
     pretraining loss, on real data); the base weights are kept beside the new ones, and a forecast
@@ -197,13 +214,15 @@ def finetune(base: Checkpoint, series: list[tuple[np.ndarray, int]], out: str | 
     own = {k: v for k, v in base.weights.items() if not k.startswith(BASE_PREFIX)}
     net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in own.items()})
     levels = torch.tensor(config.levels, dtype=torch.float32)
-    batches = [_series_batch(values[-train.context:], season, config) for values, season in series]
+    batches = [_series_batch(values[-train.context :], season, config) for values, season in series]
     batches = [b for b in batches if b is not None]
     if not batches:
         from ..errors import DataError
 
-        raise DataError(f"every series is shorter than {FIRST_ORIGIN + 2} values: too short to fine-tune on "
-                        "(forecast it with the pretrained forecaster as it is)")
+        raise DataError(
+            f"every series is shorter than {FIRST_ORIGIN + 2} values: too short to fine-tune on "
+            "(forecast it with the pretrained forecaster as it is)"
+        )
     started = time.perf_counter()
     adam = _Adam(list(net.parameters()), train.lr)
     for _ in range(train.steps):
@@ -216,8 +235,14 @@ def finetune(base: Checkpoint, series: list[tuple[np.ndarray, int]], out: str | 
     weights.update({BASE_PREFIX + k: np.asarray(v) for k, v in own.items()})
     progress = {"steps": train.steps, "seconds": round(time.perf_counter() - started, 2), "series": len(batches)}
     meta = {k: v for k, v in base.meta.items() if k not in ("format", "format_version", "checksum")}
-    meta["finetune"] = {"steps": train.steps, "lr": train.lr, "seed": train.seed, "series": len(batches),
-                        "data": data, "from": base.path}
+    meta["finetune"] = {
+        "steps": train.steps,
+        "lr": train.lr,
+        "seed": train.seed,
+        "series": len(batches),
+        "data": data,
+        "from": base.path,
+    }
     save_checkpoint(out, meta, weights)
     return progress
 
@@ -243,14 +268,13 @@ class _Adam:
                     continue
                 m.mul_(first).add_(p.grad, alpha=1 - first)
                 v.mul_(second).addcmul_(p.grad, p.grad, value=1 - second)
-                size = self.lr / (1 - first ** self.count)
-                p.addcdiv_(m, (v / (1 - second ** self.count)).sqrt_().add_(self.eps), value=-size)
-
+                size = self.lr / (1 - first**self.count)
+                p.addcdiv_(m, (v / (1 - second**self.count)).sqrt_().add_(self.eps), value=-size)
 
 
 def _series_batch(values: np.ndarray, season: int, config: "ForecasterConfig"):
     """One series as a batch of its forecast origins (None when it is too short to score any)."""
-    y = np.asarray(values, dtype=np.float64)[-config.context:]
+    y = np.asarray(values, dtype=np.float64)[-config.context :]
     if len(y) < FIRST_ORIGIN + 2:
         return None
     logged = log_helps(y[None], np.array([season]))

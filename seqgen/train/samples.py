@@ -29,8 +29,12 @@ def training_sample(trainer, length: int = SAMPLE_CHARS, seed: int = 0) -> str:
 
     data = trainer.data
     tokenizer = data.tokenizer or CharTokenizer(data.vocab)
-    gen = Generator(NumpyModel(trainer.weights(), trainer.model_config), tokenizer=tokenizer,
-                    sampling=SampleConfig(temperature=SAMPLE_TEMPERATURE), seed=seed)
+    gen = Generator(
+        NumpyModel(trainer.weights(), trainer.model_config),
+        tokenizer=tokenizer,
+        sampling=SampleConfig(temperature=SAMPLE_TEMPERATURE),
+        seed=seed,
+    )
     gen.feed("\n" if not tokenizer.unknown("\n") else tokenizer.vocab[0])
     pieces, made = [], 0
     # A token spells at least a quarter of a character (a byte), so this many steps always end.
@@ -43,8 +47,9 @@ def training_sample(trainer, length: int = SAMPLE_CHARS, seed: int = 0) -> str:
     return "".join(pieces)
 
 
-def with_samples(trainer, on_event: EventHandler, every: int = 1, seconds: float = 0.0,
-                 length: int = SAMPLE_CHARS) -> EventHandler:
+def with_samples(
+    trainer, on_event: EventHandler, every: int = 1, seconds: float = 0.0, length: int = SAMPLE_CHARS
+) -> EventHandler:
     """`on_event`, and after validations of a text run a "sample" event: {"type": "sample",
     "step", "text"}: at every `every`-th validation that comes at least `seconds` of training
     time after the last sample (a small text is validated every few seconds, and a sample each

@@ -83,8 +83,12 @@ class ThreadChoice(NamedTuple):
     why: str
 
 
-def measure_threads(pass_: Callable[[], None], most: int, clock: Callable[[], float] = time.perf_counter,
-                    idle: Callable[[], float | None] = idle_cores) -> ThreadChoice:
+def measure_threads(
+    pass_: Callable[[], None],
+    most: int,
+    clock: Callable[[], float] = time.perf_counter,
+    idle: Callable[[], float | None] = idle_cores,
+) -> ThreadChoice:
     """The thread count to train on: as many of `most` as the cores other processes leave idle,
     and of those, several unless a pass (a forward and backward pass of the run's model) is
     slower on them than on one thread. Leaves torch on that count."""

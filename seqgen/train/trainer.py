@@ -72,6 +72,7 @@ class TrainResult:
     calibration: object | None = None  # a series model's interval calibration (calibrate.Calibration)
     limit: str | None = None  # the limit reached, as `Trainer.limit_reached` names it
 
+
 Event = dict
 
 EventHandler = Callable[[Event], None]
@@ -85,7 +86,9 @@ def _float_state(state):
     return state.float()
 
 
-def make_tracks(streams: list[np.ndarray], batch_size: int, window: int, label: str = "the training data") -> np.ndarray:
+def make_tracks(
+    streams: list[np.ndarray], batch_size: int, window: int, label: str = "the training data"
+) -> np.ndarray:
     """Arrange the training streams as a (tracks, length) array of contiguous tracks ((tracks,
     length, inputs) for streams with calendar inputs).
 
@@ -99,10 +102,17 @@ def make_tracks(streams: list[np.ndarray], batch_size: int, window: int, label: 
         # Each track needs window + 1 items (inputs and the targets shifted by one).
         count = min(batch_size, len(stream) // (window + 1))
         if count < 1:
-            shorter = f"give more data or a smaller `window` (at least {MIN_WINDOW})" if window > MIN_WINDOW else (
-                f"give at least {MIN_WINDOW + 1} values to train on (the training part, before the validation tail)")
-            raise DataError(f"{label}: the training part has {len(stream)} items, fewer than one window of {window} "
-                            f"plus one; {shorter}")
+            shorter = (
+                f"give more data or a smaller `window` (at least {MIN_WINDOW})"
+                if window > MIN_WINDOW
+                else (
+                    f"give at least {MIN_WINDOW + 1} values to train on (the training part, before the validation tail)"
+                )
+            )
+            raise DataError(
+                f"{label}: the training part has {len(stream)} items, fewer than one window of {window} "
+                f"plus one; {shorter}"
+            )
         length = len(stream) // count
         return stream[len(stream) - count * length :].reshape(count, length, *stream.shape[1:])
     length = min(len(s) for s in streams)
@@ -142,8 +152,14 @@ class Schedule:
 class Trainer:
     """Holds the model, optimizer and counters of one run; `run()` trains until a limit or a stop."""
 
-    def __init__(self, data: Dataset, model_config: ModelConfig, config: TrainConfig, out: str | Path,
-                 resume: Checkpoint | None = None):
+    def __init__(
+        self,
+        data: Dataset,
+        model_config: ModelConfig,
+        config: TrainConfig,
+        out: str | Path,
+        resume: Checkpoint | None = None,
+    ):
         config.check()
         model_config = fitted_to(model_config, data)  # a copy: the caller's configuration stays as given
         self.data, self.model_config, self.config, self.out = data, model_config, config, Path(out)
@@ -153,16 +169,22 @@ class Trainer:
         self.model = SeqModel(model_config).to(self.device)
         self.head = None if model_config.is_text else head_for(model_config)
         if config.free_run and model_config.calendar:
-            raise UsageError("`free_run` feeds the model's output back as its next input, without the calendar inputs "
-                             "this model reads beside it: give `calendar` none, or leave out `free_run`")
+            raise UsageError(
+                "`free_run` feeds the model's output back as its next input, without the calendar inputs "
+                "this model reads beside it: give `calendar` none, or leave out `free_run`"
+            )
         if config.free_run and model_config.channels > 1:
-            raise UsageError("`free_run` trains a model of one value per step; leave it out for channels modelled jointly")
+            raise UsageError(
+                "`free_run` trains a model of one value per step; leave it out for channels modelled jointly"
+            )
         if config.free_run and self.head and self.head.name != "point":
             # The free run feeds each output back as the next input, and only a point head's output
             # is a value; a likelihood head's is a distribution's parameters, the oscillator's a correction.
-            raise UsageError(f"`free_run` feeds the model's output back as its next input, which works only with "
-                             f"`head` point (its output is the next value); this model's head is {self.head.name}: "
-                             "give `head` point, or leave out `free_run`")
+            raise UsageError(
+                f"`free_run` feeds the model's output back as its next input, which works only with "
+                f"`head` point (its output is the next value); this model's head is {self.head.name}: "
+                "give `head` point, or leave out `free_run`"
+            )
         # Under torchrun the forward pass goes through DDP, which averages the gradients across
         # ranks; validation, checkpoints and state_dict names use the bare model.
         self.net = self.model
@@ -177,14 +199,19 @@ class Trainer:
         trained_in = resume.meta["progress"].get("precision", "fp32") if resume is not None else None
         stored = trained_in if config.precision == "auto" else None
         if trained_in == "fp16" and (stored or config.precision) == "fp16" and self.device.type != "cuda":
-            raise UsageError(f"`resume` {resume.path}: that run trained in fp16, which runs on CUDA only; resume it with "
-                             "`device` cuda, or give `precision` bf16 or fp32 to go on in that")
+            raise UsageError(
+                f"`resume` {resume.path}: that run trained in fp16, which runs on CUDA only; resume it with "
+                "`device` cuda, or give `precision` bf16 or fp32 to go on in that"
+            )
         if stored == "bf16" and not hardware_runs(self.device, "bf16", model_config.cell):
-            raise UsageError(f"`resume` {resume.path}: that run trained in bf16, which this {self.device.type.upper()} "
-                             f"cannot run (no bfloat16 units, or no bfloat16 kernel for the {model_config.cell.upper()} "
-                             "cell); give `precision` fp32 to go on in float32")
-        self.precision = stored or resolve_precision(config.precision, self.device, model_config.cell,
-                                                     model_config.hidden, model_config.is_text)
+            raise UsageError(
+                f"`resume` {resume.path}: that run trained in bf16, which this {self.device.type.upper()} "
+                f"cannot run (no bfloat16 units, or no bfloat16 kernel for the {model_config.cell.upper()} "
+                "cell); give `precision` fp32 to go on in float32"
+            )
+        self.precision = stored or resolve_precision(
+            config.precision, self.device, model_config.cell, model_config.hidden, model_config.is_text
+        )
         self.scaler = grad_scaler(self.device, self.precision)
         # The torch threads of the training step: asked for, a resumed run's own, or measured
         # when the run starts (see threads.py); a GPU sets the pace elsewhere.
@@ -210,8 +237,11 @@ class Trainer:
         self.steps_per_epoch = self.groups * self.windows
         # Text losses are per token; times this they are per character of the validation text
         # (1 for characters), which compares models whatever their tokens.
-        self.tokens_per_char = (sum(len(s) for s in data.val_streams) / max(1, sum(data.characters(s) for s in data.val_streams))
-                                if data.kind == "text" else 1.0)
+        self.tokens_per_char = (
+            sum(len(s) for s in data.val_streams) / max(1, sum(data.characters(s) for s in data.val_streams))
+            if data.kind == "text"
+            else 1.0
+        )
         self.step, self.elapsed, self.items_seen = 0, 0.0, 0
         self.best_val: float | None = None
         self.best_step = 0
@@ -394,8 +424,9 @@ class Trainer:
         if not self.group.is_main:
             return self.group.broadcast(0.0)
         with autocast(self.device, self.precision):
-            loss, self.last_spread = validation_pass(self.model, self.data, self.config.window, self.device, pieces,
-                                                     head=self.head)
+            loss, self.last_spread = validation_pass(
+                self.model, self.data, self.config.window, self.device, pieces, head=self.head
+            )
         return self.group.broadcast(loss)
 
     # --- the run --------------------------------------------------------------------------
@@ -408,12 +439,22 @@ class Trainer:
             check_writable(self.out)
             if self.step == 0:
                 metrics_path.unlink(missing_ok=True)
-        emit({"type": "start", "parameters": parameter_count(self.model), "device": str(self.device),
-              "precision": self.precision,
-              "steps_per_epoch": self.steps_per_epoch, "total_steps": self.schedule.total_steps,
-              "batch": self.batch, "processes": self.group.world, "step": self.step,
-              "batch_asked": self.config.batch_size, "streams": len(self.data.streams),
-              "train_values": sum(len(t) for t in self.data.train_streams)})
+        emit(
+            {
+                "type": "start",
+                "parameters": parameter_count(self.model),
+                "device": str(self.device),
+                "precision": self.precision,
+                "steps_per_epoch": self.steps_per_epoch,
+                "total_steps": self.schedule.total_steps,
+                "batch": self.batch,
+                "processes": self.group.world,
+                "step": self.step,
+                "batch_asked": self.config.batch_size,
+                "streams": len(self.data.streams),
+                "train_values": sum(len(t) for t in self.data.train_streams),
+            }
+        )
         # This session's speed counts its own steps over its own training time (evaluations
         # excluded): a resumed run's figure is not diluted by the steps or time before it.
         elapsed_before = self.elapsed
@@ -432,8 +473,18 @@ class Trainer:
         finally:
             torch.set_num_threads(threads_before)  # a library caller's own setting
         rate = session_items / max(self.elapsed - elapsed_before, 1e-9)
-        return TrainResult(str(self.out), self.step, self.elapsed, self.best_val, self.best_step, rate, stopped_by,
-                           self.bits_per_char(self.best_val), self.calibration, self.limit_reached())
+        return TrainResult(
+            str(self.out),
+            self.step,
+            self.elapsed,
+            self.best_val,
+            self.best_step,
+            rate,
+            stopped_by,
+            self.bits_per_char(self.best_val),
+            self.calibration,
+            self.limit_reached(),
+        )
 
     def _calibrate(self, emit: EventHandler, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Fit the spread of a series model's forecasts to its validation tail (see calibrate.py)
@@ -444,8 +495,12 @@ class Trainer:
             return
         if self.group.is_main and self.calibration is None:  # else a resumed run's weights are those calibrated
             try:
-                self.calibration = calibrate(Checkpoint(self.meta(), self.best_weights), self.data,
-                                             seed=self.config.seed, should_stop=should_stop)
+                self.calibration = calibrate(
+                    Checkpoint(self.meta(), self.best_weights),
+                    self.data,
+                    seed=self.config.seed,
+                    should_stop=should_stop,
+                )
             except (MemoryError, ValueError, FloatingPointError) as e:
                 # The run is trained and saved; its forecasts widen by the one-step ratio, as before calibration.
                 emit({"type": "calibration_failed", "reason": f"{type(e).__name__}: {e}"})
@@ -454,8 +509,9 @@ class Trainer:
             emit({"type": "calibrated", **self.calibration.to_dict()})
         self.save()  # on every rank: saving gathers the batch's state from all of them
 
-    def _train_steps(self, emit: EventHandler, should_stop: Callable[[], bool], metrics_path: Path,
-                     elapsed_before: float) -> tuple[str, int]:
+    def _train_steps(
+        self, emit: EventHandler, should_stop: Callable[[], bool], metrics_path: Path, elapsed_before: float
+    ) -> tuple[str, int]:
         """The loop of `run`: returns why it stopped and how many items it trained on."""
         stopped_by, session_items = "limit", 0
         last, stop = time.perf_counter(), False
@@ -479,8 +535,17 @@ class Trainer:
                 continue
             self.loss_average = loss if self.loss_average is None else 0.95 * self.loss_average + 0.05 * loss
             rate = session_items / max(self.elapsed - elapsed_before, 1e-9)
-            emit({"type": "step", "step": self.step, "loss": loss, "elapsed": self.elapsed, "items_per_sec": rate,
-                  "epoch": self.step / self.steps_per_epoch, "fraction": self.schedule.fraction(self.step, self.elapsed)})
+            emit(
+                {
+                    "type": "step",
+                    "step": self.step,
+                    "loss": loss,
+                    "elapsed": self.elapsed,
+                    "items_per_sec": rate,
+                    "epoch": self.step / self.steps_per_epoch,
+                    "fraction": self.schedule.fraction(self.step, self.elapsed),
+                }
+            )
             if self.step % self.config.eval_every == 0:
                 self._evaluate_and_save(emit, metrics_path)
                 last = time.perf_counter()  # evaluation time is not training time
@@ -499,7 +564,9 @@ class Trainer:
 
     def _diverged(self, loss: float) -> TrainingError:
         # The weights are already spoiled, so nothing is saved: the file on disk is the last good one.
-        kept = f"the last good checkpoint, {self.out}, is kept" if self.out.exists() else "no checkpoint was written yet"
+        kept = (
+            f"the last good checkpoint, {self.out}, is kept" if self.out.exists() else "no checkpoint was written yet"
+        )
         tried = f" (after {self.rollbacks} restarts from the best weights with a halved rate)" if self.rollbacks else ""
         return TrainingError(
             f"the training loss became {loss} at step {self.step}{tried}; {kept}; try a lower `lr` (now {self.config.lr:g})"
@@ -524,8 +591,15 @@ class Trainer:
         self.lr_scale *= 0.5
         self.rollbacks += 1
         self.state, self.loss_average = None, self.average_at_best
-        emit({"type": "rollback", "step": self.step, "to_step": self.best_step, "reason": reason,
-              "lr": self.config.lr * self.lr_scale})
+        emit(
+            {
+                "type": "rollback",
+                "step": self.step,
+                "to_step": self.best_step,
+                "reason": reason,
+                "lr": self.config.lr * self.lr_scale,
+            }
+        )
         return True
 
     def _evaluate_and_save(self, emit: EventHandler, metrics_path: Path) -> None:
@@ -540,9 +614,15 @@ class Trainer:
             self.calibration = None  # it was fitted to the weights these replace
             self.average_at_best = self.loss_average
             self.best_spread = self.last_spread
-        record = {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 4),
-                  "elapsed": round(self.elapsed, 3), "val_loss": val, "best_val_loss": self.best_val,
-                  "lr": self.optimizer.param_groups[0]["lr"], "train_loss": self.last_loss}
+        record = {
+            "step": self.step,
+            "epoch": round(self.step / self.steps_per_epoch, 4),
+            "elapsed": round(self.elapsed, 3),
+            "val_loss": val,
+            "best_val_loss": self.best_val,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "train_loss": self.last_loss,
+        }
         if self.model_config.is_text:
             record["val_bpc"] = self.bits_per_char(val)
         self.save()
@@ -552,7 +632,9 @@ class Trainer:
             with open(metrics_path, "a", encoding="utf-8") as log:
                 log.write(json.dumps(record) + "\n")
         except OSError as e:
-            raise TrainingError(f"cannot write {metrics_path} ({e.strerror}); the checkpoint {self.out} is saved") from None
+            raise TrainingError(
+                f"cannot write {metrics_path} ({e.strerror}); the checkpoint {self.out} is saved"
+            ) from None
         emit({"type": "eval", **record, "improved": improved})
 
     def bits_per_char(self, loss: float | None) -> float | None:
@@ -585,18 +667,28 @@ class Trainer:
             "model": asdict(self.model_config),
             "train": asdict(self.config),
             "data": data_meta(self.data),
-            "progress": {"step": self.step, "elapsed": self.elapsed, "items_seen": self.items_seen,
-                         "epoch": self.step / self.steps_per_epoch, "best_val_loss": self.best_val,
-                         "best_step": self.best_step, "parameters": parameter_count(self.model),
-                         "lr_scale": self.lr_scale, "rollbacks": self.rollbacks,
-                         "loss_average": self.loss_average, "average_at_best": self.average_at_best,
-                         "processes": self.group.world, "spread_ratio": self.best_spread,
-                         "interval_scale": self.calibration.scale if self.calibration else None,
-                         "calibration": self.calibration.to_dict() if self.calibration else None,
-                         "precision": self.precision, "threads": self.threads,
-                         "best_val_bpc": self.bits_per_char(self.best_val),
-                         # float16's loss scale, found over the run: a fresh one would skip steps finding it again.
-                         **({"grad_scaler": self.scaler.state_dict()} if self.scaler is not None else {})},
+            "progress": {
+                "step": self.step,
+                "elapsed": self.elapsed,
+                "items_seen": self.items_seen,
+                "epoch": self.step / self.steps_per_epoch,
+                "best_val_loss": self.best_val,
+                "best_step": self.best_step,
+                "parameters": parameter_count(self.model),
+                "lr_scale": self.lr_scale,
+                "rollbacks": self.rollbacks,
+                "loss_average": self.loss_average,
+                "average_at_best": self.average_at_best,
+                "processes": self.group.world,
+                "spread_ratio": self.best_spread,
+                "interval_scale": self.calibration.scale if self.calibration else None,
+                "calibration": self.calibration.to_dict() if self.calibration else None,
+                "precision": self.precision,
+                "threads": self.threads,
+                "best_val_bpc": self.bits_per_char(self.best_val),
+                # float16's loss scale, found over the run: a fresh one would skip steps finding it again.
+                **({"grad_scaler": self.scaler.state_dict()} if self.scaler is not None else {}),
+            },
             "optimizer": {"param_groups": self.optimizer.state_dict()["param_groups"]},
             "torch_version": torch.__version__,
         }
@@ -609,7 +701,11 @@ class Trainer:
         self.best_weights = dict(ckpt.weights)
         _load_optimizer(self.optimizer, training, ckpt.meta["optimizer"]["param_groups"], self.device)
         self.step, self.elapsed = progress["step"], progress["elapsed"]
-        self.items_seen, self.best_val, self.best_step = progress["items_seen"], progress["best_val_loss"], progress["best_step"]
+        self.items_seen, self.best_val, self.best_step = (
+            progress["items_seen"],
+            progress["best_val_loss"],
+            progress["best_step"],
+        )
         self.lr_scale, self.rollbacks = progress.get("lr_scale", 1.0), progress.get("rollbacks", 0)
         self.loss_average, self.average_at_best = progress.get("loss_average"), progress.get("average_at_best")
         self.best_spread = progress.get("spread_ratio")
@@ -627,8 +723,11 @@ class Trainer:
         if self.scaler is not None and progress.get("grad_scaler"):
             self.scaler.load_state_dict(progress["grad_scaler"])
         rows = slice(self.first_row, self.first_row + self.rows)
-        states = [torch.from_numpy(training[f"state.{i}"][:, rows].copy()).to(self.device)
-                  for i in range(2) if f"state.{i}" in training]
+        states = [
+            torch.from_numpy(training[f"state.{i}"][:, rows].copy()).to(self.device)
+            for i in range(2)
+            if f"state.{i}" in training
+        ]
         self.state = state_from_tensors(states, self.model_config.cell) if states else None
         head = {k[5:]: training[k][rows].copy() for k in training if k.startswith("head.")}
         self.head_state = head or (self.head.init_state(self.rows) if self.head and self.state is not None else None)
@@ -656,8 +755,13 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, training: dict[str, np.nda
 
 def data_meta(data: Dataset) -> dict:
     """What generation needs to know about the data: vocabulary or scaling, and a default prime."""
-    meta = {"kind": data.kind, "name": data.name, "description": data.description, "source": data.source,
-            "val_fraction": data.val_fraction}
+    meta = {
+        "kind": data.kind,
+        "name": data.name,
+        "description": data.description,
+        "source": data.source,
+        "val_fraction": data.val_fraction,
+    }
     if data.kind == "text" and data.tokenizer is not None:
         meta["tokenizer"] = data.tokenizer.to_dict()
     elif data.kind == "text":
@@ -672,12 +776,24 @@ def data_meta(data: Dataset) -> dict:
             meta["target"] = data.target
         if data.series is not None:
             # Each series' own scaling and end: a forecast of one of them continues from there.
-            meta["series"] = [{"name": e["name"], "mean": e["mean"], "std": e["std"], "last_time": e["last_time"],
-                               "prime": [float(v) for v in e["values"][-PRIME_KEEP:]]} for e in data.series]
+            meta["series"] = [
+                {
+                    "name": e["name"],
+                    "mean": e["mean"],
+                    "std": e["std"],
+                    "last_time": e["last_time"],
+                    "prime": [float(v) for v in e["values"][-PRIME_KEEP:]],
+                }
+                for e in data.series
+            ]
         elif data.source.get("type") != "sine":
             # The end of the data, validation tail included: a forecast with no prime continues
             # from the last value the user has, not from a point they already know the sequel of.
-            values = data.levels if data.levels is not None else data.unscale(data.streams[0][-PRIME_KEEP:].astype(np.float64))
+            values = (
+                data.levels
+                if data.levels is not None
+                else data.unscale(data.streams[0][-PRIME_KEEP:].astype(np.float64))
+            )
             meta["prime"] = np.asarray(values[-PRIME_KEEP:], dtype=np.float64).tolist()
     return meta
 
@@ -688,23 +804,29 @@ def check_resume_compatible(ckpt: Checkpoint, data: Dataset, model_config: Model
         raise UsageError(f"`resume` {ckpt.path}: that checkpoint was trained on {ckpt.kind} data, not {data.kind}")
     ours = data.tokenizer.kind if data.tokenizer is not None else "char"
     if data.kind == "text" and tokenization(ckpt.data) != ours:
-        raise UsageError(f"`resume` {ckpt.path}: that run's tokens are {tokenization(ckpt.data)}, not {ours} "
-                         "(give the same `tokens`)")
+        raise UsageError(
+            f"`resume` {ckpt.path}: that run's tokens are {tokenization(ckpt.data)}, not {ours} "
+            "(give the same `tokens`)"
+        )
     if data.kind == "text" and ours == "char" and ckpt.vocab != data.vocab:
         raise UsageError(f"`resume` {ckpt.path}: the data's characters differ from the checkpoint's vocabulary")
     if data.kind == "text" and ours != "char" and ckpt.described.tokenizer != data.tokenizer.to_dict():
         raise UsageError(f"`resume` {ckpt.path}: the data's tokens differ from the checkpoint's")
     if ckpt.described.target != data.target:
-        raise UsageError(f"`resume` {ckpt.path}: that run modelled the series by its {ckpt.described.target}, "
-                         f"not its {data.target} (give the same `target`)")
+        raise UsageError(
+            f"`resume` {ckpt.path}: that run modelled the series by its {ckpt.described.target}, "
+            f"not its {data.target} (give the same `target`)"
+        )
     if ckpt.model_config != model_config:
         theirs, ours = asdict(ckpt.model_config), asdict(model_config)
         diff = ", ".join(f"{k} {theirs[k]} vs {ours[k]}" for k in theirs if theirs[k] != ours.get(k))
         raise UsageError(f"`resume` {ckpt.path}: the model shape differs from the checkpoint's ({diff})")
     decay = ckpt.meta.get("train", {}).get("weight_decay", 0.0)
     if decay != config.weight_decay:
-        raise UsageError(f"`resume` {ckpt.path}: that run's weight decay was {decay:g}, not {config.weight_decay:g} "
-                         "(give the same `weight_decay`)")
+        raise UsageError(
+            f"`resume` {ckpt.path}: that run's weight decay was {decay:g}, not {config.weight_decay:g} "
+            "(give the same `weight_decay`)"
+        )
     # Only stripped checkpoints lack the optimizer's metadata; its moments may be empty (saved
     # just after a restart from the best weights), and then they start afresh on resume.
     if "optimizer" not in ckpt.meta:
@@ -718,13 +840,22 @@ def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.O
         return torch.optim.Adam(model.parameters(), lr=config.lr)
     matrices = [p for p in model.parameters() if p.dim() >= 2]
     vectors = [p for p in model.parameters() if p.dim() < 2]
-    return torch.optim.AdamW([{"params": matrices, "weight_decay": config.weight_decay},
-                              {"params": vectors, "weight_decay": 0.0}], lr=config.lr)
+    return torch.optim.AdamW(
+        [{"params": matrices, "weight_decay": config.weight_decay}, {"params": vectors, "weight_decay": 0.0}],
+        lr=config.lr,
+    )
 
 
 @torch.no_grad()
-def evaluate_loss(model: SeqModel, data: Dataset, warmup: int, device: torch.device | str = "cpu",
-                  pieces: int = 1, chunk: int = 4096, head=None) -> float:
+def evaluate_loss(
+    model: SeqModel,
+    data: Dataset,
+    warmup: int,
+    device: torch.device | str = "cpu",
+    pieces: int = 1,
+    chunk: int = 4096,
+    head=None,
+) -> float:
     """Mean loss over every validation item, each counted once.
 
     With `pieces` = 1 the state runs through each validation tail in order from its start. With
@@ -735,8 +866,15 @@ def evaluate_loss(model: SeqModel, data: Dataset, warmup: int, device: torch.dev
 
 
 @torch.no_grad()
-def validation_pass(model: SeqModel, data: Dataset, warmup: int, device: torch.device | str = "cpu",
-                    pieces: int = 1, chunk: int = 4096, head=None) -> tuple[float, float | None]:
+def validation_pass(
+    model: SeqModel,
+    data: Dataset,
+    warmup: int,
+    device: torch.device | str = "cpu",
+    pieces: int = 1,
+    chunk: int = 4096,
+    head=None,
+) -> tuple[float, float | None]:
     """`evaluate_loss`, and for a likelihood head the root mean of each squared error over the
     variance it predicted: how much wider (above 1) or narrower its spread should be on data it
     was not trained on (None for other models)."""
@@ -759,7 +897,9 @@ def validation_pass(model: SeqModel, data: Dataset, warmup: int, device: torch.d
                 continue
             part_out, part_y = out[:, lo:], y[:, lo:]
             if data.kind == "text":
-                total += F.cross_entropy(part_out.reshape(-1, part_out.shape[-1]), part_y.reshape(-1), reduction="sum").item()
+                total += F.cross_entropy(
+                    part_out.reshape(-1, part_out.shape[-1]), part_y.reshape(-1), reduction="sum"
+                ).item()
             else:
                 # The squared error of the point prediction for every head, so that validation
                 # figures compare across heads (a likelihood's value is not an error).
@@ -803,7 +943,9 @@ def check_writable(out: Path) -> None:
     folder = out.parent if str(out.parent) else Path(".")
     blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
     if blocker is not None:
-        raise TrainingError(f"cannot write the checkpoint to {out}: {blocker} is a file, not a folder; choose another `out`")
+        raise TrainingError(
+            f"cannot write the checkpoint to {out}: {blocker} is a file, not a folder; choose another `out`"
+        )
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".seqgen-write-test-"):
@@ -815,8 +957,9 @@ def check_writable(out: Path) -> None:
 
 
 @contextmanager
-def stop_on_signals(exit_on_second: bool = True,
-                    on_second: Callable[[int], None] | None = None) -> Iterator[Callable[[], int | None]]:
+def stop_on_signals(
+    exit_on_second: bool = True, on_second: Callable[[int], None] | None = None
+) -> Iterator[Callable[[], int | None]]:
     """Turn the first SIGINT/SIGTERM into a polite stop request; a second SIGINT exits at once,
     after `on_second(signum)` (a program says there why it left without its summary).
 

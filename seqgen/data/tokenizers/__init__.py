@@ -33,8 +33,10 @@ def check_tokens(tokens: str, vocab_size: int | None) -> None:
     if vocab_size is None:
         return
     if tokens not in DEFAULT_VOCAB_SIZE:
-        raise UsageError(f"`vocab_size` applies to word and bpe tokens; {tokens} tokens have a vocabulary of "
-                         f"{'256 bytes' if tokens == 'byte' else 'the characters of the text'}")
+        raise UsageError(
+            f"`vocab_size` applies to word and bpe tokens; {tokens} tokens have a vocabulary of "
+            f"{'256 bytes' if tokens == 'byte' else 'the characters of the text'}"
+        )
     least = MIN_BPE_VOCAB if tokens == "bpe" else 1
     if vocab_size < least:
         reason = " (the 256 bytes and at least one merge)" if tokens == "bpe" else ""
@@ -77,6 +79,21 @@ def tokenization(data: dict) -> str:
     return (data.get("tokenizer") or {}).get("kind", "char")
 
 
-__all__ = ["BpeTokenizer", "ByteTokenizer", "CharTokenizer", "DEFAULT_VOCAB_SIZE", "Detokenizer", "PIECES",
-           "TOKENIZATIONS", "Tokenizer", "UNKNOWN_POLICIES", "WordTokenizer", "check_tokens", "learn_tokenizer",
-           "pieces", "require_tokenizers", "tokenization", "tokenizer_for"]
+__all__ = [
+    "BpeTokenizer",
+    "ByteTokenizer",
+    "CharTokenizer",
+    "DEFAULT_VOCAB_SIZE",
+    "Detokenizer",
+    "PIECES",
+    "TOKENIZATIONS",
+    "Tokenizer",
+    "UNKNOWN_POLICIES",
+    "WordTokenizer",
+    "check_tokens",
+    "learn_tokenizer",
+    "pieces",
+    "require_tokenizers",
+    "tokenization",
+    "tokenizer_for",
+]

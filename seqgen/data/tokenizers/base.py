@@ -95,9 +95,14 @@ class TextTokens:
         if not missing:
             return text
         if unknown == "error":
-            shown = ", ".join(repr(ch) for ch in missing[:20]) + (f" and {len(missing) - 20} more" if len(missing) > 20 else "")
-            hint = ("this model continues text, not numbers" if looks_like_numbers(text)
-                    else f"`unknown` skip leaves them out, `unknown` replace puts {self.filler!r} instead")
+            shown = ", ".join(repr(ch) for ch in missing[:20]) + (
+                f" and {len(missing) - 20} more" if len(missing) > 20 else ""
+            )
+            hint = (
+                "this model continues text, not numbers"
+                if looks_like_numbers(text)
+                else f"`unknown` skip leaves them out, `unknown` replace puts {self.filler!r} instead"
+            )
             raise DataError(f"the prime has characters the model has never seen: {shown}; {hint}")
         stand_in = self.filler if unknown == "replace" else ""
         return "".join(ch if ch in self.alphabet else stand_in for ch in text)

@@ -94,8 +94,10 @@ def require_tokenizers():
     try:
         import tokenizers
     except ImportError:
-        raise MissingPackage("BPE tokens are learnt with Hugging Face's tokenizers, which is not installed: "
-                             f"{install_hint('bpe')} (or pip install tokenizers)") from None
+        raise MissingPackage(
+            "BPE tokens are learnt with Hugging Face's tokenizers, which is not installed: "
+            f"{install_hint('bpe')} (or pip install tokenizers)"
+        ) from None
     return tokenizers
 
 
@@ -105,8 +107,13 @@ def learn_bpe(train_text: str, vocab_size: int) -> BpeTokenizer:
     library = require_tokenizers()
     counts = Counter(pieces(train_text))
     model = library.Tokenizer(library.models.BPE())
-    trainer = library.trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=MIN_COUNT, show_progress=False,
-                                          initial_alphabet=[chr(SHIFT + b) for b in range(256)], special_tokens=[])
+    trainer = library.trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=MIN_COUNT,
+        show_progress=False,
+        initial_alphabet=[chr(SHIFT + b) for b in range(256)],
+        special_tokens=[],
+    )
     # No pre-tokenizer: each piece is one "word" to the trainer, as often as the text has it.
     model.train_from_iterator(([_shifted(piece)] * count for piece, count in counts.items()), trainer=trainer)
     index = {bytes([b]): b for b in range(256)}
