@@ -60,7 +60,7 @@ def test_a_learning_follower_catches_up_with_a_level_jump(wave_checkpoint):
     np.testing.assert_array_equal(one_step_errors(wave_checkpoint, values, LearnConfig()), learning)
 
 
-def test_learning_settings_are_checked_and_text_is_refused(tmp_path):
+def test_learning_settings_are_checked():
     with pytest.raises(UsageError, match="`learn_window`"):
         LearnConfig(window=1)
     with pytest.raises(UsageError, match="`learn_lr`"):
