@@ -6,6 +6,7 @@ import math
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Optional
@@ -486,6 +487,22 @@ def follow(
         min=1,
         help="For the pretrained forecaster: the season length of the values read, in steps. \\[default: 1, none]",
     ),
+    learn: bool = typer.Option(
+        False,
+        "--learn",
+        help="Keep training on the values as they arrive (every --learn-every values, a step on the last --learn-window), forecasting from what was learnt. The checkpoint is untouched; --save keeps what was learnt.",
+    ),
+    learn_every: Optional[int] = typer.Option(
+        None, help="With --learn: values between learning updates (3 steps each). \\[default: 10]"
+    ),
+    learn_window: Optional[int] = typer.Option(
+        None, help="With --learn: the last values each step learns from. \\[default: 50]"
+    ),
+    learn_lr: Optional[float] = typer.Option(None, help="With --learn: the step size (Adam). \\[default: 3e-3]"),
+    save: Optional[Path] = typer.Option(
+        None,
+        help="With --learn: when the input ends (or on Ctrl-C), write a checkpoint with what was learnt (atomically).",
+    ),
 ) -> None:
     """Read values from stdin, one per line (a model of channels: a row of them a line); after each, write the forecast of the next value(s)."""
     import json
@@ -499,7 +516,10 @@ def follow(
     levels = parse_quantiles(quantiles) if quantiles is not None else ()
     if quantiles is not None and samples < 1:
         raise UsageError(f"--samples must be >= 1, got {samples}")
+    config = _learn_config(learn, learn_every, learn_window, learn_lr, save)
     ckpt = load_checkpoint(resolve_checkpoint(checkpoint))
+    if config is not None and is_forecaster(ckpt):
+        raise UsageError(f"--learn trains a model of seqgen train; {checkpoint} is the pretrained forecaster")
     if is_forecaster(ckpt):
         _follow_forecaster(ckpt, horizon, levels, season)
         return
@@ -508,6 +528,7 @@ def follow(
     if ckpt.kind == "text":
         raise UsageError(f"{checkpoint} is a text model; follow forecasts numbers")
     from ..generate.generator import series_entry
+    from ..learn import OnlineLearner
 
     entries = ckpt.described.series
     if len(entries) > 1 and series is None:
@@ -527,9 +548,10 @@ def follow(
         # A point model's paths, as seqgen forecast draws them: its error in the units of the series followed.
         gen.sampling.noise = validation_error(ckpt, entry) * gen.spread_scale  # widened as calibrated
     names = ["mean", *(f"q{level:g}" for level in levels)]
-    with StreamWriter(sys.stdout, line_flush=True) as out:
+    learner = OnlineLearner(ckpt, gen, config) if config is not None else None
+    with StreamWriter(sys.stdout, line_flush=True) as out, _saving(learner, save):
         read = _stdin_values(channels, column=_training_column(ckpt, entry))
-        for forecast in follow_values(gen, read, horizon, samples if levels else 0, levels):
+        for forecast in follow_values(gen, read, horizon, samples if levels else 0, levels, learn=learner):
             if picked is not None:  # one channel of several: written as a model of one series would write it
                 forecast = forecast[..., picked]
             if levels and channels and picked is None:
@@ -546,6 +568,33 @@ def follow(
                 out.write(json.dumps({n: [round(float(v), 6) for v in row] for n, row in zip(names, forecast)}) + "\n")
             else:  # each forecast step (and each channel of it) in turn
                 out.write(" ".join(f"{v:.6g}" for v in np.ravel(forecast)) + "\n")
+
+
+def _learn_config(learn: bool, every: Optional[int], window: Optional[int], lr: Optional[float], save: Optional[Path]):
+    """The learning asked for (None: a frozen follower); its options without --learn are a mistake."""
+    from ..learn import LearnConfig
+
+    given = {"every": every, "window": window, "lr": lr}
+    if not learn:
+        stray = [f"--learn-{k}" for k, v in given.items() if v is not None] + (["--save"] if save else [])
+        if stray:
+            raise UsageError(f"{stray[0]} goes with --learn (a frozen follower learns nothing)")
+        return None
+    try:
+        return LearnConfig(**{k: v for k, v in given.items() if v is not None})
+    except UsageError as error:  # worded in the library's parameters: say it in the flags
+        raise UsageError(str(error).replace("`learn_", "--learn-").replace("`", "")) from None
+
+
+@contextmanager
+def _saving(learner, save: Optional[Path]):
+    """Write what was learnt once the input ends, or is interrupted (Ctrl-C) or fails."""
+    try:
+        yield
+    finally:
+        if learner is not None and save is not None:
+            learner.save(save)
+            say(f"saved what was learnt from {learner.seen} values ({learner.updates} steps) to {save}")
 
 
 def _follow_forecaster(ckpt, horizon: int, levels: tuple, season: Optional[int]) -> None:

@@ -22,6 +22,7 @@ from . import state as state_files
 
 if TYPE_CHECKING:
     from ..adapt import AdaptConfig
+    from ..learn import OnlineLearner
 
 
 def default_prime(
@@ -308,7 +309,12 @@ def collect_text(gen: Generator, steps: Iterable[tuple[np.ndarray, np.ndarray]],
 
 
 def follow(
-    gen: Generator, values: Iterable[float], horizon: int = 1, samples: int = 0, quantiles: Sequence[float] = ()
+    gen: Generator,
+    values: Iterable[float],
+    horizon: int = 1,
+    samples: int = 0,
+    quantiles: Sequence[float] = (),
+    learn: OnlineLearner | None = None,
 ) -> Iterator[np.ndarray]:
     """Feed true values one at a time; after each, yield the forecast of the next `horizon` values.
 
@@ -318,6 +324,9 @@ def follow(
     mean and then each of `quantiles`: a (1 + len(quantiles), horizon) array. `gen` is a
     continuous-model Generator with one stream. For a model of several channels each value is a
     row of one per channel, and each forecast gains a last axis of them: (horizon, channels).
+
+    With `learn` (a `seqgen.learn.OnlineLearner` made on `gen`), the weights keep training on the
+    recent values as they arrive, and each forecast comes from them (see seqgen/learn.py).
     """
     if gen.is_text:
         raise UsageError("follow works with continuous models; this one generates text")
@@ -350,6 +359,10 @@ def follow(
             seen.append(value)
             gen.reset(1)
             gen.feed(seen)
+            if learn is not None:
+                learn.forget()
+        elif learn is not None:
+            learn.feed(value)
         else:
             gen.feed([value])
         if samples:
