@@ -547,3 +547,8 @@ def test_generators_stepped_together_make_what_each_makes_alone(text_checkpoint,
         return ["|".join(gen.decode(row) for row in np.stack(items, axis=1)) for gen, items in zip(gens, out)]
 
     assert made(True) == made(False)
+
+
+def test_a_series_named_for_a_text_model_is_refused(text_checkpoint):
+    with pytest.raises(UsageError, match="`series` names a series of a model of numbers"):
+        sample(text_checkpoint, length=5, series="sales")

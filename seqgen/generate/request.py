@@ -140,7 +140,7 @@ def generator_for(
         **request.choices,
     )
     series = None if channel_index(ckpt, request.series) is not None else request.series
-    scaling = scaling_to_sample(ckpt, prime, series, state) if ckpt.kind != "text" else None
+    scaling = scaling_to_sample(ckpt, prime, series, state)  # None for text; `series` on text is refused
     if running is None:
         running = checkpoint_to_generate(ckpt, prime, request.adapt, state, request.unknown)
     return Generator.from_checkpoint(
