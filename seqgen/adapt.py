@@ -205,7 +205,7 @@ def dynamic_loss(ckpt: Checkpoint, ids: np.ndarray, config: AdaptConfig, scale_i
         raise UsageError("dynamic evaluation needs at least 2 tokens to predict one")
     if config.method == "rms" and (scale_ids is None or len(scale_ids) < 2):
         raise UsageError("the `rms` update measures its gradient scale on other text: give `scale_ids` (or use `sgd`)")
-    with _one_thread(), torch.enable_grad():
+    with one_thread(), torch.enable_grad():
         adapter = Adapter(torch_model(ckpt), config)
         if config.method == "rms":
             tail = scale_ids[-(SCALE_WINDOWS * config.window + 1) :]
@@ -225,7 +225,7 @@ def adapt_to_prime(ckpt: Checkpoint, ids: np.ndarray, config: AdaptConfig) -> Ch
 
     if len(ids) < 2:
         raise UsageError("`adapt` learns from the prime: give a prime of at least 2 tokens")
-    with _one_thread(), torch.enable_grad():
+    with one_thread(), torch.enable_grad():
         adapter = Adapter(torch_model(ckpt), config)
         if config.method == "rms":
             adapter.gradient_scale(windows_of(ids, config.window))
@@ -237,7 +237,7 @@ def adapt_to_prime(ckpt: Checkpoint, ids: np.ndarray, config: AdaptConfig) -> Ch
 
 
 @contextmanager
-def _one_thread() -> Iterator[None]:
+def one_thread() -> Iterator[None]:
     """Adapt on one torch thread, then give the caller back its own count. One stream's window is
     too little work to share: measured on a 2-core AMD EPYC beside other busy processes, a step on
     50 characters of the shipped model took 18 ms on one thread and 290 ms on two (see

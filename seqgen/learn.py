@@ -19,7 +19,9 @@ import numpy as np
 
 from .checkpoint import Checkpoint, save_checkpoint
 from .errors import UsageError
+from .adapt import one_thread
 from .generate.generator import Generator, TorchRunner
+from .data.calendar import values_of
 
 # Measured with `benchmarks/learn.py --grid` (docs/results.md) on the default series model (LSTM
 # 2x64, Gaussian head) trained 300 steps on a noisy sine, followed across a level shift, a period
@@ -109,7 +111,7 @@ class OnlineLearner:
         self.recent.append((*before, self.runner.fed[:, -1:]))
         self.seen += 1
         if self.seen % self.config.every == 0 and len(self.recent) >= 2:
-            with _one_thread():
+            with one_thread():
                 self._learn()
 
     def forget(self) -> None:
@@ -142,12 +144,12 @@ class OnlineLearner:
         out, _ = self.model(self.runner._tensor(x), state)
         out, mask = out.float(), None
         if self.gen.head_state is not None:
-            out, _, mask = self.gen.head.forward(self.runner._tensor(_values(x, self.gen.channels)), out, head_state)
+            out, _, mask = self.gen.head.forward(self.runner._tensor(values_of(x, self.gen.channels)), out, head_state)
         return out, mask
 
     def _loss(self, prediction, x: np.ndarray, mask):
         """The head's loss of each prediction but the last against the value that followed it."""
-        target = self.runner._tensor(_values(x, self.gen.channels)[:, 1:])
+        target = self.runner._tensor(values_of(x, self.gen.channels)[:, 1:])
         if mask is not None:
             return self.gen.head.loss(prediction[:, :-1], target, mask[:, :-1])
         return self.gen.head.loss(prediction[:, :-1], target)
@@ -157,7 +159,7 @@ class OnlineLearner:
         gen = self.gen
         outputs, gen.state = self.runner.forward(x, state)
         if head_state is not None:
-            outputs, gen.head_state, _ = gen.head.forward_numpy(_values(x, gen.channels), outputs, head_state)
+            outputs, gen.head_state, _ = gen.head.forward_numpy(values_of(x, gen.channels), outputs, head_state)
         gen.last_output = outputs[:, -1]
 
     def weights(self) -> dict[str, np.ndarray]:
@@ -171,19 +173,6 @@ class OnlineLearner:
         meta["learnt"] = {**self.config.to_dict(), "values": self.seen, "updates": self.updates}
         save_checkpoint(path, meta, self.weights())
         return Path(path)
-
-
-def _values(x: np.ndarray, channels: int) -> np.ndarray:
-    """The values among a series model's inputs, without the calendar inputs beside them."""
-    if x.ndim < 3:
-        return x
-    return x[..., 0] if channels == 1 else x[..., :channels]
-
-
-def _one_thread():
-    from .adapt import _one_thread as one_thread
-
-    return one_thread()
 
 
 __all__ = ["LearnConfig", "OnlineLearner"]

@@ -134,3 +134,11 @@ def model_streams(data: Dataset) -> list[np.ndarray]:
         return data.streams
     columns = lambda s: np.asarray(s, dtype=np.float32).reshape(len(s), -1)
     return [np.concatenate([columns(s), f], axis=1) for s, f in zip(data.streams, data.features)]
+
+
+def values_of(x, channels: int = 1):
+    """The values of a series model's inputs or targets (a tensor or an array), without the
+    calendar inputs beside them: (batch, time), or (batch, time, channels) for a model of several."""
+    if x.ndim < 3:
+        return x  # text, or one value a step
+    return x[..., 0] if channels == 1 else x[..., :channels]

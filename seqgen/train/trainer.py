@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from ..checkpoint import Checkpoint, save_checkpoint
 from ..config import MIN_WINDOW, ModelConfig, TrainConfig
 from ..data import Dataset
-from ..data.calendar import model_streams
+from ..data.calendar import model_streams, values_of
 from ..data.tokenizers import tokenization
 from ..device import keep_freed_memory, resolve_device, usable_cores
 from .distributed import current as current_group, device_for
@@ -299,7 +299,7 @@ class Trainer:
         rows = self._share(group)
         start = self._offset() + window * self.config.window
         chunk = self._rows(rows, start, start + self.config.window + 1)
-        return chunk[:, :-1], _values(chunk[:, 1:], self.model_config.channels)
+        return chunk[:, :-1], values_of(chunk[:, 1:], self.model_config.channels)
 
     def _offset(self) -> int:
         """Where this epoch's windows start in each track: at 0 in the first epoch, then spread
@@ -352,7 +352,9 @@ class Trainer:
             state = _float_state(state)
             mask, head_state = None, self.head_state
             if self.head:
-                out, head_state, mask = self.head.forward(_values(x, self.model_config.channels), out, self.head_state)
+                out, head_state, mask = self.head.forward(
+                    values_of(x, self.model_config.channels), out, self.head_state
+                )
             loss = self._loss(out, y) if mask is None else self.head.loss(out, y, mask)
             horizon = self._free_run_horizon()
             if horizon:
@@ -887,11 +889,11 @@ def validation_pass(
         # Rows are views of the streams (memmaps for files): only one chunk is copied at a time.
         for start in range(0, len(rows[0]) - 1, chunk):
             block = torch.as_tensor(np.stack([r[start : start + chunk + 1] for r in rows]).astype(dtype), device=device)
-            x, y = block[:, :-1], _values(block[:, 1:], model.config.channels)
+            x, y = block[:, :-1], values_of(block[:, 1:], model.config.channels)
             out, state = model(x, state)
             out = out.float()  # under autocast the logits may be bfloat16; the loss is summed in float32
             if head:
-                out, head_state, _ = head.forward(_values(x, model.config.channels), out, head_state)
+                out, head_state, _ = head.forward(values_of(x, model.config.channels), out, head_state)
             lo = max(skip - start, 0)
             if lo >= out.shape[1]:
                 continue
@@ -924,14 +926,6 @@ def _val_batches(data: Dataset, warmup: int, pieces: int) -> Iterator[tuple[list
             rows.setdefault((last - begin, first - 1 - begin), []).append(stream[begin:last])
     for (_, skip), group in rows.items():
         yield group, skip
-
-
-def _values(x: torch.Tensor, channels: int = 1) -> torch.Tensor:
-    """The values of a series model's inputs or targets, without the calendar inputs beside them:
-    (batch, time), or (batch, time, channels) for a model of several."""
-    if x.dim() < 3:
-        return x  # text, or one value a step
-    return x[..., 0] if channels == 1 else x[..., :channels]
 
 
 def metrics_log_path(out: Path) -> Path:
