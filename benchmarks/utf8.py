@@ -46,8 +46,7 @@ def sampled_text(ckpt: str, chars: int, seed: int, temperature: float, kind: typ
     gen.feed("\n")
     text = ""
     while len(text) < chars:
-        gen.step()
-        text += gen.last_text[0]
+        text += gen.step().text[0]
     return text[:chars]
 
 

@@ -204,8 +204,7 @@ def test_a_stop_string_spanning_two_tokens_ends_the_sample(kind, trained):
     gen.feed("To be")
     texts = []
     for _ in range(60):
-        gen.step()
-        texts.append(gen.last_text[0])
+        texts.append(gen.step().text[0])
     # A stop string made of the end of one token and the start of the next.
     k = next(k for k in range(1, len(texts)) if texts[k - 1] and texts[k])
     stop = texts[k - 1][-1] + texts[k][0]
@@ -250,12 +249,10 @@ def test_a_state_file_carries_the_first_bytes_of_a_character(trained):
     gen = Generator.from_checkpoint(ckpt, seed=1)
     gen.feed("To be")
     first, second = "é".encode()
-    gen.advance(np.array([first]))
-    assert gen.last_text == [""]  # held back: half a character
+    assert gen.advance(np.array([first])).text == [""]  # held back: half a character
     later = Generator.from_checkpoint(ckpt)
     later.restore(state_from_bytes(state_bytes(gen), later))
-    later.advance(np.array([second]))
-    assert later.last_text == ["é"]
+    assert later.advance(np.array([second])).text == ["é"]
 
 
 # --- eval, info, resume, the cache, processes ----------------------------------------------------

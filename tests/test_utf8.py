@@ -78,8 +78,9 @@ def test_sampled_bytes_of_a_model_that_knows_nothing_are_well_formed_utf8():
     gen.feed("x")
     raw, texts = bytearray(), []
     for _ in range(3000):
-        raw.append(int(gen.step()[0]))
-        texts.append(gen.last_text[0])
+        step = gen.step()
+        raw.append(int(step[0]))
+        texts.append(step.text[0])
     text = "".join(texts)
     assert len(text) > 500 and "\ufffd" not in text
     held = gen.detokenizer.pending()[0]  # the first bytes of a character still to be finished

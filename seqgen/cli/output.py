@@ -1,9 +1,9 @@
 """The shapes `seqgen sample` writes its output in: text, values, csv and jsonl.
 
-Each writer consumes the (items, live) steps of `generate_steps` and writes as it goes, so text,
-values and per-step JSON lines appear while they are generated. The text of a step is what the
-generator says its token completed (`gen.last_text`): with byte tokens, a character's first
-bytes are held back until its last one comes, so text never splits a character.
+Each writer consumes the (step, live) pairs of `generate_steps` and writes as it goes, so text,
+values and per-step JSON lines appear while they are generated. The text of a step is what its
+tokens completed (`Step.text`): with byte tokens, a character's first bytes are held back until
+its last one comes, so text never splits a character.
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ def write_text(
     if gen.batch_size == 1:
         out.write(prefix)
         last = prefix
-        for _ in steps:
-            piece = gen.last_text[0]
+        for step, _ in steps:
+            piece = step.text[0]
             out.write(piece)
             last = piece or last
         rest = gen.text_end()[0] if final else ""
@@ -106,7 +106,7 @@ def write_csv(out: Sink, gen, steps: Steps, prime=None) -> None:
         for step, row in zip(range(1 - len(columns), 1), columns):
             writer.writerow([step, *row])
     for step, (items, live) in enumerate(steps, start=1):
-        cells = gen.last_text if gen.is_text else map(_fmt, items)
+        cells = items.text if gen.is_text else map(_fmt, items)
         writer.writerow([step, *(cell if on else "" for cell, on in zip(cells, live))])
 
 
@@ -137,7 +137,7 @@ def _step_records(gen, steps: Steps) -> Iterator[dict]:
     for step, (items, live) in enumerate(steps, start=1):
         for k in np.flatnonzero(live):
             if gen.is_text:
-                record = {"step": step, "sample": int(k) + 1, "token": gen.last_text[k]}
+                record = {"step": step, "sample": int(k) + 1, "token": items.text[k]}
                 if with_id:
                     record["id"] = int(items[k])
                 record["probability"] = float(gen.last_probability[k])

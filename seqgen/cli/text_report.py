@@ -94,7 +94,7 @@ def recording_text(steps, gen, texts: list[list[str]]):
         if not texts:
             texts.extend([] for _ in range(gen.batch_size))
         for k in np.flatnonzero(live):
-            texts[k].append(gen.last_text[k])
+            texts[k].append(items.text[k])
         yield items, live
 
 

@@ -4,8 +4,8 @@ pieces built on them (api.py), one generation request prepared from a checkpoint
 asked, with `sample()`, `seqgen sample` as a function (request.py), and `follow()` (api.py)."""
 
 from .api import follow
-from .generator import Generator, TorchRunner
+from .generator import Generator, Step, TorchRunner
 from .request import Request, prepare, sample
 from .sampling import SampleConfig
 
-__all__ = ["Generator", "Request", "SampleConfig", "TorchRunner", "follow", "prepare", "sample"]
+__all__ = ["Generator", "Request", "SampleConfig", "Step", "TorchRunner", "follow", "prepare", "sample"]

@@ -16,7 +16,7 @@ from ..data import SCALE_PRIME, SineConfig, parse_numbers, sine_waves
 from ..data.tokenizers import UNKNOWN_POLICIES, tokenizer_for
 from ..errors import DataError, UsageError
 from ..model.heads import HEADS
-from .generator import Generator, scaling_for, series_entry
+from .generator import Generator, Step, scaling_for, series_entry
 from .sampling import TEXT_CHOICES, SampleConfig, sampling_config, stop_matcher
 from . import state as state_files
 
@@ -84,9 +84,9 @@ def scaling_to_sample(
     return series_entry(ckpt, series) if ckpt.kind != "text" else None
 
 
-def generate_steps(gen: Generator, length: int, stop: str | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Like `gen.generate(length)`, yielding (items, live): `live` marks the streams whose item
-    counts (for text, `gen.last_text` holds each item's text meanwhile). A stream ends once its
+def generate_steps(gen: Generator, length: int, stop: str | None = None) -> Iterator[tuple[Step, np.ndarray]]:
+    """Like `gen.generate(length)`, yielding (step, live): `live` marks the streams whose item
+    counts (for text, `step.text` holds each item's text). A stream ends once its
     text has produced `stop` (that step is still live); when every stream has ended, so does the
     iteration."""
     live = np.ones(gen.batch_size, dtype=bool)
@@ -97,7 +97,7 @@ def generate_steps(gen: Generator, length: int, stop: str | None = None) -> Iter
         items = gen.step()
         yield items, live
         if matcher is not None:
-            live = live & ~matcher.update(items, gen.last_text)
+            live = live & ~matcher.update(items, items.text)
             if not live.any():
                 return
 
@@ -126,7 +126,7 @@ def beam_steps(
     length_penalty: float = 1.0,
     load_state: str | None = None,
     unknown: str = "error",
-) -> tuple[str, Iterator[tuple[np.ndarray, np.ndarray]]]:
+) -> tuple[str, Iterator[tuple[Step, np.ndarray]]]:
     """Beam search from a prime (or a saved state of one stream), as (what was fed, steps): the
     `results` best continuations as `generate_steps` yields steps, a row each, so that every
     output format writes them; a continuation that stopped early is not live after its end."""
@@ -152,8 +152,7 @@ def beam_steps(
         for t in range(max(len(h.tokens) for h in found)):
             live = np.array([t < len(h.tokens) for h in found])
             items = np.array([h.tokens[t] if t < len(h.tokens) else 0 for h in found])
-            gen.last_text = text.add(items)
-            yield items, live
+            yield Step.of(items, text.add(items)), live
 
     return fed, steps()
 
@@ -293,14 +292,14 @@ def channel_index(ckpt: Checkpoint, series: str | None) -> int | None:
     return channels.index(series)
 
 
-def collect_text(gen: Generator, steps: Iterable[tuple[np.ndarray, np.ndarray]], final: bool = True) -> list[str]:
+def collect_text(gen: Generator, steps: Iterable[tuple[Step, np.ndarray]], final: bool = True) -> list[str]:
     """Each stream's text from the steps of `generate_steps`. `final`: the generation ends here
     (not continued from a saved state), so a character left incomplete becomes U+FFFD."""
     streams: list[list[str]] = [[] for _ in range(gen.batch_size)]
     live = np.ones(gen.batch_size, dtype=bool)
-    for _, live in steps:
+    for step, live in steps:
         for k in np.flatnonzero(live):
-            streams[k].append(gen.last_text[k])
+            streams[k].append(step.text[k])
     if final:
         for k, rest in enumerate(gen.text_end()):
             if live[k]:  # a stream that ended on its stop string ends with it

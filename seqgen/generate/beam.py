@@ -62,10 +62,10 @@ def beam_search(
         scores = candidates.reshape(-1)[best]
         history = np.concatenate([history[parents], tokens[:, None]], axis=1)
         gen.select(parents)
-        gen.advance(tokens)
+        made = gen.advance(tokens)
         if matcher is not None:
             matcher.select(parents)
-            for row in np.flatnonzero(matcher.update(tokens, gen.last_text) & np.isfinite(scores)):
+            for row in np.flatnonzero(matcher.update(tokens, made.text) & np.isfinite(scores)):
                 finished.append(_finish(gen, row, history, scores, t, length_penalty, stopped=True))
                 scores[row] = -np.inf  # its row is free for another hypothesis
         if not np.isfinite(scores).any() or len(finished) >= beam:

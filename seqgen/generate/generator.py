@@ -3,9 +3,9 @@
 `reset` sets the state to zero, `feed` runs a prime through the network in one call, `step`
 chooses the next item from the last output and feeds it back (one step of the network, whatever
 the length so far), and `generate(n)` iterates `step`. The randomness is NumPy's, seeded, so the
-same seed gives the same output on either backend for the same weights. For text, each step also
-turns the chosen tokens into the text they complete (`last_text`), holding back the first bytes
-of a character whose last byte is still to come.
+same seed gives the same output on either backend for the same weights. Each step returns what
+it made, a `Step`: the items, and for text the text the chosen tokens complete, holding back the
+first bytes of a character whose last byte is still to come.
 """
 
 from __future__ import annotations
@@ -58,6 +58,20 @@ class TorchRunner:
     def _tensor(self, x: np.ndarray):
         dtype = self.torch.long if self.config.is_text else self.torch.float32
         return self.torch.as_tensor(np.array(x), dtype=dtype, device=self.device)
+
+
+class Step(np.ndarray):
+    """What one step made: an array of each stream's item (token ids, or values), so that code
+    that reads only the items reads it as before; for text also `text`, the text each stream's
+    token completed ("" for the first bytes of a character whose last byte is still to come)."""
+
+    text: list[str] | None = None
+
+    @classmethod
+    def of(cls, items: np.ndarray, text: list[str] | None = None) -> Step:
+        step = np.asarray(items).view(cls)
+        step.text = text
+        return step
 
 
 class Generator:
@@ -130,8 +144,7 @@ class Generator:
         self.state = self.model.init_state(batch_size)
         self._set_scale(None)
         self.last_output: np.ndarray | None = None
-        # Text: the text each stream's last token completed, and what turns tokens into it.
-        self.last_text: list[str] | None = None
+        # Text: what turns each stream's tokens into the text they complete.
         self.detokenizer = self.tokenizer.detokenizer(batch_size) if self.tokenizer else None
         # A model of differences adds each step to the stream's last value, kept here.
         self.level: np.ndarray | None = None
@@ -201,31 +214,31 @@ class Generator:
         self.last_output = outputs[:, -1]
         return outputs
 
-    def step(self) -> np.ndarray:
-        """Choose the next item for every stream from the last output, feed it back, return it."""
+    def step(self) -> Step:
+        """Choose the next item for every stream from the last output, feed it back, return it
+        (with the text it completed, for text)."""
         x, items = self.choose()
         output, self.state = self.model.step(x, self.state)
         self.took(x, output)
         return items
 
-    def choose(self) -> tuple[np.ndarray, np.ndarray]:
+    def choose(self) -> tuple[np.ndarray, Step]:
         """The first half of `step`: each stream's next item, drawn from the last output, as the
-        network's next input and in the data's terms: (inputs, items). A server steps the network
+        network's next input and in the data's terms: (inputs, items as a `Step`). A server steps the network
         of many generators at once between each one's `choose` and `took`."""
         if self.last_output is None:
             raise UsageError("feed a prime before stepping: the generator has no output to continue from")
         if self.is_text:
             items, weights = choose_tokens(self.last_output, self.sampling, self.rng, self.counts)
             items, weights = self._well_formed(items, weights)
-            self._chose(items, weights)
-            return items, items
+            return items, self._chose(items, weights)
         # A likelihood head is sampled at the temperature's spread; greedy feeds back its mean.
         spread = 0.0 if self.sampling.greedy else self.sampling.temperature * self.spread_scale
         x = self.head.draw(self.last_output, self.rng, self.sampling.noise / self.unit, spread)
         items = self.to_values(x)
         if self.level is not None:
             self.level = items
-        return self._next_input(x), items
+        return self._next_input(x), Step.of(items)
 
     def _with_calendar(self, x: np.ndarray, end=None) -> np.ndarray:
         """Scaled values (batch, time) as the network reads them: with calendar inputs,
@@ -266,21 +279,23 @@ class Generator:
         would not (see sampling.keep_allowed): a byte or BPE model's text never holds U+FFFD."""
         return keep_allowed(items, weights, self.allowed_tokens(), self.last_output, self.sampling.greedy, self.rng)
 
-    def _chose(self, items: np.ndarray, weights: np.ndarray) -> None:
+    def _chose(self, items: np.ndarray, weights: np.ndarray) -> Step:
         self._last_choice = (items, weights)
         self._remember(items[:, None])
-        self.last_text = self.detokenizer.add(items)
+        return Step.of(items, self.detokenizer.add(items))
 
-    def advance(self, items: np.ndarray) -> None:
-        """Feed one given item per stream (text: token ids), as `step` feeds its own choices."""
+    def advance(self, items: np.ndarray) -> Step:
+        """Feed one given item per stream (text: token ids), as `step` feeds its own choices; return
+        them as `step` returns its own."""
         if not self.is_text:
             self.feed_values(np.asarray(items, dtype=np.float64)[:, None])
-            return
+            return Step.of(items)
         x = np.asarray(items, dtype=np.int64)
         self._remember(x[:, None])
-        self.last_text = self.detokenizer.add(x)
+        step = Step.of(x, self.detokenizer.add(x))
         output, self.state = self.model.step(x, self.state)
         self.took(x, output)
+        return step
 
     def select(self, rows: np.ndarray) -> None:
         """Keep the given streams, in that order, a stream named twice becoming two (beam search
@@ -302,8 +317,8 @@ class Generator:
             raise UsageError("feed a series model a prime first: there is no prediction yet")
         return self.to_values(self.head.mean(self.last_output))
 
-    def generate(self, n: int) -> Iterator[np.ndarray]:
-        """Yield `n` steps; each is an array with one item per stream."""
+    def generate(self, n: int) -> Iterator[Step]:
+        """Yield `n` steps; each is an array with one item per stream (see `Step`)."""
         for _ in range(n):
             yield self.step()
 
@@ -512,7 +527,7 @@ def _scaling(value) -> float | np.ndarray:
 BATCHED = ("last_output", "scale", "level", "clock", "recent")
 
 
-def choose_together(gens: list[Generator]) -> list[tuple[np.ndarray, np.ndarray]]:
+def choose_together(gens: list[Generator]) -> list[tuple[np.ndarray, Step]]:
     """`choose` for many generators at once, as a server steps them: the text generators that
     sample alike have their rows weighed in one call, each drawing from its own random numbers,
     so each makes exactly what its own `choose` would have made."""
@@ -541,8 +556,7 @@ def choose_together(gens: list[Generator]) -> list[tuple[np.ndarray, np.ndarray]
             row = rows.stop
             # After every generator has drawn its first numbers, as each one's `choose` draws them.
             mine, its_weights = gen._well_formed(tokens[rows], weights[rows])
-            gen._chose(mine, its_weights)
-            chosen[i] = (mine, mine)
+            chosen[i] = (mine, gen._chose(mine, its_weights))
     return chosen
 
 

@@ -257,7 +257,7 @@ class Engine:
         top = most_likely(stream.gen, stream.top_logprobs) if stream.top_logprobs and stream.gen.is_text else None
         stream.made += 1
         self.made += int(np.count_nonzero(live))
-        texts = stream.gen.last_text
+        texts = items.text
         for matcher in stream.matchers:
             hit = matcher.update(items, texts) & stream.live
             stream.stopped |= hit

@@ -39,8 +39,7 @@ def training_sample(trainer, length: int = SAMPLE_CHARS, seed: int = 0) -> str:
     pieces, made = [], 0
     # A token spells at least a quarter of a character (a byte), so this many steps always end.
     for _ in range(4 * length):
-        gen.step()
-        pieces.append(gen.last_text[0])
+        pieces.append(gen.step().text[0])
         made += len(pieces[-1])
         if made >= length:
             break
