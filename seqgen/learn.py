@@ -12,8 +12,10 @@ backward passes every `every` values), however long the stream runs.
 from __future__ import annotations
 
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -176,3 +178,15 @@ class OnlineLearner:
 
 
 __all__ = ["LearnConfig", "OnlineLearner"]
+
+
+@contextmanager
+def saved_at_the_end(learner: OnlineLearner | None, path: str | Path | None, note=print) -> Iterator[None]:
+    """Write what `learner` learnt to `path` once the stream ends, or is interrupted (Ctrl-C) or
+    fails; `note` hears where it went. Nothing without a learner or a path."""
+    try:
+        yield
+    finally:
+        if learner is not None and path is not None:
+            learner.save(path)
+            note(f"saved what was learnt from {learner.seen} values ({learner.updates} steps) to {path}")

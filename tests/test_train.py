@@ -375,7 +375,7 @@ def test_a_yearly_series_of_a_hundred_values_gets_one_small_layer(tmp_path):
 
 
 def test_a_run_stopped_before_its_first_validation_says_so(capsys):
-    from seqgen.cli.train import TrainDisplay
+    from seqgen.train.display import TrainDisplay
     from seqgen.train import TrainResult
 
     display = TrainDisplay(quiet=True, kind="text", config=TrainConfig(eval_every=20))
@@ -385,7 +385,7 @@ def test_a_run_stopped_before_its_first_validation_says_so(capsys):
 
 def test_the_summary_says_when_the_time_limit_came_before_the_steps(capsys):
     from seqgen.calibrate import Calibration
-    from seqgen.cli.train import TrainDisplay
+    from seqgen.train.display import TrainDisplay
     from seqgen.train import TrainResult
 
     display = TrainDisplay(quiet=True, kind="series", config=TrainConfig(steps=2500, max_time=50.0))

@@ -6,26 +6,23 @@ from __future__ import annotations
 import os
 import re
 import sys
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from .. import __version__
+from ..console import console, say
 from ..errors import SeqgenError, UsageError
 
-console = Console(stderr=True)
+__all__ = ["app", "console", "say", "as_flags", "flagged", "open_output", "main"]
 app = typer.Typer(
     add_completion=True,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     help="Train a recurrent network (LSTM, GRU, Elman) on a sequence and generate from it.",
 )
-
-
-def say(message: str, style: str | None = None) -> None:
-    """One message for humans, on stderr; never wrapped, never parsed as markup."""
-    console.print(message, style=style, markup=False, highlight=False, soft_wrap=True)
 
 
 # The library names a parameter in backquotes (`top_k`, `SineConfig.noise`); the command line
@@ -55,6 +52,34 @@ def as_flags(message: str, flags: set[str] | None = None) -> str:
         return name.rsplit(".", 1)[-1].replace("_", " ")
 
     return PARAMETER.sub(flag, message)
+
+
+@contextmanager
+def flagged():
+    """Errors of library code that words them in parameters, raised as the command line words
+    them (in flags), where the command's own checks are done by the library."""
+    try:
+        yield
+    except SeqgenError as e:
+        e.args = (as_flags(str(e)),)
+        raise
+
+
+def open_output(path: Optional[Path], line_flush: bool = False):
+    """--output's file (written whole at the end), or stdout as the data comes."""
+    from ..output import FileOutput, StreamWriter
+
+    class Flagged(FileOutput):
+        def __exit__(self, *exc):
+            with flagged():
+                return super().__exit__(*exc)
+
+    return Flagged(path) if path is not None else StreamWriter(sys.stdout, line_flush)
+
+
+def option(default, help: str, *names: str, **more):
+    """A typer option on one line: its default, its help, any other names (`-o`, `--x/--no-x`)."""
+    return typer.Option(default, *names, help=help, **more)
 
 
 def check_seed(value: Optional[int]) -> Optional[int]:
@@ -104,6 +129,8 @@ def main() -> None:
     except ImportError:
         from click import exceptions as click
 
+    from ..output import PipeClosed
+
     if len(sys.argv) <= 1:
         sys.argv.append("--help")  # a bare `seqgen` asks what there is
     try:
@@ -122,6 +149,8 @@ def main() -> None:
     except click.ClickException as e:
         say(f"seqgen: error: {e.format_message()}", style="red")
         sys.exit(e.exit_code)
+    except PipeClosed:
+        sys.exit(0)  # the reader has all it wanted (`| head`): the command did its work
     except (KeyboardInterrupt, typer.Abort):
         say("seqgen: interrupted")
         sys.exit(130)

@@ -7,24 +7,23 @@ from typing import Optional
 
 import typer
 
-from .app import app, check_seed, say
+from .app import app, check_seed, option, say
+
+
+THREADS_HELP = "Torch threads, fixed so that a seed gives the same weights (one was measured fastest on busy cores)."
 
 
 @app.command()
 def pretrain(
-    out: Path = typer.Option(Path("checkpoints/forecaster.safetensors"), "--out", "-o", help="Checkpoint to write."),
-    steps: int = typer.Option(3000, min=1, help="Optimizer steps, each on a fresh batch of synthetic series."),
-    batch_size: int = typer.Option(256, min=1, help="Series per step."),
-    hidden: int = typer.Option(128, min=1, help="Units per LSTM layer."),
-    layers: int = typer.Option(2, min=1, help="Stacked LSTM layers."),
-    lr: float = typer.Option(1e-3, min=0.0, help="Peak learning rate (AdamW, cosine decay to a tenth)."),
-    seed: int = typer.Option(0, callback=check_seed, help="Seed of the synthetic series and the weights."),
-    threads: int = typer.Option(
-        1,
-        min=1,
-        help="Torch threads, fixed so that a seed gives the same weights (one: measured 0.65 s a step against 2.3 s for two while another process used the cores).",
-    ),
-    force: bool = typer.Option(False, "--force", help="Overwrite OUT if it exists."),
+    out: Path = option(Path("checkpoints/forecaster.safetensors"), "Checkpoint to write.", "--out", "-o"),
+    steps: int = option(3000, "Optimizer steps, each on a fresh batch of synthetic series.", min=1),
+    batch_size: int = option(256, "Series per step.", min=1),
+    hidden: int = option(128, "Units per LSTM layer.", min=1),
+    layers: int = option(2, "Stacked LSTM layers.", min=1),
+    lr: float = option(1e-3, "Peak learning rate (AdamW, cosine decay to a tenth).", min=0.0),
+    seed: int = option(0, "Seed of the synthetic series and the weights.", callback=check_seed),
+    threads: int = option(1, THREADS_HELP, min=1),
+    force: bool = option(False, "Overwrite OUT if it exists.", "--force"),
 ) -> None:
     """Pretrain the forecaster on synthetic series (no download, no real data): the model that
     'seqgen forecast pretrained DATA' uses. The shipped one took the defaults (see docs/forecasting.md)."""
@@ -64,10 +63,9 @@ def finetune_command(
     """`seqgen train DATA --init FORECASTER`: fine-tune the forecaster on DATA's series."""
     from ..checkpoint import load_checkpoint
     from ..errors import UsageError
-    from ..generate.zero_shot import guess_season, is_forecaster, season_for
+    from ..generate.histories import seasoned_series
+    from ..generate.zero_shot import is_forecaster, resolve as resolve_checkpoint
     from ..train.pretrain import FinetuneConfig, finetune
-    from ..generate.zero_shot import resolve as resolve_checkpoint
-    from .forecast import user_series
 
     if not_for_init:
         raise UsageError(
@@ -82,10 +80,7 @@ def finetune_command(
             f"--init {init} is not a pretrained forecaster (it was made by 'seqgen train'); "
             "give 'pretrained' or a checkpoint written by 'seqgen pretrain'"
         )
-    rows, frequency = user_series(data, None, fill)
-    series = [
-        (values, season_for(frequency) if frequency is not None else guess_season(values)) for _, values, _ in rows
-    ]
+    series = [(values, season) for _, values, season in seasoned_series(data, fill)]
     out = out or Path("checkpoints") / f"{Path(data).stem if data != '-' else 'stdin'}.safetensors"
     if out.exists() and not force:
         raise UsageError(f"{out} exists; give --force to overwrite it, or another --out")

@@ -1,4 +1,4 @@
-"""`seqgen train`: options to configurations, checks before any work, the run and its live display."""
+"""`seqgen train`: options to `plan_run`, the run (in one process or several) and its display."""
 
 from __future__ import annotations
 
@@ -10,329 +10,156 @@ from typing import Optional
 import typer
 
 from ..errors import UsageError
-from .app import app, as_flags, check_seed, console, parse_duration, say
+from .app import app, as_flags, check_seed, parse_duration, say
 
 
-# `train --help` groups its many options; the ones left ungrouped (output, resume, display) stay on top.
-DATA_PANEL = "Data"
-MODEL_PANEL = "Model"
-TRAINING_PANEL = "Training"
-LIMITS_PANEL = "Limits and validation"
-SINE_PANEL = "Sine data (no DATA)"
+def _panel(title: Optional[str]):
+    """Options shown under one title of `train --help` (None: on top, with output, resume, display)."""
+    return lambda default, help, *names, **more: typer.Option(default, *names, help=help, rich_help_panel=title, **more)
+
+
+TOP, DATA, MODEL = _panel(None), _panel("Data"), _panel("Model")
+TRAINING, LIMITS, SINE = _panel("Training"), _panel("Limits and validation"), _panel("Sine data (no DATA)")
+DATA_HELP = (
+    "Text file, numeric series (.npy, one number a line, a CSV table), '-' for stdin, or nothing for sine waves."
+)
+CELL_HELP = "lstm, gru or rnn. \\[default: series lstm; text gru, or lstm where the hardware has bfloat16 units]"
+HEAD_HELP = "Series: gaussian, studentt, point or oscillator. \\[default: sine oscillator, a file gaussian]"
+CALENDAR_HELP = "Series with dates: auto (read each step's place in its cycles) or none. \\[default: none]"
+THREADS_HELP = "Torch threads for the whole run. \\[default: OMP_NUM_THREADS, a resumed run's, else measured]"
 
 
 @app.command()
 def train(
-    data: Optional[str] = typer.Argument(
-        None,
-        metavar="DATA",
-        help="Text file, numeric series (.npy, one number per line, or a CSV table: a date column and value columns), '-' for stdin, or nothing for built-in sine waves.",
+    data: Optional[str] = typer.Argument(None, metavar="DATA", help=DATA_HELP),
+    out: Optional[Path] = TOP(
+        None, "Checkpoint to write. \\[default: checkpoints/<data name>.safetensors]", "--out", "-o"
     ),
-    out: Optional[Path] = typer.Option(
-        None, "--out", "-o", help="Checkpoint to write. \\[default: checkpoints/<data name>.safetensors]"
-    ),
-    resume: Optional[Path] = typer.Option(
-        None, "--resume", help="Continue the run saved in this checkpoint (options not given are taken from it)."
-    ),
-    init: Optional[Path] = typer.Option(
-        None,
-        "--init",
-        help="Fine-tune this pretrained forecaster ('pretrained': the shipped one) on DATA's series instead of training a new model; --steps, --lr, --seed and --out apply.",
-    ),
-    kind: str = typer.Option("auto", help="How to read DATA: auto, text or series.", rich_help_panel=DATA_PANEL),
-    encoding: str = typer.Option(
-        "utf-8", help="Text encoding of DATA (for example latin-1).", rich_help_panel=DATA_PANEL
-    ),
-    val_fraction: float = typer.Option(
-        0.1, help="Fraction at the end of each source kept for validation.", rich_help_panel=DATA_PANEL
-    ),
-    cache_dir: Optional[Path] = typer.Option(
-        None,
-        help="Folder for the decoded copy of DATA (token ids or values), reused while DATA is unchanged. \\[default: $XDG_CACHE_HOME/seqgen or ~/.cache/seqgen]",
-        rich_help_panel=DATA_PANEL,
-    ),
-    tokens: Optional[str] = typer.Option(
-        None,
-        help="Text: what a token is: char (a character), byte (a UTF-8 byte, 256 tokens), word (the most frequent word pieces, rare ones spelt in characters) or bpe (byte-level BPE learnt from the training part; needs the 'bpe' extra: Hugging Face tokenizers). \\[default: char; a resumed run its own]",
-        rich_help_panel=DATA_PANEL,
-    ),
-    vocab_size: Optional[int] = typer.Option(
-        None,
-        help="Text: the most tokens word or bpe learns (characters or bytes included). \\[default: word 8000, bpe 1024]",
-        rich_help_panel=DATA_PANEL,
-    ),
-    head: Optional[str] = typer.Option(
-        None,
-        help="Series: what the output is: gaussian or studentt (a distribution of the next value, trained by its likelihood and sampled from: forecasts with intervals), point (the next value itself) or oscillator (an order-2 recurrence fitted to everything the stream has shown, which holds a sine's period, plus the network's correction of its coefficient). \\[default: sine oscillator, a file gaussian]",
-        rich_help_panel=MODEL_PANEL,
-    ),
-    cell: Optional[str] = typer.Option(
-        None,
-        help="Recurrent cell: lstm, gru or rnn. \\[default: series lstm; text gru, or lstm where the hardware has bfloat16 units (see --precision)]",
-        rich_help_panel=MODEL_PANEL,
-    ),
-    layers: Optional[int] = typer.Option(
-        None,
-        help="Stacked recurrent layers. \\[default: 2; a text under 20,000 characters or a series under 150 values 1]",
-        rich_help_panel=MODEL_PANEL,
-    ),
-    hidden: Optional[int] = typer.Option(
-        None,
-        help="Units per layer. \\[default: text 384 (under 200,000 characters 128), series 64 (under 150 values 16)]",
-        rich_help_panel=MODEL_PANEL,
-    ),
-    embed: Optional[int] = typer.Option(
-        None, help="Character embedding size (text). \\[default: 64]", rich_help_panel=MODEL_PANEL
-    ),
-    dropout: Optional[float] = typer.Option(
-        None,
-        help="Dropout between layers and before the head. \\[default: 0; a text's LSTM in bfloat16 0.2]",
-        rich_help_panel=MODEL_PANEL,
-    ),
-    batch_size: Optional[int] = typer.Option(
-        None,
-        help="Tracks trained side by side. \\[default: 32; a text under 20,000 characters 16]",
-        rich_help_panel=TRAINING_PANEL,
-    ),
-    window: Optional[int] = typer.Option(
-        None,
-        help="Steps per backpropagation window. \\[default: text 128 (under 20,000 characters 64), series 100]",
-        rich_help_panel=TRAINING_PANEL,
-    ),
-    lr: Optional[float] = typer.Option(
-        None,
-        help="Peak learning rate (Adam; AdamW with --weight-decay). \\[default: text 5e-3, series 3e-3]",
-        rich_help_panel=TRAINING_PANEL,
-    ),
-    clip: Optional[float] = typer.Option(
-        None, help="Gradient-norm clipping. \\[default: 1.0]", rich_help_panel=TRAINING_PANEL
-    ),
-    warmup: Optional[int] = typer.Option(
-        None, help="Learning-rate warm-up steps. \\[default: 50]", rich_help_panel=TRAINING_PANEL
-    ),
-    weight_decay: Optional[float] = typer.Option(
-        None,
-        help="Decoupled weight decay (AdamW) on the weight matrices and embeddings; 0 is plain Adam. \\[default: 0]",
-        rich_help_panel=TRAINING_PANEL,
-    ),
-    input_noise: Optional[float] = typer.Option(
-        None,
-        help="Std of noise added to series inputs while training. \\[default: 0.15]",
-        rich_help_panel=TRAINING_PANEL,
-    ),
-    time_column: Optional[str] = typer.Option(
-        None,
-        help="CSV: the column of dates or times. \\[default: the first column of dates]",
-        rich_help_panel=DATA_PANEL,
-    ),
-    columns: Optional[str] = typer.Option(
-        None,
-        help="CSV: the value columns to train on, comma-separated; several are several series of one model. \\[default: every column of numbers]",
-        rich_help_panel=DATA_PANEL,
-    ),
-    joint: bool = typer.Option(
-        False,
-        "--joint",
-        help="CSV with several value columns: model them as the channels of one series (each step reads and predicts all of them) rather than as several series of one model.",
-        rich_help_panel=DATA_PANEL,
-    ),
-    id_column: Optional[str] = typer.Option(
-        None,
-        help="CSV in long format: the column that names each row's series (one series per id).",
-        rich_help_panel=DATA_PANEL,
-    ),
-    fill: str = typer.Option(
-        "error",
-        help="CSV: missing values and missing time steps: error (name the first), previous (carry the last value), linear (interpolate) or zero.",
-        rich_help_panel=DATA_PANEL,
-    ),
-    calendar: Optional[str] = typer.Option(
-        None,
-        help="Series with a time column: auto reads each step's place in the cycles its frequency implies (the year for monthly data; the week and the year for daily; the day and the week for hourly) beside its value, for the cycles the training part spans; none reads values alone. \\[default: none (measured: see docs/results.md); a resumed run its own]",
-        rich_help_panel=DATA_PANEL,
-    ),
-    target: Optional[str] = typer.Option(
-        None,
-        help="Series: what the model predicts: the values (level), their steps (diff), or auto: the steps when a straight line explains over half the series' variance (it trends). \\[default: auto]",
-        rich_help_panel=DATA_PANEL,
-    ),
-    free_run: Optional[int] = typer.Option(
-        None,
-        help="Series, with --head point: after each window, let the model run this many steps on its own output and score them too (ramped in from 30% to 80% of the run). \\[default: 0, off]",
-        rich_help_panel=TRAINING_PANEL,
-    ),
-    steps: Optional[int] = typer.Option(
-        None, help="Stop after this many optimizer steps. \\[default: series 2500]", rich_help_panel=LIMITS_PANEL
-    ),
-    epochs: Optional[float] = typer.Option(
-        None, help="Stop after this many passes over the data.", rich_help_panel=LIMITS_PANEL
-    ),
-    max_time: Optional[str] = typer.Option(
-        None,
-        help="Stop after this long, e.g. 90s, 5m, 1h. \\[default: text 5m (under 200,000 characters 2m, under 20,000 1m), series 50s]",
-        rich_help_panel=LIMITS_PANEL,
-    ),
-    eval_every: Optional[int] = typer.Option(
-        None,
-        help="Validate and save every N steps. \\[default: text 200 (under 200,000 characters 50, under 20,000 20), series 100 (under 2,000 values 20)]",
-        rich_help_panel=LIMITS_PANEL,
-    ),
-    patience: Optional[int] = typer.Option(
-        None,
-        help="Stop early once the validation loss has stayed clearly above its best for this many evaluations in a row (0: never). \\[default: 5]",
-        rich_help_panel=LIMITS_PANEL,
-    ),
-    seed: Optional[int] = typer.Option(
-        None,
-        callback=check_seed,
-        help="Random seed; the same seed gives the same weights on the same kind of CPU with the same --threads. \\[default: 0]",
-        rich_help_panel=TRAINING_PANEL,
-    ),
-    device: Optional[str] = typer.Option(
-        None, help="auto, cpu, cuda or mps. \\[default: auto]", rich_help_panel=TRAINING_PANEL
-    ),
-    precision: Optional[str] = typer.Option(
-        None,
-        help="The training step's arithmetic: fp32, bf16 (float32 weights, bfloat16 products), fp16 (CUDA), or auto: bf16 for an LSTM text model where the CPU or GPU has bfloat16 units, else fp32. Checkpoints are float32 either way. \\[default: auto]",
-        rich_help_panel=TRAINING_PANEL,
-    ),
-    threads: Optional[int] = typer.Option(
-        None,
-        help="Torch threads for the training step, kept for the whole run: the same seed gives the same weights on the same thread count and kind of CPU. \\[default: OMP_NUM_THREADS if set, a resumed run's own, else measured when the run starts: one per core other processes leave idle, where that is faster than one]",
-        rich_help_panel=TRAINING_PANEL,
-    ),
-    sine_waves: int = typer.Option(256, help="Number of waves.", rich_help_panel=SINE_PANEL),
-    sine_length: int = typer.Option(1000, help="Steps per wave.", rich_help_panel=SINE_PANEL),
-    period_min: float = typer.Option(20.0, help="Shortest period in steps.", rich_help_panel=SINE_PANEL),
-    period_max: float = typer.Option(100.0, help="Longest period in steps.", rich_help_panel=SINE_PANEL),
-    amp_min: float = typer.Option(0.5, help="Smallest amplitude.", rich_help_panel=SINE_PANEL),
-    amp_max: float = typer.Option(1.0, help="Largest amplitude.", rich_help_panel=SINE_PANEL),
-    sine_noise: float = typer.Option(0.0, help="Std of noise added to the waves.", rich_help_panel=SINE_PANEL),
-    scale_each: bool = typer.Option(
-        True,
-        "--scale-each/--no-scale-each",
-        help="Divide each wave by its own size (of its first 100 values), as generation divides each stream by its prime's, so that a long free run keeps the prime's amplitude.",
-        rich_help_panel=SINE_PANEL,
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress; only the final summary."),
-    sample_every: Optional[int] = typer.Option(
-        None,
-        help="Text: print a short sample (200 characters, temperature 1) after every N validations; 0 for none (--quiet prints none). \\[default: after a validation at most every 30 s of training]",
-    ),
-    force: bool = typer.Option(
-        False, "--force", help="Replace an existing checkpoint at --out (training never overwrites one otherwise)."
-    ),
-    log_every: Optional[int] = typer.Option(
-        None, help="Print a progress line every N steps instead of the live bar (for logs)."
-    ),
-    nproc: Optional[int] = typer.Option(
-        None,
-        help="Train in N processes on this machine (one rank each, as torchrun would start them); --batch-size is split across them.",
-    ),
+    resume: Optional[Path] = TOP(None, "Continue the run saved in this checkpoint."),
+    init: Optional[Path] = TOP(None, "Fine-tune this pretrained forecaster ('pretrained') on DATA's series."),
+    kind: str = DATA("auto", "How to read DATA: auto, text or series."),
+    encoding: str = DATA("utf-8", "Text encoding of DATA (for example latin-1)."),
+    val_fraction: float = DATA(0.1, "Fraction at the end of each source kept for validation."),
+    cache_dir: Optional[Path] = DATA(None, "Folder for the decoded copy of DATA. \\[default: ~/.cache/seqgen]"),
+    tokens: Optional[str] = DATA(None, "Text: char, byte, word or bpe (the 'bpe' extra). \\[default: char]"),
+    vocab_size: Optional[int] = DATA(None, "Text: most tokens word or bpe learns. \\[default: word 8000, bpe 1024]"),
+    head: Optional[str] = MODEL(None, HEAD_HELP),
+    cell: Optional[str] = MODEL(None, CELL_HELP),
+    layers: Optional[int] = MODEL(None, "Stacked recurrent layers. \\[default: 2; small data 1]"),
+    hidden: Optional[int] = MODEL(None, "Units per layer. \\[default: text 384, series 64; less for small data]"),
+    embed: Optional[int] = MODEL(None, "Character embedding size (text). \\[default: 64]"),
+    dropout: Optional[float] = MODEL(None, "Dropout between layers and before the head. \\[default: 0]"),
+    batch_size: Optional[int] = TRAINING(None, "Tracks trained side by side. \\[default: 32; small text 16]"),
+    window: Optional[int] = TRAINING(None, "Steps per backpropagation window. \\[default: text 128, series 100]"),
+    lr: Optional[float] = TRAINING(None, "Peak learning rate (Adam). \\[default: text 5e-3, series 3e-3]"),
+    clip: Optional[float] = TRAINING(None, "Gradient-norm clipping. \\[default: 1.0]"),
+    warmup: Optional[int] = TRAINING(None, "Learning-rate warm-up steps. \\[default: 50]"),
+    weight_decay: Optional[float] = TRAINING(None, "Decoupled weight decay (AdamW); 0 is plain Adam. \\[default: 0]"),
+    input_noise: Optional[float] = TRAINING(None, "Std of noise added to series inputs. \\[default: 0.15]"),
+    time_column: Optional[str] = DATA(None, "CSV: the column of dates. \\[default: the first column of dates]"),
+    columns: Optional[str] = DATA(None, "CSV: value columns to train on, comma-separated. \\[default: all]"),
+    joint: bool = DATA(False, "CSV: model the value columns as channels of one series.", "--joint"),
+    id_column: Optional[str] = DATA(None, "CSV in long format: the column naming each row's series."),
+    fill: str = DATA("error", "CSV: missing values and steps: error, previous, linear or zero."),
+    calendar: Optional[str] = DATA(None, CALENDAR_HELP),
+    target: Optional[str] = DATA(None, "Series: predict level, diff (steps), or auto. \\[default: auto]"),
+    free_run: Optional[int] = TRAINING(None, "Series, point head: also score this many free-run steps."),
+    steps: Optional[int] = LIMITS(None, "Stop after this many optimizer steps. \\[default: series 2500]"),
+    epochs: Optional[float] = LIMITS(None, "Stop after this many passes over the data."),
+    max_time: Optional[str] = LIMITS(None, "Stop after this long: 90s, 5m, 1h. \\[default: text 5m, series 50s]"),
+    eval_every: Optional[int] = LIMITS(None, "Validate and save every N steps. \\[default: by data size]"),
+    patience: Optional[int] = LIMITS(None, "Stop after N evaluations above the best (0: never). \\[default: 5]"),
+    seed: Optional[int] = TRAINING(None, "Random seed. \\[default: 0]", callback=check_seed),
+    device: Optional[str] = TRAINING(None, "auto, cpu, cuda or mps. \\[default: auto]"),
+    precision: Optional[str] = TRAINING(None, "fp32, bf16, fp16 (CUDA) or auto. \\[default: auto]"),
+    threads: Optional[int] = TRAINING(None, THREADS_HELP),
+    sine_waves: int = SINE(256, "Number of waves."),
+    sine_length: int = SINE(1000, "Steps per wave."),
+    period_min: float = SINE(20.0, "Shortest period in steps."),
+    period_max: float = SINE(100.0, "Longest period in steps."),
+    amp_min: float = SINE(0.5, "Smallest amplitude."),
+    amp_max: float = SINE(1.0, "Largest amplitude."),
+    sine_noise: float = SINE(0.0, "Std of noise added to the waves."),
+    scale_each: bool = SINE(True, "Divide each wave by its own size.", "--scale-each/--no-scale-each"),
+    quiet: bool = TOP(False, "No live progress; only the final summary.", "--quiet", "-q"),
+    sample_every: Optional[int] = TOP(None, "Text: a short sample every N validations; 0 for none."),
+    force: bool = TOP(False, "Replace an existing checkpoint at --out.", "--force"),
+    log_every: Optional[int] = TOP(None, "Print a progress line every N steps instead of the live bar."),
+    nproc: Optional[int] = TOP(None, "Train in N processes on this machine; --batch-size is split across them."),
 ) -> None:
     """Train a model on DATA and save it as a checkpoint."""
-    if init is not None:
-        from .pretrain import finetune_command
+    _train(dict(locals()))
 
-        given = {
-            "--resume": resume,
-            "--head": head,
-            "--cell": cell,
-            "--layers": layers,
-            "--hidden": hidden,
-            "--embed": embed,
-            "--target": target,
-            "--calendar": calendar,
-            "--nproc": nproc,
-        }
-        finetune_command(
-            data, init, out, steps, lr, seed, force, [flag for flag, v in given.items() if v is not None], fill
-        )
-        return
+
+MODEL_OPTIONS = ("head", "cell", "layers", "hidden", "embed", "dropout", "batch_size", "window", "lr", "clip")
+RUN_OPTIONS = ("warmup", "weight_decay", "input_noise", "free_run", "steps", "epochs", "eval_every", "patience")
+DATA_OPTIONS = ("kind", "encoding", "val_fraction", "cache_dir", "tokens", "vocab_size", "target", "calendar")
+TABLE_OPTIONS = ("time_column", "id_column", "fill", "joint")
+
+
+def _train(o: dict) -> None:
     from ..data import SineConfig
+    from ..train.distributed import end_rank, launched, local_leader_first, process_group
     from ..train.plan import plan_run
-    from ..train.distributed import end_rank, launched, local_leader_first, process_group, relaunch
 
-    if log_every is not None and log_every < 1:
-        raise UsageError(f"--log-every must be >= 1, got {log_every}")
-    if sample_every is not None and sample_every < 0:
-        raise UsageError(f"--sample-every must be >= 0 (0: no samples), got {sample_every}")
-    options = dict(
-        head=head,
-        cell=cell,
-        layers=layers,
-        hidden=hidden,
-        embed=embed,
-        dropout=dropout,
-        batch_size=batch_size,
-        window=window,
-        lr=lr,
-        clip=clip,
-        warmup=warmup,
-        weight_decay=weight_decay,
-        input_noise=input_noise,
-        free_run=free_run,
-        steps=steps,
-        epochs=epochs,
-        max_time=parse_duration(max_time) if max_time else None,
-        eval_every=eval_every,
-        patience=patience,
-        seed=seed,
-        device=device,
-        precision=precision,
-        threads=threads,
-    )
-    sine = SineConfig(sine_waves, sine_length, period_min, period_max, amp_min, amp_max, sine_noise, scale_each)
+    if o["init"] is not None:
+        return _finetune(o)
+    if o["log_every"] is not None and o["log_every"] < 1:
+        raise UsageError(f"--log-every must be >= 1, got {o['log_every']}")
+    if o["sample_every"] is not None and o["sample_every"] < 0:
+        raise UsageError(f"--sample-every must be >= 0 (0: no samples), got {o['sample_every']}")
+    sine = SineConfig(*(o[k] for k in ("sine_waves", "sine_length", "period_min", "period_max")), o["amp_min"],
+                      o["amp_max"], o["sine_noise"], o["scale_each"])  # fmt: skip
+    asked = {k: o[k] for k in (*MODEL_OPTIONS, *RUN_OPTIONS, "seed", "device", "precision", "threads")}
+    asked.update({k: o[k] for k in (*DATA_OPTIONS, *TABLE_OPTIONS)}, columns=_names(o["columns"]), sine=sine)
+    asked["max_time"] = parse_duration(o["max_time"]) if o["max_time"] else None
 
     def plan(checkpoint):
-        return plan_run(
-            data,
-            out=out,
-            resume=checkpoint,
-            force=force,
-            kind=kind,
-            encoding=encoding,
-            val_fraction=val_fraction,
-            cache_dir=cache_dir,
-            tokens=tokens,
-            vocab_size=vocab_size,
-            target=target,
-            calendar=calendar,
-            time_column=time_column,
-            columns=_names(columns),
-            id_column=id_column,
-            fill=fill,
-            joint=joint,
-            sine=sine,
-            **options,
-        )
+        return plan_run(o["data"], out=o["out"], resume=checkpoint, force=o["force"], **asked)
 
-    if nproc is not None and not launched():
-        # A mistake is reported once, here, rather than by every rank after they have started.
-        if nproc < 1:
-            raise UsageError(f"--nproc must be >= 1, got {nproc}")
-        if data == "-":
-            raise UsageError("--nproc: every process reads DATA, so it cannot be standard input; save it to a file")
-        run = plan(_load_for_resume(resume, data))
-        _check_split(run.data, run.train, nproc)
-        del run  # the ranks read their own data (from the cache just built)
-        status, killed = relaunch(nproc, without_nproc(sys.argv[1:]))
-        if killed:
-            say(f"seqgen: error: {killed}", style="red")
-        raise typer.Exit(status)
-    with process_group(device or "auto") as group:
-        checkpoint = _load_for_resume(resume, data)
+    if o["nproc"] is not None and not launched():
+        return _relaunch(o, plan)
+    with process_group(o["device"] or "auto") as group:
+        checkpoint = _load_for_resume(o["resume"], o["data"])
         with local_leader_first(group):
             run = plan(checkpoint)
         earlier = checkpoint.meta["progress"].get("processes", 1) if checkpoint else 1
-        if earlier > 1 and nproc is None and not launched() and not quiet:
+        if earlier > 1 and o["nproc"] is None and not launched() and not o["quiet"]:
             # Any process count can resume a run (its state is saved whole); say which one this is.
             say(
                 f"note: this run trained in {earlier} processes and goes on in one; add --nproc {earlier} for {earlier}"
             )
-        _run_training(run, quiet or not group.is_main, log_every, sample_every, distributed=group.world > 1)
+        quiet = o["quiet"] or not group.is_main
+        _run_training(run, quiet, o["log_every"], o["sample_every"], distributed=group.world > 1)
         if group.world > 1:
             end_rank(0)
+
+
+def _finetune(o: dict) -> None:
+    from .pretrain import finetune_command
+
+    fixed = ("resume", "head", "cell", "layers", "hidden", "embed", "target", "calendar", "nproc")
+    given = ["--" + k for k in fixed if o[k] is not None]
+    finetune_command(o["data"], o["init"], o["out"], o["steps"], o["lr"], o["seed"], o["force"], given, o["fill"])
+
+
+def _relaunch(o: dict, plan) -> None:
+    """Start the ranks of a run of --nproc processes; a mistake is reported once, here, rather than
+    by every rank after they have started."""
+    from ..train.distributed import relaunch
+
+    nproc = o["nproc"]
+    if nproc < 1:
+        raise UsageError(f"--nproc must be >= 1, got {nproc}")
+    if o["data"] == "-":
+        raise UsageError("--nproc: every process reads DATA, so it cannot be standard input; save it to a file")
+    run = plan(_load_for_resume(o["resume"], o["data"]))
+    _check_split(run.data, run.train, nproc)
+    del run  # the ranks read their own data (from the cache just built)
+    status, killed = relaunch(nproc, without_nproc(sys.argv[1:]))
+    if killed:
+        say(f"seqgen: error: {killed}", style="red")
+    raise typer.Exit(status)
 
 
 def without_nproc(argv: list[str]) -> list[str]:
@@ -355,12 +182,6 @@ def _names(text: Optional[str]) -> Optional[list[str]]:
     if not names:
         raise UsageError("--columns: give the names of one or more columns, separated by commas")
     return names
-
-
-def _left_out_note(left_out: dict[str, str]) -> str:
-    """Which columns of a table are not series of the model, and why."""
-    columns = ", ".join(f"{name!r} ({why})" for name, why in left_out.items())
-    return f"note: not read as series: {columns}; --columns names the series to train on"
 
 
 def _check_split(dataset, train_config, nproc: int) -> None:
@@ -405,9 +226,9 @@ def _run_training(
     run, quiet: bool, log_every: Optional[int] = None, sample_every: Optional[int] = None, distributed: bool = False
 ) -> None:
     from ..train import Trainer, stop_on_signals
-    from ..train.meaning import summarise
+    from ..train.display import TrainDisplay, sample_schedule
+    from ..train.meaning import meaning_rows, summarise
     from ..train.samples import with_samples
-    from .text_report import meaning_rows, sample_schedule
 
     trainer = Trainer.from_plan(run)
     dataset, train_config, out, checkpoint = run.data, run.train, run.out, run.resume
@@ -420,20 +241,16 @@ def _run_training(
         return
     if not quiet:
         say(f"data: {dataset.description}")
-        for note in run.notes:
-            say(as_flags(note))
+    for note in run.notes if not quiet else ():
+        say(as_flags(note))
     for warning in run.warnings if main else ():
         say(as_flags(warning))
     if main and dataset.left_out:
         # Said even with --quiet: a column silently missing from the model is a surprise found too late.
-        say(_left_out_note(dataset.left_out))
-    display = TrainDisplay(
-        quiet,
-        dataset.kind,
-        train_config,
-        log_every,
-        tokens=dataset.tokenizer.kind if dataset.tokenizer is not None else "char",
-    )
+        columns = ", ".join(f"{name!r} ({why})" for name, why in dataset.left_out.items())
+        say(f"note: not read as series: {columns}; --columns names the series to train on")
+    tokens = dataset.tokenizer.kind if dataset.tokenizer is not None else "char"
+    display = TrainDisplay(quiet, dataset.kind, train_config, log_every, tokens=tokens, word=as_flags)
 
     def leaving(signum: int) -> None:
         kept = f"{out} holds the last evaluation's weights" if out.exists() else "no checkpoint was written"
@@ -451,206 +268,13 @@ def _run_training(
         signum = signal.SIGTERM  # another rank was signalled; this one stopped with it
     if signum is not None and main:
         again = f" --nproc {trainer.group.world}" if trainer.group.world > 1 else ""
-        if dataset.source.get("path") == "standard input":
-            # The checkpoint cannot hold its data: standard input must bring it again.
-            say(
-                f"stopped by signal at step {result.steps}; the data came from standard input, so give it again "
-                f"to continue: seqgen train - --resume {result.path}{again} < DATA"
-            )
-        else:
-            say(f"stopped by signal at step {result.steps}; continue with: seqgen train --resume {result.path}{again}")
+        from_stdin = dataset.source.get("path") == "standard input"  # the checkpoint cannot hold its data
+        give = "the data came from standard input, so give it again to continue: seqgen train -" if from_stdin else ""
+        how = (
+            f"{give} --resume {result.path}{again} < DATA"
+            if from_stdin
+            else f"continue with: seqgen train --resume {result.path}{again}"
+        )
+        say(f"stopped by signal at step {result.steps}; {how}")
     if signum is not None:
         raise typer.Exit(128 + signum)
-
-
-def _calibration_line(c) -> str:
-    """What the training summary says of the spread's calibration (see seqgen/calibrate.py)."""
-    tail = (
-        f"{c.coverage:.0%} of the validation tail's values inside them ({c.coverage_before:.0%} as trained), "
-        f"{c.origins} forecasts of {c.horizon} steps"
-    )
-    if c.scale > 1 and c.scale == c.fitted:
-        if c.coverage < 0.8:  # the search's widest factor, and still short of 80%
-            return f"spread x{c.scale:.2f}, the widest calibration tries (80% of the validation tail was not reached): {tail}"
-        return f"spread x{c.scale:.2f}, the factor that covers 80% of the validation tail: {tail}"
-    why = (f"the one-step error ratio x{c.ratio:.2f}" if c.scale > 1 else "as trained") + (
-        f"; the tail asked for x{c.fitted:.2f}, and the spread is never narrowed" if c.fitted < c.scale else ""
-    )
-    return f"spread x{c.scale:.2f} ({why}): {tail}"
-
-
-# Off a terminal, an evaluation line at most this often (training seconds): a short series is
-# validated every 20 steps, a line each would be a hundred lines in ten seconds.
-EVAL_LINE_SECONDS = 5.0
-
-
-class TrainDisplay:
-    """Live progress on stderr (a bar on a terminal, a line per evaluation, at most every EVAL_LINE_SECONDS, otherwise)."""
-
-    def __init__(self, quiet: bool, kind: str, config, log_every: Optional[int] = None, tokens: str = "char"):
-        self.quiet, self.kind, self.config, self.log_every, self.tokens = quiet, kind, config, log_every, tokens
-        self.progress = None
-        self.task = None
-        self.val = "-"
-        self.unit = "values" if kind != "text" else "chars" if tokens == "char" else "tokens"
-        self.pending: Optional[tuple[int, str]] = None  # a --log-every line waiting for its step's evaluation
-        self.last_line = -1.0  # when (training seconds) the last evaluation line was printed
-
-    def __enter__(self):
-        if not self.quiet and console.is_terminal and not self.log_every:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self.progress = Progress(
-                TextColumn("step {task.fields[step]}"),
-                BarColumn(),
-                TextColumn("{task.percentage:>3.0f}%"),
-                TextColumn("loss {task.fields[loss]}  val {task.fields[val]}  {task.fields[rate]}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=console,
-                transient=False,
-            )
-            self.progress.start()
-            self.task = self.progress.add_task("train", total=1.0, step=0, loss="-", val="-", rate="")
-        return self
-
-    def __exit__(self, *exc):
-        if self.progress:
-            self.progress.stop()
-        self._flush()
-        return False
-
-    def _flush(self) -> None:
-        """Print the progress line held back for an evaluation that did not come."""
-        if self.pending:
-            say(self.pending[1].format(val=self.val))
-            self.pending = None
-
-    def handle(self, event: dict) -> None:
-        kind = event["type"]
-        if self.pending and not (kind == "eval" and event["step"] == self.pending[0]):
-            self._flush()  # a --log-every line waits only for an evaluation of its own step, to share its line
-        if kind == "start" and not self.quiet:
-            if event["step"]:
-                total = f" of {event['total_steps']}" if event.get("total_steps") else ""
-                say(f"resuming from step {event['step']}{total}")
-            where = f"{event['processes']} processes" if event.get("processes", 1) > 1 else event["device"]
-            if event.get("precision", "fp32") != "fp32":
-                where += f" in {event['precision']}"
-            say(
-                f"model: {event['parameters']:,} parameters on {where}, batch {event['batch']}, "
-                f"{event['steps_per_epoch']} step{'s' if event['steps_per_epoch'] != 1 else ''} per epoch"
-            )
-            if event["batch"] < event.get("batch_asked", 0):
-                say(self._small_batch(event))
-        elif kind == "step" and self.progress:
-            self.progress.update(
-                self.task,
-                completed=event["fraction"],
-                step=event["step"],
-                loss=f"{event['loss']:.4f}",
-                val=self.val,
-                rate=f"{event['items_per_sec']:,.0f} {self.unit}/s",
-            )
-        elif kind == "step" and self.log_every and not self.quiet:
-            if event["step"] % self.log_every == 0:
-                self.pending = (
-                    event["step"],
-                    f"step {event['step']}  loss {event['loss']:.4f}  val {{val}}  "
-                    f"{event['items_per_sec']:,.0f} {self.unit}/s  {event['elapsed']:.0f}s",
-                )
-        elif kind == "threads" and event["measured"] != "asked" and not self.quiet:
-            why = {
-                "busy": "other processes keep the cores busy",
-                "slower": "more were slower for this model",
-                "faster": "measured faster than one",
-                "one core": "one core",
-                "resumed": "the run's own",
-                "fewer cores": "fewer than the run had: this machine has no more cores",
-            }[event["measured"]]
-            count = event["threads"]
-            say(f"threads: {count} torch thread{'s' if count > 1 else ''} ({why}); --threads N fixes the count")
-        elif kind == "sample":
-            from .text_report import show_sample
-
-            show_sample(event)
-        elif kind == "calibration_failed":
-            say(
-                f"warning: the intervals could not be calibrated ({event['reason']}); forecasts widen the spread by "
-                "the one-step error ratio",
-                style="yellow",
-            )
-        elif kind == "rollback":
-            # Shown even with --quiet: the run changed course, and the user should know why.
-            say(
-                f"warning: {event['reason']} at step {event['step']}; went back to step "
-                f"{event['to_step']}'s weights and halved the learning rate to {event['lr']:.3g}",
-                style="yellow",
-            )
-        elif kind == "eval":
-            self.val = self._loss(event["val_loss"])
-            if not self.quiet and not self.progress:
-                extra = f" ({event['val_bpc']:.3f} bits/char)" if "val_bpc" in event else ""
-                val = f"{self._loss(event['val_loss'])}{extra}{'  *' if event['improved'] else ''}"
-                if self.pending and self.pending[0] == event["step"]:
-                    say(self.pending[1].format(val=val) + f"  epoch {event['epoch']:.2f}")
-                    self.pending = None
-                elif self.log_every or event["elapsed"] - self.last_line >= EVAL_LINE_SECONDS or self.last_line < 0:
-                    self.last_line = event["elapsed"]
-                    say(f"step {event['step']}  epoch {event['epoch']:.2f}  {event['elapsed']:.0f}s  val {val}")
-
-    def _loss(self, value: float) -> str:
-        # Text loss is a few nats; a series' MSE can be 1e-12 (the oscillator head on sines).
-        return f"{value:.4f}" if self.kind == "text" else f"{value:.4g}"
-
-    def _small_batch(self, event: dict) -> str:
-        """Why the batch is smaller than --batch-size asked, and what would give more tracks."""
-        batch, asked = event["batch"], event["batch_asked"]
-        if event["streams"] > 1:
-            return f"note: batch {batch} instead of {asked}: the data has {event['streams']} streams, one track each"
-        window = self.config.window
-        return (
-            f"note: batch {batch} instead of {asked}: the training part has {event['train_values']:,} "
-            f"{self.unit}, enough for {batch} track{'s' if batch != 1 else ''} of at least one window ({window}) "
-            f"plus one; every {self.unit[:-1]} is still trained on, and a smaller --window gives more tracks"
-        )
-
-    def summary(self, result, kind: str, meaning: list[tuple[str, str]] = ()) -> None:
-        from rich.table import Table
-
-        table = Table(show_header=False, box=None, padding=(0, 2))
-        if result.best_val is None:
-            table.add_row(
-                "validation",
-                f"none yet (the first comes at step {self.config.eval_every}); the checkpoint holds the latest weights",
-            )
-        else:
-            per = "char" if self.tokens == "char" else "token"
-            label = f"best val loss (nats/{per})" if kind == "text" else "best val MSE (scaled)"
-            table.add_row(label, f"{self._loss(result.best_val)} at step {result.best_step}")
-            if kind == "text":
-                table.add_row("best val bits/char", f"{result.best_bpc:.4f}")
-            for row in meaning:
-                table.add_row(*row)
-        calibration = getattr(result, "calibration", None)
-        if calibration is not None:
-            table.add_row("80% intervals", _calibration_line(calibration))
-        table.add_row("steps", str(result.steps))
-        planned = self.config.steps if self.config is not None else None
-        if getattr(result, "limit", None) == "max_time" and planned and result.steps < planned:
-            # The time limit came first: say so, or a short run looks like a finished one.
-            table.add_row(
-                "stopped at the time limit",
-                f"{self.config.max_time:g} s, after {result.steps} of {planned} "
-                "steps (a busy machine trains slower); --max-time or --steps changes the limits",
-            )
-        if result.stopped_by == "early":
-            table.add_row(
-                "stopped early",
-                f"the validation loss stayed above its best (step {result.best_step}) for "
-                f"{self.config.patience} evaluations: more steps would overfit; the checkpoint holds the best weights",
-            )
-        table.add_row("training time", f"{result.elapsed:.1f}s")
-        table.add_row(f"{self.unit}/s", f"{result.items_per_sec:,.0f}")
-        table.add_row("checkpoint", result.path)
-        console.print(table)

@@ -149,3 +149,22 @@ def end_before(ckpt: Checkpoint, dataset: Dataset, index: int, after: int) -> fl
             "give the data with its time column"
         )
     return ends[index] - after
+
+
+def follower(
+    ckpt: Checkpoint,
+    series: str | None = None,
+    quantiles: Sequence[float] = (),
+    *,
+    seed: int | None = None,
+    backend: str = "auto",
+    device: str = "cpu",
+) -> Generator:
+    """The Generator `follow` steps for a series model: in the scale of `series` (of a model of
+    several; a model of channels reads them all), and when it forecasts `quantiles` with a point
+    head, paths as `forecast` draws them: noise of its validation error in the series' units."""
+    entry = None if ckpt.model_config.channels > 1 else series_entry(ckpt, series)
+    gen = Generator.from_checkpoint(ckpt, backend=backend, device=device, seed=seed, series=entry)
+    if quantiles and not gen.head.probabilistic:
+        gen.sampling.noise = validation_error(ckpt, entry) * gen.spread_scale  # widened as calibrated
+    return gen

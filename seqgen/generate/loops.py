@@ -42,3 +42,35 @@ def find_loop(
         if span >= max(min_repeats * period, min_chars):
             return Loop(text[start : start + period], start, span / period)
     return None
+
+
+def recording_text(steps, batch_size: int, texts: list[list[str]]):
+    """Pass the steps on, keeping each live stream's text (`texts`: a list of pieces per stream)."""
+    for items, live in steps:
+        if not texts:
+            texts.extend([] for _ in range(batch_size))
+        for k in np.flatnonzero(live):
+            texts[k].append(items.text[k])
+        yield items, live
+
+
+def loop_warning(texts: list[list[str]], how: str, word=str) -> str | None:
+    """After greedy or beam output (`how`: "greedy" or "beam"): what to say when a sample ends in a
+    loop, and what to try (None when none does); `word` says the advice's `parameters` as flags."""
+    found = [(k, loop) for k, loop in enumerate(find_loop("".join(pieces)) for pieces in texts) if loop]
+    if not found:
+        return None
+    k, loop = found[0]
+    which = f"sample {k + 1}" if len(texts) > 1 else "the output"
+    also = f" (and {len(found) - 1} more of the samples)" if len(found) > 1 else ""
+    choice = "takes the likeliest token every time" if how == "greedy" else "keeps the likeliest continuations"
+    advice = word(
+        f"`{how}` {choice}, and a model's likeliest path often leads back where it was; penalise what it has just "
+        f"written, with `{how}`: `frequency_penalty` 0.5 (or `repetition_penalty` 1.5; `penalty_window` sets how "
+        f"far back), or sample instead: leave out `{how}` and give `temperature` 0.8 (`top_p` 0.9 keeps out "
+        "unlikely tokens)"
+    )
+    return (
+        f"warning: {which}{also} falls into a loop: {loop.cycle!r} repeats {loop.repeats:.0f} times from character "
+        f"{loop.start + 1} to the end. {advice}"
+    )

@@ -264,3 +264,64 @@ def sample(
     if save_state is not None:
         state_files.save_state(save_state, gen)
     return result
+
+
+def notes(ready: Prepared, request: Request, seconds: float = 0.0) -> list[str]:
+    """What to tell the person who asked, once a generation is prepared (parameters in backquotes):
+    what `adapt` did, which series of several is continued, why samples will all be the same."""
+    said = []
+    how = ready.running.meta.get("adapted")
+    if request.adapt:
+        said.append(
+            f"adapted a copy of the weights to the prime: {how['prime_tokens']:,} tokens read {how['passes']} times, "
+            f"{how['method']} lr {how['lr']:g}, windows of {how['window']} ({seconds:.1f}s)"
+        )
+    elif how is not None:
+        said.append(f"note: {request.load_state} holds weights adapted to its prime; the generation goes on with them")
+    if request.load_state is None and request.series is None:
+        said += _which_series(ready.ckpt, ready.gen.series, request.prime)
+    return said + _same_samples(ready.ckpt, request, ready.gen.sampling)
+
+
+def _which_series(ckpt: Checkpoint, scaling: dict | None, prime) -> list[str]:
+    """A model of several series continues one of them: which, when the request did not name it."""
+    entries = ckpt.described.series
+    if scaling is None or len(entries) < 2:
+        return []
+    if "name" not in scaling:
+        return [
+            f"note: the prime is none of the {len(entries)} series this model knows; it is scaled by its own mean "
+            "and standard deviation (`series` names one of them)"
+        ]
+    if prime is None:
+        return [
+            f"note: this model knows {len(entries)} series; continuing the first, {scaling['name']!r} "
+            "(`series` chooses another)"
+        ]
+    return []
+
+
+def _same_samples(ckpt: Checkpoint, request: Request, sampling) -> list[str]:
+    """Several samples that will all be the same: why, and what makes them differ."""
+    count = request.samples
+    if ckpt.kind == "text" and count > 1 and sampling.greedy:
+        return [f"warning: the {count} samples will be the same: `greedy` makes the same choice in each"]
+    # Without a prime, a sine model's samples each start from a fresh wave of their own.
+    own_primes = request.prime is None and request.load_state is None and ckpt.described.is_sine
+    drawn = is_probabilistic(ckpt) and not sampling.greedy
+    if ckpt.kind != "text" and count > 1 and not sampling.noise and not own_primes and not drawn:
+        return [
+            f"warning: the {count} streams will be the same (up to rounding): a continuous model is "
+            "deterministic without `noise` (give `noise` 0.05, say, for different streams)"
+        ]
+    return []
+
+
+def calendar_note(ckpt: Checkpoint, what: str) -> str | None:
+    """A model that reads the calendar, given values without times: where they are taken to be."""
+    if not ckpt.model_config.calendar:
+        return None
+    return (
+        f"note: this model reads the calendar; {what} is taken to be at the training data's last time "
+        "(`seqgen forecast` with a CSV of dated values forecasts from any time)"
+    )

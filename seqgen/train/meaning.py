@@ -210,3 +210,57 @@ def summarise(trainer) -> TextSummary | None:
 
 def bits(nats: float) -> float:
     return nats / math.log(2)
+
+
+def meaning_rows(summary, config, result) -> list[tuple[str, str]]:
+    """The rows of a text run's training summary that say what its loss means and what more
+    time would do (none without a summary); options are named as parameters, in backquotes."""
+    if summary is None:
+        return []
+    sticks = summary.yardsticks
+    return [
+        (
+            "what it means",
+            f"{bits(summary.loss):.2f} bits/char is {BANDS[summary.band]} (on this text a unigram "
+            f"model scores {bits(sticks.unigram):.2f}, a bigram model {bits(sticks.bigram):.2f}, a model of its "
+            f"words {bits(sticks.words):.2f})",
+        ),
+        ("training longer", _outlook_line(summary, config, result)),
+    ]
+
+
+def _outlook_line(summary, config, result) -> str:
+    outlook = summary.outlook
+    verdict = outlook.verdict
+    if verdict == "unknown":
+        return (
+            f"too few validations to tell ({outlook.points}); `eval_every` validates more often"
+            if outlook.points < MIN_POINTS
+            else "no validation in the first half of the run to measure from"
+        )
+    if verdict == "overfitting":
+        return (
+            f"would not help: the validation loss has risen since its best (step {result.best_step}), which the "
+            "checkpoint holds; more text, `dropout` or a smaller model would"
+        )
+    gained = f"{bits(outlook.gain):.3f} bits/char gained over the second half of the run"
+    if verdict == "levelled":
+        return f"would change little: only {gained}; a larger model (`hidden`, `layers`) or more text would"
+    likely = summary.likely_after_doubling
+    where = band(likely, summary.yardsticks)
+    then = "" if where == summary.band else f" ({LOOKS[where]})"
+    return (
+        f"would likely help: {gained} ({bits(outlook.per_minute):.3f} a minute); a run twice as long"
+        f"{_doubled(config, result)} would likely reach about {bits(likely):.2f} bits/char at best{then}"
+    )
+
+
+def _doubled(config, result) -> str:
+    """The limit that stopped the run, doubled, as an option to give."""
+    if result.limit == "max_time" or (config.max_time and not config.steps and not config.epochs):
+        return f" (`max_time` {2 * config.max_time:g}s)"
+    if config.steps:
+        return f" (`steps` {2 * config.steps})"
+    if config.epochs:
+        return f" (`epochs` {2 * config.epochs:g})"
+    return ""

@@ -1,4 +1,5 @@
-"""The shapes `seqgen sample` writes its output in: text, values, csv and jsonl.
+"""The shapes generated data is written in: text, values, csv and jsonl for `seqgen sample`, a
+table of mean and quantiles for a forecast, and a file that is written whole or not at all.
 
 Each writer consumes the (step, live) pairs of `generate_steps` and writes as it goes, so text,
 values and per-step JSON lines appear while they are generated. The text of a step is what its
@@ -9,14 +10,20 @@ its last one comes, so text never splits a character.
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
 import re
+import sys
+import time
+from pathlib import Path
 from typing import Iterable, Iterator, Protocol
 
 import numpy as np
 
-from ..errors import UsageError
-from ..generate.api import collect_text
+from .errors import UsageError
+from .files import write_atomic
+from .generate.api import collect_text
 
 FORMATS = ("text", "values", "csv", "jsonl")
 Steps = Iterable[tuple[np.ndarray, np.ndarray]]
@@ -30,13 +37,13 @@ def check_format(fmt: str | None, is_text: bool, per_step: bool = False) -> str:
     """The format to use (default: text for text models, values for continuous ones)."""
     fmt = fmt or ("text" if is_text else "values")
     if fmt not in FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        raise UsageError(f"`format` must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if fmt == "text" and not is_text:
-        raise UsageError("--format text is for text models; this model generates numbers (use values, csv or jsonl)")
+        raise UsageError("`format` text is for text models; this model generates numbers (use values, csv or jsonl)")
     if fmt == "values" and is_text:
-        raise UsageError("--format values is for continuous models; this model generates text (use text, csv or jsonl)")
+        raise UsageError("`format` values is for continuous models; this model generates text (use text, csv or jsonl)")
     if per_step and fmt != "jsonl":
-        raise UsageError("--per-step goes with --format jsonl")
+        raise UsageError("`per_step` goes with `format` jsonl")
     return fmt
 
 
@@ -200,13 +207,124 @@ def write_channels(
 
 
 def parse_quantiles(text: str) -> tuple[float, ...]:
-    """--quantiles as levels: numbers between 0 and 1, separated by commas, sorted."""
-    from ..generate.forecast import check_quantiles
+    """`quantiles` written as text: numbers between 0 and 1, separated by commas, sorted."""
+    from .generate.forecast import check_quantiles
 
     try:
         values = [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise UsageError(f"--quantiles takes numbers separated by commas, like 0.1,0.5,0.9; got {text!r}") from None
+        raise UsageError(f"`quantiles` takes numbers separated by commas, like 0.1,0.5,0.9; got {text!r}") from None
     if not values:
-        raise UsageError("--quantiles: give at least one level, like 0.1,0.5,0.9")
+        raise UsageError("`quantiles`: give at least one level, like 0.1,0.5,0.9")
     return check_quantiles(values)
+
+
+def write(fmt: str, out: Sink, gen, steps: Steps, prime, separator: str, per_step: bool, final: bool = True) -> None:
+    """The steps in format `fmt`. `final`: nothing continues this output (no saved state), so it
+    gets its ending: a newline after text, U+FFFD for a character whose last bytes never came."""
+    if fmt == "text":
+        write_text(out, gen, steps, prime or "", separator, "\n" if final else "", final)
+    elif fmt == "values":
+        write_values(out, gen, steps, prime)
+    elif fmt == "csv":
+        write_csv(out, gen, steps, prime)
+    else:
+        write_jsonl(out, gen, steps, prime, per_step, final)
+
+
+def forecast_table(results) -> list[dict]:
+    """One row per series and step of [(name, times or None, Forecast)]: the series (when
+    several), the time (or step), the mean, then each quantile, named q<level>."""
+    rows = []
+    for name, times, result in results:
+        names = [f"q{level:g}" for level in result.levels]
+        for step, (mean, qs) in enumerate(zip(result.mean, result.quantiles.T), start=1):
+            row = {"series": name} if len(results) > 1 else {}
+            row.update({"time": times[step - 1]} if times else {"step": step})
+            rows.append({**row, "mean": float(mean), **{n: float(q) for n, q in zip(names, qs)}})
+    return rows
+
+
+def write_table(out: Sink, table: list[dict], fmt: str) -> None:
+    """Rows of a table as csv (a header, then a line each) or jsonl (an object each)."""
+    if fmt == "jsonl":
+        for row in table:
+            out.write(json.dumps(row) + "\n")
+        return
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(list(table[0]))
+    for row in table:
+        writer.writerow([_fmt(v) if isinstance(v, float) else v for v in row.values()])
+
+
+class FileOutput:
+    """Output collected, then written atomically (a failed run leaves no partial file)."""
+
+    def __init__(self, path: Path):
+        self.path, self.buffer = path, io.StringIO()
+
+    def write(self, text: str) -> None:
+        self.buffer.write(text)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            try:
+                write_atomic(self.path, self.buffer.getvalue().encode("utf-8"))
+            except OSError as e:
+                raise UsageError(f"`output` {self.path}: cannot write ({e.strerror})") from None
+        return False
+
+
+def follow_line(forecast: np.ndarray, levels, channels: list[str] | None = None) -> str:
+    """One line of a followed stream's forecast: the values of each step (and channel) in turn, or
+    with quantile `levels` a JSON object of the mean and each quantile (per channel, if `channels`)."""
+    names = ["mean", *(f"q{level:g}" for level in levels)]
+    if levels and channels:
+        rows = {
+            n: {c: [round(float(v), 6) for v in row[:, k]] for k, c in enumerate(channels)}
+            for n, row in zip(names, forecast)
+        }
+        return json.dumps(rows) + "\n"
+    if levels:
+        return json.dumps({n: [round(float(v), 6) for v in row] for n, row in zip(names, forecast)}) + "\n"
+    return " ".join(f"{v:.6g}" for v in np.ravel(forecast)) + "\n"
+
+
+class PipeClosed(Exception):
+    """The reader of standard output went away (`| head`): there is nobody to write for."""
+
+
+class StreamWriter:
+    """Writes data to stdout, flushing at most every 50 ms so output is live but cheap;
+    a closed pipe (`| head`) ends the command quietly."""
+
+    def __init__(self, stream, line_flush: bool = False):
+        self.stream, self.last_flush = stream, time.monotonic()
+        # Lines for another program (per-step JSON lines, follow) go out at once: it may be waiting.
+        self.interval = 0.0 if line_flush else 0.05
+
+    def write(self, text: str) -> None:
+        self.stream.write(text)
+        now = time.monotonic()
+        if now - self.last_flush >= self.interval:
+            self.stream.flush()
+            self.last_flush = now
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                exc_type = BrokenPipeError
+        if exc_type is BrokenPipeError:
+            # Python would complain again when flushing at exit: point stdout at /dev/null first.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise PipeClosed() from None
+        return False

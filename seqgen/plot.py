@@ -10,15 +10,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MissingPackage, UsageError
-from ..extras import install_hint
+from .errors import MissingPackage, UsageError
+from .extras import install_hint
 
 PRIME_MARK, GENERATED_MARK = "░", "█"
 
 
-def terminal_chart(prime: np.ndarray, generated: np.ndarray, width: int = 80, height: int = 12, samples: int = 1):
+def terminal_chart(
+    prime: np.ndarray, generated: np.ndarray, width: int = 80, height: int = 12, samples: int = 1, more: str = ""
+):
     """A rich Text chart of one sample: each column spans the min..max of the values it covers.
-    With `samples` > 1 the legend says it is the first of them."""
+    With `samples` > 1 the legend says it is the first of them (and `more`, where the rest are)."""
     from rich.text import Text
 
     values = np.concatenate([np.asarray(prime, dtype=np.float64), np.asarray(generated, dtype=np.float64)])
@@ -50,7 +52,7 @@ def terminal_chart(prime: np.ndarray, generated: np.ndarray, width: int = 80, he
     chart.append(f"{'':>{pad}}   {PRIME_MARK} prime ({len(prime)})", style="blue")
     chart.append(f"   {GENERATED_MARK} generated ({len(generated)})", style="green")
     if samples > 1:
-        chart.append(f"\n{'':>{pad}}   sample 1 of {samples} drawn (--plot-file draws them all)")
+        chart.append(f"\n{'':>{pad}}   sample 1 of {samples} drawn{more}")
     return chart
 
 
@@ -63,13 +65,13 @@ def require_matplotlib():
         import matplotlib.pyplot as plt
     except ImportError:
         raise MissingPackage(
-            f"--plot-file needs matplotlib: {install_hint('plot')} (or pip install matplotlib)"
+            f"`plot_file` needs matplotlib: {install_hint('plot')} (or pip install matplotlib)"
         ) from None
     return plt
 
 
 def check_plot_file(path: Path) -> None:
-    """Fail before any work, not after it, when --plot-file cannot be written: matplotlib missing,
+    """Fail before any work, not after it, when `path` cannot be written: matplotlib missing,
     a file type it does not draw (or no extension to tell one), or a folder that is not there."""
     require_matplotlib()
     from matplotlib.backend_bases import FigureCanvasBase
@@ -82,9 +84,9 @@ def check_plot_file(path: Path) -> None:
             if extension
             else "the name has no extension to say its image type"
         )
-        raise UsageError(f"--plot-file {path}: {what}; end it with one of {', '.join('.' + e for e in supported)}")
+        raise UsageError(f"`plot_file` {path}: {what}; end it with one of {', '.join('.' + e for e in supported)}")
     if not path.parent.is_dir():
-        raise UsageError(f"--plot-file {path}: the folder {path.parent} does not exist")
+        raise UsageError(f"`plot_file` {path}: the folder {path.parent} does not exist")
 
 
 def save_plot(path: str | Path, prime: np.ndarray, generated: np.ndarray) -> None:
@@ -112,7 +114,7 @@ def save_plot(path: str | Path, prime: np.ndarray, generated: np.ndarray) -> Non
     try:
         fig.savefig(path)
     except OSError as e:
-        raise UsageError(f"--plot-file {path}: cannot write ({e.strerror})") from None
+        raise UsageError(f"`plot_file` {path}: cannot write ({e.strerror})") from None
     finally:
         plt.close(fig)
 
@@ -202,7 +204,7 @@ def save_fan_plot(
     n = len(history)
     past, steps = np.arange(n), np.arange(n, n + len(middle))
     if start is not None and frequency is not None:
-        from ..data.times import shifted
+        from .data.times import shifted
 
         first = np.datetime64(start, "s")
         past = shifted(first, frequency, np.arange(-n, 0)).astype("datetime64[D]")
@@ -222,6 +224,11 @@ def save_fan_plot(
     try:
         fig.savefig(path)
     except OSError as e:
-        raise UsageError(f"--plot-file {path}: cannot write ({e.strerror})") from None
+        raise UsageError(f"`plot_file` {path}: cannot write ({e.strerror})") from None
     finally:
         plt.close(fig)
+
+
+def bands(forecast) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A `Forecast`'s band and line as its charts draw them: (lowest quantile, median, highest)."""
+    return forecast.quantiles[0], np.median(forecast.paths, axis=0), forecast.quantiles[-1]
