@@ -344,7 +344,7 @@ class Trainer:
             out = out.float()  # the loss, and the head's arithmetic, in float32
             state = _float_state(state)
             out, head_state, mask = self.head.forward(values_of(x, self.model_config.channels), out, self.head_state)
-            loss = self.head.loss(out, y, mask)
+            loss = self._loss(out, y) if mask is None else self.head.loss(out, y, mask)
             horizon = self._free_run_horizon()
             if horizon:
                 loss = loss + self._free_run_loss(out[:, -1], state, horizon)
@@ -401,6 +401,10 @@ class Trainer:
         if not predictions:
             return first.new_zeros(())
         return self.head.loss(torch.stack(predictions, dim=1), truth)
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """A window's loss where every prediction counts: the head's (cross-entropy for tokens)."""
+        return self.head.loss(out, y)
 
     # --- validation ---------------------------------------------------------------------
     @torch.no_grad()
@@ -748,10 +752,9 @@ def data_meta(data: Dataset) -> dict:
         "source": data.source,
         "val_fraction": data.val_fraction,
     }
-    if data.kind == "text" and data.tokenizer is not None:
-        meta["tokenizer"] = data.tokenizer.to_dict()
-    elif data.kind == "text":
-        meta["vocab"] = data.vocab  # characters: what every checkpoint stored before other tokens
+    if data.kind == "text":
+        # Characters are stored as their `vocab`, as every checkpoint stored them before other tokens.
+        meta.update({"tokenizer": data.tokenizer.to_dict()} if data.tokenizer is not None else {"vocab": data.vocab})
     else:
         meta.update(mean=np.asarray(data.mean).tolist(), std=np.asarray(data.std).tolist())
         if data.channels is not None:
@@ -788,16 +791,8 @@ def check_resume_compatible(ckpt: Checkpoint, data: Dataset, model_config: Model
     """`resume` must continue the same run: same kind of data, same vocabulary, same model shape."""
     if ckpt.kind != data.kind:
         raise UsageError(f"`resume` {ckpt.path}: that checkpoint was trained on {ckpt.kind} data, not {data.kind}")
-    ours = data.tokenizer.kind if data.tokenizer is not None else "char"
-    if data.kind == "text" and tokenization(ckpt.data) != ours:
-        raise UsageError(
-            f"`resume` {ckpt.path}: that run's tokens are {tokenization(ckpt.data)}, not {ours} "
-            "(give the same `tokens`)"
-        )
-    if data.kind == "text" and ours == "char" and ckpt.vocab != data.vocab:
-        raise UsageError(f"`resume` {ckpt.path}: the data's characters differ from the checkpoint's vocabulary")
-    if data.kind == "text" and ours != "char" and ckpt.described.tokenizer != data.tokenizer.to_dict():
-        raise UsageError(f"`resume` {ckpt.path}: the data's tokens differ from the checkpoint's")
+    if data.kind == "text":
+        _check_same_tokens(ckpt, data)
     if ckpt.described.target != data.target:
         raise UsageError(
             f"`resume` {ckpt.path}: that run modelled the series by its {ckpt.described.target}, "
@@ -817,6 +812,20 @@ def check_resume_compatible(ckpt: Checkpoint, data: Dataset, model_config: Model
     # just after a restart from the best weights), and then they start afresh on resume.
     if "optimizer" not in ckpt.meta:
         raise CheckpointError(f"{ckpt.path} holds no training state to resume from")
+
+
+def _check_same_tokens(ckpt: Checkpoint, data: Dataset) -> None:
+    """A resumed text run must read the tokens it was trained on."""
+    ours = data.tokenizer.kind if data.tokenizer is not None else "char"
+    if tokenization(ckpt.data) != ours:
+        raise UsageError(
+            f"`resume` {ckpt.path}: that run's tokens are {tokenization(ckpt.data)}, not {ours} "
+            "(give the same `tokens`)"
+        )
+    if ours == "char" and ckpt.vocab != data.vocab:
+        raise UsageError(f"`resume` {ckpt.path}: the data's characters differ from the checkpoint's vocabulary")
+    if ours != "char" and ckpt.described.tokenizer != data.tokenizer.to_dict():
+        raise UsageError(f"`resume` {ckpt.path}: the data's tokens differ from the checkpoint's")
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
