@@ -17,7 +17,8 @@ HEAD_NAMES = ("point", "oscillator", "gaussian", "studentt")
 
 @dataclass
 class ModelConfig:
-    """Shape of the network. `vocab_size` > 0 makes a text model, 0 a continuous one."""
+    """Shape of the network. `vocab_size` > 0 makes a text model, 0 a continuous one: it reads
+    tokens and outputs logits (model/inputs.py and heads.py decide, from it, which sides it has)."""
 
     cell: str = "lstm"
     layers: int = 2
@@ -35,10 +36,6 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         self.calendar = tuple(float(p) for p in self.calendar)  # a list once stored as JSON
-
-    @property
-    def is_text(self) -> bool:
-        return self.vocab_size > 0
 
     @property
     def inputs(self) -> int:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Callable
 
 from .checkpoint import Checkpoint, load_checkpoint
-from .data.tokenizers import tokenizer_for
+from .data.tokenizers import stored_tokenizer
 
 VOCAB_PREVIEW = 60
 TOKEN_PREVIEW = 20  # learnt word pieces or BPE tokens shown
@@ -55,9 +55,9 @@ def checkpoint_info(checkpoint: str | Path | Checkpoint) -> dict:
         key: train.get(key) for key in ("batch_size", "window", "lr", "weight_decay") if key in train
     }
     info["training"]["settings"]["dropout"] = model.dropout
-    if model.is_text:
+    tokenizer = stored_tokenizer(data)
+    if tokenizer is not None:
         info["model"]["embed"] = model.embed
-        tokenizer = tokenizer_for(data)
         info["data"]["tokens"] = tokenizer.kind
         info["data"]["vocab_size"] = len(tokenizer)
         if tokenizer.kind == "char":

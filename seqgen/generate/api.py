@@ -13,9 +13,9 @@ import numpy as np
 
 from ..checkpoint import Checkpoint
 from ..data import SCALE_PRIME, SineConfig, parse_numbers, sine_waves
-from ..data.tokenizers import UNKNOWN_POLICIES, tokenizer_for
+from ..data.tokenizers import UNKNOWN_POLICIES, stored_tokenizer, tokenizer_for
 from ..errors import DataError, UsageError
-from ..model.heads import HEADS
+from ..model.heads import head_for
 from .generator import Generator, Step, scaling_for, series_entry
 from .sampling import TEXT_CHOICES, SampleConfig, sampling_config, stop_matcher
 from . import state as state_files
@@ -35,8 +35,8 @@ def default_prime(
     with `count` > 1 a (count, length) array: a fresh wave for each sample (the first is the wave
     `count` 1 gives, for the same `seed`)."""
     data = ckpt.data
-    if data["kind"] == "text":
-        tokenizer = tokenizer_for(data)
+    tokenizer = stored_tokenizer(data)
+    if tokenizer is not None:
         return "\n" if not tokenizer.unknown("\n") else tokenizer.vocab[0]
     source = data.get("source", {})
     if source.get("type") == "sine":
@@ -51,20 +51,20 @@ def default_prime(
 
 def is_probabilistic(ckpt: Checkpoint) -> bool:
     """Whether a checkpoint's model predicts a distribution of each next value (a likelihood head)."""
-    return ckpt.kind != "text" and HEADS[ckpt.model_config.head].probabilistic
+    return head_for(ckpt.model_config).probabilistic
 
 
 def as_prime(
     ckpt: Checkpoint, prime: str | None, prime_values: Sequence[float] | None = None
 ) -> str | np.ndarray | None:
-    """Interpret a user prime for this checkpoint's kind of data (None when none was given)."""
-    if prime_values is not None:
-        return np.asarray(prime_values, dtype=np.float64)
-    if prime is None:
-        return None
-    if ckpt.kind == "text":
+    """A prime as the model reads it (None when none was given): text for a text model, else an
+    array of values (`prime_values`, or a string of numbers parsed)."""
+    prime = prime_values if prime_values is not None else prime
+    if prime is None or isinstance(prime, str) and ckpt.kind == "text":
         return prime
-    return parse_numbers(prime)
+    if isinstance(prime, str):
+        return parse_numbers(prime)
+    return np.asarray(prime, dtype=np.float64)
 
 
 def scaling_to_sample(
@@ -79,9 +79,8 @@ def scaling_to_sample(
         if series is not None:
             raise UsageError("`series`: a state loaded with `load_state` goes on in the series it was saved in")
         return None
-    if prime is not None and ckpt.kind != "text":
-        return scaling_for(ckpt, prime, series)
-    return series_entry(ckpt, series) if ckpt.kind != "text" else None
+    # A model of one series (and text, which has none) has no scaling of its own to choose: None.
+    return scaling_for(ckpt, prime, series) if prime is not None else series_entry(ckpt, series)
 
 
 def generate_steps(gen: Generator, length: int, stop: str | None = None) -> Iterator[tuple[Step, np.ndarray]]:

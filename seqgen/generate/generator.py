@@ -20,7 +20,7 @@ from ..config import ModelConfig
 from ..data import MIN_SCALE_PRIME, stream_scale
 from ..data.calendar import calendar_features, step_index
 from ..data.times import Frequency
-from ..data.tokenizers import CharTokenizer, Tokenizer, tokenizer_for
+from ..data.tokenizers import CharTokenizer, Tokenizer, stored_tokenizer
 from ..errors import DataError, UsageError
 from ..model.heads import head_for
 from ..model.numpy_backend import NumpyModel
@@ -56,7 +56,7 @@ class TorchRunner:
         return y.float().cpu().numpy(), state
 
     def _tensor(self, x: np.ndarray):
-        dtype = self.torch.long if self.config.is_text else self.torch.float32
+        dtype = self.torch.long if self.model.reader.dtype == np.int64 else self.torch.float32
         return self.torch.as_tensor(np.array(x), dtype=dtype, device=self.device)
 
 
@@ -100,7 +100,9 @@ class Generator:
         self.config: ModelConfig = model.config
         self.tokenizer = tokenizer or (CharTokenizer(vocab) if vocab else None)
         self.vocab = self.tokenizer.vocab if self.tokenizer else None
-        self.head = None if self.config.is_text else head_for(self.config)
+        # What the network's output means (model/heads.py): logits to choose a token from, or a
+        # value or distribution to draw the next value from.
+        self.head = head_for(self.config)
         # A model of several channels has a mean and std per channel (lists, as stored).
         self.mean, self.std, self.target = _scaling(mean), _scaling(std), target
         self.channels = self.config.channels
@@ -131,7 +133,8 @@ class Generator:
 
     @property
     def is_text(self) -> bool:
-        return self.config.is_text
+        """Whether the items are tokens (a text model), not values."""
+        return not self.head.continuous
 
     @property
     def last_probability(self) -> np.ndarray | None:
@@ -149,7 +152,7 @@ class Generator:
         # A model of differences adds each step to the stream's last value, kept here.
         self.level: np.ndarray | None = None
         # An output head with a state of its own (the oscillator's sums) keeps it here.
-        self.head_state = self.head.init_state(batch_size) if self.head else None
+        self.head_state = self.head.init_state(batch_size)
         # With calendar inputs: the step index of each stream's last value fed.
         self.clock: np.ndarray | None = None
         self._reset_memory()
@@ -157,7 +160,7 @@ class Generator:
     def _reset_memory(self, recent: np.ndarray | None = None) -> None:
         """The tokens of the penalty window (text with penalties on), oldest first, -1 where the
         window is not yet full, and how often each token occurs in it."""
-        if not (self.is_text and self.sampling.penalised):
+        if self.head.continuous or not self.sampling.penalised:  # penalties weigh tokens
             self.recent = self.counts = None
             return
         window = self.sampling.penalty_window
@@ -203,8 +206,7 @@ class Generator:
                 )
             x = x / self.scale[:, None]
         outputs, self.state = self.model.forward(self._with_calendar(x, end), self.state)
-        if self.is_text:
-            self._remember(x)
+        self._remember(x)
         if self.detokenizer:
             # Bytes of a character left incomplete can never be completed now that whole text
             # follows them: they are dropped, not shown.
@@ -228,10 +230,16 @@ class Generator:
         of many generators at once between each one's `choose` and `took`."""
         if self.last_output is None:
             raise UsageError("feed a prime before stepping: the generator has no output to continue from")
-        if self.is_text:
-            items, weights = choose_tokens(self.last_output, self.sampling, self.rng, self.counts)
-            items, weights = self._well_formed(items, weights)
-            return items, self._chose(items, weights)
+        return self._choose_value() if self.head.continuous else self._choose_token()
+
+    def _choose_token(self) -> tuple[np.ndarray, Step]:
+        """A token per stream, chosen from the logits by the sampling policy; it is its own input."""
+        items, weights = choose_tokens(self.last_output, self.sampling, self.rng, self.counts)
+        items, weights = self._well_formed(items, weights)
+        return items, self._chose(items, weights)
+
+    def _choose_value(self) -> tuple[np.ndarray, Step]:
+        """A value per stream, drawn from the head's output, in model units (the input) and the data's."""
         # A likelihood head is sampled at the temperature's spread; greedy feeds back its mean.
         spread = 0.0 if self.sampling.greedy else self.sampling.temperature * self.spread_scale
         x = self.head.draw(self.last_output, self.rng, self.sampling.noise / self.unit, spread)
@@ -287,9 +295,13 @@ class Generator:
     def advance(self, items: np.ndarray) -> Step:
         """Feed one given item per stream (text: token ids), as `step` feeds its own choices; return
         them as `step` returns its own."""
-        if not self.is_text:
-            self.feed_values(np.asarray(items, dtype=np.float64)[:, None])
-            return Step.of(items)
+        return (self._advance_values if self.head.continuous else self._advance_tokens)(items)
+
+    def _advance_values(self, items: np.ndarray) -> Step:
+        self.feed_values(np.asarray(items, dtype=np.float64)[:, None])
+        return Step.of(items)
+
+    def _advance_tokens(self, items: np.ndarray) -> Step:
         x = np.asarray(items, dtype=np.int64)
         self._remember(x[:, None])
         step = Step.of(x, self.detokenizer.add(x))
@@ -313,7 +325,7 @@ class Generator:
     def prediction(self) -> np.ndarray:
         """A series model's point prediction of each stream's next value, in the data's units
         (a likelihood head's mean), without stepping."""
-        if self.last_output is None or self.is_text:
+        if self.last_output is None or not self.head.continuous:
             raise UsageError("feed a series model a prime first: there is no prediction yet")
         return self.to_values(self.head.mean(self.last_output))
 
@@ -339,7 +351,7 @@ class Generator:
             snap["head"] = {name: np.array(value, dtype=np.float64) for name, value in self.head_state.items()}
         if self.recent is not None:
             snap["recent"] = self.recent.copy()
-        if not self.is_text:
+        if self.head.continuous:
             # A model of several series generates in the scale of one of them: a state goes on in it.
             snap["scaling"] = {"mean": np.asarray(self.mean).tolist(), "std": np.asarray(self.std).tolist()}
         pending = self.detokenizer.pending() if self.detokenizer else []
@@ -363,13 +375,12 @@ class Generator:
         self._set_scale(None if snapshot.get("scale") is None else np.array(snapshot["scale"], dtype=np.float64))
         self.level = None if snapshot.get("level") is None else np.array(snapshot["level"], dtype=np.float64)
         self.clock = None if snapshot.get("clock") is None else np.array(snapshot["clock"], dtype=np.float64)
-        if self.head:
-            saved = snapshot.get("head")
-            self.head_state = (
-                {k: np.array(v, dtype=np.float64) for k, v in saved.items()}
-                if saved
-                else self.head.init_state(self.batch_size)
-            )
+        saved = snapshot.get("head")
+        self.head_state = (
+            {k: np.array(v, dtype=np.float64) for k, v in saved.items()}
+            if saved
+            else self.head.init_state(self.batch_size)
+        )
         # A state saved without penalties starts the window afresh (one with another window keeps its last tokens).
         self._reset_memory(snapshot.get("recent"))
         if self.tokenizer:
@@ -385,7 +396,7 @@ class Generator:
 
     # --- text helpers -------------------------------------------------------------------
     def encode(self, text: str) -> np.ndarray:
-        if not self.is_text:
+        if self.head.continuous:
             raise DataError("this model generates numbers, not text: give the prime as numbers")
         return self.tokenizer.encode(text)
 
@@ -403,7 +414,7 @@ class Generator:
             seq = self.encode(inputs)
         elif isinstance(inputs, np.ndarray) and inputs.ndim == (2 if self.channels == 1 else 3):
             return inputs  # (batch, time[, channels]), scaled
-        elif self.is_text:
+        elif not self.head.continuous:
             seq = np.asarray(inputs, dtype=np.int64)
         else:
             values = self._check_channels(np.asarray(inputs, dtype=np.float64), 2)
@@ -466,7 +477,7 @@ class Generator:
         scaling = series if isinstance(series, dict) else series_entry(ckpt, series) or data
         gen = cls(
             model,
-            tokenizer=tokenizer_for(data) if ckpt.kind == "text" else None,
+            tokenizer=stored_tokenizer(data),
             mean=scaling.get("mean", 0.0),
             std=scaling.get("std", 1.0),
             sampling=sampling,
@@ -534,7 +545,7 @@ def choose_together(gens: list[Generator]) -> list[tuple[np.ndarray, Step]]:
     chosen: list = [None] * len(gens)
     alike: dict[tuple, list[int]] = {}
     for i, gen in enumerate(gens):
-        if gen.is_text and gen.last_output is not None:
+        if not gen.head.continuous and gen.last_output is not None:
             alike.setdefault(tuple(vars(gen.sampling).values()), []).append(i)
         else:
             chosen[i] = gen.choose()

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Iterator, Sequence
 import numpy as np
 
 from ..checkpoint import Checkpoint, load_checkpoint
-from ..data import parse_numbers
 from ..errors import UsageError
 from . import state as state_files
 from .api import (
+    as_prime,
     beam_steps,
     channel_index,
     checkpoint_to_generate,
@@ -105,16 +105,6 @@ class Prepared:
     channel: int | None = None
 
 
-def prime_for(ckpt: Checkpoint, prime) -> str | np.ndarray | None:
-    """A request's prime as the model reads it: text for a text model, else an array of values
-    (a string of numbers is parsed)."""
-    if prime is None or isinstance(prime, str) and ckpt.kind == "text":
-        return prime
-    if isinstance(prime, str):
-        return parse_numbers(prime)
-    return np.asarray(prime, dtype=np.float64)
-
-
 def generator_for(
     ckpt: Checkpoint,
     request: Request,
@@ -160,7 +150,7 @@ def prepare(checkpoint: str | Path | Checkpoint, request: Request) -> Prepared:
     (sampled, or the best continuations of a beam search)."""
     request.check()
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-    prime = prime_for(ckpt, request.prime)
+    prime = as_prime(ckpt, request.prime)
     channel = channel_index(ckpt, request.series)
     running = checkpoint_to_generate(ckpt, prime, request.adapt, request.state_file, request.unknown)
     gen = generator_for(ckpt, request, prime, running=running)

@@ -8,9 +8,9 @@ draws the value to feed back (`draw`, in NumPy, with the generator's random numb
 likelihood heads (Gaussian, Student-t) output a distribution's parameters per step instead of a
 value: trained by its negative log-likelihood, they are sampled from in generation, so that
 several samples are several plausible futures. Every head is registered in HEADS and named by
-`ModelConfig.head`. Text models need no head class:
-their output is logits over the vocabulary, and the sampling policy (generate/sampling.py)
-chooses from them.
+`ModelConfig.head`. A text model's head is `CategoricalHead`: its output is logits over the
+vocabulary, scored by cross-entropy, and the sampling policy (generate/sampling.py) chooses the
+next token from them. `head_for(config)` gives every model its head, text or series.
 """
 
 from __future__ import annotations
@@ -32,6 +32,20 @@ class PointHead:
     probabilistic = False
     # Whether the network's output layer starts at exactly zero (see OscillatorHead).
     zero_start = False
+    # Whether the head predicts values (a series'), whose forecasts' spread calibrate.py fits.
+    continuous = True
+    # Whether the output is the next input itself, so that training may free-run the model on it.
+    feeds_back = True
+    # Whether the loss is a cross-entropy in nats per token: comparable across runs and models of
+    # the same text, so that a rise by a fixed factor means a run blew up (train/trainer.py).
+    in_nats = False
+
+    def per_step(self, y, channels: int):
+        """The network's outputs (torch or NumPy) as predictions per step: (..., head size), or
+        for several channels (..., channels, head size), a head size of 1 squeezed out."""
+        if channels > 1:
+            y = y.reshape(*y.shape[:-1], channels, -1)
+        return y[..., 0] if y.shape[-1] == 1 else y
 
     def init_state(self, batch: int):
         return None
@@ -52,6 +66,15 @@ class PointHead:
     def mean(self, output):
         """The point prediction in an output (torch or NumPy): the value itself, here."""
         return output
+
+    def validation_sums(self, prediction, target) -> tuple[float, float]:
+        """Validation's sums over a stretch: the squared error of the point prediction for every
+        head, so that validation figures compare across heads (a likelihood's value is not an
+        error), and for a likelihood head each squared error over the variance it predicted."""
+        error = self.mean(prediction) - target
+        squared = error * error
+        spread = (squared / self.variance(prediction)).sum().item() if self.probabilistic else 0.0
+        return squared.sum().item(), spread
 
     def draw(
         self, output: np.ndarray, rng: np.random.Generator, noise: float | np.ndarray = 0.0, spread: float = 1.0
@@ -90,6 +113,7 @@ class OscillatorHead(PointHead):
     """
 
     name = "oscillator"
+    feeds_back = False  # its output is a correction to the recurrence, not the value
     # The network's output layer starts at exactly zero, so an untrained correction is none at all
     # and a run stopped after a handful of steps holds the period as the recurrence alone does.
     # With PyTorch's random start, a model stopped at step 59 of 2,500 drifted to a free-run RMSE
@@ -168,6 +192,7 @@ class GaussianHead(PointHead):
     name = "gaussian"
     size = 2
     probabilistic = True
+    feeds_back = False  # its output is a distribution's parameters
 
     def mean(self, output):
         return output[..., 0]
@@ -248,9 +273,51 @@ def _masked_mean(values, mask):
     return (values * mask).sum() / mask.sum().clamp_min(1)
 
 
+class CategoricalHead:
+    """A text model's output: logits over the vocabulary, one per token, trained by cross-entropy.
+    The next token is chosen from them by the sampling policy (generate/sampling.py), which the
+    `Generator` applies; the head has no state of its own."""
+
+    name = "categorical"
+    continuous = False
+    probabilistic = False
+    zero_start = False
+    feeds_back = False  # its output is logits, not a token
+    in_nats = True
+
+    def __init__(self, vocab_size: int):
+        self.size = vocab_size
+
+    def init_state(self, batch: int):
+        return None
+
+    def forward(self, x, output, state):
+        return output, state, None
+
+    forward_numpy = forward
+
+    def per_step(self, y, channels: int):
+        return y
+
+    def loss(self, prediction, target, mask=None):
+        import torch.nn.functional as F
+
+        return F.cross_entropy(prediction.reshape(-1, prediction.shape[-1]), target.reshape(-1))
+
+    def validation_sums(self, prediction, target) -> tuple[float, float]:
+        """The summed cross-entropy of a stretch (there is no spread to measure)."""
+        import torch.nn.functional as F
+
+        logits = prediction.reshape(-1, prediction.shape[-1])
+        return F.cross_entropy(logits, target.reshape(-1), reduction="sum").item(), 0.0
+
+
 HEADS = {"point": PointHead, "oscillator": OscillatorHead, "gaussian": GaussianHead, "studentt": StudentTHead}
 
 
-def head_for(config: ModelConfig) -> PointHead:
-    """The head a continuous model's configuration names."""
+def head_for(config: ModelConfig) -> PointHead | CategoricalHead:
+    """The head a model's configuration names: the categorical head for a vocabulary, else the
+    continuous head of `config.head`."""
+    if config.vocab_size > 0:
+        return CategoricalHead(config.vocab_size)
     return HEADS[config.head]()

@@ -12,6 +12,7 @@ from torch import nn
 
 from ..config import ModelConfig
 from .heads import head_for
+from .inputs import input_for
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
@@ -20,31 +21,26 @@ State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
 class SeqModel(nn.Module):
-    """Text: embedding -> RNN -> logits. Continuous: value -> RNN -> next value.
-
-    A continuous input is a single number, so the RNN's own input weights are its linear
-    projection; a separate Linear in front would add parameters but no expressive power.
-    """
+    """Input side -> RNN -> output head: token -> embedding -> RNN -> logits, or values (and
+    calendar places) -> RNN -> the next value or its distribution (model/inputs.py, heads.py)."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         config.check()
         self.config = config
-        if config.is_text:
-            self.embed = nn.Embedding(config.vocab_size, config.embed)
-            input_size, output_size = config.embed, config.vocab_size
-        else:
-            input_size, output_size = config.inputs, config.channels * head_for(config).size
+        self.reader, self.output = input_for(config), head_for(config)
+        # The input's own layer (a token embedding, or none), under the name checkpoints store it by.
+        self.embed = self.reader.layer()
         self.rnn = CELLS[config.cell](
-            input_size,
+            self.reader.size,
             config.hidden,
             num_layers=config.layers,
             batch_first=True,
             dropout=config.dropout if config.layers > 1 else 0.0,
         )
         self.drop = nn.Dropout(config.dropout)
-        self.head = nn.Linear(config.hidden, output_size)
-        if not config.is_text and head_for(config).zero_start:
+        self.head = nn.Linear(config.hidden, config.channels * self.output.size)
+        if self.output.zero_start:
             nn.init.zeros_(self.head.weight)
             nn.init.zeros_(self.head.bias)
 
@@ -57,17 +53,9 @@ class SeqModel(nn.Module):
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """x: (batch, time) token ids or values, or (batch, time, inputs) for a model with calendar
         inputs. Returns logits (batch, time, vocab) or values (batch, time)."""
-        inputs = self.embed(x) if self.config.is_text else (x.unsqueeze(-1) if x.dim() == 2 else x)
-        out, state = self.rnn(inputs, state)
+        out, state = self.rnn(self.reader.read(self.embed, x), state)
         y = self.head(self.drop(out))
-        return (y if self.config.is_text else self._per_channel(y)), state
-
-    def _per_channel(self, y: torch.Tensor) -> torch.Tensor:
-        """A continuous model's outputs: (..., head size), or for several channels (..., channels,
-        head size); a head size of 1 is squeezed out."""
-        if self.config.channels > 1:
-            y = y.reshape(*y.shape[:-1], self.config.channels, -1)
-        return y.squeeze(-1)
+        return self.output.per_step(y, self.config.channels), state
 
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """One time step, x: (batch,) (or (batch, inputs)) -> (batch, vocab) logits or (batch,) values.
@@ -77,7 +65,7 @@ class SeqModel(nn.Module):
         free-running (feeding the model its own output) affordable in training.
         """
         c = self.config
-        inputs = self.embed(x) if c.is_text else (x.unsqueeze(-1) if x.dim() == 1 else x)
+        inputs = self.reader.read(self.embed, x, steps=False)
         is_lstm = c.cell == "lstm"
         h_all, c_all = (state[0], state[1]) if is_lstm else (state, None)
         new_h, new_c = [], []
@@ -94,7 +82,7 @@ class SeqModel(nn.Module):
             inputs = F.dropout(h, self.rnn.dropout, self.training) if layer < c.layers - 1 else h
         y = self.head(self.drop(inputs))
         state = (torch.stack(new_h), torch.stack(new_c)) if is_lstm else torch.stack(new_h)
-        return (y if c.is_text else self._per_channel(y)), state
+        return self.output.per_step(y, c.channels), state
 
 
 CELL_STEPS = {"gru": torch.gru_cell, "rnn": torch.rnn_tanh_cell}

@@ -36,6 +36,8 @@ import numpy as np
 
 from ..config import ModelConfig
 from ..device import usable_cores
+from .heads import head_for
+from .inputs import input_for
 
 # State: [h, c] for an LSTM, [h] otherwise; each array is (layers, batch, hidden), as in PyTorch.
 NumpyState = list
@@ -68,6 +70,7 @@ class NumpyModel:
         self.config = config
         self.dtype = dtype
         self.threads = max(1, threads if threads is not None else min(usable_cores(), 4))
+        self.reader, self.output = input_for(config), head_for(config)
         self._pool: ThreadPoolExecutor | None = None
         H = config.hidden
         f = lambda name: np.asarray(weights[name], dtype=np.float64)  # rearrange in float64, then cast
@@ -81,9 +84,9 @@ class NumpyModel:
                 b_x, b_h = b_ih, b_hh  # the n gate needs b_hn inside r * (W_hn h + b_hn)
             else:
                 b_x, b_h = b_ih + b_hh, None
-            if layer == 0 and config.is_text:
-                w_ih = f("embed.weight") @ w_ih + b_x  # (vocab, gates): lookup, input product and bias in one
-            # The first layer's inputs are a token's row of that table or a few values (see _first_layer).
+            if layer == 0:
+                w_ih = self.reader.fold(weights, w_ih, b_x)  # for tokens, a table: lookup, product and bias in one
+            # The first layer's inputs are a token's row of that table or a few values (see model/inputs.py).
             self.w_ih.append(np.ascontiguousarray(w_ih, dtype=dtype) if layer == 0 else ExactWeights(w_ih))
             self.b_x.append(b_x.astype(dtype))
             self.w_hh.append(ExactWeights(w_hh))
@@ -116,7 +119,7 @@ class NumpyModel:
         for layer in range(self.config.layers):
             proj = everything["gx"]  # (batch * time, gates): all input products at once
             if layer == 0:
-                self._first_layer(inputs, proj)
+                self.reader.first_layer(self.w_ih[0], self.b_x[0], inputs, proj)
             else:
                 self.w_ih[layer].product(inputs, proj, everything)
                 proj += self.b_x[layer]
@@ -128,20 +131,7 @@ class NumpyModel:
         y = everything["out"]
         self.w_out.product(inputs, y, everything)
         y += self.b_out
-        return self._shaped(y.reshape(batch, steps, -1)), state
-
-    def _first_layer(self, x: np.ndarray, gx: np.ndarray) -> None:
-        """gx = the first layer's input product plus bias, for rows of tokens or values."""
-        if self.config.is_text:
-            np.take(self.w_ih[0], x, axis=0, out=gx)
-        elif x.ndim == 2:  # several inputs a step (channels, calendar places): a short sum, in a fixed order
-            np.multiply(x[:, :1].astype(self.dtype), self.w_ih[0][0], out=gx)
-            for k in range(1, x.shape[1]):
-                gx += x[:, k : k + 1].astype(self.dtype) * self.w_ih[0][k]
-            gx += self.b_x[0]
-        else:
-            np.multiply(np.asarray(x, dtype=self.dtype)[:, None], self.w_ih[0][0], out=gx)
-            gx += self.b_x[0]
+        return self.output.per_step(y.reshape(batch, steps, -1), self.config.channels), state
 
     # --- one step, in place -----------------------------------------------------------------
     def step(self, x: np.ndarray, state: NumpyState) -> tuple[np.ndarray, NumpyState]:
@@ -171,17 +161,7 @@ class NumpyModel:
             self._step_rows(*jobs[0])
             for future in futures:
                 future.result()
-        return self._shaped(out), state
-
-    def _shaped(self, y: np.ndarray) -> np.ndarray:
-        """Outputs as `SeqModel` gives them: logits keep their last axis; a continuous model's are
-        (..., head size), or (..., channels, head size) for several channels, with a head size
-        of 1 squeezed out."""
-        if self.config.is_text:
-            return y
-        if self.config.channels > 1:
-            y = y.reshape(*y.shape[:-1], self.config.channels, -1)
-        return y[..., 0] if y.shape[-1] == 1 else y
+        return self.output.per_step(out, self.config.channels), state  # as `SeqModel` shapes them
 
     def _slices_for(self, batch: int) -> list[slice]:
         """The row slices a step of `batch` streams is cut into (one when it is too small to share)."""
@@ -194,12 +174,11 @@ class NumpyModel:
 
     def _step_rows(self, x: np.ndarray, state: NumpyState, buffers: dict, out: np.ndarray) -> None:
         gx = buffers["gx"]
-        if self.config.is_text and len(x) == 1:
-            token = int(x[0])
-            h = self._cell(0, self.w_ih[0][token : token + 1], state, buffers)  # a view of the table: no copy
-        else:
-            self._first_layer(np.asarray(x), gx)
-            h = self._cell(0, gx, state, buffers)
+        row = self.reader.one_row(self.w_ih[0], x)  # one token: a view of the table's row, no copy
+        if row is None:
+            self.reader.first_layer(self.w_ih[0], self.b_x[0], np.asarray(x), gx)
+            row = gx
+        h = self._cell(0, row, state, buffers)
         for layer in range(1, self.config.layers):
             self.w_ih[layer].product(h, gx, buffers)
             gx += self.b_x[layer]

@@ -197,7 +197,7 @@ def summarise(trainer) -> TextSummary | None:
     text, and its curve's outlook (None for a series, or before any validation)."""
     from .trainer import metrics_log_path
 
-    if trainer.data.kind != "text" or trainer.best_val is None:
+    if not trainer.head.in_nats or trainer.best_val is None:
         return None
     per_char = trainer.tokens_per_char
     best = trainer.best_val * per_char

@@ -20,7 +20,6 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..checkpoint import Checkpoint, save_checkpoint
 from ..config import MIN_WINDOW, ModelConfig, TrainConfig
@@ -30,7 +29,6 @@ from ..data.tokenizers import tokenization
 from ..device import keep_freed_memory, resolve_device, usable_cores
 from .distributed import current as current_group, device_for
 from ..errors import CheckpointError, DataError, TrainingError, UsageError
-from ..model.heads import head_for
 from ..model.network import SeqModel, State, detach_state, parameter_count, state_from_tensors, state_tensors
 from .plan import RunPlan, fitted_to
 from .precision import autocast, grad_scaler, hardware_runs, resolve_precision
@@ -167,7 +165,7 @@ class Trainer:
         self.device = resolve_device(device_for(config.device))
         torch.manual_seed(config.seed)
         self.model = SeqModel(model_config).to(self.device)
-        self.head = None if model_config.is_text else head_for(model_config)
+        self.head = self.model.output  # what the outputs mean, and their loss (model/heads.py)
         if config.free_run and model_config.calendar:
             raise UsageError(
                 "`free_run` feeds the model's output back as its next input, without the calendar inputs "
@@ -177,7 +175,7 @@ class Trainer:
             raise UsageError(
                 "`free_run` trains a model of one value per step; leave it out for channels modelled jointly"
             )
-        if config.free_run and self.head and self.head.name != "point":
+        if config.free_run and not self.head.feeds_back:
             # The free run feeds each output back as the next input, and only a point head's output
             # is a value; a likelihood head's is a distribution's parameters, the oscillator's a correction.
             raise UsageError(
@@ -210,7 +208,7 @@ class Trainer:
                 "cell); give `precision` fp32 to go on in float32"
             )
         self.precision = stored or resolve_precision(
-            config.precision, self.device, model_config.cell, model_config.hidden, model_config.is_text
+            config.precision, self.device, model_config.cell, model_config.hidden, self.head.in_nats
         )
         self.scaler = grad_scaler(self.device, self.precision)
         # The torch threads of the training step: asked for, a resumed run's own, or measured
@@ -236,12 +234,9 @@ class Trainer:
         self.spare = tracks.shape[1] - 1 - self.windows * config.window
         self.steps_per_epoch = self.groups * self.windows
         # Text losses are per token; times this they are per character of the validation text
-        # (1 for characters), which compares models whatever their tokens.
-        self.tokens_per_char = (
-            sum(len(s) for s in data.val_streams) / max(1, sum(data.characters(s) for s in data.val_streams))
-            if data.kind == "text"
-            else 1.0
-        )
+        # (1 for characters, and for values), which compares models whatever their tokens.
+        val = data.val_streams
+        self.tokens_per_char = sum(len(s) for s in val) / max(1, sum(data.characters(s) for s in val))
         self.step, self.elapsed, self.items_seen = 0, 0.0, 0
         self.best_val: float | None = None
         self.best_step = 0
@@ -295,7 +290,7 @@ class Trainer:
         group, window = divmod(position, self.windows)
         if window == 0 or self.state is None:
             self.state = self.model.init_state(self.rows, self.device)
-            self.head_state = self.head.init_state(self.rows) if self.head else None
+            self.head_state = self.head.init_state(self.rows)
         rows = self._share(group)
         start = self._offset() + window * self.config.window
         chunk = self._rows(rows, start, start + self.config.window + 1)
@@ -313,16 +308,14 @@ class Trainer:
 
     def _rows(self, rows: slice, start: int, stop: int) -> torch.Tensor:
         """tracks[rows, start:stop] as a tensor on the device (token ids as int64, values as float32)."""
-        dtype = np.int64 if self.data.kind == "text" else np.float32
+        dtype = self.model.reader.dtype
         return torch.from_numpy(np.array(self.tracks[rows, start:stop], dtype=dtype)).to(self.device)
 
     def train_step(self) -> float:
         """One optimizer step on the next window; returns the training loss."""
         x, y = self._window()
-        if self.config.input_noise and not self.model_config.is_text:
-            # Calendar inputs get the noise too: clean beside noisy values, the network leaned on
-            # them, and forecast worse (docs/results.md, "Calendar inputs").
-            x = x + self.config.input_noise * torch.randn_like(x)
+        if self.config.input_noise:
+            x = self.model.reader.noisy(x, self.config.input_noise)  # token ids take none
         for group in self.optimizer.param_groups:
             group["lr"] = self.schedule.lr(self.step, self.elapsed) * self.lr_scale
         self.model.train()
@@ -350,11 +343,7 @@ class Trainer:
             out, state = net(x, self.state)
             out = out.float()  # the loss, and the head's arithmetic, in float32
             state = _float_state(state)
-            mask, head_state = None, self.head_state
-            if self.head:
-                out, head_state, mask = self.head.forward(
-                    values_of(x, self.model_config.channels), out, self.head_state
-                )
+            out, head_state, mask = self.head.forward(values_of(x, self.model_config.channels), out, self.head_state)
             loss = self._loss(out, y) if mask is None else self.head.loss(out, y, mask)
             horizon = self._free_run_horizon()
             if horizon:
@@ -385,10 +374,10 @@ class Trainer:
         emit({"type": "threads", "threads": self.threads, "measured": why})
 
     def _free_run_horizon(self) -> int:
-        """Free-running steps for this window: none for text; for series, growing from 0 after
-        the first `free_run_start` of the run to `free_run` at `free_run_full`."""
+        """Free-running steps for this window: growing from 0 after the first `free_run_start` of
+        the run to `free_run` at `free_run_full` (a point head's only: see __init__)."""
         c = self.config
-        if not c.free_run or self.model_config.is_text:
+        if not c.free_run:
             return 0
         fraction = self.schedule.fraction(self.step, self.elapsed)
         ramp = (fraction - c.free_run_start) / max(c.free_run_full - c.free_run_start, 1e-9)
@@ -414,15 +403,14 @@ class Trainer:
         return self.head.loss(torch.stack(predictions, dim=1), truth)
 
     def _loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if self.model_config.is_text:
-            return F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
+        """A window's loss where every prediction counts: the head's (cross-entropy for tokens)."""
         return self.head.loss(out, y)
 
     # --- validation ---------------------------------------------------------------------
     @torch.no_grad()
     def validate(self) -> float:
         """Mean validation loss per item (see evaluate_loss)."""
-        pieces = VAL_PIECES if self.data.kind == "text" else 1
+        pieces = VAL_PIECES if self.head.in_nats else 1
         if not self.group.is_main:
             return self.group.broadcast(0.0)
         with autocast(self.device, self.precision):
@@ -493,7 +481,7 @@ class Trainer:
         and store the factor with the best weights."""
         from ..calibrate import calibrate
 
-        if self.model_config.is_text or self.best_weights is None or self.data.source.get("type") == "sine":
+        if not self.head.continuous or self.best_weights is None or self.data.source.get("type") == "sine":
             return
         if self.group.is_main and self.calibration is None:  # else a resumed run's weights are those calibrated
             try:
@@ -575,7 +563,7 @@ class Trainer:
         )
 
     def _blew_up(self, val: float) -> bool:
-        if not self.model_config.is_text or self.best_val is None or self.average_at_best is None:
+        if not self.head.in_nats or self.best_val is None or self.average_at_best is None:
             return False
         average = self.loss_average if self.loss_average is not None else math.inf
         return val > BLOWUP_FACTOR * self.best_val and average > BLOWUP_FACTOR * self.average_at_best
@@ -625,7 +613,7 @@ class Trainer:
             "lr": self.optimizer.param_groups[0]["lr"],
             "train_loss": self.last_loss,
         }
-        if self.model_config.is_text:
+        if self.head.in_nats:
             record["val_bpc"] = self.bits_per_char(val)
         self.save()
         if not self.group.is_main:
@@ -641,7 +629,7 @@ class Trainer:
 
     def bits_per_char(self, loss: float | None) -> float | None:
         """A text loss (nats per token) in bits per character of the validation text."""
-        return None if loss is None or not self.model_config.is_text else loss * self.tokens_per_char / math.log(2)
+        return None if loss is None or not self.head.in_nats else loss * self.tokens_per_char / math.log(2)
 
     # --- checkpoint -----------------------------------------------------------------------
     def weights(self) -> dict[str, np.ndarray]:
@@ -764,10 +752,9 @@ def data_meta(data: Dataset) -> dict:
         "source": data.source,
         "val_fraction": data.val_fraction,
     }
-    if data.kind == "text" and data.tokenizer is not None:
-        meta["tokenizer"] = data.tokenizer.to_dict()
-    elif data.kind == "text":
-        meta["vocab"] = data.vocab  # characters: what every checkpoint stored before other tokens
+    if data.kind == "text":
+        # Characters are stored as their `vocab`, as every checkpoint stored them before other tokens.
+        meta.update({"tokenizer": data.tokenizer.to_dict()} if data.tokenizer is not None else {"vocab": data.vocab})
     else:
         meta.update(mean=np.asarray(data.mean).tolist(), std=np.asarray(data.std).tolist())
         if data.channels is not None:
@@ -804,16 +791,8 @@ def check_resume_compatible(ckpt: Checkpoint, data: Dataset, model_config: Model
     """`resume` must continue the same run: same kind of data, same vocabulary, same model shape."""
     if ckpt.kind != data.kind:
         raise UsageError(f"`resume` {ckpt.path}: that checkpoint was trained on {ckpt.kind} data, not {data.kind}")
-    ours = data.tokenizer.kind if data.tokenizer is not None else "char"
-    if data.kind == "text" and tokenization(ckpt.data) != ours:
-        raise UsageError(
-            f"`resume` {ckpt.path}: that run's tokens are {tokenization(ckpt.data)}, not {ours} "
-            "(give the same `tokens`)"
-        )
-    if data.kind == "text" and ours == "char" and ckpt.vocab != data.vocab:
-        raise UsageError(f"`resume` {ckpt.path}: the data's characters differ from the checkpoint's vocabulary")
-    if data.kind == "text" and ours != "char" and ckpt.described.tokenizer != data.tokenizer.to_dict():
-        raise UsageError(f"`resume` {ckpt.path}: the data's tokens differ from the checkpoint's")
+    if data.kind == "text":
+        _check_same_tokens(ckpt, data)
     if ckpt.described.target != data.target:
         raise UsageError(
             f"`resume` {ckpt.path}: that run modelled the series by its {ckpt.described.target}, "
@@ -833,6 +812,20 @@ def check_resume_compatible(ckpt: Checkpoint, data: Dataset, model_config: Model
     # just after a restart from the best weights), and then they start afresh on resume.
     if "optimizer" not in ckpt.meta:
         raise CheckpointError(f"{ckpt.path} holds no training state to resume from")
+
+
+def _check_same_tokens(ckpt: Checkpoint, data: Dataset) -> None:
+    """A resumed text run must read the tokens it was trained on."""
+    ours = data.tokenizer.kind if data.tokenizer is not None else "char"
+    if tokenization(ckpt.data) != ours:
+        raise UsageError(
+            f"`resume` {ckpt.path}: that run's tokens are {tokenization(ckpt.data)}, not {ours} "
+            "(give the same `tokens`)"
+        )
+    if ours == "char" and ckpt.vocab != data.vocab:
+        raise UsageError(f"`resume` {ckpt.path}: the data's characters differ from the checkpoint's vocabulary")
+    if ours != "char" and ckpt.described.tokenizer != data.tokenizer.to_dict():
+        raise UsageError(f"`resume` {ckpt.path}: the data's tokens differ from the checkpoint's")
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -879,38 +872,31 @@ def validation_pass(
 ) -> tuple[float, float | None]:
     """`evaluate_loss`, and for a likelihood head the root mean of each squared error over the
     variance it predicted: how much wider (above 1) or narrower its spread should be on data it
-    was not trained on (None for other models)."""
+    was not trained on (None for other models). `head`: the model's own unless given."""
     model.eval()
+    head = head or model.output
     total, count, spread = 0.0, 0, 0.0
-    dtype = np.int64 if data.kind == "text" else np.float32
     for rows, skip in _val_batches(data, warmup, pieces):
         state = None
-        head_state = head.init_state(len(rows)) if head else None
+        head_state = head.init_state(len(rows))
         # Rows are views of the streams (memmaps for files): only one chunk is copied at a time.
         for start in range(0, len(rows[0]) - 1, chunk):
-            block = torch.as_tensor(np.stack([r[start : start + chunk + 1] for r in rows]).astype(dtype), device=device)
+            block = torch.as_tensor(
+                np.stack([r[start : start + chunk + 1] for r in rows]).astype(model.reader.dtype), device=device
+            )
             x, y = block[:, :-1], values_of(block[:, 1:], model.config.channels)
             out, state = model(x, state)
             out = out.float()  # under autocast the logits may be bfloat16; the loss is summed in float32
-            if head:
-                out, head_state, _ = head.forward(values_of(x, model.config.channels), out, head_state)
+            out, head_state, _ = head.forward(values_of(x, model.config.channels), out, head_state)
             lo = max(skip - start, 0)
             if lo >= out.shape[1]:
                 continue
             part_out, part_y = out[:, lo:], y[:, lo:]
-            if data.kind == "text":
-                total += F.cross_entropy(
-                    part_out.reshape(-1, part_out.shape[-1]), part_y.reshape(-1), reduction="sum"
-                ).item()
-            else:
-                # The squared error of the point prediction for every head, so that validation
-                # figures compare across heads (a likelihood's value is not an error).
-                error = (head.mean(part_out) if head else part_out) - part_y
-                total += (error * error).sum().item()
-                if head is not None and head.probabilistic:
-                    spread += (error * error / head.variance(part_out)).sum().item()
+            part_total, part_spread = head.validation_sums(part_out, part_y)
+            total += part_total
+            spread += part_spread
             count += part_y.numel()
-    ratio = math.sqrt(spread / max(count, 1)) if head is not None and head.probabilistic else None
+    ratio = math.sqrt(spread / max(count, 1)) if head.probabilistic else None
     return total / max(count, 1), ratio
 
 

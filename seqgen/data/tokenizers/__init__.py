@@ -58,6 +58,11 @@ def learn_tokenizer(tokens: str, train_text: str, alphabet_text: str, vocab_size
     return CharTokenizer(sorted(set(alphabet_text)))
 
 
+def stored_tokenizer(data: dict) -> Tokenizer | None:
+    """`tokenizer_for` a checkpoint's `data` section that holds tokens; None for one of values."""
+    return None if data.get("vocab") is None and data.get("tokenizer") is None else tokenizer_for(data)
+
+
 def tokenizer_for(data: dict) -> Tokenizer:
     """The tokenizer a checkpoint's `data` section describes: its `tokenizer`, or for a checkpoint
     without one (every checkpoint before there were other tokenizations) the characters of `vocab`."""
@@ -96,4 +101,5 @@ __all__ = [
     "require_tokenizers",
     "tokenization",
     "tokenizer_for",
+    "stored_tokenizer",
 ]
