@@ -162,6 +162,46 @@ def test_streams_stepped_together_make_what_each_makes_alone(text_checkpoint, en
     assert engine.steps == 200  # the others made their 350 items within the first stream's 200 steps
 
 
+@pytest.mark.parametrize("engine_for", [in_a_thread, in_a_process])
+def test_a_prompt_fed_by_the_engine_among_other_streams_gives_what_sample_gives(text_checkpoint, engine_for):
+    """A prompt left to the engine (`prefill`) goes in a token per batched step beside streams
+    already generating, and still gives what `seqgen sample` gives with that prime and seed, a
+    penalty on repeated tokens included (its window is filled from the prompt as `feed` fills it)."""
+    settings = dict(temperature=0.9, frequency_penalty=0.5)
+    prompts = ["To be, or not", "Whe", "T"]
+    alone = [sample(text_checkpoint, prime=p, length=40, seed=k, **settings)[0] for k, p in enumerate(prompts)]
+    first = Generator.from_checkpoint(text_checkpoint)
+    engine = engine_for(first, text_checkpoint)
+    results: dict[int, list[str]] = {k: [] for k in range(4)}
+    done = threading.Event()
+    left = [4]
+
+    def collector(k):
+        def deliver(piece):
+            results[k].extend(first.vocab[i] for i, live in zip(piece.items, piece.live) if live)
+            if piece.done:
+                left[0] -= 1
+                if not left[0]:
+                    done.set()
+
+        return deliver
+
+    def generator(seed):
+        config = SampleConfig(temperature=0.9, frequency_penalty=0.5)
+        return Generator.from_checkpoint(text_checkpoint, model=first.model, seed=seed, sampling=config)
+
+    busy = generator(9)
+    busy.feed("or")  # generating already when the others join
+    engine.submit(Stream(busy, 80, collector(3)))
+    for k, prompt in enumerate(prompts):
+        gen = generator(k)
+        gen.reset(1)
+        engine.submit(Stream(gen, 40, collector(k), prefill=gen.encode(prompt)[None, :]))
+    assert done.wait(30)
+    engine.close()
+    assert ["".join(results[k]) for k in range(3)] == alone
+
+
 def engine_in_a_process(path) -> tuple[Generator, ProcessEngine]:
     first = Generator.from_checkpoint(path)
     return first, in_a_process(first, path)

@@ -271,6 +271,15 @@ def checkpoint_to_generate(
     return adapt_to_prime(ckpt, tokenizer.encode(tokenizer.known(prime, unknown)), config)
 
 
+def text_prime(gen: Generator, ckpt: Checkpoint, prime: str | None = None, unknown: str = "error") -> str:
+    """The text `start` would feed a text generator for `prime` (None: the default prime), its
+    characters the model has never seen handled by `unknown`, without feeding it: for a caller
+    that feeds it itself (a server's engine, a token per batched step)."""
+    if unknown not in UNKNOWN_POLICIES:
+        raise UsageError(f"`unknown` must be one of {', '.join(UNKNOWN_POLICIES)}, got {unknown!r}")
+    return _readable(gen, prime, unknown) if prime is not None else default_prime(ckpt)
+
+
 def _readable(gen: Generator, prime: str, unknown: str) -> str:
     readable = gen.tokenizer.known(prime, unknown)
     if prime and not readable:

@@ -166,7 +166,7 @@ async def chat_job(server, served: Served, fields: dict) -> Job:
     top = protocol.logprobs_count(fields)
     bias = protocol.logit_bias(fields["logit_bias"], len(served.tokenizer))
     strings, patterns = template.stops()
-    gen, fed, _ = await run_in_threadpool(served.generator, fields, fields["n"], text)
+    gen, fed, _, prefill = await run_in_threadpool(served.admit, fields, fields["n"], text)
     inbox = Inbox()
     # The next turn's marker always ends the answer and is never part of it; the request's own
     # stops are kept in the text when it asks.
@@ -179,6 +179,7 @@ async def chat_job(server, served: Served, fields: dict) -> Job:
         patterns=[whole for whole, _ in patterns],
         top=top,
         bias=bias,
+        prefill=prefill,
     )
     cut = ([] if fields["include_stop_str_in_output"] else stops) + strings
     output = Output(served, [fields["n"]], Stops(cut, patterns), strip=True)

@@ -27,7 +27,7 @@ async def completion_job(server, served: Served, fields: dict) -> Job:
     streams, echoed, fed = [], [], 0
     for number, prompt in enumerate(prompts):
         # Each prompt from the request's seed: a choice is what its prompt alone would give.
-        gen, count, prime = await run_in_threadpool(served.generator, fields, rows, prompt)
+        gen, count, prime, prefill = await run_in_threadpool(served.admit, fields, rows, prompt)
         fed += count
         echoed.append(await run_in_threadpool(echo, served, fields, prime, top) if fields["echo"] else [])
         streams.append(
@@ -40,6 +40,7 @@ async def completion_job(server, served: Served, fields: dict) -> Job:
                 top=top,
                 bias=bias,
                 logprobs=rows > fields["n"],
+                prefill=prefill,
             )
         )
     cut = [] if fields["include_stop_str_in_output"] else stops

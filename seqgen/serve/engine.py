@@ -75,6 +75,11 @@ class Stream:
     on_cancel: Callable[[], None] | None = None
     # The engine that stepped it went away with its state: the generator is as it was before.
     lost: bool = False
+    # Token ids (rows, n) for the engine to feed before the stream generates, one column a step
+    # in the batch (a prompt; the generator reset with nothing fed). Fed so, a row's numbers are
+    # the same bits as fed in one pass (model/numpy_backend.py), so the text is too.
+    prefill: np.ndarray | None = None
+    prefilled: int = 0  # columns of `prefill` fed
 
     def __post_init__(self):
         rows = self.gen.batch_size
@@ -96,7 +101,12 @@ class Stream:
             "patterns": self.patterns,
             "top_logprobs": self.top_logprobs,
             "bias": self.bias,
+            "prefill": self.prefill,
         }
+
+    @property
+    def prefilling(self) -> bool:
+        return self.prefill is not None and self.prefilled < self.prefill.shape[1]
 
     def cancel(self) -> None:
         """Leave at the next step (a client that went away); `deliver` gets a last, empty piece."""
@@ -213,10 +223,15 @@ class Engine:
         began = time.perf_counter()
         if streams != self._members:
             self._gather(streams)
-        for stream in streams:
+        feeding = [stream.prefilling for stream in streams]
+        making = [stream for stream, fed in zip(streams, feeding) if not fed]
+        for stream in making:
             if stream.bias is not None:  # a fresh output each step: the bias is added once
                 stream.gen.last_output = stream.gen.last_output + stream.bias
-        chosen = choose_together([s.gen for s in streams])
+        made = iter(choose_together([s.gen for s in making]))
+        chosen = [
+            (stream.prefill[:, stream.prefilled], None) if fed else next(made) for stream, fed in zip(streams, feeding)
+        ]
         x = np.concatenate([inputs for inputs, _ in chosen])
         output, state = self.model.step(x, self._state)
         if state is not self._state:  # a backend that does not step in place
@@ -227,10 +242,19 @@ class Engine:
         self.step_time.observe(self.last_step)
         self.steps += 1
         row = 0
-        for stream, (inputs, items) in zip(streams, chosen):
+        for stream, (inputs, items), fed in zip(streams, chosen, feeding):
             stream.gen.took(inputs, output[row : row + stream.rows])
             row += stream.rows
-            self._pass_on(stream, items)
+            if fed:
+                self._fed(stream, inputs)
+            else:
+                self._pass_on(stream, items)
+
+    @staticmethod
+    def _fed(stream: Stream, inputs: np.ndarray) -> None:
+        """A column of the stream's prompt went in: as `Generator.feed` leaves a text generator."""
+        stream.gen._remember(inputs[:, None])  # the penalty window, as `feed` fills it
+        stream.prefilled += 1
 
     def _gather(self, streams: list[Stream]) -> None:
         """One state for the batch, which the model steps in place; each generator's state becomes

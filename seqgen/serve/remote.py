@@ -207,8 +207,8 @@ class ProcessEngine:
             message = self._conn.recv()
             if message[0] == "closed":
                 return
-            _, self.steps, pieces, seconds = message
-            if seconds is not None:
+            _, self.steps, pieces, times = message
+            for seconds in times:
                 self.step_time.observe(seconds)
             for sid, piece, made, stopped, cancelled, state in pieces:
                 try:
@@ -251,20 +251,23 @@ def run_child(weights: dict, config, tokenizer, threads: int, conn) -> None:
     model = NumpyModel(weights, config, threads=threads)
     outbox: list[tuple] = []  # the pieces of the step being taken; only the engine's thread uses it
     streams: dict[int, Stream] = {}
-    reported = [0]  # the steps whose time has been sent
+    counted = [0]  # the steps whose time is in `times`
+    times: list[float] = []  # of the steps not reported yet
 
     # A thread of its own writing to the pipe while the engine goes on was measured level with
     # this (64 clients, three rounds each way): the message is a few kilobytes of lists.
     def flush(steps: int) -> None:  # the engine's thread, after each step
+        if steps > counted[0]:  # a round in which streams only left took no step
+            times.append(engine.last_step)
+            counted[0] = steps
         if outbox:
-            # The step's time goes with its pieces; a round in which streams only left took none.
-            seconds = engine.last_step if steps > reported[0] else None
-            reported[0] = steps
+            # The steps' times go with the next pieces: a step that only fed prompts made none.
             try:
-                conn.send(("step", steps, outbox[:], seconds))
+                conn.send(("step", steps, outbox[:], times[:]))
             except OSError:
                 pass  # the server has gone; it will not read what is left either
             outbox.clear()
+            times.clear()
 
     engine = Engine(model, max_rows=1 << 30, name="child", after_step=flush)
     try:

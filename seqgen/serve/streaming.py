@@ -419,6 +419,7 @@ def make_stream(
     top: int | None = None,
     bias: np.ndarray | None = None,
     logprobs: bool = False,
+    prefill: np.ndarray | None = None,
 ) -> Stream:
     """`final`: the text ends with this stream (a completion; a session's goes on). A stop string
     with a character the model never makes can never match: it is left out rather than refused,
@@ -434,6 +435,7 @@ def make_stream(
         patterns=list(patterns or []),
         top_logprobs=top or 0,
         bias=bias,
+        prefill=prefill,
     )
 
 
