@@ -140,6 +140,21 @@ def test_a_series_that_never_went_below_zero_is_not_forecast_below_it(forecaster
     assert made.paths.min() >= 0
 
 
+def test_a_series_above_zero_is_read_both_in_logs_and_in_its_own_units(forecaster):
+    ckpt = load_checkpoint(forecaster)
+    months = np.arange(60)
+    growing = (20 + months) * (1 + 0.3 * np.sin(2 * math.pi * months / 12))  # swings grow with the level
+    one_scale = zero_shot(ckpt, growing, 6, 12, both_scales=False)
+    both = zero_shot(ckpt, growing, 6, 12)
+    assert one_scale.extra["log"] and both.extra["log"]
+    assert not np.allclose(one_scale.paths, both.paths)
+    # A series that goes below zero has no logs: one reading, with or without the option.
+    crossing = growing - 40
+    assert np.array_equal(
+        zero_shot(ckpt, crossing, 6, 12).paths, zero_shot(ckpt, crossing, 6, 12, both_scales=False).paths
+    )
+
+
 def test_zero_shot_refuses_what_it_cannot_do(forecaster):
     ckpt = load_checkpoint(forecaster)
     with pytest.raises(UsageError, match="at most 12 steps"):
