@@ -127,13 +127,26 @@ def test_sine_on_torch_gives_the_same_outputs():
     np.testing.assert_allclose(stepped, [-0.00012411922216415405], rtol=1e-5, atol=1e-7)
 
 
-def test_the_pretrained_forecaster_forecasts_the_same_bits():
+def test_the_pretrained_forecaster_forecasts_the_same_numbers():
     from seqgen.generate.zero_shot import zero_shot
 
     ckpt = load_checkpoint(SHIPPED / "forecaster.safetensors")
     t = np.arange(120)
     # Read in its own units only, as every forecast was when these were recorded: reading a series
-    # in logs as well (the default since) changes the ensemble, not the network's bits.
+    # in logs as well (the default since) changes the ensemble, not the network.
     made = zero_shot(ckpt, 100 + 10 * np.sin(2 * np.pi * t / 12) + 0.5 * t, 12, 12, both_scales=False)
-    assert digest(made.paths) == "f0d3bcd27e674048"
-    assert np.median(made.paths, axis=0)[:3].tolist() == [158.7748792198668, 163.9701913135851, 167.15587243719688]
+    # To 1e-9, not to the bit: the forecaster's products are plain float64 BLAS, whose last bits
+    # follow the CPU's kernel (OpenBLAS's Sandybridge and Nehalem kernels each gave other bits than
+    # Haswell's here) and the batch's shape (the three starts read in one pass since).
+    np.testing.assert_allclose(
+        np.median(made.paths, axis=0)[:3], [158.7748792198668, 163.9701913135851, 167.15587243719688], rtol=1e-9
+    )
+    np.testing.assert_allclose(
+        made.paths[[0, 100, 199]][:, [0, 11]],
+        [
+            [153.96757755918534, 150.96717075733503],
+            [158.79112985229554, 161.22329358214],
+            [162.35701384875077, 171.14456774784713],
+        ],
+        rtol=1e-9,
+    )
