@@ -98,10 +98,12 @@ def zero_shot(
     logs = np.array(scales)
     readings = np.stack([np.log(y) if use_logs else y for use_logs in scales])
     members = []
+    lengths = contexts(len(y), season)
     for network in networks(ckpt, config):
-        for n in contexts(len(y), season):
-            q = _members(network, readings[:, -n:], season, logs, horizon)
-            members += [np.exp(q[i]) if use_logs and not in_logs else q[i] for i, use_logs in enumerate(scales)]
+        q = _members(network, readings, lengths, season, logs, horizon)
+        for k in range(len(lengths)):
+            rows = q[k * len(scales) : (k + 1) * len(scales)]
+            members += [np.exp(rows[i]) if use_logs and not in_logs else rows[i] for i, use_logs in enumerate(scales)]
     steps = np.median(np.stack(members), axis=0)  # (horizon, levels), still in order along levels
     paths = paths_from_quantiles(config.levels, steps, samples)
     if in_logs:
@@ -137,15 +139,28 @@ def contexts(length: int, season: int) -> list[int]:
     return [length] + [n for n in (length * 2 // 3, length // 3) if n >= shortest]
 
 
-def _members(network: NumpyForecaster, y: np.ndarray, season: int, logs: np.ndarray, horizon: int) -> np.ndarray:
-    """Readings of one history in one pass (a batch): rows `y` (S, n), in logs where `logs` (S,)
-    says, to their quantiles (S, horizon, levels) in the model's units (logs where `logs`)."""
-    seasons = np.full(len(y), season)
-    x, scale = encode(y, seasons, logs)
-    last = np.full(len(y), y.shape[1] - 1)
-    base = baselines(y, scale, seasons, np.arange(len(y)), last, network.config.horizon)
-    out = network.last_output(x, base)[:, :horizon]
-    return y[:, -1, None, None] + np.sort(out, axis=2) * scale[:, -1, None, None]
+def _members(
+    network: NumpyForecaster, y: np.ndarray, lengths: list[int], season: int, logs: np.ndarray, horizon: int
+) -> np.ndarray:
+    """Readings of one history in one pass (a batch): rows `y` (S, T), in logs where `logs` (S,)
+    says, each read from its last `lengths` values, to their quantiles (len(lengths) * S, horizon,
+    levels), length by length, in the model's units (logs where `logs`). Each reading is encoded
+    on its own values alone, then padded at the front to T, so that the network steps once
+    through T rather than once per length (half the steps for the three starts)."""
+    rows, total = y.shape
+    xs, bases, ends, scales, starts = [], [], [], [], []
+    for n in lengths:
+        part = y[:, -n:]
+        seasons = np.full(rows, season)
+        x, scale = encode(part, seasons, logs)
+        base = baselines(part, scale, seasons, np.arange(rows), np.full(rows, n - 1), network.config.horizon)
+        xs.append(np.concatenate([np.zeros((rows, total - n, x.shape[2]), dtype=x.dtype), x], axis=1))
+        bases.append(base)
+        ends.append(part[:, -1])
+        scales.append(scale[:, -1])
+        starts.append(np.full(rows, total - n))
+    out = network.last_output(np.concatenate(xs), np.concatenate(bases), np.concatenate(starts))[:, :horizon]
+    return np.concatenate(ends)[:, None, None] + np.sort(out, axis=2) * np.concatenate(scales)[:, None, None]
 
 
 def paths_from_quantiles(levels: Sequence[float], steps: np.ndarray, samples: int) -> np.ndarray:

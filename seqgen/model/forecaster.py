@@ -221,12 +221,14 @@ class NumpyForecaster:
         self.config = config
         self.w = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
 
-    def last_output(self, x: np.ndarray, base: np.ndarray) -> np.ndarray:
+    def last_output(self, x: np.ndarray, base: np.ndarray, starts: np.ndarray | None = None) -> np.ndarray:
         """x (N, T, FEATURES) and the baselines at the last step (N, horizon, BASELINES) -> the
-        quantiles after the last step, (N, horizon, levels)."""
+        quantiles after the last step, (N, horizon, levels). `starts` (N,): the step each row's
+        history begins at (its steps before are padding; default 0), so that histories of
+        several lengths, ending together, go through in one pass."""
         h = x.astype(np.float64)
         for layer in range(self.config.layers):
-            h = self._lstm_layer(h, layer)
+            h = self._lstm_layer(h, layer, starts)
         last = np.concatenate([h[:, -1], x[:, -1].astype(np.float64)], axis=1)
         w = self.w
         hidden = last @ w["head.0.weight"].T + w["head.0.bias"]
@@ -235,7 +237,7 @@ class NumpyForecaster:
         gates = _sigmoid(last @ w["gate.weight"].T + w["gate.bias"]).reshape(len(x), self.config.horizon, BASELINES)
         return q + (gates * base).sum(-1, keepdims=True)
 
-    def _lstm_layer(self, x: np.ndarray, layer: int) -> np.ndarray:
+    def _lstm_layer(self, x: np.ndarray, layer: int, starts: np.ndarray | None = None) -> np.ndarray:
         w = self.w
         size = self.config.hidden
         inputs = x @ w[f"lstm.weight_ih_l{layer}"].T + w[f"lstm.bias_ih_l{layer}"] + w[f"lstm.bias_hh_l{layer}"]
@@ -243,11 +245,19 @@ class NumpyForecaster:
         n, t, _ = x.shape
         h, c = np.zeros((n, size)), np.zeros((n, size))
         out = np.empty((n, t, size))
-        for i in range(t):
+        first, begun = (0, 0) if starts is None else (int(starts.min()), int(starts.max()))
+        out[:, :first] = 0.0
+        # 1 where a row's history has begun, 0 before: a row that has not begun stays at the zero
+        # state it begins from (times 1.0 leaves the others' bits as they are).
+        keep = None if starts is None else (np.arange(t)[None, :] >= starts[:, None]).astype(np.float64)
+        for i in range(first, t):
             gates = inputs[:, i] + h @ recurrent
             gate_in, forget, cell, gate_out = np.split(gates, 4, axis=1)
             c = _sigmoid(forget) * c + _sigmoid(gate_in) * np.tanh(cell)
             h = _sigmoid(gate_out) * np.tanh(c)
+            if i < begun:
+                c *= keep[:, i, None]
+                h *= keep[:, i, None]
             out[:, i] = h
         return out
 
