@@ -27,7 +27,9 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 # other streams' tokens (see engine.Stream.prefill), not here through the network alone. Fed
 # here, 64 requests arriving together waited for each other's prompts (one at a time, on the core
 # the event loop needs) while the engine stepped the few streams already in: 33-48% more steps
-# than tokens in a round of 64 streaming clients (AVX2 EPYC). A longer prompt is fed here as
+# than tokens in a round of 64 streaming clients (AVX2 EPYC). Fed by the engine, the server's own
+# CPU in such a round fell by a fifth (the throughput stayed, bounded by the engine's one core:
+# docs/results.md, "With the official openai SDK"). A longer prompt is fed here as
 # before: in the engine each of its tokens waits a whole batched step (9 ms at 64 rows there), so
 # 32 tokens hold its first token back by 0.3 s at most, while hundreds would by seconds.
 PREFILL_TOKENS = 32
@@ -74,31 +76,27 @@ class Served:
         """A generator with the request's sampling settings and seed, fed its prompt (or, with
         none, what `seqgen sample` primes with) for `rows` streams; how many items were fed, and
         what. Runs the prompt through the network: call it off the event loop."""
-        prime = self.prime(prompt)
-        gen = self.make_generator(fields, prime)
-        fed = start(
-            gen, self.ckpt, prime, num_samples=rows, seed=fields.get("seed"), unknown=fields.get("unknown", "error")
-        )
-        return gen, int(np.shape(fed)[-1]) if np.ndim(fed) else len(gen.encode(fed)), fed  # tokens, for text
+        gen, count, fed, _ = self.admit(fields, rows, prompt, prefill=0)
+        return gen, count, fed
 
     def admit(
-        self, fields: dict, rows: int = 1, prompt=None
+        self, fields: dict, rows: int = 1, prompt=None, prefill: int = PREFILL_TOKENS
     ) -> tuple[Generator, int, str | np.ndarray, np.ndarray | None]:
-        """As `generator`, except that a text prompt of up to `PREFILL_TOKENS` tokens is left for
-        the engine to feed: it comes back as (rows, tokens) ids to go with the stream as its
+        """As `generator`, except that a text prompt of up to `prefill` tokens is left for the
+        engine to feed: it comes back as (rows, tokens) ids to go with the stream as its
         `prefill`, the generator reset for `rows` streams with nothing fed (None: all was fed here)."""
         prime = self.prime(prompt)
         gen = self.make_generator(fields, prime)
-        if self.is_text:
+        if self.is_text and prefill:
             text = text_prime(gen, self.ckpt, prime, unknown=fields.get("unknown", "error"))
             ids = gen.encode(text)
-            if 0 < len(ids) <= PREFILL_TOKENS:
+            if 0 < len(ids) <= prefill:
                 gen.reset(rows)
                 return gen, len(ids), text, np.tile(np.asarray(ids, dtype=np.int64), (rows, 1))
         fed = start(
             gen, self.ckpt, prime, num_samples=rows, seed=fields.get("seed"), unknown=fields.get("unknown", "error")
         )
-        return gen, int(np.shape(fed)[-1]) if np.ndim(fed) else len(gen.encode(fed)), fed, None
+        return gen, int(np.shape(fed)[-1]) if np.ndim(fed) else len(gen.encode(fed)), fed, None  # tokens, for text
 
     def prompt_logprobs(self, fields: dict, text: str, top: int) -> list[tuple[float | None, list | None]]:
         """Each token of `text` with its log-probability given the tokens before it (the first has
