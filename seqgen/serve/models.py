@@ -28,7 +28,7 @@ FLOAT32_MAX = float(np.finfo(np.float32).max)
 # here, 64 requests arriving together waited for each other's prompts (one at a time, on the core
 # the event loop needs) while the engine stepped the few streams already in: 33-48% more steps
 # than tokens in a round of 64 streaming clients (AVX2 EPYC). Fed by the engine, the server's own
-# CPU in such a round fell by a fifth (the throughput stayed, bounded by the engine's one core:
+# CPU in such a round fell by a tenth to a quarter (the throughput stayed, bounded by the engine's one core:
 # docs/results.md, "With the official openai SDK"). A longer prompt is fed here as
 # before: in the engine each of its tokens waits a whole batched step (9 ms at 64 rows there), so
 # 32 tokens hold its first token back by 0.3 s at most, while hundreds would by seconds.
