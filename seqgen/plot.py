@@ -110,13 +110,7 @@ def save_plot(path: str | Path, prime: np.ndarray, generated: np.ndarray) -> Non
     ax.axvline(p - 0.5, color="grey", linewidth=0.8, linestyle=":")
     ax.set_xlabel("step")
     ax.legend(loc="upper right")
-    fig.tight_layout()
-    try:
-        fig.savefig(path)
-    except OSError as e:
-        raise UsageError(f"`plot_file` {path}: cannot write ({e.strerror})") from None
-    finally:
-        plt.close(fig)
+    _save(fig, path)
 
 
 BAND_MARK, MIDDLE_MARK = "▒", "█"
@@ -220,13 +214,18 @@ def save_fan_plot(
     if name:
         ax.set_ylabel(name)
     ax.legend(loc="upper left")
+    _save(fig, path)
+
+
+def _save(fig, path) -> None:
+    """Write the figure to `path` and let it go, failing in one line where it cannot be written."""
     fig.tight_layout()
     try:
         fig.savefig(path)
     except OSError as e:
         raise UsageError(f"`plot_file` {path}: cannot write ({e.strerror})") from None
     finally:
-        plt.close(fig)
+        require_matplotlib().close(fig)
 
 
 def bands(forecast) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
