@@ -85,6 +85,23 @@ def test_a_large_batch_stepped_on_two_threads_matches_torch(cell, vocab):
     assert numpy_model._pool is not None  # the slices did run on a second thread
 
 
+def test_changing_the_thread_count_between_steps_changes_no_bit():
+    """A server's engine switches counts as the load changes (serve/engine.ThreadTuner): the
+    outputs and states must be those of one thread throughout."""
+    model = make_model("lstm", 2, 64, 11)
+    x = inputs(11, batch=64, steps=10).numpy()
+    one = NumpyModel(weights(model), model.config, threads=1)
+    switching = NumpyModel(weights(model), model.config, threads=2)
+    a, b = one.init_state(64), switching.init_state(64)
+    for t in range(x.shape[1]):
+        switching.use_threads(1 + t % 2)
+        out_one, a = one.step(x[:, t], a)
+        out_switching, b = switching.step(x[:, t], b)
+        assert np.array_equal(out_one, out_switching), t
+    assert all(np.array_equal(p, q) for p, q in zip(a, b))
+    assert switching._pool is not None  # the two-thread steps did split the batch
+
+
 @pytest.mark.parametrize("vocab", [0, 65], ids=["series", "text"])
 @pytest.mark.parametrize("cell,hidden", [("lstm", 64), ("gru", 384), ("lstm", 384)])
 def test_a_stream_gets_the_same_bits_alone_or_in_any_batch(cell, hidden, vocab):

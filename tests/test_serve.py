@@ -20,6 +20,7 @@ from seqgen.generate.api import follow
 from seqgen.generate.generator import Generator
 from seqgen.checkpoint import load_checkpoint
 from seqgen.serve import Engine, Stream
+from seqgen.serve.engine import ThreadTuner
 from seqgen.serve.remote import ProcessEngine
 from seqgen.serve.app import Limits, create_app
 
@@ -124,6 +125,32 @@ def in_a_thread(gen, path):
 
 def in_a_process(gen, path):
     return ProcessEngine(gen.model, load_checkpoint(path).weights, gen.tokenizer)
+
+
+class TimedModel:
+    """Stands in for a NumpyModel whose step takes `seconds[count]` a row on `count` threads."""
+
+    def __init__(self, seconds: dict[int, float]):
+        self.seconds, self.threads, self.using = seconds, max(seconds), max(seconds)
+
+    def use_threads(self, count: int) -> None:
+        self.using = count
+
+
+@pytest.mark.parametrize("faster", [1, 2])
+def test_the_engine_keeps_the_thread_count_whose_steps_are_faster(faster):
+    model = TimedModel({faster: 1.0, 3 - faster: 1.5})
+    tuner = ThreadTuner(model)
+    assert model.using == 1  # it starts with a core left over
+    counts = []
+    for _ in range(tuner.WINDOW * tuner.TRIAL_EVERY * 6):
+        tuner.stepped(64, 64 * model.seconds[model.using])
+        counts.append(model.using)
+    settled = counts[len(counts) // 2 :]
+    assert settled.count(faster) > 0.85 * len(settled)  # the slower count only in its trials
+    tuner.stepped(64, 64.0)
+    tuner.stepped(8, 100.0)  # a batch too small to split says nothing about threads
+    assert tuner.times == [1.0]
 
 
 @pytest.mark.parametrize("engine_for", [in_a_thread, in_a_process])

@@ -70,6 +70,7 @@ class NumpyModel:
         self.config = config
         self.dtype = dtype
         self.threads = max(1, threads if threads is not None else min(usable_cores(), 4))
+        self.using = self.threads  # of them, how many a step takes now (see `use_threads`)
         self.reader, self.output = input_for(config), head_for(config)
         self._pool: ThreadPoolExecutor | None = None
         H = config.hidden
@@ -96,10 +97,15 @@ class NumpyModel:
         self.gates = len(order)
         self._cell = {"lstm": self._lstm, "gru": self._gru, "rnn": self._rnn}[config.cell]
         self._buffers: dict[tuple[int, int], dict[str, np.ndarray]] = {}
-        self._slices: dict[int, list[slice]] = {}
+        self._slices: dict[tuple[int, int], list[slice]] = {}
         # One model may serve several threads (a server's batching thread and its request
         # threads): steps share work buffers, so one at a time; whole sequences use their own.
         self._stepping = threading.Lock()
+
+    def use_threads(self, count: int) -> None:
+        """Step large batches on `count` threads from now on (1 to `threads`). The outputs are the
+        same bits on any count (every product is exact), so it may change between any two steps."""
+        self.using = max(1, min(count, self.threads))
 
     def init_state(self, batch_size: int) -> NumpyState:
         c = self.config
@@ -165,11 +171,11 @@ class NumpyModel:
 
     def _slices_for(self, batch: int) -> list[slice]:
         """The row slices a step of `batch` streams is cut into (one when it is too small to share)."""
-        slices = self._slices.get(batch)
+        slices = self._slices.get((batch, self.using))
         if slices is None:
-            parts = max(1, min(self.threads, batch // ROWS_PER_THREAD))
+            parts = max(1, min(self.using, batch // ROWS_PER_THREAD))
             bounds = np.linspace(0, batch, parts + 1).astype(int)
-            slices = self._slices[batch] = [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+            slices = self._slices[batch, self.using] = [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
         return slices
 
     def _step_rows(self, x: np.ndarray, state: NumpyState, buffers: dict, out: np.ndarray) -> None:

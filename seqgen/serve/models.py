@@ -46,15 +46,17 @@ class Served:
                 "one value a step (forecast it with `seqgen forecast`)"
             )
         self.name = name
-        # One core is left to the event loop, which writes every client's events: on two cores,
-        # 64 streaming clients got 14.5k characters/s this way against 12.9k with the batch split
-        # over both (benchmarks/serve.py, three runs each, Intel Xeon).
+        # The server's own steps (long prompts, sessions) leave a core to the event loop, which
+        # writes every client's events: on two cores, 64 streaming clients got 14.5k characters/s
+        # this way against 12.9k with the batch split over both (benchmarks/serve.py, three runs
+        # each, Intel Xeon). The engine may use every core: it times which count is faster under
+        # the load of the moment (engine.ThreadTuner).
         threads = max(1, min(usable_cores() - 1, 4))
         self.model = NumpyModel(self.ckpt.weights, self.ckpt.model_config, threads=threads)
         # The batch is stepped in a process of its own (see remote.py).
         self.tokenizer = self.make_generator({}).tokenizer  # None for a series model
         self.engine = ProcessEngine(
-            self.model, self.ckpt.weights, self.tokenizer, max_rows=max_rows, name=name, threads=threads
+            self.model, self.ckpt.weights, self.tokenizer, max_rows=max_rows, name=name, threads=min(usable_cores(), 4)
         )
         self.prompt_tokens = 0  # fed before generating, for /metrics (counted on the event loop)
         self.preparing = 0  # requests whose prompt is being fed (likewise)
