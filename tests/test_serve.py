@@ -20,7 +20,8 @@ from seqgen.generate.api import follow
 from seqgen.generate.generator import Generator
 from seqgen.checkpoint import load_checkpoint
 from seqgen.serve import Engine, Stream
-from seqgen.serve.engine import ThreadTuner
+from seqgen.serve.engine import Piece, ThreadTuner
+from seqgen.serve.streaming import Inbox
 from seqgen.serve.remote import ProcessEngine
 from seqgen.serve.app import Limits, create_app
 
@@ -116,6 +117,22 @@ def test_stream_interval_gathers_what_was_made_meanwhile_into_one_event(text_che
         assert len(events) > 3
     else:
         assert len(events) <= most  # 300 steps of this model take well under a second
+
+
+def test_the_last_piece_of_an_answer_is_not_held_back_for_the_interval():
+    """Events are at most one per interval, but a stream's end cuts the wait short: a client
+    is not kept waiting for an answer that is already whole."""
+    import asyncio
+
+    async def main():
+        inbox = Inbox()
+        last = Piece(np.zeros(1), np.ones(1, bool), None, np.ones(1, bool), True)
+        threading.Timer(0.05, inbox.deliver, (last,)).start()  # from another thread, as the engine's
+        await asyncio.wait_for(inbox.pause(60), 10)
+        assert [piece for _, piece in inbox.drain()] == [last]
+        await asyncio.wait_for(inbox.pause(60), 1)  # and once a stream has ended, no wait at all
+
+    asyncio.run(main())
 
 
 # --- batching -----------------------------------------------------------------------------------

@@ -72,12 +72,29 @@ class Inbox:
         self._pieces: deque[tuple[int, Piece]] = deque()
         self._ready = asyncio.Event()
         self._signalled = False
+        self._ended = asyncio.Event()  # set when a stream's last piece arrives (see `pause`)
+        self._ending = False
 
     def deliver(self, piece: Piece, stream: int = 0) -> None:  # the engine's thread
         self._pieces.append((stream, piece))
+        if piece.done and not self._ending:
+            self._ending = True
+            self._bell.ring(self._ended)
         if not self._signalled:
             self._signalled = True
             self._bell.ring(self._ready)
+
+    async def pause(self, seconds: float) -> None:
+        """Wait `seconds`, or less if a stream's last piece arrives meanwhile: the end of an answer
+        is not held back (with a 0.05 s interval, one client's 300 characters came 1,124 a
+        second streamed against 1,336 whole, most of the gap the last event's wait)."""
+        if self._ending:
+            return
+        timer = asyncio.get_running_loop().call_later(seconds, self._ended.set)
+        await self._ended.wait()
+        timer.cancel()
+        if not self._ending:  # the timer's, not a stream's end
+            self._ended.clear()
 
     async def take(self) -> list[tuple[int, Piece]]:
         """Every piece that has arrived, waiting for one if none has."""
@@ -498,7 +515,7 @@ async def _events(job: Job, interval: float):
             # load, gather what comes within `interval` of the last event into one.
             wait = last + interval - loop.time()
             if wait > 0 and not any(p.done for _, p in pieces):
-                await asyncio.sleep(wait)
+                await job.inbox.pause(wait)
                 pieces += job.inbox.drain()
             last = loop.time()
             for number, piece in pieces:
