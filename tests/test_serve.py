@@ -21,7 +21,7 @@ from seqgen.generate.generator import Generator
 from seqgen.checkpoint import load_checkpoint
 from seqgen.serve import Engine, Stream
 from seqgen.serve.engine import Piece, ThreadTuner
-from seqgen.serve.streaming import Inbox
+from seqgen.serve.streaming import EVENTS_PER_SECOND, Inbox, event_interval
 from seqgen.serve.remote import ProcessEngine
 from seqgen.serve.app import Limits, create_app
 
@@ -119,6 +119,12 @@ def test_stream_interval_gathers_what_was_made_meanwhile_into_one_event(text_che
         assert len(events) <= most  # 300 steps of this model take well under a second
 
 
+def test_events_come_further_apart_when_many_answers_stream_at_once():
+    assert event_interval(0.05, 1) == 0.05  # a lone client gets the interval asked for
+    assert event_interval(0.05, EVENTS_PER_SECOND) == 1.0  # the server's events a second are bounded
+    assert event_interval(0.0, 1000) == 0.0  # every item as it comes, when asked for
+
+
 def test_the_last_piece_of_an_answer_is_not_held_back_for_the_interval():
     """Events are at most one per interval, but a stream's end cuts the wait short: a client
     is not kept waiting for an answer that is already whole."""
@@ -130,7 +136,26 @@ def test_the_last_piece_of_an_answer_is_not_held_back_for_the_interval():
         threading.Timer(0.05, inbox.deliver, (last,)).start()  # from another thread, as the engine's
         await asyncio.wait_for(inbox.pause(60), 10)
         assert [piece for _, piece in inbox.drain()] == [last]
-        await asyncio.wait_for(inbox.pause(60), 1)  # and once a stream has ended, no wait at all
+
+    asyncio.run(main())
+
+
+def test_a_whole_answer_waits_for_its_streams_to_end_not_for_every_step():
+    import asyncio
+
+    def piece(done):
+        return Piece(np.zeros(1), np.ones(1, bool), None, np.full(1, done), done)
+
+    async def main():
+        inbox = Inbox()
+        for _ in range(3):
+            inbox.deliver(piece(False))
+        waiting = asyncio.ensure_future(inbox.ended())
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # steps that ended no stream wake nobody
+        inbox.deliver(piece(True))
+        await asyncio.wait_for(waiting, 10)
+        assert [p.done for _, p in inbox.drain()] == [False, False, False, True]
 
     asyncio.run(main())
 

@@ -60,6 +60,7 @@ class Served:
         )
         self.prompt_tokens = 0  # fed before generating, for /metrics (counted on the event loop)
         self.preparing = 0  # requests whose prompt is being fed (likewise)
+        self.streaming = 0  # answers being streamed as events (likewise; see streaming.event_interval)
         # OpenAI's `created` is when the model was made: here, when its checkpoint was last written.
         self.info = {
             "id": name,

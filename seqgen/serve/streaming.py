@@ -29,10 +29,10 @@ class Doorbell:
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
         self._lock = threading.Lock()
-        self._ringing: list[asyncio.Event] = []
+        self._ringing: list = []  # asyncio.Events, or anything else with a set()
         self._scheduled = False
 
-    def ring(self, ready: asyncio.Event) -> None:  # the engine's thread
+    def ring(self, ready) -> None:  # the engine's thread; `ready`: what to `set()` on the loop
         with self._lock:
             self._ringing.append(ready)
             if self._scheduled:
@@ -65,36 +65,23 @@ def doorbell() -> Doorbell:
 class Inbox:
     """Pieces from the engine's thread, waited for on the event loop, each with the number of the
     stream it is from (a request of several prompts has a stream per prompt). The loop is woken
-    once for everything that arrived since it last looked, not once per piece."""
+    once for everything that arrived since it last looked, not once per piece; a whole answer's
+    waiter only when a stream has ended (`ended`)."""
 
     def __init__(self):
         self._bell = doorbell()
         self._pieces: deque[tuple[int, Piece]] = deque()
         self._ready = asyncio.Event()
         self._signalled = False
-        self._ended = asyncio.Event()  # set when a stream's last piece arrives (see `pause`)
-        self._ending = False
+        self._end = _EndSignal()
 
     def deliver(self, piece: Piece, stream: int = 0) -> None:  # the engine's thread
         self._pieces.append((stream, piece))
-        if piece.done and not self._ending:
-            self._ending = True
-            self._bell.ring(self._ended)
+        if piece.done:
+            self._bell.ring(self._end)
         if not self._signalled:
             self._signalled = True
             self._bell.ring(self._ready)
-
-    async def pause(self, seconds: float) -> None:
-        """Wait `seconds`, or less if a stream's last piece arrives meanwhile: the end of an answer
-        is not held back (with a 0.05 s interval, one client's 300 characters came 1,124 a
-        second streamed against 1,336 whole, most of the gap the last event's wait)."""
-        if self._ending:
-            return
-        timer = asyncio.get_running_loop().call_later(seconds, self._ended.set)
-        await self._ended.wait()
-        timer.cancel()
-        if not self._ending:  # the timer's, not a stream's end
-            self._ended.clear()
 
     async def take(self) -> list[tuple[int, Piece]]:
         """Every piece that has arrived, waiting for one if none has."""
@@ -105,10 +92,50 @@ class Inbox:
         """Every piece that has arrived (perhaps none), without waiting."""
         self._ready.clear()
         self._signalled = False
+        self._end.arrived = False
         pieces = []
         while self._pieces:
             pieces.append(self._pieces.popleft())
         return pieces
+
+    async def ended(self) -> None:
+        """Wait until a stream's last piece has arrived since the last `drain`. A whole answer
+        waits so: woken every step instead, 64 clients' whole answers cost the event loop a task
+        switch per client per step, on the core the engine's second thread wants."""
+        await self._end.wait(None)
+
+    async def pause(self, seconds: float) -> None:
+        """Wait `seconds`, or less if a stream's last piece arrives meanwhile: the end of an answer
+        is not held back (with a 0.05 s interval, one client's 300 characters came 1,124 a
+        second streamed against 1,336 whole, most of the gap the last event's wait)."""
+        await self._end.wait(seconds)
+
+
+class _EndSignal:
+    """Set on the event loop (by the doorbell) when a stream's last piece has arrived."""
+
+    def __init__(self):
+        self.arrived = False
+        self._waiter: asyncio.Future | None = None
+
+    def set(self) -> None:
+        self.arrived = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def wait(self, seconds: float | None) -> None:
+        """Until it is set, or `seconds` have passed (None: no limit)."""
+        if self.arrived:
+            return
+        loop = asyncio.get_running_loop()
+        self._waiter = waiter = loop.create_future()
+        timer = None if seconds is None else loop.call_later(seconds, lambda: waiter.done() or waiter.set_result(None))
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
 
 
 def finite_or_none(value) -> float | None:
@@ -476,7 +503,8 @@ async def respond(job: Job, interval: float = 0.0):
     done = 0
     try:
         while done < len(job.streams):
-            for number, piece in await job.inbox.take():
+            await job.inbox.ended()
+            for number, piece in job.inbox.drain():
                 job.output.add(number, piece, job.streams[number])
                 done += piece.done
     finally:
@@ -497,6 +525,23 @@ def _event(data: dict) -> str:
     return f"data: {json.dumps(data)}\n\n"
 
 
+# The events of all the answers a model streams at once, a second, beyond which each answer's
+# events come further apart than the interval asked for. An event cost the server about 60 us and
+# an openai SDK client in Python about 200 us (64 clients on one 2-core Intel Xeon, 0.05 s apart:
+# 0.13 s more of the server's CPU and 0.37 s more of the clients' than whole answers, a round of
+# 2,200 events): 320 a second is 2% of a core here and 6% of the clients'. At 64 streams that is
+# 0.2 s apart, 40 characters an event; those 64 clients got 10,400-10,900 characters/s at 0.05 s,
+# 11,300-12,000 at 0.1 s and 13,000 at 0.2 s (benchmarks/serve.py --stream-interval, with this rule off).
+EVENTS_PER_SECOND = 320
+
+
+def event_interval(least: float, streams: int) -> float:
+    """The time between two events of one of `streams` answers streaming at once: `least` (the
+    server's --stream-interval), longer when they would pass EVENTS_PER_SECOND. An interval of 0
+    asks for every item as it comes, whatever the load."""
+    return least if least == 0 else max(least, streams / EVENTS_PER_SECOND)
+
+
 async def _events(job: Job, interval: float):
     output, shape = job.output, job.shape
     meta = {**job.meta, "object": shape.chunk_object}
@@ -505,6 +550,7 @@ async def _events(job: Job, interval: float):
     done = 0
     last = -interval
     loop = asyncio.get_running_loop()
+    job.served.streaming += 1
     try:
         opening = shape.start(len(output.rows))
         if opening:
@@ -513,7 +559,7 @@ async def _events(job: Job, interval: float):
             pieces = await job.inbox.take()
             # An event per item costs the server (and the client) more than making the item: under
             # load, gather what comes within `interval` of the last event into one.
-            wait = last + interval - loop.time()
+            wait = last + event_interval(interval, job.served.streaming) - loop.time()
             if wait > 0 and not any(p.done for _, p in pieces):
                 await job.inbox.pause(wait)
                 pieces += job.inbox.drain()
@@ -539,5 +585,6 @@ async def _events(job: Job, interval: float):
             yield _event({**meta, "choices": [], "usage": job.usage()})
         yield "data: [DONE]\n\n"
     finally:
+        job.served.streaming -= 1
         for stream in job.streams:
             stream.cancel()
