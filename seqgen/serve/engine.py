@@ -316,9 +316,11 @@ class ThreadTuner:
     scheduler, and the step waits for it. Both were measured with 64 openai SDK clients on that
     Xeon: whole answers came 13,760 chars/s on two threads against 11,393 on one, streamed
     answers 10,589 against 10,479. So the engine starts on one thread fewer than its model may use
-    and, every `TRIAL_EVERY` windows of `WINDOW` steps, tries the other count for a window,
-    keeping whichever took less time a row. The bits a step gives do not depend on the count (see
-    model/numpy_backend.py), so trying one changes no stream's text."""
+    and, every `TRIAL_EVERY` windows of `WINDOW` steps, tries the other count for a window, then
+    goes back for one more: the other count is kept if its window was faster a row than both
+    windows around it (against the one before alone, one noisy window put a round of 64 clients on
+    one thread for 140 of its 300 steps, at 4.3 ms a step instead of 3.4). The bits a step gives do
+    not depend on the count (see model/numpy_backend.py), so trying one changes no stream's text."""
 
     WINDOW = 16
     TRIAL_EVERY = 8
@@ -329,8 +331,9 @@ class ThreadTuner:
         model.use_threads(self.counts[0])
         self.times: list[float] = []  # seconds a row, of the window being timed
         self.windows = 0
-        self.before: float | None = None  # the last window's median, on the count before a trial
-        self.trying_from: int | None = None  # the count to go back to if the trial is slower
+        self.before = 0.0  # the median of the window before a trial
+        self.trial: tuple[int, float] | None = None  # the count tried and its window's median
+        self.phase = "steady"  # or "trying" (a window on the other count), "checking" (one more on this)
 
     def stepped(self, rows: int, seconds: float) -> None:
         if rows < 2 * ROWS_PER_THREAD:  # one slice, whatever the count: nothing to learn
@@ -340,16 +343,24 @@ class ThreadTuner:
             return
         median = statistics.median(self.times)
         self.times.clear()
-        if self.trying_from is not None:
-            if median >= self.before:
-                self.model.use_threads(self.trying_from)
-            self.trying_from = None
-            return
-        self.windows += 1
-        if self.windows % self.TRIAL_EVERY == 0:
-            self.before, self.trying_from = median, self.model.using
-            other = self.counts[1] if self.model.using == self.counts[0] else self.counts[0]
-            self.model.use_threads(other)
+        if self.phase == "trying":
+            self.trial = (self.model.using, median)
+            self.model.use_threads(self._other(self.model.using))
+            self.phase = "checking"
+        elif self.phase == "checking":
+            count, trial = self.trial
+            if trial < min(self.before, median):
+                self.model.use_threads(count)
+            self.phase = "steady"
+        else:
+            self.windows += 1
+            if self.windows % self.TRIAL_EVERY == 0:
+                self.before = median
+                self.model.use_threads(self._other(self.model.using))
+                self.phase = "trying"
+
+    def _other(self, count: int) -> int:
+        return self.counts[1] if count == self.counts[0] else self.counts[0]
 
 
 def most_likely(gen: Generator, k: int) -> list[list[tuple[int, float]]]:
