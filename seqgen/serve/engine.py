@@ -310,16 +310,17 @@ class Engine:
 class ThreadTuner:
     """How many threads the engine's steps take, chosen by timing them as the load changes.
 
-    Whether a second thread helps depends on what else wants the cores. With the clients on
-    other machines it does: on a quiet 2-core Xeon a step of 64 rows took 4.0 ms on one thread and
-    2.9 ms on two. With the clients on the same cores a thread of the step waits for the
-    scheduler, and the step waits for it. Both were measured with 64 openai SDK clients on that
-    Xeon: whole answers came 13,760 chars/s on two threads against 11,393 on one, streamed
-    answers 10,589 against 10,479. So the engine starts on one thread fewer than its model may use
-    and, every `TRIAL_EVERY` windows of `WINDOW` steps, tries the other count for a window, then
-    goes back for one more: the other count is kept if its window was faster a row than both
-    windows around it (against the one before alone, one noisy window put a round of 64 clients on
-    one thread for 140 of its 300 steps, at 4.3 ms a step instead of 3.4). The bits a step gives do
+        Whether a second thread helps depends on what else wants the cores. With the clients on
+        other machines it does: on a quiet 2-core Xeon a step of 64 rows took 4.0 ms on one thread and
+        2.9 ms on two. With the clients on the same cores a thread of the step waits for the
+        scheduler, and the step waits for it. Both were measured with 64 openai SDK clients on that
+        Xeon: whole answers came 13,760 chars/s on two threads against 11,393 on one, streamed
+        answers 10,589 against 10,479. So the engine starts on one thread fewer than its model may
+        use and, after its first window of `WINDOW` steps and every `TRIAL_EVERY` windows after that,
+        tries the other count for a window, then goes back for one more: the other count is kept if
+        its window was faster a row than both windows around it (against the one before alone, one
+        noisy window put a round of 64 clients on one thread for 140 of its 300 steps, at 4.3 ms a
+        step instead of 3.4). The bits a step gives do
     not depend on the count (see model/numpy_backend.py), so trying one changes no stream's text."""
 
     WINDOW = 16
@@ -354,7 +355,7 @@ class ThreadTuner:
             self.phase = "steady"
         else:
             self.windows += 1
-            if self.windows % self.TRIAL_EVERY == 0:
+            if self.windows % self.TRIAL_EVERY == 1:  # the first trial after the first window
                 self.before = median
                 self.model.use_threads(self._other(self.model.using))
                 self.phase = "trying"
