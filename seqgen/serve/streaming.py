@@ -537,7 +537,7 @@ EVENTS_PER_SECOND = 320
 
 def event_interval(least: float, streams: int) -> float:
     """The time between two events of one of `streams` answers streaming at once: `least` (the
-    server's --stream-interval), longer when they would pass EVENTS_PER_SECOND. An interval of 0
+    server's `stream_interval`), longer when they would pass EVENTS_PER_SECOND. An interval of 0
     asks for every item as it comes, whatever the load."""
     return least if least == 0 else max(least, streams / EVENTS_PER_SECOND)
 
