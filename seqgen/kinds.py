@@ -42,14 +42,14 @@ class Kind:
         """Whether this kind of data takes `what` (a key of some kind's `refusals`)."""
         return what not in self.refusals
 
-    def check(self, what: str, error: type[Exception] = UsageError, **blanks: Any) -> None:
+    def check(self, what: str, error: type[Exception] = UsageError, /, **blanks: Any) -> None:
         """Raise `error` saying why, when this kind of data does not take `what`."""
         if what in self.refusals:
             raise error(self.refusals[what].format(**blanks))
 
     # --- generation: primes, items, samples ---------------------------------------------------
-    def as_prime(self, prime: str | Any | None) -> str | np.ndarray | None:
-        """A prime as the model reads it (None when none was given)."""
+    def as_prime(self, prime: str | Any | None, label: str = "`prime`") -> str | np.ndarray | None:
+        """A prime as the model reads it (None when none was given); `label` names it in errors."""
         raise NotImplementedError
 
     def readable(self, tokenizer, prime, unknown: str):
@@ -75,6 +75,10 @@ class Kind:
 
     def cells(self, items) -> Iterable:
         """A step's items as CSV cells, one a sample."""
+        raise NotImplementedError
+
+    def answer(self, text: str, values: list):
+        """What a sample is, of a row's text and values (under `answer_key`)."""
         raise NotImplementedError
 
     def step_record(self, gen, items, k: int) -> dict:
@@ -134,7 +138,6 @@ class TextKind(Kind):
         "series": "`series` names a series of a model of numbers; this model generates text",
         "follow": "follow works with continuous models; this one generates text",
         "seqgen follow": "{path} is a text model; follow forecasts numbers",
-        "/v1/follow": "{name} is a text model; /v1/follow forecasts series",
         "forecast": "{path} is a text model; forecast continues numbers (use 'seqgen sample' for text)",
         "learn": "{path} is a text model; `learn` follows series (see seqgen.adapt for text)",
         "free-running evaluation": "{path} is a text model; free-running evaluation needs a continuous model",
@@ -146,10 +149,12 @@ class TextKind(Kind):
         "target": "`target` applies to numeric series; this data is text",
         "calendar": "`calendar` applies to numeric series; this data is text",
         "series options": "{names} apply to numeric series; this data is text",
+        "prompt of numbers": "`prompt` must be text for {name}, a text model",
+        "/v1/follow": "{name} is a text model; /v1/follow forecasts series",
         "prediction": "a text model's next item is a token to choose, not a value to forecast",
     }
 
-    def as_prime(self, prime):
+    def as_prime(self, prime, label: str = "`prime`"):
         return prime if prime is None or isinstance(prime, str) else np.asarray(prime, dtype=np.float64)
 
     def readable(self, tokenizer, prime, unknown: str):
@@ -185,6 +190,9 @@ class TextKind(Kind):
 
     def cells(self, items) -> Iterable:
         return items.text
+
+    def answer(self, text: str, values: list) -> str:
+        return text
 
     def step_record(self, gen, items, k: int) -> dict:
         record = {"token": items.text[k]}
@@ -279,7 +287,7 @@ class SeriesKind(Kind):
         "logit_bias": "`logit_bias` applies to text models (a series model has no tokens)",
         "echo": "`echo` applies to text models",
         "chat": "{name} is a series model: chat completions need a text model",
-        "tokenize": "{name} is a series model: it reads numbers, not tokens (/{what} needs a text model)",
+        "tokenize": "{name} is a series model: it reads numbers, not tokens (/{endpoint} needs a text model)",
         # What a series has no use for, said for a reader of this table (never raised):
         "several prompts": "a list given as a series model's prompt is its values, one prompt",
         "token ids": "a series model reads values, not token ids",
@@ -288,13 +296,13 @@ class SeriesKind(Kind):
         "loop warnings": "a loop is text that repeats; values have none to warn of",
     }
 
-    def as_prime(self, prime):
+    def as_prime(self, prime, label: str = "`prime`"):
         from .data.series import parse_numbers
 
         if prime is None:
             return None
         if isinstance(prime, str):
-            return parse_numbers(prime)
+            return parse_numbers(prime, label)
         return np.asarray(prime, dtype=np.float64)
 
     def nothing(self) -> np.ndarray:
@@ -313,6 +321,9 @@ class SeriesKind(Kind):
 
     def cells(self, items) -> Iterable:
         return map(_values, items)
+
+    def answer(self, text: str, values: list) -> list:
+        return values
 
     def step_record(self, gen, items, k: int) -> dict:
         return {"value": float(items[k])}
