@@ -9,6 +9,7 @@ subclass of `Kind` here, and an entry in `kind_named`.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, Iterable
 
 import numpy as np
@@ -28,7 +29,7 @@ def prime_rows(prime, batch_size: int) -> np.ndarray:
     return np.broadcast_to(values, (batch_size, values.shape[-1]))
 
 
-class Kind:
+class Kind(ABC):
     """What differs between kinds of data. `refusals` maps what a kind cannot do (an option, a
     command, an endpoint, a capability) to why, worded for the user: parameters in backquotes,
     and `{path}`-style blanks filled from what the caller knows."""
@@ -48,86 +49,86 @@ class Kind:
             raise error(self.refusals[what].format(**blanks))
 
     # --- generation: primes, items, samples ---------------------------------------------------
+    @abstractmethod
     def as_prime(self, prime: str | Any | None, label: str = "`prime`") -> str | np.ndarray | None:
         """A prime as the model reads it (None when none was given); `label` names it in errors."""
-        raise NotImplementedError
 
     def readable(self, tokenizer, prime, unknown: str):
         """A prime with what the model cannot read handled by `unknown` (see `Tokenizer.known`)."""
         return prime
 
+    @abstractmethod
     def nothing(self) -> str | np.ndarray:
         """What was fed when nothing was."""
-        raise NotImplementedError
 
+    @abstractmethod
     def collect(self, gen, steps: Steps, final: bool = True) -> list[str] | np.ndarray:
         """Every stream's items from the steps of `generate_steps`, a stream a row: its text, or
         its values (and channels)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def per_sample(self, collected) -> list:
         """`collect`'s result as one entry a sample (a JSON line each)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def prime_cells(self, prime, batch_size: int) -> list[list]:
         """A prime as CSV rows, one cell a sample."""
-        raise NotImplementedError
 
+    @abstractmethod
     def cells(self, items) -> Iterable:
         """A step's items as CSV cells, one a sample."""
-        raise NotImplementedError
 
+    @abstractmethod
     def answer(self, text: str, values: list):
         """What a sample is, of a row's text and values (under `answer_key`)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def step_record(self, gen, items, k: int) -> dict:
         """What a JSON line says of stream `k`'s item at a step (after its step and sample)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def same_samples(self, count: int, sampling, varied: bool) -> str | None:
         """Why `count` samples will all be the same, if they will (`varied`: each starts from a
         prime of its own, or draws from a distribution)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def greedy_at_zero(self, probabilistic: bool) -> bool:
         """Whether a `temperature` of 0 means the most likely item every time (OpenAI's meaning)."""
-        raise NotImplementedError
 
     # --- sampling options ------------------------------------------------------------------------
+    @abstractmethod
     def sample_config(self, *, temperature, top_k, top_p, greedy: bool, noise, probabilistic: bool, given: dict):
         """The sampling settings, with each option's meaning for this kind (`given`: the
         TEXT_CHOICES set, min_p and the penalties)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def resumed_sampling(self, config, saved, *, temperature, top_k, top_p, greedy: bool, noise, probabilistic, given):
         """The settings a continuation goes on with: `saved`'s, each option given replacing its own."""
-        raise NotImplementedError
 
     # --- training ----------------------------------------------------------------------------------
+    @abstractmethod
     def unit(self, tokens: str) -> str:
         """What training counts the data in (plural), for `tokens` (the tokenizer's kind)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def loss_text(self, value: float) -> str:
         """A validation loss as training prints it."""
-        raise NotImplementedError
 
+    @abstractmethod
     def summary_rows(self, result, tokens: str) -> list[tuple[str, str]]:
         """The rows that say the best validation loss at the end of training."""
-        raise NotImplementedError
 
+    @abstractmethod
     def size(self, dataset) -> int:
         """How many characters (text, whatever its tokens) or values the data holds."""
-        raise NotImplementedError
 
+    @abstractmethod
     def fitted(self, model_config, data):
         """A copy of `model_config` reading what `data` holds."""
-        raise NotImplementedError
 
+    @abstractmethod
     def check_training_options(self, target, calendar, tokens, series_options: list[str]) -> None:
         """Refuse the options of `seqgen train` that apply to the other kind of data."""
-        raise NotImplementedError
 
 
 class TextKind(Kind):
