@@ -2,8 +2,8 @@
 endpoints that belong to the other), what its items are (primes, collected samples, written cells
 and records), how its sampling options read, and how training talks about it.
 
-A checkpoint, a dataset and a generator each give their kind once (`kind_named(kind)`, or their
-`data_kind`); callers ask it, instead of testing for text. A new kind of data is a third
+A checkpoint, a generator and a served model give theirs as `data_kind`, a dataset's is
+`kind_named(dataset.kind)`; callers ask it, instead of testing for text. A new kind of data is a third
 subclass of `Kind` here, and an entry in `kind_named`.
 """
 
@@ -19,7 +19,8 @@ from .errors import DataError, UsageError
 Steps = Iterable[tuple[Any, np.ndarray]]
 
 
-def _values(value: float) -> str:
+def format_value(value: float) -> str:
+    """A value as every writer writes it."""
     return f"{value:.6g}"
 
 
@@ -318,10 +319,10 @@ class SeriesKind(Kind):
         return collected.tolist()
 
     def prime_cells(self, prime, batch_size: int) -> list[list]:
-        return [list(map(_values, column)) for column in prime_rows(prime, batch_size).T]
+        return [list(map(format_value, column)) for column in prime_rows(prime, batch_size).T]
 
     def cells(self, items) -> Iterable:
-        return map(_values, items)
+        return map(format_value, items)
 
     def answer(self, text: str, values: list) -> list:
         return values

@@ -24,7 +24,7 @@ import numpy as np
 from .errors import UsageError
 from .files import write_atomic
 from .generate.api import collect_text
-from .kinds import Kind, prime_rows
+from .kinds import Kind, format_value, prime_rows
 
 FORMATS = ("text", "values", "csv", "jsonl")
 Steps = Iterable[tuple[np.ndarray, np.ndarray]]
@@ -50,10 +50,6 @@ def unescape(text: str | None) -> str | None:
     if text is None:
         return None
     return re.sub(r"\\(n|t|\\)", lambda m: {"n": "\n", "t": "\t", "\\": "\\"}[m.group(1)], text)
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.6g}"
 
 
 def write_text(
@@ -86,9 +82,9 @@ def write_values(out: Sink, gen, steps: Steps, prime: np.ndarray | None = None) 
     """One line per step, one column per sample."""
     if prime is not None:
         for column in prime_rows(prime, gen.batch_size).T:
-            out.write(" ".join(map(_fmt, column)) + "\n")
+            out.write(" ".join(map(format_value, column)) + "\n")
     for items, _ in steps:
-        out.write(" ".join(map(_fmt, items)) + "\n")
+        out.write(" ".join(map(format_value, items)) + "\n")
 
 
 def write_csv(out: Sink, gen, steps: Steps, prime=None) -> None:
@@ -151,7 +147,7 @@ def write_channels(
     shared = None if prime is None else np.asarray(prime, dtype=np.float64)
 
     def cells(row) -> list[str]:  # one step's values of every sample, each sample's channels in turn
-        return [_fmt(v) for sample in np.broadcast_to(row, (batch, len(names))) for v in sample]
+        return [format_value(v) for sample in np.broadcast_to(row, (batch, len(names))) for v in sample]
 
     if fmt == "values":
         for row in [] if shared is None else shared:
@@ -229,7 +225,7 @@ def write_table(out: Sink, table: list[dict], fmt: str) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(list(table[0]))
     for row in table:
-        writer.writerow([_fmt(v) if isinstance(v, float) else v for v in row.values()])
+        writer.writerow([format_value(v) if isinstance(v, float) else v for v in row.values()])
 
 
 class FileOutput:
