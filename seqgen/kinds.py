@@ -18,6 +18,9 @@ from .errors import DataError, UsageError
 
 Steps = Iterable[tuple[Any, np.ndarray]]
 
+# How many values of a series (its last) the checkpoint keeps as the default prime for `seqgen sample`.
+PRIME_KEEP = 200
+
 
 def format_value(value: float) -> str:
     """A value as every writer writes it."""
@@ -130,6 +133,15 @@ class Kind(ABC):
     @abstractmethod
     def check_training_options(self, target, calendar, tokens, series_options: list[str]) -> None:
         """Refuse the options of `seqgen train` that apply to the other kind of data."""
+
+    @abstractmethod
+    def describe(self, data) -> dict:
+        """What generation needs to know about `data`, for the checkpoint's data section: its
+        tokens, or its scaling and a default prime."""
+
+    @abstractmethod
+    def check_resumed(self, ckpt, data) -> None:
+        """Refuse to resume `ckpt` on `data` read otherwise than the run read its own."""
 
 
 class TextKind(Kind):
@@ -269,6 +281,24 @@ class TextKind(Kind):
         if series_options:
             self.check("series options", names=" and ".join(series_options))
 
+    def describe(self, data) -> dict:
+        # Characters are stored as their `vocab`, as every checkpoint stored them before other tokens.
+        return {"tokenizer": data.tokenizer.to_dict()} if data.tokenizer is not None else {"vocab": data.vocab}
+
+    def check_resumed(self, ckpt, data) -> None:
+        from .data.tokenizers import tokenization
+
+        ours = data.tokenizer.kind if data.tokenizer is not None else "char"
+        if tokenization(ckpt.data) != ours:
+            raise UsageError(
+                f"`resume` {ckpt.path}: that run's tokens are {tokenization(ckpt.data)}, not {ours} "
+                "(give the same `tokens`)"
+            )
+        if ours == "char" and ckpt.vocab != data.vocab:
+            raise UsageError(f"`resume` {ckpt.path}: the data's characters differ from the checkpoint's vocabulary")
+        if ours != "char" and ckpt.described.tokenizer != data.tokenizer.to_dict():
+            raise UsageError(f"`resume` {ckpt.path}: the data's tokens differ from the checkpoint's")
+
 
 class SeriesKind(Kind):
     """Numeric series: values in, values drawn from the output head out."""
@@ -406,6 +436,40 @@ class SeriesKind(Kind):
     def check_training_options(self, target, calendar, tokens, series_options: list[str]) -> None:
         if tokens is not None:
             self.check("tokens")
+
+    def describe(self, data) -> dict:
+        meta = {"mean": np.asarray(data.mean).tolist(), "std": np.asarray(data.std).tolist()}
+        if data.channels is not None:
+            meta["channels"] = data.channels
+        if data.typical_scale is not None:
+            meta["typical_scale"] = data.typical_scale
+        if data.target != "level":
+            meta["target"] = data.target
+        if data.series is not None:
+            # Each series' own scaling and end: a forecast of one of them continues from there.
+            meta["series"] = [
+                {
+                    "name": e["name"],
+                    "mean": e["mean"],
+                    "std": e["std"],
+                    "last_time": e["last_time"],
+                    "prime": [float(v) for v in e["values"][-PRIME_KEEP:]],
+                }
+                for e in data.series
+            ]
+        elif data.source.get("type") != "sine":
+            # The end of the data, validation tail included: a forecast with no prime continues
+            # from the last value the user has, not from a point they already know the sequel of.
+            values = (
+                data.levels
+                if data.levels is not None
+                else data.unscale(data.streams[0][-PRIME_KEEP:].astype(np.float64))
+            )
+            meta["prime"] = np.asarray(values[-PRIME_KEEP:], dtype=np.float64).tolist()
+        return meta
+
+    def check_resumed(self, ckpt, data) -> None:
+        pass  # nothing beyond what every kind checks: the target, the model's shape
 
 
 def _keep(value, stored):
