@@ -184,8 +184,7 @@ def torch_model(ckpt: Checkpoint, weights: dict[str, np.ndarray] | None = None):
 
     from .model.network import SeqModel
 
-    if ckpt.kind != "text":
-        raise UsageError(f"{ckpt.path} is a {ckpt.kind} model; adapting to what it reads works with text models")
+    ckpt.data_kind.check("adapting", path=ckpt.path, kind=ckpt.kind)
     model = SeqModel(ckpt.model_config)
     model.load_state_dict(
         {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in (weights or ckpt.weights).items()}

@@ -22,6 +22,7 @@ import numpy as np
 from .config import ModelConfig, from_dict
 from .errors import CheckpointError
 from .files import write_atomic
+from .kinds import Kind, kind_named
 
 FORMAT_NAME = "seqgen-checkpoint"
 # The newest version this seqgen reads. A checkpoint is written as version 1 unless it needs
@@ -110,6 +111,11 @@ class Checkpoint:
     @property
     def kind(self) -> str:
         return self.meta["data"]["kind"]
+
+    @property
+    def data_kind(self) -> Kind:
+        """What the model's kind of data does and refuses (seqgen/kinds.py)."""
+        return kind_named(self.kind)
 
     @property
     def vocab(self) -> list[str] | None:

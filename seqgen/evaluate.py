@@ -139,8 +139,7 @@ def evaluate_text(
     from .train import evaluate_loss
 
     ckpt = _load(checkpoint)
-    if ckpt.kind != "text":
-        raise UsageError(f"{ckpt.path} is a {ckpt.kind} model; text evaluation needs a text model")
+    ckpt.data_kind.check("text evaluation", path=ckpt.path, kind=ckpt.kind)
     path = resolve_data(ckpt, data)
     fraction = val_fraction if val_fraction is not None else checkpoint_val_fraction(ckpt)
     tokenizer = tokenizer_for(ckpt.data)
@@ -318,8 +317,7 @@ def evaluate_series(
     from .generate.sampling import SampleConfig
 
     ckpt = _load(checkpoint)
-    if ckpt.kind == "text":
-        raise UsageError(f"{ckpt.path} is a text model; free-running evaluation needs a continuous model")
+    ckpt.data_kind.check("free-running evaluation", path=ckpt.path)
     # A likelihood head free-runs on its mean: the error of its point forecast.
     greedy = SampleConfig(greedy=True)
     source = ckpt.described.source
@@ -424,10 +422,10 @@ def backtest(
         raise UsageError(f"`origins` must be >= 1, got {origins}")
     ckpt = _load(checkpoint)
     source = ckpt.described.source
-    if ckpt.kind == "text" or source.get("type") == "sine":
+    ckpt.data_kind.check("backtest", path=ckpt.path)
+    if source.get("type") == "sine":
         raise UsageError(
-            f"{ckpt.path}: a backtest forecasts a series a model was trained on; this one is "
-            f"{'text' if ckpt.kind == 'text' else 'built-in sine waves'}"
+            f"{ckpt.path}: a backtest forecasts a series a model was trained on; this one is built-in sine waves"
         )
     path = resolve_data(ckpt, data)
     fraction = val_fraction if val_fraction is not None else checkpoint_val_fraction(ckpt)

@@ -83,8 +83,7 @@ class OnlineLearner:
 
         from .model.network import SeqModel
 
-        if ckpt.kind == "text":
-            raise UsageError(f"{ckpt.path} is a text model; `learn` follows series (see seqgen.adapt for text)")
+        ckpt.data_kind.check("learn", path=ckpt.path)
         if ckpt.kind == "forecaster":
             raise UsageError(
                 f"{ckpt.path} is the pretrained forecaster, which reads a history without a state to train from; "

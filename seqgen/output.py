@@ -24,6 +24,7 @@ import numpy as np
 from .errors import UsageError
 from .files import write_atomic
 from .generate.api import collect_text
+from .kinds import Kind, format_value, prime_rows
 
 FORMATS = ("text", "values", "csv", "jsonl")
 Steps = Iterable[tuple[np.ndarray, np.ndarray]]
@@ -33,15 +34,12 @@ class Sink(Protocol):
     def write(self, text: str) -> object: ...
 
 
-def check_format(fmt: str | None, is_text: bool, per_step: bool = False) -> str:
-    """The format to use (default: text for text models, values for continuous ones)."""
-    fmt = fmt or ("text" if is_text else "values")
+def check_format(fmt: str | None, kind: Kind, per_step: bool = False) -> str:
+    """The format to use for a model of `kind` (default: text for text models, values for continuous ones)."""
+    fmt = fmt or kind.default_format
     if fmt not in FORMATS:
         raise UsageError(f"`format` must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    if fmt == "text" and not is_text:
-        raise UsageError("`format` text is for text models; this model generates numbers (use values, csv or jsonl)")
-    if fmt == "values" and is_text:
-        raise UsageError("`format` values is for continuous models; this model generates text (use text, csv or jsonl)")
+    kind.check(f"format {fmt}")
     if per_step and fmt != "jsonl":
         raise UsageError("`per_step` goes with `format` jsonl")
     return fmt
@@ -52,10 +50,6 @@ def unescape(text: str | None) -> str | None:
     if text is None:
         return None
     return re.sub(r"\\(n|t|\\)", lambda m: {"n": "\n", "t": "\t", "\\": "\\"}[m.group(1)], text)
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.6g}"
 
 
 def write_text(
@@ -84,19 +78,13 @@ def write_text(
     out.write(text + (end if text and not text.endswith("\n") else ""))
 
 
-def prime_rows(prime, batch_size: int) -> np.ndarray:
-    """A continuous prime as one row per sample: a shared prime repeated, or each sample's own."""
-    values = np.asarray(prime, dtype=np.float64)
-    return np.broadcast_to(values, (batch_size, values.shape[-1]))
-
-
 def write_values(out: Sink, gen, steps: Steps, prime: np.ndarray | None = None) -> None:
     """One line per step, one column per sample."""
     if prime is not None:
         for column in prime_rows(prime, gen.batch_size).T:
-            out.write(" ".join(map(_fmt, column)) + "\n")
+            out.write(" ".join(map(format_value, column)) + "\n")
     for items, _ in steps:
-        out.write(" ".join(map(_fmt, items)) + "\n")
+        out.write(" ".join(map(format_value, items)) + "\n")
 
 
 def write_csv(out: Sink, gen, steps: Steps, prime=None) -> None:
@@ -105,15 +93,11 @@ def write_csv(out: Sink, gen, steps: Steps, prime=None) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["step", *(f"sample_{k + 1}" for k in range(gen.batch_size))])
     if prime is not None and len(prime):
-        columns = (
-            [[item] * gen.batch_size for item in prime]
-            if gen.is_text
-            else [list(map(_fmt, column)) for column in prime_rows(prime, gen.batch_size).T]
-        )
+        columns = gen.data_kind.prime_cells(prime, gen.batch_size)
         for step, row in zip(range(1 - len(columns), 1), columns):
             writer.writerow([step, *row])
     for step, (items, live) in enumerate(steps, start=1):
-        cells = items.text if gen.is_text else map(_fmt, items)
+        cells = gen.data_kind.cells(items)
         writer.writerow([step, *(cell if on else "" for cell, on in zip(cells, live))])
 
 
@@ -123,34 +107,21 @@ def write_jsonl(out: Sink, gen, steps: Steps, prime=None, per_step: bool = False
         for record in _step_records(gen, steps):
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
         return
-    if gen.is_text:
-        samples = collect_text(gen, steps, final)
-        key = "text"
-    else:
-        samples = np.array([items for items, _ in steps]).reshape(-1, gen.batch_size).T.tolist()
-        key = "values"
+    kind = gen.data_kind
+    samples = kind.per_sample(kind.collect(gen, steps, final))
     rows = None if prime is None or isinstance(prime, str) else prime_rows(prime, gen.batch_size)
     for k, generated in enumerate(samples):
         record = {"sample": k + 1}
         if prime is not None:
             record["prime"] = prime if rows is None else [float(v) for v in rows[k]]
-        record[key] = generated
+        record[kind.answer_key] = generated
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 def _step_records(gen, steps: Steps) -> Iterator[dict]:
-    # Beyond characters a token's text can be empty (a byte inside a character): its id says which it was.
-    with_id = gen.is_text and gen.tokenizer.kind != "char"
     for step, (items, live) in enumerate(steps, start=1):
         for k in np.flatnonzero(live):
-            if gen.is_text:
-                record = {"step": step, "sample": int(k) + 1, "token": items.text[k]}
-                if with_id:
-                    record["id"] = int(items[k])
-                record["probability"] = float(gen.last_probability[k])
-                yield record
-            else:
-                yield {"step": step, "sample": int(k) + 1, "value": float(items[k])}
+            yield {"step": step, "sample": int(k) + 1, **gen.data_kind.step_record(gen, items, k)}
 
 
 def write_channels(
@@ -176,7 +147,7 @@ def write_channels(
     shared = None if prime is None else np.asarray(prime, dtype=np.float64)
 
     def cells(row) -> list[str]:  # one step's values of every sample, each sample's channels in turn
-        return [_fmt(v) for sample in np.broadcast_to(row, (batch, len(names))) for v in sample]
+        return [format_value(v) for sample in np.broadcast_to(row, (batch, len(names))) for v in sample]
 
     if fmt == "values":
         for row in [] if shared is None else shared:
@@ -254,7 +225,7 @@ def write_table(out: Sink, table: list[dict], fmt: str) -> None:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(list(table[0]))
     for row in table:
-        writer.writerow([_fmt(v) if isinstance(v, float) else v for v in row.values()])
+        writer.writerow([format_value(v) if isinstance(v, float) else v for v in row.values()])
 
 
 class FileOutput:

@@ -1,15 +1,19 @@
 """Text and series behind the same seams: every model has an input side and an output head
-(model/inputs.py, model/heads.py), and the weights keep the names checkpoints have always used."""
+(model/inputs.py, model/heads.py), the weights keep the names checkpoints have always used, and
+what else differs between them is a kind of data (seqgen/kinds.py) with one interface."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
-from seqgen import ModelConfig, NumpyModel, SeqModel, load_checkpoint
+from seqgen import ModelConfig, NumpyModel, SeqModel, load_checkpoint, sample
+from seqgen.errors import UsageError
+from seqgen.kinds import Kind, SeriesKind, TextKind
 from seqgen.model.heads import CategoricalHead, GaussianHead, head_for
 from seqgen.model.inputs import TokenInput, ValueInput, input_for
 
@@ -50,3 +54,23 @@ def test_both_backends_read_tokens_and_values_through_their_input_side():
             expected, _ = model(torch.as_tensor(x))
         got, _ = NumpyModel(weights, config).forward(x)
         np.testing.assert_allclose(got, expected.numpy(), atol=1e-5)
+
+
+def test_text_and_series_are_two_kinds_of_data_behind_one_interface():
+    text = load_checkpoint(SHIPPED / "tinyshakespeare.safetensors").data_kind
+    series = load_checkpoint(SHIPPED / "sine.safetensors").data_kind
+    assert isinstance(text, TextKind) and isinstance(series, SeriesKind)
+    assert Kind.__abstractmethods__ and not TextKind.__abstractmethods__ and not SeriesKind.__abstractmethods__
+    assert (text.default_format, series.default_format) == ("text", "values")
+    assert text.allows("stop") and not series.allows("stop")
+    with pytest.raises(UsageError, match="^`stop` applies to text models$"):
+        series.check("stop")
+
+
+def test_a_series_model_refuses_a_text_option_as_it_always_has():
+    with pytest.raises(UsageError, match="^`stop` applies to text models$"):
+        sample(SHIPPED / "sine.safetensors", length=5, stop="\n")
+    with pytest.raises(UsageError, match="^`min_p` chooses characters; this model generates numbers$"):
+        sample(SHIPPED / "sine.safetensors", length=5, min_p=0.1)
+    with pytest.raises(UsageError, match="^`series` names a series of a model of numbers; this model generates text$"):
+        sample(SHIPPED / "tinyshakespeare.safetensors", length=5, series="a")

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ..errors import DataError, UsageError
-from .app import app, as_flags, check_seed, console, option, say
+from .app import app, as_flags, check_seed, console, flagged, option, say
 
 CHECKPOINT = typer.Argument(..., metavar="CHECKPOINT", help="A checkpoint written by 'seqgen train'.")
 DATA_HELP = "Data to evaluate on. \\[default: the checkpoint's training file; fresh waves for sine]"
@@ -73,9 +73,10 @@ def _eval(o: dict) -> None:
         raise UsageError(
             f"--fill applies to the pretrained forecaster; {checkpoint} reads DATA as its training data was read"
         )
-    if ckpt.kind == "text" and (o["long"] or o["waves"] is not None or o["seed"] is not None):
-        raise UsageError("--long, --waves and --seed measure continuous models; this checkpoint generates text")
-    if ckpt.kind == "text":
+    if o["long"] or o["waves"] is not None or o["seed"] is not None:
+        with flagged():
+            ckpt.data_kind.check("continuous measures")
+    if ckpt.data_kind.allows("text evaluation"):
         figures = _eval_text(ckpt, o, adapting)
     else:
         figures = _eval_series(ckpt, o)
@@ -140,8 +141,8 @@ def _adapt_config(ckpt, adapt: bool, lr: Optional[float], window: Optional[int])
         if lr is not None or window is not None:
             raise UsageError("--adapt-lr and --adapt-window set up --adapt: give --adapt too")
         return None
-    if ckpt.kind != "text":
-        raise UsageError(f"--adapt: dynamic evaluation works with text models so far; {ckpt.path} models numbers")
+    with flagged():
+        ckpt.data_kind.check("dynamic evaluation", path=ckpt.path)
     from ..adapt import DEFAULT_WINDOW, AdaptConfig
 
     return AdaptConfig(lr=lr, window=DEFAULT_WINDOW if window is None else window)

@@ -56,8 +56,7 @@ def forecast(
     if plot_file is not None:
         _check_plot_file(plot_file)
     ckpt = load_checkpoint(resolve(checkpoint))
-    if ckpt.kind == "text":
-        raise UsageError(f"{checkpoint} is a text model; forecast continues numbers (use 'seqgen sample' for text)")
+    ckpt.data_kind.check("forecast", path=checkpoint)
     if 0 < samples < FEW_SAMPLES:
         say(
             f"note: --samples {samples}: the quantiles of so few paths say little about the spread (the default is 200)"

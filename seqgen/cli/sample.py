@@ -74,11 +74,11 @@ def _sample(o: dict) -> None:
     request.check()
     ckpt = load_checkpoint(resolve(o["checkpoint"]))
     with flagged():
-        fmt = check_format(o["fmt"], ckpt.kind == "text", o["per_step"])
+        fmt = check_format(o["fmt"], ckpt.data_kind, o["per_step"])
     _check_writing(ckpt, request, o, fmt)
     request.prime = _read_prime(ckpt, o["prime"], o["prime_file"])
     _check_adapt(ckpt, request)
-    if ckpt.kind != "text" and request.prime is not None and calendar_note(ckpt, ""):
+    if request.prime is not None and calendar_note(ckpt, ""):
         say(calendar_note(ckpt, "the prime's last value"))
     started = time.perf_counter()
     ready = prepare(ckpt, request)
@@ -98,7 +98,7 @@ def _write_sample(o: dict, ready, fmt: str) -> None:
 
     gen, steps, prime = ready.gen, ready.steps, ready.fed if o["include_prime"] else None
     texts: list[list[str]] = []
-    if gen.is_text and (gen.sampling.greedy or o["beam"] is not None):
+    if gen.data_kind.allows("loop warnings") and (gen.sampling.greedy or o["beam"] is not None):
         steps = recording_text(steps, gen.batch_size, texts)
     drawn: list[np.ndarray] = []
     if o["plot"] or o["plot_file"]:
@@ -163,8 +163,9 @@ def _check_writing(ckpt, request, o: dict, fmt: str) -> None:
             f"--plot and --plot-file draw the values of one series; {ckpt.path} models {ckpt.model_config.channels} "
             "channels jointly (`seqgen forecast --plot` draws their forecast, one channel at a time with --series)"
         )
-    if plot and ckpt.kind == "text":
-        raise UsageError("--plot and --plot-file draw continuous output; this model generates text")
+    if plot:
+        with flagged():
+            ckpt.data_kind.check("plot")
     if o["plot_file"] is not None:
         _check_plot_file(o["plot_file"])
 
@@ -182,7 +183,7 @@ def _check_adapt(ckpt, request) -> None:
             "--adapt adapts the weights to the prime of a new generation; --load-state goes on with the "
             "weights the state was saved with (drop --adapt)"
         )
-    if request.adapt and ckpt.kind == "text" and request.prime is None:
+    if request.adapt and ckpt.data_kind.allows("adapt") and request.prime is None:
         raise UsageError(
             "--adapt learns from the prime: give one with --prime or --prime-file (a few hundred characters or more)"
         )
@@ -242,8 +243,7 @@ def _follow(o: dict) -> None:
         raise UsageError(
             f"--season applies to the pretrained forecaster; {o['checkpoint']} learnt its season in training"
         )
-    if ckpt.kind == "text":
-        raise UsageError(f"{o['checkpoint']} is a text model; follow forecasts numbers")
+    ckpt.data_kind.check("seqgen follow", path=o["checkpoint"])
     entries = ckpt.described.series
     if len(entries) > 1 and o["series"] is None:
         # Values arrive one at a time: there is no history yet to tell the series by.

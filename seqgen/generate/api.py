@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 import numpy as np
 
 from ..checkpoint import Checkpoint
-from ..data import SCALE_PRIME, SineConfig, parse_numbers, sine_waves
+from ..data import SCALE_PRIME, SineConfig, sine_waves
 from ..data.tokenizers import UNKNOWN_POLICIES, stored_tokenizer, tokenizer_for
-from ..errors import DataError, UsageError
+from ..errors import UsageError
+from ..kinds import TEXT, kind_named
 from ..model.heads import head_for
 from .generator import Generator, Step, scaling_for, series_entry
-from .sampling import TEXT_CHOICES, SampleConfig, sampling_config, stop_matcher
+from .sampling import TEXT_CHOICES, SampleConfig, stop_matcher
 from . import state as state_files
 
 if TYPE_CHECKING:
@@ -59,12 +60,7 @@ def as_prime(
 ) -> str | np.ndarray | None:
     """A prime as the model reads it (None when none was given): text for a text model, else an
     array of values (`prime_values`, or a string of numbers parsed)."""
-    prime = prime_values if prime_values is not None else prime
-    if prime is None or isinstance(prime, str) and ckpt.kind == "text":
-        return prime
-    if isinstance(prime, str):
-        return parse_numbers(prime)
-    return np.asarray(prime, dtype=np.float64)
+    return ckpt.data_kind.as_prime(prime_values if prime_values is not None else prime)
 
 
 def scaling_to_sample(
@@ -73,8 +69,8 @@ def scaling_to_sample(
     """The scaling a model of several series samples in (None: the generator's default): the series
     named; else the one the prime belongs to (see `scaling_for`); else, with no prime, the first,
     whose end the default prime continues. A saved state brings the scaling it was generated in."""
-    if series is not None and ckpt.kind == "text":
-        raise UsageError("`series` names a series of a model of numbers; this model generates text")
+    if series is not None:
+        ckpt.data_kind.check("series")
     if load_state is not None:
         if series is not None:
             raise UsageError("`series`: a state loaded with `load_state` goes on in the series it was saved in")
@@ -103,8 +99,7 @@ def generate_steps(gen: Generator, length: int, stop: str | None = None) -> Iter
 
 def check_stop(gen: Generator, stop: str) -> str:
     """A stop string, checked for what the model cannot make."""
-    if not gen.is_text:
-        raise UsageError("`stop` applies to text models")
+    gen.data_kind.check("stop")
     if stop == "":
         raise UsageError("`stop` needs at least one character")
     unknown = gen.tokenizer.unknown(stop)
@@ -131,8 +126,7 @@ def beam_steps(
     output format writes them; a continuation that stopped early is not live after its end."""
     from .beam import beam_search
 
-    if not gen.is_text:
-        raise UsageError("`beam` searches for likely text; this model generates numbers")
+    gen.data_kind.check("beam")
     s = gen.sampling
     if s.greedy or s.top_k is not None or s.top_p is not None or s.min_p is not None:
         raise UsageError(
@@ -154,6 +148,43 @@ def beam_steps(
             yield Step.of(items, text.add(items)), live
 
     return fed, steps()
+
+
+def sampling_config(
+    kind: str,
+    *,
+    temperature: float | None = None,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    greedy: bool = False,
+    noise: float | None = None,
+    probabilistic: bool = False,
+    **choices,
+) -> SampleConfig:
+    """The sampling settings for a "text" or "series" model, with each option's meaning there.
+
+    For a continuous model with a likelihood head (`probabilistic`), each value is drawn from the
+    distribution it predicts: `temperature` scales that distribution's spread (default 1) and
+    `greedy` feeds back its mean. For a point model `temperature` is another name for `noise`
+    (the std of the noise added to each fed-back value, in the data's units; default 0).
+    top_k and top_p are text-only, as are the `choices` of TEXT_CHOICES (min_p and the penalties;
+    None leaves one at its default).
+    """
+    unknown = set(choices) - set(TEXT_CHOICES)
+    if unknown:
+        raise UsageError(f"unknown sampling setting `{sorted(unknown)[0]}`")
+    given = {k: v for k, v in choices.items() if v is not None}
+    config = kind_named(kind).sample_config(
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        greedy=greedy,
+        noise=noise,
+        probabilistic=probabilistic,
+        given=given,
+    )
+    config.check()
+    return config
 
 
 def sampling_for(
@@ -187,22 +218,16 @@ def sampling_for(
     saved = state_files.saved_sampling(load_state)
     if saved is None:  # a state from before sampling settings were saved
         return config
-    keep = lambda value, stored: stored if value is None else value
-    if kind != "text" and not probabilistic:
-        return config if noise is not None or temperature is not None else saved  # both name the one noise
-    if kind != "text":
-        return SampleConfig(
-            temperature=keep(temperature, saved.temperature),
-            noise=keep(noise, saved.noise),
-            greedy=greedy or (saved.greedy and temperature is None),
-        )
-    sampled = [v for v in (temperature, top_k, top_p) if v is not None]
-    return SampleConfig(
-        temperature=keep(temperature, saved.temperature),
-        top_k=keep(top_k, saved.top_k),
-        top_p=keep(top_p, saved.top_p),
-        greedy=greedy or (saved.greedy and not sampled),
-        **{k: keep(choices.get(k), getattr(saved, k)) for k in TEXT_CHOICES},
+    return kind_named(kind).resumed_sampling(
+        config,
+        saved,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        greedy=greedy,
+        noise=noise,
+        probabilistic=probabilistic,
+        given=choices,
     )
 
 
@@ -222,12 +247,11 @@ def start(
     was fed."""
     if unknown not in UNKNOWN_POLICIES:
         raise UsageError(f"`unknown` must be one of {', '.join(UNKNOWN_POLICIES)}, got {unknown!r}")
-    if isinstance(prime, str) and gen.is_text:
-        prime = _readable(gen, prime, unknown)
+    prime = gen.data_kind.readable(gen.tokenizer, prime, unknown)
     if load_state is not None:
         gen.restore(state_files.load_state(load_state, gen))
         if prime is None:
-            return "" if gen.is_text else np.zeros(0)
+            return gen.data_kind.nothing()
         gen.feed(prime)
         return prime
     if num_samples < 1:
@@ -263,8 +287,7 @@ def checkpoint_to_generate(
         return state_files.saved_weights(load_state, ckpt) or ckpt
     if config is None:
         return ckpt
-    if ckpt.kind != "text":
-        raise UsageError(f"`adapt` works with text models so far; {ckpt.path} models numbers")
+    ckpt.data_kind.check("adapt", path=ckpt.path)
     if not isinstance(prime, str):
         raise UsageError("`adapt` learns from the prime: give a prime (a few hundred characters or more)")
     tokenizer = tokenizer_for(ckpt.data)
@@ -277,14 +300,7 @@ def text_prime(gen: Generator, ckpt: Checkpoint, prime: str | None = None, unkno
     that feeds it itself (a server's engine, a token per batched step)."""
     if unknown not in UNKNOWN_POLICIES:
         raise UsageError(f"`unknown` must be one of {', '.join(UNKNOWN_POLICIES)}, got {unknown!r}")
-    return _readable(gen, prime, unknown) if prime is not None else default_prime(ckpt)
-
-
-def _readable(gen: Generator, prime: str, unknown: str) -> str:
-    readable = gen.tokenizer.known(prime, unknown)
-    if prime and not readable:
-        raise DataError("the model has never seen any character of the prime; `unknown` skip left nothing to feed")
-    return readable
+    return gen.data_kind.readable(gen.tokenizer, prime, unknown) if prime is not None else default_prime(ckpt)
 
 
 def channel_index(ckpt: Checkpoint, series: str | None) -> int | None:
@@ -303,16 +319,7 @@ def channel_index(ckpt: Checkpoint, series: str | None) -> int | None:
 def collect_text(gen: Generator, steps: Iterable[tuple[Step, np.ndarray]], final: bool = True) -> list[str]:
     """Each stream's text from the steps of `generate_steps`. `final`: the generation ends here
     (not continued from a saved state), so a character left incomplete becomes U+FFFD."""
-    streams: list[list[str]] = [[] for _ in range(gen.batch_size)]
-    live = np.ones(gen.batch_size, dtype=bool)
-    for step, live in steps:
-        for k in np.flatnonzero(live):
-            streams[k].append(step.text[k])
-    if final:
-        for k, rest in enumerate(gen.text_end()):
-            if live[k]:  # a stream that ended on its stop string ends with it
-                streams[k].append(rest)
-    return ["".join(s) for s in streams]
+    return TEXT.collect(gen, steps, final)
 
 
 def follow(
@@ -335,8 +342,7 @@ def follow(
     With `learn` (a `seqgen.learn.OnlineLearner` made on `gen`), the weights keep training on the
     recent values as they arrive, and each forecast comes from them (see seqgen/learn.py).
     """
-    if gen.is_text:
-        raise UsageError("follow works with continuous models; this one generates text")
+    gen.data_kind.check("follow")
     if horizon < 1:
         raise UsageError(f"`horizon` must be >= 1, got {horizon}")
     if samples < 0 or (quantiles and samples < 1):

@@ -38,8 +38,7 @@ def beam_search(
     """The `results` best continuations of what `gen` (a text generator with one stream, primed)
     was fed, best first; `stop` ends a hypothesis once its text has made it. Afterwards `gen` holds
     the state after each returned continuation, one row each, so generation can go on from them."""
-    if not gen.is_text:
-        raise UsageError("beam search chooses characters; this model generates numbers")
+    gen.data_kind.check("beam search")
     if gen.batch_size != 1 or gen.last_output is None:
         raise UsageError("beam search starts from one primed stream")
     if beam < 1 or not 1 <= results <= beam:

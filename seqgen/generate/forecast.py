@@ -79,8 +79,7 @@ def forecast(
     `end`, for a model with calendar inputs: the step index of the history's last value
     (`data.calendar.step_index` of its time); by default the history ends where the training data did."""
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-    if ckpt.kind == "text":
-        raise UsageError(f"{ckpt.path} is a text model; forecast continues numbers (use 'seqgen sample' for text)")
+    ckpt.data_kind.check("forecast", path=ckpt.path)
     if horizon < 1:
         raise UsageError(f"`horizon` must be >= 1, got {horizon}")
     if samples < 1:

@@ -22,6 +22,7 @@ from ..data.calendar import calendar_features, step_index
 from ..data.times import Frequency
 from ..data.tokenizers import CharTokenizer, Tokenizer, stored_tokenizer
 from ..errors import DataError, UsageError
+from ..kinds import Kind, kind_named
 from ..model.heads import head_for
 from ..model.numpy_backend import NumpyModel
 from .sampling import SampleConfig, choose_tokens, draw_tokens, keep_allowed, sampling_weights, token_probability
@@ -132,9 +133,9 @@ class Generator:
         self.reset()
 
     @property
-    def is_text(self) -> bool:
-        """Whether the items are tokens (a text model), not values."""
-        return not self.head.continuous
+    def data_kind(self) -> Kind:
+        """Text (the items are tokens) or series (values): see seqgen/kinds.py."""
+        return kind_named("series" if self.head.continuous else "text")
 
     @property
     def last_probability(self) -> np.ndarray | None:

@@ -23,7 +23,6 @@ from .api import (
     beam_steps,
     channel_index,
     checkpoint_to_generate,
-    collect_text,
     generate_steps,
     is_probabilistic,
     sampling_for,
@@ -242,15 +241,9 @@ def sample(
     )
     ready = prepare(checkpoint, request)
     gen = ready.gen
-    if gen.is_text:
-        result: list[str] | np.ndarray = collect_text(gen, ready.steps, final=save_state is None)
-    else:
-        result = np.empty((length, gen.batch_size) + ((gen.channels,) if gen.channels > 1 else ()))
-        for t, (items, _) in enumerate(ready.steps):
-            result[t] = items
-        result = np.swapaxes(result, 0, 1)
-        if ready.channel is not None:
-            result = result[..., ready.channel]
+    result = gen.data_kind.collect(gen, ready.steps, final=save_state is None)
+    if ready.channel is not None:  # one channel of a model of several
+        result = result[..., ready.channel]
     if save_state is not None:
         state_files.save_state(save_state, gen)
     return result
@@ -293,18 +286,13 @@ def _which_series(ckpt: Checkpoint, scaling: dict | None, prime) -> list[str]:
 
 def _same_samples(ckpt: Checkpoint, request: Request, sampling) -> list[str]:
     """Several samples that will all be the same: why, and what makes them differ."""
-    count = request.samples
-    if ckpt.kind == "text" and count > 1 and sampling.greedy:
-        return [f"warning: the {count} samples will be the same: `greedy` makes the same choice in each"]
+    if request.samples < 2:
+        return []
     # Without a prime, a sine model's samples each start from a fresh wave of their own.
     own_primes = request.prime is None and request.load_state is None and ckpt.described.is_sine
     drawn = is_probabilistic(ckpt) and not sampling.greedy
-    if ckpt.kind != "text" and count > 1 and not sampling.noise and not own_primes and not drawn:
-        return [
-            f"warning: the {count} streams will be the same (up to rounding): a continuous model is "
-            "deterministic without `noise` (give `noise` 0.05, say, for different streams)"
-        ]
-    return []
+    warning = ckpt.data_kind.same_samples(request.samples, sampling, varied=own_primes or drawn)
+    return [warning] if warning else []
 
 
 def calendar_note(ckpt: Checkpoint, what: str) -> str | None:

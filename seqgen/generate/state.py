@@ -58,7 +58,7 @@ def state_bytes(gen, counts: dict[str, int] | None = None) -> bytes:
         "format": STATE_FORMAT,
         "format_version": 1 if adapted is None else 2,
         "checkpoint_checksum": gen.checkpoint_checksum,
-        "kind": "text" if gen.is_text else "series",
+        "kind": gen.data_kind.name,
         "batch_size": gen.batch_size,
         "rng": snap["rng"],
         "sampling": asdict(gen.sampling),

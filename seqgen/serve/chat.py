@@ -151,8 +151,7 @@ def messages_from(value) -> list[dict]:
 async def chat_job(server, served: Served, fields: dict) -> Job:
     """A chat completion as a job for the engine: the conversation rendered and fed, the answer's
     stops, its shape."""
-    if not served.is_text:
-        raise RequestError(f"{served.name} is a series model: chat completions need a text model")
+    served.data_kind.check("chat", RequestError, name=served.name)
     template: ChatTemplate = server.chat_template or ChatTemplate()
     text = template.render(messages_from(fields["messages"]))
     length = next(
@@ -162,7 +161,7 @@ async def chat_job(server, served: Served, fields: dict) -> Job:
     fields = {**fields, "max_tokens": length}
     server.check_length(fields)
     server.check_rows(fields["n"])
-    stops = protocol.generation_stops(fields, True)
+    stops = protocol.generation_stops(fields, served.data_kind)
     top = protocol.logprobs_count(fields)
     bias = protocol.logit_bias(fields["logit_bias"], len(served.tokenizer))
     strings, patterns = template.stops()

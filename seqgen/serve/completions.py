@@ -18,11 +18,12 @@ from .streaming import Inbox, Job, Output, Shape, Stops, make_stream
 async def completion_job(server, served: Served, fields: dict) -> Job:
     """A completion request as a job for the engine: a stream per prompt, each prompt fed."""
     server.check_length(fields)
-    stops = protocol.generation_stops(fields, served.is_text)
-    prompts = [served.prompt_text(p) for p in protocol.prompts(fields["prompt"], served.is_text)]
+    stops = protocol.generation_stops(fields, served.data_kind)
+    prompts = [served.prompt_text(p) for p in protocol.prompts(fields["prompt"], served.data_kind)]
     rows = samples_per_prompt(server, served, fields, len(prompts))
     top = protocol.logprobs_count(fields)
-    bias = protocol.logit_bias(fields["logit_bias"], len(served.tokenizer)) if served.is_text else None
+    # A series model's `logit_bias` was refused with its stops: only a text model gets this far with one.
+    bias = protocol.logit_bias(fields["logit_bias"], len(served.tokenizer)) if fields["logit_bias"] else None
     inbox = Inbox()
     streams, echoed, fed = [], [], 0
     for number, prompt in enumerate(prompts):
@@ -68,8 +69,8 @@ def samples_per_prompt(server, served: Served, fields: dict, prompts: int) -> in
         raise RequestError(f"`best_of` must be at least `n` ({n}), got {rows}")
     if rows > n and fields["stream"]:
         raise RequestError("`best_of` above `n` cannot stream: which samples are best is known only at the end")
-    if fields["echo"] and not served.is_text:
-        raise RequestError("`echo` applies to text models")
+    if fields["echo"]:
+        served.data_kind.check("echo", RequestError)
     server.check_rows(
         rows * prompts,
         "`n`" if rows == n and prompts == 1 else "the samples in all (`best_of`, else `n`, times the prompts)",

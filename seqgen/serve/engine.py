@@ -282,8 +282,10 @@ class Engine:
 
     def _pass_on(self, stream: Stream, items: np.ndarray) -> None:
         live = stream.live.copy()
-        logprobs = np.log(stream.gen.last_probability) if stream.logprobs and stream.gen.is_text else None
-        top = most_likely(stream.gen, stream.top_logprobs) if stream.top_logprobs and stream.gen.is_text else None
+        # A series stream ranked for `best_of` has no probabilities to give.
+        scored = stream.gen.data_kind.allows("logprobs")
+        logprobs = np.log(stream.gen.last_probability) if stream.logprobs and scored else None
+        top = most_likely(stream.gen, stream.top_logprobs) if stream.top_logprobs and scored else None
         stream.made += 1
         self.made += int(np.count_nonzero(live))
         texts = items.text

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 
 from ..checkpoint import Checkpoint, load_checkpoint
-from ..data import parse_numbers
 from ..device import usable_cores
 from ..errors import DataError, UsageError
 from ..generate.api import is_probabilistic, start, text_prime
@@ -16,6 +15,7 @@ from ..generate.generator import Generator
 from ..generate.request import Request, generator_for
 from ..generate.sampling import TEXT_CHOICES, sampling_weights
 from ..info import checkpoint_info
+from ..kinds import Kind
 from ..model.numpy_backend import NumpyModel
 from .engine import top_tokens
 from .remote import ProcessEngine
@@ -72,8 +72,8 @@ class Served:
         }
 
     @property
-    def is_text(self) -> bool:
-        return self.ckpt.kind == "text"
+    def data_kind(self) -> Kind:
+        return self.ckpt.data_kind
 
     def generator(self, fields: dict, rows: int = 1, prompt=None) -> tuple[Generator, int, str | np.ndarray]:
         """A generator with the request's sampling settings and seed, fed its prompt (or, with
@@ -90,7 +90,7 @@ class Served:
         `prefill`, the generator reset for `rows` streams with nothing fed (None: all was fed here)."""
         prime = self.prime(prompt)
         gen = self.make_generator(fields, prime)
-        if self.is_text and prefill:
+        if prefill and self.data_kind.allows("prefill"):
             text = text_prime(gen, self.ckpt, prime, unknown=fields.get("unknown", "error"))
             ids = gen.encode(text)
             if 0 < len(ids) <= prefill:
@@ -120,7 +120,7 @@ class Served:
 
     def prompt_text(self, prompt):
         """A prompt of token ids (OpenAI's API takes them) as the text they spell; any other as it is."""
-        if self.is_text and isinstance(prompt, list) and prompt:
+        if self.data_kind.allows("token ids") and isinstance(prompt, list) and prompt:
             if not all(0 <= t < len(self.tokenizer) for t in prompt):
                 raise RequestError(f"`prompt`: token ids of this model are 0 to {len(self.tokenizer) - 1}")
             return self.tokenizer.decode(prompt)
@@ -156,7 +156,7 @@ class Served:
         """`temperature` 0 as OpenAI means it: the most likely token every time (for a series
         model that draws from a distribution, its mean), whatever `top_k`, `top_p` or `min_p`
         say, since they would change nothing. A point series model takes it as no noise."""
-        if fields.get("temperature") != 0 or not (self.is_text or is_probabilistic(self.ckpt)):
+        if fields.get("temperature") != 0 or not self.data_kind.greedy_at_zero(is_probabilistic(self.ckpt)):
             return fields
         return {**fields, "temperature": None, "top_k": None, "top_p": None, "min_p": None, "greedy": True}
 
@@ -164,16 +164,16 @@ class Served:
         """A request's `prompt` for this model: text, or numbers (a list, or a string of them)."""
         if prompt is None or (isinstance(prompt, (str, list)) and len(prompt) == 0):
             return None
-        if self.is_text:
-            if not isinstance(prompt, str):
-                raise RequestError(f"`prompt` must be text for {self.name}, a text model")
-            return prompt
         if isinstance(prompt, str):
             try:
-                values = np.asarray(parse_numbers(prompt, "`prompt`"))
+                prime = self.data_kind.as_prime(prompt, "`prompt`")
             except DataError as e:
                 raise RequestError(str(e)) from None
+            if isinstance(prime, str):
+                return prime
+            values = np.asarray(prime)
         else:
+            self.data_kind.check("prompt of numbers", RequestError, name=self.name)
             values = np.asarray(numbers(prompt, "prompt"))
         if not np.all(np.abs(values) <= FLOAT32_MAX):  # the network computes in float32
             raise RequestError(f"`prompt`: values must lie within +-{FLOAT32_MAX:.3g}")

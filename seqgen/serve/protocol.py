@@ -187,15 +187,16 @@ def stops(value: str | list | None) -> list[str]:
     return items
 
 
-def generation_stops(fields: dict, is_text: bool) -> list[str]:
-    """A generating request's stop strings, once its text-only fields are checked against the model."""
+def generation_stops(fields: dict, kind) -> list[str]:
+    """A generating request's stop strings, once its text-only fields are checked against the
+    model's `kind` of data (seqgen/kinds.py)."""
     items = stops(fields["stop"])
-    if items and not is_text:
-        raise RequestError("`stop` applies to text models")
-    if logprobs_count(fields) is not None and not is_text:
-        raise RequestError("`logprobs` applies to text models (a series model's values have no probabilities)")
-    if fields.get("logit_bias") and not is_text:
-        raise RequestError("`logit_bias` applies to text models (a series model has no tokens)")
+    if items:
+        kind.check("stop", RequestError)
+    if logprobs_count(fields) is not None:
+        kind.check("logprobs", RequestError)
+    if fields.get("logit_bias"):
+        kind.check("logit_bias", RequestError)
     return items
 
 
@@ -239,10 +240,10 @@ def logit_bias(value: dict | None, vocab_size: int) -> np.ndarray | None:
     return bias
 
 
-def prompts(value: Any, is_text: bool) -> list:
+def prompts(value: Any, kind) -> list:
     """A completion's prompts: for a text model, a string, a list of token ids, or a list of
     either (a choice per prompt); for a series model, one prompt (numbers). None: the default."""
-    if not is_text or not isinstance(value, list) or not value:
+    if not kind.allows("several prompts") or not isinstance(value, list) or not value:
         return [value]
     if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         return [value]

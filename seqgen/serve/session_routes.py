@@ -27,7 +27,7 @@ def session_routes(server) -> list[Route]:
 
     def described(session, status: int = 200, **extra) -> JSONResponse:
         body = session.describe(sessions.ttl)
-        if not session.served.is_text and session.gen.last_output is not None:
+        if session.served.data_kind.allows("prediction") and session.gen.last_output is not None:
             body["prediction"] = finite_or_none(session.gen.prediction()[0])  # the next value's forecast
         return JSONResponse({**body, **extra}, status_code=status)
 
@@ -73,7 +73,7 @@ def session_routes(server) -> list[Route]:
         session = sessions.get(request.path_params["id"])  # as in feed: nothing awaits from here to `busy`
         server.check_length(fields)
         served = session.served
-        stops = protocol.generation_stops(fields, served.is_text)
+        stops = protocol.generation_stops(fields, served.data_kind)
         top = protocol.logprobs_count(fields)
         inbox = Inbox()
         stream = make_stream(session.gen, fields, stops, inbox.deliver, top=top)
@@ -132,8 +132,7 @@ def session_routes(server) -> list[Route]:
     async def follow_values(request: Request):
         fields = await server.body(request, protocol.FOLLOW)
         served = server.model(fields["model"])
-        if served.is_text:
-            raise RequestError(f"{served.name} is a text model; /v1/follow forecasts series")
+        served.data_kind.check("/v1/follow", RequestError, name=served.name)
         values = protocol.numbers(fields["values"] or [], "values")
         if not values:
             raise RequestError("`values`: give at least one value")

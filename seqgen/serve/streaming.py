@@ -302,7 +302,7 @@ class Output:
         for k, live in enumerate(piece.live.tolist()):
             if not live:
                 continue
-            if self.served.is_text:
+            if piece.texts is not None:
                 logprob = None if piece.logprobs is None else float(piece.logprobs[k])
                 rows[k].add(piece.texts[k], logprob, None if piece.top is None else piece.top[k])
             else:
@@ -341,16 +341,13 @@ class Shape:
     def __init__(self, served: Served, top: int | None):
         """`top`: log-probabilities with that many alternatives (None: none)."""
         self.served, self.top = served, top
-        self.names = served.tokenizer.vocab if served.is_text else None
+        self.names = served.tokenizer.vocab if served.tokenizer is not None else None
 
     def choice(
         self, index: int, row: Row, text: str, tokens: range, values: list, finish: str | None, whole: bool
     ) -> dict:
         choice: dict = {"index": index}
-        if self.served.is_text:
-            choice["text"] = text
-        else:
-            choice["values"] = values
+        choice[self.served.data_kind.answer_key] = self.served.data_kind.answer(text, values)
         choice["logprobs"] = self.logprobs(row, tokens) if self.top is not None else None
         choice["finish_reason"] = finish
         return choice

@@ -39,10 +39,7 @@ def token_routes(server) -> list[Route]:
 
 def text_model(server, name: str | None, what: str) -> Served:
     served = server.model(name)
-    if not served.is_text:
-        raise RequestError(
-            f"{served.name} is a series model: it reads numbers, not tokens (/{what} needs a text model)"
-        )
+    served.data_kind.check("tokenize", RequestError, name=served.name, endpoint=what)
     return served
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 from ..console import console, say
+from ..kinds import kind_named
 
 # Without `sample_every`, a sample at a validation at most this often (training seconds): a
 # five-minute run shows ten, a small text validated every few seconds does not bury its lines.
@@ -69,7 +70,7 @@ class TrainDisplay:
         self.progress = None
         self.task = None
         self.val = "-"
-        self.unit = "values" if kind != "text" else "chars" if tokens == "char" else "tokens"
+        self.unit = kind_named(kind).unit(tokens)
         self.pending: Optional[tuple[int, str]] = None  # a `log_every` line waiting for its step's evaluation
         self.last_line = -1.0  # when (training seconds) the last evaluation line was printed
 
@@ -179,8 +180,7 @@ class TrainDisplay:
                     say(f"step {event['step']}  epoch {event['epoch']:.2f}  {event['elapsed']:.0f}s  val {val}")
 
     def _loss(self, value: float) -> str:
-        # Text loss is a few nats; a series' MSE can be 1e-12 (the oscillator head on sines).
-        return f"{value:.4f}" if self.kind == "text" else f"{value:.4g}"
+        return kind_named(self.kind).loss_text(value)
 
     def _small_batch(self, event: dict) -> str:
         """Why the batch is smaller than `batch_size` asked, and what would give more tracks."""
@@ -204,11 +204,8 @@ class TrainDisplay:
                 f"none yet (the first comes at step {self.config.eval_every}); the checkpoint holds the latest weights",
             )
         else:
-            per = "char" if self.tokens == "char" else "token"
-            label = f"best val loss (nats/{per})" if kind == "text" else "best val MSE (scaled)"
-            table.add_row(label, f"{self._loss(result.best_val)} at step {result.best_step}")
-            if kind == "text":
-                table.add_row("best val bits/char", f"{result.best_bpc:.4f}")
+            for name, text in kind_named(kind).summary_rows(result, self.tokens):
+                table.add_row(name, text)
             for name, text in meaning:
                 table.add_row(name, self.word(text))
         calibration = getattr(result, "calibration", None)

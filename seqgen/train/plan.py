@@ -20,6 +20,7 @@ from ..data.calendar import CALENDARS, with_calendar
 from ..data.load import TableOptions, TextOptions, stored_data_path
 from ..data.transforms import with_target
 from ..errors import UsageError
+from ..kinds import kind_named
 
 # A run's limits: any one given replaces all the stored or default ones (`steps` 5000 means 5000
 # steps, not "5000 steps unless the default time limit comes first").
@@ -230,16 +231,8 @@ def _resumed_tokens(checkpoint: Checkpoint | None, text_as: TextOptions | None) 
 
 def _check_kind(dataset: Dataset, target, calendar, text_as, model_opts: dict, train_opts: dict) -> None:
     """Options that apply to the other kind of data."""
-    if dataset.kind == "text":
-        if target is not None:
-            raise UsageError("`target` applies to numeric series; this data is text")
-        if calendar is not None:
-            raise UsageError("`calendar` applies to numeric series; this data is text")
-        series_only = [f"`{name}`" for name in SERIES_ONLY if name in model_opts or name in train_opts]
-        if series_only:
-            raise UsageError(f"{' and '.join(series_only)} apply to numeric series; this data is text")
-    elif text_as is not None:
-        raise UsageError("`tokens` and `vocab_size` apply to text; this data is a numeric series")
+    series_only = [f"`{name}`" for name in SERIES_ONLY if name in model_opts or name in train_opts]
+    kind_named(dataset.kind).check_training_options(target, calendar, text_as, series_only)
 
 
 def _as_model_reads(dataset: Dataset, checkpoint: Checkpoint | None, target, calendar, warnings: list[str]) -> Dataset:
@@ -289,9 +282,7 @@ def _configs(
 def fitted_to(model_config: ModelConfig, data: Dataset) -> ModelConfig:
     """A copy of `model_config` reading what `data` holds: a text's vocabulary, or a series'
     calendar cycles and channels (what the network reads follows the data)."""
-    if data.kind == "text":
-        return replace(model_config, vocab_size=len(data.vocab))
-    return replace(model_config, calendar=tuple(data.cycles or ()), channels=len(data.channels) if data.channels else 1)
+    return kind_named(data.kind).fitted(model_config, data)
 
 
 def _check_overwrite(out: Path, checkpoint: Checkpoint | None, force: bool) -> None:
@@ -363,9 +354,7 @@ def _fast_bf16(train_opts: dict) -> bool:
 
 def data_size(dataset: Dataset) -> int:
     """How many characters (text, whatever its tokens) or values the data holds: what the defaults are sized by."""
-    if dataset.kind == "text":
-        return sum(dataset.characters(stream) for stream in dataset.streams)
-    return sum(int(stream.size) for stream in dataset.streams)  # channels read jointly count each value
+    return kind_named(dataset.kind).size(dataset)
 
 
 def sized_note(dataset: Dataset, model_config: ModelConfig, train_config: TrainConfig) -> str | None:

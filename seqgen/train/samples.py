@@ -10,6 +10,7 @@ random numbers, no training time (validation time is not counted), the same weig
 
 from __future__ import annotations
 
+from ..kinds import kind_named
 from .trainer import EventHandler
 
 # Characters per sample: a few lines, enough to tell words from letters at a glance.
@@ -57,7 +58,7 @@ def with_samples(
         from ..errors import UsageError
 
         raise UsageError(f"`sample_every` must be >= 0 (0: no samples), got {every}")
-    if not every or trainer.data.kind != "text":
+    if not every or not kind_named(trainer.data.kind).allows("training samples"):
         return on_event
     seen, last = 0, None
 

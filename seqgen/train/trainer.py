@@ -25,18 +25,15 @@ from ..checkpoint import Checkpoint, save_checkpoint
 from ..config import MIN_WINDOW, ModelConfig, TrainConfig
 from ..data import Dataset
 from ..data.calendar import model_streams, values_of
-from ..data.tokenizers import tokenization
 from ..device import keep_freed_memory, resolve_device, usable_cores
 from .distributed import current as current_group, device_for
 from ..errors import CheckpointError, DataError, TrainingError, UsageError
+from ..kinds import kind_named
 from ..model.network import SeqModel, State, detach_state, parameter_count, state_from_tensors, state_tensors
 from .plan import RunPlan, fitted_to
 from .precision import autocast, grad_scaler, hardware_runs, resolve_precision
 from .threads import measure_threads, threads_asked
 
-
-# How many values of a series (its last) the checkpoint keeps as the default prime for `seqgen sample`.
-PRIME_KEEP = 200
 
 # Text validation during training runs the held-out tail as this many warmed-up pieces side by
 # side (see evaluate_loss); `seqgen eval` runs it as one unbroken stream.
@@ -752,38 +749,7 @@ def data_meta(data: Dataset) -> dict:
         "source": data.source,
         "val_fraction": data.val_fraction,
     }
-    if data.kind == "text":
-        # Characters are stored as their `vocab`, as every checkpoint stored them before other tokens.
-        meta.update({"tokenizer": data.tokenizer.to_dict()} if data.tokenizer is not None else {"vocab": data.vocab})
-    else:
-        meta.update(mean=np.asarray(data.mean).tolist(), std=np.asarray(data.std).tolist())
-        if data.channels is not None:
-            meta["channels"] = data.channels
-        if data.typical_scale is not None:
-            meta["typical_scale"] = data.typical_scale
-        if data.target != "level":
-            meta["target"] = data.target
-        if data.series is not None:
-            # Each series' own scaling and end: a forecast of one of them continues from there.
-            meta["series"] = [
-                {
-                    "name": e["name"],
-                    "mean": e["mean"],
-                    "std": e["std"],
-                    "last_time": e["last_time"],
-                    "prime": [float(v) for v in e["values"][-PRIME_KEEP:]],
-                }
-                for e in data.series
-            ]
-        elif data.source.get("type") != "sine":
-            # The end of the data, validation tail included: a forecast with no prime continues
-            # from the last value the user has, not from a point they already know the sequel of.
-            values = (
-                data.levels
-                if data.levels is not None
-                else data.unscale(data.streams[0][-PRIME_KEEP:].astype(np.float64))
-            )
-            meta["prime"] = np.asarray(values[-PRIME_KEEP:], dtype=np.float64).tolist()
+    meta.update(kind_named(data.kind).describe(data))
     return meta
 
 
@@ -791,8 +757,7 @@ def check_resume_compatible(ckpt: Checkpoint, data: Dataset, model_config: Model
     """`resume` must continue the same run: same kind of data, same vocabulary, same model shape."""
     if ckpt.kind != data.kind:
         raise UsageError(f"`resume` {ckpt.path}: that checkpoint was trained on {ckpt.kind} data, not {data.kind}")
-    if data.kind == "text":
-        _check_same_tokens(ckpt, data)
+    kind_named(data.kind).check_resumed(ckpt, data)
     if ckpt.described.target != data.target:
         raise UsageError(
             f"`resume` {ckpt.path}: that run modelled the series by its {ckpt.described.target}, "
@@ -812,20 +777,6 @@ def check_resume_compatible(ckpt: Checkpoint, data: Dataset, model_config: Model
     # just after a restart from the best weights), and then they start afresh on resume.
     if "optimizer" not in ckpt.meta:
         raise CheckpointError(f"{ckpt.path} holds no training state to resume from")
-
-
-def _check_same_tokens(ckpt: Checkpoint, data: Dataset) -> None:
-    """A resumed text run must read the tokens it was trained on."""
-    ours = data.tokenizer.kind if data.tokenizer is not None else "char"
-    if tokenization(ckpt.data) != ours:
-        raise UsageError(
-            f"`resume` {ckpt.path}: that run's tokens are {tokenization(ckpt.data)}, not {ours} "
-            "(give the same `tokens`)"
-        )
-    if ours == "char" and ckpt.vocab != data.vocab:
-        raise UsageError(f"`resume` {ckpt.path}: the data's characters differ from the checkpoint's vocabulary")
-    if ours != "char" and ckpt.described.tokenizer != data.tokenizer.to_dict():
-        raise UsageError(f"`resume` {ckpt.path}: the data's tokens differ from the checkpoint's")
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
