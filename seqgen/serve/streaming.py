@@ -528,7 +528,8 @@ def _event(data: dict) -> str:
 # 0.13 s more of the server's CPU and 0.37 s more of the clients' than whole answers, a round of
 # 2,200 events): 320 a second is 2% of a core here and 6% of the clients'. At 64 streams that is
 # 0.2 s apart, 40 characters an event; those 64 clients got 10,400-10,900 characters/s at 0.05 s,
-# 11,300-12,000 at 0.1 s and 13,000 at 0.2 s (benchmarks/serve.py --stream-interval, with this rule off).
+# 11,300-12,000 at 0.1 s and 13,000 at 0.2 s (rounds of benchmarks/serve.py's SDK clients against
+# `seqgen serve --stream-interval S`, before this rule).
 EVENTS_PER_SECOND = 320
 
 
