@@ -156,13 +156,20 @@ def strip_training_state(path: str | Path, out: str | Path | None = None) -> Pat
     return target
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read and verify a checkpoint. Raises CheckpointError with a one-line reason."""
+def check_checkpoint_file(path: str | Path) -> None:
+    """Raise CheckpointError, in one line, if `path` is not a file there to read (before anything
+    slow or binding is done: a server says so before it takes its port)."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: no such checkpoint (train one with 'seqgen train')")
     if path.is_dir():
         raise CheckpointError(f"{path} is a directory, not a checkpoint file")
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read and verify a checkpoint. Raises CheckpointError with a one-line reason."""
+    path = Path(path)
+    check_checkpoint_file(path)
     try:
         raw = path.read_bytes()
     except OSError as e:

@@ -655,6 +655,24 @@ def test_serve_says_what_is_wrong_with_a_checkpoint_in_one_line(tmp_path):
     assert "missing.safetensors" in result.stderr
 
 
+def test_a_missing_checkpoint_is_named_even_where_the_port_is_taken(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = subprocess.run(
+            [sys.executable, "-m", "seqgen", "serve", str(tmp_path / "missing.safetensors"), "--port", port],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1 and "missing.safetensors: no such checkpoint" in result.stderr
+
+
 def test_a_failing_step_ends_its_streams_and_the_engine_goes_on(text_checkpoint):
     first = Generator.from_checkpoint(text_checkpoint)
     engine = Engine(first.model)

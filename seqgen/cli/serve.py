@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from ..checkpoint import check_checkpoint_file
 from ..errors import MissingPackage, UsageError
 from .app import app, flagged, option, parse_duration, say
 
@@ -63,6 +64,8 @@ def serve(
         read_timeout=timeout,
         stream_interval=stream_interval,
     )
+    for path in checkpoints:  # a mistyped name is told as such, even where the port is taken
+        check_checkpoint_file(path)
     with flagged():
         template = read_template(chat_template) if chat_template is not None else None
         listening = listen(host, port)  # before anything is loaded or said: a taken port is one line
