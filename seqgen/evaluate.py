@@ -101,7 +101,9 @@ def resolve_data(ckpt: Checkpoint, data: str | Path | None) -> str:
         return found
     path = source.get("path")
     where = f" ({path} is not a file here)" if path else ""
-    raise UsageError(f"give the DATA to evaluate on: {ckpt.path} does not point to its training file{where}")
+    from .generate.zero_shot import called
+
+    raise UsageError(f"give the DATA to evaluate on: {called(ckpt.path)} does not point to its training file{where}")
 
 
 def checkpoint_val_fraction(ckpt: Checkpoint) -> float:

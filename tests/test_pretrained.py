@@ -279,3 +279,17 @@ def test_a_season_as_long_as_the_history_is_refused(forecaster, tmp_path):
     data = monthly_csv(tmp_path / "sales.csv", 100 + np.arange(30.0))
     made = run("forecast", str(forecaster), str(data), "--season", "30")
     assert made.returncode == 2 and "--season 30" in made.stderr
+
+
+@pytest.mark.parametrize("command", [["forecast", "pretrained"], ["eval", "pretrained"]])
+def test_the_shipped_forecaster_is_named_as_the_user_named_it(command):
+    from seqgen.errors import CheckpointError
+    from seqgen.generate.zero_shot import shipped_forecaster
+
+    try:
+        shipped_forecaster()
+    except CheckpointError:
+        pytest.skip("no shipped forecaster")
+    result = run(*command)
+    assert result.returncode == 2 and result.stderr.startswith("seqgen: error: pretrained is a forecaster")
+    assert "checkpoints/" not in result.stderr  # not the path it resolves to inside the project

@@ -152,9 +152,10 @@ def _backtest_forecaster(ckpt, o: dict):
     """The pretrained forecaster's backtest on DATA's series, each read with its season."""
     from ..evaluate import backtest_forecaster
     from ..generate.histories import seasoned_series
+    from ..generate.zero_shot import called
 
     if o["data"] is None:
-        raise UsageError(f"{ckpt.path} is a forecaster, which backtests on the series you give: give DATA")
+        raise UsageError(f"{called(ckpt.path)} is a forecaster, which backtests on the series you give: give DATA")
     series = seasoned_series(o["data"], o["fill"], o["season"])
     asked = {k: o[k] for k in ("horizon", "origins", "samples")}
     return backtest_forecaster(ckpt, series, **asked, label=o["data"])

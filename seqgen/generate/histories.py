@@ -77,12 +77,12 @@ def zero_shot_series(
 ) -> tuple[list, dict, object]:
     """The pretrained forecaster's forecast of each series of DATA, the histories, and the step of
     DATA's dates (None without)."""
-    from .zero_shot import guess_season, season_for, zero_shot
+    from .zero_shot import called, guess_season, season_for, zero_shot
 
     if data is None:
         raise UsageError(
-            f"{ckpt.path} is a forecaster, which continues a series you give: "
-            f"seqgen forecast {ckpt.path} DATA.csv `horizon` 12"
+            f"{called(ckpt.path)} is a forecaster, which continues a series you give: "
+            f"seqgen forecast {called(ckpt.path)} DATA.csv `horizon` 12"
         )
     rows, frequency = user_series(data, only, fill)
     results, histories = [], {}

@@ -78,7 +78,7 @@ def zero_shot(
     levels = check_quantiles(quantiles)
     if not 1 <= horizon <= config.horizon:
         raise UsageError(
-            f"`horizon` must be between 1 and {config.horizon} for {ckpt.path}, "
+            f"`horizon` must be between 1 and {config.horizon} for {called(ckpt.path)}, "
             f"which forecasts at most {config.horizon} steps at once; got {horizon} (for longer, train a "
             "model of the series, which runs as far as asked)"
         )
@@ -205,6 +205,13 @@ def shipped_forecaster() -> Path:
 
 
 SHIPPED_NAME = "forecaster.safetensors"
+
+
+def called(path: str | Path) -> str:
+    """A checkpoint as a user names it: 'pretrained' for the shipped forecaster, as they typed it,
+    not the path it resolves to inside the project."""
+    shipped = Path(__file__).resolve().parents[2] / "checkpoints" / SHIPPED_NAME
+    return PRETRAINED if Path(path).resolve() == shipped else str(path)
 
 
 def follow_zero_shot(
