@@ -421,12 +421,6 @@ def test_a_lone_line_of_text_as_a_series_prime_is_not_a_number(tmp_path, sine_ch
     assert result.returncode == 1 and "'hello there' is not a number" in result.stderr
 
 
-@pytest.mark.parametrize("given, says", [("absent.txt", "no such file"), (".", "is a directory")])
-def test_a_prime_file_that_is_not_a_file_is_a_usage_error(tmp_path, sine_checkpoint, given, says):
-    result = run("sample", str(sine_checkpoint), "--prime-file", given, cwd=tmp_path)
-    assert result.returncode == 2 and says in result.stderr
-
-
 def test_resuming_a_series_run_with_text_names_the_difference(tmp_path, text_file):
     import numpy as np
 

@@ -33,11 +33,10 @@ def read_prime(ckpt: Checkpoint, prime: str | None, prime_file: Path | None) -> 
 
 
 def _prime_file(ckpt: Checkpoint, path: Path, columns: list[str] | None) -> str | np.ndarray:
-    # A usage error, as docs/reference.md says: the option names a file that is not there.
     if path.is_dir():
-        raise UsageError(f"`prime_file` {path} is a directory: give a file")
+        raise DataError(f"`prime_file` {path} is a directory: give a file")
     if not path.is_file():
-        raise UsageError(f"`prime_file` {path}: no such file")
+        raise DataError(f"`prime_file` {path}: no such file")
     try:
         raw = path.read_bytes()
     except OSError as e:
