@@ -137,7 +137,7 @@ class Engine:
         self.made = 0  # items generated, all rows together (for /metrics)
         self.step_time = Histogram()
         self.last_step = 0.0  # seconds the latest step took
-        self.tuner = ThreadTuner(model) if getattr(model, "threads", 1) > 1 else None
+        self.tuner = ThreadTuner(model) if getattr(model, "threads", 1) > 1 and hasattr(model, "use_threads") else None
         self._members: list[Stream] = []  # the streams whose rows self._state holds, in order
         self._state: list[np.ndarray] = []
         self._thread = threading.Thread(target=self._run, name=f"seqgen-engine-{name}", daemon=True)
