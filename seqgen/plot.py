@@ -125,10 +125,12 @@ def fan_chart(
     width: int = 80,
     height: int = 12,
     history_shown: int | None = None,
+    times=None,
 ):
     """A rich Text chart of a forecast: the end of the history, then the median inside the band
     between the lowest and highest quantile asked for. The history shown is cut to leave the
-    forecast at least a third of the width."""
+    forecast at least a third of the width. `times`: the forecast's steps (dates, say), whose
+    first and last are written under the columns where the forecast begins and ends."""
     from rich.text import Text
 
     history = np.asarray(history, dtype=np.float64)
@@ -167,9 +169,24 @@ def fan_chart(
         for ch, style in cells:
             chart.append(ch, style=style)
         chart.append("\n")
+    if times is not None and len(times):
+        chart.append(_time_axis(times, edges, len(history), pad, columns) + "\n")
     chart.append(f"{'':>{pad}}   {PRIME_MARK} history ({len(history)} shown)", style="blue")
     chart.append(f"   {MIDDLE_MARK} median   {BAND_MARK} {band_label(levels)} ({len(middle)} steps)", style="green")
     return chart
+
+
+def _time_axis(times, edges: np.ndarray, history: int, pad: int, columns: int) -> str:
+    """A line under the chart: the forecast's first step under its first column, its last
+    under the last column (when they do not run into each other)."""
+    first, last = str(times[0]), str(times[-1])
+    # The first forecast column, moved left where the label would run past the chart's end.
+    start = min(int(np.searchsorted(edges[:-1], history, side="left")), max(0, columns - len(first)))
+    axis = [" "] * columns
+    axis[start : start + len(first)] = first
+    if len(times) > 1 and start + len(first) < columns - len(last):
+        axis[columns - len(last) :] = last
+    return " " * (pad + 3) + "".join(axis)[:columns]
 
 
 def band_label(levels) -> str:

@@ -282,3 +282,16 @@ def test_a_checkpoint_from_before_heads_and_tables_still_loads_and_forecasts(mod
     np.testing.assert_allclose(result.paths, forecast(models["point"], None, 4, samples=10, seed=0, noise=noise).paths)
     out = seqgen("sample", str(old), "--length", "3", "--seed", "1")
     assert out.returncode == 0 and len(out.stdout.split()) == 3
+
+
+def test_a_dated_forecast_chart_says_when_its_forecast_begins_and_ends():
+    from seqgen.plot import fan_chart
+
+    history = np.sin(np.arange(60) / 3)
+    middle = np.sin(np.arange(60, 84) / 3)
+    times = [f"{2002 + k // 12}-{k % 12 + 1:02d}" for k in range(24)]
+    text = fan_chart(history, middle - 0.2, middle, middle + 0.2, [0.1, 0.5, 0.9], width=80, times=times).plain
+    axis = text.splitlines()[-2]  # under the chart, above the legend
+    assert "2002-01" in axis and axis.rstrip().endswith("2003-12")
+    assert axis.index("2002-01") > len(axis) // 3  # under the forecast, not the history
+    assert "2002-01" not in fan_chart(history, middle - 0.2, middle, middle + 0.2, [0.1, 0.5, 0.9]).plain

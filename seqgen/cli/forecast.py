@@ -93,7 +93,9 @@ def _finish(results, histories_by_name, output, fmt, plot, plot_file, what: str,
         say(f"the chart shows the first of {len(results)} {what}, {name!r}{which}")
     low, middle, high = bands(first)
     if plot:
-        console.print(fan_chart(histories_by_name[name], low, middle, high, first.levels, width=console.width))
+        console.print(
+            fan_chart(histories_by_name[name], low, middle, high, first.levels, width=console.width, times=times)
+        )
     if plot_file is not None:
         start = None if times is None else str(times[0])
         with flagged():
