@@ -91,12 +91,10 @@ def _finish(results, histories_by_name, output, fmt, plot, plot_file, what: str,
     if len(results) > 1:
         which = "" if what == "channels" else " (--series chooses another)"
         say(f"the chart shows the first of {len(results)} {what}, {name!r}{which}")
-    low, middle, high = bands(first)
+    history, (low, middle, high) = histories_by_name[name], bands(first)
     if plot:
-        console.print(
-            fan_chart(histories_by_name[name], low, middle, high, first.levels, width=console.width, times=times)
-        )
+        console.print(fan_chart(history, low, middle, high, first.levels, width=console.width, times=times))
     if plot_file is not None:
         start = None if times is None else str(times[0])
         with flagged():
-            save_fan_plot(plot_file, histories_by_name[name], low, middle, high, first.levels, start, frequency, name)
+            save_fan_plot(plot_file, history, low, middle, high, first.levels, start, frequency, name)
