@@ -89,6 +89,9 @@ class Stream:
         self.matchers = [stop_matcher(stop, self.gen.tokenizer, rows) for stop in self.stops]
         self.matchers += [PatternStopMatcher(pattern, rows) for pattern in self.patterns]
         self.stopped = np.zeros(rows, dtype=bool)  # rows that ended on a stop string (not the length)
+        # Whether its items have probabilities to report (a series stream ranked for `best_of`
+        # has none): asked once, not every step.
+        self.scored = self.gen.data_kind.allows("logprobs")
 
     @property
     def rows(self) -> int:
@@ -282,10 +285,8 @@ class Engine:
 
     def _pass_on(self, stream: Stream, items: np.ndarray) -> None:
         live = stream.live.copy()
-        # A series stream ranked for `best_of` has no probabilities to give.
-        scored = stream.gen.data_kind.allows("logprobs")
-        logprobs = np.log(stream.gen.last_probability) if stream.logprobs and scored else None
-        top = most_likely(stream.gen, stream.top_logprobs) if stream.top_logprobs and scored else None
+        logprobs = np.log(stream.gen.last_probability) if stream.logprobs and stream.scored else None
+        top = most_likely(stream.gen, stream.top_logprobs) if stream.top_logprobs and stream.scored else None
         stream.made += 1
         self.made += int(np.count_nonzero(live))
         texts = items.text
