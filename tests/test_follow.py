@@ -198,3 +198,14 @@ def test_a_point_model_of_several_series_bands_follow_by_that_series_error(tmp_p
     error = validation_error(ckpt, series_entry(ckpt, "big"))  # in the units of 'big', its std about 210
     assert error > 10
     assert last["q0.9"][0] - last["q0.1"][0] == pytest.approx(2 * 1.2816 * error, rel=0.25)
+
+
+def test_a_lone_word_on_standard_input_is_not_taken_silently_as_a_header():
+    import io
+
+    from seqgen.data.rows import read_rows
+    from seqgen.errors import DataError
+
+    with pytest.raises(DataError, match="no numbers: its one line, 'abc', was read as a header"):
+        list(read_rows(io.StringIO("abc\n")))
+    assert list(read_rows(io.StringIO("value\n1.5\n"))) == [1.5]  # a header with values after it is one

@@ -22,7 +22,7 @@ def read_rows(stream: TextIO, channels: list[str] | None = None, column: str | N
     names = channels or ([column] if column else [])
     width = len(channels) if channels else 1
     columns = list(range(width))  # where each value the model reads is in a row
-    first = True
+    first, header, read = True, None, 0
     for number, line in enumerate(iter(stream.readline, ""), start=1):
         text = line.strip().lstrip("\ufeff")
         if not text:
@@ -33,6 +33,7 @@ def read_rows(stream: TextIO, channels: list[str] | None = None, column: str | N
             if is_header(cells, channels, names):
                 if channels or any(f in names for f in cells):
                     columns, width = _header_columns(cells, names), len(cells)
+                header = text
                 continue
         if len(cells) != width:
             # Rows copied from a CSV without its header: say how to pick the column out of them.
@@ -54,7 +55,11 @@ def read_rows(stream: TextIO, channels: list[str] | None = None, column: str | N
             ) from None
         if not all(math.isfinite(v) for v in row):
             raise DataError(f"standard input, line {number}: {text!r} is not a finite number")
+        read += 1
         yield row if channels else row[0]
+    if header is not None and not read:
+        # A lone word piped in would otherwise pass for a header and end with nothing said.
+        raise DataError(f"standard input held no numbers: its one line, {header[:40]!r}, was read as a header")
 
 
 def fields(line: str) -> list[str]:
