@@ -293,3 +293,17 @@ def test_the_shipped_forecaster_is_named_as_the_user_named_it(command):
     result = run(*command)
     assert result.returncode == 2 and result.stderr.startswith("seqgen: error: pretrained is a forecaster")
     assert "checkpoints/" not in result.stderr  # not the path it resolves to inside the project
+
+
+def test_readings_that_disagree_widen_the_forecast_but_keep_its_median():
+    from seqgen.generate.zero_shot import combined
+
+    levels = [0.1, 0.5, 0.9]
+    low = np.array([[[9.0, 10.0, 11.0]]])  # one step; a reading centred on 10
+    high = low + 4.0  # another, centred on 14
+    middle = low + 2.0
+    alike = combined(np.concatenate([middle, middle, middle]), levels)
+    np.testing.assert_allclose(alike, middle[0])  # readings that agree are that reading
+    both = combined(np.concatenate([low, middle, high]), levels)
+    assert both[0, 1] == 12.0  # the median of the medians
+    assert both[0, 0] < 11.0 and both[0, 2] > 13.0  # wider than the median of each quantile (11, 13)
