@@ -222,7 +222,7 @@ def shipped_forecaster() -> Path:
     """The pretrained forecaster that ships in the project's checkpoints/ folder."""
     from ..errors import CheckpointError
 
-    path = Path(__file__).resolve().parents[2] / "checkpoints" / SHIPPED_NAME
+    path = _shipped_path()
     if not path.is_file():
         raise CheckpointError(
             f"no pretrained forecaster at {path}: "
@@ -237,8 +237,11 @@ SHIPPED_NAME = "forecaster.safetensors"
 def called(path: str | Path) -> str:
     """A checkpoint as a user names it: 'pretrained' for the shipped forecaster, as they typed it,
     not the path it resolves to inside the project."""
-    shipped = Path(__file__).resolve().parents[2] / "checkpoints" / SHIPPED_NAME
-    return PRETRAINED if Path(path).resolve() == shipped else str(path)
+    return PRETRAINED if Path(path).resolve() == _shipped_path() else str(path)
+
+
+def _shipped_path() -> Path:
+    return Path(__file__).resolve().parents[2] / "checkpoints" / SHIPPED_NAME
 
 
 def follow_zero_shot(
